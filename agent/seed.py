@@ -1,0 +1,109 @@
+"""Demo data for a till: the demo programme, a catalogue and a member base of any size.
+
+The member base is made the way a first snapshot from the back office would arrive: in
+one transaction, indexes built after the load (``Store.bulk_load_members``). States come
+from a few dozen templates so a million rows load in seconds; phones are distinct and
+valid Russian mobiles, derived from the row number so the demo can print some to type.
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from hashlib import sha256
+from importlib import resources
+from typing import Any
+
+from agent import codec, engine
+from agent.identify import make_member_code
+from agent.model import MemberState, PointLot
+from agent.rules import Programme, load_programme_text
+from agent.store import Store
+
+FIRST_NAMES = ("Анна", "Мария", "Елена", "Ольга", "Ирина", "Дарья", "Алексей", "Сергей",
+               "Наталья", "Татьяна", "Екатерина", "Дмитрий", "Юлия", "Светлана", "Андрей")
+
+CATALOG = (
+    # sku, name, category, collection, price_kop
+    ("DR-1001", "Платье миди «Лён»", "dresses", None, 649900),
+    ("SH-2001", "Рубашка оверсайз", "shirts", None, 349900),
+    ("TR-3001", "Брюки палаццо", "trousers", None, 459900),
+    ("OW-4001", "Пуховик «Север»", "outerwear", "north", 1899900),
+    ("OW-4002", "Шапка «Север»", "accessories", "north", 199900),
+    ("SS-5001", "Ботинки челси", "shoes", None, 899900),
+    ("AC-6001", "Шарф кашемир «Север»", "accessories", "north", 299900),
+    ("BG-7001", "Сумка-шопер", "bags", None, 249900),
+    ("GC-9001", "Подарочная карта 3000 ₽", "gift_cards", None, 300000),
+)
+
+
+def demo_programme() -> Programme:
+    text = resources.files("agent").joinpath("data/demo_programme.toml").read_text("utf-8")
+    return load_programme_text(text, "toml", "demo_programme.toml")
+
+
+def demo_phone(i: int) -> str:
+    """A distinct valid Russian mobile (+7 9xx) for row ``i`` (i < 10**8)."""
+    return f"+7916{(i * 7919 + 1_234_567) % 10**7:07d}" if i < 10**7 else \
+        f"+7926{(i * 7919 + 1_234_567) % 10**7:07d}"
+
+
+def _templates(rules: Programme, now: datetime, rng: random.Random) -> list[str]:
+    out = []
+    for t in range(48):
+        lots = []
+        if t % 4:
+            points = rng.choice((150, 480, 1200, 2500, 4000, 9000))
+            earned = now - timedelta(days=rng.randint(20, 340))
+            lots.append(PointLot(f"seed-{t}-a", points, earned, earned + timedelta(days=14),
+                                 earned + timedelta(days=rules.expiry_days), "server"))
+        if t % 6 == 1:  # a lot burning soon: "N бонусов сгорят DD.MM"
+            earned = now - timedelta(days=rules.expiry_days - 9)
+            lots.append(PointLot(f"seed-{t}-b", 700, earned, earned,
+                                 earned + timedelta(days=rules.expiry_days), "server"))
+        spend_kop = rng.choice((0, 500000, 1500000, 3500000, 6000000, 12000000))
+        day = (engine.local_date(rules, now) - timedelta(days=rng.randint(1, 200))).isoformat()
+        birthday = date(1970 + t, (t % 12) + 1, (t % 27) + 1)
+        if t == 7:  # someone with a birthday today
+            birthday = engine.local_date(rules, now).replace(year=1990)
+        state = MemberState("__MID__", lots=tuple(lots),
+                            spend=((day, spend_kop),) if spend_kop else (),
+                            birthday=birthday,
+                            collections=(("north-5", 4),) if t % 5 == 0 else ())
+        out.append(codec.dumps(state))
+    return out
+
+
+def member_rows(n: int, rules: Programme, hash_key: bytes, now: datetime,
+                seed: int = 7) -> Iterator[tuple[Any, ...]]:
+    """Rows for ``Store.bulk_load_members``, in ``MEMBER_LOAD_COLUMNS`` order."""
+    rng = random.Random(seed)
+    templates = _templates(rules, now, rng)
+    summaries = []
+    for text in templates:
+        st = codec.loads(MemberState, text)
+        exp, exp_on = engine.expiring_soon(st.lots, rules, now)
+        tier = rules.tier_for_spend(engine.rolling_spend(st, rules, now)).code
+        summaries.append((st.balance(now), st.available_points(now), st.pending_points(now), exp,
+                          exp_on.isoformat() if exp_on else None, tier))
+    synced = now.isoformat()
+    mac = hmac.new(hash_key, digestmod=sha256)
+    for i in range(n):
+        t = i % len(templates)
+        member_id = f"m{i:08d}"
+        phone = demo_phone(i)
+        h = mac.copy()
+        h.update(phone.encode())
+        bal, avail, pend, exp, exp_on, tier = summaries[t]
+        masked = f"+7 *** ***-{phone[-4:-2]}-{phone[-2:]}"  # == mask_phone(), 50x faster
+        yield (member_id, make_member_code(100_000_000 + i), h.hexdigest()[:32], masked,
+               FIRST_NAMES[i % len(FIRST_NAMES)], templates[t].replace("__MID__", member_id),
+               bal, avail, pend, exp, exp_on, tier, synced, 0, 1, i % 3 == 0, synced)
+
+
+def seed_catalog(store: Store) -> None:
+    with store.write() as conn:
+        conn.executemany("INSERT OR REPLACE INTO catalog(sku, name, category, collection, "
+                         "price_kop) VALUES (?,?,?,?,?)", CATALOG)

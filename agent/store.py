@@ -1,0 +1,334 @@
+"""The till's local SQLite store: durable, single-owner, migrated by name.
+
+Durability choices (see notes/sync.md): WAL with ``synchronous=FULL`` so a committed sale
+survives power loss (a printed slip must never point at a vanished sale); every write is
+one ``BEGIN IMMEDIATE`` transaction (a deferred ``BEGIN`` ignores the busy timeout and
+fails at once under contention); a business event and its journal row commit together or
+not at all. One process owns a store: an exclusive advisory lock on ``<db>.lock`` taken at
+open and held until close; a second opener gets ``StoreLockedError`` naming the owner.
+
+Tables (migration ``0001_initial``):
+- ``meta``: terminal id and epoch, phone-hash key, journal sequence counter, key material;
+- ``rules``: every programme version received, one marked active;
+- ``members``: the members cache (hashed phone + mask only), the member state document
+  and a points summary (balance, available, pending, next expiry) readable without it;
+- ``purchases`` / ``refunds``: committed cheques keyed by the POS receipt / refund id;
+- ``outbox``: the journal, gapless ``seq``, ``event_id`` made at commit;
+- ``print_jobs``: slips queued in the same transaction as their sale;
+- ``sync_state``: last contact, pull cursor, offline counters;
+- ``cashiers`` / ``shifts``; ``coupons_used``; ``catalog`` (SKU -> category, for POS
+  integrations that send only SKUs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from agent.errors import StoreError, StoreLockedError, StoreWriteError
+
+migrations = Migrations("kassa.till")
+
+
+@migrations(name="0001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE rules (
+            version INTEGER PRIMARY KEY, document TEXT NOT NULL,
+            received_at TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE members (
+            member_id TEXT PRIMARY KEY,
+            code TEXT NOT NULL,
+            phone_hash TEXT,
+            phone_masked TEXT,
+            first_name TEXT,
+            state TEXT NOT NULL,
+            balance INTEGER NOT NULL DEFAULT 0,
+            available INTEGER NOT NULL DEFAULT 0,
+            pending INTEGER NOT NULL DEFAULT 0,
+            expiring_points INTEGER NOT NULL DEFAULT 0,
+            expiring_on TEXT,
+            tier TEXT,
+            synced_at TEXT,
+            provisional INTEGER NOT NULL DEFAULT 0,
+            consent_programme INTEGER NOT NULL DEFAULT 0,
+            consent_marketing INTEGER NOT NULL DEFAULT 0,
+            offline_spent INTEGER NOT NULL DEFAULT 0,
+            unsynced INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL);
+        CREATE TABLE purchases (
+            receipt_id TEXT PRIMARY KEY,
+            op_id TEXT NOT NULL UNIQUE,
+            member_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            result TEXT NOT NULL,
+            effects TEXT NOT NULL,
+            refunded TEXT NOT NULL DEFAULT '{}',
+            cashier_id TEXT,
+            shift_id TEXT,
+            offline INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX purchases_member ON purchases(member_id, created_at);
+        CREATE TABLE refunds (
+            refund_id TEXT PRIMARY KEY,
+            receipt_id TEXT NOT NULL REFERENCES purchases(receipt_id),
+            op_id TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            result TEXT NOT NULL);
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            terminal_id TEXT NOT NULL,
+            terminal_epoch TEXT NOT NULL,
+            type TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            payload_hash TEXT NOT NULL,
+            acked_at TEXT,
+            status TEXT NOT NULL DEFAULT 'pending');
+        CREATE INDEX outbox_pending ON outbox(status, seq);
+        CREATE TABLE print_jobs (
+            job_id INTEGER PRIMARY KEY,
+            receipt_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            slip TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            printed_at TEXT,
+            copy INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX print_jobs_status ON print_jobs(status, job_id);
+        CREATE TABLE sync_state (name TEXT PRIMARY KEY, value TEXT NOT NULL,
+                                 updated_at TEXT NOT NULL);
+        CREATE TABLE cashiers (
+            cashier_id TEXT PRIMARY KEY, name TEXT NOT NULL, pin_hash TEXT NOT NULL,
+            role TEXT NOT NULL DEFAULT 'cashier', active INTEGER NOT NULL DEFAULT 1);
+        CREATE TABLE shifts (
+            shift_id TEXT PRIMARY KEY, cashier_id TEXT NOT NULL REFERENCES cashiers(cashier_id),
+            terminal_id TEXT NOT NULL, opened_at TEXT NOT NULL, closed_at TEXT);
+        CREATE TABLE coupons_used (
+            coupon_id TEXT PRIMARY KEY, receipt_id TEXT NOT NULL, used_at TEXT NOT NULL);
+        CREATE TABLE catalog (
+            sku TEXT PRIMARY KEY, name TEXT NOT NULL, category TEXT NOT NULL,
+            collection TEXT, price_kop INTEGER NOT NULL);
+        """
+    )
+    # Indexes on the members cache are created here for small stores; a bulk load of a
+    # large base drops and recreates them (``Store.bulk_load_members``).
+    _member_indexes(db.conn)
+
+
+def _member_indexes(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_code ON members(code)")
+    conn.execute("CREATE INDEX IF NOT EXISTS members_phone ON members(phone_hash)")
+
+
+_ENOSPC_HINTS = ("disk is full", "database or disk is full", "readonly", "read-only",
+                 "disk i/o error", "unable to open")
+
+
+def _write_error(e: sqlite3.Error) -> StoreWriteError:
+    return StoreWriteError(
+        f"store write failed, nothing was written: {e}",
+        f"Не удалось записать в базу кассы, операция не выполнена: {e}",
+        sqlite_error=str(e),
+    )
+
+
+class Store:
+    """An open till store. Thread-safe: a re-entrant lock serialises access to the
+    connection, so the UI workers, the POS API and the sync loop may share one ``Store``.
+    """
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self._mutex = threading.RLock()
+        self._lock_file = self._acquire_lock()
+        try:
+            self.conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False,
+                timeout=timeout_s,
+            )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.db = sqlite_utils.Database(self.conn)
+            with self.write():
+                migrations.apply(self.db)
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise StoreError(
+                f"cannot open till store {self.path}: {e}",
+                f"Не удаётся открыть базу кассы {self.path}: {e}",
+                path=str(self.path),
+            ) from e
+        except BaseException:
+            self.close()
+            raise
+
+    def _acquire_lock(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
+        try:
+            _lock_exclusive(handle)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise StoreLockedError(
+                f"till store {self.path} is in use by another process (pid {owner})",
+                f"База кассы {self.path} уже открыта другой программой (pid {owner})",
+                path=str(self.path), owner_pid=owner,
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+    def close(self) -> None:
+        """Close the connection and release the ownership lock (idempotent)."""
+        with self._mutex:
+            conn = getattr(self, "conn", None)
+            if conn is not None:
+                conn.close()
+                self.conn = None  # type: ignore[assignment]
+            if self._lock_file is not None:
+                _unlock(self._lock_file)
+                self._lock_file.close()
+                self._lock_file = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back whole on
+        any error. SQLite I/O failures (disk full, read-only) become ``StoreWriteError``.
+        """
+        with self._mutex:
+            conn = self.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise _write_error(e) from e
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.OperationalError | sqlite3.DatabaseError) and not \
+                        isinstance(e, sqlite3.IntegrityError):
+                    raise _write_error(e) from e
+                raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """Serialised access for reads (one consistent snapshot per statement)."""
+        with self._mutex:
+            yield self.conn
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        with self.read() as conn:
+            row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+            return row
+
+    def meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                     "DO UPDATE SET value = excluded.value", (key, value))
+
+    @staticmethod
+    def set_sync(conn: sqlite3.Connection, name: str, value: str, now_iso: str) -> None:
+        conn.execute("INSERT INTO sync_state(name, value, updated_at) VALUES (?, ?, ?) "
+                     "ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
+                     "updated_at = excluded.updated_at", (name, value, now_iso))
+
+    def sync_value(self, name: str) -> str | None:
+        row = self.one("SELECT value FROM sync_state WHERE name = ?", (name,))
+        return None if row is None else str(row[0])
+
+    def quick_check(self) -> str:
+        row = self.one("PRAGMA quick_check")
+        return "error" if row is None else str(row[0])
+
+    def applied_migrations(self) -> list[str]:
+        return [m.name for m in migrations.applied(self.db)]
+
+    def bulk_load_members(self, rows: Any, *, batch: int = 50_000) -> int:
+        """Load many member rows fast: one transaction, indexes dropped during the load.
+
+        ``rows`` yields tuples in the column order of ``MEMBER_LOAD_COLUMNS``. Returns the
+        number of rows. Used by the demo seed and the first snapshot of a big member base.
+        """
+        cols = ", ".join(MEMBER_LOAD_COLUMNS)
+        marks = ", ".join("?" * len(MEMBER_LOAD_COLUMNS))
+        sql = f"INSERT INTO members({cols}) VALUES ({marks})"
+        count = 0
+        with self.write() as conn:
+            conn.execute("DROP INDEX IF EXISTS members_code")
+            conn.execute("DROP INDEX IF EXISTS members_phone")
+            chunk: list[Any] = []
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= batch:
+                    conn.executemany(sql, chunk)
+                    count += len(chunk)
+                    chunk.clear()
+            if chunk:
+                conn.executemany(sql, chunk)
+                count += len(chunk)
+            _member_indexes(conn)
+        return count
+
+
+MEMBER_LOAD_COLUMNS = (
+    "member_id", "code", "phone_hash", "phone_masked", "first_name", "state", "balance",
+    "available", "pending", "expiring_points", "expiring_on", "tier", "synced_at",
+    "provisional", "consent_programme", "consent_marketing", "updated_at",
+)
+
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows tills
+    import msvcrt
+
+    def _lock_exclusive(handle: Any) -> None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+
+    def _unlock(handle: Any) -> None:
+        handle.seek(0)
+        with contextlib.suppress(OSError):
+            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock_exclusive(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

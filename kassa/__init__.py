@@ -1,0 +1,1 @@
+"""Composition root: the `kassa` command line wires agent, drivers, sync and UI together."""

@@ -1,0 +1,228 @@
+"""The `kassa` command line: the composition root (it may import every package, lazily).
+
+JSON-in/JSON-out commands (identify, quote, commit, refund, register) read one JSON object
+from stdin (or ``--json``) and print one JSON object, so a script or the host POS can drive
+the core before the local API exists. Errors print ``{"error": code, ...}`` on stdout, a
+cashier-readable line on stderr, and exit 2 (bad input, not found, conflict) or 3 (store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.errors import AgentError, StoreError
+
+
+def default_store_path() -> Path:
+    """``$KASSA_STORE``, else the platform's per-user data dir: .../kassa/till.db."""
+    if env := os.environ.get("KASSA_STORE"):
+        return Path(env)
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "kassa" / "till.db"
+
+
+def _emit(obj: Any) -> None:
+    from agent.codec import to_plain
+
+    sys.stdout.write(json.dumps(to_plain(obj), ensure_ascii=False, indent=2) + "\n")
+
+
+def _read_json(args: argparse.Namespace) -> Any:
+    from agent.errors import InputError
+
+    text = args.json if args.json is not None else sys.stdin.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"request is not valid JSON: {e}", f"запрос не является JSON: {e}",
+                         field="json") from None
+
+
+def _open_agent(args: argparse.Namespace) -> Any:
+    from agent.service import Agent
+    from agent.store import Store
+
+    path = Path(args.store)
+    if not path.exists():
+        raise StoreError(f"no till store at {path} (run `kassa init`)",
+                         f"база кассы {path} не найдена (выполните kassa init)", path=str(path))
+    return Agent(Store(path))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from kassa.setup import init_store
+
+    info = init_store(Path(args.store), demo=args.demo, members=args.members,
+                      rules_path=Path(args.rules) if args.rules else None,
+                      store_name=args.store_name, terminal_id=args.terminal_id)
+    _emit(info)
+    return 0
+
+
+def _with_agent(fn: Callable[[Any, Any], Any], needs_json: bool = True) -> Callable[..., int]:
+    def run(args: argparse.Namespace) -> int:
+        data = _read_json(args) if needs_json else None
+        agent = _open_agent(args)
+        try:
+            _emit(fn(agent, data if needs_json else args))
+        finally:
+            agent.store.close()
+        return 0
+
+    return run
+
+
+def _checkout(agent: Any, data: Any) -> Any:
+    from agent.errors import InputError
+    from agent.requests import cart_from_json, redeem_from_json
+    from agent.service import CheckoutRequest
+
+    if not isinstance(data, dict):
+        raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
+    member_id = data.get("member_id")
+    identified_by = str(data.get("identified_by", "api"))
+    if member_id is None and "identify" in data:
+        card = agent.identify(str(data["identify"]))
+        member_id, identified_by = card.member_id, card.identified_by
+    if not isinstance(member_id, str):
+        raise InputError("member_id (or identify) is required", "не указан участник",
+                         field="member_id")
+    cart = cart_from_json(data, agent.catalog_lookup)
+    coupon = data.get("coupon")
+    return CheckoutRequest(member_id, cart, redeem_from_json(data),
+                           coupon if isinstance(coupon, str) else None,
+                           data.get("cashier_id"), data.get("shift_id"), identified_by)
+
+
+def _identify(agent: Any, data: Any) -> Any:
+    text = data.get("input") if isinstance(data, dict) else data
+    return agent.identify(str(text or ""))
+
+
+def _register(agent: Any, data: Any) -> Any:
+    from datetime import date
+
+    from agent.errors import InputError
+
+    if not isinstance(data, dict):
+        raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
+    birthday = None
+    if data.get("birthday"):
+        try:
+            birthday = date.fromisoformat(str(data["birthday"]))
+        except ValueError:
+            raise InputError("birthday must be YYYY-MM-DD", "дата рождения: ГГГГ-ММ-ДД",
+                             field="birthday") from None
+    return agent.register(
+        phone=str(data.get("phone", "")), first_name=str(data.get("first_name", "")),
+        birthday=birthday, consent_programme=data.get("consent_programme") is True,
+        consent_marketing=data.get("consent_marketing") is True,
+        cashier_id=data.get("cashier_id"),
+    )
+
+
+def _refund(agent: Any, data: Any) -> Any:
+    from agent.errors import InputError
+    from agent.requests import refund_lines_from_json
+
+    if not isinstance(data, dict):
+        raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
+    return agent.refund(str(data.get("refund_id", "")), str(data.get("receipt_id", "")),
+                        refund_lines_from_json(data.get("lines")),
+                        cashier_id=data.get("cashier_id"), shift_id=data.get("shift_id"))
+
+
+def _slip(agent: Any, args: Any) -> Any:
+    from agent.slip import slip_text
+
+    text = slip_text(agent.print_job(args.job_id), args.width)
+    return {"job_id": args.job_id, "text": text}
+
+
+def _journal(agent: Any, args: Any) -> Any:
+    return {"pending": agent.pending_events(args.limit), "status": agent.offline_status()}
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from agent.rules import load_programme
+
+    p = load_programme(Path(args.file))
+    _emit({"ok": True, "version": p.version, "name": p.name, "tiers": [t.code for t in p.tiers]})
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kassa.demo import run_demo
+
+    return run_demo(Path(args.dir) if args.dir else None, members=args.members)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kassa", description="Kassa loyalty agent for checkouts")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str, fn: Callable[[argparse.Namespace], int],
+            json_in: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--store", default=str(default_store_path()),
+                       help="till store file (default: $KASSA_STORE or the user data dir)")
+        if json_in:
+            p.add_argument("--json", help="request JSON (default: read stdin)")
+        p.set_defaults(func=fn)
+        return p
+
+    p = add("init", "create a till store (with --demo: demo programme, catalogue, members)",
+            cmd_init)
+    p.add_argument("--demo", action="store_true", help="seed the demo programme and members")
+    p.add_argument("--members", type=int, default=1000, help="demo members to seed")
+    p.add_argument("--rules", help="programme rules file (.toml or .json)")
+    p.add_argument("--store-name", default="Kassa демо-магазин", help="name printed on slips")
+    p.add_argument("--terminal-id", help="terminal id (default: a new UUID)")
+    add("identify", "find a member: {\"input\": scan or phone}", _with_agent(_identify), True)
+    add("quote", "score a cheque without committing", _with_agent(
+        lambda a, d: a.quote(_checkout(a, d))), True)
+    add("commit", "commit a cheque (idempotent by receipt_id)", _with_agent(
+        lambda a, d: a.commit(_checkout(a, d))), True)
+    add("refund", "refund lines of a committed cheque (idempotent by refund_id)",
+        _with_agent(_refund), True)
+    add("register", "register a new member with consent", _with_agent(_register), True)
+    p = add("slip", "show a queued slip as text", _with_agent(_slip, needs_json=False))
+    p.add_argument("job_id", type=int)
+    p.add_argument("--width", type=int, default=42, choices=(32, 42, 48))
+    p = add("journal", "journal events waiting for the back office",
+            _with_agent(_journal, needs_json=False))
+    p.add_argument("--limit", type=int, default=50)
+    p = sub.add_parser("rules", help="programme rules files")
+    rsub = p.add_subparsers(dest="rules_command", required=True)
+    rc = rsub.add_parser("check", help="validate a rules file")
+    rc.add_argument("file")
+    rc.set_defaults(func=cmd_rules_check)
+    p = sub.add_parser("demo", help="scripted demo on a real store: identify, quote, commit, slip")
+    p.add_argument("--dir", help="where to keep the demo store (default: a temp dir)")
+    p.add_argument("--members", type=int, default=10_000, help="demo members to seed")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except AgentError as e:
+        _emit(e.to_dict())
+        sys.stderr.write(f"kassa: {e.title}: {e.message_ru}\n")
+        return 3 if isinstance(e, StoreError) else 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

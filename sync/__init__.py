@@ -1,0 +1,1 @@
+"""Wire protocol, till sync client and the reference back office (issue 3)."""
