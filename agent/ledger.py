@@ -49,6 +49,7 @@ class RecordLine:
     earn_points: Points
     redeemed_points: Points
     counts_for_tier: bool
+    collection: str | None
     collection_units: int
 
 
@@ -163,7 +164,7 @@ def apply_purchase(
     record_lines = tuple(
         RecordLine(
             ql.line_no, ql.qty, ql.payable_kop, ql.earn_points, ql.redeemed_points,
-            counts_for_tier(by_no[ql.line_no], rules),
+            counts_for_tier(by_no[ql.line_no], rules), by_no[ql.line_no].collection,
             by_no[ql.line_no].qty if by_no[ql.line_no].collection and accrues(
                 by_no[ql.line_no], rules) else 0,
         )
@@ -270,14 +271,12 @@ def apply_refund(
     earn_grant = next((g for g in effects.grants if g.kind == "purchase"), None)
     out_lines: list[RefundLine] = []
     returned_before = returned_after = 0
-    spend_back = earn_back = units_before = units_after = 0
+    spend_back = earn_back = 0
     for rl in effects.lines:
         k0 = refunded_before.get(rl.line_no, 0)
         k1 = k0 + request.get(rl.line_no, 0)
         returned_before += rl.redeemed_points * k0 // rl.qty
         returned_after += rl.redeemed_points * k1 // rl.qty
-        units_before += rl.collection_units * k0 // rl.qty
-        units_after += rl.collection_units * k1 // rl.qty
         if k1 == k0:
             continue
         earn = _portion(rl.earn_points, k0, k1, rl.qty)
@@ -293,9 +292,15 @@ def apply_refund(
     bonus_back = 0
     collections = dict(state.collections)
     before_map = dict(effects.collections_before)
-    for mech_id, _coll, target, reward in effects.collection_mechanics:
+    for mech_id, coll, target, reward in effects.collection_mechanics:
         p0 = before_map.get(mech_id, 0)
-        units = sum(rl.collection_units for rl in effects.lines)
+        mine = [rl for rl in effects.lines if rl.collection == coll]
+        units = sum(rl.collection_units for rl in mine)
+        units_before = sum(rl.collection_units * refunded_before.get(rl.line_no, 0) // rl.qty
+                           for rl in mine)
+        units_after = sum(rl.collection_units * (refunded_before.get(rl.line_no, 0) +
+                                                 request.get(rl.line_no, 0)) // rl.qty
+                          for rl in mine)
         rewards_then = (p0 + units - units_before) // target - p0 // target
         rewards_now = (p0 + units - units_after) // target - p0 // target
         undo = rewards_then - rewards_now
@@ -316,9 +321,6 @@ def apply_refund(
                 bonus_back += g.granted
             if g.kind == "birthday":
                 birthday_year = effects.birthday_year_before
-        if earn_grant is not None:
-            # Debt the accrual had repaid comes back with the accrual.
-            pass
     _restore_consumed(lots, effects.consumed, returned_before, returned_after)
     spend = state.spend
     if spend_back and any(day == effects.spend_day for day, _ in spend):

@@ -476,7 +476,8 @@ class Agent:
             bonus_notes.append(f"Новый уровень: «{q.tier_after.name_ru}»")
         return Slip(
             kind="sale", store_name=self.store_name, terminal_id=self.terminal_id,
-            receipt_id=q.receipt_id, printed_at=now, member=row[2] or row[1],
+            receipt_id=q.receipt_id, printed_at=now.astimezone(self.programme().tz),
+            member=row[2] or row[1],
             tier=q.tier_after.name_ru,
             lines=sale_lines(
                 balance_before=q.balance_before, balance_after=q.balance_after,
@@ -508,6 +509,7 @@ class Agent:
         now = self.clock.now()
         now_iso = now.isoformat()
         rules = self.programme()
+        online = self.offline_status().online
         with self.store.write() as conn:
             stored = self._stored_refund(refund_id, request_hash)
             if stored is not None:
@@ -538,9 +540,10 @@ class Agent:
             seq = self._append_event(conn, event_id, "refund", payload, now_iso)
             slip = Slip(
                 kind="refund", store_name=self.store_name, terminal_id=self.terminal_id,
-                receipt_id=receipt_id, printed_at=now, member=member[2] or member[1],
+                receipt_id=receipt_id, printed_at=now.astimezone(rules.tz),
+                member=member[2] or member[1],
                 tier=rules.tier_for_spend(engine.rolling_spend(new_state, rules, now)).name_ru,
-                lines=_refund_lines(result), provisional=True,
+                lines=_refund_lines(result), provisional=not online,
             )
             job_id = self._queue_print(conn, receipt_id, "refund", slip, now_iso)
             outcome = RefundOutcome(refund_id, event_id, seq, result, job_id)
