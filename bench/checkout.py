@@ -1,0 +1,379 @@
+"""Checkout benchmark: one cashier decision against a million-member cache.
+
+What is measured (DESIGN.md §8; all figures from this run, on this machine):
+
+- ``build_s``: building the members cache, i.e. ``kassa.setup.init_store(demo=True,
+  members=N)`` (keys, migrations, demo programme and catalogue, N members loaded in one
+  transaction by ``Store.bulk_load_members``, indexes after). Timed in the parent process.
+- the decision a till makes per customer: ``Agent.identify`` (alternately a member code and
+  a phone, the phone alternately as "+7916..." and as typed "8 916 123-45-67") + ``quote``
+  of a 10-line cheque (alternately ``redeem_points="max"`` and 0) + ``commit``. p50/p99 of
+  the whole decision and of each phase, members drawn at random over the whole base.
+- the commit rate (``Agent.commit`` only) as a ratio to the physical floor: a bare sqlite3
+  transaction with the same durability (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``)
+  writing the same rows: UPDATE of a member row (same member table size, a state of the
+  size the agent writes), INSERT of a purchase row, an outbox row and a print-job row, each
+  with payloads of the sizes the agent's own rows have in this run. The bare database is a
+  separate file in the same directory; agent and bare commits run in alternating blocks so
+  that disk noise (fsync latency, checkpoints) falls on both alike.
+- resident memory (RSS via psutil) with the cache open, after the checkouts. The checkout
+  phase runs in a fresh child process that only opens the store (the build phase's memory is
+  not counted); the child also holds the bare-floor connection (a default SQLite page cache,
+  at most ~2 MB), which is counted: the figure is an upper bound for the agent.
+
+Why: the cashier waits on identify+quote+commit for every cheque, so its tail latency is the
+product's speed; the commit ratio shows how much the agent adds on top of the fsync it cannot
+avoid; the build time and memory bound what a small till PC needs for a big member base.
+
+Between timed checkouts (never inside the timing) the bench records a back-office contact
+every 200 cheques, as the sync loop would, so cheques take the online path; ``--offline``
+skips that and measures the offline path (extra offline counters written per commit).
+Events are never acknowledged here, so the pending journal grows by one row per cheque;
+``decision_p99_first_ms`` / ``decision_p99_last_ms`` (first and last tenth) show any drift.
+
+Usage: ``python bench/checkout.py [--quick] [--members N] [--checkouts M] [--offline]``.
+The last line printed is the JSON result; exit status is 0 whether or not targets are met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {
+    "decision_p99_ms": 3.0,  # identify + quote + commit, at most
+    "commit_ratio": 0.5,  # agent commits/s over bare commits/s, at least
+    "build_s": 15.0,  # building the 1,000,000-member cache, at most
+    "rss_mb": 120.0,  # agent process with the cache open, at most
+}
+FULL = {"members": 1_000_000, "checkouts": 10_000}
+QUICK = {"members": 20_000, "checkouts": 1_000}
+SEED = 20260501
+CONTACT_EVERY = 200
+BLOCKS = 10
+
+
+# --------------------------------------------------------------------------- helpers
+def pct(sorted_ns: list[int], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0-100) of sorted nanoseconds, in milliseconds."""
+    if not sorted_ns:
+        return float("nan")
+    rank = max(1, min(len(sorted_ns), round(q / 100 * len(sorted_ns) + 0.5)))
+    return round(sorted_ns[rank - 1] / 1e6, 3)
+
+
+def summary(prefix: str, samples: list[int]) -> dict[str, float]:
+    s = sorted(samples)
+    return {f"{prefix}_p50_ms": pct(s, 50), f"{prefix}_p99_ms": pct(s, 99),
+            f"{prefix}_max_ms": round(s[-1] / 1e6, 3) if s else float("nan")}
+
+
+def phone_text(e164: str, typed: bool) -> str:
+    """"+79161234567" as scanned/stored, or as a cashier types it: "8 916 123-45-67"."""
+    if not typed:
+        return e164
+    d = e164[2:]
+    return f"8 {d[0:3]} {d[3:6]}-{d[6:8]}-{d[8:10]}"
+
+
+def make_cart(rng: random.Random, receipt_id: str) -> Any:
+    from agent.model import Cart, CartLine
+    from agent.seed import CATALOG
+
+    lines = []
+    for no in range(1, 11):
+        sku, name, category, collection, price = rng.choice(CATALOG)
+        qty = 1 if rng.random() < 0.8 else 2
+        sale = rng.random() < 0.1
+        amount = price * qty * (7 if sale else 10) // 10
+        lines.append(CartLine(no, sku, name, category, price, qty, amount, sale, collection))
+    return Cart(receipt_id, tuple(lines))
+
+
+# --------------------------------------------------------------------------- bare floor
+BARE_SCHEMA = """
+CREATE TABLE members (member_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT);
+CREATE TABLE purchases (receipt_id TEXT PRIMARY KEY, member_id TEXT NOT NULL,
+                        created_at TEXT NOT NULL, result TEXT NOT NULL, effects TEXT NOT NULL);
+CREATE TABLE outbox (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE TABLE print_jobs (job_id INTEGER PRIMARY KEY, receipt_id TEXT NOT NULL,
+                         slip TEXT NOT NULL);
+"""
+
+
+def payload(rng: random.Random, size: int) -> str:
+    """A JSON document of about ``size`` bytes, not trivially compressible."""
+    body = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(size))
+    return json.dumps({"d": body[: max(0, size - 8)]})
+
+
+class BareFloor:
+    """The same durable write as a commit, with nothing around it but sqlite3."""
+
+    def __init__(self, path: Path, store_path: Path, sizes: dict[str, int]) -> None:
+        self.conn = sqlite3.connect(str(path), isolation_level=None)
+        # Load without a journal (set-up, untimed), then the durability under test.
+        self.conn.execute("PRAGMA journal_mode=OFF")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.executescript(BARE_SCHEMA)
+        # Same member base (ids and state documents) as the till store: same B-tree depth.
+        self.conn.execute("ATTACH DATABASE ? AS src", (str(store_path),))
+        self.conn.execute("BEGIN")
+        self.conn.execute("INSERT INTO members SELECT member_id, state, updated_at "
+                          "FROM src.members")
+        self.conn.execute("COMMIT")
+        self.conn.execute("DETACH DATABASE src")
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.count = self.conn.execute("SELECT count(*) FROM members").fetchone()[0]
+        rng = random.Random(SEED + 1)
+        # A few variants of each payload so consecutive rows differ.
+        self.docs = {k: [payload(rng, v) for _ in range(8)] for k, v in sizes.items()}
+        self.seq = 0
+
+    def commit(self, member_index: int) -> int:
+        """One transaction; returns its duration in ns."""
+        self.seq += 1
+        n = self.seq
+        d = self.docs
+        v = n % 8
+        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        receipt = f"bare-{n:08d}"
+        conn = self.conn
+        t0 = time.perf_counter_ns()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE members SET state = ?, updated_at = ? WHERE member_id = ?",
+                     (d["state"][v], now, f"m{member_index:08d}"))
+        conn.execute("INSERT INTO purchases VALUES (?,?,?,?,?)",
+                     (receipt, f"m{member_index:08d}", now, d["result"][v], d["effects"][v]))
+        conn.execute("INSERT INTO outbox VALUES (?,?,?)", (n, f"{n:032x}", d["outbox"][v]))
+        conn.execute("INSERT INTO print_jobs(receipt_id, slip) VALUES (?,?)",
+                     (receipt, d["slip"][v]))
+        conn.execute("COMMIT")
+        return time.perf_counter_ns() - t0
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --------------------------------------------------------------------------- child
+def run_checkouts(store_path: Path, members: int, checkouts: int, offline: bool) -> dict[str, Any]:
+    """The checkout phase, in a fresh process that opens the already-built store."""
+    import psutil
+
+    from agent.identify import make_member_code
+    from agent.seed import demo_phone
+    from agent.service import Agent, CheckoutRequest
+    from agent.store import Store
+
+    proc = psutil.Process()
+    store = Store(store_path)
+    agent = Agent(store)
+    rss_open = proc.memory_info().rss
+    rng = random.Random(SEED)
+    counter = 0
+
+    def checkout() -> tuple[int, int, int, int]:
+        nonlocal counter
+        counter += 1
+        i = rng.randrange(members)
+        if counter % 2:
+            text = make_member_code(100_000_000 + i)
+        else:
+            text = phone_text(demo_phone(i), typed=counter % 4 == 0)
+        cart = make_cart(rng, f"R{counter:09d}")
+        # Period 4 against identify's period 2: codes and phones both meet "max" and 0.
+        redeem: Any = "max" if (counter // 2) % 2 else 0
+        t0 = time.perf_counter_ns()
+        card = agent.identify(text)
+        t1 = time.perf_counter_ns()
+        req = CheckoutRequest(card.member_id, cart, redeem_points=redeem,
+                              identified_by=card.identified_by)
+        agent.quote(req)
+        t2 = time.perf_counter_ns()
+        agent.commit(req)
+        t3 = time.perf_counter_ns()
+        if card.member_id != f"m{i:08d}":
+            raise AssertionError(f"identified {card.member_id}, expected m{i:08d}")
+        return t1 - t0, t2 - t1, t3 - t2, t3 - t0
+
+    warmup = max(20, min(200, checkouts // 20))
+    for _ in range(warmup):
+        if not offline and counter % CONTACT_EVERY == 0:
+            agent.record_contact()
+        checkout()
+
+    # Row sizes the agent actually writes, so the bare floor writes the same bytes.
+    def avg(sql: str) -> int:
+        row = store.one(sql)
+        return int(row[0]) if row and row[0] is not None else 0
+
+    sizes = {
+        "state": avg("SELECT avg(length(m.state)) FROM members m "
+                     "JOIN purchases p ON p.member_id = m.member_id"),
+        "result": avg("SELECT avg(length(result)) FROM purchases"),
+        "effects": avg("SELECT avg(length(effects)) FROM purchases"),
+        "outbox": avg("SELECT avg(length(payload)) FROM outbox WHERE type = 'purchase'"),
+        "slip": avg("SELECT avg(length(slip)) FROM print_jobs"),
+    }
+    bare = BareFloor(store_path.with_name("bare.db"), store_path, sizes)
+    bare_rng = random.Random(SEED + 2)
+    for _ in range(warmup):
+        bare.commit(bare_rng.randrange(bare.count))
+
+    ident: list[int] = []
+    quote: list[int] = []
+    commit: list[int] = []
+    decision: list[int] = []
+    bare_ns: list[int] = []
+    started = time.perf_counter()
+    per_block = -(-checkouts // BLOCKS)
+    done = 0
+    while done < checkouts:
+        n = min(per_block, checkouts - done)
+        for _ in range(n):
+            if not offline and counter % CONTACT_EVERY == 0:
+                agent.record_contact()
+            a, b, c, d = checkout()
+            ident.append(a)
+            quote.append(b)
+            commit.append(c)
+            decision.append(d)
+        for _ in range(n):
+            bare_ns.append(bare.commit(bare_rng.randrange(bare.count)))
+        done += n
+    elapsed = time.perf_counter() - started
+
+    rss = proc.memory_info().rss
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    status = agent.offline_status()
+    pending = status.events_waiting
+    bare.close()
+    store.close()
+
+    tenth = max(1, len(decision) // 10)
+    agent_rate = len(commit) / (sum(commit) / 1e9)
+    bare_rate = len(bare_ns) / (sum(bare_ns) / 1e9)
+    out: dict[str, Any] = {
+        **summary("decision", decision),
+        "decision_mean_ms": round(sum(decision) / len(decision) / 1e6, 3),
+        "decision_p99_first_ms": pct(sorted(decision[:tenth]), 99),
+        "decision_p99_last_ms": pct(sorted(decision[-tenth:]), 99),
+        **summary("identify", ident),
+        "identify_code_p50_ms": pct(sorted(ident[1::2] if warmup % 2 else ident[::2]), 50),
+        "identify_phone_p50_ms": pct(sorted(ident[::2] if warmup % 2 else ident[1::2]), 50),
+        **summary("quote", quote),
+        **summary("commit", commit),
+        **summary("bare_commit", bare_ns),
+        "agent_commits_per_s": round(agent_rate, 1),
+        "bare_commits_per_s": round(bare_rate, 1),
+        "commit_ratio": round(agent_rate / bare_rate, 3),
+        "checkouts_per_s": round(len(decision) / (sum(decision) / 1e9), 1),
+        "phase_s": round(elapsed, 2),
+        "warmup_checkouts": warmup,
+        "pending_events_at_end": pending,
+        "online": status.online,
+        "row_bytes": sizes,
+        "rss_after_open_mb": round(rss_open / 2**20, 1),
+        "rss_mb": round(rss / 2**20, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+    }
+    return out
+
+
+# --------------------------------------------------------------------------- parent
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"short run: {QUICK['members']:,} members, "
+                             f"{QUICK['checkouts']:,} checkouts")
+    parser.add_argument("--members", type=int, help="members in the cache")
+    parser.add_argument("--checkouts", type=int, help="timed checkouts")
+    parser.add_argument("--offline", action="store_true",
+                        help="never record a back-office contact: offline commit path")
+    parser.add_argument("--child", metavar="STORE", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    members = args.members or sizes["members"]
+    checkouts = args.checkouts or sizes["checkouts"]
+    if members < 1 or checkouts < 1:
+        parser.error("--members and --checkouts must be positive")
+
+    if args.child:
+        result = run_checkouts(Path(args.child), members, checkouts, args.offline)
+        print(json.dumps(result))
+        return 0
+
+    from kassa.setup import init_store
+
+    tmp = Path(tempfile.mkdtemp(prefix="kassa-bench-", dir=tempfile.gettempdir()))
+    try:
+        store_path = tmp / "till.db"
+        t0 = time.perf_counter()
+        init_store(store_path, demo=True, members=members)
+        build_s = time.perf_counter() - t0
+        store_mb = sum(p.stat().st_size for p in tmp.glob("till.db*")) / 2**20
+
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(store_path),
+               "--members", str(members), "--checkouts", str(checkouts)]
+        if args.offline:
+            cmd.append("--offline")
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        child = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if child.returncode != 0:
+            sys.stderr.write(child.stdout + child.stderr)
+            raise SystemExit(f"checkout phase failed (exit {child.returncode})")
+        figures = json.loads(child.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    passed = {
+        "decision_p99_ms": figures["decision_p99_ms"] <= TARGETS["decision_p99_ms"],
+        "commit_ratio": figures["commit_ratio"] >= TARGETS["commit_ratio"],
+        "build_s": build_s <= TARGETS["build_s"],
+        "rss_mb": figures["rss_mb"] <= TARGETS["rss_mb"],
+    }
+    result = {
+        "bench": "checkout",
+        "quick": args.quick,
+        "members": members,
+        "checkouts": checkouts,
+        "offline": args.offline,
+        "build_s": round(build_s, 2),
+        "store_mb": round(store_mb, 1),
+        **figures,
+        "rss_measured_in": "fresh child process that opens the built store and runs the "
+                           "checkouts (build not counted; includes the bare-floor connection)",
+        "sqlite": sqlite3.sqlite_version,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "targets": {
+            "decision_p99_ms_max": TARGETS["decision_p99_ms"],
+            "commit_ratio_min": TARGETS["commit_ratio"],
+            "build_s_max": TARGETS["build_s"],
+            "rss_mb_max": TARGETS["rss_mb"],
+            "at_members": FULL["members"],
+            "passed": passed,
+        },
+        "ok": all(passed.values()),
+    }
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
