@@ -43,21 +43,38 @@ MAX_QTY = 10_000
 
 _LIMIT_TEXT = {
     "balance": ("not enough points", "недостаточно доступных бонусов"),
-    "cap": ("points may pay at most {cap} of the cheque", "бонусами можно оплатить не более {cap} чека"),
-    "min_payable": ("each line must keep its minimum payable amount",
-                    "каждая позиция должна остаться не меньше минимальной суммы"),
-    "offline_stale_cache": ("offline and the member's data is too old to spend points",
-                            "нет связи, а данные участника устарели — списание невозможно"),
-    "offline_provisional": ("offline: a member registered on this till cannot spend yet",
-                            "нет связи: новый участник сможет списать бонусы после синхронизации"),
-    "offline_per_transaction": ("offline limit per cheque reached",
-                                "нет связи: превышен лимит списания на один чек"),
-    "offline_per_member": ("offline limit for this member reached",
-                           "нет связи: превышен лимит списания для участника"),
-    "offline_terminal_budget": ("offline budget of this till used up",
-                                "нет связи: исчерпан лимит списаний кассы"),
-    "offline_consecutive": ("too many cheques in a row without connection",
-                            "нет связи слишком долго: списание временно недоступно"),
+    "cap": (
+        "points may pay at most {cap} of the cheque",
+        "бонусами можно оплатить не более {cap} чека",
+    ),
+    "min_payable": (
+        "each line must keep its minimum payable amount",
+        "каждая позиция должна остаться не меньше минимальной суммы",
+    ),
+    "offline_stale_cache": (
+        "offline and the member's data is too old to spend points",
+        "нет связи, а данные участника устарели — списание невозможно",
+    ),
+    "offline_provisional": (
+        "offline: a member registered on this till cannot spend yet",
+        "нет связи: новый участник сможет списать бонусы после синхронизации",
+    ),
+    "offline_per_transaction": (
+        "offline limit per cheque reached",
+        "нет связи: превышен лимит списания на один чек",
+    ),
+    "offline_per_member": (
+        "offline limit for this member reached",
+        "нет связи: превышен лимит списания для участника",
+    ),
+    "offline_terminal_budget": (
+        "offline budget of this till used up",
+        "нет связи: исчерпан лимит списаний кассы",
+    ),
+    "offline_consecutive": (
+        "too many cheques in a row without connection",
+        "нет связи слишком долго: списание временно недоступно",
+    ),
 }
 
 
@@ -95,39 +112,65 @@ def _bad(line: CartLine | None, en: str, ru: str, **details: object) -> CartErro
 def validate_cart(cart: Cart, rules: Programme) -> None:
     """Refuse a cheque that cannot be right, naming the line and the field."""
     if not cart.receipt_id or len(cart.receipt_id) > 64 or not cart.receipt_id.isprintable():
-        raise _bad(None, "receipt id must be 1-64 printable characters",
-                   "номер чека должен быть от 1 до 64 символов", field="receipt_id")
+        raise _bad(
+            None,
+            "receipt id must be 1-64 printable characters",
+            "номер чека должен быть от 1 до 64 символов",
+            field="receipt_id",
+        )
     if not cart.lines:
         raise _bad(None, "the cheque has no lines", "в чеке нет ни одной позиции", field="lines")
     if len(cart.lines) > MAX_LINES:
-        raise _bad(None, f"more than {MAX_LINES} lines", f"больше {MAX_LINES} позиций",
-                   field="lines")
+        raise _bad(
+            None, f"more than {MAX_LINES} lines", f"больше {MAX_LINES} позиций", field="lines"
+        )
     seen: set[int] = set()
     for line in cart.lines:
         if line.line_no in seen or line.line_no < 1:
-            raise _bad(line, "line numbers must be unique and >= 1",
-                       "номера строк должны быть уникальны", field="line_no")
+            raise _bad(
+                line,
+                "line numbers must be unique and >= 1",
+                "номера строк должны быть уникальны",
+                field="line_no",
+            )
         seen.add(line.line_no)
         if not line.sku or len(line.sku) > 64:
             raise _bad(line, "SKU must be 1-64 characters", "не указан артикул", field="sku")
         if not 1 <= line.qty <= MAX_QTY:
-            raise _bad(line, f"quantity must be 1..{MAX_QTY}",
-                       f"количество должно быть от 1 до {MAX_QTY}", field="qty")
+            raise _bad(
+                line,
+                f"quantity must be 1..{MAX_QTY}",
+                f"количество должно быть от 1 до {MAX_QTY}",
+                field="qty",
+            )
         if not 0 <= line.price_kop <= MAX_CHEQUE_KOP:
-            raise _bad(line, "price is negative or absurd",
-                       "цена отрицательная или слишком большая", field="price_kop")
+            raise _bad(
+                line,
+                "price is negative or absurd",
+                "цена отрицательная или слишком большая",
+                field="price_kop",
+            )
         if not 0 <= line.amount_kop <= line.price_kop * line.qty:
-            raise _bad(line, "amount must be between 0 and price x quantity",
-                       "сумма строки должна быть от 0 до цены x количества", field="amount_kop")
+            raise _bad(
+                line,
+                "amount must be between 0 and price x quantity",
+                "сумма строки должна быть от 0 до цены x количества",
+                field="amount_kop",
+            )
         if not line.category:
-            raise CatalogError(f"line {line.line_no}: no category",
-                               f"строка {line.line_no}: не указана категория товара",
-                               line_no=line.line_no, field="category")
+            raise CatalogError(
+                f"line {line.line_no}: no category",
+                f"строка {line.line_no}: не указана категория товара",
+                line_no=line.line_no,
+                field="category",
+            )
         if rules.categories and line.category not in rules.categories:
             raise CatalogError(
                 f"line {line.line_no}: unknown category {line.category!r}",
                 f"строка {line.line_no}: неизвестная категория «{line.category}»",
-                line_no=line.line_no, field="category", category=line.category,
+                line_no=line.line_no,
+                field="category",
+                category=line.category,
             )
     if cart.total_kop > MAX_CHEQUE_KOP:
         raise _bad(None, "cheque total is absurd", "сумма чека слишком большая", field="total")
@@ -174,7 +217,9 @@ def line_rate_bp(line: CartLine, tier: Tier, campaigns: Iterable[Campaign]) -> t
     return tier.accrual_bp * multiplier // 100 + extra, used
 
 
-def fifo_plan(lots: Iterable[PointLot], points: Points, now: datetime) -> list[tuple[PointLot, int]]:
+def fifo_plan(
+    lots: Iterable[PointLot], points: Points, now: datetime
+) -> list[tuple[PointLot, int]]:
     """Which available lots pay ``points``: soonest expiry first (then oldest, then id)."""
     plan: list[tuple[PointLot, int]] = []
     left = points
@@ -216,14 +261,18 @@ def _coupon_discounts(
     zero = [0] * len(lines)
     if coupon is None:
         return zero
-    if not coupon.valid_from <= now <= coupon.valid_until:
-        raise CouponError("coupon is not valid at this time", "купон сейчас не действует",
-                          coupon_id=coupon.coupon_id)
+    if not coupon.valid_from <= now < coupon.valid_until:
+        raise CouponError(
+            "coupon is not valid at this time",
+            "купон сейчас не действует",
+            coupon_id=coupon.coupon_id,
+        )
     if cart.total_kop < coupon.min_cheque_kop:
         raise CouponError(
             f"coupon needs a cheque of at least {coupon.min_cheque_kop} kopecks",
             f"купон действует от суммы чека {format_rub(coupon.min_cheque_kop)}",
-            coupon_id=coupon.coupon_id, min_cheque_kop=coupon.min_cheque_kop,
+            coupon_id=coupon.coupon_id,
+            min_cheque_kop=coupon.min_cheque_kop,
         )
     if coupon.kind == "points":
         return zero
@@ -234,9 +283,11 @@ def _coupon_discounts(
     weights = [line.amount_kop if ok else 0 for line, ok in zip(lines, eligible, strict=True)]
     base = sum(weights)
     if base == 0 or sum(room) == 0:
-        raise CouponError("no line of this cheque may take the coupon",
-                          "в чеке нет товаров, на которые действует купон",
-                          coupon_id=coupon.coupon_id)
+        raise CouponError(
+            "no line of this cheque may take the coupon",
+            "в чеке нет товаров, на которые действует купон",
+            coupon_id=coupon.coupon_id,
+        )
     wanted = base * coupon.value // 10_000 if coupon.kind == "percent" else coupon.value
     return allocate(min(wanted, sum(room)), weights, room)
 
@@ -260,8 +311,11 @@ def quote(
     """
     validate_cart(cart, rules)
     if redeem_points != "max" and redeem_points < 0:
-        raise RedemptionError("points to spend cannot be negative",
-                              "нельзя списать отрицательное число бонусов", field="redeem_points")
+        raise RedemptionError(
+            "points to spend cannot be negative",
+            "нельзя списать отрицательное число бонусов",
+            field="redeem_points",
+        )
     pv = rules.point_value_kop
     today = local_date(rules, now)
     lines = cart.lines
@@ -289,11 +343,16 @@ def quote(
         raise RedemptionError(
             f"asked to spend {redeem_points} points, at most {max_redeem} allowed: {en}",
             f"можно списать не больше {max_redeem}, запрошено {redeem_points}: {ru}",
-            max_redeem_points=max_redeem, requested=redeem_points, limited_by=limited_by,
+            max_redeem_points=max_redeem,
+            requested=redeem_points,
+            limited_by=limited_by,
         )
     # 4. spread the points over the lines
-    redeemed = allocate(redeem_points, [a if ok else 0 for a, ok in
-                                        zip(after_coupon, may_discount, strict=True)], room_pts)
+    redeemed = allocate(
+        redeem_points,
+        [a if ok else 0 for a, ok in zip(after_coupon, may_discount, strict=True)],
+        room_pts,
+    )
 
     # 5. accrual on what is left to pay
     spend_before = rolling_spend(member, rules, now)
@@ -323,26 +382,47 @@ def quote(
     bonuses: list[Bonus] = []
     birthday_year = birthday_occurrence(rules, member, today)
     if birthday_year is not None and member.birthday_bonus_year != birthday_year:
-        bonuses.append(Bonus("birthday", rules.birthday_points, str(birthday_year),
-                             "Бонус ко дню рождения", "Birthday bonus"))
+        bonuses.append(
+            Bonus(
+                "birthday",
+                rules.birthday_points,
+                str(birthday_year),
+                "Бонус ко дню рождения",
+                "Birthday bonus",
+            )
+        )
     if coupon is not None and coupon.kind == "points":
-        bonuses.append(Bonus("coupon", coupon.value, coupon.coupon_id,
-                             "Бонусы по купону", "Coupon points"))
+        bonuses.append(
+            Bonus("coupon", coupon.value, coupon.coupon_id, "Бонусы по купону", "Coupon points")
+        )
     progress: list[CollectionProgress] = []
     for mech in rules.collections:
-        units = sum(line.qty for line in lines
-                    if line.collection == mech.collection and accrues(line, rules))
+        units = sum(
+            line.qty
+            for line in lines
+            if line.collection == mech.collection and accrues(line, rules)
+        )
         before = member.collection_progress(mech.id)
         rewards, after = divmod(before + units, mech.target)
         if units or before:
             progress.append(CollectionProgress(mech.id, mech.name_ru, after, mech.target, rewards))
         if rewards:
-            bonuses.append(Bonus("collection", rewards * mech.reward_points, mech.id,
-                                 f"Награда: {mech.name_ru}", f"Reward: {mech.id}"))
+            bonuses.append(
+                Bonus(
+                    "collection",
+                    rewards * mech.reward_points,
+                    mech.id,
+                    f"Награда: {mech.name_ru}",
+                    f"Reward: {mech.id}",
+                )
+            )
 
     # 7. what the slip shows
-    spend_added = sum(ql.payable_kop for ql, line in zip(quote_lines, lines, strict=True)
-                      if counts_for_tier(line, rules))
+    spend_added = sum(
+        ql.payable_kop
+        for ql, line in zip(quote_lines, lines, strict=True)
+        if counts_for_tier(line, rules)
+    )
     spend_after = spend_before + spend_added
     tier_after = rules.tier_for_spend(spend_after)
     next_tier = rules.next_tier(tier_after)
@@ -387,8 +467,9 @@ def _lots_after_spending(member: MemberState, points: Points, now: datetime) -> 
 
 
 def _with_points(lot: PointLot, points: Points) -> PointLot:
-    return PointLot(lot.lot_id, points, lot.earned_at, lot.available_from, lot.expires_at,
-                    lot.source)
+    return PointLot(
+        lot.lot_id, points, lot.earned_at, lot.available_from, lot.expires_at, lot.source
+    )
 
 
 def expiring_soon(

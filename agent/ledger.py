@@ -102,18 +102,29 @@ class RefundResult:
 
 
 def _sorted_lots(lots: list[PointLot]) -> tuple[PointLot, ...]:
-    return tuple(sorted((lot for lot in lots if lot.points > 0),
-                        key=lambda lot: (lot.expires_at, lot.earned_at, lot.lot_id)))
+    return tuple(
+        sorted(
+            (lot for lot in lots if lot.points > 0),
+            key=lambda lot: (lot.expires_at, lot.earned_at, lot.lot_id),
+        )
+    )
 
 
-def _add_spend(spend: tuple[tuple[str, int], ...], day: str, kop: int) -> tuple[tuple[str, int], ...]:
+def _add_spend(
+    spend: tuple[tuple[str, int], ...], day: str, kop: int
+) -> tuple[tuple[str, int], ...]:
     days = dict(spend)
     days[day] = days.get(day, 0) + kop
     return tuple(sorted((d, k) for d, k in days.items() if k != 0))
 
 
-def _grant(lots: list[PointLot], debt: Points, lot: PointLot, kind: LotSource, ref: str,
-           ) -> tuple[Points, Grant]:
+def _grant(
+    lots: list[PointLot],
+    debt: Points,
+    lot: PointLot,
+    kind: LotSource,
+    ref: str,
+) -> tuple[Points, Grant]:
     """Add a lot, repaying debt first. Returns the new debt and the grant record."""
     repaid = min(debt, lot.points)
     kept = replace(lot, points=lot.points - repaid)
@@ -126,8 +137,16 @@ def registration_lots(rules: Programme, now: datetime, op_id: str) -> tuple[Poin
     """The welcome bonus, spendable at once, for a member who just joined."""
     if rules.welcome_points <= 0:
         return ()
-    return (PointLot(f"{op_id}:welcome", rules.welcome_points, now, now,
-                     now + timedelta(days=rules.welcome_expiry_days), "welcome"),)
+    return (
+        PointLot(
+            f"{op_id}:welcome",
+            rules.welcome_points,
+            now,
+            now,
+            now + timedelta(days=rules.welcome_expiry_days),
+            "welcome",
+        ),
+    )
 
 
 def apply_purchase(
@@ -135,7 +154,9 @@ def apply_purchase(
 ) -> tuple[MemberState, PurchaseEffects]:
     """Commit a quote to the member: spend (FIFO), accrue (pending), bonuses, spend, tier."""
     by_no = {line.line_no: line for line in cart.lines}
-    consumed = [replace(lot, points=take) for lot, take in fifo_plan(state.lots, q.redeem_points, now)]
+    consumed = [
+        replace(lot, points=take) for lot, take in fifo_plan(state.lots, q.redeem_points, now)
+    ]
     taken = {lot.lot_id: lot.points for lot in consumed}
     lots = [replace(lot, points=lot.points - taken.get(lot.lot_id, 0)) for lot in state.lots]
     debt = state.debt
@@ -150,11 +171,23 @@ def apply_purchase(
     for bonus in q.bonuses:
         if bonus.kind == "birthday":
             birthday_year = int(bonus.ref)
-            lot = PointLot(f"{op_id}:birthday", bonus.points, now, now,
-                           now + timedelta(days=rules.birthday_expiry_days), "birthday")
+            lot = PointLot(
+                f"{op_id}:birthday",
+                bonus.points,
+                now,
+                now,
+                now + timedelta(days=rules.birthday_expiry_days),
+                "birthday",
+            )
         else:
-            lot = PointLot(f"{op_id}:{bonus.kind}:{bonus.ref}", bonus.points, now, pending_from,
-                           expires, bonus.kind)
+            lot = PointLot(
+                f"{op_id}:{bonus.kind}:{bonus.ref}",
+                bonus.points,
+                now,
+                pending_from,
+                expires,
+                bonus.kind,
+            )
         debt, g = _grant(lots, debt, lot, bonus.kind, bonus.ref)
         grants.append(g)
     collections = dict(state.collections)
@@ -163,10 +196,16 @@ def apply_purchase(
         collections[progress.mechanic_id] = progress.collected
     record_lines = tuple(
         RecordLine(
-            ql.line_no, ql.qty, ql.payable_kop, ql.earn_points, ql.redeemed_points,
-            counts_for_tier(by_no[ql.line_no], rules), by_no[ql.line_no].collection,
-            by_no[ql.line_no].qty if by_no[ql.line_no].collection and accrues(
-                by_no[ql.line_no], rules) else 0,
+            ql.line_no,
+            ql.qty,
+            ql.payable_kop,
+            ql.earn_points,
+            ql.redeemed_points,
+            counts_for_tier(by_no[ql.line_no], rules),
+            by_no[ql.line_no].collection,
+            by_no[ql.line_no].qty
+            if by_no[ql.line_no].collection and accrues(by_no[ql.line_no], rules)
+            else 0,
         )
         for ql in q.lines
     )
@@ -180,12 +219,22 @@ def apply_purchase(
         birthday_bonus_year=birthday_year,
         collections=tuple(sorted((k, v) for k, v in collections.items() if v)),
     )
-    mechanics = tuple((m.id, m.collection, m.target, m.reward_points) for m in rules.collections
-                      if any(p.mechanic_id == m.id for p in q.collections))
+    mechanics = tuple(
+        (m.id, m.collection, m.target, m.reward_points)
+        for m in rules.collections
+        if any(p.mechanic_id == m.id for p in q.collections)
+    )
     effects = PurchaseEffects(
-        op_id=op_id, receipt_id=q.receipt_id, member_id=state.member_id, lines=record_lines,
-        consumed=tuple(consumed), grants=tuple(grants), spend_day=day, spend_kop=spend_kop,
-        collections_before=before, collection_mechanics=mechanics,
+        op_id=op_id,
+        receipt_id=q.receipt_id,
+        member_id=state.member_id,
+        lines=record_lines,
+        consumed=tuple(consumed),
+        grants=tuple(grants),
+        spend_day=day,
+        spend_kop=spend_kop,
+        collections_before=before,
+        collection_mechanics=mechanics,
         birthday_year_before=state.birthday_bonus_year,
     )
     return new_state, effects
@@ -210,8 +259,9 @@ def _reverse_grant(lots: list[PointLot], debt: Points, grant: Grant, points: Poi
     return debt + points - from_lot
 
 
-def _restore_consumed(lots: list[PointLot], consumed: tuple[PointLot, ...], before: int,
-                      after: int) -> None:
+def _restore_consumed(
+    lots: list[PointLot], consumed: tuple[PointLot, ...], before: int, after: int
+) -> None:
     """Give back spent points into the lots they came from, latest-expiring lot first."""
 
     def share(total: int) -> dict[str, int]:
@@ -251,19 +301,28 @@ def apply_refund(
     """
     lines = {rl.line_no: rl for rl in effects.lines}
     if not request or all(q == 0 for q in request.values()):
-        raise RefundError("nothing to refund", "не выбрано ни одной позиции для возврата",
-                          receipt_id=effects.receipt_id)
+        raise RefundError(
+            "nothing to refund",
+            "не выбрано ни одной позиции для возврата",
+            receipt_id=effects.receipt_id,
+        )
     for line_no, qty in request.items():
         if line_no not in lines:
-            raise RefundError(f"line {line_no} is not in cheque {effects.receipt_id}",
-                              f"в чеке {effects.receipt_id} нет строки {line_no}",
-                              line_no=line_no, receipt_id=effects.receipt_id)
+            raise RefundError(
+                f"line {line_no} is not in cheque {effects.receipt_id}",
+                f"в чеке {effects.receipt_id} нет строки {line_no}",
+                line_no=line_no,
+                receipt_id=effects.receipt_id,
+            )
         left = lines[line_no].qty - refunded_before.get(line_no, 0)
         if qty < 0 or qty > left:
             raise RefundError(
                 f"line {line_no}: asked to refund {qty}, {left} left to refund",
                 f"строка {line_no}: к возврату {qty} шт., доступно {left} шт.",
-                line_no=line_no, requested=qty, refundable=left, receipt_id=effects.receipt_id,
+                line_no=line_no,
+                requested=qty,
+                refundable=left,
+                receipt_id=effects.receipt_id,
             )
     balance_before = state.balance(now)
     lots = list(state.lots)
@@ -284,8 +343,11 @@ def apply_refund(
         if rl.counts_for_tier:
             spend_back += amount
         earn_back += earn
-        out_lines.append(RefundLine(rl.line_no, k1 - k0, amount, earn,
-                                    _portion(rl.redeemed_points, k0, k1, rl.qty)))
+        out_lines.append(
+            RefundLine(
+                rl.line_no, k1 - k0, amount, earn, _portion(rl.redeemed_points, k0, k1, rl.qty)
+            )
+        )
     if earn_grant is not None:
         debt = _reverse_grant(lots, debt, earn_grant, earn_back)
     # Collection rewards that the remaining units no longer earn.
@@ -296,23 +358,30 @@ def apply_refund(
         p0 = before_map.get(mech_id, 0)
         mine = [rl for rl in effects.lines if rl.collection == coll]
         units = sum(rl.collection_units for rl in mine)
-        units_before = sum(rl.collection_units * refunded_before.get(rl.line_no, 0) // rl.qty
-                           for rl in mine)
-        units_after = sum(rl.collection_units * (refunded_before.get(rl.line_no, 0) +
-                                                 request.get(rl.line_no, 0)) // rl.qty
-                          for rl in mine)
+        units_before = sum(
+            rl.collection_units * refunded_before.get(rl.line_no, 0) // rl.qty for rl in mine
+        )
+        units_after = sum(
+            rl.collection_units
+            * (refunded_before.get(rl.line_no, 0) + request.get(rl.line_no, 0))
+            // rl.qty
+            for rl in mine
+        )
         rewards_then = (p0 + units - units_before) // target - p0 // target
         rewards_now = (p0 + units - units_after) // target - p0 // target
         undo = rewards_then - rewards_now
-        grant = next((g for g in effects.grants if g.kind == "collection" and g.ref == mech_id),
-                     None)
+        grant = next(
+            (g for g in effects.grants if g.kind == "collection" and g.ref == mech_id), None
+        )
         if grant is not None and undo:
             debt = _reverse_grant(lots, debt, grant, undo * reward)
             bonus_back += undo * reward
         progress = collections.get(mech_id, 0) - (units_after - units_before) + undo * target
         collections[mech_id] = max(0, progress)
-    complete = all(refunded_before.get(rl.line_no, 0) + request.get(rl.line_no, 0) == rl.qty
-                   for rl in effects.lines)
+    complete = all(
+        refunded_before.get(rl.line_no, 0) + request.get(rl.line_no, 0) == rl.qty
+        for rl in effects.lines
+    )
     birthday_year = state.birthday_bonus_year
     if complete:
         for g in effects.grants:
@@ -326,16 +395,24 @@ def apply_refund(
     if spend_back and any(day == effects.spend_day for day, _ in spend):
         spend = _add_spend(spend, effects.spend_day, -spend_back)
     new_state = replace(
-        state, lots=_sorted_lots(lots), debt=debt, spend=spend,
+        state,
+        lots=_sorted_lots(lots),
+        debt=debt,
+        spend=spend,
         birthday_bonus_year=birthday_year,
         collections=tuple(sorted((k, v) for k, v in collections.items() if v)),
     )
     result = RefundResult(
-        receipt_id=effects.receipt_id, member_id=effects.member_id, lines=tuple(out_lines),
-        earn_reversed=earn_back, bonus_reversed=bonus_back,
+        receipt_id=effects.receipt_id,
+        member_id=effects.member_id,
+        lines=tuple(out_lines),
+        earn_reversed=earn_back,
+        bonus_reversed=bonus_back,
         points_returned=returned_after - returned_before,
         amount_kop=sum(rl.amount_kop for rl in out_lines),
-        balance_before=balance_before, balance_after=new_state.balance(now),
-        debt_after=debt, complete=complete,
+        balance_before=balance_before,
+        balance_after=new_state.balance(now),
+        debt_after=debt,
+        complete=complete,
     )
     return new_state, result

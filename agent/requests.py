@@ -20,28 +20,45 @@ def _field_error(where: str, field: str, en: str, ru: str) -> CartError:
     return CartError(f"{where}{field}: {en}", f"{where}{field}: {ru}", field=field)
 
 
-def _int(data: Mapping[str, Any], field: str, where: str, *, default: int | None = None,
-         lo: int = 0, hi: int = MAX_CHEQUE_KOP) -> int:
+def _int(
+    data: Mapping[str, Any],
+    field: str,
+    where: str,
+    *,
+    default: int | None = None,
+    lo: int = 0,
+    hi: int = MAX_CHEQUE_KOP,
+) -> int:
     value = data.get(field, default)
     if value is None:
         raise _field_error(where, field, "is required", "обязательное поле")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _field_error(where, field, "must be a whole number (kopecks/units)",
-                           "должно быть целым числом (копейки/штуки)")
+        raise _field_error(
+            where,
+            field,
+            "must be a whole number (kopecks/units)",
+            "должно быть целым числом (копейки/штуки)",
+        )
     if not lo <= value <= hi:
-        raise _field_error(where, field, f"must be between {lo} and {hi}",
-                           f"должно быть от {lo} до {hi}")
+        raise _field_error(
+            where, field, f"must be between {lo} and {hi}", f"должно быть от {lo} до {hi}"
+        )
     return value
 
 
-def _str(data: Mapping[str, Any], field: str, where: str, default: str | None = None,
-         max_len: int = 128) -> str | None:
+def _str(
+    data: Mapping[str, Any], field: str, where: str, default: str | None = None, max_len: int = 128
+) -> str | None:
     value = data.get(field, default)
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > max_len:
-        raise _field_error(where, field, f"must be text up to {max_len} characters",
-                           f"должно быть строкой до {max_len} символов")
+        raise _field_error(
+            where,
+            field,
+            f"must be text up to {max_len} characters",
+            f"должно быть строкой до {max_len} символов",
+        )
     return value
 
 
@@ -55,13 +72,16 @@ def cart_from_json(data: Any, catalog: CatalogLookup | None = None) -> Cart:
         raise _field_error("", "receipt_id", "is required", "обязательное поле")
     raw_lines = data.get("lines")
     if not isinstance(raw_lines, list):
-        raise _field_error("", "lines", "must be a list of cheque lines",
-                           "должно быть списком позиций")
+        raise _field_error(
+            "", "lines", "must be a list of cheque lines", "должно быть списком позиций"
+        )
     lines = []
     for index, raw in enumerate(raw_lines):
         where = f"lines[{index}]."
         if not isinstance(raw, Mapping):
-            raise CartError(f"lines[{index}] must be an object", f"позиция {index + 1}: неверный формат")
+            raise CartError(
+                f"lines[{index}] must be an object", f"позиция {index + 1}: неверный формат"
+            )
         sku = _str(raw, "sku", where, max_len=64) or ""
         category = _str(raw, "category", where, max_len=64)
         name = _str(raw, "name", where)
@@ -70,9 +90,12 @@ def cart_from_json(data: Any, catalog: CatalogLookup | None = None) -> Cart:
         if category is None:
             found = catalog(sku) if catalog and sku else None
             if found is None:
-                raise CatalogError(f"{where}sku: unknown SKU {sku!r} and no category given",
-                                   f"позиция {index + 1}: неизвестный артикул «{sku}»",
-                                   field="sku", sku=sku)
+                raise CatalogError(
+                    f"{where}sku: unknown SKU {sku!r} and no category given",
+                    f"позиция {index + 1}: неизвестный артикул «{sku}»",
+                    field="sku",
+                    sku=sku,
+                )
             name = name or found[0]
             category = found[1]
             collection = collection if collection is not None else found[2]
@@ -83,11 +106,19 @@ def cart_from_json(data: Any, catalog: CatalogLookup | None = None) -> Cart:
         sale = raw.get("sale", False)
         if not isinstance(sale, bool):
             raise _field_error(where, "sale", "must be true or false", "должно быть true/false")
-        lines.append(CartLine(
-            line_no=_int(raw, "line_no", where, default=index + 1, lo=1, hi=100_000),
-            sku=sku, name=name or sku, category=category, price_kop=price_kop, qty=qty,
-            amount_kop=amount, sale=sale, collection=collection,
-        ))
+        lines.append(
+            CartLine(
+                line_no=_int(raw, "line_no", where, default=index + 1, lo=1, hi=100_000),
+                sku=sku,
+                name=name or sku,
+                category=category,
+                price_kop=price_kop,
+                qty=qty,
+                amount_kop=amount,
+                sale=sale,
+                collection=collection,
+            )
+        )
     return Cart(receipt_id, tuple(lines))
 
 
@@ -96,8 +127,11 @@ def redeem_from_json(data: Mapping[str, Any]) -> int | Literal["max"]:
     if value == "max":
         return "max"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError("redeem_points: must be a whole number or \"max\"",
-                         "списание бонусов: целое число или \"max\"", field="redeem_points")
+        raise InputError(
+            'redeem_points: must be a whole number or "max"',
+            'списание бонусов: целое число или "max"',
+            field="redeem_points",
+        )
     return value
 
 
@@ -109,17 +143,24 @@ def refund_lines_from_json(data: Any) -> dict[int, int]:
     elif isinstance(data, list) and all(isinstance(x, Mapping) for x in data):
         pairs = [(x.get("line_no"), x.get("qty", 1)) for x in data]
     else:
-        raise InputError("lines: must map line numbers to quantities",
-                         "строки возврата указаны неверно", field="lines")
+        raise InputError(
+            "lines: must map line numbers to quantities",
+            "строки возврата указаны неверно",
+            field="lines",
+        )
     out: dict[int, int] = {}
     for k, v in pairs:
         try:
             line_no = int(k)
         except (TypeError, ValueError):
-            raise InputError(f"lines: bad line number {k!r}", f"неверный номер строки {k!r}",
-                             field="lines") from None
+            raise InputError(
+                f"lines: bad line number {k!r}", f"неверный номер строки {k!r}", field="lines"
+            ) from None
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise InputError(f"lines: bad quantity for line {line_no}",
-                             f"неверное количество для строки {line_no}", field="lines")
+            raise InputError(
+                f"lines: bad quantity for line {line_no}",
+                f"неверное количество для строки {line_no}",
+                field="lines",
+            )
         out[line_no] = out.get(line_no, 0) + v
     return out

@@ -11,6 +11,7 @@ multipliers in percent (200 = x2), durations in days or hours as named.
 
 from __future__ import annotations
 
+import itertools
 import json
 import tomllib
 from collections.abc import Mapping
@@ -57,7 +58,7 @@ class Campaign:
 
 @dataclass(frozen=True, slots=True)
 class CollectionMechanic:
-    """"Собери коллекцию": every ``target`` units bought from ``collection`` earn a reward."""
+    """ "Собери коллекцию": every ``target`` units bought from ``collection`` earn a reward."""
 
     id: str
     name_ru: str
@@ -168,7 +169,7 @@ class _Reader:
             return default
         return self.data[name]
 
-    def int(self, name: str, lo: int, hi: int, default: Any = ...) -> int:
+    def integer(self, name: str, lo: int, hi: int, default: Any = ...) -> int:
         value = self.raw(name, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(name, "must be a whole number")
@@ -176,13 +177,13 @@ class _Reader:
             raise self.fail(name, f"must be between {lo} and {hi}")
         return value
 
-    def bool(self, name: str, default: Any = ...) -> bool:
+    def flag(self, name: str, default: Any = ...) -> bool:
         value = self.raw(name, default)
         if not isinstance(value, bool):
             raise self.fail(name, "must be true or false")
         return value
 
-    def str(self, name: str, default: Any = ..., *, max_len: int = 200) -> str:
+    def text(self, name: str, default: Any = ..., *, max_len: int = 200) -> str:
         value = self.raw(name, default)
         if not isinstance(value, str) or not value.strip() or len(value) > max_len:
             raise self.fail(name, "must be a non-empty text")
@@ -194,7 +195,7 @@ class _Reader:
             raise self.fail(name, "must be a list of texts")
         return frozenset(value)
 
-    def date(self, name: str) -> date:
+    def day(self, name: str) -> date:
         value = self.raw(name)
         if isinstance(value, date):
             return value
@@ -210,7 +211,9 @@ class _Reader:
         value = self.raw(name, [])
         if not isinstance(value, list):
             raise self.fail(name, "must be a list")
-        return [_Reader(item, f"{self.key(name)}[{i}]", self.source) for i, item in enumerate(value)]
+        return [
+            _Reader(item, f"{self.key(name)}[{i}]", self.source) for i, item in enumerate(value)
+        ]
 
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
@@ -236,11 +239,11 @@ _MAX_POINTS = 10_000_000
 
 def _tier(r: _Reader) -> Tier:
     tier = Tier(
-        code=r.str("code", max_len=32),
-        name_ru=r.str("name_ru"),
-        name_en=r.str("name_en"),
-        threshold_kop=r.int("threshold_kop", 0, _MAX_KOP),
-        accrual_bp=r.int("accrual_bp", 0, 10_000),
+        code=r.text("code", max_len=32),
+        name_ru=r.text("name_ru"),
+        name_en=r.text("name_en"),
+        threshold_kop=r.integer("threshold_kop", 0, _MAX_KOP),
+        accrual_bp=r.integer("accrual_bp", 0, 10_000),
     )
     r.done()
     return tier
@@ -248,15 +251,15 @@ def _tier(r: _Reader) -> Tier:
 
 def _campaign(r: _Reader) -> Campaign:
     campaign = Campaign(
-        id=r.str("id", max_len=64),
-        name_ru=r.str("name_ru"),
-        starts=r.date("starts"),
-        ends=r.date("ends"),
+        id=r.text("id", max_len=64),
+        name_ru=r.text("name_ru"),
+        starts=r.day("starts"),
+        ends=r.day("ends"),
         categories=r.strs("categories"),
         collections=r.strs("collections"),
         skus=r.strs("skus"),
-        multiplier_pct=r.int("multiplier_pct", 100, 1000, 100),
-        extra_bp=r.int("extra_bp", 0, 10_000, 0),
+        multiplier_pct=r.integer("multiplier_pct", 100, 1000, 100),
+        extra_bp=r.integer("extra_bp", 0, 10_000, 0),
     )
     if campaign.ends < campaign.starts:
         raise r.fail("ends", "must not be before starts")
@@ -270,11 +273,11 @@ def _campaign(r: _Reader) -> Campaign:
 
 def _collection(r: _Reader) -> CollectionMechanic:
     mechanic = CollectionMechanic(
-        id=r.str("id", max_len=64),
-        name_ru=r.str("name_ru"),
-        collection=r.str("collection", max_len=64),
-        target=r.int("target", 2, 100),
-        reward_points=r.int("reward_points", 1, _MAX_POINTS),
+        id=r.text("id", max_len=64),
+        name_ru=r.text("name_ru"),
+        collection=r.text("collection", max_len=64),
+        target=r.integer("target", 2, 100),
+        reward_points=r.integer("reward_points", 1, _MAX_POINTS),
     )
     r.done()
     return mechanic
@@ -282,12 +285,12 @@ def _collection(r: _Reader) -> CollectionMechanic:
 
 def _offline(r: _Reader) -> OfflinePolicy:
     policy = OfflinePolicy(
-        max_cache_age_hours=r.int("max_cache_age_hours", 0, 24 * 90, 72),
-        per_transaction_points=r.int("per_transaction_points", 0, _MAX_POINTS, 1000),
-        per_member_points=r.int("per_member_points", 0, _MAX_POINTS, 2000),
-        terminal_budget_points=r.int("terminal_budget_points", 0, _MAX_POINTS, 20000),
-        consecutive_limit=r.int("consecutive_limit", 0, 100_000, 200),
-        online_grace_seconds=r.int("online_grace_seconds", 1, 86_400, 120),
+        max_cache_age_hours=r.integer("max_cache_age_hours", 0, 24 * 90, 72),
+        per_transaction_points=r.integer("per_transaction_points", 0, _MAX_POINTS, 1000),
+        per_member_points=r.integer("per_member_points", 0, _MAX_POINTS, 2000),
+        terminal_budget_points=r.integer("terminal_budget_points", 0, _MAX_POINTS, 20000),
+        consecutive_limit=r.integer("consecutive_limit", 0, 100_000, 200),
+        online_grace_seconds=r.integer("online_grace_seconds", 1, 86_400, 120),
     )
     r.done()
     return policy
@@ -300,7 +303,7 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
     never silently falls back to a default.
     """
     r = _Reader(data, "", source)
-    timezone = r.str("timezone", "Europe/Moscow")
+    timezone = r.text("timezone", "Europe/Moscow")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -310,7 +313,7 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         raise r.fail("tiers", "at least one tier is required")
     if tiers[0].threshold_kop != 0:
         raise r.fail("tiers", "the first tier must have threshold_kop = 0")
-    for a, b in zip(tiers, tiers[1:], strict=False):
+    for a, b in itertools.pairwise(tiers):
         if b.threshold_kop <= a.threshold_kop:
             raise r.fail("tiers", f"thresholds must rise: {b.code} after {a.code}")
     if len({t.code for t in tiers}) != len(tiers):
@@ -332,31 +335,31 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         if len(set(ids)) != len(ids):
             raise r.fail(group, "ids must be unique")
     programme = Programme(
-        version=r.int("version", 1, 2**31),
-        name=r.str("name"),
+        version=r.integer("version", 1, 2**31),
+        name=r.text("name"),
         timezone=timezone,
-        point_value_kop=r.int("point_value_kop", 1, 10_000, 100),
+        point_value_kop=r.integer("point_value_kop", 1, 10_000, 100),
         tiers=tiers,
-        tier_window_days=r.int("tier_window_days", 1, 3650, 365),
-        accrue_on_sale_items=r.bool("accrue_on_sale_items", True),
-        redeem_on_sale_items=r.bool("redeem_on_sale_items", True),
+        tier_window_days=r.integer("tier_window_days", 1, 3650, 365),
+        accrue_on_sale_items=r.flag("accrue_on_sale_items", True),
+        redeem_on_sale_items=r.flag("redeem_on_sale_items", True),
         categories=categories,
         excluded_categories=excluded,
-        redeem_cap_bp=r.int("redeem_cap_bp", 0, 10_000, 3000),
-        min_payable_line_kop=r.int("min_payable_line_kop", 0, _MAX_KOP, 100),
-        pending_days=r.int("pending_days", 0, 365, 14),
-        expiry_days=r.int("expiry_days", 1, 3650, 365),
-        expiry_warning_days=r.int("expiry_warning_days", 0, 365, 30),
-        welcome_points=welcome.int("points", 0, _MAX_POINTS, 0),
-        welcome_expiry_days=welcome.int("expiry_days", 1, 3650, 90),
-        birthday_points=birthday.int("points", 0, _MAX_POINTS, 0),
-        birthday_days_before=birthday.int("days_before", 0, 60, 3),
-        birthday_days_after=birthday.int("days_after", 0, 60, 7),
-        birthday_expiry_days=birthday.int("expiry_days", 1, 365, 30),
+        redeem_cap_bp=r.integer("redeem_cap_bp", 0, 10_000, 3000),
+        min_payable_line_kop=r.integer("min_payable_line_kop", 0, _MAX_KOP, 100),
+        pending_days=r.integer("pending_days", 0, 365, 14),
+        expiry_days=r.integer("expiry_days", 1, 3650, 365),
+        expiry_warning_days=r.integer("expiry_warning_days", 0, 365, 30),
+        welcome_points=welcome.integer("points", 0, _MAX_POINTS, 0),
+        welcome_expiry_days=welcome.integer("expiry_days", 1, 3650, 90),
+        birthday_points=birthday.integer("points", 0, _MAX_POINTS, 0),
+        birthday_days_before=birthday.integer("days_before", 0, 60, 3),
+        birthday_days_after=birthday.integer("days_after", 0, 60, 7),
+        birthday_expiry_days=birthday.integer("expiry_days", 1, 365, 30),
         campaigns=campaigns,
         collections=collections,
         offline=_offline(r.table("offline", {})),
-        consent_text_version=r.str("consent_text_version", "2026-01", max_len=64),
+        consent_text_version=r.text("consent_text_version", "2026-01", max_len=64),
     )
     welcome.done()
     birthday.done()

@@ -22,8 +22,23 @@ from agent.model import MemberState, PointLot
 from agent.rules import Programme, load_programme_text
 from agent.store import Store
 
-FIRST_NAMES = ("Анна", "Мария", "Елена", "Ольга", "Ирина", "Дарья", "Алексей", "Сергей",
-               "Наталья", "Татьяна", "Екатерина", "Дмитрий", "Юлия", "Светлана", "Андрей")
+FIRST_NAMES = (
+    "Анна",
+    "Мария",
+    "Елена",
+    "Ольга",
+    "Ирина",
+    "Дарья",
+    "Алексей",
+    "Сергей",
+    "Наталья",
+    "Татьяна",
+    "Екатерина",
+    "Дмитрий",
+    "Юлия",
+    "Светлана",
+    "Андрей",
+)
 
 CATALOG = (
     # sku, name, category, collection, price_kop
@@ -46,8 +61,11 @@ def demo_programme() -> Programme:
 
 def demo_phone(i: int) -> str:
     """A distinct valid Russian mobile (+7 9xx) for row ``i`` (i < 10**8)."""
-    return f"+7916{(i * 7919 + 1_234_567) % 10**7:07d}" if i < 10**7 else \
-        f"+7926{(i * 7919 + 1_234_567) % 10**7:07d}"
+    return (
+        f"+7916{(i * 7919 + 1_234_567) % 10**7:07d}"
+        if i < 10**7
+        else f"+7926{(i * 7919 + 1_234_567) % 10**7:07d}"
+    )
 
 
 def _templates(rules: Programme, now: datetime, rng: random.Random) -> list[str]:
@@ -57,27 +75,47 @@ def _templates(rules: Programme, now: datetime, rng: random.Random) -> list[str]
         if t % 4:
             points = rng.choice((150, 480, 1200, 2500, 4000, 9000))
             earned = now - timedelta(days=rng.randint(20, 340))
-            lots.append(PointLot(f"seed-{t}-a", points, earned, earned + timedelta(days=14),
-                                 earned + timedelta(days=rules.expiry_days), "server"))
+            lots.append(
+                PointLot(
+                    f"seed-{t}-a",
+                    points,
+                    earned,
+                    earned + timedelta(days=14),
+                    earned + timedelta(days=rules.expiry_days),
+                    "server",
+                )
+            )
         if t % 6 == 1:  # a lot burning soon: "N бонусов сгорят DD.MM"
             earned = now - timedelta(days=rules.expiry_days - 9)
-            lots.append(PointLot(f"seed-{t}-b", 700, earned, earned,
-                                 earned + timedelta(days=rules.expiry_days), "server"))
+            lots.append(
+                PointLot(
+                    f"seed-{t}-b",
+                    700,
+                    earned,
+                    earned,
+                    earned + timedelta(days=rules.expiry_days),
+                    "server",
+                )
+            )
         spend_kop = rng.choice((0, 500000, 1500000, 3500000, 6000000, 12000000))
         day = (engine.local_date(rules, now) - timedelta(days=rng.randint(1, 200))).isoformat()
         birthday = date(1970 + t, (t % 12) + 1, (t % 27) + 1)
         if t == 7:  # someone with a birthday today
             birthday = engine.local_date(rules, now).replace(year=1990)
-        state = MemberState("__MID__", lots=tuple(lots),
-                            spend=((day, spend_kop),) if spend_kop else (),
-                            birthday=birthday,
-                            collections=(("north-5", 4),) if t % 5 == 0 else ())
+        state = MemberState(
+            "__MID__",
+            lots=tuple(lots),
+            spend=((day, spend_kop),) if spend_kop else (),
+            birthday=birthday,
+            collections=(("north-5", 4),) if t % 5 == 0 else (),
+        )
         out.append(codec.dumps(state))
     return out
 
 
-def member_rows(n: int, rules: Programme, hash_key: bytes, now: datetime,
-                seed: int = 7) -> Iterator[tuple[Any, ...]]:
+def member_rows(
+    n: int, rules: Programme, hash_key: bytes, now: datetime, seed: int = 7
+) -> Iterator[tuple[Any, ...]]:
     """Rows for ``Store.bulk_load_members``, in ``MEMBER_LOAD_COLUMNS`` order."""
     rng = random.Random(seed)
     templates = _templates(rules, now, rng)
@@ -86,8 +124,16 @@ def member_rows(n: int, rules: Programme, hash_key: bytes, now: datetime,
         st = codec.loads(MemberState, text)
         exp, exp_on = engine.expiring_soon(st.lots, rules, now)
         tier = rules.tier_for_spend(engine.rolling_spend(st, rules, now)).code
-        summaries.append((st.balance(now), st.available_points(now), st.pending_points(now), exp,
-                          exp_on.isoformat() if exp_on else None, tier))
+        summaries.append(
+            (
+                st.balance(now),
+                st.available_points(now),
+                st.pending_points(now),
+                exp,
+                exp_on.isoformat() if exp_on else None,
+                tier,
+            )
+        )
     synced = now.isoformat()
     mac = hmac.new(hash_key, digestmod=sha256)
     for i in range(n):
@@ -96,14 +142,33 @@ def member_rows(n: int, rules: Programme, hash_key: bytes, now: datetime,
         phone = demo_phone(i)
         h = mac.copy()
         h.update(phone.encode())
-        bal, avail, pend, exp, exp_on, tier = summaries[t]
+        bal, avail, pend, exp, exp_day, tier = summaries[t]
         masked = f"+7 *** ***-{phone[-4:-2]}-{phone[-2:]}"  # == mask_phone(), 50x faster
-        yield (member_id, make_member_code(100_000_000 + i), h.hexdigest()[:32], masked,
-               FIRST_NAMES[i % len(FIRST_NAMES)], templates[t].replace("__MID__", member_id),
-               bal, avail, pend, exp, exp_on, tier, synced, 0, 1, i % 3 == 0, synced)
+        yield (
+            member_id,
+            make_member_code(100_000_000 + i),
+            h.hexdigest()[:32],
+            masked,
+            FIRST_NAMES[i % len(FIRST_NAMES)],
+            templates[t].replace("__MID__", member_id),
+            bal,
+            avail,
+            pend,
+            exp,
+            exp_day,
+            tier,
+            synced,
+            0,
+            1,
+            i % 3 == 0,
+            synced,
+        )
 
 
 def seed_catalog(store: Store) -> None:
     with store.write() as conn:
-        conn.executemany("INSERT OR REPLACE INTO catalog(sku, name, category, collection, "
-                         "price_kop) VALUES (?,?,?,?,?)", CATALOG)
+        conn.executemany(
+            "INSERT OR REPLACE INTO catalog(sku, name, category, collection, "
+            "price_kop) VALUES (?,?,?,?,?)",
+            CATALOG,
+        )

@@ -31,14 +31,33 @@ from agent.errors import (
     NotFoundError,
     StoreError,
 )
-from agent.identify import mask_phone, normalize_phone, parse_identifier, phone_hash
-from agent.ledger import PurchaseEffects, RefundResult, apply_purchase, apply_refund, registration_lots
+from agent.identify import (
+    make_member_code,
+    mask_phone,
+    normalize_phone,
+    parse_identifier,
+    phone_hash,
+)
+from agent.ledger import (
+    PurchaseEffects,
+    RefundResult,
+    apply_purchase,
+    apply_refund,
+    registration_lots,
+)
 from agent.model import Cart, CollectionProgress, MemberState, Quote, TierInfo
-from agent.money import Points
+from agent.money import Points, format_points, format_rub
 from agent.rules import Programme, parse_programme, programme_to_dict
 from agent.slip import Slip, SlipLine, sale_lines
 from agent.store import Store
-from agent.tokens import Coupon, TokenVerifier, load_ed25519_public_key, verify_coupon
+from agent.tokens import (
+    Coupon,
+    TokenVerifier,
+    load_ed25519_public_key,
+    load_x25519_public_key,
+    seal_for_backoffice,
+    verify_coupon,
+)
 
 SCHEMA_VERSION = 1
 
@@ -150,14 +169,22 @@ class Agent:
         self.terminal_epoch = store.meta("terminal_epoch") or ""
         self.store_name = store_name or store.meta("store_name") or "Kassa"
         if not self.terminal_id:
-            raise StoreError("till store is not initialised (run `kassa init`)",
-                             "База кассы не инициализирована (выполните kassa init)")
+            raise StoreError(
+                "till store is not initialised (run `kassa init`)",
+                "База кассы не инициализирована (выполните kassa init)",
+            )
 
     # ----------------------------------------------------------------- set-up
     @staticmethod
-    def initialise(store: Store, *, terminal_id: str | None = None, store_name: str = "Kassa",
-                   phone_hash_key: bytes | None = None, token_public_key: str | None = None,
-                   seal_public_key: str | None = None) -> None:
+    def initialise(
+        store: Store,
+        *,
+        terminal_id: str | None = None,
+        store_name: str = "Kassa",
+        phone_hash_key: bytes | None = None,
+        token_public_key: str | None = None,
+        seal_public_key: str | None = None,
+    ) -> None:
         """Give a fresh store its identity: terminal id, epoch, keys from the back office."""
         with store.write() as conn:
             if store.meta("terminal_id"):
@@ -178,16 +205,20 @@ class Agent:
         now = self._now_iso()
         doc = codec.dumps(programme_to_dict(programme))
         with self.store.write() as conn:
-            row = conn.execute("SELECT document FROM rules WHERE version = ?",
-                               (programme.version,)).fetchone()
+            row = conn.execute(
+                "SELECT document FROM rules WHERE version = ?", (programme.version,)
+            ).fetchone()
             if row is not None and row[0] != doc:
                 raise ConflictError(
                     f"rules version {programme.version} already stored with other content",
                     f"версия правил {programme.version} уже есть с другим содержимым",
-                    version=programme.version)
+                    version=programme.version,
+                )
             if row is None:
-                conn.execute("INSERT INTO rules(version, document, received_at) VALUES (?,?,?)",
-                             (programme.version, doc, now))
+                conn.execute(
+                    "INSERT INTO rules(version, document, received_at) VALUES (?,?,?)",
+                    (programme.version, doc, now),
+                )
             if activate:
                 conn.execute("UPDATE rules SET active = (version = ?)", (programme.version,))
         self._cache = _Cached()
@@ -204,15 +235,19 @@ class Agent:
     def _verifier(self) -> TokenVerifier | None:
         if "verifier" not in self._cache.extra:
             key = self.store.meta("token_public_key")
-            self._cache.extra["verifier"] = TokenVerifier({1: load_ed25519_public_key(key)}) if key else None
+            self._cache.extra["verifier"] = (
+                TokenVerifier({1: load_ed25519_public_key(key)}) if key else None
+            )
         verifier: TokenVerifier | None = self._cache.extra["verifier"]
         return verifier
 
     def _hash_key(self) -> bytes:
         key = self.store.meta("phone_hash_key")
         if not key:
-            raise StoreError("till has no phone hash key (not enrolled)",
-                             "касса не подключена к программе: нет ключа поиска по телефону")
+            raise StoreError(
+                "till has no phone hash key (not enrolled)",
+                "касса не подключена к программе: нет ключа поиска по телефону",
+            )
         return bytes.fromhex(key)
 
     def _now_iso(self) -> str:
@@ -231,19 +266,23 @@ class Agent:
             row = self._member_row("code = ?", ident.member_code)
             how = "scan_token" if ident.kind == "token" else "scan_code"
         if row is None:
-            raise NotFoundError("member not found", "участник не найден — можно зарегистрировать",
-                                kind=ident.kind)
+            raise NotFoundError(
+                "member not found", "участник не найден — можно зарегистрировать", kind=ident.kind
+            )
         return replace(self._card(row, now), identified_by=how)
 
     def card(self, member_id: str) -> MemberCard:
         row = self._member_row("member_id = ?", member_id)
         if row is None:
-            raise NotFoundError(f"member {member_id} not found", "участник не найден",
-                                member_id=member_id)
+            raise NotFoundError(
+                f"member {member_id} not found", "участник не найден", member_id=member_id
+            )
         return self._card(row, self.clock.now())
 
-    _CARD_COLS = ("member_id, code, phone_masked, first_name, state, provisional, "
-                  "consent_marketing, unsynced, synced_at, offline_spent")
+    _CARD_COLS = (
+        "member_id, code, phone_masked, first_name, state, provisional, "
+        "consent_marketing, unsynced, synced_at, offline_spent"
+    )
 
     def _member_row(self, where: str, value: Any) -> tuple[Any, ...] | None:
         return self.store.one(f"SELECT {self._CARD_COLS} FROM members WHERE {where}", (value,))
@@ -262,16 +301,24 @@ class Agent:
             for m in rules.collections
         )
         return MemberCard(
-            member_id=row[0], code=row[1], phone_masked=row[2], first_name=row[3],
-            tier=engine.tier_info(tier), balance=state.balance(now),
-            available=state.available_points(now), pending=state.pending_points(now),
-            spendable=state.spendable(now), debt=state.debt,
-            expiring_points=exp_points, expiring_on=exp_on,
+            member_id=row[0],
+            code=row[1],
+            phone_masked=row[2],
+            first_name=row[3],
+            tier=engine.tier_info(tier),
+            balance=state.balance(now),
+            available=state.available_points(now),
+            pending=state.pending_points(now),
+            spendable=state.spendable(now),
+            debt=state.debt,
+            expiring_points=exp_points,
+            expiring_on=exp_on,
             next_tier=engine.tier_info(nxt) if nxt else None,
             to_next_tier_kop=nxt.threshold_kop - spend if nxt else None,
             collections=progress,
             birthday_window=bday is not None and state.birthday_bonus_year != bday,
-            consent_marketing=bool(row[6]), provisional=bool(row[5]),
+            consent_marketing=bool(row[6]),
+            provisional=bool(row[5]),
             unsynced_events=int(row[7]),
         )
 
@@ -281,11 +328,14 @@ class Agent:
         rules = self.programme()
         last = self.store.sync_value("last_contact")
         last_dt = datetime.fromisoformat(last) if last else None
-        online = last_dt is not None and (now - last_dt).total_seconds() <= \
-            rules.offline.online_grace_seconds
+        online = (
+            last_dt is not None
+            and (now - last_dt).total_seconds() <= rules.offline.online_grace_seconds
+        )
         waiting = self.store.one("SELECT count(*) FROM outbox WHERE status = 'pending'")
         return OfflineStatus(
-            online=online, last_contact=last_dt,
+            online=online,
+            last_contact=last_dt,
             consecutive_offline=int(self.store.sync_value("offline_consecutive") or 0),
             terminal_offline_spent=int(self.store.sync_value("offline_spent") or 0),
             events_waiting=int(waiting[0]) if waiting else 0,
@@ -302,8 +352,9 @@ class Agent:
             Store.set_sync(conn, "offline_consecutive", "0", now)
             Store.set_sync(conn, "offline_spent", "0", now)
 
-    def _offline_limit(self, status: OfflineStatus, row: tuple[Any, ...], rules: Programme,
-                       now: datetime) -> tuple[str, Points] | None:
+    def _offline_limit(
+        self, status: OfflineStatus, row: tuple[Any, ...], rules: Programme, now: datetime
+    ) -> tuple[str, Points] | None:
         """The bound on spending for this cheque when offline (DESIGN.md §3), or None."""
         if status.online:
             return None
@@ -311,15 +362,17 @@ class Agent:
         synced_at = row[8]
         if row[5]:
             return ("offline_provisional", 0)
-        if synced_at is None or now - datetime.fromisoformat(synced_at) > \
-                timedelta(hours=policy.max_cache_age_hours):
+        if synced_at is None or now - datetime.fromisoformat(synced_at) > timedelta(
+            hours=policy.max_cache_age_hours
+        ):
             return ("offline_stale_cache", 0)
         if status.consecutive_offline >= policy.consecutive_limit:
             return ("offline_consecutive", 0)
         bounds = {
             "offline_per_transaction": policy.per_transaction_points,
             "offline_per_member": policy.per_member_points - int(row[9]),
-            "offline_terminal_budget": policy.terminal_budget_points - status.terminal_offline_spent,
+            "offline_terminal_budget": policy.terminal_budget_points
+            - status.terminal_offline_spent,
         }
         key = min(bounds, key=lambda k: bounds[k])
         return (key, bounds[key])
@@ -330,19 +383,27 @@ class Agent:
             return None
         verifier = self._verifier()
         if verifier is None:
-            raise CouponError("till has no back office key to check coupons",
-                              "касса не может проверить купон: нет ключа программы")
+            raise CouponError(
+                "till has no back office key to check coupons",
+                "касса не может проверить купон: нет ключа программы",
+            )
         coupon = verify_coupon(verifier, text.strip(), now)
         if coupon.member_code is not None and coupon.member_code != member_code:
-            raise CouponError("personal coupon of another member",
-                              "это персональный купон другого участника",
-                              coupon_id=coupon.coupon_id)
-        used = self.store.one("SELECT receipt_id FROM coupons_used WHERE coupon_id = ?",
-                              (coupon.coupon_id,))
+            raise CouponError(
+                "personal coupon of another member",
+                "это персональный купон другого участника",
+                coupon_id=coupon.coupon_id,
+            )
+        used = self.store.one(
+            "SELECT receipt_id FROM coupons_used WHERE coupon_id = ?", (coupon.coupon_id,)
+        )
         if used is not None:
-            raise CouponError(f"coupon already used on cheque {used[0]}",
-                              f"купон уже использован (чек {used[0]})",
-                              coupon_id=coupon.coupon_id, receipt_id=used[0])
+            raise CouponError(
+                f"coupon already used on cheque {used[0]}",
+                f"купон уже использован (чек {used[0]})",
+                coupon_id=coupon.coupon_id,
+                receipt_id=used[0],
+            )
         return coupon
 
     def quote(self, req: CheckoutRequest) -> Quote:
@@ -350,18 +411,27 @@ class Agent:
         now = self.clock.now()
         row = self._member_row("member_id = ?", req.member_id)
         if row is None:
-            raise NotFoundError(f"member {req.member_id} not found", "участник не найден",
-                                member_id=req.member_id)
+            raise NotFoundError(
+                f"member {req.member_id} not found", "участник не найден", member_id=req.member_id
+            )
         return self._quote(req, row, now, self.offline_status())
 
-    def _quote(self, req: CheckoutRequest, row: tuple[Any, ...], now: datetime,
-               status: OfflineStatus) -> Quote:
+    def _quote(
+        self, req: CheckoutRequest, row: tuple[Any, ...], now: datetime, status: OfflineStatus
+    ) -> Quote:
         rules = self.programme()
         state = codec.loads(MemberState, row[4])
         coupon = self._coupon(req.coupon, row[1], now)
         limit = self._offline_limit(status, row, rules, now)
-        return engine.quote(req.cart, state, rules, now, redeem_points=req.redeem_points,
-                            coupon=coupon, redeem_limit=limit)
+        return engine.quote(
+            req.cart,
+            state,
+            rules,
+            now,
+            redeem_points=req.redeem_points,
+            coupon=coupon,
+            redeem_limit=limit,
+        )
 
     # ----------------------------------------------------------------- commit
     def commit(self, req: CheckoutRequest) -> CommitResult:
@@ -381,25 +451,45 @@ class Agent:
             stored = self._stored_commit(req.cart.receipt_id, request_hash)
             if stored is not None:
                 return stored
-            row = conn.execute(f"SELECT {self._CARD_COLS} FROM members WHERE member_id = ?",
-                               (req.member_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {self._CARD_COLS} FROM members WHERE member_id = ?", (req.member_id,)
+            ).fetchone()
             if row is None:
-                raise NotFoundError(f"member {req.member_id} not found", "участник не найден",
-                                    member_id=req.member_id)
+                raise NotFoundError(
+                    f"member {req.member_id} not found",
+                    "участник не найден",
+                    member_id=req.member_id,
+                )
             q = self._quote(req, row, now, status)
             state = codec.loads(MemberState, row[4])
             event_id = uuid.uuid4().hex
             new_state, effects = apply_purchase(state, req.cart, q, rules, now, event_id)
             offline = not status.online
-            self._save_member(conn, req.member_id, new_state, rules, now,
-                              offline_spent=q.redeem_points if offline else 0)
+            self._save_member(
+                conn,
+                req.member_id,
+                new_state,
+                rules,
+                now,
+                offline_spent=q.redeem_points if offline else 0,
+            )
             payload = {
-                "receipt_id": q.receipt_id, "member_id": req.member_id, "member_code": row[1],
-                "cart": req.cart, "redeem_points": q.redeem_points, "coupon": req.coupon,
-                "coupon_id": q.coupon_id, "earn_points": q.earn_points,
-                "bonuses": q.bonuses, "lines": q.lines, "rules_version": q.rules_version,
-                "cashier_id": req.cashier_id, "shift_id": req.shift_id,
-                "identified_by": req.identified_by, "offline": offline, "occurred_at": now_iso,
+                "receipt_id": q.receipt_id,
+                "member_id": req.member_id,
+                "member_code": row[1],
+                "cart": req.cart,
+                "redeem_points": q.redeem_points,
+                "coupon": req.coupon,
+                "coupon_id": q.coupon_id,
+                "earn_points": q.earn_points,
+                "bonuses": q.bonuses,
+                "lines": q.lines,
+                "rules_version": q.rules_version,
+                "cashier_id": req.cashier_id,
+                "shift_id": req.shift_id,
+                "identified_by": req.identified_by,
+                "offline": offline,
+                "occurred_at": now_iso,
             }
             seq = self._append_event(conn, event_id, "purchase", payload, now_iso)
             result = CommitResult(q.receipt_id, event_id, seq, q, offline, 0)
@@ -409,47 +499,88 @@ class Agent:
             conn.execute(
                 "INSERT INTO purchases(receipt_id, op_id, member_id, created_at, request_hash, "
                 "result, effects, cashier_id, shift_id, offline) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (q.receipt_id, event_id, req.member_id, now_iso, request_hash,
-                 codec.dumps(result), codec.dumps(effects), req.cashier_id, req.shift_id,
-                 int(offline)),
+                (
+                    q.receipt_id,
+                    event_id,
+                    req.member_id,
+                    now_iso,
+                    request_hash,
+                    codec.dumps(result),
+                    codec.dumps(effects),
+                    req.cashier_id,
+                    req.shift_id,
+                    int(offline),
+                ),
             )
             if q.coupon_id:
-                conn.execute("INSERT INTO coupons_used(coupon_id, receipt_id, used_at) "
-                             "VALUES (?,?,?)", (q.coupon_id, q.receipt_id, now_iso))
+                conn.execute(
+                    "INSERT INTO coupons_used(coupon_id, receipt_id, used_at) VALUES (?,?,?)",
+                    (q.coupon_id, q.receipt_id, now_iso),
+                )
             if offline:
-                Store.set_sync(conn, "offline_consecutive", str(status.consecutive_offline + 1),
-                               now_iso)
-                Store.set_sync(conn, "offline_spent",
-                               str(status.terminal_offline_spent + q.redeem_points), now_iso)
+                Store.set_sync(
+                    conn, "offline_consecutive", str(status.consecutive_offline + 1), now_iso
+                )
+                Store.set_sync(
+                    conn,
+                    "offline_spent",
+                    str(status.terminal_offline_spent + q.redeem_points),
+                    now_iso,
+                )
         return result
 
     def _stored_commit(self, receipt_id: str, request_hash: str) -> CommitResult | None:
-        row = self.store.one("SELECT request_hash, result FROM purchases WHERE receipt_id = ?",
-                             (receipt_id,))
+        row = self.store.one(
+            "SELECT request_hash, result FROM purchases WHERE receipt_id = ?", (receipt_id,)
+        )
         if row is None:
             return None
         if row[0] != request_hash:
             raise ConflictError(
                 f"receipt {receipt_id} was already committed with other contents",
                 f"чек {receipt_id} уже проведён с другим содержимым",
-                receipt_id=receipt_id)
+                receipt_id=receipt_id,
+            )
         return replace(codec.loads(CommitResult, row[1]), duplicate=True)
 
-    def _save_member(self, conn: sqlite3.Connection, member_id: str, state: MemberState,
-                     rules: Programme, now: datetime, *, offline_spent: Points = 0) -> None:
+    def _save_member(
+        self,
+        conn: sqlite3.Connection,
+        member_id: str,
+        state: MemberState,
+        rules: Programme,
+        now: datetime,
+        *,
+        offline_spent: Points = 0,
+    ) -> None:
         exp_points, exp_on = engine.expiring_soon(state.lots, rules, now)
         tier = rules.tier_for_spend(engine.rolling_spend(state, rules, now))
         conn.execute(
             "UPDATE members SET state = ?, balance = ?, available = ?, pending = ?, "
             "expiring_points = ?, expiring_on = ?, tier = ?, unsynced = unsynced + 1, "
             "offline_spent = offline_spent + ?, updated_at = ? WHERE member_id = ?",
-            (codec.dumps(state), state.balance(now), state.available_points(now),
-             state.pending_points(now), exp_points, exp_on.isoformat() if exp_on else None,
-             tier.code, offline_spent, now.isoformat(), member_id),
+            (
+                codec.dumps(state),
+                state.balance(now),
+                state.available_points(now),
+                state.pending_points(now),
+                exp_points,
+                exp_on.isoformat() if exp_on else None,
+                tier.code,
+                offline_spent,
+                now.isoformat(),
+                member_id,
+            ),
         )
 
-    def _append_event(self, conn: sqlite3.Connection, event_id: str, kind: str,
-                      payload: Mapping[str, Any], now_iso: str) -> int:
+    def _append_event(
+        self,
+        conn: sqlite3.Connection,
+        event_id: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        now_iso: str,
+    ) -> int:
         """Append to the journal with the next gapless ``seq`` (same transaction as the effect)."""
         last = conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
         seq = int(last[0]) + 1 if last else 1
@@ -457,50 +588,81 @@ class Agent:
         conn.execute(
             "INSERT INTO outbox(seq, event_id, terminal_id, terminal_epoch, type, "
             "schema_version, created_at, payload, payload_hash) VALUES (?,?,?,?,?,?,?,?,?)",
-            (seq, event_id, self.terminal_id, self.terminal_epoch, kind, SCHEMA_VERSION, now_iso,
-             body, codec.digest(body)),
+            (
+                seq,
+                event_id,
+                self.terminal_id,
+                self.terminal_epoch,
+                kind,
+                SCHEMA_VERSION,
+                now_iso,
+                body,
+                codec.digest(body),
+            ),
         )
         Store.set_meta(conn, "last_seq", str(seq))
         return seq
 
-    def _queue_print(self, conn: sqlite3.Connection, receipt_id: str, kind: str, slip: Slip,
-                     now_iso: str) -> int:
-        cur = conn.execute("INSERT INTO print_jobs(receipt_id, kind, created_at, slip) "
-                           "VALUES (?,?,?,?)", (receipt_id, kind, now_iso, codec.dumps(slip)))
+    def _queue_print(
+        self, conn: sqlite3.Connection, receipt_id: str, kind: str, slip: Slip, now_iso: str
+    ) -> int:
+        cur = conn.execute(
+            "INSERT INTO print_jobs(receipt_id, kind, created_at, slip) VALUES (?,?,?,?)",
+            (receipt_id, kind, now_iso, codec.dumps(slip)),
+        )
         return int(cur.lastrowid or 0)
 
-    def _sale_slip(self, q: Quote, row: tuple[Any, ...], now: datetime, *,
-                   provisional: bool) -> Slip:
+    def _sale_slip(
+        self, q: Quote, row: tuple[Any, ...], now: datetime, *, provisional: bool
+    ) -> Slip:
         bonus_notes = [f"{b.note_ru}: +{b.points}" for b in q.bonuses]
         if q.tier_after != q.tier_before:
             bonus_notes.append(f"Новый уровень: «{q.tier_after.name_ru}»")
         return Slip(
-            kind="sale", store_name=self.store_name, terminal_id=self.terminal_id,
-            receipt_id=q.receipt_id, printed_at=now.astimezone(self.programme().tz),
+            kind="sale",
+            store_name=self.store_name,
+            terminal_id=self.terminal_id,
+            receipt_id=q.receipt_id,
+            printed_at=now.astimezone(self.programme().tz),
             member=row[2] or row[1],
             tier=q.tier_after.name_ru,
             lines=sale_lines(
-                balance_before=q.balance_before, balance_after=q.balance_after,
+                balance_before=q.balance_before,
+                balance_after=q.balance_after,
                 earned=q.total_earned,
                 pending_until=engine.local_date(self.programme(), q.earn_available_from)
-                if q.earn_points and q.earn_available_from > now else None,
-                spent=q.redeem_points, discount_kop=q.points_discount_kop,
-                expiring=q.expiring_points, expiring_on=q.expiring_on,
+                if q.earn_points and q.earn_available_from > now
+                else None,
+                spent=q.redeem_points,
+                discount_kop=q.points_discount_kop,
+                expiring=q.expiring_points,
+                expiring_on=q.expiring_on,
                 to_next_tier_kop=q.to_next_tier_kop,
                 next_tier=q.next_tier.name_ru if q.next_tier else None,
                 collections=[(c.name_ru, c.collected, c.target) for c in q.collections],
                 notes=bonus_notes,
             ),
-            qr_payload=row[1], provisional=provisional,
+            qr_payload=row[1],
+            provisional=provisional,
         )
 
     # ----------------------------------------------------------------- refund
-    def refund(self, refund_id: str, receipt_id: str, lines: Mapping[int, int], *,
-               cashier_id: str | None = None, shift_id: str | None = None) -> RefundOutcome:
+    def refund(
+        self,
+        refund_id: str,
+        receipt_id: str,
+        lines: Mapping[int, int],
+        *,
+        cashier_id: str | None = None,
+        shift_id: str | None = None,
+    ) -> RefundOutcome:
         """Refund units of a committed cheque, idempotent by ``refund_id``."""
         if not refund_id or len(refund_id) > 64:
-            raise InputError("refund id must be 1-64 characters",
-                             "номер возврата должен быть от 1 до 64 символов", field="refund_id")
+            raise InputError(
+                "refund id must be 1-64 characters",
+                "номер возврата должен быть от 1 до 64 символов",
+                field="refund_id",
+            )
         request = {int(k): int(v) for k, v in lines.items()}
         request_hash = codec.digest(codec.dumps({"receipt_id": receipt_id, "lines": request}))
         stored = self._stored_refund(refund_id, request_hash)
@@ -516,12 +678,17 @@ class Agent:
                 return stored
             purchase = conn.execute(
                 "SELECT member_id, effects, refunded FROM purchases WHERE receipt_id = ?",
-                (receipt_id,)).fetchone()
+                (receipt_id,),
+            ).fetchone()
             if purchase is None:
-                raise NotFoundError(f"receipt {receipt_id} not found on this till",
-                                    f"чек {receipt_id} не найден", receipt_id=receipt_id)
-            member = conn.execute(f"SELECT {self._CARD_COLS} FROM members WHERE member_id = ?",
-                                  (purchase[0],)).fetchone()
+                raise NotFoundError(
+                    f"receipt {receipt_id} not found on this till",
+                    f"чек {receipt_id} не найден",
+                    receipt_id=receipt_id,
+                )
+            member = conn.execute(
+                f"SELECT {self._CARD_COLS} FROM members WHERE member_id = ?", (purchase[0],)
+            ).fetchone()
             effects = codec.loads(PurchaseEffects, purchase[1])
             before = {int(k): int(v) for k, v in json.loads(purchase[2]).items()}
             state = codec.loads(MemberState, member[4])
@@ -530,107 +697,158 @@ class Agent:
             after = dict(before)
             for line_no, qty in request.items():
                 after[line_no] = after.get(line_no, 0) + qty
-            conn.execute("UPDATE purchases SET refunded = ? WHERE receipt_id = ?",
-                         (codec.dumps(after), receipt_id))
+            conn.execute(
+                "UPDATE purchases SET refunded = ? WHERE receipt_id = ?",
+                (codec.dumps(after), receipt_id),
+            )
             event_id = uuid.uuid4().hex
-            payload = {"refund_id": refund_id, "receipt_id": receipt_id,
-                       "purchase_event_id": effects.op_id, "member_id": purchase[0],
-                       "lines": request, "result": result, "cashier_id": cashier_id,
-                       "shift_id": shift_id, "occurred_at": now_iso}
+            payload = {
+                "refund_id": refund_id,
+                "receipt_id": receipt_id,
+                "purchase_event_id": effects.op_id,
+                "member_id": purchase[0],
+                "lines": request,
+                "result": result,
+                "cashier_id": cashier_id,
+                "shift_id": shift_id,
+                "occurred_at": now_iso,
+            }
             seq = self._append_event(conn, event_id, "refund", payload, now_iso)
             slip = Slip(
-                kind="refund", store_name=self.store_name, terminal_id=self.terminal_id,
-                receipt_id=receipt_id, printed_at=now.astimezone(rules.tz),
+                kind="refund",
+                store_name=self.store_name,
+                terminal_id=self.terminal_id,
+                receipt_id=receipt_id,
+                printed_at=now.astimezone(rules.tz),
                 member=member[2] or member[1],
                 tier=rules.tier_for_spend(engine.rolling_spend(new_state, rules, now)).name_ru,
-                lines=_refund_lines(result), provisional=not online,
+                lines=_refund_lines(result),
+                provisional=not online,
             )
             job_id = self._queue_print(conn, receipt_id, "refund", slip, now_iso)
             outcome = RefundOutcome(refund_id, event_id, seq, result, job_id)
-            conn.execute("INSERT INTO refunds(refund_id, receipt_id, op_id, created_at, "
-                         "request_hash, result) VALUES (?,?,?,?,?,?)",
-                         (refund_id, receipt_id, event_id, now_iso, request_hash,
-                          codec.dumps(outcome)))
+            conn.execute(
+                "INSERT INTO refunds(refund_id, receipt_id, op_id, created_at, "
+                "request_hash, result) VALUES (?,?,?,?,?,?)",
+                (refund_id, receipt_id, event_id, now_iso, request_hash, codec.dumps(outcome)),
+            )
         return outcome
 
     def _stored_refund(self, refund_id: str, request_hash: str) -> RefundOutcome | None:
-        row = self.store.one("SELECT request_hash, result FROM refunds WHERE refund_id = ?",
-                             (refund_id,))
+        row = self.store.one(
+            "SELECT request_hash, result FROM refunds WHERE refund_id = ?", (refund_id,)
+        )
         if row is None:
             return None
         if row[0] != request_hash:
-            raise ConflictError(f"refund {refund_id} was already made with other contents",
-                                f"возврат {refund_id} уже проведён с другим содержимым",
-                                refund_id=refund_id)
+            raise ConflictError(
+                f"refund {refund_id} was already made with other contents",
+                f"возврат {refund_id} уже проведён с другим содержимым",
+                refund_id=refund_id,
+            )
         return replace(codec.loads(RefundOutcome, row[1]), duplicate=True)
 
     # ----------------------------------------------------------------- registration
-    def register(self, *, phone: str, first_name: str, consent_programme: bool,
-                 consent_marketing: bool, birthday: date | None = None,
-                 cashier_id: str | None = None, consent_text_version: str | None = None,
-                 ) -> Registration:
+    def register(
+        self,
+        *,
+        phone: str,
+        first_name: str,
+        consent_programme: bool,
+        consent_marketing: bool,
+        birthday: date | None = None,
+        cashier_id: str | None = None,
+        consent_text_version: str | None = None,
+    ) -> Registration:
         """Join a new member at the till, online or offline (provisional until synced).
 
         The raw phone never lands in the store: only its keyed hash and mask, and, inside
         the journal event, sealed to the back office's public key.
         """
-        from agent.tokens import load_x25519_public_key, seal_for_backoffice
-
         rules = self.programme()
         if not consent_programme:
-            raise ConsentError("the member must accept the programme rules",
-                               "участник должен согласиться с правилами программы")
+            raise ConsentError(
+                "the member must accept the programme rules",
+                "участник должен согласиться с правилами программы",
+            )
         name = (first_name or "").strip()
         if not name or len(name) > 60 or not name.isprintable():
-            raise InputError("first name must be 1-60 printable characters",
-                             "укажите имя (до 60 символов)", field="first_name")
+            raise InputError(
+                "first name must be 1-60 printable characters",
+                "укажите имя (до 60 символов)",
+                field="first_name",
+            )
         now = self.clock.now()
         if birthday is not None and not date(1900, 1, 1) <= birthday <= now.date():
-            raise InputError("birthday is not a plausible date", "неверная дата рождения",
-                             field="birthday")
+            raise InputError(
+                "birthday is not a plausible date", "неверная дата рождения", field="birthday"
+            )
         e164 = normalize_phone(phone)
         seal_key = self.store.meta("seal_public_key")
         if not seal_key:
-            raise StoreError("till has no back office key to protect phone numbers",
-                             "касса не подключена к программе: нет ключа шифрования")
+            raise StoreError(
+                "till has no back office key to protect phone numbers",
+                "касса не подключена к программе: нет ключа шифрования",
+            )
         sealed = seal_for_backoffice(e164.encode(), load_x25519_public_key(seal_key))
         hashed = phone_hash(e164, self._hash_key())
         version = consent_text_version or rules.consent_text_version
         now_iso = now.isoformat()
         member_id = uuid.uuid4().hex
         event_id = uuid.uuid4().hex
-        state = MemberState(member_id, lots=registration_lots(rules, now, event_id),
-                            birthday=birthday)
+        state = MemberState(
+            member_id, lots=registration_lots(rules, now, event_id), birthday=birthday
+        )
         with self.store.write() as conn:
-            dup = conn.execute("SELECT code FROM members WHERE phone_hash = ?", (hashed,)).fetchone()
+            dup = conn.execute(
+                "SELECT code FROM members WHERE phone_hash = ?", (hashed,)
+            ).fetchone()
             if dup is not None:
-                raise ConflictError("a member with this phone already exists",
-                                    "участник с этим телефоном уже зарегистрирован",
-                                    member_code=dup[0])
+                raise ConflictError(
+                    "a member with this phone already exists",
+                    "участник с этим телефоном уже зарегистрирован",
+                    member_code=dup[0],
+                )
             code = self._new_member_code(conn, event_id)
             conn.execute(
                 "INSERT INTO members(member_id, code, phone_hash, phone_masked, first_name, "
                 "state, balance, available, tier, provisional, consent_programme, "
                 "consent_marketing, unsynced, updated_at) VALUES (?,?,?,?,?,?,?,?,?,1,1,?,1,?)",
-                (member_id, code, hashed, mask_phone(e164), name, codec.dumps(state),
-                 state.balance(now), state.available_points(now), rules.tiers[0].code,
-                 int(consent_marketing), now_iso),
+                (
+                    member_id,
+                    code,
+                    hashed,
+                    mask_phone(e164),
+                    name,
+                    codec.dumps(state),
+                    state.balance(now),
+                    state.available_points(now),
+                    rules.tiers[0].code,
+                    int(consent_marketing),
+                    now_iso,
+                ),
             )
             payload = {
-                "member_id": member_id, "member_code": code, "phone_hash": hashed,
-                "phone_masked": mask_phone(e164), "phone_sealed": sealed, "first_name": name,
-                "birthday": birthday, "consent_programme": True,
-                "consent_marketing": consent_marketing, "consent_text_version": version,
-                "consented_at": now_iso, "cashier_id": cashier_id,
-                "welcome_points": rules.welcome_points, "occurred_at": now_iso,
+                "member_id": member_id,
+                "member_code": code,
+                "phone_hash": hashed,
+                "phone_masked": mask_phone(e164),
+                "phone_sealed": sealed,
+                "first_name": name,
+                "birthday": birthday,
+                "consent_programme": True,
+                "consent_marketing": consent_marketing,
+                "consent_text_version": version,
+                "consented_at": now_iso,
+                "cashier_id": cashier_id,
+                "welcome_points": rules.welcome_points,
+                "occurred_at": now_iso,
             }
             self._append_event(conn, event_id, "member_registered", payload, now_iso)
         card = self.card(member_id)
         return Registration(card, event_id, rules.welcome_points, code)
 
     def _new_member_code(self, conn: sqlite3.Connection, seed: str) -> str:
-        from agent.identify import make_member_code
-
         for attempt in range(10):
             digest = hashlib.sha256(f"{seed}:{attempt}".encode()).digest()
             code = make_member_code(int.from_bytes(digest[:8], "big") % 10**12)
@@ -640,8 +858,9 @@ class Agent:
 
     def catalog_lookup(self, sku: str) -> tuple[str, str, str | None, int] | None:
         """The till catalogue: sku -> (name, category, collection, price_kop)."""
-        row = self.store.one("SELECT name, category, collection, price_kop FROM catalog "
-                             "WHERE sku = ?", (sku,))
+        row = self.store.one(
+            "SELECT name, category, collection, price_kop FROM catalog WHERE sku = ?", (sku,)
+        )
         return None if row is None else (row[0], row[1], row[2], int(row[3]))
 
     # ----------------------------------------------------------------- journal views
@@ -651,9 +870,20 @@ class Agent:
             rows = conn.execute(
                 "SELECT seq, event_id, terminal_id, terminal_epoch, type, schema_version, "
                 "created_at, payload, payload_hash FROM outbox WHERE status = 'pending' "
-                "ORDER BY seq LIMIT ?", (limit,)).fetchall()
-        keys = ("seq", "event_id", "terminal_id", "terminal_epoch", "type", "schema_version",
-                "created_at", "payload", "payload_hash")
+                "ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = (
+            "seq",
+            "event_id",
+            "terminal_id",
+            "terminal_epoch",
+            "type",
+            "schema_version",
+            "created_at",
+            "payload",
+            "payload_hash",
+        )
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def print_job(self, job_id: int) -> Slip:
@@ -664,12 +894,14 @@ class Agent:
 
 
 def _refund_lines(result: RefundResult) -> tuple[SlipLine, ...]:
-    from agent.money import format_points, format_rub
-
     out = [SlipLine("Возврат на сумму", format_rub(result.amount_kop))]
     if result.earn_reversed or result.bonus_reversed:
-        out.append(SlipLine("Начисление отменено",
-                            format_points(-(result.earn_reversed + result.bonus_reversed))))
+        out.append(
+            SlipLine(
+                "Начисление отменено",
+                format_points(-(result.earn_reversed + result.bonus_reversed)),
+            )
+        )
     if result.points_returned:
         out.append(SlipLine("Бонусы возвращены", format_points(result.points_returned, sign=True)))
     out.append(SlipLine("Баланс", format_points(result.balance_after)))

@@ -43,9 +43,18 @@ def _dm(day: date) -> str:
 
 
 def sale_lines(
-    *, balance_before: int, balance_after: int, earned: int, pending_until: date | None,
-    spent: int, discount_kop: int, expiring: int, expiring_on: date | None,
-    to_next_tier_kop: int | None, next_tier: str | None, collections: list[tuple[str, int, int]],
+    *,
+    balance_before: int,
+    balance_after: int,
+    earned: int,
+    pending_until: date | None,
+    spent: int,
+    discount_kop: int,
+    expiring: int,
+    expiring_on: date | None,
+    to_next_tier_kop: int | None,
+    next_tier: str | None,
+    collections: list[tuple[str, int, int]],
     notes: list[str],
 ) -> tuple[SlipLine, ...]:
     """The body of a sale slip, in the order members read it."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,8 +137,14 @@ def _member_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS members_phone ON members(phone_hash)")
 
 
-_ENOSPC_HINTS = ("disk is full", "database or disk is full", "readonly", "read-only",
-                 "disk i/o error", "unable to open")
+_ENOSPC_HINTS = (
+    "disk is full",
+    "database or disk is full",
+    "readonly",
+    "read-only",
+    "disk i/o error",
+    "unable to open",
+)
 
 
 def _write_error(e: sqlite3.Error) -> StoreWriteError:
@@ -159,7 +166,9 @@ class Store:
         self._lock_file = self._acquire_lock()
         try:
             self.conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False,
+                str(self.path),
+                isolation_level=None,
+                check_same_thread=False,
                 timeout=timeout_s,
             )
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -193,7 +202,8 @@ class Store:
             raise StoreLockedError(
                 f"till store {self.path} is in use by another process (pid {owner})",
                 f"База кассы {self.path} уже открыта другой программой (pid {owner})",
-                path=str(self.path), owner_pid=owner,
+                path=str(self.path),
+                owner_pid=owner,
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -236,8 +246,9 @@ class Store:
             except BaseException as e:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                if isinstance(e, sqlite3.OperationalError | sqlite3.DatabaseError) and not \
-                        isinstance(e, sqlite3.IntegrityError):
+                if isinstance(
+                    e, sqlite3.OperationalError | sqlite3.DatabaseError
+                ) and not isinstance(e, sqlite3.IntegrityError):
                     raise _write_error(e) from e
                 raise
 
@@ -258,14 +269,20 @@ class Store:
 
     @staticmethod
     def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
-        conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
-                     "DO UPDATE SET value = excluded.value", (key, value))
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+            "DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     @staticmethod
     def set_sync(conn: sqlite3.Connection, name: str, value: str, now_iso: str) -> None:
-        conn.execute("INSERT INTO sync_state(name, value, updated_at) VALUES (?, ?, ?) "
-                     "ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
-                     "updated_at = excluded.updated_at", (name, value, now_iso))
+        conn.execute(
+            "INSERT INTO sync_state(name, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (name, value, now_iso),
+        )
 
     def sync_value(self, name: str) -> str | None:
         row = self.one("SELECT value FROM sync_state WHERE name = ?", (name,))
@@ -306,13 +323,27 @@ class Store:
 
 
 MEMBER_LOAD_COLUMNS = (
-    "member_id", "code", "phone_hash", "phone_masked", "first_name", "state", "balance",
-    "available", "pending", "expiring_points", "expiring_on", "tier", "synced_at",
-    "provisional", "consent_programme", "consent_marketing", "updated_at",
+    "member_id",
+    "code",
+    "phone_hash",
+    "phone_masked",
+    "first_name",
+    "state",
+    "balance",
+    "available",
+    "pending",
+    "expiring_points",
+    "expiring_on",
+    "tier",
+    "synced_at",
+    "provisional",
+    "consent_programme",
+    "consent_marketing",
+    "updated_at",
 )
 
 
-if os.name == "nt":  # pragma: no cover - exercised on Windows tills
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows tills
     import msvcrt
 
     def _lock_exclusive(handle: Any) -> None:

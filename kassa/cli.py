@@ -43,8 +43,9 @@ def _read_json(args: argparse.Namespace) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"request is not valid JSON: {e}", f"запрос не является JSON: {e}",
-                         field="json") from None
+        raise InputError(
+            f"request is not valid JSON: {e}", f"запрос не является JSON: {e}", field="json"
+        ) from None
 
 
 def _open_agent(args: argparse.Namespace) -> Any:
@@ -53,17 +54,25 @@ def _open_agent(args: argparse.Namespace) -> Any:
 
     path = Path(args.store)
     if not path.exists():
-        raise StoreError(f"no till store at {path} (run `kassa init`)",
-                         f"база кассы {path} не найдена (выполните kassa init)", path=str(path))
+        raise StoreError(
+            f"no till store at {path} (run `kassa init`)",
+            f"база кассы {path} не найдена (выполните kassa init)",
+            path=str(path),
+        )
     return Agent(Store(path))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     from kassa.setup import init_store
 
-    info = init_store(Path(args.store), demo=args.demo, members=args.members,
-                      rules_path=Path(args.rules) if args.rules else None,
-                      store_name=args.store_name, terminal_id=args.terminal_id)
+    info = init_store(
+        Path(args.store),
+        demo=args.demo,
+        members=args.members,
+        rules_path=Path(args.rules) if args.rules else None,
+        store_name=args.store_name,
+        terminal_id=args.terminal_id,
+    )
     _emit(info)
     return 0
 
@@ -94,13 +103,20 @@ def _checkout(agent: Any, data: Any) -> Any:
         card = agent.identify(str(data["identify"]))
         member_id, identified_by = card.member_id, card.identified_by
     if not isinstance(member_id, str):
-        raise InputError("member_id (or identify) is required", "не указан участник",
-                         field="member_id")
+        raise InputError(
+            "member_id (or identify) is required", "не указан участник", field="member_id"
+        )
     cart = cart_from_json(data, agent.catalog_lookup)
     coupon = data.get("coupon")
-    return CheckoutRequest(member_id, cart, redeem_from_json(data),
-                           coupon if isinstance(coupon, str) else None,
-                           data.get("cashier_id"), data.get("shift_id"), identified_by)
+    return CheckoutRequest(
+        member_id,
+        cart,
+        redeem_from_json(data),
+        coupon if isinstance(coupon, str) else None,
+        data.get("cashier_id"),
+        data.get("shift_id"),
+        identified_by,
+    )
 
 
 def _identify(agent: Any, data: Any) -> Any:
@@ -120,11 +136,14 @@ def _register(agent: Any, data: Any) -> Any:
         try:
             birthday = date.fromisoformat(str(data["birthday"]))
         except ValueError:
-            raise InputError("birthday must be YYYY-MM-DD", "дата рождения: ГГГГ-ММ-ДД",
-                             field="birthday") from None
+            raise InputError(
+                "birthday must be YYYY-MM-DD", "дата рождения: ГГГГ-ММ-ДД", field="birthday"
+            ) from None
     return agent.register(
-        phone=str(data.get("phone", "")), first_name=str(data.get("first_name", "")),
-        birthday=birthday, consent_programme=data.get("consent_programme") is True,
+        phone=str(data.get("phone", "")),
+        first_name=str(data.get("first_name", "")),
+        birthday=birthday,
+        consent_programme=data.get("consent_programme") is True,
         consent_marketing=data.get("consent_marketing") is True,
         cashier_id=data.get("cashier_id"),
     )
@@ -136,9 +155,13 @@ def _refund(agent: Any, data: Any) -> Any:
 
     if not isinstance(data, dict):
         raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
-    return agent.refund(str(data.get("refund_id", "")), str(data.get("receipt_id", "")),
-                        refund_lines_from_json(data.get("lines")),
-                        cashier_id=data.get("cashier_id"), shift_id=data.get("shift_id"))
+    return agent.refund(
+        str(data.get("refund_id", "")),
+        str(data.get("receipt_id", "")),
+        refund_lines_from_json(data.get("lines")),
+        cashier_id=data.get("cashier_id"),
+        shift_id=data.get("shift_id"),
+    )
 
 
 def _slip(agent: Any, args: Any) -> Any:
@@ -170,36 +193,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kassa", description="Kassa loyalty agent for checkouts")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, help_: str, fn: Callable[[argparse.Namespace], int],
-            json_in: bool = False) -> argparse.ArgumentParser:
+    def add(
+        name: str, help_: str, fn: Callable[[argparse.Namespace], int], json_in: bool = False
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("--store", default=str(default_store_path()),
-                       help="till store file (default: $KASSA_STORE or the user data dir)")
+        p.add_argument(
+            "--store",
+            default=str(default_store_path()),
+            help="till store file (default: $KASSA_STORE or the user data dir)",
+        )
         if json_in:
             p.add_argument("--json", help="request JSON (default: read stdin)")
         p.set_defaults(func=fn)
         return p
 
-    p = add("init", "create a till store (with --demo: demo programme, catalogue, members)",
-            cmd_init)
+    p = add(
+        "init", "create a till store (with --demo: demo programme, catalogue, members)", cmd_init
+    )
     p.add_argument("--demo", action="store_true", help="seed the demo programme and members")
     p.add_argument("--members", type=int, default=1000, help="demo members to seed")
     p.add_argument("--rules", help="programme rules file (.toml or .json)")
     p.add_argument("--store-name", default="Kassa демо-магазин", help="name printed on slips")
     p.add_argument("--terminal-id", help="terminal id (default: a new UUID)")
-    add("identify", "find a member: {\"input\": scan or phone}", _with_agent(_identify), True)
-    add("quote", "score a cheque without committing", _with_agent(
-        lambda a, d: a.quote(_checkout(a, d))), True)
-    add("commit", "commit a cheque (idempotent by receipt_id)", _with_agent(
-        lambda a, d: a.commit(_checkout(a, d))), True)
-    add("refund", "refund lines of a committed cheque (idempotent by refund_id)",
-        _with_agent(_refund), True)
+    add("identify", 'find a member: {"input": scan or phone}', _with_agent(_identify), True)
+    add(
+        "quote",
+        "score a cheque without committing",
+        _with_agent(lambda a, d: a.quote(_checkout(a, d))),
+        True,
+    )
+    add(
+        "commit",
+        "commit a cheque (idempotent by receipt_id)",
+        _with_agent(lambda a, d: a.commit(_checkout(a, d))),
+        True,
+    )
+    add(
+        "refund",
+        "refund lines of a committed cheque (idempotent by refund_id)",
+        _with_agent(_refund),
+        True,
+    )
     add("register", "register a new member with consent", _with_agent(_register), True)
     p = add("slip", "show a queued slip as text", _with_agent(_slip, needs_json=False))
     p.add_argument("job_id", type=int)
     p.add_argument("--width", type=int, default=42, choices=(32, 42, 48))
-    p = add("journal", "journal events waiting for the back office",
-            _with_agent(_journal, needs_json=False))
+    p = add(
+        "journal",
+        "journal events waiting for the back office",
+        _with_agent(_journal, needs_json=False),
+    )
     p.add_argument("--limit", type=int, default=50)
     p = sub.add_parser("rules", help="programme rules files")
     rsub = p.add_subparsers(dest="rules_command", required=True)

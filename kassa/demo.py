@@ -27,9 +27,13 @@ from agent.store import Store
 from agent.tokens import TokenSigner, issue_member_token, load_ed25519_private_key
 from kassa.setup import init_store, keys_path
 
-_RU_LAYOUT = dict(zip("qwertyuiop[]asdfghjkl;'zxcvbnm,.QWERTYUIOP{}ASDFGHJKL:\"ZXCVBNM<>",
-                      "йцукенгшщзхъфывапролджэячсмитьбюЙЦУКЕНГШЩЗХЪФЫВАПРОЛДЖЭЯЧСМИТЬБЮ",
-                      strict=True))
+_RU_LAYOUT = dict(
+    zip(
+        "qwertyuiop[]asdfghjkl;'zxcvbnm,.QWERTYUIOP{}ASDFGHJKL:\"ZXCVBNM<>",
+        "йцукенгшщзхъфывапролджэячсмитьбюЙЦУКЕНГШЩЗХЪФЫВАПРОЛДЖЭЯЧСМИТЬБЮ",
+        strict=True,
+    )
+)
 
 
 def _say(title: str) -> None:
@@ -41,8 +45,9 @@ def _cart(receipt_id: str, skus: list[tuple[str, int]]) -> Cart:
     lines = []
     for n, (sku, qty) in enumerate(skus, start=1):
         _, name, category, collection, price = by_sku[sku]
-        lines.append(CartLine(n, sku, name, category, price, qty, price * qty,
-                              collection=collection))
+        lines.append(
+            CartLine(n, sku, name, category, price, qty, price * qty, collection=collection)
+        )
     return Cart(receipt_id, tuple(lines))
 
 
@@ -72,40 +77,57 @@ def run_demo(directory: Path | None, *, members: int = 10_000) -> int:
 
 def _script(agent: Agent, path: Path) -> None:
     rules = agent.programme()
-    print(f"Программа «{rules.name}», версия {rules.version}; "
-          f"уровни: {', '.join(t.name_ru for t in rules.tiers)}")
+    print(
+        f"Программа «{rules.name}», версия {rules.version}; "
+        f"уровни: {', '.join(t.name_ru for t in rules.tiers)}"
+    )
 
     _say("1. Кассир вводит телефон покупателя")
     phone = demo_phone(1)
     typed = f"8 {phone[2:5]} {phone[5:8]}-{phone[8:10]}-{phone[10:]}"
     card = agent.identify(typed)
-    print(f"Введено: {typed!r} -> {card.first_name}, {card.phone_masked}, "
-          f"уровень «{card.tier.name_ru}»")
-    print(f"Баланс {format_points(card.balance)}, доступно {format_points(card.spendable)}"
-          + (f"; {format_points(card.expiring_points)} сгорят "
-             f"{card.expiring_on:%d.%m}" if card.expiring_on else ""))
+    print(
+        f"Введено: {typed!r} -> {card.first_name}, {card.phone_masked}, "
+        f"уровень «{card.tier.name_ru}»"
+    )
+    print(
+        f"Баланс {format_points(card.balance)}, доступно {format_points(card.spendable)}"
+        + (
+            f"; {format_points(card.expiring_points)} сгорят {card.expiring_on:%d.%m}"
+            if card.expiring_on
+            else ""
+        )
+    )
 
     _say("2. Расчёт чека: сколько начислим и сколько можно списать")
     cart = _cart("DEMO-0001", [("OW-4001", 1), ("DR-1001", 1), ("AC-6001", 1), ("GC-9001", 1)])
     req = CheckoutRequest(card.member_id, cart, identified_by=card.identified_by)
     q = agent.quote(req)
-    print(f"Сумма чека {format_rub(q.total_kop)}; можно списать до "
-          f"{format_points(q.max_redeem_points)}; начислится {format_points(q.total_earned)}")
+    print(
+        f"Сумма чека {format_rub(q.total_kop)}; можно списать до "
+        f"{format_points(q.max_redeem_points)}; начислится {format_points(q.total_earned)}"
+    )
     print(f"Акции: {', '.join(q.campaigns) or 'нет'}")
 
     _say("3. Покупатель списывает максимум — проводим чек")
-    result = agent.commit(CheckoutRequest(card.member_id, cart, "max",
-                                          identified_by=card.identified_by))
+    result = agent.commit(
+        CheckoutRequest(card.member_id, cart, "max", identified_by=card.identified_by)
+    )
     for line, ql in zip(cart.lines, result.quote.lines, strict=True):
-        print(f"  {line.name[:28]:28} {format_rub(ql.amount_kop):>14} "
-              f"скидка {format_rub(ql.discount_kop):>12} +{ql.earn_points}")
-    print(f"Списано {format_points(result.quote.redeem_points)}, к оплате "
-          f"{format_rub(result.quote.payable_kop)}; событие журнала seq={result.seq}")
+        print(
+            f"  {line.name[:28]:28} {format_rub(ql.amount_kop):>14} "
+            f"скидка {format_rub(ql.discount_kop):>12} +{ql.earn_points}"
+        )
+    print(
+        f"Списано {format_points(result.quote.redeem_points)}, к оплате "
+        f"{format_rub(result.quote.payable_kop)}; событие журнала seq={result.seq}"
+    )
     print(slip_text(agent.print_job(result.print_job_id), 42))
 
     _say("4. Повтор того же чека (POS не получил ответ) — дубль не создаётся")
-    again = agent.commit(CheckoutRequest(card.member_id, cart, "max",
-                                         identified_by=card.identified_by))
+    again = agent.commit(
+        CheckoutRequest(card.member_id, cart, "max", identified_by=card.identified_by)
+    )
     print(f"Повтор вернул тот же результат: seq={again.seq}, duplicate={again.duplicate}")
 
     _say("5. Скан QR из приложения при русской раскладке клавиатуры")
@@ -115,21 +137,31 @@ def _script(agent: Agent, path: Path) -> None:
     garbled = "".join(_RU_LAYOUT.get(ch, ch) for ch in token)
     print(f"Сканер набрал: {garbled[:40]}...")
     card2 = agent.identify(garbled)
-    print(f"Раскладка исправлена, подпись проверена офлайн: {card2.first_name}, "
-          f"код {card2.code}, {format_points(card2.balance)}")
+    print(
+        f"Раскладка исправлена, подпись проверена офлайн: {card2.first_name}, "
+        f"код {card2.code}, {format_points(card2.balance)}"
+    )
 
     _say("6. Регистрация нового участника с согласием")
-    reg = agent.register(phone="+7 (999) 555-01-23", first_name="Вера",
-                         consent_programme=True, consent_marketing=False)
-    print(f"Участник {reg.card.code} ({reg.card.phone_masked}), приветственный бонус "
-          f"{format_points(reg.welcome_points)}; в базе только хэш и маска телефона")
+    reg = agent.register(
+        phone="+7 (999) 555-01-23",
+        first_name="Вера",
+        consent_programme=True,
+        consent_marketing=False,
+    )
+    print(
+        f"Участник {reg.card.code} ({reg.card.phone_masked}), приветственный бонус "
+        f"{format_points(reg.welcome_points)}; в базе только хэш и маска телефона"
+    )
 
     _say("7. Частичный возврат: платье вернули")
     refund = agent.refund("DEMO-R-0001", "DEMO-0001", {2: 1})
     r = refund.result
-    print(f"Возврат {format_rub(r.amount_kop)}: начисление отменено "
-          f"{format_points(r.earn_reversed)}, возвращено бонусов "
-          f"{format_points(r.points_returned)}, баланс {format_points(r.balance_after)}")
+    print(
+        f"Возврат {format_rub(r.amount_kop)}: начисление отменено "
+        f"{format_points(r.earn_reversed)}, возвращено бонусов "
+        f"{format_points(r.points_returned)}, баланс {format_points(r.balance_after)}"
+    )
     print(slip_text(agent.print_job(refund.print_job_id), 32))
 
     _say("8. Журнал для бэк-офиса (отправится при связи, ровно один раз)")

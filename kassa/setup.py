@@ -35,8 +35,10 @@ def make_demo_keys(path: Path) -> dict[str, str]:
     sign = Ed25519PrivateKey.generate()
     seal = X25519PrivateKey.generate()
     keys = {
-        "token_private_key": dump_key(sign), "token_public_key": dump_key(sign.public_key()),
-        "seal_private_key": dump_key(seal), "seal_public_key": dump_key(seal.public_key()),
+        "token_private_key": dump_key(sign),
+        "token_public_key": dump_key(sign.public_key()),
+        "seal_private_key": dump_key(seal),
+        "seal_public_key": dump_key(seal.public_key()),
         "phone_hash_key": secrets.token_hex(32),
     }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -45,19 +47,27 @@ def make_demo_keys(path: Path) -> dict[str, str]:
     return keys
 
 
-def init_store(path: Path, *, demo: bool, members: int, rules_path: Path | None = None,
-               store_name: str = "Kassa", terminal_id: str | None = None) -> dict[str, Any]:
+def init_store(
+    path: Path,
+    *,
+    demo: bool,
+    members: int,
+    rules_path: Path | None = None,
+    store_name: str = "Kassa",
+    terminal_id: str | None = None,
+) -> dict[str, Any]:
     """Create and initialise a store; returns a summary for the command line."""
     if path.exists():
         from agent.errors import ConflictError
 
-        raise ConflictError(f"{path} already exists", f"база {path} уже существует",
-                            path=str(path))
+        raise ConflictError(f"{path} already exists", f"база {path} уже существует", path=str(path))
     keys = make_demo_keys(keys_path(path)) if demo else None
     started = time.perf_counter()
     with Store(path) as store:
         Agent.initialise(
-            store, terminal_id=terminal_id, store_name=store_name,
+            store,
+            terminal_id=terminal_id,
+            store_name=store_name,
             phone_hash_key=bytes.fromhex(keys["phone_hash_key"]) if keys else None,
             token_public_key=keys["token_public_key"] if keys else None,
             seal_public_key=keys["seal_public_key"] if keys else None,
@@ -71,12 +81,15 @@ def init_store(path: Path, *, demo: bool, members: int, rules_path: Path | None 
             seed_catalog(store)
             now = datetime.now(UTC)
             loaded = store.bulk_load_members(
-                member_rows(members, programme, bytes.fromhex(keys["phone_hash_key"]), now))
+                member_rows(members, programme, bytes.fromhex(keys["phone_hash_key"]), now)
+            )
             # The seeded base stands for a fresh snapshot from the back office.
             agent.record_contact()
         return {
-            "store": str(path), "terminal_id": agent.terminal_id,
-            "rules_version": programme.version, "members": loaded,
+            "store": str(path),
+            "terminal_id": agent.terminal_id,
+            "rules_version": programme.version,
+            "members": loaded,
             "keys": str(keys_path(path)) if demo else None,
             "seconds": round(time.perf_counter() - started, 2),
         }

@@ -59,15 +59,20 @@ class Till:
         self.seal = X25519PrivateKey.generate()
         self.hash_key = secrets.token_bytes(32)
         self.store = Store(path)
-        Agent.initialise(self.store, terminal_id="till-1", store_name="Тест",
-                         phone_hash_key=self.hash_key,
-                         token_public_key=dump_key(self.signing.public_key()),
-                         seal_public_key=dump_key(self.seal.public_key()))
+        Agent.initialise(
+            self.store,
+            terminal_id="till-1",
+            store_name="Тест",
+            phone_hash_key=self.hash_key,
+            token_public_key=dump_key(self.signing.public_key()),
+            seal_public_key=dump_key(self.seal.public_key()),
+        )
         self.agent = Agent(self.store, clock)
         self.agent.install_rules(demo_programme())
         seed_catalog(self.store)
-        self.store.bulk_load_members(member_rows(members, demo_programme(), self.hash_key,
-                                                 clock.now()))
+        self.store.bulk_load_members(
+            member_rows(members, demo_programme(), self.hash_key, clock.now())
+        )
         self.agent.record_contact()
 
     def count(self, table: str) -> int:

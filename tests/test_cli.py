@@ -8,8 +8,13 @@ import pytest
 
 
 def kassa(store, *args, stdin=None):
-    proc = subprocess.run([sys.executable, "-m", "kassa.cli", *args, "--store", str(store)],
-                          input=stdin, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kassa.cli", *args, "--store", str(store)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr
 
 
@@ -24,8 +29,12 @@ def store(tmp_path_factory):
 def test_identify_quote_commit_refund(store):
     code, card, _ = kassa(store, "identify", stdin=json.dumps({"input": "0001000000018"}))
     assert code == 0 and card["balance"] > 0
-    cheque = {"member_id": card["member_id"], "receipt_id": "CLI-1", "redeem_points": "max",
-              "lines": [{"sku": "DR-1001"}, {"sku": "OW-4002", "qty": 2}]}
+    cheque = {
+        "member_id": card["member_id"],
+        "receipt_id": "CLI-1",
+        "redeem_points": "max",
+        "lines": [{"sku": "DR-1001"}, {"sku": "OW-4002", "qty": 2}],
+    }
     code, quote, _ = kassa(store, "quote", stdin=json.dumps(cheque))
     assert code == 0 and quote["redeem_points"] == quote["max_redeem_points"] > 0
     code, first, _ = kassa(store, "commit", stdin=json.dumps(cheque))
@@ -34,8 +43,11 @@ def test_identify_quote_commit_refund(store):
     assert again["duplicate"] and again["event_id"] == first["event_id"]
     code, slip, _ = kassa(store, "slip", str(first["print_job_id"]), "--width", "32")
     assert "Баланс после" in slip["text"]
-    code, refund, _ = kassa(store, "refund", stdin=json.dumps(
-        {"refund_id": "CLI-R1", "receipt_id": "CLI-1", "lines": {"2": 1}}))
+    code, refund, _ = kassa(
+        store,
+        "refund",
+        stdin=json.dumps({"refund_id": "CLI-R1", "receipt_id": "CLI-1", "lines": {"2": 1}}),
+    )
     assert code == 0 and refund["result"]["points_returned"] >= 0
     code, journal, _ = kassa(store, "journal")
     assert [e["type"] for e in journal["pending"]] == ["purchase", "refund"]
@@ -47,12 +59,29 @@ def test_identify_quote_commit_refund(store):
         ("identify", {"input": "+7 12"}, "bad_phone"),
         ("identify", {"input": "0001000000019"}, "bad_member_code"),
         ("quote", {"identify": "0001000000018", "receipt_id": "X", "lines": []}, "bad_cart"),
-        ("quote", {"identify": "0001000000018", "receipt_id": "X",
-                   "lines": [{"sku": "NOPE"}]}, "unknown_item"),
-        ("quote", {"identify": "0001000000018", "receipt_id": "X",
-                   "lines": [{"sku": "DR-1001", "price_kop": 10.5}]}, "bad_cart"),
-        ("quote", {"identify": "0001000000018", "receipt_id": "X",
-                   "lines": [{"sku": "DR-1001", "price_kop": -100}]}, "bad_cart"),
+        (
+            "quote",
+            {"identify": "0001000000018", "receipt_id": "X", "lines": [{"sku": "NOPE"}]},
+            "unknown_item",
+        ),
+        (
+            "quote",
+            {
+                "identify": "0001000000018",
+                "receipt_id": "X",
+                "lines": [{"sku": "DR-1001", "price_kop": 10.5}],
+            },
+            "bad_cart",
+        ),
+        (
+            "quote",
+            {
+                "identify": "0001000000018",
+                "receipt_id": "X",
+                "lines": [{"sku": "DR-1001", "price_kop": -100}],
+            },
+            "bad_cart",
+        ),
         ("refund", {"refund_id": "R", "receipt_id": "NONE", "lines": {"1": 1}}, "not_found"),
         ("register", {"phone": "+79995550000", "first_name": "Ия"}, "consent_required"),
     ],
@@ -72,9 +101,16 @@ def test_not_json_and_missing_store(store, tmp_path):
 
 def test_rules_check_names_the_bad_key(tmp_path):
     bad = tmp_path / "rules.toml"
-    bad.write_text('version = 1\nname = "x"\nredeem_cap_bp = 20000\n[[tiers]]\ncode="b"\n'
-                   'name_ru="Б"\nname_en="B"\nthreshold_kop=0\naccrual_bp=500\n', "utf-8")
-    proc = subprocess.run([sys.executable, "-m", "kassa.cli", "rules", "check", str(bad)],
-                          capture_output=True, text=True, check=False)
+    bad.write_text(
+        'version = 1\nname = "x"\nredeem_cap_bp = 20000\n[[tiers]]\ncode="b"\n'
+        'name_ru="Б"\nname_en="B"\nthreshold_kop=0\naccrual_bp=500\n',
+        "utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "kassa.cli", "rules", "check", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     out = json.loads(proc.stdout)
     assert proc.returncode == 2 and out["details"]["key"] == "redeem_cap_bp"

@@ -86,8 +86,11 @@ def test_spending_more_than_allowed_is_refused_with_the_limit(rules):
 
 
 def test_pending_and_expired_points_are_not_spendable(rules):
-    m = member(lot(300, pending=True, lot_id="p"), lot(200, expires_in=-1, lot_id="x"),
-               lot(50, lot_id="ok"))
+    m = member(
+        lot(300, pending=True, lot_id="p"),
+        lot(200, expires_in=-1, lot_id="x"),
+        lot(50, lot_id="ok"),
+    )
     q = quote(make_cart("R1", ("DR-1001", 1)), m, rules, NOW)
     assert q.available_before == 50 and q.pending_before == 300
     assert q.max_redeem_points == 50
@@ -105,8 +108,9 @@ def test_birthday_bonus_in_window_once_a_year(rules):
     bday = date(1990, 6, 18)  # NOW is 15 June, window is -3..+7 days
     q = quote(make_cart("R1", ("DR-1001", 1)), member(birthday=bday), rules, NOW)
     assert [(b.kind, b.points, b.ref) for b in q.bonuses] == [("birthday", 1000, "2026")]
-    q2 = quote(make_cart("R1", ("DR-1001", 1)),
-               member(birthday=bday, birthday_bonus_year=2026), rules, NOW)
+    q2 = quote(
+        make_cart("R1", ("DR-1001", 1)), member(birthday=bday, birthday_bonus_year=2026), rules, NOW
+    )
     assert q2.bonuses == ()
     far = quote(make_cart("R1", ("DR-1001", 1)), member(birthday=date(1990, 1, 1)), rules, NOW)
     assert far.bonuses == ()
@@ -118,8 +122,9 @@ def test_campaign_multiplier_and_extra_on_collection(rules):
     assert coat.earn_rate_bp == 500 * 2 + 500  # outerwear x2, plus +5 % on the capsule
     assert scarf.earn_rate_bp == 500 + 500
     assert q.campaigns == ("capsule-plus5", "outerwear-x2")
-    before = replace(rules, campaigns=tuple(replace(c, ends=date(2026, 1, 2))
-                                            for c in rules.campaigns))
+    before = replace(
+        rules, campaigns=tuple(replace(c, ends=date(2026, 1, 2)) for c in rules.campaigns)
+    )
     assert quote(make_cart("R1", ("OW-4001", 1)), member(), before, NOW).campaigns == ()
 
 
@@ -192,7 +197,8 @@ def test_quote_is_deterministic(rules):
     cart = make_cart("R1", ("OW-4001", 1), ("DR-1001", 3), ("AC-6001", 2))
     m = member(lot(2000), collections=(("north-5", 3),), birthday=date(1990, 6, 15))
     assert quote(cart, m, rules, NOW, redeem_points=900) == quote(
-        cart, m, rules, NOW, redeem_points=900)
+        cart, m, rules, NOW, redeem_points=900
+    )
 
 
 def test_local_time_zone_decides_the_day(rules):

@@ -70,8 +70,12 @@ def test_sigkill_during_sales_never_half_writes(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     total, start = 0, 0
     for _ in range(KILLS):
-        proc = subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(start)],
-                                stdout=subprocess.PIPE, env=env, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(path), str(start)],
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.005, 0.15))
         proc.send_signal(signal.SIGKILL)

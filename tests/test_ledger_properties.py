@@ -27,10 +27,19 @@ def carts(draw):
         price = draw(st.integers(0, 5_000_000))
         qty = draw(st.integers(1, 5))
         amount = draw(st.integers(0, price * qty))
-        lines.append(CartLine(
-            i + 1, f"SKU{i}", f"item {i}", draw(st.sampled_from(CATEGORIES)), price, qty, amount,
-            draw(st.booleans()), draw(st.sampled_from([None, "north", "south"])),
-        ))
+        lines.append(
+            CartLine(
+                i + 1,
+                f"SKU{i}",
+                f"item {i}",
+                draw(st.sampled_from(CATEGORIES)),
+                price,
+                qty,
+                amount,
+                draw(st.booleans()),
+                draw(st.sampled_from([None, "north", "south"])),
+            )
+        )
     return Cart("R-prop", tuple(lines))
 
 
@@ -39,14 +48,20 @@ def members(draw):
     lots = []
     for i in range(draw(st.integers(0, 4))):
         earned = NOW - timedelta(days=draw(st.integers(0, 400)))
-        lots.append(PointLot(
-            f"L{i}", draw(st.integers(1, 20_000)), earned,
-            earned + timedelta(days=draw(st.integers(0, 30))),
-            earned + timedelta(days=draw(st.integers(1, 500))), "server",
-        ))
+        lots.append(
+            PointLot(
+                f"L{i}",
+                draw(st.integers(1, 20_000)),
+                earned,
+                earned + timedelta(days=draw(st.integers(0, 30))),
+                earned + timedelta(days=draw(st.integers(1, 500))),
+                "server",
+            )
+        )
     spend = draw(st.integers(0, 15_000_000))
     return MemberState(
-        "m1", lots=tuple(sorted(lots, key=lambda x: (x.expires_at, x.earned_at, x.lot_id))),
+        "m1",
+        lots=tuple(sorted(lots, key=lambda x: (x.expires_at, x.earned_at, x.lot_id))),
         spend=(("2026-05-01", spend),) if spend else (),
         debt=draw(st.sampled_from([0, 0, 0, 50, 5000])),
         birthday=draw(st.sampled_from([None, date(1990, 6, 16), date(1985, 1, 1)])),
@@ -54,12 +69,14 @@ def members(draw):
     )
 
 
-coupons = st.sampled_from([
-    None,
-    Coupon("ab" * 16, "percent", 1500, NOW - timedelta(days=1), NOW + timedelta(days=1)),
-    Coupon("cd" * 16, "fixed", 70_000, NOW - timedelta(days=1), NOW + timedelta(days=1)),
-    Coupon("ef" * 16, "points", 250, NOW - timedelta(days=1), NOW + timedelta(days=1)),
-])
+coupons = st.sampled_from(
+    [
+        None,
+        Coupon("ab" * 16, "percent", 1500, NOW - timedelta(days=1), NOW + timedelta(days=1)),
+        Coupon("cd" * 16, "fixed", 70_000, NOW - timedelta(days=1), NOW + timedelta(days=1)),
+        Coupon("ef" * 16, "points", 250, NOW - timedelta(days=1), NOW + timedelta(days=1)),
+    ]
+)
 
 
 def spend_fraction():
@@ -74,8 +91,11 @@ def _quote(cart, m, fraction, coupon):
     except CouponError:
         coupon = None
         probe = quote(cart, m, RULES, NOW)
-    redeem = probe.max_redeem_points if fraction == "max" else int(probe.max_redeem_points *
-                                                                   (fraction or 0))
+    redeem = (
+        probe.max_redeem_points
+        if fraction == "max"
+        else int(probe.max_redeem_points * (fraction or 0))
+    )
     return quote(cart, m, RULES, NOW, redeem_points=redeem, coupon=coupon), coupon
 
 

@@ -33,8 +33,11 @@ def test_demo_programme_roundtrips_through_json():
         (lambda d: d.update(excluded_categories=["nope"]), "categories", "not listed"),
         (lambda d: d["campaigns"][0].update(ends="2020-01-01"), "campaigns[0].ends", "before"),
         (lambda d: d["campaigns"][0].update(starts="soon"), "campaigns[0].starts", "date"),
-        (lambda d: d["offline"].update(consecutive_limit=-1), "offline.consecutive_limit",
-         "between"),
+        (
+            lambda d: d["offline"].update(consecutive_limit=-1),
+            "offline.consecutive_limit",
+            "between",
+        ),
         (lambda d: d["welcome"].update(points="500"), "welcome.points", "whole number"),
     ],
 )

@@ -34,14 +34,16 @@ RICH = 1  # seed template 1 has spendable points and a lot expiring soon
 
 def snapshot(till):
     return {t: till.count(t) for t in TABLES} | {
-        "states": till.store.one("SELECT group_concat(state) FROM members")[0]}
+        "states": till.store.one("SELECT group_concat(state) FROM members")[0]
+    }
 
 
 def checkout(till, receipt="R-1", member=RICH, redeem=0, coupon=None, items=None):
     card = till.agent.identify(make_member_code(100_000_000 + member))
     cart = make_cart(receipt, *(items or [("DR-1001", 1), ("SH-2001", 2)]))
-    return till.agent.commit(CheckoutRequest(card.member_id, cart, redeem, coupon,
-                                             identified_by=card.identified_by))
+    return till.agent.commit(
+        CheckoutRequest(card.member_id, cart, redeem, coupon, identified_by=card.identified_by)
+    )
 
 
 def test_store_pragmas_and_named_migrations(till):
@@ -58,7 +60,10 @@ def test_identify_by_every_form(till):
     by_token = till.agent.identify(token)
     assert by_code.member_id == by_phone.member_id == by_token.member_id
     assert (by_code.identified_by, by_phone.identified_by, by_token.identified_by) == (
-        "scan_code", "phone", "scan_token")
+        "scan_code",
+        "phone",
+        "scan_token",
+    )
     assert by_code.balance > 0 and by_code.expiring_on is not None
 
 
@@ -107,8 +112,9 @@ def test_commit_is_idempotent_by_receipt_id(till):
 
 def test_journal_seq_is_gapless_across_event_types(till):
     checkout(till, "R-1")
-    till.agent.register(phone="+7 999 555-01-23", first_name="Вера", consent_programme=True,
-                        consent_marketing=True)
+    till.agent.register(
+        phone="+7 999 555-01-23", first_name="Вера", consent_programme=True, consent_marketing=True
+    )
     till.agent.refund("RF-1", "R-1", {1: 1})
     checkout(till, "R-2", member=3)
     events = till.agent.pending_events()
@@ -132,14 +138,21 @@ def test_refund_partial_then_rest_then_over_refund(till):
     with pytest.raises(NotFoundError):
         till.agent.refund("RF-4", "NOPE", {1: 1})
     assert snapshot(till) == snap
-    assert result.quote.redeem_points == r1.result.points_returned + till.agent.refund(
-        "RF-2", "R-1", {1: 1, 2: 1}).result.points_returned
+    assert (
+        result.quote.redeem_points
+        == r1.result.points_returned
+        + till.agent.refund("RF-2", "R-1", {1: 1, 2: 1}).result.points_returned
+    )
 
 
 def test_register_keeps_no_raw_phone_and_records_consent(till):
-    reg = till.agent.register(phone="8 (999) 555-01-23", first_name="Вера",
-                              consent_programme=True, consent_marketing=False,
-                              cashier_id="c1")
+    reg = till.agent.register(
+        phone="8 (999) 555-01-23",
+        first_name="Вера",
+        consent_programme=True,
+        consent_marketing=False,
+        cashier_id="c1",
+    )
     assert reg.card.balance == reg.welcome_points == 500
     assert reg.card.phone_masked == "+7 *** ***-01-23" and reg.card.provisional
     assert till.agent.identify("+79995550123").member_id == reg.card.member_id
@@ -157,18 +170,21 @@ def test_register_keeps_no_raw_phone_and_records_consent(till):
 
     assert open_sealed(payload["phone_sealed"], till.seal) == b"+79995550123"
     with pytest.raises(ConflictError):
-        till.agent.register(phone="+79995550123", first_name="Вера", consent_programme=True,
-                            consent_marketing=False)
+        till.agent.register(
+            phone="+79995550123", first_name="Вера", consent_programme=True, consent_marketing=False
+        )
 
 
 def test_register_without_consent_writes_nothing(till):
     snap = snapshot(till)
     with pytest.raises(ConsentError):
-        till.agent.register(phone="+79995550123", first_name="Вера", consent_programme=False,
-                            consent_marketing=True)
+        till.agent.register(
+            phone="+79995550123", first_name="Вера", consent_programme=False, consent_marketing=True
+        )
     with pytest.raises(PhoneError):
-        till.agent.register(phone="abc", first_name="Вера", consent_programme=True,
-                            consent_marketing=True)
+        till.agent.register(
+            phone="abc", first_name="Вера", consent_programme=True, consent_marketing=True
+        )
     assert snapshot(till) == snap
 
 
@@ -188,8 +204,9 @@ def test_bad_input_writes_nothing(till):
     with pytest.raises(RedemptionError):
         checkout(till, redeem=10**6)
     with pytest.raises(CatalogError):
-        cart_from_json({"receipt_id": "X", "lines": [{"sku": "NO-SUCH"}]},
-                       till.agent.catalog_lookup)
+        cart_from_json(
+            {"receipt_id": "X", "lines": [{"sku": "NO-SUCH"}]}, till.agent.catalog_lookup
+        )
     with pytest.raises(NotFoundError):
         till.agent.commit(CheckoutRequest("ghost", make_cart("R-9", ("DR-1001", 1))))
     assert snapshot(till) == snap
@@ -216,12 +233,15 @@ def test_offline_spending_bounded_with_reasons(till):
     assert checkout(till, "R-2", member=5).quote.earn_points > 0
     # contact with the back office resets the offline counters
     till.agent.record_contact()
-    assert till.agent.offline_status().online and till.agent.offline_status().consecutive_offline == 0
+    assert (
+        till.agent.offline_status().online and till.agent.offline_status().consecutive_offline == 0
+    )
 
 
 def test_provisional_member_cannot_spend_offline(till):
-    reg = till.agent.register(phone="+79995550123", first_name="Вера", consent_programme=True,
-                              consent_marketing=False)
+    reg = till.agent.register(
+        phone="+79995550123", first_name="Вера", consent_programme=True, consent_marketing=False
+    )
     till.clock.advance(hours=1)
     q = till.agent.quote(CheckoutRequest(reg.card.member_id, make_cart("R-1", ("DR-1001", 1))))
     assert q.max_redeem_points == 0 and q.redeem_limited_by == "offline_provisional"
@@ -241,10 +261,17 @@ def test_second_process_cannot_open_the_store(till):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from agent.store import Store; from agent.errors import StoreLockedError\n"
-         "try:\n    Store(sys.argv[1])\nexcept StoreLockedError as e:\n    print(e.code)",
-         str(till.path)], capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from agent.store import Store; from agent.errors import StoreLockedError\n"
+            "try:\n    Store(sys.argv[1])\nexcept StoreLockedError as e:\n    print(e.code)",
+            str(till.path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "store_locked"
 
 
