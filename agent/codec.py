@@ -19,10 +19,24 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 T = TypeVar("T")
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def to_plain(value: Any) -> Any:
-    """A JSON-ready copy of ``value`` (dataclasses, tuples, datetimes, dates, dicts)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    """A JSON-ready copy of ``value`` (dataclasses, tuples, datetimes, dates, dicts).
+
+    Hot path of every commit: scalars return at once and dataclass field names are cached
+    per class (``dataclasses.fields`` is slow when called per value).
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(kind):
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    if names is not None:
+        return {name: to_plain(getattr(value, name)) for name in names}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, date):

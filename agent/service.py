@@ -224,11 +224,14 @@ class Agent:
         self._cache = _Cached()
 
     def programme(self) -> Programme:
+        """The active programme, cached: this process owns the store (lock), so only
+        ``install_rules`` changes it and that resets the cache."""
+        if self._cache.programme is not None:
+            return self._cache.programme
         row = self.store.one("SELECT version, document FROM rules WHERE active = 1")
         if row is None:
             raise StoreError("no programme rules installed", "правила программы не загружены")
-        if self._cache.version != row[0] or self._cache.programme is None:
-            self._cache = _Cached(row[0], parse_programme(json.loads(row[1]), "store"))
+        self._cache = _Cached(row[0], parse_programme(json.loads(row[1]), "store"))
         assert self._cache.programme is not None
         return self._cache.programme
 
@@ -332,13 +335,15 @@ class Agent:
             last_dt is not None
             and (now - last_dt).total_seconds() <= rules.offline.online_grace_seconds
         )
-        waiting = self.store.one("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        # last_seq - acked, not count(*): a count scans the backlog, which grows in an outage.
+        acked = int(self.store.sync_value("acked_events") or 0)
+        waiting = int(self.store.meta("last_seq") or 0) - acked
         return OfflineStatus(
             online=online,
             last_contact=last_dt,
             consecutive_offline=int(self.store.sync_value("offline_consecutive") or 0),
             terminal_offline_spent=int(self.store.sync_value("offline_spent") or 0),
-            events_waiting=int(waiting[0]) if waiting else 0,
+            events_waiting=waiting,
         )
 
     def record_contact(self) -> None:
