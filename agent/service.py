@@ -419,13 +419,18 @@ class Agent:
             raise NotFoundError(
                 f"member {req.member_id} not found", "участник не найден", member_id=req.member_id
             )
-        return self._quote(req, row, now, self.offline_status())
+        state = codec.loads(MemberState, row[4])
+        return self._quote(req, row, state, now, self.offline_status())
 
     def _quote(
-        self, req: CheckoutRequest, row: tuple[Any, ...], now: datetime, status: OfflineStatus
+        self,
+        req: CheckoutRequest,
+        row: tuple[Any, ...],
+        state: MemberState,
+        now: datetime,
+        status: OfflineStatus,
     ) -> Quote:
         rules = self.programme()
-        state = codec.loads(MemberState, row[4])
         coupon = self._coupon(req.coupon, row[1], now)
         limit = self._offline_limit(status, row, rules, now)
         return engine.quote(
@@ -451,11 +456,13 @@ class Agent:
         now = self.clock.now()
         now_iso = now.isoformat()
         rules = self.programme()
-        status = self.offline_status()
         with self.store.write() as conn:
             stored = self._stored_commit(req.cart.receipt_id, request_hash)
             if stored is not None:
                 return stored
+            # Read inside the transaction: the offline counters written below must not be
+            # based on a value another thread's commit has since changed.
+            status = self.offline_status()
             row = conn.execute(
                 f"SELECT {self._CARD_COLS} FROM members WHERE member_id = ?", (req.member_id,)
             ).fetchone()
@@ -465,8 +472,8 @@ class Agent:
                     "участник не найден",
                     member_id=req.member_id,
                 )
-            q = self._quote(req, row, now, status)
             state = codec.loads(MemberState, row[4])
+            q = self._quote(req, row, state, now, status)
             event_id = uuid.uuid4().hex
             new_state, effects = apply_purchase(state, req.cart, q, rules, now, event_id)
             offline = not status.online

@@ -298,3 +298,24 @@ def test_corrupt_store_is_a_clear_error(tmp_path):
     # the failed open released the ownership lock: a second attempt says the same, not "locked"
     with pytest.raises(StoreError, match="cannot open"):
         Store(bad)
+
+
+def test_concurrent_offline_commits_count_every_cheque(till):
+    """UI workers and the POS API share one Agent: offline counters must not lose updates."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rules = till.agent.programme()
+    till.clock.advance(seconds=rules.offline.online_grace_seconds + 1)
+
+    def sale(n):
+        return checkout(
+            till, f"T-{n}", member=1 + 4 * (n % 20), redeem="max", items=[("SH-2001", 1)]
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(sale, range(40)))
+    status = till.agent.offline_status()
+    assert all(r.offline for r in results)
+    assert status.consecutive_offline == 40
+    assert status.terminal_offline_spent == sum(r.quote.redeem_points for r in results)
+    assert status.events_waiting == 40
