@@ -18,6 +18,7 @@ Order of the calculation, per cheque:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -490,3 +491,28 @@ def expiring_soon(
         return 0, None
     first = min(by_day)
     return by_day[first], first
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSummary:
+    """The points summary kept beside a member's state (till cache and back office alike),
+    so balances and tiers are readable without decoding the state document."""
+
+    balance: Points
+    available: Points
+    pending: Points
+    expiring_points: Points
+    expiring_on: date | None
+    tier: str
+
+
+def member_summary(state: MemberState, rules: Programme, now: datetime) -> MemberSummary:
+    exp_points, exp_on = expiring_soon(state.lots, rules, now)
+    return MemberSummary(
+        balance=state.balance(now),
+        available=state.available_points(now),
+        pending=state.pending_points(now),
+        expiring_points=exp_points,
+        expiring_on=exp_on,
+        tier=rules.tier_for_spend(rolling_spend(state, rules, now)).code,
+    )

@@ -68,6 +68,7 @@ class PurchaseEffects:
     collections_before: tuple[tuple[str, int], ...]
     collection_mechanics: tuple[tuple[str, str, int, Points], ...]
     birthday_year_before: int | None
+    overdraft: Points = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +151,32 @@ def registration_lots(rules: Programme, now: datetime, op_id: str) -> tuple[Poin
 
 
 def apply_purchase(
-    state: MemberState, cart: Cart, q: Quote, rules: Programme, now: datetime, op_id: str
+    state: MemberState,
+    cart: Cart,
+    q: Quote,
+    rules: Programme,
+    now: datetime,
+    op_id: str,
+    *,
+    allow_overdraft: bool = False,
 ) -> tuple[MemberState, PurchaseEffects]:
-    """Commit a quote to the member: spend (FIFO), accrue (pending), bonuses, spend, tier."""
+    """Commit a quote to the member: spend (FIFO), accrue (pending), bonuses, spend, tier.
+
+    ``allow_overdraft`` is the back office's case: a till spent points offline that the
+    member no longer has at the centre (another till spent them too). The goods have left
+    the store, so the spend stands: what the lots cannot pay becomes ``debt`` (recorded in
+    the effects as ``overdraft``), repaid from later accruals.
+    """
     by_no = {line.line_no: line for line in cart.lines}
-    consumed = [
-        replace(lot, points=take) for lot, take in fifo_plan(state.lots, q.redeem_points, now)
-    ]
+    payable = q.redeem_points
+    overdraft = 0
+    if allow_overdraft:
+        payable = min(q.redeem_points, state.available_points(now))
+        overdraft = q.redeem_points - payable
+    consumed = [replace(lot, points=take) for lot, take in fifo_plan(state.lots, payable, now)]
     taken = {lot.lot_id: lot.points for lot in consumed}
     lots = [replace(lot, points=lot.points - taken.get(lot.lot_id, 0)) for lot in state.lots]
-    debt = state.debt
+    debt = state.debt + overdraft
     grants: list[Grant] = []
     pending_from = now + timedelta(days=rules.pending_days)
     expires = now + timedelta(days=rules.expiry_days)
@@ -236,6 +253,7 @@ def apply_purchase(
         collections_before=before,
         collection_mechanics=mechanics,
         birthday_year_before=state.birthday_bonus_year,
+        overdraft=overdraft,
     )
     return new_state, effects
 
@@ -390,7 +408,31 @@ def apply_refund(
                 bonus_back += g.granted
             if g.kind == "birthday":
                 birthday_year = effects.birthday_year_before
-    _restore_consumed(lots, effects.consumed, returned_before, returned_after)
+    # Points an overdraft paid come back first, as less debt (or, once the debt was repaid
+    # by later accruals, as a lot); the rest go back to the lots they were taken from.
+    over_before = min(returned_before, effects.overdraft)
+    over_after = min(returned_after, effects.overdraft)
+    over_back = over_after - over_before
+    if over_back:
+        cut = min(debt, over_back)
+        debt -= cut
+        if over_back > cut:
+            lots.append(
+                PointLot(
+                    f"{effects.op_id}:return:{returned_after}",
+                    over_back - cut,
+                    now,
+                    now,
+                    max(
+                        (lot.expires_at for lot in effects.consumed),
+                        default=now + timedelta(days=365),
+                    ),
+                    "returned",
+                )
+            )
+    _restore_consumed(
+        lots, effects.consumed, returned_before - over_before, returned_after - over_after
+    )
     spend = state.spend
     if spend_back and any(day == effects.spend_day for day, _ in spend):
         spend = _add_spend(spend, effects.spend_day, -spend_back)

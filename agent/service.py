@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from agent import codec, engine
+from agent import codec, engine, journal
 from agent.errors import (
     ConflictError,
     ConsentError,
@@ -284,11 +284,19 @@ class Agent:
 
     _CARD_COLS = (
         "member_id, code, phone_masked, first_name, state, provisional, "
-        "consent_marketing, unsynced, synced_at, offline_spent"
+        "consent_marketing, unsynced, synced_at, offline_spent, merged_into"
     )
 
     def _member_row(self, where: str, value: Any) -> tuple[Any, ...] | None:
-        return self.store.one(f"SELECT {self._CARD_COLS} FROM members WHERE {where}", (value,))
+        """A member's cache row; a member the back office merged into another (registered
+        twice offline) leads to the surviving member."""
+        row = self.store.one(f"SELECT {self._CARD_COLS} FROM members WHERE {where}", (value,))
+        if row is not None and row[10]:
+            survivor = self.store.one(
+                f"SELECT {self._CARD_COLS} FROM members WHERE member_id = ?", (row[10],)
+            )
+            return survivor or row
+        return row
 
     def _card(self, row: tuple[Any, ...], now: datetime) -> MemberCard:
         rules = self.programme()
@@ -351,11 +359,12 @@ class Agent:
 
         Called by the sync client after every successful exchange.
         """
-        now = self._now_iso()
         with self.store.write() as conn:
-            Store.set_sync(conn, "last_contact", now, now)
-            Store.set_sync(conn, "offline_consecutive", "0", now)
-            Store.set_sync(conn, "offline_spent", "0", now)
+            journal.mark_contact(conn, self._now_iso())
+
+    def rules_changed(self) -> None:
+        """A new programme version was stored (pulled from the back office): reload it."""
+        self._cache = _Cached()
 
     def _offline_limit(
         self, status: OfflineStatus, row: tuple[Any, ...], rules: Programme, now: datetime
@@ -494,9 +503,8 @@ class Agent:
                 "coupon": req.coupon,
                 "coupon_id": q.coupon_id,
                 "earn_points": q.earn_points,
-                "bonuses": q.bonuses,
-                "lines": q.lines,
                 "rules_version": q.rules_version,
+                "quote": q,
                 "cashier_id": req.cashier_id,
                 "shift_id": req.shift_id,
                 "identified_by": req.identified_by,
@@ -565,20 +573,19 @@ class Agent:
         *,
         offline_spent: Points = 0,
     ) -> None:
-        exp_points, exp_on = engine.expiring_soon(state.lots, rules, now)
-        tier = rules.tier_for_spend(engine.rolling_spend(state, rules, now))
+        summary = engine.member_summary(state, rules, now)
         conn.execute(
             "UPDATE members SET state = ?, balance = ?, available = ?, pending = ?, "
             "expiring_points = ?, expiring_on = ?, tier = ?, unsynced = unsynced + 1, "
             "offline_spent = offline_spent + ?, updated_at = ? WHERE member_id = ?",
             (
                 codec.dumps(state),
-                state.balance(now),
-                state.available_points(now),
-                state.pending_points(now),
-                exp_points,
-                exp_on.isoformat() if exp_on else None,
-                tier.code,
+                summary.balance,
+                summary.available,
+                summary.pending,
+                summary.expiring_points,
+                summary.expiring_on.isoformat() if summary.expiring_on else None,
+                summary.tier,
                 offline_spent,
                 now.isoformat(),
                 member_id,
@@ -599,7 +606,8 @@ class Agent:
         body = codec.dumps(payload)
         conn.execute(
             "INSERT INTO outbox(seq, event_id, terminal_id, terminal_epoch, type, "
-            "schema_version, created_at, payload, payload_hash) VALUES (?,?,?,?,?,?,?,?,?)",
+            "schema_version, created_at, payload, payload_hash, member_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 seq,
                 event_id,
@@ -610,6 +618,7 @@ class Agent:
                 now_iso,
                 body,
                 codec.digest(body),
+                payload.get("member_id"),
             ),
         )
         Store.set_meta(conn, "last_seq", str(seq))

@@ -132,6 +132,27 @@ def _initial(db: sqlite_utils.Database) -> None:
     _member_indexes(db.conn)
 
 
+@migrations(name="0002_sync")
+def _sync(db: sqlite_utils.Database) -> None:
+    """What the sync client needs: the member of each journal row (to settle the member's
+    ``unsynced`` count on ack), a quarantine for events the back office refused, and a
+    forward pointer for members the back office merged."""
+    db.executescript(
+        """
+        ALTER TABLE outbox ADD COLUMN member_id TEXT;
+        UPDATE outbox SET member_id = json_extract(payload, '$.member_id');
+        ALTER TABLE members ADD COLUMN merged_into TEXT;
+        CREATE TABLE quarantine (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            code TEXT NOT NULL,
+            message TEXT NOT NULL,
+            quarantined_at TEXT NOT NULL);
+        """
+    )
+
+
 def _member_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_code ON members(code)")
     conn.execute("CREATE INDEX IF NOT EXISTS members_phone ON members(phone_hash)")

@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import secrets
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -117,6 +118,21 @@ def dump_key(key: AnyKey) -> str:
     else:
         raw = key.public_bytes_raw()
     return base64.b64encode(raw).decode("ascii")
+
+
+def generate_programme_keys() -> dict[str, str]:
+    """Fresh back office key material: the Ed25519 pair that signs app QR tokens and
+    coupons, the X25519 pair tills seal phone numbers to, and the phone-hash key
+    (32 random bytes, hex). Private halves never leave the back office."""
+    sign = Ed25519PrivateKey.generate()
+    seal = X25519PrivateKey.generate()
+    return {
+        "token_private_key": dump_key(sign),
+        "token_public_key": dump_key(sign.public_key()),
+        "seal_private_key": dump_key(seal),
+        "seal_public_key": dump_key(seal.public_key()),
+        "phone_hash_key": secrets.token_hex(32),
+    }
 
 
 def _raw_key(text: str, what: str) -> bytes:

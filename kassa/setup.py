@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
 from agent.rules import load_programme
 from agent.seed import demo_programme, member_rows, seed_catalog
 from agent.service import Agent
 from agent.store import Store
-from agent.tokens import dump_key
+from agent.tokens import generate_programme_keys
 
 
 def keys_path(store_path: Path) -> Path:
@@ -32,15 +28,7 @@ def keys_path(store_path: Path) -> Path:
 
 
 def make_demo_keys(path: Path) -> dict[str, str]:
-    sign = Ed25519PrivateKey.generate()
-    seal = X25519PrivateKey.generate()
-    keys = {
-        "token_private_key": dump_key(sign),
-        "token_public_key": dump_key(sign.public_key()),
-        "seal_private_key": dump_key(seal),
-        "seal_public_key": dump_key(seal.public_key()),
-        "phone_hash_key": secrets.token_hex(32),
-    }
+    keys = generate_programme_keys()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(keys, f, indent=2)

@@ -1,0 +1,202 @@
+"""The back office's HTTP face: a Starlette ASGI app (served by uvicorn).
+
+Database work runs in worker threads so the event loop keeps answering. Every failure a
+client can cause is a specific 4xx with ``{"error", "message"}``; an unexpected one is a
+500 that names nothing internal, and its transaction has rolled back (nothing half-done).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import uvicorn
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from agent.errors import AgentError
+from sync.backoffice import kpi
+from sync.backoffice.service import Backoffice, Terminal
+from sync.protocol import MAX_BATCH_BYTES, ProtocolError, openapi, parse_push, strict_json
+
+log = logging.getLogger("kassa.backoffice")
+
+MAX_SMALL_BODY = 64_000
+
+
+def _error(e: ProtocolError) -> JSONResponse:
+    return JSONResponse(e.to_dict(), status_code=e.status)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProtocolError(413, "body_too_large", f"request body is over {limit} bytes")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise ProtocolError(413, "body_too_large", f"request body is over {limit} bytes")
+    return bytes(chunks)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ProtocolError(401, "unauthenticated", "a bearer token is required")
+    return token.strip()
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(bo: Backoffice, *, bare_endpoint: bool = False) -> Starlette:
+    """The ASGI app over an initialised ``Backoffice``. ``bare_endpoint`` adds
+    ``POST /v1/bare`` (reads the body, answers a constant) for the drain benchmark."""
+
+    async def terminal(request: Request) -> Terminal:
+        token = _bearer(request)
+        term = await to_thread.run_sync(bo.authenticate, token)
+        if term is None:
+            raise ProtocolError(401, "bad_token", "token is not valid or was revoked")
+        return term
+
+    async def admin(request: Request) -> None:
+        if not bo.is_admin(_bearer(request)):
+            raise ProtocolError(401, "bad_token", "an admin token is required")
+
+    def guarded(fn: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except ProtocolError as e:
+                return _error(e)
+            except AgentError as e:
+                return JSONResponse({"error": e.code, "message": e.message_en}, status_code=400)
+            except Exception:
+                log.exception("unexpected error on %s", request.url.path)
+                return JSONResponse(
+                    {"error": "internal", "message": "internal error; nothing was applied"},
+                    status_code=500,
+                )
+
+        return run
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "rules_version": bo.active_rules_version()})
+
+    async def spec(request: Request) -> Response:
+        return JSONResponse(openapi())
+
+    async def enroll(request: Request) -> Response:
+        body = await _body(request, MAX_SMALL_BODY)
+        try:
+            data = strict_json(body)
+        except (ValueError, UnicodeDecodeError):
+            raise ProtocolError(400, "bad_json", "body is not valid JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("code"), str):
+            raise ProtocolError(400, "missing_field", "code is required", field="code")
+        name = data.get("name", "")
+        tid = data.get("terminal_id")
+        if not isinstance(name, str) or (tid is not None and not isinstance(tid, str)):
+            raise ProtocolError(400, "bad_field", "name and terminal_id must be strings")
+        out = await to_thread.run_sync(lambda: bo.enroll(data["code"], name, tid))
+        return JSONResponse(out)
+
+    async def events(request: Request) -> Response:
+        term = await terminal(request)
+        body = await _body(request, MAX_BATCH_BYTES)
+        req = parse_push(body)
+        sent = request.headers.get("x-kassa-sent-at")
+        sent_at: datetime | None = None
+        if sent:
+            try:
+                sent_at = datetime.fromisoformat(sent)
+            except ValueError:
+                raise ProtocolError(400, "bad_header", "X-Kassa-Sent-At is not ISO 8601") from None
+            if sent_at.tzinfo is None:
+                raise ProtocolError(400, "bad_header", "X-Kassa-Sent-At needs a UTC offset")
+        out = await to_thread.run_sync(bo.push, term, req, sent_at)
+        return JSONResponse(out)
+
+    async def changes(request: Request) -> Response:
+        await terminal(request)
+        limit_text = request.query_params.get("limit", "500")
+        if not limit_text.isdigit():
+            raise ProtocolError(400, "bad_limit", "limit must be a positive integer")
+        cursor = request.query_params.get("cursor")
+        out = await to_thread.run_sync(bo.changes, cursor, int(limit_text))
+        return JSONResponse(out)
+
+    async def snapshot(request: Request) -> Response:
+        await terminal(request)
+        lines = bo.snapshot_lines()
+
+        async def stream() -> AsyncIterator[bytes]:
+            while True:
+                chunk = await to_thread.run_sync(next, lines, None)
+                if chunk is None:
+                    return
+                yield chunk
+
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+    async def lookup(request: Request) -> Response:
+        await terminal(request)
+        q = request.query_params
+        out = await to_thread.run_sync(
+            lambda: bo.lookup(phone_hash=q.get("phone_hash"), code=q.get("code"))
+        )
+        return JSONResponse(out)
+
+    async def member_token(request: Request) -> Response:
+        await terminal(request)
+        code = request.path_params["code"]
+        out = await to_thread.run_sync(bo.member_token, code)
+        return JSONResponse(out)
+
+    async def rules(request: Request) -> Response:
+        await terminal(request)
+        version = bo.active_rules_version()
+        assert version is not None
+        return JSONResponse({"version": version, "document": bo.rules_document(version)})
+
+    async def kpis(request: Request) -> Response:
+        await admin(request)
+        q = request.query_params
+        out = await to_thread.run_sync(
+            lambda: kpi.report(bo, kpi.period(q.get("from"), q.get("to")))
+        )
+        return JSONResponse(out)
+
+    async def bare(request: Request) -> Response:
+        body = await request.body()
+        return JSONResponse({"ok": True, "bytes": len(body)})
+
+    routes = [
+        Route("/v1/health", guarded(health), methods=["GET"]),
+        Route("/openapi.json", guarded(spec), methods=["GET"]),
+        Route("/v1/enroll", guarded(enroll), methods=["POST"]),
+        Route("/v1/events", guarded(events), methods=["POST"]),
+        Route("/v1/changes", guarded(changes), methods=["GET"]),
+        Route("/v1/snapshot", guarded(snapshot), methods=["GET"]),
+        Route("/v1/members/lookup", guarded(lookup), methods=["GET"]),
+        Route("/v1/members/{code}/token", guarded(member_token), methods=["POST"]),
+        Route("/v1/rules", guarded(rules), methods=["GET"]),
+        Route("/v1/kpi", guarded(kpis), methods=["GET"]),
+    ]
+    if bare_endpoint:
+        routes.append(Route("/v1/bare", bare, methods=["POST"]))
+    app = Starlette(routes=routes)
+    app.state.backoffice = bo
+    return app
+
+
+def serve(bo: Backoffice, host: str, port: int, **kwargs: Any) -> None:
+    uvicorn.run(create_app(bo, **kwargs), host=host, port=port, log_level="warning")

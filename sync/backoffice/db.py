@@ -1,0 +1,189 @@
+"""One database interface over SQLite (embedded default) and PostgreSQL.
+
+The back office's SQL is written once, in the common subset of both (``?`` placeholders,
+``ON CONFLICT``, ``RETURNING``, window functions); this module adapts placeholders and
+transactions, so the ledger runs the same code path on both and the tests prove it.
+
+- SQLite: one connection in WAL mode with ``synchronous=FULL``; every transaction is
+  ``BEGIN IMMEDIATE`` under a process lock (SQLite has one writer anyway).
+- PostgreSQL: a small pool of psycopg connections; a batch transaction takes a
+  transaction-scoped advisory lock so change-feed sequence numbers commit in order (a
+  reader can never pass a number that a slower transaction commits later).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+
+FEED_LOCK_KEY = 7_301_001
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx:
+    """A transaction: ``execute`` and ``executemany`` with ``?`` placeholders."""
+
+    def __init__(self, raw: Any, dialect: str) -> None:
+        self._raw = raw
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        cur: Cursor = self._raw.execute(self._sql(sql), tuple(params))
+        return cur
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            with self._raw.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
+        else:
+            self._raw.executemany(sql, rows)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.execute(sql, params).fetchall()
+
+
+class Database:
+    """Open with ``Database.open(url)``: a path / ``sqlite:///path`` or ``postgresql://...``."""
+
+    dialect: str
+
+    @staticmethod
+    def open(url: str, *, pool_size: int = 4) -> Database:
+        if url.startswith(("postgresql://", "postgres://")):
+            return PostgresDatabase(url, pool_size)
+        path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+        return SqliteDatabase(Path(path))
+
+    @contextlib.contextmanager
+    def transaction(self, *, feed: bool = False) -> Iterator[Tx]:
+        """A write transaction; ``feed=True`` when it appends to the change feed."""
+        raise NotImplementedError  # pragma: no cover
+        yield  # pragma: no cover
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Tx]:
+        raise NotImplementedError  # pragma: no cover
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+
+    @contextlib.contextmanager
+    def transaction(self, *, feed: bool = False) -> Iterator[Tx]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self._conn, self.dialect)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Tx]:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield Tx(self._conn, self.dialect)
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+
+    def stream_conn(self) -> sqlite3.Connection:
+        """A separate read connection for long streams (the snapshot) that must not hold
+        the writer's lock."""
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, pool_size: int) -> None:
+        self.url = url
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._all: list[Any] = []
+        for _ in range(pool_size):
+            conn = psycopg.connect(url, autocommit=False)
+            self._all.append(conn)
+            self._pool.put(conn)
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[Any]:
+        conn = self._pool.get()
+        try:
+            yield conn
+        finally:
+            if conn.closed:  # pragma: no cover - server went away; replace it
+                conn = psycopg.connect(self.url, autocommit=False)
+            self._pool.put(conn)
+
+    @contextlib.contextmanager
+    def transaction(self, *, feed: bool = False) -> Iterator[Tx]:
+        with self._conn() as conn:
+            try:
+                with conn.transaction():
+                    if feed:
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK_KEY,))
+                    yield Tx(conn, self.dialect)
+            finally:
+                conn.rollback()  # leaves the connection idle (no-op after a commit)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Tx]:
+        with self._conn() as conn:
+            try:
+                yield Tx(conn, self.dialect)
+            finally:
+                conn.rollback()
+
+    def stream_conn(self) -> Any:
+        return psycopg.connect(self.url, autocommit=False)
+
+    def close(self) -> None:
+        for conn in self._all:
+            conn.close()

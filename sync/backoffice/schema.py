@@ -1,0 +1,105 @@
+"""The back office schema, as named migrations in the SQL subset SQLite and PostgreSQL share.
+
+``{serial}`` becomes the dialect's auto-numbered key. Every table keyed by the till's
+``event_id`` is keyed by it forever: the ledger never forgets an event it applied.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sync.backoffice.db import Database
+
+SERIAL = {"sqlite": "INTEGER PRIMARY KEY", "postgresql": "BIGSERIAL PRIMARY KEY"}
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_initial",
+        """
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE stores (store_id TEXT PRIMARY KEY, name TEXT NOT NULL,
+            created_at TEXT NOT NULL);
+        CREATE TABLE enroll_codes (
+            code_hash TEXT PRIMARY KEY, store_id TEXT NOT NULL REFERENCES stores(store_id),
+            created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_by TEXT, used_at TEXT);
+        CREATE TABLE terminals (
+            terminal_id TEXT PRIMARY KEY, store_id TEXT NOT NULL REFERENCES stores(store_id),
+            name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, enrolled_at TEXT NOT NULL,
+            last_seen TEXT, revoked INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE epochs (
+            terminal_id TEXT NOT NULL, epoch TEXT NOT NULL,
+            min_seq BIGINT NOT NULL, max_seq BIGINT NOT NULL, events BIGINT NOT NULL,
+            last_created_at TEXT, first_seen TEXT NOT NULL,
+            PRIMARY KEY (terminal_id, epoch));
+        CREATE TABLE events (
+            event_id TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, epoch TEXT NOT NULL,
+            seq BIGINT NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL,
+            payload_hash TEXT NOT NULL, payload TEXT NOT NULL, created_at TEXT NOT NULL,
+            received_at TEXT NOT NULL, status TEXT NOT NULL, code TEXT, member_id TEXT);
+        CREATE INDEX events_terminal_seq ON events(terminal_id, epoch, seq);
+        CREATE TABLE conflicts (
+            id {serial}, event_id TEXT NOT NULL, terminal_id TEXT NOT NULL,
+            payload_hash TEXT NOT NULL, received_at TEXT NOT NULL);
+        CREATE TABLE members (
+            member_id TEXT PRIMARY KEY, code TEXT NOT NULL UNIQUE, phone_hash TEXT,
+            phone_masked TEXT, phone_sealed TEXT, first_name TEXT, birthday TEXT,
+            state TEXT NOT NULL, balance BIGINT NOT NULL, available BIGINT NOT NULL,
+            pending BIGINT NOT NULL, expiring_points BIGINT NOT NULL, expiring_on TEXT,
+            tier TEXT NOT NULL, debt BIGINT NOT NULL DEFAULT 0,
+            consent_programme INTEGER NOT NULL, consent_marketing INTEGER NOT NULL,
+            consent_text_version TEXT, registered_at TEXT NOT NULL, store_id TEXT,
+            terminal_id TEXT, cashier_id TEXT, merged_into TEXT, updated_at TEXT NOT NULL);
+        CREATE INDEX members_phone ON members(phone_hash);
+        CREATE INDEX members_registered ON members(registered_at);
+        CREATE TABLE purchases (
+            event_id TEXT PRIMARY KEY, receipt_id TEXT NOT NULL, terminal_id TEXT NOT NULL,
+            store_id TEXT NOT NULL, member_id TEXT NOT NULL, occurred_at TEXT NOT NULL,
+            day TEXT NOT NULL, cashier_id TEXT, identified_by TEXT, offline INTEGER NOT NULL,
+            amount_kop BIGINT NOT NULL, paid_kop BIGINT NOT NULL, earned BIGINT NOT NULL,
+            bonus BIGINT NOT NULL, spent BIGINT NOT NULL, effects TEXT NOT NULL,
+            refunded TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (terminal_id, receipt_id));
+        CREATE INDEX purchases_day ON purchases(day);
+        CREATE INDEX purchases_member ON purchases(member_id);
+        CREATE TABLE refunds (
+            event_id TEXT PRIMARY KEY, refund_id TEXT NOT NULL, purchase_event_id TEXT NOT NULL,
+            terminal_id TEXT NOT NULL, store_id TEXT NOT NULL, member_id TEXT NOT NULL,
+            occurred_at TEXT NOT NULL, day TEXT NOT NULL, cashier_id TEXT,
+            amount_kop BIGINT NOT NULL, earn_reversed BIGINT NOT NULL,
+            bonus_reversed BIGINT NOT NULL, returned BIGINT NOT NULL);
+        CREATE TABLE flags (
+            id {serial}, kind TEXT NOT NULL, event_id TEXT, member_id TEXT,
+            terminal_id TEXT, detail TEXT NOT NULL, created_at TEXT NOT NULL);
+        CREATE INDEX flags_kind ON flags(kind);
+        CREATE TABLE changes (
+            seq {serial}, kind TEXT NOT NULL, member_id TEXT, body TEXT NOT NULL,
+            created_at TEXT NOT NULL);
+        CREATE TABLE rules (
+            version INTEGER PRIMARY KEY, document TEXT NOT NULL, published_at TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0);
+        """,
+    ),
+)
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction. Returns their names."""
+    done: list[str] = []
+    with db.transaction() as tx:
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+    for name, script in MIGRATIONS:
+        with db.transaction() as tx:
+            if tx.one("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)):
+                continue
+            for statement in script.replace("{serial}", SERIAL[db.dialect]).split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+            tx.execute(
+                "INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat()),
+            )
+            done.append(name)
+    return done

@@ -1,0 +1,390 @@
+"""The till's sync client: one uploader per store, pulls, backoff, a watchdog.
+
+Push: the oldest pending events in ``seq`` order, one batch in flight. The answer is
+written in one local transaction (``agent.journal.settle``). A timeout, a dropped
+connection or a 5xx is an *unknown result*: the same bytes are sent again (the request
+body is deterministic and cached while the batch is in flight) after an exponential
+backoff with full jitter, so a thousand tills coming back after an outage do not arrive
+together. Refused events are quarantined by ``settle`` and never block the queue.
+
+Pull: pages of changes stored with their cursor in one transaction; an expired cursor
+(410) reloads the snapshot, which never touches the outbox.
+
+Liveness: ``SyncRunner`` runs the loop in a thread and a watchdog restarts it if it dies
+or stops beating, so the queue always drains once faults stop (the stuck-queue bug of
+other offline-first systems).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from agent import journal
+from agent.journal import Change, Settlement, member_record_from_wire
+from agent.service import Agent
+from sync.protocol import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, encode_push
+
+log = logging.getLogger("kassa.sync")
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 300.0
+
+
+class TransientError(Exception):
+    """The result is unknown or the server is unavailable: try again later, same bytes."""
+
+
+class PermanentError(Exception):
+    """The server refused the request itself (auth, protocol): needs a person."""
+
+
+@dataclass
+class PushReport:
+    sent: int = 0
+    acked: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    gaps: int = 0
+
+
+def backoff_delay(
+    attempt: int, rng: random.Random, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S
+) -> float:
+    """Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2**attempt)]."""
+    return rng.uniform(0.0, min(cap, base * (2 ** min(attempt, 30))))
+
+
+class SyncClient:
+    """Push and pull for one till store over an ``httpx.Client`` (base_url = back office)."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        http: httpx.Client,
+        *,
+        token: str | None = None,
+        max_events: int = MAX_BATCH_EVENTS,
+        max_bytes: int = MAX_BATCH_BYTES // 2,
+    ) -> None:
+        self.agent = agent
+        self.store = agent.store
+        self.http = http
+        self.token = token or self.store.meta("sync_token") or ""
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self._inflight: tuple[int, int, bytes] | None = None  # first seq, count, body
+
+    # ---------------------------------------------------------------- plumbing
+    def _headers(self) -> dict[str, str]:
+        return {
+            "authorization": f"Bearer {self.token}",
+            "x-kassa-sent-at": self.agent.clock.now().isoformat(),
+            "content-type": "application/json",
+        }
+
+    def _now_iso(self) -> str:
+        return self.agent.clock.now().isoformat()
+
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            resp = self.http.request(method, path, headers=self._headers(), **kw)
+        except httpx.HTTPError as e:  # timeouts, refused, reset: result unknown
+            raise TransientError(f"{type(e).__name__}: {e}") from e
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise TransientError(f"HTTP {resp.status_code}")
+        return resp
+
+    # ---------------------------------------------------------------- push
+    def push_once(self) -> PushReport:
+        """Send one batch and settle its answer. Raises ``TransientError`` to be retried."""
+        batch = journal.next_batch(self.store, max_events=self.max_events, max_bytes=self.max_bytes)
+        report = PushReport()
+        if not batch:
+            self._inflight = None
+            return report
+        key = (batch[0].seq, len(batch))
+        if self._inflight is not None and self._inflight[:2] == key:
+            body = self._inflight[2]  # a resend is the same bytes
+        else:
+            body = encode_push(self.agent.terminal_id, [e.wire() for e in batch])
+            self._inflight = (*key, body)
+        resp = self._request("POST", "/v1/events", content=body)
+        if resp.status_code == 200:
+            data = resp.json()
+            results = [
+                Settlement(r["event_id"], r["status"], r.get("code"), r.get("message"))
+                for r in data["results"]
+            ]
+            members = {
+                mid: member_record_from_wire(rec) for mid, rec in data.get("members", {}).items()
+            }
+            summary = journal.settle(
+                self.store,
+                batch,
+                results,
+                members,
+                self._now_iso(),
+                clock_skew_seconds=data.get("clock_skew_seconds"),
+            )
+            self._inflight = None
+            return PushReport(len(batch), summary.acked, summary.quarantined, 1, len(data["gaps"]))
+        error = _error_of(resp)
+        if resp.status_code in (400, 413) and "index" in error and len(batch) > 1:
+            # One unreadable event: send the events before it alone next time; it then
+            # comes first and, alone, is quarantined below. The queue keeps moving.
+            self.max_events = max(1, int(error["index"]))
+            self._inflight = None
+            raise TransientError(f"event {error['index']} unreadable; splitting the batch")
+        if resp.status_code in (400, 413) and len(batch) == 1:
+            results = [
+                Settlement(batch[0].event_id, "rejected", error.get("error"), error.get("message"))
+            ]
+            summary = journal.settle(self.store, batch, results, {}, self._now_iso())
+            self._inflight = None
+            return PushReport(1, 0, summary.quarantined, 1)
+        if resp.status_code == 413:
+            self.max_events = max(1, len(batch) // 2)
+            self._inflight = None
+            raise TransientError("batch too large; halving")
+        raise PermanentError(
+            f"HTTP {resp.status_code}: {error.get('error')}: {error.get('message')}"
+        )
+
+    def drain(
+        self, *, progress: Callable[[int, int], None] | None = None, max_batches: int | None = None
+    ) -> PushReport:
+        """Push until the queue is empty (no sleeping; raises on a transient fault)."""
+        total = PushReport()
+        waiting = journal.status(self.store).events_waiting
+        while max_batches is None or total.batches < max_batches:
+            r = self.push_once()
+            if r.sent == 0:
+                break
+            self.max_events = min(MAX_BATCH_EVENTS, self.max_events * 2)
+            total.sent += r.sent
+            total.acked += r.acked
+            total.quarantined += r.quarantined
+            total.batches += 1
+            total.gaps += r.gaps
+            if progress:
+                progress(total.acked + total.quarantined, waiting)
+        return total
+
+    # ---------------------------------------------------------------- pull
+    def pull_once(self, limit: int = 500) -> tuple[int, bool]:
+        """Pull one page of changes; returns (changes applied, more waiting).
+
+        With no cursor yet, or an expired one, loads the snapshot instead."""
+        cursor = self.store.sync_value("cursor")
+        if cursor is None:
+            return self.bootstrap(), False
+        resp = self._request("GET", "/v1/changes", params={"cursor": cursor, "limit": limit})
+        if resp.status_code == 410:
+            return self.bootstrap(), False
+        if resp.status_code != 200:
+            e = _error_of(resp)
+            raise PermanentError(f"HTTP {resp.status_code}: {e.get('error')}: {e.get('message')}")
+        data = resp.json()
+        changes = [_change(c) for c in data["changes"]]
+        if journal.apply_changes(self.store, changes, data["next_cursor"], self._now_iso()):
+            self.agent.rules_changed()
+        return len(changes), bool(data["more"])
+
+    def pull_all(self) -> int:
+        n, more = self.pull_once()
+        total = n
+        while more:
+            n, more = self.pull_once()
+            total += n
+        return total
+
+    def bootstrap(self, progress: Callable[[int], None] | None = None) -> int:
+        """Load the member snapshot, streamed: memory stays bounded for any base size."""
+        try:
+            with self.http.stream("GET", "/v1/snapshot", headers=self._headers()) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    if resp.status_code >= 500:
+                        raise TransientError(f"HTTP {resp.status_code}")
+                    e = _error_of(resp)
+                    raise PermanentError(f"HTTP {resp.status_code}: {e.get('error')}")
+                lines = resp.iter_lines()
+                head = json.loads(next(lines))
+                if head.get("kind") != "snapshot":
+                    raise TransientError("snapshot stream did not start with a header")
+                trailer: dict[str, Any] = {}
+
+                def records() -> Iterator[journal.MemberRecord]:
+                    n = 0
+                    for line in lines:
+                        if not line:
+                            continue
+                        obj = json.loads(line)
+                        if obj.get("kind") == "end":
+                            trailer.update(obj)
+                            return
+                        n += 1
+                        if progress and n % 10_000 == 0:
+                            progress(n)
+                        yield member_record_from_wire(obj)
+
+                count = journal.load_snapshot(
+                    self.store, _checked(records(), trailer), head["cursor"], self._now_iso()
+                )
+        except httpx.HTTPError as e:
+            raise TransientError(f"snapshot interrupted: {e}") from e
+        return count
+
+    # ---------------------------------------------------------------- once
+    def sync_now(self) -> dict[str, Any]:
+        """Push everything, then pull everything (``kassa sync now``)."""
+        pushed = self.drain()
+        pulled = self.pull_all()
+        return {
+            "pushed": pushed.sent,
+            "acked": pushed.acked,
+            "quarantined": pushed.quarantined,
+            "pulled": pulled,
+        }
+
+
+def _checked(
+    records: Iterator[journal.MemberRecord], trailer: dict[str, Any]
+) -> Iterator[journal.MemberRecord]:
+    """Pass records through; a stream that ends without its trailer is an error (the
+    load's transaction then rolls back: a half snapshot is never kept)."""
+    yield from records
+    if "members" not in trailer:
+        raise TransientError("snapshot stream ended early")
+
+
+def _error_of(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        data = resp.json()
+    except ValueError:
+        return {"error": f"http_{resp.status_code}", "message": resp.text[:200]}
+    return data if isinstance(data, dict) else {"error": f"http_{resp.status_code}"}
+
+
+def _change(c: dict[str, Any]) -> Change:
+    kind = c["kind"]
+    body = c["body"]
+    if kind == "member":
+        return Change(int(c["seq"]), "member", member=member_record_from_wire(body))
+    if kind == "merge":
+        return Change(int(c["seq"]), "merge", merged_from=body["from"], merged_into=body["into"])
+    return Change(
+        int(c["seq"]), "rules", rules_version=int(body["version"]), rules_document=body["document"]
+    )
+
+
+class SyncRunner:
+    """The background loop with backoff and a watchdog (one per store).
+
+    ``sleep`` and ``rng`` are injectable so tests run the loop deterministically.
+    """
+
+    def __init__(
+        self,
+        client: SyncClient,
+        *,
+        interval_s: float = 5.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] | None = None,
+        watch_s: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.interval_s = interval_s
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.watch_s = watch_s
+        self.stop = threading.Event()
+        self.attempt = 0
+        self.heartbeat = time.monotonic()
+        self.restarts = 0
+        self._thread: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+
+    def step(self) -> float:
+        """One round: push everything, pull a page; returns how long to wait next."""
+        self.heartbeat = time.monotonic()
+        try:
+            self.client.drain(max_batches=20)
+            self.client.pull_once()
+        except TransientError as e:
+            journal.record_error(self.client.store, str(e), self.client._now_iso())
+            self.attempt += 1
+            return backoff_delay(self.attempt, self.rng)
+        except PermanentError as e:
+            journal.record_error(self.client.store, str(e), self.client._now_iso())
+            self.attempt += 1
+            return backoff_delay(self.attempt, self.rng, base=5.0)
+        self.attempt = 0
+        if journal.status(self.client.store).events_waiting > 0:
+            return 0.0
+        return self.interval_s
+
+    def _loop(self) -> None:
+        try:
+            self._rounds()
+        except Exception:
+            # A bug, not a network fault: log it and let the thread end; the watchdog
+            # starts a new one, so the queue still drains.
+            log.exception("sync uploader stopped; the watchdog will restart it")
+
+    def _rounds(self) -> None:
+        while not self.stop.is_set():
+            delay = self.step()
+            self.heartbeat = time.monotonic()
+            if delay and self.sleep is not None:
+                self.sleep(delay)
+            elif delay:
+                self.stop.wait(delay)
+
+    def start(self) -> None:
+        self._spawn()
+        self._watchdog = threading.Thread(
+            target=self._watch, name="kassa-sync-watchdog", daemon=True
+        )
+        self._watchdog.start()
+
+    def _spawn(self) -> None:
+        self.heartbeat = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="kassa-sync", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self.stop.wait(self.watch_s):
+            self.check()
+
+    def check(self) -> bool:
+        """Restart the uploader if its thread died (an unexpected error, a dead retry
+        timer). A live thread is never doubled: one batch in flight. HTTP calls carry
+        timeouts, so a live thread always comes back to its loop. Returns whether it did."""
+        thread = self._thread
+        dead = thread is None or not thread.is_alive()
+        if not self.stop.is_set() and dead:
+            self.restarts += 1
+            self._spawn()
+            return True
+        return False
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.stop.set()
+        for t in (self._thread, self._watchdog):
+            if t is not None:
+                t.join(timeout)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,414 @@
+"""The sync wire protocol, version 1: the models both ends share and their strict parsing.
+
+A push is ``POST /v1/events`` with ``{"protocol": 1, "terminal_id": ..., "events": [...]}``.
+Each event carries ``event_id`` (32 lowercase hex, made at commit, the ledger key forever),
+``terminal_id``, ``terminal_epoch`` (new after a restore or clone), ``seq`` (gapless per
+terminal), ``type``, ``schema_version``, ``created_at`` (till clock, ISO 8601),
+``payload`` (canonical JSON text) and ``payload_hash`` (SHA-256 hex of that text). The
+payload travels as text so its hash is checked on the exact bytes the till hashed.
+
+The answer gives one result per event: ``applied``, ``duplicate`` (already in the
+ledger with the same hash), ``conflict`` (already there with another hash; nothing
+changed) or ``rejected`` with a code. Problems that make the whole request unreadable are
+a 4xx with ``{"error": code, "message": ..., "index": i?}``; nothing is applied then.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 2_000_000
+MAX_PAYLOAD_BYTES = 200_000
+EVENT_TYPES = frozenset({"purchase", "refund", "member_registered"})
+SUPPORTED_SCHEMAS = frozenset({1})
+
+EVENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+TERMINAL_ID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.:-]{0,63}$")
+HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ProtocolError(Exception):
+    """A request the server cannot read at all: answered with ``status`` and nothing applied."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    event_id: str
+    terminal_id: str
+    terminal_epoch: str
+    seq: int
+    type: str
+    schema_version: int
+    created_at: str
+    payload: str
+    payload_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    terminal_id: str
+    events: tuple[WireEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    event_id: str
+    seq: int
+    status: str
+    code: str | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event_id": self.event_id, "seq": self.seq, "status": self.status}
+        if self.code:
+            out["code"] = self.code
+            out["message"] = self.message or self.code
+        return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def strict_json(body: bytes | str) -> Any:
+    """``json.loads`` that refuses NaN and Infinity (Python accepts them by default)."""
+    return json.loads(body, parse_constant=_reject_constant)
+
+
+def _field(obj: Mapping[str, Any], key: str, kind: type, index: int | None = None) -> Any:
+    where = f"events[{index}].{key}" if index is not None else key
+    if key not in obj:
+        raise ProtocolError(400, "missing_field", f"{where} is required", field=where)
+    value = obj[key]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ProtocolError(400, "bad_field", f"{where} must be an integer", field=where)
+    if kind is str and not isinstance(value, str):
+        raise ProtocolError(400, "bad_field", f"{where} must be a string", field=where)
+    return value
+
+
+def parse_push(body: bytes) -> PushRequest:
+    """Read a push request or raise ``ProtocolError`` (400 unreadable, 413 too large).
+
+    Only the envelope is checked here; whether each event can enter the ledger (hash,
+    type, schema, payload) is decided per event and answered as ``rejected``.
+    """
+    if len(body) > MAX_BATCH_BYTES:
+        raise ProtocolError(
+            413,
+            "batch_too_large",
+            f"a batch is at most {MAX_BATCH_BYTES} bytes",
+            limit=MAX_BATCH_BYTES,
+        )
+    try:
+        data = strict_json(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ProtocolError(400, "bad_json", f"body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(400, "bad_request", "body must be a JSON object")
+    protocol = _field(data, "protocol", int)
+    if protocol != PROTOCOL_VERSION:
+        raise ProtocolError(
+            400, "unsupported_protocol", f"protocol {protocol} is not supported", supported=[1]
+        )
+    terminal_id = _field(data, "terminal_id", str)
+    events = data.get("events")
+    if not isinstance(events, list):
+        raise ProtocolError(400, "missing_field", "events must be a list", field="events")
+    if len(events) > MAX_BATCH_EVENTS:
+        raise ProtocolError(
+            413,
+            "batch_too_large",
+            f"a batch is at most {MAX_BATCH_EVENTS} events",
+            limit=MAX_BATCH_EVENTS,
+        )
+    out: list[WireEvent] = []
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict):
+            raise ProtocolError(400, "bad_event", f"events[{i}] must be an object", index=i)
+        event_id = _field(ev, "event_id", str, i)
+        if not EVENT_ID_RE.match(event_id):
+            raise ProtocolError(
+                400, "bad_event_id", f"events[{i}].event_id must be 32 hex digits", index=i
+            )
+        seq = _field(ev, "seq", int, i)
+        out.append(
+            WireEvent(
+                event_id=event_id,
+                terminal_id=_field(ev, "terminal_id", str, i),
+                terminal_epoch=_field(ev, "terminal_epoch", str, i),
+                seq=seq,
+                type=_field(ev, "type", str, i),
+                schema_version=_field(ev, "schema_version", int, i),
+                created_at=_field(ev, "created_at", str, i),
+                payload=_field(ev, "payload", str, i),
+                payload_hash=_field(ev, "payload_hash", str, i),
+            )
+        )
+    return PushRequest(terminal_id, tuple(out))
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def encode_push(terminal_id: str, events: list[dict[str, Any]]) -> bytes:
+    """The request body the till sends; deterministic, so a resend is the same bytes."""
+    body = {"protocol": PROTOCOL_VERSION, "terminal_id": terminal_id, "events": events}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _schema_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_ERROR = {"description": "error", "content": {"application/json": {"schema": _schema_ref("Error")}}}
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document the back office publishes at ``/openapi.json``."""
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
+    event_props = {
+        "event_id": {"type": "string", "pattern": EVENT_ID_RE.pattern},
+        "terminal_id": {"type": "string"},
+        "terminal_epoch": {"type": "string"},
+        "seq": {"type": "integer", "minimum": 1},
+        "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+        "schema_version": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "payload": {"type": "string", "description": "canonical JSON text of the event"},
+        "payload_hash": {"type": "string", "pattern": HASH_RE.pattern},
+    }
+    member_props = {
+        k: {"type": t}
+        for k, t in {
+            "member_id": "string",
+            "code": "string",
+            "phone_hash": ["string", "null"],
+            "phone_masked": ["string", "null"],
+            "first_name": ["string", "null"],
+            "state": "string",
+            "balance": "integer",
+            "available": "integer",
+            "pending": "integer",
+            "expiring_points": "integer",
+            "expiring_on": ["string", "null"],
+            "tier": "string",
+            "consent_programme": "boolean",
+            "consent_marketing": "boolean",
+            "merged_into": ["string", "null"],
+        }.items()
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Kassa back office",
+            "version": f"{PROTOCOL_VERSION}",
+            "description": "Exactly-once event ingest from tills, member changes, KPIs.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                },
+                "Event": {
+                    "type": "object",
+                    "required": list(event_props),
+                    "properties": event_props,
+                },
+                "PushRequest": {
+                    "type": "object",
+                    "required": ["protocol", "terminal_id", "events"],
+                    "properties": {
+                        "protocol": {"type": "integer", "const": PROTOCOL_VERSION},
+                        "terminal_id": {"type": "string"},
+                        "events": {
+                            "type": "array",
+                            "maxItems": MAX_BATCH_EVENTS,
+                            "items": _schema_ref("Event"),
+                        },
+                    },
+                },
+                "EventResult": {
+                    "type": "object",
+                    "required": ["event_id", "seq", "status"],
+                    "properties": {
+                        "event_id": {"type": "string"},
+                        "seq": {"type": "integer"},
+                        "status": {
+                            "type": "string",
+                            "enum": ["applied", "duplicate", "conflict", "rejected"],
+                        },
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+                "PushResponse": {
+                    "type": "object",
+                    "properties": {
+                        "results": {"type": "array", "items": _schema_ref("EventResult")},
+                        "gaps": {"type": "array", "items": {"type": "object"}},
+                        "members": {
+                            "type": "object",
+                            "additionalProperties": _schema_ref("Member"),
+                        },
+                        "server_time": {"type": "string", "format": "date-time"},
+                        "clock_skew_seconds": {"type": ["number", "null"]},
+                    },
+                },
+                "Member": {"type": "object", "properties": member_props},
+                "ChangesPage": {
+                    "type": "object",
+                    "properties": {
+                        "changes": {"type": "array", "items": {"type": "object"}},
+                        "next_cursor": {"type": "string"},
+                        "more": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+        "paths": {
+            "/v1/health": {
+                "get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}
+            },
+            "/v1/enroll": {
+                "post": {
+                    "summary": "enroll a till with a one-time code; returns its bearer token",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["code"],
+                                    "properties": {
+                                        "code": {"type": "string"},
+                                        "name": {"type": "string"},
+                                    },
+                                }
+                            }
+                        }
+                    },
+                    "responses": {"200": {"description": "enrolled"}, "400": _ERROR, "403": _ERROR},
+                }
+            },
+            "/v1/events": {
+                "post": {
+                    "summary": "push a batch of till events (applied exactly once)",
+                    "security": bearer,
+                    "requestBody": {
+                        "content": {"application/json": {"schema": _schema_ref("PushRequest")}}
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "per-event results",
+                            "content": {
+                                "application/json": {"schema": _schema_ref("PushResponse")}
+                            },
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "403": _ERROR,
+                        "413": _ERROR,
+                    },
+                }
+            },
+            "/v1/changes": {
+                "get": {
+                    "summary": "a page of member, merge and rules changes after a cursor",
+                    "security": bearer,
+                    "parameters": [
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "page",
+                            "content": {"application/json": {"schema": _schema_ref("ChangesPage")}},
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "410": _ERROR,
+                    },
+                }
+            },
+            "/v1/snapshot": {
+                "get": {
+                    "summary": "every member as NDJSON (first load of a big base)",
+                    "security": bearer,
+                    "responses": {"200": {"description": "NDJSON stream"}, "401": _ERROR},
+                }
+            },
+            "/v1/members/lookup": {
+                "get": {
+                    "summary": "a member not in the till's cache, by phone hash or code",
+                    "security": bearer,
+                    "parameters": [
+                        {"name": "phone_hash", "in": "query", "schema": {"type": "string"}},
+                        {"name": "code", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "member",
+                            "content": {"application/json": {"schema": _schema_ref("Member")}},
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "404": _ERROR,
+                    },
+                }
+            },
+            "/v1/members/{code}/token": {
+                "post": {
+                    "summary": "a signed short-lived QR token for the member app",
+                    "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "code",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {"200": {"description": "token"}, "401": _ERROR, "404": _ERROR},
+                }
+            },
+            "/v1/rules": {
+                "get": {
+                    "summary": "the active programme",
+                    "security": bearer,
+                    "responses": {"200": {"description": "programme"}, "401": _ERROR},
+                }
+            },
+            "/v1/kpi": {
+                "get": {
+                    "summary": "programme KPIs by store, day and cashier, with fraud signals",
+                    "security": bearer,
+                    "parameters": [
+                        {"name": "from", "in": "query", "schema": {"type": "string"}},
+                        {"name": "to", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": {"description": "KPIs"}, "400": _ERROR, "401": _ERROR},
+                }
+            },
+        },
+    }
