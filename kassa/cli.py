@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     rc = rsub.add_parser("check", help="validate a rules file")
     rc.add_argument("file")
     rc.set_defaults(func=cmd_rules_check)
+    from kassa.cli_sync import add_commands
+
+    add_commands(sub, str(default_store_path()))
     p = sub.add_parser("demo", help="scripted demo on a real store: identify, quote, commit, slip")
     p.add_argument("--dir", help="where to keep the demo store (default: a temp dir)")
     p.add_argument("--members", type=int, default=10_000, help="demo members to seed")

@@ -51,7 +51,7 @@ def _cart(receipt_id: str, skus: list[tuple[str, int]]) -> Cart:
     return Cart(receipt_id, tuple(lines))
 
 
-def run_demo(directory: Path | None, *, members: int = 10_000) -> int:
+def run_demo(directory: Path | None, *, members: int = 10_000, sync: bool = True) -> int:
     temp = directory is None
     root = Path(tempfile.mkdtemp(prefix="kassa-demo-")) if directory is None else directory
     root.mkdir(parents=True, exist_ok=True)
@@ -66,6 +66,10 @@ def run_demo(directory: Path | None, *, members: int = 10_000) -> int:
         print(f"База {path}: {info['members']} участников загружено за {info['seconds']} с")
         with Store(path) as store:
             _script(Agent(store), path)
+        if sync:
+            from kassa.demo_sync import run_sync_demo
+
+            run_sync_demo(root, _say)
         return 0
     except AgentError as e:
         print(f"Ошибка: {e.title}: {e.message_ru}", file=sys.stderr)
