@@ -492,3 +492,23 @@ def test_network_error_during_enroll_is_clear(tmp_path: Path) -> None:
     with pytest.raises(PermanentError, match="not reachable"):
         enroll_till(tmp_path / "t.db", http, "AAAA-BBBB-CCCC")
     assert not (tmp_path / "t.db").exists()
+
+
+def test_schema_upgrade_with_events_pending_uploads_them_all(cluster: Cluster) -> None:
+    """A till upgraded from the first schema with sales still queued: the migration runs
+    forward (filling the new outbox.member_id from each payload) and every event uploads."""
+    till = cluster.till()
+    results = [till.sale(f"R{i}", f"m0000000{i}", ("BG-7001", 1)) for i in range(4)]
+    with till.store.write() as conn:  # take the store back to schema 0001
+        conn.execute("DROP TABLE quarantine")
+        conn.execute("ALTER TABLE outbox DROP COLUMN member_id")
+        conn.execute("ALTER TABLE members DROP COLUMN merged_into")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0002_sync'")
+    till.close()
+    till.open()  # the new version opens it: migrations run forward
+    assert till.store.applied_migrations()[-1] == "0002_sync"
+    assert journal.status(till.store).events_waiting == 4
+    assert till.client.drain().acked == 4
+    assert set(cluster.events()) == {r.event_id for r in results}
+    for i in range(4):
+        assert till.balance(f"m0000000{i}") == cluster.server_balance(f"m0000000{i}")
