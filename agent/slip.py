@@ -36,6 +36,7 @@ class Slip:
     provisional: bool = False
     copy: bool = False
     training: bool = False
+    promo: str | None = None  # one campaign or coupon message, printed boxed under the body
 
 
 def _dm(day: date) -> str:
@@ -104,6 +105,9 @@ def slip_text(slip: Slip, width: int = 42) -> str:
         out.append("-" * width)
         out.append("ПРЕДВАРИТЕЛЬНО".center(width))
         out.append("баланс уточнится после связи".center(width))
+    if slip.promo:
+        out.append("-" * width)
+        out.append(slip.promo.center(width))
     if slip.qr_payload:
         out.append("-" * width)
         out.append(f"[QR] {slip.qr_payload}")

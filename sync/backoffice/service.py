@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent import codec, engine
-from agent.errors import AgentError
+from agent.errors import AgentError, RedemptionError
 from agent.identify import check_member_code
 from agent.journal import MemberRecord
 from agent.ledger import PurchaseEffects, apply_purchase, apply_refund
@@ -768,9 +768,10 @@ class _Batch:
     ) -> None:
         """Score the cheque again at the centre; flag what differs from the till."""
         try:
-            mine = engine.quote(cart, m.state, rules, at, redeem_points="max")
-            if q.redeem_points <= mine.max_redeem_points:
+            try:
                 mine = engine.quote(cart, m.state, rules, at, redeem_points=q.redeem_points)
+            except RedemptionError:  # the centre's balance is lower (an overdraft)
+                mine = engine.quote(cart, m.state, rules, at, redeem_points="max")
         except AgentError as e:
             self.flag("rescore_mismatch", ev, m.member_id, {"error": e.code})
             return

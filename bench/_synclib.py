@@ -1,0 +1,472 @@
+"""Shared plumbing of the sync benchmarks (``drain.py``, ``ingest.py``, ``bootstrap.py``).
+
+Not a benchmark itself (a leading underscore: nothing to run). It holds:
+
+- ``backoffice_url``: a fresh back-office database, SQLite (a file in the run's temporary
+  directory) or PostgreSQL (``CREATE DATABASE kassa_bench_<hex>`` on the server named by
+  ``KASSA_PG_ADMIN``, default ``postgresql://postgres@127.0.0.1:5432/postgres``; dropped
+  ``WITH (FORCE)`` afterwards);
+- ``ServerProcess``: the real back-office stack (``create_app(bo, bare_endpoint=True)``
+  under a real uvicorn on 127.0.0.1, an OS-chosen port) in a child process of its own, as
+  in production, so the server does not share a GIL or a core's time slices with the till
+  code that drives it. Run ``python bench/_synclib.py --serve URL`` to get one by hand;
+  it prints ``PORT <n>`` once it accepts connections;
+- ``TimedTransport``: an httpx transport over the ordinary ``httpx.HTTPTransport`` that
+  times every request from send to the last byte of the answer, keeps the request bodies
+  sent to ``/v1/events`` (to replay them to ``/v1/bare``) and counts per-event results;
+- ``fill_outbox``: a till outbox of N real purchase events, made fast (see its doc).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("KASSA_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+STORE_ID = "s1"
+HTTP_TIMEOUT_S = 120.0
+
+
+# --------------------------------------------------------------------------- statistics
+def pct_ms(samples_ns: list[int], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0-100) of nanosecond samples, in milliseconds."""
+    if not samples_ns:
+        return float("nan")
+    s = sorted(samples_ns)
+    rank = max(1, min(len(s), round(q / 100 * len(s) + 0.5)))
+    return round(s[rank - 1] / 1e6, 3)
+
+
+def peak_rss() -> int | None:
+    """This process's peak RSS in bytes (Linux ``VmHWM``), or None elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def sigterm_unwinds() -> None:
+    """SIGTERM unwinds like Ctrl-C: temporary files, child servers and databases go."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+# --------------------------------------------------------------------------- databases
+@contextlib.contextmanager
+def backoffice_url(kind: str, tmp: Path, tag: str = "") -> Iterator[str]:
+    """A fresh, empty back-office database of ``kind`` ("sqlite" or "postgresql")."""
+    if kind == "sqlite":
+        yield str(tmp / f"backoffice{tag}.db")
+        return
+    import psycopg
+
+    name = f"kassa_bench_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def open_backoffice(url: str, members: int, now: datetime) -> Any:
+    """Migrate the back office, make the store, load ``members`` demo members (untimed
+    set-up, one transaction). Returns the ``Backoffice``; its ``db`` is the caller's."""
+    from agent.seed import demo_programme, member_rows
+    from sync.backoffice.db import Database
+    from sync.backoffice.service import Backoffice
+
+    bo = Backoffice(Database.open(url))
+    bo.initialise()
+    bo.ensure_store(STORE_ID, "Bench store")
+    if members:
+        key = bytes.fromhex(bo.setting("phone_hash_key"))
+        bo.load_members(member_rows(members, demo_programme(), key, now), store_id=STORE_ID)
+    return bo
+
+
+def pg_version() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else None
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------- server
+class ServerProcess:
+    """The back office app under a real uvicorn, in a child process (see module doc)."""
+
+    def __init__(self, url: str, *, startup_timeout_s: float = 60.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", url],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        port: list[int] = []
+
+        started = threading.Event()
+
+        def read() -> None:
+            # Keeps reading after the port: anything else the server prints goes to our
+            # stderr, and a full pipe can never stall the server.
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                if line.startswith("PORT ") and not port:
+                    port.append(int(line.split()[1]))
+                    started.set()
+                else:
+                    sys.stderr.write(line)
+            started.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        started.wait(startup_timeout_s)
+        if not port:
+            self.stop()
+            raise RuntimeError(f"back office server did not start (exit {self.proc.poll()})")
+        self.port = port[0]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.pid = self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # uvicorn shuts down gracefully
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_main(url: str) -> int:
+    """Child process: serve the back office at ``url`` with the bare endpoint."""
+    import uvicorn
+
+    from sync.backoffice.app import create_app
+    from sync.backoffice.db import Database
+    from sync.backoffice.service import Backoffice
+
+    db = Database.open(url)
+    bo = Backoffice(db)  # the parent has initialised it
+    app = create_app(bo, bare_endpoint=True)
+    # As ``sync.backoffice.app.serve`` runs it (``kassa backoffice serve``), on port 0.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+
+    def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        print(f"PORT {port}", flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        server.run()
+    finally:
+        db.close()
+    return 0
+
+
+def http_impl() -> str:
+    """Which HTTP/1.1 parser uvicorn's "auto" picks here."""
+    try:
+        import httptools  # noqa: F401
+
+        return "httptools"
+    except ImportError:
+        return "h11"
+
+
+# --------------------------------------------------------------------------- client
+@dataclass
+class PathStats:
+    ns: list[int] = field(default_factory=list)
+    bytes_out: int = 0
+    bytes_in: int = 0
+    http: Counter[int] = field(default_factory=Counter)
+
+
+class TimedTransport(httpx.BaseTransport):
+    """Times each request (send to last byte of the answer, on the wire) per URL path.
+
+    For ``/v1/events`` it also keeps the request bodies (when ``capture``) and counts the
+    per-event results by status with a byte count on the JSON answer (cheap; the answer
+    is parsed again by the sync client as usual).
+    """
+
+    def __init__(self, *, capture: bool = False) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.capture = capture
+        self.paths: dict[str, PathStats] = {}
+        self.bodies: list[bytes] = []
+        self.results: Counter[str] = Counter()
+        self.started: list[float] = []  # monotonic start of each /v1/events POST
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        started = time.monotonic()
+        t0 = time.perf_counter_ns()
+        resp = self.inner.handle_request(request)
+        try:
+            content = b"".join(resp.stream)  # the raw bytes, as sent
+        finally:
+            resp.close()
+        dt = time.perf_counter_ns() - t0
+        path = request.url.path
+        st = self.paths.setdefault(path, PathStats())
+        st.ns.append(dt)
+        st.bytes_out += len(body)
+        st.bytes_in += len(content)
+        st.http[resp.status_code] += 1
+        if path == "/v1/events":
+            self.started.append(started)
+            if self.capture:
+                self.bodies.append(body)
+            if resp.status_code == 200:
+                total = content.count(b'"status":"')
+                applied = content.count(b'"status":"applied"')
+                self.results["applied"] += applied
+                if total != applied:
+                    for status in ("duplicate", "conflict", "rejected"):
+                        self.results[status] += content.count(f'"status":"{status}"'.encode())
+        return httpx.Response(
+            resp.status_code, headers=resp.headers, content=content, request=request
+        )
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def client(base_url: str, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    return httpx.Client(base_url=base_url, transport=transport, timeout=HTTP_TIMEOUT_S)
+
+
+def replay(http: httpx.Client, path: str, bodies: list[bytes], token: str) -> None:
+    """POST each body to ``path`` once, in order, with the sync client's headers (the
+    timing is taken by the client's ``TimedTransport``, as for the real requests)."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    for body in bodies:
+        resp = http.post(path, content=body, headers=headers)
+        if resp.status_code != 200:
+            raise RuntimeError(f"{path} answered {resp.status_code}")
+
+
+# --------------------------------------------------------------------------- the till
+def enroll(bo: Any, base_url: str, store_path: Path, name: str, *, bootstrap: bool) -> str:
+    """Enroll a till over HTTP (one-time code, token, keys, rules, snapshot if asked)."""
+    from sync.enroll import enroll_till
+
+    code = bo.enroll_code(STORE_ID)
+    with client(base_url) as http:
+        out = enroll_till(store_path, http, code, name=name, terminal_id=name, bootstrap=bootstrap)
+    return str(out["terminal_id"])
+
+
+def make_cart(rng: random.Random, receipt_id: str) -> Any:
+    """A cheque of 1-6 lines from the demo catalogue (a tenth of lines on sale at -30 %)."""
+    from agent.model import Cart, CartLine
+    from agent.seed import CATALOG
+
+    lines = []
+    for no in range(1, rng.randint(1, 6) + 1):
+        sku, name, category, collection, price = rng.choice(CATALOG)
+        qty = 1 if rng.random() < 0.85 else 2
+        sale = rng.random() < 0.1
+        amount = price * qty * (7 if sale else 10) // 10
+        lines.append(CartLine(no, sku, name, category, price, qty, amount, sale, collection))
+    return Cart(receipt_id, tuple(lines))
+
+
+STATE_TEMPLATES = 48  # agent.seed makes member i's state from template i % 48
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fill_outbox(
+    store_path: Path,
+    events: int,
+    members: int,
+    *,
+    templates: int = 192,
+    seed: int = 20260501,
+    receipt_prefix: str = "B",
+) -> dict[str, Any]:
+    """Fill an enrolled till's outbox with ``events`` real purchase events, fast.
+
+    ``templates`` real sales go through ``Agent.commit`` (the real engine, journal and
+    member state), one per member ``m0..m{templates-1}``, so every one of the 48 member
+    state templates of ``agent.seed`` is covered; a fifth of them redeem up to 100 points
+    (members holding at least 1,000 available). The rest are clones: a template sale of a
+    member with the same seeded state (same ``i % 48``) moved to a member drawn uniformly
+    from all ``members``, with a fresh ``event_id``, a new receipt id (in the payload, its
+    cart and its quote), that member's id and code, ``occurred_at`` = ``created_at``
+    ascending 100 us apart after the templates, and ``payload_hash`` = SHA-256 of the
+    re-encoded canonical payload (sorted keys, compact, UTF-8). They are inserted into the
+    outbox in one transaction with ``last_seq`` and each member's ``unsynced`` count, as
+    the commits would have left them. A member's first event matches the back office's
+    rescore exactly; later ones were scored by the till against the seeded state, so
+    the back office may flag a few (tier or collection reached meanwhile), as it would
+    for a till scoring on a stale cache. Returns sizes and counts (untimed set-up).
+    """
+    from agent.identify import make_member_code
+    from agent.service import Agent, CheckoutRequest
+    from agent.store import Store
+
+    templates = max(STATE_TEMPLATES, min(templates, members, events))
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    with Store(store_path) as store:
+        agent = Agent(store)
+        agent.record_contact()  # online: the till has just heard from the back office
+        for t in range(templates):
+            mid = f"m{t:08d}"
+            cart = make_cart(rng, f"{receipt_prefix}T{t:06d}")
+            redeem = 0
+            if t % 5 == 0:
+                q = agent.quote(CheckoutRequest(mid, cart, redeem_points="max"))
+                if q.available_before >= 1000:
+                    redeem = min(100, q.max_redeem_points)
+            agent.commit(CheckoutRequest(mid, cart, redeem, cashier_id="c1"))
+        template_s = time.perf_counter() - t0
+        with store.read() as conn:
+            rows = conn.execute(
+                "SELECT seq, terminal_id, terminal_epoch, type, schema_version, created_at, "
+                "payload, member_id FROM outbox ORDER BY seq"
+            ).fetchall()
+        assert len(rows) == templates, (len(rows), templates)
+        by_class: dict[int, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            if _canonical(json.loads(r[6])) != r[6]:
+                raise AssertionError("the till's payload is not canonical JSON as assumed")
+            by_class.setdefault(int(r[7][1:]) % STATE_TEMPLATES, []).append(r)
+        last = datetime.fromisoformat(rows[-1][5])
+        unsynced: Counter[str] = Counter()
+        out: list[tuple[Any, ...]] = []
+        for k in range(templates, events):
+            seq = k + 1
+            j = rng.randrange(members)
+            src = rng.choice(by_class[j % STATE_TEMPLATES])
+            p = json.loads(src[6])
+            mid = f"m{j:08d}"
+            receipt = f"{receipt_prefix}{seq:09d}"
+            at = (last + timedelta(microseconds=100 * (k - templates + 1))).isoformat()
+            p["receipt_id"] = p["cart"]["receipt_id"] = p["quote"]["receipt_id"] = receipt
+            p["member_id"] = p["quote"]["member_id"] = mid
+            p["member_code"] = make_member_code(100_000_000 + j)
+            p["occurred_at"] = at
+            text = _canonical(p)
+            out.append(
+                (
+                    seq,
+                    f"{rng.getrandbits(128):032x}",
+                    src[1],
+                    src[2],
+                    src[3],
+                    src[4],
+                    at,
+                    text,
+                    hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    mid,
+                )
+            )
+            unsynced[mid] += 1
+        with store.write() as conn:
+            conn.executemany(
+                "INSERT INTO outbox(seq, event_id, terminal_id, terminal_epoch, type, "
+                "schema_version, created_at, payload, payload_hash, member_id) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                out,
+            )
+            conn.executemany(
+                "UPDATE members SET unsynced = unsynced + ? WHERE member_id = ?",
+                [(n, mid) for mid, n in unsynced.items()],
+            )
+            Store.set_meta(conn, "last_seq", str(events))
+        with store.read() as conn:
+            size = conn.execute(
+                "SELECT avg(length(CAST(payload AS BLOB))), count(*), "
+                "count(DISTINCT member_id) FROM outbox"
+            ).fetchone()
+    return {
+        "template_sales": templates,
+        "template_sales_s": round(template_s, 2),
+        "outbox_fill_s": round(time.perf_counter() - t0, 2),
+        "outbox_events": int(size[1]),
+        "members_with_events": int(size[2]),
+        "payload_bytes_mean": round(float(size[0]), 1),
+    }
+
+
+def server_counts(bo: Any) -> dict[str, Any]:
+    """What the back office holds after the run (the proof, not the timing)."""
+    with bo.db.reading() as tx:
+        applied = int(tx.one("SELECT count(*) FROM events WHERE status = 'applied'")[0])
+        other = dict(tx.all("SELECT status, count(*) FROM events GROUP BY status"))
+        purchases = int(tx.one("SELECT count(*) FROM purchases")[0])
+        flags = dict(tx.all("SELECT kind, count(*) FROM flags GROUP BY kind"))
+    return {
+        "applied": applied,
+        "events_by_status": {str(k): int(v) for k, v in other.items()},
+        "purchases": purchases,
+        "flags": {str(k): int(v) for k, v in flags.items()},
+    }
+
+
+def outbox_counts(store_path: Path) -> dict[str, int]:
+    import sqlite3
+
+    conn = sqlite3.connect(str(store_path))
+    try:
+        return {
+            str(k): int(v)
+            for k, v in conn.execute("SELECT status, count(*) FROM outbox GROUP BY status")
+        }
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        sys.exit(serve_main(sys.argv[2]))
+    print(__doc__)
+    sys.exit(2)
