@@ -71,12 +71,28 @@ def cmd_printer_test(args: argparse.Namespace) -> int:
             f"kassa: test slip for {profile.name} ({len(data)} bytes) written to {args.out}\n"
         )
         return 0
+    if args.printer:
+        _send(args.printer, data)
+        sys.stderr.write(f"kassa: test slip for {profile.name} sent to {args.printer}\n")
+        return 0
     sys.stderr.write(
-        "kassa: no printer transport is configured yet; use --out FILE to write the test "
-        "slip's bytes (then e.g. `cat FILE > /dev/usb/lp0`)\n"
-        "kassa: принтер ещё не настроен; укажите --out ФАЙЛ\n"
+        "kassa: no printer given; use --printer URL (tcp://host:9100, serial:///dev/ttyUSB0,"
+        " file:///dev/usb/lp0, usb://0x04b8:0x0202) or --out FILE\n"
+        "kassa: принтер не указан: --printer АДРЕС или --out ФАЙЛ\n"
     )
     return 1
+
+
+def _send(url: str, data: bytes) -> None:
+    """Open the printer the URL names, write the job, close it (faults raise PrinterError)."""
+    from drivers.transport import transport_from_url
+
+    transport = transport_from_url(url)
+    transport.open()
+    try:
+        transport.write(data)
+    finally:
+        transport.close()
 
 
 def cmd_printer_profiles(args: argparse.Namespace) -> int:
@@ -133,6 +149,7 @@ def add_commands(sub: Any, store_default: str) -> None:
     p = psub.add_parser("test", help="a full sample slip: Russian text, every block, a QR")
     p.add_argument("--profile", help=profile_help)
     p.add_argument("--out", help="file to write the job's bytes to")
+    p.add_argument("--printer", help="printer URL to print on (tcp://, serial://, file://, usb://)")
     p.set_defaults(func=cmd_printer_test)
 
     p = psub.add_parser("profiles", help="list the shipped printer presets")
