@@ -652,7 +652,28 @@ def test_cli_printer_test_and_calibrate(tmp_path: Path, capsys: pytest.CaptureFi
     w = decode(out.read_bytes(), profile)
     assert "УЧЕБНЫЙ РЕЖИМ" in w.view(48) and decode_qr(w.rasters[0].image) == ["2000001234569"]
     assert run_cli(["printer", "test"]) == 1
-    assert "no printer transport is configured" in capsys.readouterr().err
+    assert "no printer given" in capsys.readouterr().err
+    # --printer URL: the same job over TCP 9100 to a fake printer on loopback
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    got = bytearray()
+
+    def accept() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                got.extend(chunk)
+
+    t = threading.Thread(target=accept)
+    t.start()
+    port = server.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    assert run_cli(["printer", "test", "--profile", "xprinter-80", "--printer", url]) == 0
+    t.join(10)
+    server.close()
+    assert bytes(got) == out.read_bytes()
     cal = tmp_path / "cal.bin"
     assert run_cli(["printer", "calibrate", "--out", str(cal), "--encoding", "cp866"]) == 0
     w = walk(cal.read_bytes(), dict.fromkeys(range(256), "cp866"))
