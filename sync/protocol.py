@@ -88,19 +88,48 @@ def _reject_constant(name: str) -> Any:
 
 
 def strict_json(body: bytes | str) -> Any:
-    """``json.loads`` that refuses NaN and Infinity (Python accepts them by default)."""
-    return json.loads(body, parse_constant=_reject_constant)
+    """``json.loads`` that refuses NaN and Infinity (Python accepts them by default) and
+    turns a nesting too deep to parse into ``ValueError`` like any other bad JSON."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+MAX_ENVELOPE_INT = 2**62
+MAX_TEXT = 200
+
+
+def clean_text(value: str, where: str, max_len: int = MAX_TEXT, **details: Any) -> str:
+    """A text field both databases can store: no NUL, valid UTF-8, bounded length."""
+    if "\x00" in value or len(value) > max_len:
+        raise ProtocolError(
+            400, "bad_field", f"{where} must be text of at most {max_len} characters", **details
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(400, "bad_field", f"{where} is not valid text", **details) from None
+    return value
 
 
 def _field(obj: Mapping[str, Any], key: str, kind: type, index: int | None = None) -> Any:
+    """A typed envelope field; errors name it and, inside an event, carry its ``index`` so
+    the till can set that one event aside instead of resending the batch for ever."""
     where = f"events[{index}].{key}" if index is not None else key
+    at: dict[str, Any] = {"field": where} if index is None else {"field": where, "index": index}
     if key not in obj:
-        raise ProtocolError(400, "missing_field", f"{where} is required", field=where)
+        raise ProtocolError(400, "missing_field", f"{where} is required", **at)
     value = obj[key]
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ProtocolError(400, "bad_field", f"{where} must be an integer", field=where)
-    if kind is str and not isinstance(value, str):
-        raise ProtocolError(400, "bad_field", f"{where} must be a string", field=where)
+    if kind is int and (
+        isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_ENVELOPE_INT
+    ):
+        raise ProtocolError(400, "bad_field", f"{where} must be an integer below 2**62", **at)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ProtocolError(400, "bad_field", f"{where} must be a string", **at)
+        limit = MAX_BATCH_BYTES if key == "payload" else MAX_TEXT
+        clean_text(value, where, limit, **at)
     return value
 
 
@@ -149,6 +178,11 @@ def parse_push(body: bytes) -> PushRequest:
                 400, "bad_event_id", f"events[{i}].event_id must be 32 hex digits", index=i
             )
         seq = _field(ev, "seq", int, i)
+        schema = _field(ev, "schema_version", int, i)
+        if not 0 <= schema < 2**31:
+            raise ProtocolError(
+                400, "bad_field", f"events[{i}].schema_version is out of range", index=i
+            )
         out.append(
             WireEvent(
                 event_id=event_id,
@@ -156,7 +190,7 @@ def parse_push(body: bytes) -> PushRequest:
                 terminal_epoch=_field(ev, "terminal_epoch", str, i),
                 seq=seq,
                 type=_field(ev, "type", str, i),
-                schema_version=_field(ev, "schema_version", int, i),
+                schema_version=schema,
                 created_at=_field(ev, "created_at", str, i),
                 payload=_field(ev, "payload", str, i),
                 payload_hash=_field(ev, "payload_hash", str, i),

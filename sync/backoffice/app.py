@@ -128,7 +128,7 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False) -> Starlette:
     async def changes(request: Request) -> Response:
         await terminal(request)
         limit_text = request.query_params.get("limit", "500")
-        if not limit_text.isdigit():
+        if not limit_text.isdecimal() or not limit_text.isascii() or len(limit_text) > 6:
             raise ProtocolError(400, "bad_limit", "limit must be a positive integer")
         cursor = request.query_params.get("cursor")
         out = await to_thread.run_sync(bo.changes, cursor, int(limit_text))

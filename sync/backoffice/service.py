@@ -18,10 +18,13 @@ import contextlib
 import hashlib
 import json
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+import psycopg
 
 from agent import codec, engine
 from agent.errors import AgentError, RedemptionError
@@ -43,12 +46,15 @@ from sync.backoffice.schema import migrate
 from sync.protocol import (
     EVENT_TYPES,
     HASH_RE,
+    MAX_ENVELOPE_INT,
     MAX_PAYLOAD_BYTES,
     SUPPORTED_SCHEMAS,
+    TERMINAL_ID_RE,
     EventResult,
     ProtocolError,
     PushRequest,
     WireEvent,
+    clean_text,
     strict_json,
 )
 
@@ -181,6 +187,13 @@ class Backoffice:
 
     def enroll(self, code: str, name: str, terminal_id: str | None = None) -> dict[str, Any]:
         """Exchange a one-time code for a terminal id and bearer token (shown once)."""
+        if not code.isascii() or not code.isprintable() or len(code) > 64:
+            raise ProtocolError(403, "bad_enroll_code", "enrollment code is not valid")
+        clean_text(name, "name", 80)
+        if terminal_id is not None and not TERMINAL_ID_RE.match(terminal_id):
+            raise ProtocolError(
+                400, "bad_field", "terminal_id: 1-64 letters, digits, _ . : -", field="terminal_id"
+            )
         now = self.clock.now()
         token = secrets.token_urlsafe(32)
         with self.db.transaction() as tx:
@@ -343,8 +356,8 @@ class Backoffice:
             after = int(cursor or "0")
         except ValueError:
             raise ProtocolError(400, "bad_cursor", f"cursor {cursor!r} is not valid") from None
-        if after < 0:
-            raise ProtocolError(400, "bad_cursor", "cursor cannot be negative")
+        if not 0 <= after <= MAX_ENVELOPE_INT:
+            raise ProtocolError(400, "bad_cursor", "cursor is out of range")
         limit = max(1, min(limit, CHANGES_PAGE_MAX))
         with self.db.reading() as tx:
             oldest = tx.one("SELECT value FROM settings WHERE key = 'feed_pruned_through'")
@@ -417,6 +430,8 @@ class Backoffice:
         if bool(phone_hash) == bool(code):
             raise ProtocolError(400, "bad_query", "give exactly one of phone_hash or code")
         where, value = ("phone_hash", phone_hash) if phone_hash else ("code", code)
+        if not value or not value.isascii() or not value.isalnum() or len(value) > 64:
+            raise ProtocolError(404, "member_not_found", "no such member")
         with self.db.reading() as tx:
             row = tx.one(
                 f"SELECT {_RECORD_COLS} FROM members WHERE {where} = ? AND merged_into IS NULL",
@@ -504,10 +519,21 @@ def _no_floats(value: Any, path: str = "payload") -> None:
             _no_floats(v, f"{path}[{i}]")
 
 
+MAX_POINTS = 10**12
+
+
 def _nonneg(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Rejected("bad_payload", f"{path} must be a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_POINTS:
+        raise Rejected("bad_payload", f"{path} must be an integer from 0 to {MAX_POINTS}")
     return value
+
+
+def _is_db_outage(e: Exception) -> bool:
+    """A lost database connection is not the event's fault: let the push fail (5xx, the
+    till resends) instead of rejecting a good event."""
+    return isinstance(e, psycopg.OperationalError | sqlite3.OperationalError) and not isinstance(
+        e, psycopg.errors.DataError
+    )
 
 
 def _text(payload: dict[str, Any], key: str) -> str:
@@ -577,13 +603,37 @@ class _Batch:
             return EventResult(ev.event_id, ev.seq, "duplicate")
         member_id: str | None = None
         status, code, message = "applied", None, None
+        # Each event runs under a savepoint with the batch's in-memory state saved: an
+        # event refused half-way (bad data deep in a payload, a value the database will
+        # not store) leaves no trace, and the rest of the batch goes on.
+        saved = {k: (m.state, m.dirty, m.merged_into) for k, m in self.members.items()}
+        saved_requested = dict(self.requested)
+        saved_flags = len(self.flags)
+        self.tx.execute("SAVEPOINT event")
         try:
             payload = self.check(ev)
             member_id = self.apply(ev, payload)
-        except Rejected as r:
-            status, code, message = "rejected", r.code, r.message
-        except AgentError as e:
-            status, code, message = "rejected", e.code, e.message_en
+            self.tx.execute("RELEASE SAVEPOINT event")
+        except Exception as e:
+            self.tx.execute("ROLLBACK TO SAVEPOINT event")
+            self.tx.execute("RELEASE SAVEPOINT event")
+            for k in [k for k in self.members if k not in saved]:
+                del self.members[k]
+            for k, (state, dirty, merged) in saved.items():
+                m = self.members[k]
+                m.state, m.dirty, m.merged_into = state, dirty, merged
+            self.requested = saved_requested
+            del self.flags[saved_flags:]
+            member_id = None
+            if isinstance(e, Rejected):
+                status, code, message = "rejected", e.code, e.message
+            elif isinstance(e, AgentError):
+                status, code, message = "rejected", e.code, e.message_en
+            elif isinstance(e, Exception) and not _is_db_outage(e):
+                status, code = "rejected", "bad_payload"
+                message = f"payload cannot be applied: {type(e).__name__}"
+            else:
+                raise
         known[ev.event_id] = (ev.payload_hash, status, code)
         self.event_rows.append(
             (
@@ -594,7 +644,7 @@ class _Batch:
                 ev.type,
                 ev.schema_version,
                 ev.payload_hash,
-                ev.payload if status == "applied" else ev.payload[:MAX_PAYLOAD_BYTES],
+                ev.payload if status == "applied" else "",
                 ev.created_at,
                 self.now_iso,
                 status,
