@@ -536,6 +536,20 @@ def _is_db_outage(e: Exception) -> bool:
     )
 
 
+def _opt(payload: dict[str, Any], key: str, limit: int = 200) -> str | None:
+    """An optional text field as both databases can store it (or a rejection naming it)."""
+    value = payload.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise Rejected("bad_payload", f"payload.{key} must be text up to {limit} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejected("bad_payload", f"payload.{key} is not valid text") from None
+    return value
+
+
 def _text(payload: dict[str, Any], key: str) -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not value:
@@ -800,8 +814,8 @@ class _Batch:
                 m.member_id,
                 occurred.isoformat(),
                 engine.local_date(rules, occurred).isoformat(),
-                p.get("cashier_id"),
-                p.get("identified_by"),
+                _opt(p, "cashier_id"),
+                _opt(p, "identified_by"),
                 int(bool(p.get("offline"))),
                 cart.total_kop,
                 sum(ql.payable_kop for ql in q.lines),
@@ -889,7 +903,7 @@ class _Batch:
                 m.member_id,
                 occurred.isoformat(),
                 engine.local_date(rules, occurred).isoformat(),
-                p.get("cashier_id"),
+                _opt(p, "cashier_id"),
                 result.amount_kop,
                 result.earn_reversed,
                 result.bonus_reversed,
@@ -953,8 +967,8 @@ class _Batch:
             state,
             code,
             phone,
-            p.get("phone_masked"),
-            p.get("first_name"),
+            _opt(p, "phone_masked"),
+            _opt(p, "first_name"),
             True,
             bool(p.get("consent_marketing")),
             None,
@@ -962,11 +976,11 @@ class _Batch:
             dirty=True,
         )
         m.extra = {
-            "phone_sealed": p.get("phone_sealed"),
+            "phone_sealed": _opt(p, "phone_sealed", 2000),
             "birthday": birthday if isinstance(birthday, str) else None,
-            "consent_text_version": p.get("consent_text_version"),
+            "consent_text_version": _opt(p, "consent_text_version"),
             "registered_at": occurred.isoformat(),
-            "cashier_id": p.get("cashier_id"),
+            "cashier_id": _opt(p, "cashier_id"),
         }
         self.members[member_id] = m
         if survivor_row is not None:
