@@ -1,3 +1,4 @@
+# ruff: noqa: PLC3002, SIM117 - table-driven cases keep their lambdas inline
 """Fuzzed requests against the real back office (the last row of the fault table in
 notes/sync.md): bad JSON, oversized batches, bad ids, negative/NaN points, unknown members.
 
