@@ -11,10 +11,11 @@ Every request is answered with a specific 4xx or a per-event ``rejected`` result
   events answered ``applied`` on a pristine copy of the server gives the same ledger, so
   nothing ``rejected`` (or ``duplicate``/``conflict``) left an effect.
 
-Bugs this file found in the code under test are pinned in ``KNOWN_BUGS`` and run by
-``test_known_bugs`` as strict expected failures (one subtest each, reported SUBXFAIL):
-fixing one makes its subtest fail, so the entry (and the matching ``KNOWN_500`` entry
-the fuzzers tolerate) must then be removed. One more is an ``xfail(strict=True)`` param.
+The bugs this file found in the code under test (all fixed since) stay in ``KNOWN_BUGS``
+as regression cases, one subtest each in ``test_known_bugs``. An entry's ``where`` names
+the backends a still-open bug shows on; there it runs as a strict expected failure
+(SUBXFAIL, and a failure once fixed). ``KNOWN_500`` lists the 500s the fuzzers tolerate
+while such a bug is open (none now).
 """
 
 from __future__ import annotations
@@ -130,14 +131,9 @@ def app_errors() -> Iterator[_Errors]:
         logger.removeHandler(handler)
 
 
-# The 500s the code under test gives today (each pinned by a ``test_known_bug`` case).
-# The fuzzers tolerate these, and only these, so that they keep looking for new ones.
+# The 500s of still-open bugs (each pinned by a ``KNOWN_BUGS`` case): the fuzzers tolerate
+# these, and only these, so that they keep looking for new ones.
 KNOWN_500: tuple[tuple[str, type[BaseException], str], ...] = ()  # none left
-
-
-# ...and the one ledger bug (KNOWN_BUGS["rejected_refund_still_changes_the_ledger"]),
-# recognised by the rejection message of the event that leaves a trace.
-REFUND_BUG = "payload.refund_id must be a non-empty string"
 
 
 def known_500(errors: _Errors) -> str:
@@ -706,7 +702,7 @@ def test_unreadable_event_mid_queue_is_quarantined_and_the_rest_flow(
     assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == 4
 
 
-# ---------------------------------------------------------------- known bugs (xfail)
+# ---------------------------------------------------------------- found bugs (regressions)
 def _refused(rig: Rig, resp: httpx.Response, before: dict[str, Any]) -> None:
     """A 4xx, or a 200 whose events were all rejected; the ledger unchanged."""
     assert resp.status_code < 500, f"{resp.status_code}: {resp.text}"
@@ -1264,11 +1260,6 @@ def test_mutated_batch_never_500_and_rejected_events_leave_no_trace(
             )
             assert replay.status_code == 200
             assert {r["status"] for r in replay.json()["results"]} == {"applied"}
-        if ledger_view(oracle.db) != after and any(
-            REFUND_BUG in (r.get("message") or "") for r in results
-        ):
-            event("known bug: rejected_refund_still_changes_the_ledger")
-            return
         assert ledger_view(oracle.db) == after, "a non-applied event changed the ledger"
 
 
