@@ -48,15 +48,16 @@ def _read_json(args: argparse.Namespace) -> Any:
         ) from None
 
 
-def _open_agent(args: argparse.Namespace) -> Any:
+def _open_agent(args: argparse.Namespace, create_with: str = "kassa init") -> Any:
+    """Open the till store named by ``--store``; a missing one names the command to run."""
     from agent.service import Agent
     from agent.store import Store
 
     path = Path(args.store)
     if not path.exists():
         raise StoreError(
-            f"no till store at {path} (run `kassa init`)",
-            f"база кассы {path} не найдена (выполните kassa init)",
+            f"no till store at {path} (run `{create_with}`)",
+            f"база кассы {path} не найдена (выполните {create_with})",
             path=str(path),
         )
     return Agent(Store(path))

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError, StoreError
+from agent.errors import InputError
 
 
 def default_backoffice_db() -> str:
@@ -160,17 +160,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from agent.service import Agent
-    from agent.store import Store
+    from kassa.cli import _open_agent
 
-    path = Path(args.store)
-    if not path.exists():
-        raise StoreError(
-            f"no till store at {path} (run `kassa enroll`)",
-            f"база кассы {path} не найдена (выполните kassa enroll)",
-            path=str(path),
-        )
-    return Agent(Store(path))
+    return _open_agent(args, "kassa enroll")
 
 
 def cmd_sync_status(args: argparse.Namespace) -> int:

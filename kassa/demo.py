@@ -40,7 +40,8 @@ def _say(title: str) -> None:
     print(f"\n=== {title} " + "=" * max(0, 70 - len(title)))
 
 
-def _cart(receipt_id: str, skus: list[tuple[str, int]]) -> Cart:
+def demo_cart(receipt_id: str, skus: list[tuple[str, int]]) -> Cart:
+    """A demo cheque from catalogue SKUs and quantities (also used by the sync demo)."""
     by_sku = {row[0]: row for row in CATALOG}
     lines = []
     for n, (sku, qty) in enumerate(skus, start=1):
@@ -104,7 +105,7 @@ def _script(agent: Agent, path: Path) -> None:
     )
 
     _say("2. Расчёт чека: сколько начислим и сколько можно списать")
-    cart = _cart("DEMO-0001", [("OW-4001", 1), ("DR-1001", 1), ("AC-6001", 1), ("GC-9001", 1)])
+    cart = demo_cart("DEMO-0001", [("OW-4001", 1), ("DR-1001", 1), ("AC-6001", 1), ("GC-9001", 1)])
     req = CheckoutRequest(card.member_id, cart, identified_by=card.identified_by)
     q = agent.quote(req)
     print(

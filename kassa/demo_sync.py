@@ -18,11 +18,11 @@ import httpx
 import uvicorn
 
 from agent import journal
-from agent.model import Cart, CartLine
 from agent.money import format_points
-from agent.seed import CATALOG, demo_phone, demo_programme, member_rows
+from agent.seed import demo_phone, demo_programme, member_rows
 from agent.service import Agent, CheckoutRequest
 from agent.store import Store
+from kassa.demo import demo_cart
 from sync.backoffice import kpi
 from sync.backoffice.app import create_app
 from sync.backoffice.db import Database
@@ -64,17 +64,6 @@ class LoopbackServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
-
-
-def _cart(receipt_id: str, skus: list[tuple[str, int]], catalog: bool = True) -> Cart:
-    by_sku = {row[0]: row for row in CATALOG}
-    lines = []
-    for n, (sku, qty) in enumerate(skus, start=1):
-        _, name, category, collection, price = by_sku[sku]
-        lines.append(
-            CartLine(n, sku, name, category, price, qty, price * qty, collection=collection)
-        )
-    return Cart(receipt_id, tuple(lines))
 
 
 def _kpi_line(bo: Backoffice) -> str:
@@ -121,7 +110,7 @@ def run_sync_demo(root: Path, say: object, members: int = 2000) -> None:
                 a.commit(
                     CheckoutRequest(
                         card.member_id,
-                        _cart(f"A-{i}", [("DR-1001", 1), ("BG-7001", 1)]),
+                        demo_cart(f"A-{i}", [("DR-1001", 1), ("BG-7001", 1)]),
                         "max" if i == 0 else 0,
                         cashier_id="anna",
                         identified_by=card.identified_by,
@@ -138,7 +127,7 @@ def run_sync_demo(root: Path, say: object, members: int = 2000) -> None:
                 b.commit(
                     CheckoutRequest(
                         card.member_id,
-                        _cart(f"B-{i}", [("SH-2001", 2)]),
+                        demo_cart(f"B-{i}", [("SH-2001", 2)]),
                         cashier_id="oleg",
                         identified_by=card.identified_by,
                     )

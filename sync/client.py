@@ -21,10 +21,8 @@ import json
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -310,14 +308,12 @@ class SyncRunner:
         self.watch_s = watch_s
         self.stop = threading.Event()
         self.attempt = 0
-        self.heartbeat = time.monotonic()
         self.restarts = 0
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
 
     def step(self) -> float:
         """One round: push everything, pull a page; returns how long to wait next."""
-        self.heartbeat = time.monotonic()
         try:
             self.client.drain(max_batches=20)
             self.client.pull_once()
@@ -345,7 +341,6 @@ class SyncRunner:
     def _rounds(self) -> None:
         while not self.stop.is_set():
             delay = self.step()
-            self.heartbeat = time.monotonic()
             if delay and self.sleep is not None:
                 self.sleep(delay)
             elif delay:
@@ -359,7 +354,6 @@ class SyncRunner:
         self._watchdog.start()
 
     def _spawn(self) -> None:
-        self.heartbeat = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="kassa-sync", daemon=True)
         self._thread.start()
 
@@ -384,7 +378,3 @@ class SyncRunner:
         for t in (self._thread, self._watchdog):
             if t is not None:
                 t.join(timeout)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

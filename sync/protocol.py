@@ -16,7 +16,6 @@ a 4xx with ``{"error": code, "message": ..., "index": i?}``; nothing is applied 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -197,10 +196,6 @@ def parse_push(body: bytes) -> PushRequest:
             )
         )
     return PushRequest(terminal_id, tuple(out))
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def encode_push(terminal_id: str, events: list[dict[str, Any]]) -> bytes:

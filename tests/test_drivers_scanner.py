@@ -261,10 +261,8 @@ def test_scanner_listen_prints_one_json_line_per_scan(ptys, capsys):
 
     writer = threading.Thread(target=scan)
     writer.start()
-    started = time.monotonic()
     assert args.func(args) == 0
     writer.join()
-    assert time.monotonic() - started < 5
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(x["text"], x["kind"]) for x in lines] == [
         (CODE, "code"),
@@ -279,9 +277,7 @@ def test_scanner_listen_on_loop_ends_after_seconds(capsys):
     parser = argparse.ArgumentParser(prog="kassa")
     cli_scanner.add_commands(parser.add_subparsers(dest="command"), "/tmp/unused.db")
     args = parser.parse_args(["scanner", "listen", "--port", "loop://", "--seconds", "0.2"])
-    started = time.monotonic()
     assert args.func(args) == 0
-    assert time.monotonic() - started < 2
     captured = capsys.readouterr()
     assert captured.out == "" and "scanner connected: loop://" in captured.err
 

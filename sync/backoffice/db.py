@@ -128,13 +128,6 @@ class SqliteDatabase(Database):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
 
-    def stream_conn(self) -> sqlite3.Connection:
-        """A separate read connection for long streams (the snapshot) that must not hold
-        the writer's lock."""
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -180,9 +173,6 @@ class PostgresDatabase(Database):
                 yield Tx(conn, self.dialect)
             finally:
                 conn.rollback()
-
-    def stream_conn(self) -> Any:
-        return psycopg.connect(self.url, autocommit=False)
 
     def close(self) -> None:
         for conn in self._all:
