@@ -44,6 +44,10 @@ MAX_QTY = 10_000
 
 _LIMIT_TEXT = {
     "balance": ("not enough points", "недостаточно доступных бонусов"),
+    "on_hold": (
+        "part of the points is reserved for another cheque in progress",
+        "часть бонусов зарезервирована для другого чека",
+    ),
     "cap": (
         "points may pay at most {cap} of the cheque",
         "бонусами можно оплатить не более {cap} чека",

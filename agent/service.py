@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from agent import codec, engine, journal
+from agent import codec, engine, holds, journal
 from agent.errors import (
     ConflictError,
     ConsentError,
@@ -442,6 +442,10 @@ class Agent:
         rules = self.programme()
         coupon = self._coupon(req.coupon, row[1], now)
         limit = self._offline_limit(status, row, rules, now)
+        # Points reserved by other cheques in progress (agent.holds) are not spendable here.
+        held = holds.held_points(self.store, req.member_id, now, req.cart.receipt_id)
+        if held and (limit is None or state.spendable(now) - held < limit[1]):
+            limit = ("on_hold", state.spendable(now) - held)
         return engine.quote(
             req.cart,
             state,
@@ -453,10 +457,12 @@ class Agent:
         )
 
     # ----------------------------------------------------------------- commit
-    def commit(self, req: CheckoutRequest) -> CommitResult:
+    def commit(self, req: CheckoutRequest, hold_id: str | None = None) -> CommitResult:
         """Commit a cheque: member state, purchase, journal event and print job, atomically.
 
-        Idempotent by ``req.cart.receipt_id``.
+        Idempotent by ``req.cart.receipt_id``. ``hold_id`` names the points hold placed for
+        this cheque (``agent.holds``); it must still be active. Any active hold of this
+        receipt is consumed in the same transaction.
         """
         request_hash = codec.digest(codec.dumps(req))
         stored = self._stored_commit(req.cart.receipt_id, request_hash)
@@ -481,6 +487,7 @@ class Agent:
                     "участник не найден",
                     member_id=req.member_id,
                 )
+            holds.consume(conn, req.cart.receipt_id, req.member_id, hold_id, now)
             state = codec.loads(MemberState, row[4])
             q = self._quote(req, row, state, now, status)
             event_id = uuid.uuid4().hex

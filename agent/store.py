@@ -153,6 +153,29 @@ def _sync(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="0003_holds")
+def _holds(db: sqlite_utils.Database) -> None:
+    """Points reserved for a cheque in progress (``agent.holds``): one row per POS cheque,
+    kept in the store so a hold survives a restart of the agent and expires by time."""
+    db.executescript(
+        """
+        CREATE TABLE holds (
+            hold_id TEXT PRIMARY KEY,
+            receipt_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            points INTEGER NOT NULL,
+            request_hash TEXT NOT NULL,
+            quote TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active',
+            closed_at TEXT);
+        CREATE INDEX holds_receipt ON holds(receipt_id, status);
+        CREATE INDEX holds_member ON holds(member_id, status, expires_at);
+        """
+    )
+
+
 def _member_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_code ON members(code)")
     conn.execute("CREATE INDEX IF NOT EXISTS members_phone ON members(phone_hash)")

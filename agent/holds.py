@@ -1,0 +1,256 @@
+"""Holds: points reserved for a cheque in progress at the host POS.
+
+A POS asks the agent to *hold* the points a member wants to spend while the cashier takes
+payment; the cheque then ends with a commit (the hold is consumed) or a cancel (released),
+or the hold runs out by itself after its time to live. While a hold is active, the points
+it reserves are not spendable by any other cheque of that member on this till, so two
+cheques in progress cannot both spend the same balance (the Loymax "заморозка бонусов").
+
+Why in the store and not in memory: a hold must survive a restart of the agent (the POS
+still has the cheque open) and must expire even if the agent was down when it was due.
+Expiry is computed from the injected clock: a hold whose ``expires_at`` has passed no
+longer reserves anything, whether or not :func:`expire_due` has marked it yet.
+
+One active hold per POS receipt id: placing a hold again for the same receipt with the
+same request returns the same hold (a retried call); with another request (the cheque
+changed) the old hold is released and a new one is placed, in one transaction.
+
+Times are stored as UTC text ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` so they compare as strings.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent import codec
+from agent.errors import ConflictError, InputError, NotFoundError
+from agent.model import Quote
+
+if TYPE_CHECKING:  # pragma: no cover - types only; the service imports this module
+    from agent.service import Agent, CheckoutRequest
+    from agent.store import Store
+
+MIN_TTL_S = 10
+MAX_TTL_S = 24 * 3600
+DEFAULT_TTL_S = 900
+"""A hold lives 15 minutes unless the POS asks otherwise (seconds)."""
+
+ACTIVE, COMMITTED, CANCELLED, EXPIRED = "active", "committed", "cancelled", "expired"
+
+
+class HoldError(ConflictError):
+    """The hold cannot be used: expired, cancelled, committed, or for another cheque."""
+
+    code = "hold_unusable"
+    title_ru = "Резерв бонусов недействителен"
+    title_en = "Points hold not usable"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A reservation of ``points`` (integer points) for the POS cheque ``receipt_id``."""
+
+    hold_id: str
+    receipt_id: str
+    member_id: str
+    points: int
+    status: str
+    created_at: str
+    expires_at: str
+    closed_at: str | None
+    quote: Quote
+    duplicate: bool = False
+
+
+def stamp(moment: datetime) -> str:
+    """The sortable UTC text form used in the ``holds`` table."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_COLS = "hold_id, receipt_id, member_id, points, status, created_at, expires_at, closed_at, quote"
+
+
+def _hold(row: tuple[Any, ...], now: datetime, *, duplicate: bool = False) -> Hold:
+    status = row[4]
+    if status == ACTIVE and row[6] <= stamp(now):
+        status = EXPIRED  # due, not yet swept: report what it is
+    return Hold(
+        hold_id=row[0],
+        receipt_id=row[1],
+        member_id=row[2],
+        points=int(row[3]),
+        status=status,
+        created_at=row[5],
+        expires_at=row[6],
+        closed_at=row[7],
+        quote=codec.loads(Quote, row[8]),
+        duplicate=duplicate,
+    )
+
+
+def held_points(store: Store, member_id: str, now: datetime, except_receipt: str = "") -> int:
+    """Points of ``member_id`` reserved by active, unexpired holds of other receipts."""
+    row = store.one(
+        "SELECT COALESCE(SUM(points), 0) FROM holds WHERE member_id = ? AND status = 'active' "
+        "AND expires_at > ? AND receipt_id != ?",
+        (member_id, stamp(now), except_receipt),
+    )
+    return int(row[0]) if row else 0
+
+
+def _check_ttl(ttl_s: object) -> int:
+    if (
+        isinstance(ttl_s, bool)
+        or not isinstance(ttl_s, int)
+        or not (MIN_TTL_S <= ttl_s <= MAX_TTL_S)
+    ):
+        raise InputError(
+            f"ttl_s: must be a whole number of seconds from {MIN_TTL_S} to {MAX_TTL_S}",
+            f"срок резерва: целое число секунд от {MIN_TTL_S} до {MAX_TTL_S}",
+            field="ttl_s",
+        )
+    return ttl_s
+
+
+def place(agent: Agent, req: CheckoutRequest, ttl_s: int = DEFAULT_TTL_S) -> Hold:
+    """Reserve the points ``req`` spends (``"max"`` = the most allowed) for ``ttl_s`` seconds.
+
+    The quote and the reservation happen in one write transaction, so two holds placed
+    at once for one member cannot both take the same points. Raises what ``quote`` raises
+    (``RedemptionError`` when the points are not there) and ``ConflictError`` when the
+    receipt was already committed.
+    """
+    ttl = _check_ttl(ttl_s)
+    request_hash = codec.digest(codec.dumps({"req": req, "ttl_s": ttl}))
+    store = agent.store
+    with store.write() as conn:
+        now = agent.clock.now()
+        if conn.execute(
+            "SELECT 1 FROM purchases WHERE receipt_id = ?", (req.cart.receipt_id,)
+        ).fetchone():
+            raise ConflictError(
+                f"receipt {req.cart.receipt_id} is already committed",
+                f"чек {req.cart.receipt_id} уже проведён",
+                receipt_id=req.cart.receipt_id,
+            )
+        current = conn.execute(
+            f"SELECT {_COLS}, request_hash FROM holds WHERE receipt_id = ? AND status = 'active' "
+            "AND expires_at > ?",
+            (req.cart.receipt_id, stamp(now)),
+        ).fetchone()
+        if current is not None and current[9] == request_hash:
+            return _hold(current, now, duplicate=True)
+        # The cheque changed (or its hold ran out): release what it held, then re-quote.
+        conn.execute(
+            "UPDATE holds SET status = 'cancelled', closed_at = ? "
+            "WHERE receipt_id = ? AND status = 'active'",
+            (stamp(now), req.cart.receipt_id),
+        )
+        quote = agent.quote(req)
+        hold_id = uuid.uuid4().hex
+        row = (
+            hold_id,
+            req.cart.receipt_id,
+            req.member_id,
+            quote.redeem_points,
+            ACTIVE,
+            stamp(now),
+            stamp(now + timedelta(seconds=ttl)),
+            None,
+            codec.dumps(quote),
+        )
+        conn.execute(
+            f"INSERT INTO holds({_COLS}, request_hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (*row, request_hash),
+        )
+        return _hold(row, now)
+
+
+def get(store: Store, hold_id: str, now: datetime) -> Hold:
+    """The hold with its current status (an active one past its time reads ``expired``)."""
+    row = store.one(f"SELECT {_COLS} FROM holds WHERE hold_id = ?", (hold_id,))
+    if row is None:
+        raise NotFoundError(f"hold {hold_id} not found", "резерв не найден", hold_id=hold_id)
+    return _hold(row, now)
+
+
+def cancel(store: Store, hold_id: str, now: datetime) -> Hold:
+    """Release a hold (the cheque was voided). Idempotent: cancelling a cancelled or
+    expired hold returns it; a committed one cannot be cancelled (refund the cheque)."""
+    with store.write() as conn:
+        row = conn.execute(f"SELECT {_COLS} FROM holds WHERE hold_id = ?", (hold_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"hold {hold_id} not found", "резерв не найден", hold_id=hold_id)
+        if row[4] == COMMITTED:
+            raise HoldError(
+                f"hold {hold_id} was committed with its cheque; refund the cheque instead",
+                "резерв уже использован в проведённом чеке: оформите возврат",
+                hold_id=hold_id,
+                status=COMMITTED,
+            )
+        if row[4] == ACTIVE:
+            conn.execute(
+                "UPDATE holds SET status = 'cancelled', closed_at = ? WHERE hold_id = ?",
+                (stamp(now), hold_id),
+            )
+            row = conn.execute(
+                f"SELECT {_COLS} FROM holds WHERE hold_id = ?", (hold_id,)
+            ).fetchone()
+        return _hold(row, now)
+
+
+def consume(
+    conn: sqlite3.Connection, receipt_id: str, member_id: str, hold_id: str | None, now: datetime
+) -> None:
+    """Inside the commit transaction: check the named hold and mark the receipt's active
+    hold committed. A named hold that is unknown, of another cheque or member, or no
+    longer active fails the commit (nothing is written)."""
+    if hold_id is not None:
+        row = conn.execute(
+            "SELECT receipt_id, member_id, status, expires_at FROM holds WHERE hold_id = ?",
+            (hold_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"hold {hold_id} not found", "резерв не найден", hold_id=hold_id)
+        status = EXPIRED if row[2] == ACTIVE and row[3] <= stamp(now) else row[2]
+        if row[0] != receipt_id or row[1] != member_id:
+            raise HoldError(
+                f"hold {hold_id} belongs to another cheque or member",
+                "резерв относится к другому чеку",
+                hold_id=hold_id,
+            )
+        if status != ACTIVE:
+            raise HoldError(
+                f"hold {hold_id} is {status}; place a new hold or commit without it",
+                f"резерв недействителен ({status}): зарезервируйте бонусы заново",
+                hold_id=hold_id,
+                status=status,
+            )
+    conn.execute(
+        "UPDATE holds SET status = 'committed', closed_at = ? "
+        "WHERE receipt_id = ? AND status = 'active' AND expires_at > ?",
+        (stamp(now), receipt_id, stamp(now)),
+    )
+
+
+def expire_due(store: Store, now: datetime) -> int:
+    """Mark holds past their time as expired (housekeeping; returns how many). Reading
+    code never depends on this having run."""
+    with store.write() as conn:
+        cur = conn.execute(
+            "UPDATE holds SET status = 'expired', closed_at = expires_at "
+            "WHERE status = 'active' AND expires_at <= ?",
+            (stamp(now),),
+        )
+        return cur.rowcount
+
+
+def active_count(store: Store, now: datetime) -> int:
+    row = store.one(
+        "SELECT count(*) FROM holds WHERE status = 'active' AND expires_at > ?", (stamp(now),)
+    )
+    return int(row[0]) if row else 0
