@@ -1,9 +1,17 @@
 """JSON (de)serialisation of the core's frozen dataclasses, for the store and the journal.
 
-One generic codec driven by type hints, so a new field needs no hand-written code:
-datetimes travel as ISO 8601 with offset, dates as ISO dates, tuples as lists, nested
-dataclasses as objects. Canonical JSON (sorted keys, no spaces) makes payload hashes
-stable across processes and machines.
+Driven by type hints, so a new field needs no hand-written code: datetimes travel as ISO
+8601 with offset, dates as ISO dates, tuples as lists, nested dataclasses as objects.
+Canonical JSON (sorted keys, no spaces) makes payload hashes stable across processes and
+machines.
+
+Why compiled: every sale encodes about 10 KB of JSON (member state, purchase event with the
+full quote, result, effects, slip) and decodes the member state, inside the cashier's wait.
+A generic walker that asks ``dataclasses.fields``/``isinstance`` per value cost ~2 ms per
+sale; so each dataclass gets, on first use, an encoder and a decoder generated from its
+fields and hints (``_compile_encoder`` / ``_compile_decoder``), with scalars passed through
+inline. The output is exactly what the generic rules above give (tests/test_codec.py checks
+it against a reference implementation).
 """
 
 from __future__ import annotations
@@ -13,46 +21,103 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
 
-
 _SCALARS = frozenset({str, int, bool, float, type(None)})
-_FIELDS: dict[type, tuple[str, ...]] = {}
+# type -> function giving the JSON-ready form of a value of exactly that type.
+_ENCODERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def _plain_seq(value: Any) -> list[Any]:
+    return [v if type(v) in _SCALARS else to_plain(v) for v in value]
+
+
+def _plain_set(value: Any) -> list[Any]:
+    return sorted(to_plain(v) for v in value)
+
+
+def _plain_dict(value: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): v if type(v) in _SCALARS else to_plain(v) for k, v in value.items()}
 
 
 def to_plain(value: Any) -> Any:
     """A JSON-ready copy of ``value`` (dataclasses, tuples, datetimes, dates, dicts).
 
-    Hot path of every commit: scalars return at once and dataclass field names are cached
-    per class (``dataclasses.fields`` is slow when called per value).
+    Dispatch on the exact type; a dataclass met for the first time gets its encoder
+    compiled. Subclasses of the built-in containers and of datetime/date fall back to
+    ``isinstance`` checks.
     """
     kind = type(value)
     if kind in _SCALARS:
         return value
-    names = _FIELDS.get(kind)
-    if names is None and dataclasses.is_dataclass(kind):
-        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
-    if names is not None:
-        return {name: to_plain(getattr(value, name)) for name in names}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
+    enc = _ENCODERS.get(kind)
+    if enc is not None:
+        return enc(value)
+    if dataclasses.is_dataclass(kind):
+        enc = _ENCODERS[kind] = _compile_encoder(kind)
+        return enc(value)
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, tuple | list):
-        return [to_plain(v) for v in value]
+        return _plain_seq(value)
     if isinstance(value, frozenset | set):
-        return sorted(to_plain(v) for v in value)
+        return _plain_set(value)
     if isinstance(value, dict):
-        return {str(k): to_plain(v) for k, v in value.items()}
+        return _plain_dict(value)
     return value
+
+
+_ENCODERS.update(
+    {
+        datetime: datetime.isoformat,
+        date: date.isoformat,
+        tuple: _plain_seq,
+        list: _plain_seq,
+        frozenset: _plain_set,
+        set: _plain_set,
+        dict: _plain_dict,
+    }
+)
+
+
+def _compile_encoder(cls: type) -> Callable[[Any], Any]:
+    """``lambda v: {"a": <v.a as plain>, ...}`` for the dataclass ``cls``, in field order.
+
+    Each field is passed through when its runtime type is a JSON scalar, else handed to
+    ``to_plain``: the same result as the generic walk, without its per-field calls.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    lines = ["def encode(v, S=S, P=P):"]
+    for i, name in enumerate(names):
+        lines.append(f"    x{i} = v.{name}")
+    items = ", ".join(
+        f"{name!r}: (x{i} if type(x{i}) in S else P(x{i}))" for i, name in enumerate(names)
+    )
+    lines.append(f"    return {{{items}}}")
+    scope: dict[str, Any] = {"S": _SCALARS, "P": to_plain}
+    exec("\n".join(lines), scope)  # noqa: S102 - code built from dataclass field names only
+    encode: Callable[[Any], Any] = scope["encode"]
+    encode.__qualname__ = f"encode_{cls.__name__}"
+    return encode
+
+
+# One encoder object instead of a new one per call (``json.dumps`` with options builds one).
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def dumps(value: Any) -> str:
     """Canonical JSON: sorted keys, compact, UTF-8 kept readable."""
-    return json.dumps(to_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _JSON.encode(to_plain(value))
+
+
+def dumps_plain(plain: Any) -> str:
+    """Canonical JSON of a value that is already JSON-ready (``to_plain`` output), so a
+    part encoded once (the quote of a sale) can go into several documents."""
+    return _JSON.encode(plain)
 
 
 def digest(text: str) -> str:
@@ -60,57 +125,114 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_HINTS: dict[type, dict[str, Any]] = {}
+# --------------------------------------------------------------------------- decoding
+_DECODERS: dict[type, Callable[[dict[str, Any]], Any]] = {}
+_Conv = Callable[[Any], Any] | None  # None: the JSON value is used as it is
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = get_type_hints(cls)
-    return hints
+def _to_int(value: Any) -> Any:
+    return int(value) if isinstance(value, str) else value
 
 
-def _decode(tp: Any, value: Any) -> Any:
+def _converter(tp: Any) -> _Conv:
+    """The function turning a JSON value into a value of type ``tp`` (None: identity)."""
     if tp is Any:
-        return value
+        return None
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
-        if value is None:
-            return None
         inner = [a for a in get_args(tp) if a is not type(None)]
-        return _decode(inner[0], value)
+        conv = _converter(inner[0])
+        if conv is None:
+            return None
+        c = conv
+        return lambda v: None if v is None else c(v)
     if origin is tuple:
         args = get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v) for v in value)
-        return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
+            item = _converter(args[0])
+            if item is None:
+                return tuple
+            c = item
+            return lambda v: tuple(map(c, v))
+        convs = [_converter(a) or _identity for a in args]
+        return lambda v: tuple(c(x) for c, x in zip(convs, v, strict=True))
     if origin is frozenset:
-        return frozenset(_decode(get_args(tp)[0], v) for v in value)
+        item = _converter(get_args(tp)[0]) or _identity
+        return lambda v: frozenset(map(item, v))
     if origin is dict:
         key_t, val_t = get_args(tp)
-        return {_decode(key_t, k): _decode(val_t, v) for k, v in value.items()}
+        kc = _converter(key_t) or _identity
+        vc = _converter(val_t) or _identity
+        return lambda v: {kc(k): vc(x) for k, x in v.items()}
     if origin is typing.Literal:
-        return value
+        return None
     if tp is datetime:
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat
     if tp is date:
-        return date.fromisoformat(value)
-    if tp is int and isinstance(value, str):
-        return int(value)
+        return date.fromisoformat
+    if tp is int:
+        return _to_int
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return from_plain(tp, value)
+        cls = tp
+        return lambda v: from_plain(cls, v)
+    return None
+
+
+def _identity(value: Any) -> Any:
     return value
+
+
+def _compile_decoder(cls: type) -> Callable[[dict[str, Any]], Any]:
+    """``lambda d: cls(a=conv_a(d["a"]), ...)`` for the dataclass ``cls``; when a key is
+    missing (an older document), only the keys present are passed (defaults apply)."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    convs = {name: _converter(hints[name]) for name in names}
+    scope: dict[str, Any] = {"cls": cls, "KeyError": KeyError, "slow": None}
+    args = []
+    for i, name in enumerate(names):
+        conv = convs[name]
+        if conv is None:
+            args.append(f"{name}=d[{name!r}]")
+        else:
+            scope[f"c{i}"] = conv
+            args.append(f"{name}=c{i}(d[{name!r}])")
+    src = (
+        "def decode(d):\n"
+        "    try:\n"
+        f"        return cls({', '.join(args)})\n"
+        "    except KeyError:\n"
+        "        return slow(d)\n"
+    )
+
+    def slow(data: dict[str, Any]) -> Any:
+        kwargs = {}
+        for name in names:
+            if name in data:
+                conv = convs[name]
+                kwargs[name] = data[name] if conv is None else conv(data[name])
+        return cls(**kwargs)
+
+    scope["slow"] = slow
+    exec(src, scope)  # noqa: S102 - code built from dataclass field names only
+    decode: Callable[[dict[str, Any]], Any] = scope["decode"]
+    decode.__qualname__ = f"decode_{cls.__name__}"
+    return decode
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    """Decode one JSON value as type ``tp`` (kept for callers of the generic form)."""
+    conv = _converter(tp)
+    return value if conv is None else conv(value)
 
 
 def from_plain(cls: type[T], data: dict[str, Any]) -> T:
     """Rebuild a dataclass from ``to_plain`` output; unknown keys are ignored (forward compat)."""
-    hints = _hints(cls)
-    kwargs = {
-        f.name: _decode(hints[f.name], data[f.name])
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if f.name in data
-    }
-    return cls(**kwargs)
+    dec = _DECODERS.get(cls)
+    if dec is None:
+        dec = _DECODERS[cls] = _compile_decoder(cls)
+    result: T = dec(data)
+    return result
 
 
 def loads(cls: type[T], text: str) -> T:
