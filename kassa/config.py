@@ -1,0 +1,373 @@
+"""The agent's configuration: one TOML file, typed, every field documented.
+
+Where: ``--config PATH``, else ``$KASSA_CONFIG``, else ``kassa.toml`` in the platform's
+config dir (platformdirs: ``~/.config/kassa`` on Linux, ``%LOCALAPPDATA%\\kassa`` on
+Windows). A missing file means all defaults. Every key is checked: an unknown section or
+key, or a value of the wrong type, is refused naming the file and the key
+(``ConfigError``), so a typo never silently falls back to a default.
+
+Secrets: the POS API token lives in its own file (``api.token_file``, mode 0600, created
+on first start); an inline ``api.token`` is allowed but discouraged. ``redacted()`` masks
+every secret for ``kassa config show`` and for logs.
+
+``packaging/kassa.example.toml`` is this module's documentation in file form;
+``tests/test_config.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from agent.errors import InputError
+
+APP = "kassa"
+
+
+class ConfigError(InputError):
+    """The config file is unreadable or invalid; the message names the file and the key."""
+
+    code = "config_error"
+    title_ru = "Ошибка настройки"
+    title_en = "Configuration error"
+
+
+def default_config_path() -> Path:
+    """``$KASSA_CONFIG``, else ``kassa.toml`` in the platform's per-user config dir."""
+    if env := os.environ.get("KASSA_CONFIG"):
+        return Path(env)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP, appauthor=False)) / "kassa.toml"
+
+
+def _default_store() -> str:
+    from kassa.cli import default_store_path
+
+    return str(default_store_path())
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = field(default_factory=_default_store)
+    """The till store (SQLite) file. Default: ``$KASSA_STORE`` or the user data dir."""
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    """Address the POS API listens on. Loopback by default: the POS runs on this PC."""
+    port: int = 8781
+    """TCP port of the POS API."""
+    allow_remote: bool = False
+    """Must be true to listen on a non-loopback address (a POS on another machine);
+    the token is then the only protection: firewall the port."""
+    token_file: str = ""
+    """File holding the API token (one line). Default: ``api-token`` beside the config
+    file. Created with mode 0600 on first start when missing."""
+    token: str = ""
+    """The token inline (discouraged: prefer ``token_file``). Never logged or shown."""
+    max_body_bytes: int = 65_536
+    """Largest request body accepted, bytes; bigger ones get 413."""
+    rate_per_s: float = 200.0
+    """Sustained requests per second accepted; beyond the burst, requests get 429."""
+    rate_burst: int = 400
+    """Requests accepted at once above the sustained rate."""
+    hold_ttl_s: int = 900
+    """Default lifetime of a points hold, seconds (a POS may ask for 10 s .. 24 h)."""
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    enabled: bool = True
+    """Run the sync loop (push journal, pull changes) when the till is enrolled."""
+    url: str = ""
+    """Back office URL; default: the one the till was enrolled with."""
+    interval_s: float = 5.0
+    """Seconds between sync rounds when there is nothing to send."""
+    timeout_s: float = 10.0
+    """HTTP timeout for one back office call, seconds."""
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    url: str = ""
+    """Receipt printer, e.g. ``tcp://10.0.0.5:9100``, ``serial:///dev/ttyUSB0``,
+    ``file:///dev/usb/lp0``, ``usb://0x04b8:0x0202``, ``spooler://NAME``. Empty: no print
+    worker; the POS fetches slip text from the API and prints it itself."""
+    profile: str = "generic-58"
+    """Printer profile: a preset name (``kassa printer profiles``) or a profile file."""
+    calibrated: bool = False
+    """Set true once ``kassa printer calibrate`` showed the profile's code page prints
+    Russian correctly on this printer; ``kassa doctor`` warns until then."""
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    ports: list[str] = field(default_factory=list)
+    """Serial scanner ports (``/dev/ttyACM0``, ``COM3``); empty: no serial scanner."""
+    baudrate: int = 9600
+    """Serial speed of the scanners, baud."""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    dir: str = ""
+    """Directory of ``kassa-agent.log``; default: the platform's user log dir."""
+    level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
+    max_bytes: int = 5_000_000
+    """Rotate the log file at this size, bytes."""
+    backups: int = 5
+    """Rotated files kept."""
+
+
+@dataclass(frozen=True)
+class Config:
+    store: StoreConfig = field(default_factory=StoreConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    printer: PrinterConfig = field(default_factory=PrinterConfig)
+    scanner: ScannerConfig = field(default_factory=ScannerConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    source: str = ""
+    """Where this config came from (a path, or "defaults")."""
+
+    def token_path(self) -> Path:
+        if self.api.token_file:
+            return Path(self.api.token_file)
+        base = Path(self.source).parent if self.source not in ("", "defaults") else None
+        return (base or default_config_path().parent) / "api-token"
+
+    def log_dir(self) -> Path:
+        if self.log.dir:
+            return Path(self.log.dir)
+        from platformdirs import user_log_dir
+
+        return Path(user_log_dir(APP, appauthor=False))
+
+
+SECTIONS: dict[str, type] = {
+    "store": StoreConfig,
+    "api": ApiConfig,
+    "sync": SyncConfig,
+    "printer": PrinterConfig,
+    "scanner": ScannerConfig,
+    "log": LogConfig,
+}
+SECRET_KEYS = frozenset({("api", "token")})
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _check_value(src: str, where: str, hint: Any, value: Any) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(
+            f"{src}: {where}: expected {expected}, got {type(value).__name__} {value!r}",
+            f"{src}: {where}: ожидается {expected}",
+            file=src,
+            key=where,
+        )
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("a whole number")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise bad("text")
+    elif hint == list[str] and (
+        not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+    ):
+        raise bad("a list of text")
+    return value
+
+
+def _validate(cfg: Config, src: str) -> None:
+    def bad(key: str, en: str, ru: str) -> ConfigError:
+        return ConfigError(f"{src}: {key}: {en}", f"{src}: {key}: {ru}", file=src, key=key)
+
+    if not 1 <= cfg.api.port <= 65535:
+        raise bad("api.port", "must be 1-65535", "порт от 1 до 65535")
+    if not 1024 <= cfg.api.max_body_bytes <= 10_000_000:
+        raise bad("api.max_body_bytes", "must be 1024-10000000", "от 1024 до 10000000 байт")
+    if cfg.api.rate_per_s <= 0 or cfg.api.rate_burst < 1:
+        raise bad("api.rate_per_s", "rate and burst must be positive", "должно быть больше 0")
+    if not 10 <= cfg.api.hold_ttl_s <= 86_400:
+        raise bad("api.hold_ttl_s", "must be 10-86400 seconds", "от 10 до 86400 секунд")
+    if cfg.api.token and len(cfg.api.token) < 16:
+        raise bad("api.token", "must be at least 16 characters", "не короче 16 символов")
+    if not _is_loopback(cfg.api.host) and not cfg.api.allow_remote:
+        raise bad(
+            "api.host",
+            f"{cfg.api.host} is not a loopback address; set api.allow_remote = true to "
+            "accept a POS on another machine",
+            "адрес не локальный; для доступа по сети задайте api.allow_remote = true",
+        )
+    if cfg.sync.interval_s <= 0 or cfg.sync.timeout_s <= 0:
+        raise bad("sync.interval_s", "intervals must be positive", "должно быть больше 0")
+    if cfg.log.level.upper() not in LEVELS:
+        raise bad("log.level", f"must be one of {', '.join(LEVELS)}", "неверный уровень")
+    if cfg.log.max_bytes < 10_000 or cfg.log.backups < 1:
+        raise bad("log.max_bytes", "at least 10000 bytes and 1 backup", "слишком мало")
+    if not 1200 <= cfg.scanner.baudrate <= 921_600:
+        raise bad("scanner.baudrate", "must be 1200-921600", "от 1200 до 921600")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_config(data: dict[str, Any], src: str) -> Config:
+    """Build a ``Config`` from parsed TOML, rejecting unknown keys and wrong types."""
+    sections: dict[str, Any] = {}
+    for name, raw in data.items():
+        cls = SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(
+                f"{src}: unknown section [{name}] (known: {', '.join(SECTIONS)})",
+                f"{src}: неизвестный раздел [{name}]",
+                file=src,
+                key=name,
+            )
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"{src}: {name} must be a [section]", f"{src}: {name} — раздел", file=src, key=name
+            )
+        hints = get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        values = {}
+        for key, value in raw.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{src}: unknown key {name}.{key} (known: {', '.join(sorted(known))})",
+                    f"{src}: неизвестный параметр {name}.{key}",
+                    file=src,
+                    key=f"{name}.{key}",
+                )
+            values[key] = _check_value(src, f"{name}.{key}", hints[key], value)
+        sections[name] = cls(**values)
+    cfg = Config(**sections, source=src)
+    _validate(cfg, src)
+    return cfg
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and check the config; a missing default file means defaults, a missing file
+    named explicitly is an error."""
+    explicit = path is not None or "KASSA_CONFIG" in os.environ
+    path = path or default_config_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(
+                f"{path}: config file not found",
+                f"{path}: файл настроек не найден",
+                file=str(path),
+            )
+        cfg = Config(source="defaults")
+        _validate(cfg, "defaults")
+        return cfg
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            f"{path}: cannot read: {e}", f"{path}: не удаётся прочитать: {e}", file=str(path)
+        ) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(
+            f"{path}: not valid TOML: {e}", f"{path}: ошибка TOML: {e}", file=str(path)
+        ) from None
+    return parse_config(data, str(path))
+
+
+def redacted(cfg: Config) -> dict[str, Any]:
+    """The config as plain data with every secret masked (for ``config show`` and logs)."""
+    out: dict[str, Any] = {"source": cfg.source}
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        values = {}
+        for f in fields(section):
+            value = getattr(section, f.name)
+            if (name, f.name) in SECRET_KEYS and value:
+                value = "********"
+            values[f.name] = value
+        out[name] = values
+    out["api"]["token_file"] = str(cfg.token_path())
+    return out
+
+
+def field_docs() -> dict[str, str]:
+    """``section.key`` -> its docstring, read from this module's source (for the example
+    config test and ``kassa config show --docs``)."""
+    import ast
+    import inspect
+    import sys
+
+    tree = ast.parse(inspect.getsource(sys.modules[__name__]))
+    docs: dict[str, str] = {}
+    by_class = {cls.__name__: name for name, cls in SECTIONS.items()}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in by_class:
+            body = node.body
+            for stmt, nxt in zip(body, [*body[1:], None], strict=True):
+                if (
+                    isinstance(stmt, ast.AnnAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant)
+                ):
+                    docs[f"{by_class[node.name]}.{stmt.target.id}"] = str(nxt.value.value)
+    return docs
+
+
+def ensure_token(cfg: Config) -> str:
+    """The API token: inline, else read from ``token_file``, else a new random one
+    written there with mode 0600 (owner only). A token file readable by others is
+    refused on POSIX: anyone on the till could then spend members' points."""
+    if cfg.api.token:
+        return cfg.api.token
+    path = cfg.token_path()
+    if path.exists():
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            raise ConfigError(
+                f"{path}: token file is readable by others; run chmod 600 {path}",
+                f"{path}: файл токена доступен другим пользователям; chmod 600 {path}",
+                file=str(path),
+                key="api.token_file",
+            )
+        token = path.read_text(encoding="utf-8").strip()
+        if len(token) < 16:
+            raise ConfigError(
+                f"{path}: token must be at least 16 characters",
+                f"{path}: токен короче 16 символов",
+                file=str(path),
+                key="api.token_file",
+            )
+        return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return token
+
+
+def with_store(cfg: Config, path: str | None) -> Config:
+    """``cfg`` with the store path overridden (``--store`` on the command line)."""
+    return cfg if not path else replace(cfg, store=StoreConfig(path))

@@ -1,0 +1,625 @@
+"""The local POS API: HTTP/JSON on loopback for the host POS software (1C, Frontol, ...).
+
+A till's POS calls, for one cheque: ``identify`` -> ``quote`` (or ``holds``, to reserve
+the points while the customer pays) -> ``commit`` (idempotent by the POS cheque id) or
+``holds/{id}/cancel``; later ``refund``. Amounts are integer kopecks (``*_kop``), points
+integers. Request bodies have the same shapes as the ``kassa`` JSON CLI (both parse them
+with ``agent.requests`` through ``kassa.cli``'s helpers).
+
+Security: every route but ``/openapi.json`` needs ``Authorization: Bearer <token>`` (401
+otherwise, compared in constant time); bodies over ``max_body_bytes`` get 413 before they
+are read whole; more than ``rate_burst`` requests above ``rate_per_s`` get 429. The core
+calls run in worker threads (the store serialises them) so the event loop keeps
+answering. Every failure a caller can cause is a 4xx ``{"error", "title", "message_ru",
+"message_en", "details"}`` and writes nothing (each core operation is one transaction);
+anything else is a 500 that names nothing internal and has rolled back.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agent import holds, printq
+from agent.codec import to_plain
+from agent.errors import (
+    AgentError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StoreError,
+)
+from agent.model import Quote
+from agent.service import Agent
+
+log = logging.getLogger("kassa.posapi")
+
+API_VERSION = 1
+MAX_TEXT = 256
+MAX_DEPTH = 8
+
+
+class ApiError(Exception):
+    """A request refused before it reaches the core (auth, size, rate, JSON)."""
+
+    def __init__(self, status: int, code: str, en: str, ru: str, **details: Any) -> None:
+        super().__init__(en)
+        self.status = status
+        self.body = {
+            "error": code,
+            "title": "Ошибка запроса",
+            "message_ru": ru,
+            "message_en": en,
+            "details": details,
+        }
+
+
+def status_for(e: AgentError) -> int:
+    """HTTP status of a core error: 404 not found, 409 conflict, 503 store, 400 input."""
+    if isinstance(e, NotFoundError):
+        return 404
+    if isinstance(e, ConflictError):
+        return 409
+    if isinstance(e, StoreError):
+        return 503
+    return 400
+
+
+class RateLimiter:
+    """Token bucket: ``rate_per_s`` requests per second sustained, ``burst`` at once.
+    ``clock`` (monotonic seconds) is injectable for tests."""
+
+    def __init__(
+        self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate_per_s
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.clock = clock
+        self.last = clock()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return True
+            return False
+
+
+def _check_text(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what SQLite or the journal cannot hold: lone surrogates, NUL, deep nesting,
+    integers beyond 64 bits, over-long text; names the field."""
+    if depth > MAX_DEPTH:
+        raise ApiError(400, "too_deep", f"{where}: nested too deeply", f"{where}: слишком глубоко")
+    if isinstance(value, str):
+        if len(value) > 4096 or "\x00" in value:
+            raise ApiError(
+                400, "bad_text", f"{where}: text too long or has NUL", f"{where}: неверный текст"
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(
+                400, "bad_text", f"{where}: not valid Unicode text", f"{where}: неверный текст"
+            ) from None
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if abs(value) >= 2**62:
+            raise ApiError(
+                400, "bad_number", f"{where}: number out of range", f"{where}: слишком большое"
+            )
+    elif isinstance(value, float):
+        raise ApiError(
+            400,
+            "bad_number",
+            f"{where}: fractional numbers are not accepted (amounts are integer kopecks)",
+            f"{where}: дробные числа не принимаются (суммы в копейках)",
+        )
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, where, depth + 1)
+            _check_text(v, f"{where}.{k}" if where else str(k), depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(v, f"{where}[{i}]", depth + 1)
+
+
+_OPTIONAL_TEXT = (
+    "member_id",
+    "identify",
+    "identified_by",
+    "coupon",
+    "cashier_id",
+    "shift_id",
+    "hold_id",
+    "refund_id",
+    "receipt_id",
+    "phone",
+    "first_name",
+    "birthday",
+    "input",
+    "consent_text_version",
+)
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
+    for key in _OPTIONAL_TEXT:
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
+            raise InputError(
+                f"{key}: must be text up to {MAX_TEXT} characters",
+                f"{key}: должно быть строкой до {MAX_TEXT} символов",
+                field=key,
+            )
+    return data
+
+
+def quote_json(q: Quote) -> dict[str, Any]:
+    """A quote as JSON plus the totals a fiscal receipt needs: per line the discount and
+    what is left to pay, and the cheque's discounts and payable amount (kopecks)."""
+    out: dict[str, Any] = to_plain(q)
+    for line, plain in zip(q.lines, out["lines"], strict=True):
+        plain["discount_kop"] = line.discount_kop
+        plain["payable_kop"] = line.amount_kop - line.discount_kop
+    out["points_discount_kop"] = q.points_discount_kop
+    out["coupon_discount_kop"] = q.coupon_discount_kop
+    out["discount_kop"] = q.discount_kop
+    out["payable_kop"] = q.payable_kop
+    out["total_earned"] = q.total_earned
+    return out
+
+
+def present(value: Any) -> Any:
+    """JSON form of a core result; a ``quote`` inside it gets the fiscal totals."""
+    if isinstance(value, Quote):
+        return quote_json(value)
+    out = to_plain(value)
+    inner = getattr(value, "quote", None)
+    if isinstance(inner, Quote) and isinstance(out, dict):
+        out["quote"] = quote_json(inner)
+    return out
+
+
+def create_app(
+    agent: Agent,
+    *,
+    token: str,
+    max_body_bytes: int = 65_536,
+    rate_per_s: float = 200.0,
+    rate_burst: int = 400,
+    hold_ttl_s: int = holds.DEFAULT_TTL_S,
+    printer_status: Callable[[], dict[str, Any]] | None = None,
+    on_print: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The ASGI app over one open ``Agent``. ``printer_status`` reports the print worker
+    for ``/v1/status``; ``on_print`` wakes it after a slip was queued."""
+    from kassa.cli import _checkout, _identify, _refund, _register
+    from sync.protocol import strict_json
+
+    if len(token) < 16:
+        raise ValueError("the API token must be at least 16 characters")
+    secret = token.encode("utf-8")
+    limiter = RateLimiter(rate_per_s, rate_burst, clock)
+
+    def authorise(request: Request) -> None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8"), secret
+        ):
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "a valid API token is required (Authorization: Bearer ...)",
+                "нужен действительный токен API",
+            )
+
+    async def body_json(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            raise ApiError(
+                413,
+                "body_too_large",
+                f"request body is over {max_body_bytes} bytes",
+                f"запрос больше {max_body_bytes} байт",
+            )
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > max_body_bytes:
+                raise ApiError(
+                    413,
+                    "body_too_large",
+                    f"request body is over {max_body_bytes} bytes",
+                    f"запрос больше {max_body_bytes} байт",
+                )
+        try:
+            data = strict_json(bytes(chunks))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError(
+                400, "bad_json", f"body is not valid JSON: {e}", "запрос не является JSON"
+            ) from None
+        _check_text(data, "")
+        return data
+
+    def guarded(
+        fn: Callable[[Request], Awaitable[Any]], *, public: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                if not public:
+                    authorise(request)
+                    if not limiter.allow():
+                        raise ApiError(
+                            429, "rate_limited", "too many requests", "слишком много запросов"
+                        )
+                return JSONResponse(present(await fn(request)))
+            except ApiError as e:
+                return JSONResponse(e.body, status_code=e.status)
+            except AgentError as e:
+                return JSONResponse(to_plain(e.to_dict()), status_code=status_for(e))
+            except Exception:
+                log.exception("unexpected error on %s", request.url.path)
+                return JSONResponse(
+                    {
+                        "error": "internal",
+                        "title": "Внутренняя ошибка",
+                        "message_ru": "внутренняя ошибка агента; ничего не записано",
+                        "message_en": "internal error; nothing was written",
+                        "details": {},
+                    },
+                    status_code=500,
+                )
+
+        return run
+
+    async def call(fn: Callable[[], Any]) -> Any:
+        return await to_thread.run_sync(fn)
+
+    async def spec(request: Request) -> Any:
+        return openapi()
+
+    async def status(request: Request) -> Any:
+        def run() -> dict[str, Any]:
+            off = agent.offline_status()
+            return {
+                "ok": True,
+                "api_version": API_VERSION,
+                "terminal_id": agent.terminal_id,
+                "rules_version": agent.programme().version,
+                "online": off.online,
+                "last_contact": off.last_contact,
+                "events_waiting": off.events_waiting,
+                "holds_active": holds.active_count(agent.store, agent.clock.now()),
+                "print_queue": printq.queue_depth(agent.store),
+                "printer": printer_status() if printer_status else None,
+            }
+
+        return await call(run)
+
+    async def identify(request: Request) -> Any:
+        data = _object(await body_json(request))
+        return await call(lambda: _identify(agent, data))
+
+    async def card(request: Request) -> Any:
+        member_id = request.path_params["member_id"]
+        return await call(lambda: agent.card(member_id))
+
+    async def register(request: Request) -> Any:
+        data = _object(await body_json(request))
+        return await call(lambda: _register(agent, data))
+
+    async def quote(request: Request) -> Any:
+        data = _object(await body_json(request))
+        return await call(lambda: agent.quote(_checkout(agent, data)))
+
+    async def place_hold(request: Request) -> Any:
+        data = _object(await body_json(request))
+        ttl = data.get("ttl_s", hold_ttl_s)
+        return await call(lambda: holds.place(agent, _checkout(agent, data), ttl))
+
+    async def get_hold(request: Request) -> Any:
+        hold_id = request.path_params["hold_id"]
+        return await call(lambda: holds.get(agent.store, hold_id, agent.clock.now()))
+
+    async def cancel_hold(request: Request) -> Any:
+        hold_id = request.path_params["hold_id"]
+        return await call(lambda: holds.cancel(agent.store, hold_id, agent.clock.now()))
+
+    async def commit(request: Request) -> Any:
+        data = _object(await body_json(request))
+
+        def run() -> Any:
+            hold_id = data.get("hold_id")
+            body = data
+            if hold_id is not None and "redeem_points" not in data:
+                # Spend what the hold reserved unless the POS says otherwise.
+                held = holds.get(agent.store, hold_id, agent.clock.now())
+                body = {**data, "redeem_points": held.points}
+            result = agent.commit(_checkout(agent, body), hold_id)
+            if on_print is not None and not result.duplicate:
+                on_print()
+            return result
+
+        return await call(run)
+
+    async def refund(request: Request) -> Any:
+        data = _object(await body_json(request))
+
+        def run() -> Any:
+            result = _refund(agent, data)
+            if on_print is not None and not result.duplicate:
+                on_print()
+            return result
+
+        return await call(run)
+
+    def job_id_of(request: Request) -> int:
+        text = request.path_params["job_id"]
+        if not (text.isdecimal() and text.isascii() and len(text) <= 12):
+            raise NotFoundError(f"print job {text!r} not found", "слип не найден")
+        return int(text)
+
+    async def slip(request: Request) -> Any:
+        from agent.slip import slip_text
+
+        job_id = job_id_of(request)
+        width_text = request.query_params.get("width", "42")
+        if width_text not in ("32", "42", "48"):
+            raise InputError("width: must be 32, 42 or 48", "ширина: 32, 42 или 48", field="width")
+        width = int(width_text)
+
+        def run() -> Any:
+            job = printq.get_job(agent.store, job_id)
+            return {
+                "job_id": job_id,
+                "receipt_id": job.receipt_id,
+                "kind": job.kind,
+                "status": job.status,
+                "width": width,
+                "text": slip_text(job.slip, width),
+            }
+
+        return await call(run)
+
+    async def print_slip(request: Request) -> Any:
+        job_id = job_id_of(request)
+
+        def run() -> Any:
+            new_id = printq.enqueue_copy(agent.store, job_id, agent.clock.now())
+            if on_print is not None:
+                on_print()
+            return {"job_id": new_id, "copy_of": job_id, "queued": True}
+
+        return await call(run)
+
+    routes = [
+        Route("/openapi.json", guarded(spec, public=True), methods=["GET"]),
+        Route("/v1/status", guarded(status), methods=["GET"]),
+        Route("/v1/identify", guarded(identify), methods=["POST"]),
+        Route("/v1/members", guarded(register), methods=["POST"]),
+        Route("/v1/members/{member_id}", guarded(card), methods=["GET"]),
+        Route("/v1/quote", guarded(quote), methods=["POST"]),
+        Route("/v1/holds", guarded(place_hold), methods=["POST"]),
+        Route("/v1/holds/{hold_id}", guarded(get_hold), methods=["GET"]),
+        Route("/v1/holds/{hold_id}/cancel", guarded(cancel_hold), methods=["POST"]),
+        Route("/v1/commit", guarded(commit), methods=["POST"]),
+        Route("/v1/refund", guarded(refund), methods=["POST"]),
+        Route("/v1/slips/{job_id}", guarded(slip), methods=["GET"]),
+        Route("/v1/slips/{job_id}/print", guarded(print_slip), methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.agent = agent
+    return app
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document served at ``/openapi.json`` (the integrator's contract)."""
+    text = {"type": "string", "maxLength": 64}
+    line = {
+        "type": "object",
+        "properties": {
+            "line_no": {"type": "integer", "minimum": 1},
+            "sku": text,
+            "name": {"type": "string", "maxLength": 128},
+            "category": text,
+            "collection": text,
+            "price_kop": {"type": "integer", "minimum": 0, "description": "unit price, kopecks"},
+            "qty": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "amount_kop": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "line total after POS discounts, kopecks (default price*qty)",
+            },
+            "sale": {"type": "boolean"},
+        },
+        "required": ["sku"],
+    }
+    checkout = {
+        "type": "object",
+        "required": ["receipt_id", "lines"],
+        "properties": {
+            "receipt_id": {**text, "minLength": 1, "description": "the POS cheque id"},
+            "member_id": text,
+            "identify": {"type": "string", "description": "scan payload or phone"},
+            "redeem_points": {
+                "oneOf": [{"type": "integer", "minimum": 0}, {"const": "max"}],
+                "description": 'points to spend, or "max"',
+            },
+            "coupon": {"type": "string"},
+            "cashier_id": text,
+            "shift_id": text,
+            "lines": {"type": "array", "items": line, "maxItems": 200},
+        },
+    }
+    hold_req = {
+        "allOf": [
+            _ref("Checkout"),
+            {"properties": {"ttl_s": {"type": "integer", "minimum": 10, "maximum": 86400}}},
+        ]
+    }
+    commit_req = {
+        "allOf": [
+            _ref("Checkout"),
+            {"properties": {"hold_id": {"type": "string", "description": "from POST /v1/holds"}}},
+        ]
+    }
+    refund_req = {
+        "type": "object",
+        "required": ["refund_id", "receipt_id", "lines"],
+        "properties": {
+            "refund_id": {**text, "minLength": 1, "description": "the POS refund id"},
+            "receipt_id": text,
+            "lines": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+                "description": 'line number -> quantity returned, e.g. {"2": 1}',
+            },
+            "cashier_id": text,
+            "shift_id": text,
+        },
+    }
+    register_req = {
+        "type": "object",
+        "required": ["phone", "first_name", "consent_programme"],
+        "properties": {
+            "phone": {"type": "string", "maxLength": 32},
+            "first_name": {"type": "string", "maxLength": 60},
+            "birthday": {"type": "string", "format": "date"},
+            "consent_programme": {"type": "boolean"},
+            "consent_marketing": {"type": "boolean"},
+            "cashier_id": text,
+        },
+    }
+    obj = {"type": "object"}
+    errors = {
+        str(code): {
+            "description": what,
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+        for code, what in (
+            (400, "bad input (names the field); nothing written"),
+            (401, "missing or wrong token"),
+            (404, "member, receipt, hold or slip not found"),
+            (409, "same id with other contents, or hold not usable"),
+            (413, "body too large"),
+            (429, "rate limited"),
+            (503, "store unavailable; nothing written"),
+        )
+    }
+
+    def op(summary: str, body: str | None, result: str = "object") -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "summary": summary,
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {
+                    "description": "ok",
+                    "content": {"application/json": {"schema": obj}},
+                },
+                **errors,
+            },
+        }
+        if body:
+            out["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(body)}},
+            }
+        return out
+
+    def path_param(name: str) -> list[dict[str, Any]]:
+        return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Kassa local POS API",
+            "version": f"{API_VERSION}",
+            "description": "Loyalty at the till: identify, quote, hold, commit, refund. "
+            "Amounts in kopecks, points as integers. Loopback only by default.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "message_ru", "message_en"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "title": {"type": "string"},
+                        "message_ru": {"type": "string"},
+                        "message_en": {"type": "string"},
+                        "details": {"type": "object"},
+                    },
+                },
+                "Checkout": checkout,
+                "HoldRequest": hold_req,
+                "CommitRequest": commit_req,
+                "RefundRequest": refund_req,
+                "RegisterRequest": register_req,
+                "IdentifyRequest": {
+                    "type": "object",
+                    "required": ["input"],
+                    "properties": {"input": {"type": "string", "maxLength": 256}},
+                },
+            },
+        },
+        "paths": {
+            "/v1/status": {"get": op("agent status: online, queue, printer, holds", None)},
+            "/v1/identify": {"post": op("find a member by scan or phone", "IdentifyRequest")},
+            "/v1/members": {"post": op("register a member with consent", "RegisterRequest")},
+            "/v1/members/{member_id}": {
+                "get": {**op("member card", None), "parameters": path_param("member_id")}
+            },
+            "/v1/quote": {"post": op("score a cheque; writes nothing", "Checkout")},
+            "/v1/holds": {"post": op("reserve points for a cheque in progress", "HoldRequest")},
+            "/v1/holds/{hold_id}": {
+                "get": {**op("a hold and its status", None), "parameters": path_param("hold_id")}
+            },
+            "/v1/holds/{hold_id}/cancel": {
+                "post": {**op("release a hold (void)", None), "parameters": path_param("hold_id")}
+            },
+            "/v1/commit": {
+                "post": op("commit a cheque, idempotent by receipt_id", "CommitRequest")
+            },
+            "/v1/refund": {"post": op("refund lines, idempotent by refund_id", "RefundRequest")},
+            "/v1/slips/{job_id}": {
+                "get": {
+                    **op("slip text for the POS to print itself", None),
+                    "parameters": [
+                        *path_param("job_id"),
+                        {
+                            "name": "width",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": ["32", "42", "48"]},
+                        },
+                    ],
+                }
+            },
+            "/v1/slips/{job_id}/print": {
+                "post": {**op("print a copy of a slip", None), "parameters": path_param("job_id")}
+            },
+        },
+    }

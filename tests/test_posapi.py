@@ -1,0 +1,328 @@
+"""The POS API driven as a host POS would: an httpx client over the real app and store.
+
+Real SQLite, the real Agent; the only fakes are the clock (holds expire by it) and the
+rate limiter's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import anyio
+import httpx
+import pytest
+from synchelp import SyncASGITransport, portal
+
+from agent.identify import make_member_code
+from agent.service import Agent
+from agent.store import Store
+from kassa.posapi import create_app, openapi
+from tests.conftest import Till
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+RICH = make_member_code(100_000_001)  # seed template 1: spendable points
+OTHER = make_member_code(100_000_003)
+TABLES = ("purchases", "outbox", "print_jobs", "refunds", "holds", "members")
+
+
+def lines():
+    return [{"sku": "DR-1001"}, {"sku": "SH-2001", "qty": 2}]
+
+
+def counts(till: Till) -> dict[str, object]:
+    return {t: till.count(t) for t in TABLES} | {
+        "states": till.store.one("SELECT group_concat(state) FROM members")[0]
+    }
+
+
+@contextlib.contextmanager
+def TestClient(app, headers):  # noqa: N802 - reads like the client it stands for
+    """A synchronous httpx client into the real ASGI app (as the host POS would call)."""
+    with (
+        portal() as p,
+        httpx.Client(
+            transport=SyncASGITransport(app, p), base_url="http://pos", headers=headers
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def api(till):
+    with TestClient(create_app(till.agent, token=TOKEN), headers=AUTH) as client:
+        yield client
+
+
+def post(api, path, body, status=200):
+    resp = api.post(path, json=body)
+    assert resp.status_code == status, resp.text
+    return resp.json()
+
+
+def test_one_cheque_identify_quote_hold_commit_slip(api, till):
+    card = post(api, "/v1/identify", {"input": RICH})
+    assert card["code"] == RICH and card["spendable"] > 0
+    cheque = {"member_id": card["member_id"], "receipt_id": "POS-1", "lines": lines()}
+    q = post(api, "/v1/quote", cheque | {"redeem_points": "max"})
+    assert q["redeem_points"] == q["max_redeem_points"] > 0
+    assert sum(line["points_discount_kop"] for line in q["lines"]) == q["points_discount_kop"]
+    assert till.count("purchases") == 0  # a quote writes nothing
+
+    hold = post(api, "/v1/holds", cheque | {"redeem_points": "max"})
+    assert hold["status"] == "active" and hold["points"] == q["redeem_points"]
+    result = post(api, "/v1/commit", cheque | {"hold_id": hold["hold_id"]})
+    assert result["quote"]["redeem_points"] == hold["points"]
+    assert not result["duplicate"]
+    assert api.get(f"/v1/holds/{hold['hold_id']}").json()["status"] == "committed"
+
+    after = api.get(f"/v1/members/{card['member_id']}").json()
+    assert after["balance"] == card["balance"] - hold["points"] + result["quote"]["total_earned"]
+    slip = api.get(f"/v1/slips/{result['print_job_id']}", params={"width": "32"}).json()
+    assert slip["receipt_id"] == "POS-1" and "Списано" in slip["text"]
+    assert slip["width"] == 32 and "Тест" in slip["text"]  # the till's store name
+    copy = post(api, f"/v1/slips/{result['print_job_id']}/print", None)
+    assert copy["queued"] and copy["job_id"] != result["print_job_id"]
+
+    status = api.get("/v1/status").json()
+    assert status["ok"] and status["events_waiting"] == 1 and status["holds_active"] == 0
+    assert status["print_queue"] == 2
+
+
+def test_retried_commit_returns_the_same_result_and_writes_once(api, till):
+    card = post(api, "/v1/identify", {"input": RICH})
+    cheque = {"identify": RICH, "receipt_id": "POS-7", "lines": lines(), "redeem_points": 100}
+    first = post(api, "/v1/commit", cheque)
+    again = post(api, "/v1/commit", cheque)
+    assert again["duplicate"] and again["event_id"] == first["event_id"]
+    assert again["quote"] == first["quote"]
+    assert (till.count("purchases"), till.count("outbox")) == (1, 1)
+    before = counts(till)
+    err = post(api, "/v1/commit", cheque | {"redeem_points": 50}, status=409)
+    assert err["error"] == "conflict" and err["details"]["receipt_id"] == "POS-7"
+    assert counts(till) == before
+    assert first["quote"]["member_id"] == card["member_id"]
+
+
+def test_hold_reserves_points_from_other_cheques_until_cancelled(api, till):
+    card = post(api, "/v1/identify", {"input": RICH})
+    spendable = card["spendable"]
+    big = [{"sku": "X-1", "category": "shirts", "price_kop": 5_000_000}]
+    a = {"identify": RICH, "receipt_id": "A", "lines": big, "redeem_points": "max"}
+    hold = post(api, "/v1/holds", a)
+    assert hold["points"] == spendable  # the whole balance, the cheque is large
+    b = {"identify": RICH, "receipt_id": "B", "lines": big}
+    qb = post(api, "/v1/quote", b)
+    assert qb["max_redeem_points"] == 0 and qb["redeem_limited_by"] == "on_hold"
+    err = post(api, "/v1/commit", b | {"redeem_points": 1}, status=400)
+    assert err["details"]["limited_by"] == "on_hold" and "зарезервирована" in err["message_ru"]
+    assert till.count("purchases") == 0
+
+    same = post(api, "/v1/holds", a)  # a retried hold call: the same hold
+    assert same["hold_id"] == hold["hold_id"] and same["duplicate"]
+    cancelled = post(api, f"/v1/holds/{hold['hold_id']}/cancel", None)
+    assert cancelled["status"] == "cancelled"
+    assert post(api, f"/v1/holds/{hold['hold_id']}/cancel", None)["status"] == "cancelled"
+    assert post(api, "/v1/quote", b)["max_redeem_points"] == spendable
+    err = post(api, "/v1/commit", a | {"hold_id": hold["hold_id"]}, status=409)
+    assert err["error"] == "hold_unusable" and err["details"]["status"] == "cancelled"
+    assert till.count("purchases") == 0
+
+
+def test_changed_cheque_replaces_its_hold(api, till):
+    a = {"identify": RICH, "receipt_id": "A", "lines": lines(), "redeem_points": 100}
+    first = post(api, "/v1/holds", a)
+    second = post(api, "/v1/holds", a | {"redeem_points": 50})
+    assert second["hold_id"] != first["hold_id"] and second["points"] == 50
+    assert api.get(f"/v1/holds/{first['hold_id']}").json()["status"] == "cancelled"
+    assert till.store.one("SELECT count(*) FROM holds WHERE status = 'active'")[0] == 1
+
+
+def test_hold_expires_by_the_clock(api, till, clock):
+    big = [{"sku": "X-1", "category": "shirts", "price_kop": 5_000_000}]
+    a = {"identify": RICH, "receipt_id": "A", "lines": big, "redeem_points": "max"}
+    hold = post(api, "/v1/holds", a | {"ttl_s": 60})
+    b = {"identify": RICH, "receipt_id": "B", "lines": big}
+    assert post(api, "/v1/quote", b)["max_redeem_points"] == 0
+    clock.advance(seconds=61)
+    assert api.get(f"/v1/holds/{hold['hold_id']}").json()["status"] == "expired"
+    assert post(api, "/v1/quote", b)["max_redeem_points"] == hold["points"]
+    before = counts(till)
+    err = post(api, "/v1/commit", a | {"hold_id": hold["hold_id"]}, status=409)
+    assert err["error"] == "hold_unusable" and err["details"]["status"] == "expired"
+    assert counts(till) == before
+    # Committing without the hold still works: the points are free again.
+    assert post(api, "/v1/commit", a)["quote"]["redeem_points"] == hold["points"]
+
+
+def test_hold_survives_a_restart_of_the_agent(tmp_path, clock):
+    till = Till(tmp_path / "till.db", clock)
+    big = [{"sku": "X-1", "category": "shirts", "price_kop": 5_000_000}]
+    a = {"identify": RICH, "receipt_id": "A", "lines": big, "redeem_points": "max"}
+    with TestClient(create_app(till.agent, token=TOKEN), headers=AUTH) as api:
+        hold = post(api, "/v1/holds", a)
+    till.store.close()
+
+    store = Store(tmp_path / "till.db")
+    try:
+        agent = Agent(store, clock)
+        with TestClient(create_app(agent, token=TOKEN), headers=AUTH) as api:
+            assert api.get(f"/v1/holds/{hold['hold_id']}").json()["status"] == "active"
+            b = {"identify": RICH, "receipt_id": "B", "lines": big}
+            assert post(api, "/v1/quote", b)["max_redeem_points"] == 0
+            done = post(api, "/v1/commit", a | {"hold_id": hold["hold_id"]})
+            assert done["quote"]["redeem_points"] == hold["points"]
+    finally:
+        store.close()
+
+
+def test_refund_and_retried_refund(api, till):
+    post(api, "/v1/commit", {"identify": RICH, "receipt_id": "R", "lines": lines()})
+    refund = {"refund_id": "RF-1", "receipt_id": "R", "lines": {"2": 1}}
+    first = post(api, "/v1/refund", refund)
+    assert first["result"]["amount_kop"] > 0 and not first["duplicate"]
+    again = post(api, "/v1/refund", refund)
+    assert again["duplicate"] and again["event_id"] == first["event_id"]
+    assert till.count("refunds") == 1
+    before = counts(till)
+    err = post(api, "/v1/refund", refund | {"lines": {"2": 5}}, status=409)
+    assert err["error"] == "conflict"
+    err = post(api, "/v1/refund", {"refund_id": "RF-2", "receipt_id": "R", "lines": {"2": 5}}, 400)
+    assert err["details"]
+    err = post(api, "/v1/refund", {"refund_id": "RF-3", "receipt_id": "nope", "lines": {}}, 404)
+    assert counts(till) == before
+
+
+def test_register_keeps_no_raw_phone(api, till):
+    reg = post(
+        api,
+        "/v1/members",
+        {
+            "phone": "+7 999 555-01-23",
+            "first_name": "Вера",
+            "consent_programme": True,
+            "consent_marketing": False,
+        },
+    )
+    assert reg["card"]["phone_masked"].endswith("01-23")
+    assert post(api, "/v1/identify", {"input": "8 (999) 555-01-23"})["first_name"] == "Вера"
+    till.store.close()
+    for path in till.path.parent.glob("till.db*"):
+        raw = path.read_bytes()
+        assert b"9995550123" not in raw and b"999 555-01-23" not in raw
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"authorization": "Bearer wrong-token-0000000000"},
+        {"authorization": TOKEN},
+        {"authorization": "Basic x"},
+    ],
+)
+def test_every_route_refuses_without_the_right_token(till, headers):
+    spec = openapi()
+    with TestClient(create_app(till.agent, token=TOKEN), headers=headers) as api:
+        for path, ops in spec["paths"].items():
+            url = (
+                path.replace("{member_id}", "m1").replace("{hold_id}", "h").replace("{job_id}", "1")
+            )
+            for method in ops:
+                resp = api.request(method, url, json={})
+                assert resp.status_code == 401, (method, path)
+                assert resp.json()["error"] == "unauthenticated"
+        assert api.get("/openapi.json").status_code == 200  # the contract is public
+
+
+def test_oversized_bodies_get_413_and_write_nothing(till):
+    before = counts(till)
+    with TestClient(create_app(till.agent, token=TOKEN, max_body_bytes=2048), headers=AUTH) as api:
+        big = {"identify": RICH, "receipt_id": "B", "lines": lines(), "pad": "x" * 5000}
+        assert api.post("/v1/commit", json=big).status_code == 413
+
+    async def stream() -> int:
+        async def chunks():  # no content-length: the limit holds while streaming
+            for _ in range(10):
+                yield b" " * 1000
+
+        app = create_app(till.agent, token=TOKEN, max_body_bytes=2048)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://pos", headers=AUTH
+        ) as client:
+            resp = await client.post("/v1/commit", content=chunks())
+            assert resp.json()["error"] == "body_too_large"
+            return resp.status_code
+
+    assert anyio.run(stream) == 413
+    assert counts(till) == before
+
+
+def test_rate_limit_answers_429(till):
+    now = [0.0]
+    app = create_app(till.agent, token=TOKEN, rate_per_s=1.0, rate_burst=2, clock=lambda: now[0])
+    with TestClient(app, headers=AUTH) as api:
+        assert [api.get("/v1/status").status_code for _ in range(3)] == [200, 200, 429]
+        now[0] += 1.0
+        assert api.get("/v1/status").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"receipt_id": "R", "lines": lines()}, "member_id"),
+        ({"identify": RICH, "lines": lines()}, "receipt_id"),
+        (
+            {
+                "identify": RICH,
+                "receipt_id": "R",
+                "lines": [{"sku": "X", "price_kop": 1.5, "category": "shirts"}],
+            },
+            None,
+        ),
+        ({"identify": RICH, "receipt_id": "R", "lines": [{"sku": "NOPE"}]}, "sku"),
+        ({"identify": RICH, "receipt_id": "R", "lines": lines(), "cashier_id": 7}, "cashier_id"),
+        ({"identify": RICH, "receipt_id": "R", "lines": lines(), "redeem_points": -1}, None),
+        ({"identify": RICH, "receipt_id": "R", "lines": lines(), "ttl_s": 1}, "ttl_s"),
+    ],
+)
+def test_bad_input_names_what_is_wrong_and_writes_nothing(api, till, body, field):
+    before = counts(till)
+    for path in ("/v1/quote", "/v1/holds", "/v1/commit"):
+        if field == "ttl_s" and path != "/v1/holds":
+            continue
+        resp = api.post(path, json=body)
+        assert resp.status_code == 400, (path, resp.text)
+        err = resp.json()
+        assert err["message_ru"] and err["message_en"]
+        if field:
+            assert field in err["message_en"] or err["details"].get("field") == field
+    assert counts(till) == before
+
+
+def test_bad_json_and_unknown_things(api, till):
+    resp = api.post(
+        "/v1/commit", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 400 and resp.json()["error"] == "bad_json"
+    resp = api.post("/v1/commit", content=b'{"a": NaN}')
+    assert resp.status_code == 400
+    assert api.get("/v1/members/nobody").status_code == 404
+    assert api.get("/v1/holds/nothing").status_code == 404
+    assert api.get("/v1/slips/99999999999999999999").status_code == 404
+    assert api.get("/v1/slips/1", params={"width": "7"}).status_code in (400, 404)
+
+
+def test_openapi_document_lists_every_operation(api):
+    spec = api.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Kassa local POS API"
+    assert {
+        "/v1/identify",
+        "/v1/quote",
+        "/v1/holds",
+        "/v1/commit",
+        "/v1/refund",
+        "/v1/members",
+        "/v1/status",
+        "/v1/slips/{job_id}",
+    } <= set(spec["paths"])
