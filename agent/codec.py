@@ -120,6 +120,48 @@ def dumps_plain(plain: Any) -> str:
     return _JSON.encode(plain)
 
 
+_ESCAPE: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
+    json.encoder.py_encode_basestring
+)
+
+
+def _text(value: Any) -> str:
+    """Canonical JSON of one JSON-ready value; scalars without the encoder's set-up."""
+    kind = type(value)
+    if kind is str:
+        return _ESCAPE(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    return _JSON.encode(value)
+
+
+def dumps_with(plain: dict[str, Any], /, **texts: str) -> str:
+    """Canonical JSON of the JSON-ready object ``plain`` in which the members named in
+    ``texts`` are given as canonical JSON text already (a part shared by several documents
+    is encoded once). Byte-identical to ``dumps_plain`` of the whole object."""
+    items = [(k, texts[k] if k in texts else _text(v)) for k, v in plain.items()]
+    items.extend((k, t) for k, t in texts.items() if k not in plain)
+    items.sort()
+    return "{" + ",".join([f"{_ESCAPE(k)}:{t}" for k, t in items]) + "}"
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def to_plain_with(value: Any, /, **parts: Any) -> dict[str, Any]:
+    """``to_plain(value)`` of a dataclass, with the named fields taken from ``parts``
+    (their JSON-ready form, made once by the caller and shared by several documents)."""
+    kind = type(value)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return {n: parts[n] if n in parts else to_plain(getattr(value, n)) for n in names}
+
+
 def digest(text: str) -> str:
     """SHA-256 hex of canonical JSON text (payload hashes, request fingerprints)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

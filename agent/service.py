@@ -335,24 +335,37 @@ class Agent:
 
     # ----------------------------------------------------------------- offline policy
     def offline_status(self) -> OfflineStatus:
-        now = self.clock.now()
+        with self.store.read() as conn:
+            return self._status(conn, self.clock.now())[0]
+
+    # Every counter the offline policy and the journal need, in one statement.
+    _STATUS_SQL = (
+        "SELECT name, value FROM sync_state WHERE name IN "
+        "('last_contact', 'acked_events', 'offline_consecutive', 'offline_spent') "
+        "UNION ALL SELECT 'last_seq', value FROM meta WHERE key = 'last_seq'"
+    )
+
+    def _status(self, conn: sqlite3.Connection, now: datetime) -> tuple[OfflineStatus, int]:
+        """The offline status and the journal's last ``seq``, read on ``conn`` (inside the
+        commit's transaction, so the counters it writes build on what it read)."""
         rules = self.programme()
-        last = self.store.sync_value("last_contact")
+        values = dict(conn.execute(self._STATUS_SQL).fetchall())
+        last = values.get("last_contact")
         last_dt = datetime.fromisoformat(last) if last else None
         online = (
             last_dt is not None
             and (now - last_dt).total_seconds() <= rules.offline.online_grace_seconds
         )
         # last_seq - acked, not count(*): a count scans the backlog, which grows in an outage.
-        acked = int(self.store.sync_value("acked_events") or 0)
-        waiting = int(self.store.meta("last_seq") or 0) - acked
-        return OfflineStatus(
+        last_seq = int(values.get("last_seq") or 0)
+        status = OfflineStatus(
             online=online,
             last_contact=last_dt,
-            consecutive_offline=int(self.store.sync_value("offline_consecutive") or 0),
-            terminal_offline_spent=int(self.store.sync_value("offline_spent") or 0),
-            events_waiting=waiting,
+            consecutive_offline=int(values.get("offline_consecutive") or 0),
+            terminal_offline_spent=int(values.get("offline_spent") or 0),
+            events_waiting=last_seq - int(values.get("acked_events") or 0),
         )
+        return status, last_seq
 
     def record_contact(self) -> None:
         """The back office answered: the till is online; offline counters start again.
@@ -464,7 +477,11 @@ class Agent:
         this cheque (``agent.holds``); it must still be active. Any active hold of this
         receipt is consumed in the same transaction.
         """
-        request_hash = codec.digest(codec.dumps(req))
+        # The request, the cart and the quote are made JSON-ready once each and shared by
+        # the documents that hold them (request hash, journal payload, stored result).
+        req_plain = codec.to_plain(req)
+        cart_text = codec.dumps_plain(req_plain["cart"])
+        request_hash = codec.digest(codec.dumps_with(req_plain, cart=cart_text))
         stored = self._stored_commit(req.cart.receipt_id, request_hash)
         if stored is not None:
             return stored
@@ -477,7 +494,7 @@ class Agent:
                 return stored
             # Read inside the transaction: the offline counters written below must not be
             # based on a value another thread's commit has since changed.
-            status = self.offline_status()
+            status, last_seq = self._status(conn, now)
             row = conn.execute(
                 f"SELECT {self._CARD_COLS} FROM members WHERE member_id = ?", (req.member_id,)
             ).fetchone()
@@ -501,28 +518,36 @@ class Agent:
                 now,
                 offline_spent=q.redeem_points if offline else 0,
             )
+            q_text = codec.dumps_plain(codec.to_plain(q))
             payload = {
                 "receipt_id": q.receipt_id,
                 "member_id": req.member_id,
                 "member_code": row[1],
-                "cart": req.cart,
+                "cart": None,  # below, as text
                 "redeem_points": q.redeem_points,
-                "coupon": req.coupon,
+                "coupon": req_plain["coupon"],
                 "coupon_id": q.coupon_id,
                 "earn_points": q.earn_points,
                 "rules_version": q.rules_version,
-                "quote": q,
-                "cashier_id": req.cashier_id,
-                "shift_id": req.shift_id,
-                "identified_by": req.identified_by,
+                "quote": None,  # below, as text
+                "cashier_id": req_plain["cashier_id"],
+                "shift_id": req_plain["shift_id"],
+                "identified_by": req_plain["identified_by"],
                 "offline": offline,
                 "occurred_at": now_iso,
             }
-            seq = self._append_event(conn, event_id, "purchase", payload, now_iso)
-            result = CommitResult(q.receipt_id, event_id, seq, q, offline, 0)
+            seq = self._append_event(
+                conn,
+                event_id,
+                "purchase",
+                payload,
+                now_iso,
+                last_seq=last_seq,
+                body=codec.dumps_with(payload, cart=cart_text, quote=q_text),
+            )
             slip = self._sale_slip(q, row, now, provisional=offline)
             job_id = self._queue_print(conn, q.receipt_id, "sale", slip, now_iso)
-            result = replace(result, print_job_id=job_id)
+            result = CommitResult(q.receipt_id, event_id, seq, q, offline, job_id)
             conn.execute(
                 "INSERT INTO purchases(receipt_id, op_id, member_id, created_at, request_hash, "
                 "result, effects, cashier_id, shift_id, offline) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -532,7 +557,7 @@ class Agent:
                     req.member_id,
                     now_iso,
                     request_hash,
-                    codec.dumps(result),
+                    codec.dumps_with(codec.to_plain_with(result, quote=None), quote=q_text),
                     codec.dumps(effects),
                     req.cashier_id,
                     req.shift_id,
@@ -606,11 +631,20 @@ class Agent:
         kind: str,
         payload: Mapping[str, Any],
         now_iso: str,
+        *,
+        last_seq: int | None = None,
+        body: str | None = None,
     ) -> int:
-        """Append to the journal with the next gapless ``seq`` (same transaction as the effect)."""
-        last = conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        seq = int(last[0]) + 1 if last else 1
-        body = codec.dumps(payload)
+        """Append to the journal with the next gapless ``seq`` (same transaction as the effect).
+
+        ``last_seq``: the counter as already read in this transaction (saves a read);
+        ``body``: ``payload`` already encoded as canonical JSON (parts shared, encoded once)."""
+        if last_seq is None:
+            last = conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+            last_seq = int(last[0]) if last else 0
+        seq = last_seq + 1
+        if body is None:
+            body = codec.dumps(payload)
         conn.execute(
             "INSERT INTO outbox(seq, event_id, terminal_id, terminal_epoch, type, "
             "schema_version, created_at, payload, payload_hash, member_id) "

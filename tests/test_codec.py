@@ -158,3 +158,34 @@ def test_containers_and_times_outside_dataclasses():
     }
     assert codec.to_plain(value) == ref_to_plain(value)
     assert codec.dumps(value) == ref_dumps(value)
+
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=10),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    doc=st.dictionaries(st.text(max_size=8), json_values, min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_dumps_with_pre_encoded_members_is_byte_identical(doc, data):
+    """A member given as canonical text (encoded once, shared) changes nothing in the
+    canonical JSON of the whole, whatever the keys (sorting, escapes, non-ASCII)."""
+    shared = data.draw(st.sets(st.sampled_from(sorted(doc)), max_size=len(doc)))
+    texts = {k: codec.dumps_plain(doc[k]) for k in shared}
+    rest = {k: v for k, v in doc.items() if k not in shared}
+    assert codec.dumps_with(rest, **texts) == codec.dumps_plain(doc) == ref_dumps(doc)
+    # A placeholder value under a pre-encoded key is ignored in favour of the text.
+    assert codec.dumps_with(dict(doc), **texts) == codec.dumps_plain(doc)
