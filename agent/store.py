@@ -34,6 +34,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from agent import checkpoint
 from agent.errors import StoreError, StoreLockedError, StoreWriteError
 
 migrations = Migrations("kassa.till")
@@ -204,9 +205,24 @@ class Store:
     connection, so the UI workers, the POS API and the sync loop may share one ``Store``.
     """
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout_s: float = 5.0,
+        checkpoint_every: int = checkpoint.EVERY_COMMITS,
+    ) -> None:
+        """Open (creating and migrating if needed) the store at ``path``.
+
+        ``timeout_s``: how long a write waits for SQLite's lock (seconds).
+        ``checkpoint_every``: commits between WAL checkpoints run by a background thread
+        (``agent.checkpoint``); 0 leaves checkpoints to SQLite, inside commits.
+        """
         self.path = Path(path)
         self._mutex = threading.RLock()
+        self._checkpoint_every = max(0, int(checkpoint_every))
+        self._commits = 0
+        self.checkpointer = checkpoint.Checkpointer(self.path, timeout_s=timeout_s)
         self._lock_file = self._acquire_lock()
         try:
             self.conn = sqlite3.connect(
@@ -219,6 +235,8 @@ class Store:
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             self.conn.execute("PRAGMA foreign_keys=ON")
+            if self._checkpoint_every:
+                self.conn.execute(f"PRAGMA wal_autocheckpoint={checkpoint.SAFETY_NET_PAGES}")
             self.db = sqlite_utils.Database(self.conn)
             with self.write():
                 migrations.apply(self.db)
@@ -258,6 +276,7 @@ class Store:
     def close(self) -> None:
         """Close the connection and release the ownership lock (idempotent)."""
         with self._mutex:
+            self.checkpointer.stop()
             conn = getattr(self, "conn", None)
             if conn is not None:
                 conn.close()
@@ -295,6 +314,9 @@ class Store:
                 ) and not isinstance(e, sqlite3.IntegrityError):
                     raise _write_error(e) from e
                 raise
+            self._commits += 1
+            if self._checkpoint_every and self._commits % self._checkpoint_every == 0:
+                self.checkpointer.poke()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -42,6 +42,7 @@ The last line printed is the JSON result; exit status is 0 whether or not target
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -58,6 +59,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from agent.checkpoint import EVERY_COMMITS  # noqa: E402 - after the path set-up
 
 TARGETS = {
     "decision_p99_ms": 3.0,  # identify + quote + commit, at most
@@ -128,14 +131,9 @@ def make_cart(rng: random.Random, receipt_id: str) -> Any:
 
 
 # --------------------------------------------------------------------------- bare floor
-BARE_SCHEMA = """
-CREATE TABLE members (member_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT);
-CREATE TABLE purchases (receipt_id TEXT PRIMARY KEY, member_id TEXT NOT NULL,
-                        created_at TEXT NOT NULL, result TEXT NOT NULL, effects TEXT NOT NULL);
-CREATE TABLE outbox (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, payload TEXT NOT NULL);
-CREATE TABLE print_jobs (job_id INTEGER PRIMARY KEY, receipt_id TEXT NOT NULL,
-                         slip TEXT NOT NULL);
-"""
+# The tables a sale writes, with their indexes: the bare floor gets the till's own DDL
+# (read from the built store), so both write the same B-trees, not just the same bytes.
+BARE_TABLES = ("meta", "members", "purchases", "outbox", "print_jobs")
 
 
 def payload(rng: random.Random, size: int) -> str:
@@ -145,17 +143,30 @@ def payload(rng: random.Random, size: int) -> str:
 
 
 def build_bare(path: Path, store_path: Path) -> int:
-    """The bare floor's database: the same member base (ids and state documents) as the
-    till store, so the UPDATE walks a B-tree of the same depth. Set-up, untimed, done in
-    the parent so that its memory is not counted. Returns the number of members."""
+    """The bare floor's database: the till's schema for the tables a sale writes (same
+    columns, same indexes) and the same member base (every column), so each write walks
+    B-trees of the same shape and depth. Set-up, untimed, done in the parent so that its
+    memory is not counted. Returns the number of members."""
     conn = sqlite3.connect(str(path), isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=OFF")  # loading only; the durability comes after
         conn.execute("PRAGMA synchronous=OFF")
-        conn.executescript(BARE_SCHEMA)
         conn.execute("ATTACH DATABASE ? AS src", (str(store_path),))
+        marks = ",".join("?" * len(BARE_TABLES))
+        ddl = conn.execute(
+            f"SELECT type, sql FROM src.sqlite_master WHERE tbl_name IN ({marks}) "
+            "AND sql IS NOT NULL ORDER BY type = 'index'",
+            BARE_TABLES,
+        ).fetchall()
         conn.execute("BEGIN")
-        conn.execute("INSERT INTO members SELECT member_id, state, updated_at FROM src.members")
+        for kind, sql in ddl:
+            if kind == "table":
+                conn.execute(sql)
+        conn.execute("INSERT INTO members SELECT * FROM src.members")
+        conn.execute("INSERT INTO meta SELECT * FROM src.meta")
+        for kind, sql in ddl:
+            if kind == "index":
+                conn.execute(sql)
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE src")
         conn.execute("PRAGMA journal_mode=WAL")
@@ -167,10 +178,18 @@ def build_bare(path: Path, store_path: Path) -> int:
 class BareFloor:
     """The same durable write as a commit, with nothing around it but sqlite3."""
 
-    def __init__(self, path: Path, sizes: dict[str, int]) -> None:
+    def __init__(self, path: Path, sizes: dict[str, int], checkpoint_every: int) -> None:
+        from agent.checkpoint import SAFETY_NET_PAGES, Checkpointer
+
         self.conn = sqlite3.connect(str(path), isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
+        # The same checkpoint policy as the till store (agent.checkpoint): in a background
+        # thread every ``checkpoint_every`` commits, or SQLite's own inside commits if 0.
+        self.every = checkpoint_every
+        self.checkpointer = Checkpointer(path, timeout_s=5.0)
+        if checkpoint_every:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
         self.count = int(self.conn.execute("SELECT max(rowid) FROM members").fetchone()[0])
         rng = random.Random(SEED + 1)
         # A few variants of each payload so consecutive rows differ.
@@ -178,37 +197,59 @@ class BareFloor:
         self.seq = 0
 
     def commit(self, member_index: int) -> int:
-        """One transaction; returns its duration in ns."""
+        """One transaction writing what a sale writes; returns its duration in ns."""
         self.seq += 1
         n = self.seq
         d = self.docs
         v = n % 8
         now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         receipt = f"bare-{n:08d}"
+        member = f"m{member_index:08d}"
+        event = f"{n:032x}"
         conn = self.conn
         t0 = time.perf_counter_ns()
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
-            "UPDATE members SET state = ?, updated_at = ? WHERE member_id = ?",
-            (d["state"][v], now, f"m{member_index:08d}"),
+            "UPDATE members SET state = ?, balance = ?, available = ?, pending = ?, "
+            "expiring_points = ?, expiring_on = ?, tier = ?, unsynced = unsynced + 1, "
+            "offline_spent = offline_spent + ?, updated_at = ? WHERE member_id = ?",
+            (d["state"][v], 1200, 1000, 200, 0, None, "base", 0, now, member),
         )
         conn.execute(
-            "INSERT INTO purchases VALUES (?,?,?,?,?)",
-            (receipt, f"m{member_index:08d}", now, d["result"][v], d["effects"][v]),
+            "INSERT INTO outbox(seq, event_id, terminal_id, terminal_epoch, type, "
+            "schema_version, created_at, payload, payload_hash, member_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (n, event, "t" * 32, "e" * 32, "purchase", 1, now, d["outbox"][v], "h" * 64, member),
         )
-        conn.execute("INSERT INTO outbox VALUES (?,?,?)", (n, f"{n:032x}", d["outbox"][v]))
         conn.execute(
-            "INSERT INTO print_jobs(receipt_id, slip) VALUES (?,?)", (receipt, d["slip"][v])
+            "INSERT INTO meta(key, value) VALUES ('bare_seq', ?) ON CONFLICT(key) "
+            "DO UPDATE SET value = excluded.value",
+            (str(n),),
+        )
+        conn.execute(
+            "INSERT INTO print_jobs(receipt_id, kind, created_at, slip) VALUES (?,?,?,?)",
+            (receipt, "sale", now, d["slip"][v]),
+        )
+        conn.execute(
+            "INSERT INTO purchases(receipt_id, op_id, member_id, created_at, request_hash, "
+            "result, effects, cashier_id, shift_id, offline) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (receipt, event, member, now, "r" * 64, d["result"][v], d["effects"][v], None, None, 0),
         )
         conn.execute("COMMIT")
-        return time.perf_counter_ns() - t0
+        elapsed = time.perf_counter_ns() - t0
+        if self.every and n % self.every == 0:
+            self.checkpointer.poke()
+        return elapsed
 
     def close(self) -> None:
+        self.checkpointer.stop()
         self.conn.close()
 
 
 # --------------------------------------------------------------------------- child
-def run_checkouts(store_path: Path, members: int, checkouts: int, offline: bool) -> dict[str, Any]:
+def run_checkouts(
+    store_path: Path, members: int, checkouts: int, offline: bool, checkpoint_every: int
+) -> dict[str, Any]:
     """The checkout phase, in a fresh process that opens the already-built store."""
     import psutil
 
@@ -218,7 +259,7 @@ def run_checkouts(store_path: Path, members: int, checkouts: int, offline: bool)
     from agent.store import Store
 
     proc = psutil.Process()
-    store = Store(store_path)
+    store = Store(store_path, checkpoint_every=checkpoint_every)
     agent = Agent(store)
     rss_open = proc.memory_info().rss
     if offline:
@@ -296,10 +337,24 @@ def run_checkouts(store_path: Path, members: int, checkouts: int, offline: bool)
         "outbox": avg("SELECT avg(length(payload)) FROM outbox WHERE type = 'purchase'"),
         "slip": avg("SELECT avg(length(slip)) FROM print_jobs"),
     }
-    bare = BareFloor(store_path.with_name("bare.db"), sizes)
+    bare = BareFloor(store_path.with_name("bare.db"), sizes, checkpoint_every)
     bare_rng = random.Random(SEED + 2)
     for _ in range(warmup):
         bare.commit(bare_rng.randrange(bare.count))
+
+    # Garbage collector pauses during the timed phase (a p99 source in a Python process).
+    gc_ns: list[int] = []
+    gc_gen = [0, 0, 0]
+    gc_t0 = [0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_t0[0] = time.perf_counter_ns()
+        else:
+            gc_ns.append(time.perf_counter_ns() - gc_t0[0])
+            gc_gen[info["generation"]] += 1
+
+    gc.callbacks.append(on_gc)
 
     # Alternating blocks: agent checkouts, then as many bare commits.
     bare_ns: list[int] = []
@@ -313,6 +368,7 @@ def run_checkouts(store_path: Path, members: int, checkouts: int, offline: bool)
         bare_ns.extend(bare.commit(bare_rng.randrange(bare.count)) for _ in range(n))
         done += n
     elapsed = time.perf_counter() - started
+    gc.callbacks.remove(on_gc)
 
     rss = proc.memory_info().rss
     peak = peak_rss()
@@ -349,6 +405,9 @@ def run_checkouts(store_path: Path, members: int, checkouts: int, offline: bool)
         "pending_events_at_end": status.events_waiting,
         "online_at_end": status.online,
         "row_bytes": sizes,
+        "gc_collections_by_generation": gc_gen,
+        "gc_pause_max_ms": round(max(gc_ns) / 1e6, 3) if gc_ns else 0.0,
+        "gc_pause_total_ms": round(sum(gc_ns) / 1e6, 3),
         "rss_after_open_mb": round(rss_open / 2**20, 1),
         "rss_mb": round(rss / 2**20, 1),
         "peak_rss_mb": round(peak / 2**20, 1) if peak else None,
@@ -370,6 +429,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="last back-office contact an hour ago, never renewed: the offline commit path",
     )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=EVERY_COMMITS,
+        metavar="N",
+        help="commits between background WAL checkpoints, till and bare floor alike "
+        f"(default {EVERY_COMMITS}, the till's); 0: SQLite's own, inside commits",
+    )
     parser.add_argument("--child", metavar="STORE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -379,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--members and --checkouts must be positive")
 
     if args.child:
-        result = run_checkouts(Path(args.child), members, checkouts, args.offline)
+        result = run_checkouts(
+            Path(args.child), members, checkouts, args.offline, args.checkpoint_every
+        )
         print(json.dumps(result))
         return 0
 
@@ -408,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if args.offline:
             cmd.append("--offline")
+        cmd += ["--checkpoint-every", str(args.checkpoint_every)]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         child = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if child.returncode != 0:
@@ -429,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         "members": members,
         "checkouts": checkouts,
         "offline": args.offline,
+        "checkpoint_every": args.checkpoint_every,
         "build_s": round(build_s, 2),
         "store_mb": round(store_mb, 1),
         **figures,
