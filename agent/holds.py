@@ -230,10 +230,11 @@ def consume(
                 hold_id=hold_id,
                 status=status,
             )
+    # The receipt's live hold is used up; one that ran out is recorded as expired.
     conn.execute(
-        "UPDATE holds SET status = 'committed', closed_at = ? "
-        "WHERE receipt_id = ? AND status = 'active' AND expires_at > ?",
-        (stamp(now), receipt_id, stamp(now)),
+        "UPDATE holds SET status = CASE WHEN expires_at > ?1 THEN 'committed' ELSE 'expired' "
+        "END, closed_at = ?1 WHERE receipt_id = ?2 AND status = 'active'",
+        (stamp(now), receipt_id),
     )
 
 
