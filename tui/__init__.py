@@ -1,1 +1,43 @@
-"""Textual cashier UI (issue 5). Reaches the core only through workers that call `agent.Agent`."""
+"""Textual cashier UI (issue 5). Reaches the core only through workers that call `agent.Agent`.
+
+Layout: ``app.py`` (``KassaApp``: routing, workers, language, wedge-scan detection),
+``services.py`` (``Services``: Agent, sync client, print worker, clock; built by
+``open_services``, which ``kassa tui``/``kassa demo`` and the tests share), ``ops.py`` (core
+operations run in workers), ``messages.py`` (dataclass messages), ``i18n.py`` (ru/en),
+``entry.py`` (the checkout entry-line grammar), ``widgets/`` (status bar, key bar, member
+card), ``screens/`` (one module per flow), ``kassa.tcss`` (all styles).
+
+Keys (visible in the key bar; descriptions are i18n keys):
+
+====  =========================  ====  =========================
+F2    register a member (*)       F8    new cheque (checkout)
+F3    refund (*)                  F9    training mode (*)
+F4    member lookup (*)           F10   language ru/en
+F5    sync screen (*)             F11   shift and X-report
+F6    spend all / none (checkout) F12   close shift (on the shift screen)
+F7    coupon (checkout)           Esc   back; Ctrl+Q quit
+====  =========================  ====  =========================
+
+(*) reserved for the flows of the second half of issue 5.
+
+How to add a screen (e.g. registration on F2):
+
+1. ``tui/screens/register.py``: ``class RegisterScreen(KassaScreen)`` with
+   ``compose_body()`` (the status bar, message line and key bar come from the base),
+   ``BINDINGS`` whose descriptions are i18n keys, and ``relabel()`` for a language switch.
+   Esc already pops back to checkout (``KassaScreen.action_back``).
+2. Its core calls are plain functions ``op(services, *args) -> Message`` (in your module
+   or your own ``ops_*.py``); call them with ``self.request(op, *args)`` and handle the
+   answer message (``on_member_registered``) and ``CoreFailed`` (the base shows it).
+   Never touch ``Services``/SQLite from the screen itself.
+3. Strings: ``register_strings({"register.title": ("Регистрация", "Registration"), ...})``
+   at import of your module, or add them to ``i18n.STRINGS``.
+4. Routing, one line in ``tui.app.FLOWS``:
+   ``Flow("f2", "register", "bind.register", "tui.screens.register:RegisterScreen"),``
+5. Tests: ``tests/tui_helpers.py`` builds a real store + demo programme + the real back
+   office over ASGITransport and runs the app with Pilot (``async with harness.run() as
+   pilot``); assert on the store and on the recorded messages (``harness.messages``).
+
+Scans arrive on the active screen as ``Scanned`` (keyboard wedge anywhere, or serial);
+handle ``on_scanned`` if your flow takes a scan (a refund slip, a member card).
+"""

@@ -1,0 +1,378 @@
+"""Cashiers, PIN sign-in, shifts and the shift's X-report (the loyalty side of a shift).
+
+Why here and not in the UI: the PIN check, the one-open-shift-per-till rule and the
+report's figures are business rules the POS API and the CLI need too; the Textual app
+only calls these functions from a worker.
+
+- A PIN is 4-8 digits, stored as PBKDF2-SHA256 (salted, ``PIN_ITERATIONS`` rounds), never
+  in clear. A wrong PIN is a ``PinError``; after ``MAX_PIN_FAILURES`` wrong PINs in a row
+  the cashier is locked until a supervisor resets the PIN (``set_pin``).
+- One till has at most one open shift. Opening while another cashier's shift is open is a
+  ``ConflictError`` naming that cashier; the same cashier signing in again resumes it.
+- The X-report counts what the journal holds for this terminal between the shift's
+  opening and its closing (or now): shifts on one till never overlap, so the time window
+  is the shift. Members identified by scan vs phone, registrations, points earned, spent,
+  reversed and returned by refunds, offline cheques.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from agent import codec
+from agent.errors import ConflictError, InputError, NotFoundError
+from agent.money import format_points, format_rub
+from agent.slip import Slip, SlipLine
+from agent.store import Store
+
+PIN_ITERATIONS = 60_000
+"""PBKDF2 rounds: ~30 ms per check on a till CPU; a 4-digit PIN is guarded by the lockout."""
+
+MAX_PIN_FAILURES = 5
+
+
+class PinError(InputError):
+    code = "wrong_pin"
+    title_ru = "Неверный PIN"
+    title_en = "Wrong PIN"
+
+
+@dataclass(frozen=True, slots=True)
+class Cashier:
+    cashier_id: str
+    name: str
+    role: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    shift_id: str
+    cashier_id: str
+    cashier_name: str
+    terminal_id: str
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class XReport:
+    """The loyalty operations of one shift. Points are integer points, amounts kopecks."""
+
+    shift: Shift
+    generated_at: datetime
+    cheques: int
+    by_scan: int
+    by_phone: int
+    offline_cheques: int
+    sales_kop: int
+    discount_kop: int
+    points_earned: int
+    points_spent: int
+    registrations: int
+    refunds: int
+    refund_kop: int
+    points_reversed: int
+    points_returned: int
+
+
+def _hash_pin(pin: str, salt: bytes) -> str:
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode("ascii"), salt, PIN_ITERATIONS)
+    return f"pbkdf2_sha256${PIN_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def _check_pin_format(pin: str) -> None:
+    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
+        raise InputError(
+            "PIN must be 4 to 8 digits",
+            "PIN — от 4 до 8 цифр",
+            field="pin",
+        )
+
+
+def add_cashier(store: Store, cashier_id: str, name: str, pin: str, role: str = "cashier") -> None:
+    """Create a cashier (or refuse a duplicate id). ``role``: cashier | supervisor."""
+    cid = cashier_id.strip()
+    if not cid or len(cid) > 40 or not cid.isprintable():
+        raise InputError(
+            "cashier id must be 1-40 printable characters", "неверный код кассира", field="id"
+        )
+    clean = name.strip()
+    if not clean or len(clean) > 60 or not clean.isprintable():
+        raise InputError(
+            "cashier name must be 1-60 printable characters",
+            "имя кассира — от 1 до 60 символов",
+            field="name",
+        )
+    if role not in ("cashier", "supervisor"):
+        raise InputError(
+            f"unknown role {role!r}: cashier or supervisor",
+            f"неизвестная роль {role!r}",
+            field="role",
+        )
+    _check_pin_format(pin)
+    with store.write() as conn:
+        if conn.execute("SELECT 1 FROM cashiers WHERE cashier_id = ?", (cid,)).fetchone():
+            raise ConflictError(
+                f"cashier {cid} already exists", f"кассир {cid} уже есть", cashier_id=cid
+            )
+        conn.execute(
+            "INSERT INTO cashiers(cashier_id, name, pin_hash, role) VALUES (?,?,?,?)",
+            (cid, clean, _hash_pin(pin, secrets.token_bytes(16)), role),
+        )
+
+
+def set_pin(store: Store, cashier_id: str, pin: str) -> None:
+    """Set a new PIN and clear the failure count (a supervisor unlocking a cashier)."""
+    _check_pin_format(pin)
+    with store.write() as conn:
+        cur = conn.execute(
+            "UPDATE cashiers SET pin_hash = ? WHERE cashier_id = ?",
+            (_hash_pin(pin, secrets.token_bytes(16)), cashier_id),
+        )
+        if cur.rowcount == 0:
+            raise NotFoundError(
+                f"cashier {cashier_id} not found", "кассир не найден", cashier_id=cashier_id
+            )
+        Store.set_meta(conn, f"pin_failures:{cashier_id}", "0")
+
+
+def cashiers(store: Store) -> list[Cashier]:
+    """Active cashiers, by name (the sign-in list)."""
+    with store.read() as conn:
+        rows = conn.execute(
+            "SELECT cashier_id, name, role, active FROM cashiers WHERE active = 1 ORDER BY name"
+        ).fetchall()
+    return [Cashier(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+
+def verify_pin(store: Store, cashier_id: str, pin: str) -> Cashier:
+    """Check a cashier's PIN; counts failures and locks after ``MAX_PIN_FAILURES``."""
+    row = store.one(
+        "SELECT cashier_id, name, role, active, pin_hash FROM cashiers WHERE cashier_id = ?",
+        (cashier_id,),
+    )
+    if row is None or not row[3]:
+        raise NotFoundError(
+            f"cashier {cashier_id} not found", "кассир не найден", cashier_id=cashier_id
+        )
+    failures = int(store.meta(f"pin_failures:{cashier_id}") or 0)
+    if failures >= MAX_PIN_FAILURES:
+        raise PinError(
+            f"cashier {cashier_id} is locked after {failures} wrong PINs; a supervisor resets it",
+            "PIN заблокирован после неверных попыток — обратитесь к старшему кассиру",
+            cashier_id=cashier_id,
+            locked=True,
+        )
+    scheme, iterations, salt, digest = str(row[4]).split("$")
+    ok = scheme == "pbkdf2_sha256" and hmac.compare_digest(
+        hashlib.pbkdf2_hmac("sha256", pin.encode("utf-8"), bytes.fromhex(salt), int(iterations)),
+        bytes.fromhex(digest),
+    )
+    with store.write() as conn:
+        Store.set_meta(conn, f"pin_failures:{cashier_id}", "0" if ok else str(failures + 1))
+    if not ok:
+        left = MAX_PIN_FAILURES - failures - 1
+        raise PinError(
+            f"wrong PIN for cashier {cashier_id}; {left} tries left",
+            f"Неверный PIN, осталось попыток: {left}",
+            cashier_id=cashier_id,
+            tries_left=left,
+        )
+    return Cashier(row[0], row[1], row[2], bool(row[3]))
+
+
+_SHIFT_SQL = (
+    "SELECT s.shift_id, s.cashier_id, c.name, s.terminal_id, s.opened_at, s.closed_at "
+    "FROM shifts s JOIN cashiers c ON c.cashier_id = s.cashier_id"
+)
+
+
+def _shift(row: tuple[object, ...]) -> Shift:
+    return Shift(
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        datetime.fromisoformat(str(row[4])),
+        datetime.fromisoformat(str(row[5])) if row[5] else None,
+    )
+
+
+def current_shift(store: Store) -> Shift | None:
+    """The open shift of this till, if any."""
+    terminal = store.meta("terminal_id") or ""
+    row = store.one(f"{_SHIFT_SQL} WHERE s.terminal_id = ? AND s.closed_at IS NULL", (terminal,))
+    return None if row is None else _shift(row)
+
+
+def get_shift(store: Store, shift_id: str) -> Shift:
+    row = store.one(f"{_SHIFT_SQL} WHERE s.shift_id = ?", (shift_id,))
+    if row is None:
+        raise NotFoundError(f"shift {shift_id} not found", "смена не найдена", shift_id=shift_id)
+    return _shift(row)
+
+
+def open_shift(store: Store, cashier_id: str, now: datetime) -> Shift:
+    """Open a shift for a signed-in cashier, or resume the cashier's own open shift."""
+    terminal = store.meta("terminal_id") or ""
+    with store.write() as conn:
+        row = conn.execute(
+            f"{_SHIFT_SQL} WHERE s.terminal_id = ? AND s.closed_at IS NULL", (terminal,)
+        ).fetchone()
+        if row is not None:
+            if row[1] == cashier_id:
+                return _shift(row)
+            raise ConflictError(
+                f"shift of {row[2]} is still open on this till; close it first",
+                f"На кассе открыта смена кассира {row[2]} — сначала закройте её",
+                shift_id=row[0],
+                cashier_id=row[1],
+            )
+        shift_id = uuid.uuid4().hex
+        conn.execute(
+            "INSERT INTO shifts(shift_id, cashier_id, terminal_id, opened_at) VALUES (?,?,?,?)",
+            (shift_id, cashier_id, terminal, now.isoformat()),
+        )
+    return get_shift(store, shift_id)
+
+
+def close_shift(store: Store, shift_id: str, now: datetime) -> XReport:
+    """Close an open shift; returns its final report (a Z-style X-report)."""
+    with store.write() as conn:
+        cur = conn.execute(
+            "UPDATE shifts SET closed_at = ? WHERE shift_id = ? AND closed_at IS NULL",
+            (now.isoformat(), shift_id),
+        )
+        if cur.rowcount == 0:
+            raise ConflictError(
+                f"shift {shift_id} is not open", "смена уже закрыта", shift_id=shift_id
+            )
+    return x_report(store, shift_id, now)
+
+
+def x_report(store: Store, shift_id: str, now: datetime) -> XReport:
+    """Aggregate the journal of this terminal over the shift's window (see module doc)."""
+    shift = get_shift(store, shift_id)
+    end = shift.closed_at or now
+    with store.read() as conn:
+        rows = conn.execute(
+            "SELECT type, payload FROM outbox WHERE terminal_id = ? "
+            "AND created_at >= ? AND created_at <= ? ORDER BY seq",
+            (shift.terminal_id, shift.opened_at.isoformat(), end.isoformat()),
+        ).fetchall()
+    figures = dict.fromkeys(
+        [
+            "cheques",
+            "by_scan",
+            "by_phone",
+            "offline_cheques",
+            "sales_kop",
+            "discount_kop",
+            "points_earned",
+            "points_spent",
+            "registrations",
+            "refunds",
+            "refund_kop",
+            "points_reversed",
+            "points_returned",
+        ],
+        0,
+    )
+    for kind, payload in rows:
+        data = json.loads(payload)
+        if kind == "purchase":
+            quote = data["quote"]
+            figures["cheques"] += 1
+            how = str(data.get("identified_by") or "")
+            if how.startswith("scan"):
+                figures["by_scan"] += 1
+            elif how == "phone":
+                figures["by_phone"] += 1
+            figures["offline_cheques"] += int(bool(data.get("offline")))
+            figures["sales_kop"] += int(quote["total_kop"])
+            figures["discount_kop"] += sum(
+                int(ln["coupon_discount_kop"]) + int(ln["points_discount_kop"])
+                for ln in quote["lines"]
+            )
+            figures["points_earned"] += int(quote["earn_points"]) + sum(
+                int(b["points"]) for b in quote["bonuses"]
+            )
+            figures["points_spent"] += int(quote["redeem_points"])
+        elif kind == "refund":
+            result = data["result"]
+            figures["refunds"] += 1
+            figures["refund_kop"] += int(result["amount_kop"])
+            figures["points_reversed"] += int(result["earn_reversed"]) + int(
+                result["bonus_reversed"]
+            )
+            figures["points_returned"] += int(result["points_returned"])
+        elif kind == "member_registered":
+            figures["registrations"] += 1
+    return XReport(shift=shift, generated_at=now, **figures)
+
+
+def report_slip(report: XReport, store_name: str) -> Slip:
+    """The X-report as a slip for the receipt printer (same renderer as sales)."""
+    s = report.shift
+    closed = s.closed_at is not None
+    lines = (
+        SlipLine("Кассир", s.cashier_name),
+        SlipLine("Смена открыта", s.opened_at.strftime("%d.%m %H:%M")),
+        SlipLine(
+            "Смена закрыта" if closed else "Отчёт на",
+            (s.closed_at or report.generated_at).strftime("%d.%m %H:%M"),
+        ),
+        SlipLine("Чеков с картой", str(report.cheques)),
+        SlipLine("  по скану", str(report.by_scan)),
+        SlipLine("  по телефону", str(report.by_phone)),
+        SlipLine("  без связи", str(report.offline_cheques)),
+        SlipLine("Сумма чеков", format_rub(report.sales_kop)),
+        SlipLine("Скидки", format_rub(report.discount_kop)),
+        SlipLine("Начислено", format_points(report.points_earned)),
+        SlipLine("Списано", format_points(report.points_spent)),
+        SlipLine("Регистраций", str(report.registrations)),
+        SlipLine("Возвратов", str(report.refunds)),
+        SlipLine("  на сумму", format_rub(report.refund_kop)),
+        SlipLine("  отменено начислений", format_points(report.points_reversed)),
+        SlipLine("  возвращено бонусов", format_points(report.points_returned)),
+    )
+    return Slip(
+        kind="x_report",
+        store_name=store_name,
+        terminal_id=s.terminal_id,
+        receipt_id=("Z-" if closed else "X-") + s.shift_id[:8],
+        printed_at=report.generated_at,
+        member="—",
+        tier="—",
+        lines=lines,
+    )
+
+
+def queue_report(store: Store, report: XReport, store_name: str) -> int:
+    """Queue the X-report on the receipt printer; returns the print job id."""
+    slip = report_slip(report, store_name)
+    with store.write() as conn:
+        cur = conn.execute(
+            "INSERT INTO print_jobs(receipt_id, kind, created_at, slip) VALUES (?,?,?,?)",
+            (slip.receipt_id, "x_report", report.generated_at.isoformat(), codec.dumps(slip)),
+        )
+        return int(cur.lastrowid or 0)
+
+
+def next_receipt_id(store: Store) -> str:
+    """A new loyalty cheque number for a till without POS integration: ``<till>-<n>``,
+    gapless per till (the POS's own receipt id is used when it sends one)."""
+    with store.write() as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'receipt_counter'").fetchone()
+        n = int(row[0]) + 1 if row else 1
+        Store.set_meta(conn, "receipt_counter", str(n))
+        terminal = conn.execute("SELECT value FROM meta WHERE key = 'terminal_id'").fetchone()
+    prefix = str(terminal[0])[:8].upper() if terminal else "T"
+    return f"{prefix}-{n:06d}"

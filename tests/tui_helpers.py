@@ -1,0 +1,169 @@
+"""Pilot harness for the cashier app: a real till store enrolled in the real back office.
+
+The back office (``sync.backoffice``, SQLite in the test's temp dir) is reached through
+``httpx`` over an in-process ASGI transport wrapped in ``FaultyTransport`` (the network is
+the edge we fake: ``harness.network_down()``). Time is a ``FakeClock``; the printer is the
+capture (preview) transport; the wedge classifier gets a fake key clock so a burst of
+``pilot.press`` keys can look like a scanner (``harness.scan(pilot, text)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from conftest import NOW, FakeClock
+from synchelp import FaultyTransport, SyncASGITransport
+from textual.message import Message
+from textual.pilot import Pilot
+
+from agent import shifts
+from agent.seed import demo_programme, member_rows, seed_catalog
+from agent.store import Store
+from sync.backoffice.app import create_app
+from sync.backoffice.db import Database
+from sync.backoffice.service import Backoffice
+from sync.enroll import enroll_till
+from tui.app import KassaApp
+from tui.services import Services, open_services
+
+CASHIERS = (("anna", "Анна Петрова", "1111"), ("oleg", "Олег Смирнов", "2222"))
+
+
+class KeyClock:
+    """The wedge classifier's clock: typing is slow (0.2 s per key) unless ``burst``."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.step = 0.2
+
+    def __call__(self, event: Any) -> float:
+        self.now += self.step
+        return self.now
+
+
+class Harness:
+    def __init__(self, tmp: Path, portal: BlockingPortal, members: int = 60) -> None:
+        self.tmp = tmp
+        self.clock = FakeClock(NOW)
+        self.db = Database.open(str(tmp / "backoffice.db"))
+        self.bo = Backoffice(self.db, self.clock)
+        self.bo.initialise()
+        self.bo.ensure_store("s1", "Тверская")
+        self.bo.load_members(
+            member_rows(
+                members, demo_programme(), bytes.fromhex(self.bo.setting("phone_hash_key")), NOW
+            ),
+            store_id="s1",
+        )
+        self.transport = FaultyTransport(SyncASGITransport(create_app(self.bo), portal))
+        self.http = httpx.Client(transport=self.transport, base_url="http://backoffice")
+        self.path = tmp / "till.db"
+        enroll_till(
+            self.path,
+            self.http,
+            self.bo.enroll_code("s1"),
+            name="Касса 1",
+            terminal_id="till-1",
+            clock=self.clock,
+        )
+        with Store(self.path) as store:
+            seed_catalog(store)
+            for cid, name, pin in CASHIERS:
+                shifts.add_cashier(store, cid, name, pin)
+        self.messages: list[Message] = []
+        self.keys = KeyClock()
+        self.services: Services | None = None
+        self.app: KassaApp | None = None
+
+    def network_down(self) -> None:
+        self.transport.plan = lambda r: "drop_request"
+
+    def network_up(self) -> None:
+        self.transport.plan = lambda r: None
+
+    def of(self, kind: type[Message]) -> list[Any]:
+        return [m for m in self.messages if isinstance(m, kind)]
+
+    def make_app(self, **kw: Any) -> KassaApp:
+        self.services = open_services(
+            self.path,
+            clock=self.clock,
+            http=self.http,
+            sync_interval_s=None,
+            **kw,
+        )
+        self.app = KassaApp(self.services, key_clock=self.keys, poll_status=False)
+        return self.app
+
+    @contextlib.asynccontextmanager
+    async def run(self, size: tuple[int, int] = (80, 24), **kw: Any) -> AsyncIterator[Pilot[Any]]:
+        app = self.make_app(**kw)
+        async with app.run_test(size=size, message_hook=self.messages.append) as pilot:
+            await settle(pilot)
+            yield pilot
+            await settle(pilot)
+
+    async def scan(self, pilot: Pilot[Any], text: str, suffix: str = "enter") -> None:
+        """A keyboard-wedge scanner burst: characters 2 ms apart, then the suffix key."""
+        self.keys.step = 0.002
+        try:
+            await pilot.press(*[_key(ch) for ch in text], suffix)
+        finally:
+            self.keys.now += 1.0
+            self.keys.step = 0.2
+        await settle(pilot)
+
+    async def type(self, pilot: Pilot[Any], text: str, submit: bool = True) -> None:
+        """A cashier typing (slow keys), then Enter."""
+        await pilot.press(*[_key(ch) for ch in text], *(["enter"] if submit else []))
+        await settle(pilot)
+
+    def close(self) -> None:
+        self.http.close()
+        self.db.close()
+
+
+_NAMED = {
+    " ": "space",
+    "-": "minus",
+    "+": "plus",
+    "*": "asterisk",
+    "=": "equals_sign",
+    ":": "colon",
+    "!": "exclamation_mark",
+    "(": "left_parenthesis",
+    ")": "right_parenthesis",
+    ".": "full_stop",
+    ",": "comma",
+}
+
+
+def _key(ch: str) -> str:
+    return _NAMED.get(ch, ch)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Wait until the core workers are done and their messages are handled."""
+    app = pilot.app
+    for _ in range(50):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        busy = [w for w in app.workers if w.group == "core" and w.is_running]
+        if not busy:
+            return
+
+
+@contextlib.contextmanager
+def harness(tmp: Path, members: int = 60) -> Iterator[Harness]:
+    with start_blocking_portal() as portal:
+        h = Harness(tmp, portal, members)
+        try:
+            yield h
+        finally:
+            h.close()

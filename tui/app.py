@@ -1,0 +1,236 @@
+"""The cashier app: routes between screens, owns the workers, holds the language.
+
+``KassaApp(services)`` gets everything it runs on from ``tui.services.open_services`` (or a
+test fixture); it starts the services' threads on mount and stops them on exit. Screens
+ask for core work with ``CoreRequested`` messages; ``_run_core`` runs them in thread
+workers and posts the answer back. Key events pass through ``on_event`` first, where the
+keyboard-wedge classifier turns scanner bursts into ``Scanned`` messages on any screen.
+
+Routing: ``FLOWS`` maps a key to a screen class path; see ``tui/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from textual import events, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import Input
+
+from agent.errors import AgentError
+from drivers.wedge import WedgeClassifier
+from tui.i18n import LANGS, t
+from tui.messages import (
+    CoreFailed,
+    CoreRequested,
+    PrinterChanged,
+    Scanned,
+    ShiftClosed,
+    ShiftOpened,
+    StatusUpdated,
+)
+from tui.services import Services, StatusSnapshot
+
+log = logging.getLogger("kassa.tui")
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One routed screen: ``key`` opens ``screen`` ("module:Class"); ``label`` is an i18n
+    key; ``needs_shift``: only for a signed-in cashier."""
+
+    key: str
+    name: str
+    label: str
+    screen: str
+    needs_shift: bool = True
+
+
+FLOWS: tuple[Flow, ...] = (
+    # Reserved keys (tui/__init__.py): F2 register, F3 refund, F4 lookup, F5 sync screen,
+    # F9 training mode. Add one line per flow here.
+    Flow("f11", "shift", "bind.shift", "tui.screens.shift:ShiftScreen"),
+)
+
+
+def _flow_bindings() -> list[BindingType]:
+    return [Binding(f.key, f"open_flow('{f.name}')", f.label, id=f.name) for f in FLOWS]
+
+
+class KassaApp(App[int]):
+    """The Textual cashier app; see the module docstring."""
+
+    CSS_PATH = "kassa.tcss"
+    TITLE = "Kassa"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *_flow_bindings(),
+        Binding("f10", "toggle_language", "bind.language", id="language"),
+        Binding("ctrl+q", "quit", "bind.quit", id="quit", priority=True),
+    ]
+    STATUS_PERIOD_S = 1.0
+    """How often the status bar is refreshed from the store (seconds)."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        wedge: WedgeClassifier | None = None,
+        key_clock: Callable[[events.Key], float] | None = None,
+        poll_status: bool = True,
+    ) -> None:
+        super().__init__()
+        self.services = services
+        self.lang = services.lang if services.lang in LANGS else "ru"
+        self.wedge = wedge or WedgeClassifier()
+        self.key_clock = key_clock or (lambda e: e.time)
+        """Seconds for the wedge classifier; tests inject a clock (Pilot adds ~80 ms/key)."""
+        self.poll_status = poll_status
+        self.last_status: StatusSnapshot | None = None
+        self.printer_problem: str | None = None
+        self.cashier_name: str | None = None
+        self._before_burst: str | None = None
+
+    def t(self, key: str, **fields: object) -> str:
+        return t(self.lang, key, **fields)
+
+    # ------------------------------------------------------------------ life cycle
+    def on_mount(self) -> None:
+        self.services.start(self.post_message)
+        from tui.screens.signin import SignInScreen
+
+        self.push_screen(SignInScreen())
+        self.refresh_status()
+        if self.poll_status:
+            self.set_interval(self.STATUS_PERIOD_S, self.refresh_status)
+
+    def on_unmount(self) -> None:
+        self.services.stop()
+
+    # ------------------------------------------------------------------ routing
+    def signed_in(self, message: ShiftOpened) -> None:
+        from tui.screens.checkout import CheckoutScreen
+
+        self.cashier_name = message.cashier.name
+        self.push_screen(CheckoutScreen())
+
+    def signed_out(self, message: ShiftClosed) -> None:
+        """Shift closed: back to sign-in (the report stays on the printer/preview)."""
+        from tui.screens.signin import SignInScreen
+
+        self.cashier_name = None
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        top = self.screen
+        if isinstance(top, SignInScreen):
+            top.say(self.t("shift.closed"))
+            top.refresh_chrome()
+
+    def action_open_flow(self, name: str) -> None:
+        flow = next(f for f in FLOWS if f.name == name)
+        if flow.needs_shift and self.services.shift is None:
+            self.bell()
+            return
+        module, _, cls = flow.screen.partition(":")
+        screen_cls = getattr(importlib.import_module(module), cls)
+        if type(self.screen) is screen_cls:
+            return
+        self.push_screen(screen_cls())
+
+    # ------------------------------------------------------------------ core workers
+    def on_core_requested(self, message: CoreRequested) -> None:
+        message.stop()
+        target = message.reply_to if message.reply_to is not None else self.screen
+        self._run_core(message.op, message.args, target)
+
+    @work(thread=True, group="core", exit_on_error=False)
+    def _run_core(self, op: Callable[..., Message], args: tuple[Any, ...], target: Any) -> None:
+        name = getattr(op, "__name__", "op")
+        reply: Message
+        try:
+            reply = op(self.services, *args)
+        except AgentError as e:
+            reply = CoreFailed(name, e.code, e.title_ru, e.message_ru, e.message_en)
+        except Exception as e:  # a bug: show it, keep the till running
+            log.exception("core operation %s failed", name)
+            reply = CoreFailed(
+                name, "unexpected", t(self.lang, "err.title"), f"{type(e).__name__}: {e}", str(e)
+            )
+        target.post_message(reply)
+
+    # ------------------------------------------------------------------ status
+    def refresh_status(self) -> None:
+        self._read_status()
+
+    @work(thread=True, group="status", exclusive=True, exit_on_error=False)
+    def _read_status(self) -> None:
+        try:
+            snap = self.services.status()
+        except Exception:
+            log.exception("status read failed")
+            return
+        self.post_message(StatusUpdated(snap))
+
+    def on_status_updated(self, message: StatusUpdated) -> None:
+        self.last_status = message.snapshot
+        self._refresh_bars()
+
+    def on_printer_changed(self, message: PrinterChanged) -> None:
+        if message.kind == "fault":
+            self.printer_problem = message.message_en if self.lang == "en" else message.message_ru
+        elif message.kind in ("recovered", "printed"):
+            self.printer_problem = None
+        self._refresh_bars()
+        self.refresh_status()
+
+    def _refresh_bars(self) -> None:
+        from tui.widgets.status import StatusBar
+
+        for bar in self.screen.query(StatusBar):
+            bar.refresh_from_app()
+
+    # ------------------------------------------------------------------ language
+    def action_toggle_language(self) -> None:
+        self.lang = "en" if self.lang == "ru" else "ru"
+        self.services.lang = self.lang
+        for screen in self.screen_stack:
+            relabel = getattr(screen, "relabel", None)
+            if relabel is not None and screen.is_mounted:
+                relabel()
+
+    # ------------------------------------------------------------------ devices
+    def on_scanned(self, message: Scanned) -> None:
+        """A serial scan arrives at the App (posted from the reader thread): hand it to
+        the active screen."""
+        self.screen.post_message(Scanned(message.text, message.source))
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            d = self.wedge.feed(event.key, event.character, self.key_clock(event), event_id=event)
+            if d.kind == "duplicate":
+                # The same event bubbling back up: Textual checks the focused widget's
+                # bindings now (Enter on a list), so it must reach the App's handler.
+                await super().on_event(event)
+                return
+            focused = self.focused
+            if d.burst_start:
+                self._before_burst = focused.value if isinstance(focused, Input) else None
+            if d.kind == "scan":
+                event.prevent_default()
+                event.stop()
+                if isinstance(focused, Input) and self._before_burst is not None:
+                    focused.value = self._before_burst
+                self._before_burst = None
+                self.screen.post_message(Scanned(d.text, "wedge", d.layout_repaired))
+                return
+        await super().on_event(event)
+
+    def push_screen(self, screen: Any, *args: Any, **kw: Any) -> Any:
+        self.wedge.reset()
+        return super().push_screen(screen, *args, **kw)

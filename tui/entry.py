@@ -1,0 +1,73 @@
+"""What the cashier typed in the checkout's one entry line (pure, unit-tested).
+
+One line takes everything, so the hands stay on the keyboard:
+
+- ``8 916 124-24-86``, ``+7 (916) ...``, a 13-digit member code, an app QR ``KM1:...``
+  -> identify the member (10+ digits and only phone punctuation, or a token);
+- ``KC1:...`` -> a coupon;
+- ``OW-4001``, ``OW-4001*2``, ``OW-4001 x2``, ``SH-2001!`` (``!`` = sale item) -> a
+  catalogue line with quantity;
+- ``=4999`` / ``=4999.50`` / ``=4999,50 shirts`` -> the cheque as a total (roubles, optional
+  category) for a till without POS integration;
+- ``-500`` -> spend 500 points; ``-`` alone -> spend none; ``-*`` -> spend all allowed.
+
+Money is parsed to integer kopecks without floats.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["empty", "identify", "coupon", "sku", "total", "redeem", "invalid"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: Kind
+    text: str = ""
+    qty: int = 1
+    sale: bool = False
+    amount_kop: int = 0
+    category: str | None = None
+    points: int | Literal["max"] = 0
+
+
+_PHONE_CHARS = re.compile(r"^[+\d\s()\-]+$")
+_SKU = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]{0,39})\s*(?:[*xXхХ]\s*(\d{1,3}))?\s*(!)?$")
+_TOTAL = re.compile(r"^=\s*(\d{1,9})(?:[.,](\d{1,2}))?(?:\s+([a-z_]{1,40}))?$")
+_REDEEM = re.compile(r"^-\s*(\d{1,9}|\*)?$")
+MAX_QTY = 999
+
+
+def parse_entry(raw: str) -> Entry:
+    text = raw.strip()
+    if not text:
+        return Entry("empty")
+    upper = text.upper()
+    if upper.startswith("KC1:"):
+        return Entry("coupon", text)
+    if upper.startswith("KM1:") or upper.startswith("]Q"):
+        return Entry("identify", text)
+    if m := _REDEEM.match(text):
+        value = m.group(1)
+        if value is None:
+            return Entry("redeem", points=0)
+        return Entry("redeem", points="max" if value == "*" else int(value))
+    if m := _TOTAL.match(text):
+        rub, kop, category = m.groups()
+        amount = int(rub) * 100 + int((kop or "0").ljust(2, "0"))
+        if amount <= 0:
+            return Entry("invalid", text)
+        return Entry("total", amount_kop=amount, category=category)
+    digits = sum(ch.isdigit() for ch in text)
+    if _PHONE_CHARS.match(text) and digits >= 10:
+        return Entry("identify", text)
+    if m := _SKU.match(text):
+        sku, qty, sale = m.groups()
+        n = int(qty) if qty else 1
+        if not 1 <= n <= MAX_QTY:
+            return Entry("invalid", text)
+        return Entry("sku", sku.upper(), qty=n, sale=bool(sale))
+    return Entry("invalid", text)

@@ -1,0 +1,175 @@
+"""Cashier-facing strings, Russian by default, English switchable at runtime (F10).
+
+One table: ``key -> (ru, en)``. Screens and widgets call ``app.t(key, **fields)`` (which
+reads the App's current language) so a language switch re-labels everything on the next
+``relabel()``. Keys are dotted by screen; add your screen's strings under its own prefix
+(``register.*``, ``refund.*``) in ``STRINGS`` — or, to keep files apart, in your own module
+with ``register_strings({...})`` called at import time.
+
+Binding descriptions are i18n keys too (``Binding("f2", "open('register')", "bind.register")``):
+the key bar translates them, so bindings stay visible in both languages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LANGS = ("ru", "en")
+
+STRINGS: dict[str, tuple[str, str]] = {
+    # ------------------------------------------------------------------ bindings
+    "bind.help": ("Помощь", "Help"),
+    "bind.register": ("Регистр.", "Register"),
+    "bind.refund": ("Возврат", "Refund"),
+    "bind.lookup": ("Поиск", "Lookup"),
+    "bind.sync": ("Связь", "Sync"),
+    "bind.redeem_toggle": ("Списать/нет", "Spend/none"),
+    "bind.coupon": ("Купон", "Coupon"),
+    "bind.new_cheque": ("Новый чек", "New cheque"),
+    "bind.training": ("Учёба", "Training"),
+    "bind.language": ("English", "Русский"),
+    "bind.shift": ("Смена", "Shift"),
+    "bind.quit": ("Выход", "Quit"),
+    "bind.back": ("Назад", "Back"),
+    "bind.confirm": ("Провести", "Confirm"),
+    "bind.print": ("Печать", "Print"),
+    "bind.close_shift": ("Закрыть смену", "Close shift"),
+    "bind.sign_out": ("Выйти", "Sign out"),
+    "bind.total": ("Сумма чека", "Cheque total"),
+    # ------------------------------------------------------------------ status bar
+    "status.online": ("На связи", "Online"),
+    "status.offline": ("НЕТ СВЯЗИ", "OFFLINE"),
+    "status.no_backoffice": ("Без бэк-офиса", "No back office"),
+    "status.waiting": ("Очередь {n}", "Queue {n}"),
+    "status.oldest": ("с {t}", "since {t}"),
+    "status.contact": ("связь {t}", "contact {t}"),
+    "status.never": ("никогда", "never"),
+    "status.quarantine": ("Карантин {n}", "Quarantine {n}"),
+    "status.printer.ok": ("Принтер OK", "Printer OK"),
+    "status.printer.unknown": ("Принтер ?", "Printer ?"),
+    "status.printer.fault": ("ПРИНТЕР: {m}", "PRINTER: {m}"),
+    "status.printer.preview": ("Принтер: экран", "Printer: screen"),
+    "status.printer.queue": ("в очереди {n}", "queued {n}"),
+    "status.training": ("УЧЕБНЫЙ РЕЖИМ", "TRAINING MODE"),
+    "status.cashier": ("Кассир {name}", "Cashier {name}"),
+    # ------------------------------------------------------------------ sign-in
+    "signin.title": ("Вход кассира", "Cashier sign-in"),
+    "signin.pick": ("Выберите себя в списке и введите PIN", "Pick your name and enter your PIN"),
+    "signin.pin": ("PIN", "PIN"),
+    "signin.no_cashiers": (
+        "Кассиров нет: добавьте их командой kassa cashier add",
+        "No cashiers: add one with kassa cashier add",
+    ),
+    "signin.checking": ("Проверяем PIN…", "Checking PIN…"),
+    "signin.pick_first": ("Сначала выберите кассира", "Pick a cashier first"),
+    # ------------------------------------------------------------------ shift / X-report
+    "shift.title": ("Смена и X-отчёт", "Shift and X-report"),
+    "shift.opened": ("Смена открыта: {name}, {t}", "Shift open: {name}, {t}"),
+    "shift.closed": ("Смена закрыта", "Shift closed"),
+    "shift.close_confirm": (
+        "Закрыть смену? Enter — да, Esc — нет",
+        "Close the shift? Enter - yes, Esc - no",
+    ),
+    "shift.printed": ("X-отчёт отправлен на принтер", "X-report sent to the printer"),
+    "xr.cashier": ("Кассир", "Cashier"),
+    "xr.opened": ("Открыта", "Opened"),
+    "xr.closed": ("Закрыта", "Closed"),
+    "xr.at": ("Отчёт на", "Report at"),
+    "xr.cheques": ("Чеков с картой", "Member cheques"),
+    "xr.by_scan": ("  по скану", "  by scan"),
+    "xr.by_phone": ("  по телефону", "  by phone"),
+    "xr.offline": ("  без связи", "  offline"),
+    "xr.sales": ("Сумма чеков", "Sales"),
+    "xr.discount": ("Скидки", "Discounts"),
+    "xr.earned": ("Начислено баллов", "Points earned"),
+    "xr.spent": ("Списано баллов", "Points spent"),
+    "xr.registrations": ("Регистраций", "Registrations"),
+    "xr.refunds": ("Возвратов", "Refunds"),
+    "xr.refund_kop": ("  на сумму", "  amount"),
+    "xr.reversed": ("  отменено начислений", "  points reversed"),
+    "xr.returned": ("  возвращено баллов", "  points returned"),
+    # ------------------------------------------------------------------ checkout
+    "co.title": ("Продажа", "Checkout"),
+    "co.entry": (
+        "Скан / телефон / артикул [*кол-во] [!распродажа] / =сумма / -баллы",
+        "Scan / phone / SKU [*qty] [!sale] / =total / -points",
+    ),
+    "co.no_member": (
+        "Отсканируйте карту или QR, или введите телефон",
+        "Scan a card or app QR, or type the phone",
+    ),
+    "co.cheque": ("Чек", "Cheque"),
+    "co.empty": ("Чек пуст: введите артикул или =сумма", "Empty: type a SKU or =total"),
+    "co.total": ("Итого", "Total"),
+    "co.earn": ("Начислим", "Earn"),
+    "co.max": ("Можно списать", "May spend"),
+    "co.spend": ("Списываем", "Spend"),
+    "co.spend.max": ("всё", "all"),
+    "co.spend.none": ("нет", "none"),
+    "co.payable": ("К оплате", "To pay"),
+    "co.limited": ("ограничено: {why}", "limited: {why}"),
+    "co.coupon": ("Купон", "Coupon"),
+    "co.accept": (
+        "Enter — принять, F6 — списать всё/ничего, -N — списать N",
+        "Enter - accept, F6 - spend all/none, -N - spend N",
+    ),
+    "co.confirm_title": ("Провести чек?", "Commit the cheque?"),
+    "co.confirm_hint": ("Enter — провести, Esc — назад", "Enter - commit, Esc - back"),
+    "co.committed": ("Чек {r} проведён", "Cheque {r} committed"),
+    "co.committed_offline": (
+        "Чек {r} проведён без связи (уйдёт позже)",
+        "Cheque {r} committed offline (sent later)",
+    ),
+    "co.next": ("Enter или F8 — новый чек", "Enter or F8 - new cheque"),
+    "co.total_line": ("Сумма без товаров", "Total without items"),
+    "co.unknown_sku": ("Артикул {sku} не найден", "SKU {sku} not found"),
+    "co.bad_entry": ("Не понял ввод: {text}", "Cannot read: {text}"),
+    "co.sale": ("расп.", "sale"),
+    "co.coupon_prompt": ("Купон: отсканируйте или введите код", "Coupon: scan or type the code"),
+    # ------------------------------------------------------------------ member card
+    "card.tier": ("Уровень", "Tier"),
+    "card.balance": ("Баланс", "Balance"),
+    "card.available": ("Доступно", "Available"),
+    "card.pending": ("Ожидают", "Pending"),
+    "card.expiring": ("{p} сгорят {d}", "{p} expire {d}"),
+    "card.birthday": ("Сегодня день рождения!", "Birthday today!"),
+    "card.next_tier": ("До «{tier}»: {rub}", "To {tier}: {rub}"),
+    "card.collection": ("{name}: {got} из {target}", "{name}: {got} of {target}"),
+    "card.consent_yes": ("Рассылки: согласие есть", "Marketing: consented"),
+    "card.consent_no": ("Рассылки: нет согласия", "Marketing: no consent"),
+    "card.provisional": (
+        "ПРЕДВАРИТЕЛЬНО: баланс уточнится после связи",
+        "PROVISIONAL: balance settles once online",
+    ),
+    "card.debt": ("Долг {p}", "Debt {p}"),
+    "card.by": ("найден: {how}", "found by: {how}"),
+    "how.phone": ("телефон", "phone"),
+    "how.scan_code": ("скан карты", "card scan"),
+    "how.scan_token": ("QR приложения", "app QR"),
+    # ------------------------------------------------------------------ errors, misc
+    "err.title": ("Ошибка", "Error"),
+    "err.unexpected": ("Непредвиденная ошибка: {m}", "Unexpected error: {m}"),
+    "err.no_shift": ("Сначала войдите и откройте смену", "Sign in and open a shift first"),
+    "printer.fault": ("Принтер: {m}", "Printer: {m}"),
+    "lang.switched": ("Язык: русский", "Language: English"),
+    "training.on": ("Учебный режим включён", "Training mode on"),
+    "slip.preview": ("Слип (предпросмотр)", "Slip (preview)"),
+}
+
+
+def register_strings(extra: Mapping[str, tuple[str, str]]) -> None:
+    """Add a screen's strings; a key defined twice is a programming error."""
+    clash = sorted(set(extra) & set(STRINGS))
+    if clash:
+        raise ValueError(f"i18n keys defined twice: {', '.join(clash)}")
+    STRINGS.update(extra)
+
+
+def t(lang: str, key: str, **fields: object) -> str:
+    """The text of ``key`` in ``lang`` with ``fields`` filled in; an unknown key shows
+    itself (visible in tests and snapshots, never a crash at the till)."""
+    pair = STRINGS.get(key)
+    if pair is None:
+        return key
+    text = pair[1] if lang == "en" else pair[0]
+    return text.format(**fields) if fields else text

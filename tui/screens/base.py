@@ -1,0 +1,88 @@
+"""The frame every cashier screen shares: status bar on top, key bar at the bottom, a
+message line above it, and helpers to ask the core (``request``) and translate (``t``).
+
+Subclasses implement ``compose_body()`` and, for a language switch, ``relabel()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Static
+
+from tui.i18n import t
+from tui.messages import CoreFailed, CoreRequested
+from tui.widgets.keybar import KeyBar
+from tui.widgets.status import StatusBar
+
+if TYPE_CHECKING:
+    from tui.app import KassaApp
+
+
+class KassaScreen(Screen[Any]):
+    """Base of the app's screens (status bar, body, message line, key bar)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "bind.back", id="back"),
+    ]
+
+    @property
+    def kassa(self) -> KassaApp:
+        from tui.app import KassaApp
+
+        assert isinstance(self.app, KassaApp)
+        return self.app
+
+    @property
+    def lang(self) -> str:
+        return self.kassa.lang
+
+    def t(self, key: str, **fields: object) -> str:
+        return t(self.lang, key, **fields)
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield from self.compose_body()
+        yield Static("", id="say", classes="say")
+        yield KeyBar(id="keys")
+
+    def compose_body(self) -> Iterable[Widget]:
+        return ()
+
+    def request(self, op: Callable[..., Message], *args: Any) -> None:
+        """Ask the App to run ``op(services, *args)`` in a worker; the answer comes back
+        to this screen as a message (or ``CoreFailed``)."""
+        self.post_message(CoreRequested(op, args, reply_to=self))
+
+    def say(self, text: str, *, error: bool = False) -> None:
+        """One line of feedback for the cashier above the key bar."""
+        line = self.query_one("#say", Static)
+        line.update(text)
+        line.set_class(error, "-error")
+
+    def on_core_failed(self, message: CoreFailed) -> None:
+        self.say(f"{message.title}: {message.text(self.lang)}", error=True)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_chrome()
+
+    def refresh_chrome(self) -> None:
+        """Re-read status and bindings (screen resumed, language switched)."""
+        for bar in self.query(StatusBar):
+            bar.refresh_from_app()
+        for keys in self.query(KeyBar):
+            keys.refresh_keys()
+
+    def relabel(self) -> None:
+        """Re-render texts in the current language; subclasses extend."""
+        self.refresh_chrome()
+
+    def action_back(self) -> None:
+        """Esc: leave this flow, back to the screen below (checkout)."""
+        self.app.pop_screen()

@@ -1,0 +1,349 @@
+"""Checkout: identify the member, build the cheque, see the quote, confirm, see the slip.
+
+The most common path is three keys at most: scan the card (no key: the wedge/serial scan
+is caught anywhere), Enter (accept the quote), Enter (confirm); the slip preview appears.
+The entry line grammar is in ``tui.entry``. F6 toggles spending all / none, ``-N`` spends
+N points, F7 takes a coupon, F8 starts a new cheque, Esc clears the member.
+
+State lives here as plain data (``Draft`` parts); every core call is an op in a worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from rich.table import Table
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Input, Static
+
+from agent.model import CartLine
+from agent.money import format_points, format_rub
+from tui import ops
+from tui.entry import parse_entry
+from tui.i18n import t
+from tui.messages import (
+    CatalogItemFound,
+    CheckoutCommitted,
+    CoreFailed,
+    MemberIdentified,
+    QuoteReady,
+    ReceiptStarted,
+    Scanned,
+)
+from tui.screens.base import KassaScreen
+from tui.widgets.member import MemberCardView
+
+if TYPE_CHECKING:
+    from agent.model import Quote
+    from agent.service import MemberCard
+
+Stage = Literal["entry", "confirm", "done"]
+
+
+def cheque_view(
+    lines: list[CartLine],
+    quote: Quote | None,
+    redeem: int | Literal["max"],
+    coupon: str | None,
+    lang: str,
+) -> Table:
+    """The cheque lines with per-line discount and the quote summary (pure)."""
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True, style="green")
+    if not lines:
+        table.add_row(Text(t(lang, "co.empty"), style="dim"), "", "")
+        return table
+    qlines = {ql.line_no: ql for ql in quote.lines} if quote else {}
+    for n, line in enumerate(lines, start=1):
+        name = f"{line.name}"
+        if line.qty > 1:
+            name += f" ×{line.qty}"
+        if line.sale:
+            name += f" [{t(lang, 'co.sale')}]"
+        ql = qlines.get(n)
+        disc = ""
+        if ql is not None and (ql.coupon_discount_kop + ql.points_discount_kop):
+            disc = "-" + format_rub(ql.coupon_discount_kop + ql.points_discount_kop)
+        table.add_row(name, format_rub(line.amount_kop), disc)
+    table.add_row("", "", "")
+    if quote is None:
+        return table
+    table.add_row(Text(t(lang, "co.total"), style="bold"), format_rub(quote.total_kop), "")
+    table.add_row(t(lang, "co.max"), format_points(quote.max_redeem_points), "")
+    chosen = t(lang, "co.spend.max") if redeem == "max" else ""
+    spend = format_points(quote.redeem_points)
+    table.add_row(
+        t(lang, "co.spend") + (f" ({chosen})" if chosen else ""),
+        Text(spend, style="bold"),
+        "",
+    )
+    if quote.redeem_limited_by:
+        table.add_row(Text(t(lang, "co.limited", why=quote.redeem_limited_by), style="yellow"))
+    if coupon:
+        table.add_row(t(lang, "co.coupon"), quote.coupon_id or "", "")
+    table.add_row(t(lang, "co.earn"), Text(f"+{format_points(quote.total_earned)}", "green"), "")
+    table.add_row(
+        Text(t(lang, "co.payable"), style="bold"),
+        Text(format_rub(quote.payable_kop), style="bold"),
+        "",
+    )
+    return table
+
+
+class CheckoutScreen(KassaScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "bind.back", id="clear_member"),
+        Binding("f6", "toggle_redeem", "bind.redeem_toggle", id="redeem_toggle"),
+        Binding("f7", "coupon", "bind.coupon", id="coupon"),
+        Binding("f8", "new_cheque", "bind.new_cheque", id="new_cheque"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receipt_id: str | None = None
+        self.card: MemberCard | None = None
+        self.lines: list[CartLine] = []
+        self.redeem: int | Literal["max"] = 0
+        self.coupon: str | None = None
+        self.quote: Quote | None = None
+        self.quote_token = 0
+        self.stage: Stage = "entry"
+        self.committed: CheckoutCommitted | None = None
+        self.awaiting_coupon = False
+
+    # ------------------------------------------------------------------ layout
+    def compose_body(self) -> Iterable[Widget]:
+        with Horizontal(id="checkout-body"):
+            card = MemberCardView(id="card", classes="panel")
+            card.border_title = self._card_title()
+            yield card
+            with VerticalScroll(id="cheque-box", classes="panel") as box:
+                box.border_title = self.t("co.cheque")
+                yield Static(id="cheque")
+        yield Input(placeholder=self.t("co.entry"), id="entry")
+
+    def _card_title(self) -> str:
+        return "Покупатель" if self.lang == "ru" else "Member"
+
+    def on_mount(self) -> None:
+        self.request(ops.new_receipt)
+        self.render_all()
+        self.query_one("#entry", Input).focus()
+
+    def render_all(self) -> None:
+        self.query_one("#card", MemberCardView).show(self.card, self.lang)
+        box = self.query_one("#cheque-box", VerticalScroll)
+        cheque = self.query_one("#cheque", Static)
+        title = self.t("co.cheque") + (f" {self.receipt_id}" if self.receipt_id else "")
+        box.border_title = title
+        if self.stage == "done" and self.committed is not None:
+            box.border_title = self.t("slip.preview")
+            cheque.update(Text(self.committed.slip_text))
+        else:
+            cheque.update(cheque_view(self.lines, self.quote, self.redeem, self.coupon, self.lang))
+        box.set_class(self.stage == "confirm", "-confirm")
+
+    # ------------------------------------------------------------------ state changes
+    def draft(self) -> ops.Draft | None:
+        if self.card is None or not self.lines or self.receipt_id is None:
+            return None
+        return ops.Draft(
+            self.card.member_id,
+            self.receipt_id,
+            tuple(self.lines),
+            self.redeem,
+            self.coupon,
+            self.card.identified_by or "unknown",
+        )
+
+    def requote(self) -> None:
+        self.quote = None
+        self.quote_token += 1
+        if self.stage == "confirm":
+            self.stage = "entry"
+        draft = self.draft()
+        if draft is not None:
+            self.request(ops.quote, draft, self.quote_token)
+        self.render_all()
+
+    def reset(self) -> None:
+        self.card = None
+        self.lines = []
+        self.redeem = 0
+        self.coupon = None
+        self.quote = None
+        self.stage = "entry"
+        self.committed = None
+        self.awaiting_coupon = False
+        self.receipt_id = None
+        self.quote_token += 1
+        self.request(ops.new_receipt)
+        self.say("")
+        self.render_all()
+
+    # ------------------------------------------------------------------ input
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        entry_box = event.input
+        value = event.value
+        entry_box.value = ""
+        if self.stage == "done":
+            self.reset()
+            return
+        if self.stage == "confirm":
+            draft = self.draft()
+            if draft is not None and self.quote is not None:
+                self.say(self.t("co.confirm_title"))
+                self.request(ops.commit, draft)
+            return
+        if self.awaiting_coupon and value.strip():
+            self.awaiting_coupon = False
+            self.coupon = value.strip()
+            self.requote()
+            return
+        self.handle_entry(value, "typed")
+
+    def handle_entry(self, value: str, source: str) -> None:
+        entry = parse_entry(value)
+        if entry.kind == "empty":
+            self.accept()
+        elif entry.kind == "identify":
+            self.request(ops.identify, entry.text, source)
+        elif entry.kind == "coupon":
+            self.coupon = entry.text
+            self.requote()
+        elif entry.kind == "sku":
+            self.request(ops.catalog_item, entry.text, entry.qty, entry.sale)
+        elif entry.kind == "total":
+            self.request(ops.total_line, entry.amount_kop, entry.category)
+        elif entry.kind == "redeem":
+            self.redeem = entry.points
+            self.requote()
+        else:
+            self.say(self.t("co.bad_entry", text=entry.text), error=True)
+
+    def accept(self) -> None:
+        """Enter on an empty line: the quote is accepted, ask to confirm."""
+        if self.card is None:
+            self.say(self.t("co.no_member"), error=True)
+        elif not self.lines:
+            self.say(self.t("co.empty"), error=True)
+        elif self.quote is not None:
+            self.stage = "confirm"
+            self.say(f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}")
+            self.render_all()
+
+    def on_scanned(self, message: Scanned) -> None:
+        if self.stage == "done":
+            self.reset()
+        if message.text.upper().startswith("KC1:"):
+            self.coupon = message.text
+            self.requote()
+        else:
+            self.request(ops.identify, message.text, message.source)
+
+    # ------------------------------------------------------------------ answers
+    def on_receipt_started(self, message: ReceiptStarted) -> None:
+        self.receipt_id = message.receipt_id
+        self.requote()
+
+    def on_member_identified(self, message: MemberIdentified) -> None:
+        self.card = message.card
+        self.say("")
+        self.requote()
+
+    def on_catalog_item_found(self, m: CatalogItemFound) -> None:
+        amount = m.price_kop * m.qty
+        self.lines.append(
+            CartLine(
+                len(self.lines) + 1,
+                m.sku,
+                m.name,
+                m.category,
+                m.price_kop,
+                m.qty,
+                amount,
+                m.sale,
+                m.collection,
+            )
+        )
+        self.say("")
+        self.requote()
+
+    def on_quote_ready(self, message: QuoteReady) -> None:
+        if message.token != self.quote_token:
+            return  # an older quote; a newer one is on its way
+        self.quote = message.quote
+        self.say(self.t("co.accept"))
+        self.render_all()
+
+    def on_checkout_committed(self, message: CheckoutCommitted) -> None:
+        self.committed = message
+        self.stage = "done"
+        r = message.result
+        key = "co.committed_offline" if r.offline else "co.committed"
+        self.say(f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}")
+        self.render_all()
+        self.query_one("#cheque-box", VerticalScroll).scroll_home(animate=False)
+
+    def on_core_failed(self, message: CoreFailed) -> None:
+        if message.op_name == "quote":
+            # A refused coupon or points amount is dropped and the cheque quoted again
+            # without it; any other refusal just shows (no retry loop).
+            changed = False
+            if (
+                (self.coupon is not None
+                and message.code in ("bad_coupon", "bad_token"))
+                or message.code.startswith("token_")
+            ):
+                self.coupon, changed = None, True
+            elif self.redeem != 0 and message.code.startswith("redemption"):
+                self.redeem, changed = 0, True
+            if changed:
+                self.requote()
+        elif message.op_name == "commit":
+            self.stage = "entry"
+            self.render_all()
+        super().on_core_failed(message)
+
+    # ------------------------------------------------------------------ actions
+    def action_toggle_redeem(self) -> None:
+        if self.stage == "done":
+            return
+        self.redeem = 0 if self.redeem != 0 else "max"
+        self.requote()
+
+    def action_coupon(self) -> None:
+        if self.stage == "done":
+            return
+        self.awaiting_coupon = True
+        self.say(self.t("co.coupon_prompt"))
+        self.query_one("#entry", Input).focus()
+
+    def action_new_cheque(self) -> None:
+        self.reset()
+
+    def action_back(self) -> None:
+        """Esc: step back (confirm -> quote), else forget the member and the cheque."""
+        if self.stage == "confirm":
+            self.stage = "entry"
+            self.say(self.t("co.accept"))
+            self.render_all()
+        elif self.awaiting_coupon:
+            self.awaiting_coupon = False
+            self.say("")
+        else:
+            self.card = None
+            self.requote()
+
+    def relabel(self) -> None:
+        self.query_one("#card", MemberCardView).border_title = self._card_title()
+        self.query_one("#entry", Input).placeholder = self.t("co.entry")
+        self.render_all()
+        super().relabel()

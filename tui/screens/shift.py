@@ -1,0 +1,116 @@
+"""The shift: the X-report of the loyalty operations on screen; print it; close the shift.
+
+F11 from checkout. P prints the report (the receipt printer or the on-screen preview);
+F12 asks to close the shift (Enter confirms, Esc cancels); after closing, the App returns
+to sign-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.table import Table
+from textual.binding import Binding, BindingType
+from textual.widget import Widget
+from textual.widgets import Static
+
+from agent.money import format_points, format_rub
+from tui import ops
+from tui.messages import ReportQueued, ShiftClosed, XReportReady
+from tui.screens.base import KassaScreen
+
+if TYPE_CHECKING:
+    from agent.shifts import XReport
+
+
+def report_table(report: XReport, lang: str) -> Table:
+    """The X-report as a two-column table (pure: the screen and the tests share it)."""
+    from tui.i18n import t
+
+    s = report.shift
+    table = Table.grid(padding=(0, 2))
+    table.add_column()
+    table.add_column(justify="right")
+    rows = [
+        ("xr.cashier", s.cashier_name),
+        ("xr.opened", s.opened_at.strftime("%d.%m %H:%M")),
+        (
+            "xr.closed" if s.closed_at else "xr.at",
+            (s.closed_at or report.generated_at).strftime("%d.%m %H:%M"),
+        ),
+        ("xr.cheques", str(report.cheques)),
+        ("xr.by_scan", str(report.by_scan)),
+        ("xr.by_phone", str(report.by_phone)),
+        ("xr.offline", str(report.offline_cheques)),
+        ("xr.sales", format_rub(report.sales_kop)),
+        ("xr.discount", format_rub(report.discount_kop)),
+        ("xr.earned", format_points(report.points_earned)),
+        ("xr.spent", format_points(report.points_spent)),
+        ("xr.registrations", str(report.registrations)),
+        ("xr.refunds", str(report.refunds)),
+        ("xr.refund_kop", format_rub(report.refund_kop)),
+        ("xr.reversed", format_points(report.points_reversed)),
+        ("xr.returned", format_points(report.points_returned)),
+    ]
+    for key, value in rows:
+        table.add_row(t(lang, key), value)
+    return table
+
+
+class ShiftScreen(KassaScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "bind.back", id="back"),
+        Binding("p", "print", "bind.print", id="print_x_report"),
+        Binding("f12", "close_shift", "bind.close_shift", id="close_shift"),
+        Binding("enter", "confirm", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.report: XReport | None = None
+        self.confirming = False
+
+    def compose_body(self) -> Iterable[Widget]:
+        panel = Static("…", id="xreport", classes="panel")
+        panel.border_title = self.t("shift.title")
+        yield panel
+
+    def on_mount(self) -> None:
+        self.request(ops.x_report)
+
+    def on_xreport_ready(self, message: XReportReady) -> None:
+        self.report = message.report
+        self.query_one("#xreport", Static).update(report_table(message.report, self.lang))
+
+    def action_print(self) -> None:
+        self.request(ops.print_x_report)
+
+    def on_report_queued(self, message: ReportQueued) -> None:
+        self.say(self.t("shift.printed"))
+
+    def action_close_shift(self) -> None:
+        self.confirming = True
+        self.say(self.t("shift.close_confirm"))
+
+    def action_confirm(self) -> None:
+        if self.confirming:
+            self.confirming = False
+            self.request(ops.close_shift)
+
+    def action_back(self) -> None:
+        if self.confirming:
+            self.confirming = False
+            self.say("")
+            return
+        super().action_back()
+
+    def on_shift_closed(self, message: ShiftClosed) -> None:
+        self.kassa.signed_out(message)
+
+    def relabel(self) -> None:
+        panel = self.query_one("#xreport", Static)
+        panel.border_title = self.t("shift.title")
+        if self.report is not None:
+            panel.update(report_table(self.report, self.lang))
+        super().relabel()

@@ -1,0 +1,232 @@
+"""What the cashier app runs on: the Agent, the sync client, the print queue, a clock.
+
+``Services`` is built by a factory (``open_services``) that ``kassa tui``, ``kassa demo``
+and the tests share; the App receives it and never builds its own. Background threads
+(print worker, sync loop) start in ``start(post)``, where ``post`` is the App's thread-safe
+``post_message``, and stop in ``stop()``; the App calls both. The printer and network
+stacks are imported lazily inside the factory so the app starts fast (bench/tui.py).
+
+Only workers touch ``Services``; screens never do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent import journal
+from agent.service import Agent, Clock
+from agent.shifts import Cashier, Shift
+from agent.store import Store
+
+if TYPE_CHECKING:
+    from textual.message import Message
+
+    from drivers.printq import PrintWorker
+    from drivers.transport import CaptureTransport
+    from sync.client import SyncClient, SyncRunner
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """Everything the status bar shows, read in one worker call.
+
+    ``online`` is None when the till has no back office configured. Times are aware
+    datetimes; ``printer_fault`` is a ``PrinterFault`` value ("ok", "unknown", ...).
+    """
+
+    online: bool | None
+    events_waiting: int
+    oldest_waiting: datetime | None
+    last_contact: datetime | None
+    quarantined: int
+    printer_fault: str
+    printer_preview: bool
+    print_queue: int
+    training: bool
+    now: datetime
+
+
+@dataclass
+class Services:
+    """The till's core and devices for one app run (see module docstring)."""
+
+    agent: Agent
+    clock: Clock
+    sync: SyncClient | None = None
+    printer: PrintWorker | None = None
+    preview: CaptureTransport | None = None
+    """Set when the printer is the on-screen preview (demo): slips are shown, not printed."""
+    sync_interval_s: float | None = 5.0
+    """Background sync loop period in seconds; None: no loop (tests drive sync by hand)."""
+    training: bool = False
+    lang: str = "ru"
+    slip_width: int = 42
+    """Preview width in characters (32/42/48, as the printer profile)."""
+    scanner_port: str | None = None
+    """Serial scanner port or pyserial URL (``/dev/ttyACM0``); None: keyboard wedge only."""
+    cashier: Cashier | None = None
+    shift: Shift | None = None
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+    _runner: SyncRunner | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.agent.store
+
+    def start(self, post: Callable[[Message], Any]) -> None:
+        """Start the print worker and the sync loop; their events go through ``post``."""
+        if self.printer is not None:
+            from tui.messages import PrinterChanged
+
+            def on_event(e: Any) -> None:
+                post(
+                    PrinterChanged(e.kind, str(e.fault.value), e.message_ru, e.message_en, e.job_id)
+                )
+
+            self.printer.on_event = on_event
+            self.printer.start()
+        if self.scanner_port:
+            from drivers.scanner import SerialScanner
+            from tui.messages import Scanned
+
+            scanner = SerialScanner(
+                self.scanner_port, lambda frame: post(Scanned(frame.text, "serial"))
+            )
+            scanner.start()
+            self.on_close.insert(0, scanner.stop)
+        if self.sync is not None and self.sync_interval_s is not None:
+            from sync.client import SyncRunner
+
+            self._runner = SyncRunner(self.sync, interval_s=self.sync_interval_s)
+            self._runner.start()
+
+    def stop(self) -> None:
+        """Stop background threads and release everything (idempotent)."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+        if self.printer is not None:
+            self.printer.stop()
+        while self.on_close:
+            with contextlib.suppress(Exception):
+                self.on_close.pop()()
+
+    def status(self) -> StatusSnapshot:
+        """One read of sync and printer state for the status bar (worker thread)."""
+        from agent import printq
+
+        st = journal.status(self.store)
+        online: bool | None = None
+        if self.sync is not None:
+            online = self.agent.offline_status().online
+        fault = "unknown"
+        if self.printer is not None:
+            fault = str(self.printer.state.value)
+        return StatusSnapshot(
+            online=online,
+            events_waiting=st.events_waiting,
+            oldest_waiting=datetime.fromisoformat(st.oldest_waiting) if st.oldest_waiting else None,
+            last_contact=datetime.fromisoformat(st.last_contact) if st.last_contact else None,
+            quarantined=st.quarantined,
+            printer_fault=fault,
+            printer_preview=self.preview is not None,
+            print_queue=printq.queue_depth(self.store),
+            training=self.training,
+            now=self.clock.now(),
+        )
+
+
+def preview_printer(store: Store, profile_name: str) -> tuple[PrintWorker, CaptureTransport]:
+    """A print worker writing ESC/POS bytes to memory: the demo's on-screen printer.
+
+    The bytes are real (rendered with the printer profile) so a test can decode them; the
+    cashier sees ``agent.slip.slip_text`` of the same slip.
+    """
+    from drivers.printq import PrintWorker
+    from drivers.profiles import load_profile
+    from drivers.render import render
+    from drivers.transport import CaptureTransport
+
+    profile = load_profile(profile_name)
+    transport = CaptureTransport()
+    worker = PrintWorker(
+        store,
+        transport,
+        lambda slip: render(slip, profile),
+        status_supported=False,
+        idle_poll_s=0.5,
+    )
+    return worker, transport
+
+
+def open_services(
+    store_path: Path,
+    *,
+    clock: Clock | None = None,
+    printer_url: str | None = "capture://",
+    profile: str = "epson-tm-42",
+    http: Any = None,
+    backoffice_url: str | None = None,
+    sync_interval_s: float | None = 5.0,
+    lang: str = "ru",
+    training: bool = False,
+    scanner_port: str | None = None,
+) -> Services:
+    """Open the till store and build the app's services.
+
+    ``printer_url``: ``capture://`` (on-screen preview, the demo), a transport URL
+    (``tcp://host:9100``...), or None (no printer); ``profile``: a printer profile preset
+    or file (its columns are the on-screen slip width). ``http``: an ``httpx.Client`` whose
+    base URL is the back office (tests pass one over ASGITransport); else
+    ``backoffice_url`` or the URL saved at enrollment; no URL means no sync.
+    """
+    store = Store(store_path)
+    try:
+        agent = Agent(store, clock)
+        services = Services(
+            agent=agent,
+            clock=agent.clock,
+            sync_interval_s=sync_interval_s,
+            lang=lang,
+            training=training,
+            scanner_port=scanner_port,
+        )
+        services.on_close.append(store.close)
+        if printer_url == "capture://":
+            services.printer, services.preview = preview_printer(store, profile)
+        elif printer_url:
+            from drivers.printq import PrintWorker
+            from drivers.profiles import load_profile
+            from drivers.render import render
+            from drivers.transport import transport_from_url
+
+            prof = load_profile(profile)
+            services.printer = PrintWorker(
+                store,
+                transport_from_url(printer_url),
+                lambda slip: render(slip, prof),
+                status_supported=prof.status,
+            )
+        if printer_url:
+            from drivers.profiles import load_profile
+
+            services.slip_width = load_profile(profile).columns
+        url = backoffice_url or store.meta("backoffice_url")
+        if http is None and url and store.meta("sync_token"):
+            import httpx
+
+            http = httpx.Client(base_url=url, timeout=httpx.Timeout(5.0, connect=2.0))
+            services.on_close.insert(1, http.close)
+        if http is not None:
+            from sync.client import SyncClient
+
+            services.sync = SyncClient(agent, http)
+        return services
+    except BaseException:
+        store.close()
+        raise

@@ -1,0 +1,1 @@
+"""Reusable widgets: the status bar, the key bar, the member card."""
