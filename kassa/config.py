@@ -141,7 +141,7 @@ class Config:
         if self.api.token_file:
             return Path(self.api.token_file)
         base = Path(self.source).parent if self.source not in ("", "defaults") else None
-        return (base or default_config_path().parent) / "api-token"
+        return ((base or default_config_path().parent) / "api-token").absolute()
 
     def log_dir(self) -> Path:
         if self.log.dir:

@@ -207,10 +207,12 @@ def create_app(
     hold_ttl_s: int = holds.DEFAULT_TTL_S,
     printer_status: Callable[[], dict[str, Any]] | None = None,
     on_print: Callable[[], None] | None = None,
+    take_scan: Callable[[], dict[str, Any] | None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """The ASGI app over one open ``Agent``. ``printer_status`` reports the print worker
-    for ``/v1/status``; ``on_print`` wakes it after a slip was queued."""
+    for ``/v1/status``; ``on_print`` wakes it after a slip was queued; ``take_scan`` hands
+    the POS the next scan read by a serial scanner attached to the agent."""
     from kassa.cli import _checkout, _identify, _refund, _register
     from sync.protocol import strict_json
 
@@ -410,9 +412,13 @@ def create_app(
 
         return await call(run)
 
+    async def next_scan(request: Request) -> Any:
+        return {"scan": take_scan() if take_scan else None}
+
     routes = [
         Route("/openapi.json", guarded(spec, public=True), methods=["GET"]),
         Route("/v1/status", guarded(status), methods=["GET"]),
+        Route("/v1/scans/next", guarded(next_scan), methods=["GET"]),
         Route("/v1/identify", guarded(identify), methods=["POST"]),
         Route("/v1/members", guarded(register), methods=["POST"]),
         Route("/v1/members/{member_id}", guarded(card), methods=["GET"]),
@@ -587,6 +593,9 @@ def openapi() -> dict[str, Any]:
         },
         "paths": {
             "/v1/status": {"get": op("agent status: online, queue, printer, holds", None)},
+            "/v1/scans/next": {
+                "get": op("the next scan from the agent's serial scanner, or null", None)
+            },
             "/v1/identify": {"post": op("find a member by scan or phone", "IdentifyRequest")},
             "/v1/members": {"post": op("register a member with consent", "RegisterRequest")},
             "/v1/members/{member_id}": {

@@ -1,0 +1,218 @@
+"""`kassa agent serve`, `kassa config show|check`, `kassa doctor`, `kassa store backup|restore`:
+the installer's and the service manager's commands.
+
+Kept apart from ``kassa.cli`` so the till's JSON commands do not import the web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.errors import InputError, StoreError
+
+
+def _emit(obj: Any) -> None:
+    from agent.codec import to_plain
+
+    sys.stdout.write(json.dumps(to_plain(obj), ensure_ascii=False, indent=2) + "\n")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from kassa.config import load_config, with_store
+
+    cfg = load_config(Path(args.config) if args.config else None)
+    return with_store(cfg, getattr(args, "store", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from kassa.runtime import Runtime, setup_logging
+
+    cfg = _config(args)
+    if args.port is not None:
+        cfg = replace(cfg, api=replace(cfg.api, port=args.port))
+    path = setup_logging(cfg, stderr=not args.quiet)
+    sys.stderr.write(
+        f"kassa agent: POS API on http://{cfg.api.host}:{cfg.api.port}/v1, "
+        f"store {cfg.store.path}, token file {cfg.token_path()}, log {path}\n"
+    )
+    Runtime(cfg).serve()
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from kassa.config import redacted
+
+    _emit(redacted(_config(args)))
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    _emit({"ok": True, "source": cfg.source})
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from kassa.doctor import exit_code, render, run_checks
+
+    findings = run_checks(_config(args))
+    if args.json:
+        _emit({"findings": findings, "exit_code": exit_code(findings)})
+    else:
+        sys.stdout.write(render(findings, args.lang) + "\n")
+    return exit_code(findings)
+
+
+# ---------------------------------------------------------------------- backup / restore
+def backup_store(source: Path, dest: Path) -> dict[str, Any]:
+    """Copy a live store with SQLite's online backup API (a consistent snapshot even while
+    the agent writes; never a file copy of a WAL database). The copy is written beside
+    ``dest`` and renamed into place after ``quick_check``; mode 0600 (it holds keys)."""
+    if not source.exists():
+        raise StoreError(f"no till store at {source}", f"база кассы {source} не найдена")
+    if dest.exists():
+        raise InputError(
+            f"{dest} already exists; choose a new file", f"{dest} уже существует", field="dest"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=10.0)
+    try:
+        dst = sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+            check = dst.execute("PRAGMA quick_check").fetchone()[0]
+            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            seq = dst.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        finally:
+            dst.close()
+    except sqlite3.Error as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(
+            f"backup of {source} failed: {e}", f"резервная копия не создана: {e}"
+        ) from None
+    finally:
+        src.close()
+    if check != "ok":
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"backup failed quick_check: {check}", "копия повреждена")
+    os.replace(tmp, dest)
+    return {
+        "backup": str(dest),
+        "bytes": dest.stat().st_size,
+        "last_seq": int(seq[0]) if seq else 0,
+        "quick_check": check,
+    }
+
+
+def restore_store(backup: Path, target: Path) -> dict[str, Any]:
+    """Restore ``backup`` over ``target`` and give it a new terminal epoch.
+
+    Takes the store's ownership lock first, so a running agent makes this fail instead of
+    being overwritten under it. The store being replaced is itself backed up first
+    (``<target>.before-restore-<time>``). Events journalled after the restore carry the
+    new epoch, so the back office never mistakes them for the original's (DESIGN §3)."""
+    from agent import journal
+    from agent.store import Store
+
+    if not backup.exists():
+        raise InputError(f"no backup at {backup}", f"копия {backup} не найдена", field="backup")
+    src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+    try:
+        check = src.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StoreError(f"backup {backup} is damaged: {check}", "копия повреждена")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        saved = None
+        if target.exists():
+            saved = target.with_name(f"{target.name}.before-restore-{stamp}")
+        with Store(target) as store:  # the lock: refused while an agent runs
+            if saved is not None:
+                keep = sqlite3.connect(saved)
+                try:
+                    store.conn.backup(keep)
+                finally:
+                    keep.close()
+                os.chmod(saved, 0o600)
+            src.backup(store.conn)
+        with Store(target) as store:  # migrations run forward on the restored data
+            epoch = journal.start_new_epoch(store, datetime.now(UTC).isoformat())
+            waiting = journal.status(store).events_waiting
+    finally:
+        src.close()
+    return {
+        "restored": str(target),
+        "from": str(backup),
+        "previous_saved_as": str(saved) if saved else None,
+        "terminal_epoch": epoch,
+        "events_waiting": waiting,
+    }
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    dest = Path(args.dest) if args.dest else None
+    if dest is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        dest = Path(cfg.store.path).with_name(f"till-backup-{stamp}.db")
+    _emit(backup_store(Path(cfg.store.path), dest))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    _emit(restore_store(Path(args.backup), Path(cfg.store.path)))
+    return 0
+
+
+def add_commands(sub: Any, store_default: str) -> None:
+    def common(p: argparse.ArgumentParser, store: bool = True) -> None:
+        p.add_argument("--config", help="config file (default: $KASSA_CONFIG or the user dir)")
+        if store:
+            p.add_argument("--store", help="till store file (overrides store.path)")
+
+    ap = sub.add_parser("agent", help="the headless agent (POS API, sync, printing, scanners)")
+    asub = ap.add_subparsers(dest="agent_command", required=True)
+    p = asub.add_parser("serve", help="run the agent until SIGTERM/Ctrl+C")
+    common(p)
+    p.add_argument("--port", type=int, help="POS API port (overrides api.port)")
+    p.add_argument("--quiet", action="store_true", help="log to the file only, not stderr")
+    p.set_defaults(func=cmd_serve)
+
+    cp = sub.add_parser("config", help="the agent's configuration file")
+    csub = cp.add_subparsers(dest="config_command", required=True)
+    p = csub.add_parser("show", help="the effective configuration, secrets masked")
+    common(p)
+    p.set_defaults(func=cmd_config_show)
+    p = csub.add_parser("check", help="validate the configuration file")
+    common(p)
+    p.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("doctor", help="check the installation and explain what is wrong")
+    common(p)
+    p.add_argument("--json", action="store_true", help="findings as JSON")
+    p.add_argument("--lang", choices=("ru", "en"), default="ru")
+    p.set_defaults(func=cmd_doctor)
+
+    sp = sub.add_parser("store", help="backup and restore of the till store")
+    ssub = sp.add_subparsers(dest="store_command", required=True)
+    p = ssub.add_parser("backup", help="online backup (SQLite backup API)")
+    common(p)
+    p.add_argument("dest", nargs="?", help="backup file (default: beside the store)")
+    p.set_defaults(func=cmd_backup)
+    p = ssub.add_parser("restore", help="restore a backup; the till gets a new terminal epoch")
+    common(p)
+    p.add_argument("backup", help="backup file made by `kassa store backup`")
+    p.set_defaults(func=cmd_restore)

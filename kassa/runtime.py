@@ -1,0 +1,308 @@
+"""The headless agent (``kassa agent serve``): one process per till store running the POS
+API, the sync loop, the print queue worker, serial scanners and hold housekeeping.
+
+One owner per store: the store's exclusive lock is taken when the runtime opens it, so a
+second agent (or a CLI command that writes) on the same store is refused with the pid of
+the owner. Shutdown is clean on SIGTERM/SIGINT: uvicorn stops accepting, finishes the
+requests in flight, then the workers stop (each bounded by its timeouts) and the store
+closes (WAL checkpointed by SQLite on the last close).
+
+Logs are JSON lines, rotated by size, and carry no personal data: our log calls never
+pass phones, names or tokens, and a filter masks any run of 7+ digits (a phone or member
+code that slipped into an exception text) before the record is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import re
+import threading
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kassa.config import Config, ensure_token
+
+log = logging.getLogger("kassa.agent")
+
+HOUSEKEEPING_S = 30.0
+"""How often expired holds are swept, seconds (reading code never depends on it)."""
+
+_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{7,}(?![0-9A-Za-z])")
+_PHONE = re.compile(r"(?<![0-9A-Za-z])\+?\d[\d ()\-]{8,}\d(?![0-9A-Za-z])")
+
+
+def scrub(text: str) -> str:
+    """Mask phone-like and long digit runs (member codes, phones) in a log text."""
+    return _DIGITS.sub("<digits>", _PHONE.sub("<phone>", text))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": scrub(record.getMessage()),
+        }
+        if record.exc_info:
+            out["exc"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(cfg: Config, *, stderr: bool = True) -> Path:
+    """Rotating JSON log in ``cfg.log_dir()`` (and stderr for journald). Returns the file."""
+    directory = cfg.log_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "kassa-agent.log"
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=cfg.log.max_bytes, backupCount=cfg.log.backups, encoding="utf-8"
+    )
+    handlers: list[logging.Handler] = [handler]
+    if stderr:
+        handlers.append(logging.StreamHandler())
+    root = logging.getLogger("kassa")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    for h in handlers:
+        h.setFormatter(JsonFormatter())
+        root.addHandler(h)
+    root.setLevel(cfg.log.level.upper())
+    root.propagate = False
+    return path
+
+
+def _server_class() -> Any:
+    import contextlib
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises a captured SIGTERM/SIGINT after its graceful shutdown, which
+        would kill the process before our workers stop and the store closes. We take the
+        signal as "shut down cleanly" and return normally instead (exit code 0)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    if self._captured_signals:
+                        log.info("signal %s: shutting down", self._captured_signals[0])
+                    self._captured_signals.clear()
+
+    return Server
+
+
+def _Server(config: Any) -> Any:  # noqa: N802 - a factory standing in for the class
+    return _server_class()(config)
+
+
+class Runtime:
+    """Owns the store and every background worker of one headless agent."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.agent: Any = None
+        self.sync_runner: Any = None
+        self.http: Any = None
+        self.printer: Any = None
+        self.scanners: list[Any] = []
+        self.scans: deque[dict[str, Any]] = deque(maxlen=16)
+        self._stop = threading.Event()
+        self._housekeeper: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ start
+    def open(self) -> None:
+        """Open the store (taking ownership) and start the workers."""
+        from agent.errors import StoreError
+        from agent.service import Agent
+        from agent.store import Store
+
+        path = Path(self.cfg.store.path)
+        if not path.exists():
+            raise StoreError(
+                f"no till store at {path} (run `kassa init` or `kassa enroll`)",
+                f"база кассы {path} не найдена (kassa init или kassa enroll)",
+                path=str(path),
+            )
+        self.agent = Agent(Store(path))
+        try:
+            self._start_sync()
+            self._start_printer()
+            self._start_scanners()
+            self._housekeeper = threading.Thread(
+                target=self._housekeeping, name="kassa-holds", daemon=True
+            )
+            self._housekeeper.start()
+        except BaseException:
+            self.close()
+            raise
+        log.info(
+            "agent started: terminal %s, store %s, sync %s, printer %s, scanners %d",
+            self.agent.terminal_id,
+            path,
+            "on" if self.sync_runner else "off",
+            "on" if self.printer else "off",
+            len(self.scanners),
+        )
+
+    def _start_sync(self) -> None:
+        if not self.cfg.sync.enabled:
+            return
+        url = self.cfg.sync.url or self.agent.store.meta("backoffice_url")
+        if not url or not self.agent.store.meta("sync_token"):
+            log.warning("sync off: the till is not enrolled (kassa enroll)")
+            return
+        import httpx
+
+        from sync.client import SyncClient, SyncRunner
+
+        timeout = self.cfg.sync.timeout_s
+        self.http = httpx.Client(base_url=url, timeout=httpx.Timeout(timeout, connect=3.0))
+        self.sync_runner = SyncRunner(
+            SyncClient(self.agent, self.http), interval_s=self.cfg.sync.interval_s
+        )
+        self.sync_runner.start()
+
+    def _start_printer(self) -> None:
+        if not self.cfg.printer.url:
+            return
+        from drivers.printq import PrintWorker
+        from drivers.profiles import load_profile
+        from drivers.render import render
+        from drivers.transport import transport_from_url
+
+        profile = load_profile(self.cfg.printer.profile)
+        transport = transport_from_url(self.cfg.printer.url)
+
+        def on_event(event: Any) -> None:
+            if event.kind in ("fault", "recovered", "warning") and not event.repeated:
+                log.warning("printer %s: %s (%s)", event.kind, event.message_en, event.reason)
+
+        self.printer = PrintWorker(
+            self.agent.store,
+            transport,
+            lambda slip: render(slip, profile),
+            status_supported=profile.status and transport.can_read,
+            on_event=on_event,
+        )
+        self.printer.start()
+
+    def _start_scanners(self) -> None:
+        if not self.cfg.scanner.ports:
+            return
+        from drivers.scanner import SerialScanner
+
+        def on_scan(frame: Any) -> None:
+            self.scans.append(
+                {"text": frame.text, "complete": frame.complete, "at": datetime.now(UTC)}
+            )
+
+        def on_status(status: Any) -> None:
+            log.info("scanner %s connected=%s", status.port, status.connected)
+
+        for port in self.cfg.scanner.ports:
+            scanner = SerialScanner(
+                port, on_scan, baudrate=self.cfg.scanner.baudrate, on_status=on_status
+            )
+            scanner.start()
+            self.scanners.append(scanner)
+
+    def _housekeeping(self) -> None:
+        from agent import holds
+
+        while not self._stop.wait(HOUSEKEEPING_S):
+            try:
+                n = holds.expire_due(self.agent.store, self.agent.clock.now())
+                if n:
+                    log.info("holds expired: %d", n)
+            except Exception:
+                log.exception("hold housekeeping failed; will retry")
+
+    # ------------------------------------------------------------------ API
+    def printer_status(self) -> dict[str, Any]:
+        if self.printer is None:
+            return {"configured": False}
+        return {
+            "configured": True,
+            "state": str(self.printer.state),
+            "failures": self.printer.failures,
+        }
+
+    def take_scan(self) -> dict[str, Any] | None:
+        """The oldest scan from a serial scanner not yet taken by the POS, or None."""
+        try:
+            return self.scans.popleft()
+        except IndexError:
+            return None
+
+    def app(self) -> Any:
+        from kassa.posapi import create_app
+
+        api = self.cfg.api
+        return create_app(
+            self.agent,
+            token=ensure_token(self.cfg),
+            max_body_bytes=api.max_body_bytes,
+            rate_per_s=api.rate_per_s,
+            rate_burst=api.rate_burst,
+            hold_ttl_s=api.hold_ttl_s,
+            printer_status=self.printer_status,
+            on_print=self.printer.notify if self.printer else None,
+            take_scan=self.take_scan,
+        )
+
+    def serve(self) -> None:
+        """Run until SIGTERM/SIGINT (uvicorn handles the signals), then close."""
+        import uvicorn
+
+        self.open()
+        try:
+            app = self.app()
+            config = uvicorn.Config(
+                app,
+                host=self.cfg.api.host,
+                port=self.cfg.api.port,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=5,
+                limit_concurrency=64,
+            )
+            server = _Server(config)
+            log.info("POS API on http://%s:%d/v1", self.cfg.api.host, self.cfg.api.port)
+            server.run()
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------------ stop
+    def close(self) -> None:
+        """Stop every worker, then release the store (idempotent)."""
+        self._stop.set()
+        for scanner in self.scanners:
+            scanner.stop()
+        self.scanners = []
+        if self.printer is not None:
+            self.printer.stop()
+            self.printer = None
+        if self.sync_runner is not None:
+            self.sync_runner.close()
+            self.sync_runner = None
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+        if self._housekeeper is not None:
+            self._housekeeper.join(2.0)
+            self._housekeeper = None
+        if self.agent is not None:
+            self.agent.store.close()
+            log.info("agent stopped; store closed")
+            self.agent = None

@@ -1,0 +1,146 @@
+"""`kassa agent serve` as a real process: answers the POS over loopback, owns its store,
+logs JSON without personal data, and shuts down cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.identify import make_member_code
+from agent.seed import demo_phone
+from agent.store import Store
+
+KASSA = [sys.executable, "-m", "kassa.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(client: httpx.Client, proc: subprocess.Popen, token: str) -> None:
+    """Poll until the API answers (start-up readiness, not a timing assertion)."""
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise AssertionError(f"agent exited with {proc.returncode}")
+        try:
+            if client.get("/v1/status", headers={"authorization": f"Bearer {token}"}).is_success:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("agent did not start")
+
+
+@pytest.fixture
+def setup(tmp_path):
+    store = tmp_path / "till.db"
+    subprocess.run(
+        [*KASSA, "init", "--demo", "--members", "50", "--store", str(store)],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    cfg = tmp_path / "kassa.toml"
+    cfg.write_text(
+        f'[store]\npath = "{store}"\n[api]\nport = {port}\n[log]\ndir = "{tmp_path / "log"}"\n',
+        encoding="utf-8",
+    )
+    return tmp_path, store, cfg, port
+
+
+def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
+    tmp_path, store, cfg, port = setup
+    env = {**os.environ, "KASSA_CONFIG": str(cfg)}
+    proc = subprocess.Popen(
+        [*KASSA, "agent", "serve", "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        token_file = tmp_path / "api-token"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(300):
+                if token_file.exists() or proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert token_file.stat().st_mode & 0o777 == 0o600
+            token = token_file.read_text(encoding="utf-8").strip()
+            wait_ready(client, proc, token)
+            auth = {"authorization": f"Bearer {token}"}
+            assert client.get("/v1/status").status_code == 401
+            card = client.post("/v1/identify", json={"input": demo_phone(1)}, headers=auth).json()
+            assert card["code"] == make_member_code(100_000_001)
+            cheque = {
+                "member_id": card["member_id"],
+                "receipt_id": "POS-42",
+                "lines": [{"sku": "DR-1001"}],
+                "redeem_points": "max",
+            }
+            hold = client.post("/v1/holds", json=cheque, headers=auth).json()
+            done = client.post(
+                "/v1/commit", json=cheque | {"hold_id": hold["hold_id"]}, headers=auth
+            ).json()
+            assert done["receipt_id"] == "POS-42" and done["quote"]["payable_kop"] >= 0
+
+            # One owner per store: a second agent on the same store is refused.
+            second = subprocess.run(
+                [*KASSA, "agent", "serve", "--quiet", "--port", str(free_port())],
+                env=env,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert second.returncode == 3
+            assert json.loads(second.stdout)["error"] == "store_locked"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with Store(store) as reopened:  # the lock was released
+        assert reopened.one("SELECT count(*) FROM purchases")[0] == 1
+    lines = (tmp_path / "log" / "kassa-agent.log").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert {"ts", "level", "logger", "msg"} <= set(records[0])
+    assert any("store closed" in r["msg"] for r in records)
+    text = "\n".join(lines)
+    assert token not in text and demo_phone(1)[-7:] not in text
+
+
+def test_serve_refuses_a_missing_store_and_a_remote_host_without_opt_in(tmp_path):
+    cfg = tmp_path / "kassa.toml"
+    cfg.write_text(f'[store]\npath = "{tmp_path / "none.db"}"\n', encoding="utf-8")
+    out = subprocess.run(
+        [*KASSA, "agent", "serve", "--config", str(cfg), "--quiet"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 3 and "kassa init" in json.loads(out.stdout)["message_en"]
+    cfg.write_text('[api]\nhost = "0.0.0.0"\n', encoding="utf-8")
+    out = subprocess.run(
+        [*KASSA, "agent", "serve", "--config", str(cfg)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    err = json.loads(out.stdout)
+    assert err["error"] == "config_error" and err["details"]["key"] == "api.host"
+    assert Path(err["details"]["file"]) == cfg
