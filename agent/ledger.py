@@ -175,7 +175,10 @@ def apply_purchase(
         overdraft = q.redeem_points - payable
     consumed = [replace(lot, points=take) for lot, take in fifo_plan(state.lots, payable, now)]
     taken = {lot.lot_id: lot.points for lot in consumed}
-    lots = [replace(lot, points=lot.points - taken.get(lot.lot_id, 0)) for lot in state.lots]
+    lots = [
+        replace(lot, points=lot.points - taken[lot.lot_id]) if lot.lot_id in taken else lot
+        for lot in state.lots
+    ]
     debt = state.debt + overdraft
     grants: list[Grant] = []
     pending_from = now + timedelta(days=rules.pending_days)

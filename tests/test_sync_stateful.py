@@ -34,7 +34,7 @@ from hypothesis.stateful import (
 
 from agent import journal
 from agent.seed import demo_phone
-from sync.backoffice import service
+from sync.backoffice import ingest
 from sync.client import TransientError
 
 SKUS = ("DR-1001", "SH-2001", "TR-3001", "OW-4002", "AC-6001", "BG-7001")
@@ -253,7 +253,7 @@ def test_the_machine_catches_a_server_without_dedup(monkeypatch: pytest.MonkeyPa
     """With the ledger's dedup lookup switched off, the same three steps fail: the resend
     is not answered ``duplicate`` (today the events primary key turns it into a 500, so
     the clean push raises and the queue cannot drain)."""
-    monkeypatch.setattr(service._Batch, "known", lambda self, events: {})
+    monkeypatch.setattr(ingest._Batch, "known", lambda self, events: {})
     with machine() as m, pytest.raises(AssertionError):
         _classic(m)
         m.final_checks()

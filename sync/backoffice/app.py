@@ -7,6 +7,7 @@ client can cause is a specific 4xx with ``{"error", "message"}``; an unexpected 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agent.errors import AgentError
-from sync.backoffice import kpi
+from sync.backoffice import kpi, verify
 from sync.backoffice.service import Backoffice, Terminal
 from sync.protocol import MAX_BATCH_BYTES, ProtocolError, openapi, parse_push, strict_json
 
@@ -56,9 +57,11 @@ def _bearer(request: Request) -> str:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(bo: Backoffice, *, bare_endpoint: bool = False) -> Starlette:
+def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = True) -> Starlette:
     """The ASGI app over an initialised ``Backoffice``. ``bare_endpoint`` adds
-    ``POST /v1/bare`` (reads the body, answers a constant) for the drain benchmark."""
+    ``POST /v1/bare`` (reads the body, answers a constant) for the drain benchmark.
+    ``verifier``: while the app runs (its lifespan, as under uvicorn) a background
+    ``verify.Verifier`` re-scores applied purchases (``app.state.verifier``)."""
 
     async def terminal(request: Request) -> Terminal:
         token = _bearer(request)
@@ -89,7 +92,10 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False) -> Starlette:
         return run
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"ok": True, "rules_version": bo.active_rules_version()})
+        backlog = await to_thread.run_sync(verify.backlog, bo)
+        return JSONResponse(
+            {"ok": True, "rules_version": bo.active_rules_version(), "verify_backlog": backlog}
+        )
 
     async def spec(request: Request) -> Response:
         return JSONResponse(openapi())
@@ -193,8 +199,22 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False) -> Starlette:
     ]
     if bare_endpoint:
         routes.append(Route("/v1/bare", bare, methods=["POST"]))
-    app = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        worker = verify.Verifier(bo) if verifier else None
+        app.state.verifier = worker
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await to_thread.run_sync(worker.stop)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.backoffice = bo
+    app.state.verifier = None
     return app
 
 

@@ -70,6 +70,7 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
             (d0, d1),
         )
         flags = dict(tx.all("SELECT kind, count(*) FROM flags GROUP BY kind"))
+        verify_backlog = int(tx.one("SELECT count(*) FROM verify_queue")[0])
         expired, liability = _lots_now(
             tx.all("SELECT state FROM members WHERE merged_into IS NULL"), now
         )
@@ -160,6 +161,8 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         "by_day": [{"day": d, **finish(a)} for d, a in sorted(by_day.items())],
         "by_cashier": cashier_rows,
         "flags": flags,
+        # purchases the background verifier has not re-scored yet (their flags may follow)
+        "verify_backlog": verify_backlog,
     }
 
 

@@ -1,6 +1,8 @@
 """The back office schema, as named migrations in the SQL subset SQLite and PostgreSQL share.
 
-``{serial}`` becomes the dialect's auto-numbered key. Every table keyed by the till's
+``{serial}`` becomes the dialect's auto-numbered key. ``verify_queue`` holds applied
+purchases waiting for the background re-score (``verify``), each with the member's state
+(canonical JSON) as it was just before the purchase. Every table keyed by the till's
 ``event_id`` is keyed by it forever: the ledger never forgets an event it applied.
 """
 
@@ -77,6 +79,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE TABLE rules (
             version INTEGER PRIMARY KEY, document TEXT NOT NULL, published_at TEXT NOT NULL,
             active INTEGER NOT NULL DEFAULT 0);
+        """,
+    ),
+    (
+        "0002_verify_queue",
+        """
+        CREATE TABLE verify_queue (
+            id {serial}, event_id TEXT NOT NULL, member_id TEXT NOT NULL,
+            state TEXT NOT NULL, queued_at TEXT NOT NULL);
         """,
     ),
 )

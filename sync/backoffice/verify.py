@@ -1,0 +1,154 @@
+"""The background verifier: re-scores applied purchases and flags what the till got wrong.
+
+Why in the background: the ledger honours what the till printed (the customer holds that
+slip) whatever the re-score says, so scoring again is an audit, not part of applying the
+event; doing it inside the push cost about a fifth of the push's CPU. ``ingest`` queues
+each applied purchase in ``verify_queue`` together with the member's state just before
+it, in the push's own transaction; the verifier scores the cheque again with the same
+``agent.engine``, the same rules version and that same state, so its verdict is the one
+an inline re-score would have given. A difference in earned points or bonuses is flagged
+``rescore_mismatch`` (as is a cheque the engine refuses), and the queue row is deleted in
+the same transaction as the flag: each purchase is verified exactly once, also with
+several verifiers on one PostgreSQL database (``DELETE ... RETURNING`` decides who won).
+
+``kassa backoffice serve`` runs one ``Verifier`` thread (the app's lifespan). It yields
+to ingest: while pushes arrive it verifies a small chunk per pause, and catches up when
+the pushes stop. Its backlog is in ``GET /v1/health`` and the KPI report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from agent import codec, engine
+from agent.errors import AgentError, RedemptionError
+from agent.model import Cart, MemberState, Quote
+
+if TYPE_CHECKING:
+    from sync.backoffice.service import Backoffice
+
+log = logging.getLogger("kassa.backoffice.verify")
+
+CHUNK = 200  # purchases per verifier transaction when the back office is idle
+BUSY_CHUNK = 50  # ... while pushes are arriving
+BUSY_WINDOW_S = 1.0  # a push within this many seconds means "busy"
+BUSY_PAUSE_S = 1.0  # pause between chunks while busy
+IDLE_S = 1.0  # pause when the queue is empty
+
+
+def backlog(bo: Backoffice) -> int:
+    """Applied purchases not yet re-scored."""
+    with bo.db.reading() as tx:
+        return int(tx.one("SELECT count(*) FROM verify_queue")[0])
+
+
+def rescore(bo: Backoffice, payload: dict[str, Any], state: MemberState) -> dict[str, Any] | None:
+    """Score a purchase again; the flag detail if it differs from the till's, else None."""
+    cart = codec.from_plain(Cart, payload["cart"])
+    q = codec.from_plain(Quote, payload["quote"])
+    at = datetime.fromisoformat(payload["occurred_at"])
+    rules = bo.rules(q.rules_version) or bo.rules()
+    assert rules is not None
+    try:
+        try:
+            mine = engine.quote(cart, state, rules, at, redeem_points=q.redeem_points)
+        except RedemptionError:  # the centre's balance is lower (an overdraft)
+            mine = engine.quote(cart, state, rules, at, redeem_points="max")
+    except AgentError as e:
+        return {"error": e.code}
+    till = (q.earn_points, sorted((b.kind, b.points) for b in q.bonuses))
+    ours = (mine.earn_points, sorted((b.kind, b.points) for b in mine.bonuses))
+    if till != ours and not q.coupon_id:
+        return {"till": till, "server": ours, "redeem": q.redeem_points}
+    return None
+
+
+def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
+    """Verify up to ``limit`` queued purchases (oldest first); returns how many."""
+    with bo.db.reading() as tx:
+        rows = tx.all(
+            "SELECT v.id, v.event_id, v.member_id, v.state, e.payload, e.terminal_id "
+            "FROM verify_queue v JOIN events e ON e.event_id = v.event_id "
+            "ORDER BY v.id LIMIT ?",
+            (limit,),
+        )
+    if not rows:
+        return 0
+    now = bo.clock.now().isoformat()
+    flags: dict[int, tuple[Any, ...]] = {}
+    for qid, event_id, member_id, state_text, payload, terminal_id in rows:
+        try:
+            detail = rescore(bo, json.loads(payload), codec.loads(MemberState, state_text))
+        except Exception as e:  # an applied payload the engine cannot read: say so
+            detail = {"error": f"cannot rescore: {type(e).__name__}"}
+        if detail is not None:
+            flags[int(qid)] = (
+                "rescore_mismatch",
+                event_id,
+                member_id,
+                terminal_id,
+                json.dumps(detail, ensure_ascii=False, default=str),
+                now,
+            )
+    ids = [int(r[0]) for r in rows]
+    with bo.db.transaction() as tx:
+        marks = ",".join("?" * len(ids))
+        won = {
+            int(r[0])
+            for r in tx.all(f"DELETE FROM verify_queue WHERE id IN ({marks}) RETURNING id", ids)
+        }
+        tx.executemany(
+            "INSERT INTO flags(kind, event_id, member_id, terminal_id, detail, created_at) "
+            "VALUES (?,?,?,?,?,?)",
+            [row for qid, row in flags.items() if qid in won],
+        )
+    return len(won)
+
+
+def run_all(bo: Backoffice) -> int:
+    """Verify everything queued (tests, ``kassa backoffice report``); returns how many."""
+    total = 0
+    while n := run_once(bo):
+        total += n
+    return total
+
+
+class Verifier:
+    """The verifier thread of a serving back office (started and stopped by the app)."""
+
+    def __init__(self, bo: Backoffice) -> None:
+        self.bo = bo
+        self.stop_event = threading.Event()
+        self.verified = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="kassa-verifier", daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            busy = time.monotonic() - self.bo.last_push < BUSY_WINDOW_S
+            try:
+                n = run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
+            except Exception:
+                log.exception("verifier round failed; retrying")
+                n = 0
+            self.verified += n
+            if n == 0:
+                self.stop_event.wait(IDLE_S)
+            elif busy:
+                self.stop_event.wait(BUSY_PAUSE_S)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
