@@ -259,9 +259,6 @@ def build_parser() -> argparse.ArgumentParser:
     from kassa.cli_drivers import add_commands as add_drivers
 
     add_drivers(sub, str(default_store_path()))
-    from kassa.cli_agent import add_commands as add_agent
-
-    add_agent(sub, str(default_store_path()))
     p = sub.add_parser("demo", help="scripted demo on a real store: identify, quote, commit, slip")
     p.add_argument("--dir", help="where to keep the demo store (default: a temp dir)")
     p.add_argument("--members", type=int, default=10_000, help="demo members to seed")

@@ -100,6 +100,11 @@ class KassaApp(App[int]):
     def t(self, key: str, **fields: object) -> str:
         return t(self.lang, key, **fields)
 
+    @property
+    def hints(self) -> list[str]:
+        """Help lines for the sign-in screen (the demo's PINs and sample codes)."""
+        return list(self.services.hints)
+
     # ------------------------------------------------------------------ life cycle
     def on_mount(self) -> None:
         self.services.start(self.post_message)
@@ -114,6 +119,14 @@ class KassaApp(App[int]):
         self.services.stop()
 
     # ------------------------------------------------------------------ routing
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Flows that need a shift are hidden from the key bar until one is open."""
+        if action == "open_flow" and parameters:
+            flow = next((f for f in FLOWS if f.name == parameters[0]), None)
+            if flow is not None and flow.needs_shift and self.services.shift is None:
+                return None
+        return True
+
     def signed_in(self, message: ShiftOpened) -> None:
         from tui.screens.checkout import CheckoutScreen
 
@@ -225,7 +238,9 @@ class KassaApp(App[int]):
                 event.prevent_default()
                 event.stop()
                 if isinstance(focused, Input) and self._before_burst is not None:
-                    focused.value = self._before_burst
+                    # The burst's characters may still sit in the Input's queue: restore
+                    # its value after them, not now.
+                    focused.call_later(setattr, focused, "value", self._before_burst)
                 self._before_burst = None
                 self.screen.post_message(Scanned(d.text, "wedge", d.layout_repaired))
                 return

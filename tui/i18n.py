@@ -107,7 +107,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "co.spend.max": ("всё", "all"),
     "co.spend.none": ("нет", "none"),
     "co.payable": ("К оплате", "To pay"),
-    "co.limited": ("ограничено: {why}", "limited: {why}"),
     "co.coupon": ("Купон", "Coupon"),
     "co.accept": (
         "Enter — принять, F6 — списать всё/ничего, -N — списать N",

@@ -97,6 +97,9 @@ class CatalogItemFound(Message):
 class QuoteReady(Message):
     quote: Quote
     token: int  # the checkout's request counter: stale quotes are dropped
+    limit_en: str = ""
+    limit_ru: str = ""
+    """Why the most the member may spend is limited (cap, offline policy), or ""."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from agent import shifts
+from agent import engine, shifts
 from agent.errors import InputError
 from agent.model import Cart, CartLine
 from agent.service import CheckoutRequest
@@ -128,7 +128,11 @@ def checkout_request(s: Services, d: Draft) -> CheckoutRequest:
 
 
 def quote(s: Services, d: Draft, token: int) -> QuoteReady:
-    return QuoteReady(s.agent.quote(checkout_request(s, d)), token)
+    q = s.agent.quote(checkout_request(s, d))
+    en = ru = ""
+    if q.redeem_limited_by and q.redeem_limited_by != "balance":
+        en, ru = engine.redeem_limit_text(q.redeem_limited_by, s.agent.programme())
+    return QuoteReady(q, token, en, ru)
 
 
 def commit(s: Services, d: Draft) -> CheckoutCommitted:

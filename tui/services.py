@@ -69,10 +69,13 @@ class Services:
     """Preview width in characters (32/42/48, as the printer profile)."""
     scanner_port: str | None = None
     """Serial scanner port or pyserial URL (``/dev/ttyACM0``); None: keyboard wedge only."""
+    hints: list[str] = field(default_factory=list)
+    """Lines shown on the sign-in screen (the demo's PINs, phones, codes)."""
     cashier: Cashier | None = None
     shift: Shift | None = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
     _runner: SyncRunner | None = None
+    _stopped: bool = False
 
     @property
     def store(self) -> Store:
@@ -107,6 +110,9 @@ class Services:
 
     def stop(self) -> None:
         """Stop background threads and release everything (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._runner is not None:
             self._runner.close()
             self._runner = None

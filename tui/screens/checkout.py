@@ -50,6 +50,7 @@ def cheque_view(
     redeem: int | Literal["max"],
     coupon: str | None,
     lang: str,
+    limit: str = "",
 ) -> Table:
     """The cheque lines with per-line discount and the quote summary (pure)."""
     table = Table.grid(padding=(0, 1), expand=True)
@@ -83,8 +84,8 @@ def cheque_view(
         Text(spend, style="bold"),
         "",
     )
-    if quote.redeem_limited_by:
-        table.add_row(Text(t(lang, "co.limited", why=quote.redeem_limited_by), style="yellow"))
+    if limit:
+        table.add_row(Text(limit, style="yellow"))
     if coupon:
         table.add_row(t(lang, "co.coupon"), quote.coupon_id or "", "")
     table.add_row(t(lang, "co.earn"), Text(f"+{format_points(quote.total_earned)}", "green"), "")
@@ -112,6 +113,7 @@ class CheckoutScreen(KassaScreen):
         self.redeem: int | Literal["max"] = 0
         self.coupon: str | None = None
         self.quote: Quote | None = None
+        self.quote_msg: QuoteReady | None = None
         self.quote_token = 0
         self.stage: Stage = "entry"
         self.committed: CheckoutCommitted | None = None
@@ -280,6 +282,7 @@ class CheckoutScreen(KassaScreen):
         if message.token != self.quote_token:
             return  # an older quote; a newer one is on its way
         self.quote = message.quote
+        self.quote_msg = message
         self.say(self.t("co.accept"))
         self.render_all()
 
@@ -298,10 +301,8 @@ class CheckoutScreen(KassaScreen):
             # without it; any other refusal just shows (no retry loop).
             changed = False
             if (
-                (self.coupon is not None
-                and message.code in ("bad_coupon", "bad_token"))
-                or message.code.startswith("token_")
-            ):
+                self.coupon is not None and message.code in ("bad_coupon", "bad_token")
+            ) or message.code.startswith("token_"):
                 self.coupon, changed = None, True
             elif self.redeem != 0 and message.code.startswith("redemption"):
                 self.redeem, changed = 0, True

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widget import Widget
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui import ops
@@ -31,6 +32,11 @@ class SignInScreen(KassaScreen):
             yield Label(self.t("signin.pick"), id="signin-hint")
             yield OptionList(id="cashiers")
             yield Input(placeholder=self.t("signin.pin"), password=True, id="pin", max_length=8)
+        if self.kassa.hints:
+            text = Text("\n".join(self.kassa.hints), overflow="fold")
+            hints = Static(text, id="hints", classes="panel")
+            hints.border_title = "Демо / Demo"
+            yield hints
 
     def on_mount(self) -> None:
         self.request(ops.list_cashiers)

@@ -16,6 +16,8 @@ _KEY_NAMES = {"escape": "Esc", "enter": "Enter", "delete": "Del", "tab": "Tab"}
 
 
 def key_label(key: str) -> str:
+    if key.startswith("ctrl+"):
+        return "^" + key[5:].upper()
     return _KEY_NAMES.get(key, key.upper() if len(key) <= 3 else key)
 
 
@@ -31,7 +33,11 @@ class KeyBar(Static):
         text = Text()
         seen: set[str] = set()
         bindings = sorted(
-            (b.binding for b in self.screen.active_bindings.values() if b.binding.show),
+            (
+                b.binding
+                for b in self.screen.active_bindings.values()
+                if b.binding.show and b.enabled
+            ),
             key=lambda b: _order(b.key),
         )
         for binding in bindings:

@@ -1,0 +1,134 @@
+"""`kassa tui`, `kassa demo` and `kassa cashier`: the cashier app and its set-up.
+
+``kassa demo`` opens the app on a fresh demo site (back office + enrolled till, see
+``kassa.demo_app``); ``kassa demo --script`` is the non-interactive walk-through that
+prints every step (CI, terminals without a TTY).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from agent.errors import StoreError
+    from tui.app import KassaApp
+    from tui.services import open_services
+
+    path = Path(args.store)
+    if not path.exists():
+        raise StoreError(
+            f"no till store at {path} (run `kassa enroll` or `kassa init`)",
+            f"база кассы {path} не найдена (выполните kassa enroll или kassa init)",
+            path=str(path),
+        )
+    services = open_services(
+        path,
+        printer_url=None if args.printer == "none" else args.printer,
+        profile=args.profile,
+        backoffice_url=args.backoffice,
+        lang=args.lang,
+        scanner_port=args.scanner,
+    )
+    try:
+        KassaApp(services).run()
+    finally:
+        services.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else None
+    if args.script:
+        from kassa.demo import run_demo
+
+        return run_demo(directory, members=args.members or 10_000)
+    if not sys.stdout.isatty() or not sys.stdin.isatty():
+        sys.stderr.write(
+            "kassa demo: the cashier app needs a terminal; use `kassa demo --script` "
+            "for the printed walk-through\n"
+        )
+        return 2
+    from kassa.demo_app import run_app_demo
+
+    return run_app_demo(directory, members=args.members or 2000, lang=args.lang)
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from agent.errors import StoreError
+    from agent.store import Store
+
+    path = Path(args.store)
+    if not path.exists():
+        raise StoreError(
+            f"no till store at {path}", f"база кассы {path} не найдена", path=str(path)
+        )
+    return Store(path)
+
+
+def cmd_cashier_add(args: argparse.Namespace) -> int:
+    from agent import shifts
+
+    pin = args.pin if args.pin is not None else getpass.getpass("PIN: ")
+    with _open_store(args) as store:
+        shifts.add_cashier(store, args.id, args.name, pin, args.role)
+    print(json.dumps({"ok": True, "cashier_id": args.id}, ensure_ascii=False))
+    return 0
+
+
+def cmd_cashier_list(args: argparse.Namespace) -> int:
+    from agent import shifts
+
+    with _open_store(args) as store:
+        rows = [
+            {"cashier_id": c.cashier_id, "name": c.name, "role": c.role}
+            for c in shifts.cashiers(store)
+        ]
+    print(json.dumps(rows, ensure_ascii=False, indent=2))
+    return 0
+
+
+def add_commands(sub: Any, store_default: str) -> None:
+    p = sub.add_parser("tui", help="the cashier app for the configured till")
+    p.add_argument("--store", default=store_default, help="till store file")
+    p.add_argument(
+        "--printer",
+        default="capture://",
+        help="printer URL (tcp://host:9100, serial:///dev/ttyUSB0, usb://..., file:///dev/usb/lp0),"
+        " capture:// for the on-screen preview (default), or none",
+    )
+    p.add_argument("--profile", default="epson-tm-42", help="printer profile preset or .toml")
+    p.add_argument("--scanner", help="serial scanner port (default: keyboard-wedge only)")
+    p.add_argument("--backoffice", help="back office URL (default: the one from enrollment)")
+    p.add_argument("--lang", choices=("ru", "en"), default="ru", help="cashier language")
+    p.set_defaults(func=cmd_tui)
+
+    p = sub.add_parser(
+        "demo",
+        help="try everything in one command: back office + till + the cashier app, demo data",
+    )
+    p.add_argument(
+        "--script", action="store_true", help="print the scripted walk-through instead of the app"
+    )
+    p.add_argument("--dir", help="where to keep the demo data (default: a temp dir, removed)")
+    p.add_argument("--members", type=int, help="demo members (app 2000, script 10000)")
+    p.add_argument("--lang", choices=("ru", "en"), default="ru", help="cashier language")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("cashier", help="cashiers who sign in to the app")
+    csub = p.add_subparsers(dest="cashier_command", required=True)
+    c = csub.add_parser("add", help="add a cashier with a 4-8 digit PIN")
+    c.add_argument("--store", default=store_default, help="till store file")
+    c.add_argument("--id", required=True, help="cashier id (login, short)")
+    c.add_argument("--name", required=True, help="name shown in the sign-in list")
+    c.add_argument("--pin", help="PIN (default: asked without echo)")
+    c.add_argument("--role", default="cashier", choices=("cashier", "supervisor"))
+    c.set_defaults(func=cmd_cashier_add)
+    c = csub.add_parser("list", help="active cashiers")
+    c.add_argument("--store", default=store_default, help="till store file")
+    c.set_defaults(func=cmd_cashier_list)

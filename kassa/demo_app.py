@@ -1,0 +1,127 @@
+"""`kassa demo`: the cashier app on embedded defaults, in one command.
+
+On a fresh machine: a back office on embedded SQLite in a temp dir, served on a loopback
+port by uvicorn in this process; a demo programme, store and members; a till enrolled
+with a one-time code (its member cache loaded from the back office's snapshot) with the
+demo catalogue and two cashiers; then the Textual app with the on-screen preview printer
+and the sync loop running. When the app exits everything stops and the temp dir goes.
+
+``prepare_demo`` is shared with the tmux end-to-end test and bench/tui.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+DEMO_CASHIERS = (("anna", "Анна Петрова", "1111"), ("oleg", "Олег Смирнов", "2222"))
+
+
+@dataclass
+class DemoSite:
+    root: Path
+    till: Path
+    url: str
+    http: Any
+    hints: list[str]
+
+
+def _hints(bo: Any, phone_example: str, code_example: str) -> list[str]:
+    from agent.tokens import Coupon, TokenSigner, issue_coupon, load_ed25519_private_key
+
+    signer = TokenSigner(1, load_ed25519_private_key(bo.setting("token_private_key")))
+    now = datetime.now(UTC)
+    coupon = issue_coupon(
+        signer,
+        Coupon(
+            secrets.token_hex(16),
+            "percent",
+            1000,
+            now - timedelta(hours=1),
+            now + timedelta(days=7),
+        ),
+    )
+    pins = ", ".join(f"{name.split()[0]} {pin}" for _, name, pin in DEMO_CASHIERS)
+    return [
+        f"PIN: {pins}",
+        f"Телефон / phone: {phone_example}",
+        f"Карта / card: {code_example}",
+        "Товары / SKUs: DR-1001 SH-2001 OW-4001 AC-6001 GC-9001; =4999 (сумма)",
+        f"Купон / coupon -10%: {coupon}",
+    ]
+
+
+@contextlib.contextmanager
+def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator[DemoSite]:
+    """Back office + enrolled till, running until the block ends (then all stopped)."""
+    import httpx
+
+    from agent import shifts
+    from agent.identify import make_member_code
+    from agent.seed import demo_phone, demo_programme, member_rows, seed_catalog
+    from agent.store import Store
+    from kassa.demo_sync import LoopbackServer
+    from sync.backoffice.db import Database
+    from sync.backoffice.service import Backoffice
+    from sync.enroll import enroll_till
+
+    temp = directory is None
+    root = Path(tempfile.mkdtemp(prefix="kassa-demo-")) if directory is None else directory
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        bo = Backoffice(Database.open(str(root / "backoffice.db")))
+        try:
+            bo.initialise()
+            bo.ensure_store("s1", "Магазин «Демо»")
+            bo.load_members(
+                member_rows(
+                    members,
+                    demo_programme(),
+                    bytes.fromhex(bo.setting("phone_hash_key")),
+                    datetime.now(UTC),
+                ),
+                store_id="s1",
+            )
+            with (
+                LoopbackServer(bo) as server,
+                httpx.Client(base_url=server.url, timeout=httpx.Timeout(5.0, connect=1.0)) as http,
+            ):
+                till = root / "till.db"
+                enroll_till(till, http, bo.enroll_code("s1"), name="Касса 1")
+                with Store(till) as store:
+                    seed_catalog(store)
+                    for cid, name, pin in DEMO_CASHIERS:
+                        shifts.add_cashier(store, cid, name, pin)
+                phone = demo_phone(1)
+                typed = f"8 {phone[2:5]} {phone[5:8]}-{phone[8:10]}-{phone[10:]}"
+                hints = _hints(bo, typed, make_member_code(100_000_002))
+                yield DemoSite(root, till, server.url, http, hints)
+        finally:
+            bo.db.close()
+    finally:
+        if temp:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run_app_demo(directory: Path | None = None, *, members: int = 2000, lang: str = "ru") -> int:
+    """Prepare the demo site and run the cashier app on it until the cashier quits."""
+    from tui.app import KassaApp
+    from tui.services import open_services
+
+    with demo_site(directory, members=members) as site:
+        services = open_services(
+            site.till, http=site.http, printer_url="capture://", sync_interval_s=2.0, lang=lang
+        )
+        services.hints = site.hints
+        try:
+            KassaApp(services).run()
+        finally:
+            services.stop()
+    return 0
