@@ -184,12 +184,6 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from kassa.demo import run_demo
-
-    return run_demo(Path(args.dir) if args.dir else None, members=args.members)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kassa", description="Kassa loyalty agent for checkouts")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,10 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     from kassa.cli_drivers import add_commands as add_drivers
 
     add_drivers(sub, str(default_store_path()))
-    p = sub.add_parser("demo", help="scripted demo on a real store: identify, quote, commit, slip")
-    p.add_argument("--dir", help="where to keep the demo store (default: a temp dir)")
-    p.add_argument("--members", type=int, default=10_000, help="demo members to seed")
-    p.set_defaults(func=cmd_demo)
+    from kassa.cli_agent import add_commands as add_agent
+
+    add_agent(sub, str(default_store_path()))
+    from kassa.cli_tui import add_commands as add_tui
+
+    add_tui(sub, str(default_store_path()))
     return parser
 
 
