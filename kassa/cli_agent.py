@@ -62,9 +62,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from kassa.doctor import exit_code, render, run_checks
+    from kassa.config import ConfigError
+    from kassa.doctor import Finding, exit_code, render, run_checks
 
-    findings = run_checks(_config(args))
+    try:
+        findings = run_checks(_config(args))
+    except ConfigError as e:
+        findings = [Finding("config", "error", e.message_ru, e.message_en)]
     if args.json:
         _emit({"findings": findings, "exit_code": exit_code(findings)})
     else:
