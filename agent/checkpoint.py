@@ -62,12 +62,16 @@ class Checkpointer:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop the thread (finishing a checkpoint in progress) and close its connection."""
+        """Stop the thread (finishing a checkpoint in progress) and close its connection.
+        A later ``poke`` starts a new one (a bulk load stops it for its duration)."""
+        if self._thread is None:
+            return
         self._stop = True
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._thread.join()
+        self._thread = None
+        self._stop = False
+        self._wake.clear()
 
     def _run(self) -> None:
         conn = sqlite3.connect(

@@ -11,13 +11,17 @@ What is measured (DESIGN.md §8; all figures from this run, on this machine):
   the whole decision and of each phase, members drawn at random over the whole base.
 - the commit rate (``Agent.commit`` only) as a ratio to the physical floor: a bare sqlite3
   transaction with the same durability (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``)
-  writing the same rows: UPDATE of a member row (same member table size, a state of the
-  size the agent writes), INSERT of a purchase row, an outbox row and a print-job row, each
-  with payloads of the sizes the agent's own rows have in this run (measured after the
-  warm-up). The bare database is a separate file in the same directory, holding a copy of
-  the store's member table (built by the parent, untimed); agent and bare commits run in
-  the same child in alternating blocks so that disk noise (fsync latency, checkpoints)
-  falls on both alike. ``bare_commit_p99_ms`` is also the floor for any latency target.
+  writing the same rows into the same schema: the bare database gets the till's own DDL
+  for the tables a sale writes (``members``, ``purchases``, ``outbox``, ``print_jobs``,
+  ``meta``, with all their indexes, read from the built store) and a copy of its member
+  table; each bare commit UPDATEs a member row and INSERTs a purchase, an outbox row, a
+  print job and a meta counter, with the columns the agent writes and payloads of the sizes
+  the agent's own rows have in this run (measured after the warm-up). Both use the same
+  WAL checkpoint policy (``--checkpoint-every``: the till's background checkpoints,
+  ``agent.checkpoint``, by default; 0 = SQLite's automatic checkpoint inside commits).
+  Agent and bare commits run in the same child in alternating blocks so that disk noise
+  (fsync latency) falls on both alike. ``bare_commit_p99_ms`` is also the floor for any
+  latency target.
 - resident memory (RSS via psutil) with the cache open, after the checkouts. The checkout
   phase runs in a fresh child process that only opens the store (the build phase's memory is
   not counted); the child also holds the bare-floor connection (a default SQLite page cache,
@@ -32,10 +36,13 @@ every 200 cheques, as the sync loop would, so cheques take the online path; ``--
 instead dates the last contact an hour back and never renews it: the offline path (bounded
 redemption, offline counters written in each commit). ``*_cpu_*`` figures are this thread's
 CPU time (``time.thread_time_ns``): wall minus CPU is, roughly, waiting on the disk.
-Events are never acknowledged here, so the pending journal grows by one row per cheque;
-``decision_p50/p99_first/last_tenth_ms`` (first and last tenth of the cheques) show drift.
+``gc_*`` figures are the garbage collector's pauses during the timed phase (a candidate
+p99 source in a Python process). Events are never acknowledged here, so the pending
+journal grows by one row per cheque; ``decision_p50/p99_first/last_tenth_ms`` (first and
+last tenth of the cheques) show drift.
 
-Usage: ``python bench/checkout.py [--quick] [--members N] [--checkouts M] [--offline]``.
+Usage: ``python bench/checkout.py [--quick] [--members N] [--checkouts M] [--offline]
+[--checkpoint-every N]``.
 The last line printed is the JSON result; exit status is 0 whether or not targets are met.
 """
 

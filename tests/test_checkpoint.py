@@ -68,6 +68,21 @@ def test_no_thread_until_enough_commits_and_none_when_disabled(tmp_path):
         off.close()
 
 
+def test_a_stopped_checkpointer_starts_again_on_the_next_commits(tmp_path):
+    """A bulk load stops the thread for its duration; later commits start a new one."""
+    store = Store(tmp_path / "till.db", checkpoint_every=2)
+    try:
+        write_rows(store, 4)
+        wait_for_runs(store, 1)
+        store.checkpointer.stop()
+        assert store.checkpointer._thread is None
+        runs = store.checkpointer.stats.runs
+        write_rows(store, 4)
+        assert wait_for_runs(store, runs + 1).runs > runs
+    finally:
+        store.close()
+
+
 def test_sales_through_the_agent_with_checkpoints_between_them(till):
     """Real sales with the thread checkpointing between them: all of each sale (member,
     purchase, journal row, print job) is there, the journal stays gapless."""
