@@ -1,0 +1,148 @@
+"""The agent's TOML config: typed, documented, unknown keys refused naming file and key,
+secrets masked, the token file private."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from kassa.config import (
+    SECTIONS,
+    Config,
+    ConfigError,
+    ensure_token,
+    field_docs,
+    load_config,
+    parse_config,
+    redacted,
+)
+
+EXAMPLE = Path(__file__).parent.parent / "packaging" / "kassa.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "kassa.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_missing_default_file_means_defaults(tmp_path, monkeypatch):
+    monkeypatch.delenv("KASSA_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    cfg = load_config()
+    assert cfg.source == "defaults" and cfg.api.host == "127.0.0.1" and cfg.api.port == 8781
+    assert cfg.token_path() == tmp_path / "cfg" / "kassa" / "api-token"
+
+
+def test_a_named_file_must_exist(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "nope.toml")
+    assert "nope.toml" in str(e.value) and "not found" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("[printers]\nurl = ''\n", "printers", "unknown section"),
+        ("[api]\nprot = 8000\n", "api.prot", "unknown key"),
+        ("[api]\nport = '8000'\n", "api.port", "whole number"),
+        ("[api]\nport = 8000.0\n", "api.port", "whole number"),
+        ("[api]\nport = 70000\n", "api.port", "1-65535"),
+        ("[sync]\nenabled = 1\n", "sync.enabled", "true or false"),
+        ("[scanner]\nports = '/dev/ttyACM0'\n", "scanner.ports", "list of text"),
+        ("[log]\nlevel = 'LOUD'\n", "log.level", "one of"),
+        ("[api]\nhost = '0.0.0.0'\n", "api.host", "allow_remote"),
+        ("[api]\ntoken = 'short'\n", "api.token", "16 characters"),
+        ("api = 5\n", "api", "section"),
+    ],
+)
+def test_bad_files_are_refused_naming_file_and_key(tmp_path, text, key, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.details["file"] == str(path) and e.value.details["key"] == key
+    assert str(path) in str(e.value) and key in str(e.value) and words in str(e.value)
+    assert e.value.message_ru
+
+
+def test_not_toml_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "[api\nport = 1"))
+    assert "not valid TOML" in str(e.value)
+
+
+def test_remote_listen_needs_an_explicit_opt_in(tmp_path):
+    cfg = load_config(write(tmp_path, "[api]\nhost = '0.0.0.0'\nallow_remote = true\n"))
+    assert cfg.api.host == "0.0.0.0" and cfg.api.allow_remote
+
+
+def test_every_field_is_documented_and_in_the_example():
+    docs = field_docs()
+    for name, cls in SECTIONS.items():
+        for f in fields(cls):
+            assert docs.get(f"{name}.{f.name}"), f"{name}.{f.name} has no docstring"
+    example = EXAMPLE.read_text(encoding="utf-8")
+    cfg = parse_config(tomllib.loads(example), str(EXAMPLE))  # the example is valid
+    assert cfg.api.port == 8781
+    section = ""
+    mentioned = set()
+    for line in example.splitlines():
+        if m := re.match(r"^\[(\w+)\]", line):
+            section = m.group(1)
+        elif m := re.match(r"^#?\s*(\w+) = ", line):
+            mentioned.add(f"{section}.{m.group(1)}")
+    assert set(docs) <= mentioned, set(docs) - mentioned
+
+
+def test_defaults_in_the_example_match_the_code():
+    example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    defaults = Config()
+    marked = {"store.path", "api.token_file"}  # "example" values in the file
+    for name, values in example.items():
+        for key, value in values.items():
+            if f"{name}.{key}" not in marked:
+                assert getattr(getattr(defaults, name), key) == value, f"{name}.{key}"
+
+
+def test_show_masks_secrets_and_check_says_ok(tmp_path):
+    secret = "s3cret-token-that-must-not-show"
+    path = write(tmp_path, f"[api]\ntoken = '{secret}'\n[store]\npath = '{tmp_path}/t.db'\n")
+    assert redacted(load_config(path))["api"]["token"] == "********"
+    run = [sys.executable, "-m", "kassa.cli", "config"]
+    shown = subprocess.run(
+        [*run, "show", "--config", str(path)], capture_output=True, text=True, check=True
+    )
+    assert secret not in shown.stdout + shown.stderr
+    assert json.loads(shown.stdout)["api"]["token"] == "********"
+    ok = subprocess.run(
+        [*run, "check", "--config", str(path)], capture_output=True, text=True, check=True
+    )
+    assert json.loads(ok.stdout) == {"ok": True, "source": str(path)}
+    bad = subprocess.run(
+        [*run, "check", "--config", str(write(tmp_path, "[api]\nprot = 1\n"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and json.loads(bad.stdout)["details"]["key"] == "api.prot"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_token_file_is_created_private_and_an_open_one_is_refused(tmp_path):
+    cfg = load_config(write(tmp_path, ""))
+    token = ensure_token(cfg)
+    path = tmp_path / "api-token"
+    assert len(token) >= 32 and path.stat().st_mode & 0o777 == 0o600
+    assert ensure_token(cfg) == token  # read back, not replaced
+    path.chmod(0o640)
+    with pytest.raises(ConfigError) as e:
+        ensure_token(cfg)
+    assert "chmod 600" in str(e.value)
