@@ -146,3 +146,41 @@ def test_token_file_is_created_private_and_an_open_one_is_refused(tmp_path):
     with pytest.raises(ConfigError) as e:
         ensure_token(cfg)
     assert "chmod 600" in str(e.value)
+
+
+PACKAGING = EXAMPLE.parent
+
+
+def test_service_files_run_commands_that_exist():
+    import configparser
+    import shlex
+    import xml.etree.ElementTree as ET
+
+    from kassa.cli import build_parser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(PACKAGING / "systemd" / "kassa-agent.service", encoding="utf-8")
+    service = unit["Service"]
+    assert service["Restart"] == "on-failure" and service["NoNewPrivileges"] == "true"
+    assert service["ProtectSystem"] == "strict" and service["User"] == "kassa"
+    for key in ("ExecStart", "ExecStartPre"):
+        argv = shlex.split(service[key])
+        args = build_parser().parse_args(argv[1:])
+        assert args.func.__module__ == "kassa.cli_agent"
+    xml = ET.parse(PACKAGING / "windows" / "kassa-agent.xml").getroot()
+    args = build_parser().parse_args(shlex.split(xml.findtext("arguments") or ""))
+    assert args.agent_command == "serve" and args.quiet
+    compile((PACKAGING / "windows" / "kassa.spec").read_text(encoding="utf-8"), "spec", "exec")
+    compile((PACKAGING / "windows" / "kassa_main.py").read_text(encoding="utf-8"), "m", "exec")
+
+
+def test_udev_rules_are_well_formed():
+    rule = re.compile(r'^[A-Z_]+(\{[A-Za-z_]+\})?(==|=|\+=)"[^"]*"$')
+    lines = (PACKAGING / "udev" / "99-kassa.rules").read_text(encoding="utf-8").splitlines()
+    rules = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert len(rules) >= 10
+    for line in rules:
+        for part in (p.strip() for p in line.split(", ")):
+            assert rule.match(part), part
+        assert 'MODE="0660"' in line  # group access, never world-writable
