@@ -37,18 +37,16 @@ from agent.tokens import (
     issue_member_token,
     load_ed25519_private_key,
 )
-from sync.backoffice import ingest
+from sync.backoffice import feed, ingest
 from sync.backoffice.db import Database, Tx
 from sync.backoffice.schema import migrate
 from sync.protocol import (
-    MAX_ENVELOPE_INT,
     TERMINAL_ID_RE,
     ProtocolError,
     PushRequest,
     clean_text,
 )
 
-CHANGES_PAGE_MAX = 1000
 ENROLL_CODE_TTL_HOURS = 24
 
 
@@ -286,81 +284,21 @@ class Backoffice:
         out["clock_skew_seconds"] = None if skew is None else round(skew, 1)
         return out
 
-    # ------------------------------------------------------------------ feed
+    # ------------------------------------------------------------------ feed (``feed``)
     def changes(self, cursor: str | None, limit: int = 500) -> dict[str, Any]:
         """A page of changes after ``cursor``; 410 ``cursor_expired`` when pruned past it."""
-        try:
-            after = int(cursor or "0")
-        except ValueError:
-            raise ProtocolError(400, "bad_cursor", f"cursor {cursor!r} is not valid") from None
-        if not 0 <= after <= MAX_ENVELOPE_INT:
-            raise ProtocolError(400, "bad_cursor", "cursor is out of range")
-        limit = max(1, min(limit, CHANGES_PAGE_MAX))
-        with self.db.reading() as tx:
-            oldest = tx.one("SELECT value FROM settings WHERE key = 'feed_pruned_through'")
-            if oldest is not None and after < int(oldest[0]):
-                raise ProtocolError(
-                    410,
-                    "cursor_expired",
-                    "changes before this cursor were pruned; load /v1/snapshot",
-                    pruned_through=int(oldest[0]),
-                )
-            rows = tx.all(
-                "SELECT seq, kind, member_id, body FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, limit + 1),
-            )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        changes = [
-            {"seq": int(r[0]), "kind": r[1], "member_id": r[2], "body": json.loads(r[3])}
-            for r in rows
-        ]
-        next_cursor = str(rows[-1][0]) if rows else str(after)
-        return {"changes": changes, "next_cursor": next_cursor, "more": more}
+        return feed.changes(self.db, cursor, limit)
 
     def prune_changes(self, keep_after: int) -> int:
         """Drop changes up to ``keep_after``; cursors before it are then expired."""
-        with self.db.transaction(feed=True) as tx:
-            n = tx.execute("DELETE FROM changes WHERE seq <= ?", (keep_after,)).rowcount
-            tx.execute(
-                "INSERT INTO settings(key, value) VALUES ('feed_pruned_through', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (str(keep_after),),
-            )
-        return n
+        return feed.prune_changes(self.db, keep_after)
 
     def feed_head(self) -> int:
-        with self.db.reading() as tx:
-            row = tx.one("SELECT max(seq) FROM changes")
-        return int(row[0] or 0)
+        return feed.feed_head(self.db)
 
-    def snapshot_lines(self, page: int = 5000) -> Iterator[bytes]:
-        """NDJSON: a header with the cursor to continue from, one line per member, a trailer.
-
-        Streamed page by page (keyset on member_id) so memory stays bounded whatever the
-        size of the base; the cursor is taken first, so later changes are re-pulled.
-        """
-        head = self.feed_head()
-        version = self.active_rules_version()
-        yield _line({"kind": "snapshot", "cursor": str(head), "rules_version": version})
-        last = ""
-        count = 0
-        while True:
-            with self.db.reading() as tx:
-                rows = tx.all(
-                    f"SELECT {_RECORD_COLS} FROM members WHERE member_id > ? "
-                    "ORDER BY member_id LIMIT ?",
-                    (last, page),
-                )
-            if not rows:
-                break
-            out = bytearray()
-            for r in rows:
-                out += _line(_record_from_row(r))
-            count += len(rows)
-            last = rows[-1][0]
-            yield bytes(out)
-        yield _line({"kind": "end", "members": count})
+    def snapshot_lines(self, page: int = feed.SNAPSHOT_PAGE) -> Iterator[bytes]:
+        """The member snapshot as NDJSON chunks (``feed.snapshot_lines``)."""
+        return feed.snapshot_lines(self.db, self.active_rules_version(), page)
 
     # ------------------------------------------------------------------ members
     def lookup(self, *, phone_hash: str | None = None, code: str | None = None) -> dict[str, Any]:
@@ -438,7 +376,3 @@ def _record_from_row(r: Any) -> dict[str, Any]:
         "consent_marketing": bool(r[13]),
         "merged_into": r[14],
     }
-
-
-def _line(obj: Any) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
