@@ -1,39 +1,234 @@
-"""Pilot tests: sign-in and shift, checkout (scan, accept, confirm), against a real store
-and the real back office."""
+"""Pilot tests: sign-in and checkout against a real store and the real back office.
+
+Assertions are on the till's store, the back office and the recorded messages; scanner
+bursts are injected as key events (fast key clock, see tui_helpers)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from tui_helpers import harness
+from textual.widgets import Input
+from tui_helpers import Harness, harness, settle, widget_text
 
 from agent.seed import demo_phone
-from tui.messages import CheckoutCommitted, MemberIdentified, ShiftOpened
+from agent.shifts import current_shift
+from tui.messages import (
+    CheckoutCommitted,
+    CoreFailed,
+    MemberIdentified,
+    QuoteReady,
+    Scanned,
+    ShiftOpened,
+)
+from tui.screens.checkout import CheckoutScreen
+from tui.screens.signin import SignInScreen
 
 
-def test_sign_in_then_scan_accept_confirm(tmp_path: Path) -> None:
+def run(coro: Any) -> None:
+    asyncio.run(coro)
+
+
+async def sign_in(h: Harness, pilot: Any, pin: str = "1111", down: int = 0) -> None:
+    for _ in range(down):
+        await pilot.press("down")
+    await pilot.press("enter")
+    await h.type(pilot, pin)
+
+
+def said(pilot: Any) -> str:
+    return widget_text(pilot.app, "#say")
+
+
+def purchases(h: Harness) -> list[tuple[Any, ...]]:
+    assert h.services is not None
+    with h.services.store.read() as conn:
+        return conn.execute(
+            "SELECT receipt_id, member_id, cashier_id, shift_id, offline FROM purchases"
+        ).fetchall()
+
+
+def test_sign_in_with_wrong_then_right_pin(tmp_path: Path) -> None:
     async def main() -> None:
         with harness(tmp_path) as h:
             async with h.run() as pilot:
-                app = pilot.app
-                await pilot.press("enter")
-                await h.type(pilot, "1111")
+                assert isinstance(pilot.app.screen, SignInScreen)
+                await sign_in(h, pilot, "9999", down=1)
+                failed = h.of(CoreFailed)
+                assert failed[-1].code == "wrong_pin"
+                assert "Неверный PIN" in said(pilot)
+                assert pilot.app.screen.query_one("#pin", Input).value == ""
+                assert isinstance(pilot.app.screen, SignInScreen)
+                await h.type(pilot, "2222")
                 opened = h.of(ShiftOpened)
-                assert opened and opened[0].cashier.cashier_id == "anna"
-                await h.type(pilot, "DR-1001")
-                code = app.services.agent.identify(demo_phone(3)).code
-                await h.scan(pilot, code)
-                ident = h.of(MemberIdentified)
-                assert ident[-1].source == "wedge"
-                await pilot.press("enter")
-                await pilot.pause()
-                await pilot.press("enter")
-                from tui_helpers import settle
+                assert [o.cashier.cashier_id for o in opened] == ["oleg"]
+                assert isinstance(pilot.app.screen, CheckoutScreen)
+                assert h.services is not None
+                shift = current_shift(h.services.store)
+                assert shift is not None and shift.cashier_id == "oleg"
 
+    run(main())
+
+
+def test_three_keys_scan_accept_confirm_commits_and_prints(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")
+                assert h.services is not None
+                code = h.services.agent.identify(demo_phone(3)).code
+                keys_before = h.keys.now
+                await h.scan(pilot, code)  # the scan: no key from the cashier
+                assert h.of(Scanned)[-1].text == code
+                assert h.of(MemberIdentified)[-1].source == "wedge"
+                # the scanned digits did not land in the entry line
+                assert pilot.app.screen.query_one("#entry", Input).value == ""
+                assert h.keys.now > keys_before
+                await pilot.press("enter")  # 1: accept the quote
+                await settle(pilot)
+                assert pilot.app.screen.stage == "confirm"
+                await pilot.press("enter")  # 2: confirm
                 await settle(pilot)
                 done = h.of(CheckoutCommitted)
                 assert len(done) == 1
-                print(done[0].slip_text)
+                result = done[0].result
+                rows = purchases(h)
+                assert rows == [(result.receipt_id, result.quote.member_id, "anna", rows[0][3], 0)]
+                assert rows[0][3] is not None  # the shift id
+                assert "Платье" not in done[0].slip_text  # slips carry points, not goods
+                assert "Начислено" in done[0].slip_text
+                assert result.receipt_id in widget_text(pilot.app, "#cheque-box")
+                # The preview printer got real ESC/POS bytes for the slip.
+                h.services.printer.drain()
+                data = h.services.preview.data
+                assert data.startswith(b"\x1b@")
+                assert result.receipt_id.encode() in data
+                assert "Начислено".encode("cp866") in data
+                # Enter again: a new cheque with the next number.
+                await pilot.press("enter")
+                await settle(pilot)
+                assert pilot.app.screen.card is None
+                assert pilot.app.screen.receipt_id != result.receipt_id
 
-    asyncio.run(main())
+    run(main())
+
+
+def test_typed_phone_total_spend_all_and_typed_points(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                screen = pilot.app.screen
+                await h.type(pilot, "=12000")  # a till without integration: the total
+                await h.type(pilot, "SH-2001*2!")  # two sale shirts
+                phone = demo_phone(5)
+                await h.type(pilot, f"8 {phone[2:5]} {phone[5:8]}-{phone[8:10]}-{phone[10:]}")
+                card = h.of(MemberIdentified)[-1].card
+                assert card.identified_by == "phone"
+                assert [(ln.sku, ln.qty, ln.sale) for ln in screen.lines] == [
+                    ("TOTAL", 1, False),
+                    ("SH-2001", 2, True),
+                ]
+                assert screen.lines[0].amount_kop == 1_200_000
+                q = h.of(QuoteReady)[-1].quote
+                assert q.redeem_points == 0 and q.max_redeem_points > 0
+                await pilot.press("f6")  # spend all allowed
+                await settle(pilot)
+                q = h.of(QuoteReady)[-1].quote
+                assert q.redeem_points == q.max_redeem_points > 0
+                await h.type(pilot, "-100")  # spend exactly 100
+                q = h.of(QuoteReady)[-1].quote
+                assert q.redeem_points == 100
+                assert sum(ln.points_discount_kop for ln in q.lines) == 100 * q.point_value_kop
+                text = widget_text(pilot.app, "#cheque-box")
+                assert "100" in text
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                committed = h.of(CheckoutCommitted)[-1].result
+                assert committed.quote.redeem_points == 100
+                after = h.services.agent.card(card.member_id)  # type: ignore[union-attr]
+                assert after.balance == card.balance - 100 + committed.quote.total_earned
+
+    run(main())
+
+
+def test_bad_entries_say_what_was_wrong_and_write_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "ZZ-0000")
+                assert "ZZ-0000" in said(pilot)
+                await h.type(pilot, "8 999 000-00-00")
+                assert h.of(CoreFailed)[-1].code == "not_found"
+                await h.type(pilot, "??")
+                assert "??" in said(pilot)
+                await h.type(pilot, "")  # Enter on nothing: no member yet
+                assert "карту" in said(pilot)
+                await h.type(pilot, "DR-1001")
+                code = h.services.agent.identify(demo_phone(4)).code  # type: ignore[union-attr]
+                await h.scan(pilot, code)
+                await h.type(pilot, "-999999")  # more than allowed: refused, back to none
+                assert h.of(CoreFailed)[-1].code == "redemption_refused"
+                assert pilot.app.screen.redeem == 0
+                await h.type(pilot, "KC1:AAAA")  # a broken coupon: refused, dropped
+                assert pilot.app.screen.coupon is None
+                assert h.of(QuoteReady)[-1].quote.coupon_id is None
+                assert purchases(h) == []
+
+    run(main())
+
+
+def test_coupon_scanned_applies_and_is_single_use(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            coupon = h.coupon(percent_bp=1000)
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(6))
+                await h.scan(pilot, coupon)
+                q = h.of(QuoteReady)[-1].quote
+                assert q.coupon_id is not None
+                assert sum(ln.coupon_discount_kop for ln in q.lines) == 64_990
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                assert h.of(CheckoutCommitted)[-1].result.quote.coupon_id == q.coupon_id
+                await pilot.press("enter")  # new cheque; the coupon again is refused
+                await settle(pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(7))
+                await pilot.press("f7")
+                await h.type(pilot, coupon)
+                assert h.of(CoreFailed)[-1].code == "bad_coupon"
+                assert pilot.app.screen.coupon is None
+
+    run(main())
+
+
+def test_language_switch_relabels_everything(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                keys = widget_text(pilot.app, "#keys")
+                assert "English" in keys
+                await pilot.press("f10")
+                await pilot.pause()
+                assert "Cashier sign-in" in str(pilot.app.screen.query_one("#signin").border_title)
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(2))
+                text = widget_text(pilot.app, "#cheque-box")
+                assert "To pay" in text and "К оплате" not in text
+                keys = widget_text(pilot.app, "#keys")
+                assert "New cheque" in keys and "Русский" in keys
+                status = widget_text(pilot.app, "#status")
+                assert "Online" in status
+                await pilot.press("f10")
+                await pilot.pause()
+                text = widget_text(pilot.app, "#cheque-box")
+                assert "К оплате" in text
+
+    run(main())

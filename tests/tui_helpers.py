@@ -80,6 +80,26 @@ class Harness:
         self.services: Services | None = None
         self.app: KassaApp | None = None
 
+    def coupon(self, percent_bp: int = 1000, member_code: str | None = None) -> str:
+        """A coupon signed with the back office's key (as the marketing system would)."""
+        from datetime import timedelta
+
+        from agent.tokens import Coupon, TokenSigner, issue_coupon, load_ed25519_private_key
+
+        signer = TokenSigner(1, load_ed25519_private_key(self.bo.setting("token_private_key")))
+        now = self.clock.now()
+        return issue_coupon(
+            signer,
+            Coupon(
+                "ab" * 16,
+                "percent",
+                percent_bp,
+                now - timedelta(days=1),
+                now + timedelta(days=7),
+                member_code=member_code,
+            ),
+        )
+
     def network_down(self) -> None:
         self.transport.plan = lambda r: "drop_request"
 
@@ -87,7 +107,15 @@ class Harness:
         self.transport.plan = lambda r: None
 
     def of(self, kind: type[Message]) -> list[Any]:
-        return [m for m in self.messages if isinstance(m, kind)]
+        """Recorded messages of ``kind``, each once (a bubbling message is dispatched at
+        every level it passes)."""
+        seen: set[int] = set()
+        out = []
+        for m in self.messages:
+            if isinstance(m, kind) and id(m) not in seen:
+                seen.add(id(m))
+                out.append(m)
+        return out
 
     def make_app(self, **kw: Any) -> KassaApp:
         self.services = open_services(
@@ -145,6 +173,19 @@ _NAMED = {
 
 def _key(ch: str) -> str:
     return _NAMED.get(ch, ch)
+
+
+def screen_text(app: Any) -> str:
+    """The whole terminal as plain text lines (what a cashier sees, no styles)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join(strip.text.rstrip() for strip in strips)
+
+
+def widget_text(app: Any, selector: str) -> str:
+    """The plain text inside one widget's region of the screen."""
+    region = app.screen.query_one(selector).region
+    lines = screen_text(app).split("\n")[region.y : region.y + region.height]
+    return "\n".join(line[region.x : region.x + region.width] for line in lines)
 
 
 async def settle(pilot: Pilot[Any]) -> None:
