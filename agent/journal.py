@@ -178,11 +178,8 @@ def upsert_members(conn: sqlite3.Connection, records: Iterable[MemberRecord], no
         f"ON CONFLICT(member_id) DO UPDATE SET {updates}, merged_into = excluded.merged_into, "
         "offline_spent = 0 WHERE members.unsynced = 0"
     )
-    written = 0
-    for rec in records:
-        cur = conn.execute(sql, (*rec.row(now_iso), rec.merged_into))
-        written += cur.rowcount
-    return written
+    cur = conn.executemany(sql, [(*rec.row(now_iso), rec.merged_into) for rec in records])
+    return max(cur.rowcount, 0)
 
 
 def settle(
@@ -201,42 +198,65 @@ def settle(
     pending and are sent again.
     """
     by_id = {e.event_id: e for e in batch}
-    acked = quarantined = 0
+    answered: dict[int, tuple[OutboxEvent, Settlement]] = {}
+    for res in results:
+        event = by_id.get(res.event_id)
+        if event is not None and event.seq not in answered:
+            answered[event.seq] = (event, res)
     touched: set[str] = set()
     with store.write() as conn:
-        for res in results:
-            event = by_id.get(res.event_id)
-            if event is None:
-                continue
-            ok = res.status in SETTLED_OK
-            cur = conn.execute(
-                "UPDATE outbox SET status = ?, acked_at = ? WHERE seq = ? AND status = 'pending'",
-                ("acked" if ok else "quarantined", now_iso, event.seq),
+        # Only rows still pending are settled (an answer received twice changes nothing);
+        # the whole answer is then written with one executemany per statement.
+        pending: set[int] = set()
+        seqs = sorted(answered)
+        for i in range(0, len(seqs), 500):
+            part = seqs[i : i + 500]
+            marks = ",".join("?" * len(part))
+            pending.update(
+                seq
+                for (seq,) in conn.execute(
+                    f"SELECT seq FROM outbox WHERE status = 'pending' AND seq IN ({marks})", part
+                )
             )
-            if cur.rowcount != 1:
+        ok_rows: list[tuple[str, int]] = []
+        bad_rows: list[tuple[str, int]] = []
+        quarantine: list[tuple[Any, ...]] = []
+        unsynced: dict[str, int] = {}
+        for seq in seqs:
+            if seq not in pending:
                 continue
-            if ok:
-                acked += 1
+            event, res = answered[seq]
+            if res.status in SETTLED_OK:
+                ok_rows.append((now_iso, seq))
             else:
-                quarantined += 1
-                conn.execute(
-                    "INSERT OR REPLACE INTO quarantine(seq, event_id, status, code, message, "
-                    "quarantined_at) VALUES (?,?,?,?,?,?)",
+                bad_rows.append((now_iso, seq))
+                quarantine.append(
                     (
-                        event.seq,
+                        seq,
                         event.event_id,
                         res.status,
                         res.code or res.status,
                         res.message or "",
                         now_iso,
-                    ),
+                    )
                 )
             if event.member_id:
                 touched.add(event.member_id)
-                conn.execute(
-                    "UPDATE members SET unsynced = max(unsynced - 1, 0) WHERE member_id = ?",
-                    (event.member_id,),
-                )
+                unsynced[event.member_id] = unsynced.get(event.member_id, 0) + 1
+        conn.executemany("UPDATE outbox SET status = 'acked', acked_at = ? WHERE seq = ?", ok_rows)
+        conn.executemany(
+            "UPDATE outbox SET status = 'quarantined', acked_at = ? WHERE seq = ?", bad_rows
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO quarantine(seq, event_id, status, code, message, "
+            "quarantined_at) VALUES (?,?,?,?,?,?)",
+            quarantine,
+        )
+        conn.executemany(
+            "UPDATE members SET unsynced = max(unsynced - ?, 0) WHERE member_id = ?",
+            [(n, mid) for mid, n in unsynced.items()],
+        )
+        acked, quarantined = len(ok_rows), len(bad_rows)
         settled = acked + quarantined
         if settled:
             done = int(_sync_value(conn, "acked_events") or 0) + settled
