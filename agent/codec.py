@@ -84,13 +84,19 @@ _ENCODERS.update(
 )
 
 
-def _compile_encoder(cls: type) -> Callable[[Any], Any]:
-    """``lambda v: {"a": <v.a as plain>, ...}`` for the dataclass ``cls``, in field order.
+def _compile_encoder(
+    cls: type, plain: Callable[[Any], Any] | None = None, *, sort: bool = False
+) -> Callable[[Any], Any]:
+    """``lambda v: {"a": <v.a as plain>, ...}`` for the dataclass ``cls``, in field order
+    (``sort``: in key order, for the canonical form).
 
     Each field is passed through when its runtime type is a JSON scalar, else handed to
-    ``to_plain``: the same result as the generic walk, without its per-field calls.
+    ``plain`` (default ``to_plain``): the same result as the generic walk, without its
+    per-field calls.
     """
     names = [f.name for f in dataclasses.fields(cls)]
+    if sort:
+        names.sort()
     lines = ["def encode(v, S=S, P=P):"]
     for i, name in enumerate(names):
         lines.append(f"    x{i} = v.{name}")
@@ -98,20 +104,82 @@ def _compile_encoder(cls: type) -> Callable[[Any], Any]:
         f"{name!r}: (x{i} if type(x{i}) in S else P(x{i}))" for i, name in enumerate(names)
     )
     lines.append(f"    return {{{items}}}")
-    scope: dict[str, Any] = {"S": _SCALARS, "P": to_plain}
+    scope: dict[str, Any] = {"S": _SCALARS, "P": plain or to_plain}
     exec("\n".join(lines), scope)  # noqa: S102 - code built from dataclass field names only
     encode: Callable[[Any], Any] = scope["encode"]
     encode.__qualname__ = f"encode_{cls.__name__}"
     return encode
 
 
+# --------------------------------------------------------------------------- canonical
+# ``dumps`` builds every object with its keys already in sorted order (``_canon``), so the
+# JSON encoder need not sort them; the C encoder is made once and called directly, without
+# the circular-reference bookkeeping (a JSON-ready tree built here holds no cycles).
+_CANON: dict[type, Callable[[Any], Any]] = {}
+
+
+def _canon(value: Any) -> Any:
+    """``to_plain(value)`` with the keys of every object inserted in sorted order."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    enc = _CANON.get(kind)
+    if enc is not None:
+        return enc(value)
+    if dataclasses.is_dataclass(kind):
+        enc = _CANON[kind] = _compile_encoder(kind, _canon, sort=True)
+        return enc(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return _canon_seq(value)
+    if isinstance(value, frozenset | set):
+        return sorted(_canon(v) for v in value)
+    if isinstance(value, dict):
+        return _canon_dict(value)
+    return value
+
+
+def _canon_seq(value: Any) -> list[Any]:
+    return [v if type(v) in _SCALARS else _canon(v) for v in value]
+
+
+def _canon_dict(value: dict[Any, Any]) -> dict[str, Any]:
+    # As ``to_plain``: keys become text (a later key wins when two give the same text).
+    out = {str(k): v if type(v) in _SCALARS else _canon(v) for k, v in value.items()}
+    return {k: out[k] for k in sorted(out)}
+
+
+_CANON.update(
+    {
+        datetime: datetime.isoformat,
+        date: date.isoformat,
+        tuple: _canon_seq,
+        list: _canon_seq,
+        dict: _canon_dict,
+    }
+)
+
 # One encoder object instead of a new one per call (``json.dumps`` with options builds one).
 _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_SORTED_ENCODE: Callable[[Any, int], Any] | None = (
+    _c_make_encoder(
+        None, _JSON.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    if _c_make_encoder is not None
+    else None
+)
 
 
 def dumps(value: Any) -> str:
     """Canonical JSON: sorted keys, compact, UTF-8 kept readable."""
-    return _JSON.encode(to_plain(value))
+    if _SORTED_ENCODE is None:  # pragma: no cover - a Python built without _json
+        return _JSON.encode(to_plain(value))
+    plain = _canon(value)
+    if type(plain) is str:
+        return _ESCAPE(plain)
+    return "".join(_SORTED_ENCODE(plain, 0))
 
 
 def dumps_plain(plain: Any) -> str:

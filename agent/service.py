@@ -479,8 +479,8 @@ class Agent:
         """
         # The request, the cart and the quote are made JSON-ready once each and shared by
         # the documents that hold them (request hash, journal payload, stored result).
-        req_plain = codec.to_plain(req)
-        cart_text = codec.dumps_plain(req_plain["cart"])
+        req_plain = codec.to_plain_with(req, cart=None)
+        cart_text = codec.dumps(req.cart)
         request_hash = codec.digest(codec.dumps_with(req_plain, cart=cart_text))
         stored = self._stored_commit(req.cart.receipt_id, request_hash)
         if stored is not None:
@@ -518,7 +518,7 @@ class Agent:
                 now,
                 offline_spent=q.redeem_points if offline else 0,
             )
-            q_text = codec.dumps_plain(codec.to_plain(q))
+            q_text = codec.dumps(q)
             payload = {
                 "receipt_id": q.receipt_id,
                 "member_id": req.member_id,
