@@ -55,6 +55,7 @@ class Flow:
 FLOWS: tuple[Flow, ...] = (
     # Reserved keys (tui/__init__.py): F2 register, F3 refund, F4 lookup, F5 sync screen,
     # F9 training mode. Add one line per flow here.
+    Flow("f2", "register", "bind.register", "tui.screens.register:RegisterScreen"),
     Flow("f11", "shift", "bind.shift", "tui.screens.shift:ShiftScreen"),
 )
 

@@ -156,6 +156,15 @@ STRINGS: dict[str, tuple[str, str]] = {
 }
 
 
+def points(lang: str, n: int) -> str:
+    """Integer points for the cashier: «1 949 бонусов» / "1,949 points"."""
+    if lang == "en":
+        return f"{n:,} point{'s' if abs(n) != 1 else ''}"
+    from agent.money import format_points
+
+    return format_points(n)
+
+
 def register_strings(extra: Mapping[str, tuple[str, str]]) -> None:
     """Add a screen's strings; a key defined twice is a programming error."""
     clash = sorted(set(extra) & set(STRINGS))

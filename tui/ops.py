@@ -52,19 +52,35 @@ def _shift_id(s: Services) -> str:
     return s.shift.shift_id
 
 
+def _local(s: Services, report: shifts.XReport) -> shifts.XReport:
+    """The report with its times in the store's time zone (the programme's), as the
+    cashier reads clocks."""
+    tz = s.agent.programme().tz
+    shift = report.shift
+    return replace(
+        report,
+        generated_at=report.generated_at.astimezone(tz),
+        shift=replace(
+            shift,
+            opened_at=shift.opened_at.astimezone(tz),
+            closed_at=shift.closed_at.astimezone(tz) if shift.closed_at else None,
+        ),
+    )
+
+
 def x_report(s: Services) -> XReportReady:
-    return XReportReady(shifts.x_report(s.store, _shift_id(s), s.clock.now()))
+    return XReportReady(_local(s, shifts.x_report(s.store, _shift_id(s), s.clock.now())))
 
 
 def close_shift(s: Services) -> ShiftClosed:
     report = shifts.close_shift(s.store, _shift_id(s), s.clock.now())
     s.shift = None
     s.cashier = None
-    return ShiftClosed(report)
+    return ShiftClosed(_local(s, report))
 
 
 def print_x_report(s: Services) -> ReportQueued:
-    report = shifts.x_report(s.store, _shift_id(s), s.clock.now())
+    report = _local(s, shifts.x_report(s.store, _shift_id(s), s.clock.now()))
     job = shifts.queue_report(s.store, report, s.agent.store_name)
     if s.printer is not None:
         s.printer.notify()

@@ -36,7 +36,7 @@ class StatusSnapshot:
     """Everything the status bar shows, read in one worker call.
 
     ``online`` is None when the till has no back office configured. Times are aware
-    datetimes; ``printer_fault`` is a ``PrinterFault`` value ("ok", "unknown", ...).
+    datetimes (``now`` in the store's time zone, the programme's); ``printer_fault`` is a ``PrinterFault`` value ("ok", "unknown", ...).
     """
 
     online: bool | None
@@ -143,7 +143,7 @@ class Services:
             printer_preview=self.preview is not None,
             print_queue=printq.queue_depth(self.store),
             training=self.training,
-            now=self.clock.now(),
+            now=self.clock.now().astimezone(self.agent.programme().tz),
         )
 
 

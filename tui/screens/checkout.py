@@ -21,10 +21,10 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from agent.model import CartLine
-from agent.money import format_points, format_rub
+from agent.money import format_rub
 from tui import ops
 from tui.entry import parse_entry
-from tui.i18n import t
+from tui.i18n import points, t
 from tui.messages import (
     CatalogItemFound,
     CheckoutCommitted,
@@ -76,9 +76,9 @@ def cheque_view(
     if quote is None:
         return table
     table.add_row(Text(t(lang, "co.total"), style="bold"), format_rub(quote.total_kop), "")
-    table.add_row(t(lang, "co.max"), format_points(quote.max_redeem_points), "")
+    table.add_row(t(lang, "co.max"), points(lang, quote.max_redeem_points), "")
     chosen = t(lang, "co.spend.max") if redeem == "max" else ""
-    spend = format_points(quote.redeem_points)
+    spend = points(lang, quote.redeem_points)
     table.add_row(
         t(lang, "co.spend") + (f" ({chosen})" if chosen else ""),
         Text(spend, style="bold"),
@@ -88,7 +88,7 @@ def cheque_view(
         table.add_row(Text(limit, style="yellow"))
     if coupon:
         table.add_row(t(lang, "co.coupon"), quote.coupon_id or "", "")
-    table.add_row(t(lang, "co.earn"), Text(f"+{format_points(quote.total_earned)}", "green"), "")
+    table.add_row(t(lang, "co.earn"), Text(f"+{points(lang, quote.total_earned)}", "green"), "")
     table.add_row(
         Text(t(lang, "co.payable"), style="bold"),
         Text(format_rub(quote.payable_kop), style="bold"),

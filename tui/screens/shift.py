@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import Static
 
-from agent.money import format_points, format_rub
+from agent.money import format_rub
 from tui import ops
 from tui.messages import ReportQueued, ShiftClosed, XReportReady
 from tui.screens.base import KassaScreen
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def report_table(report: XReport, lang: str) -> Table:
     """The X-report as a two-column table (pure: the screen and the tests share it)."""
-    from tui.i18n import t
+    from tui.i18n import points, t
 
     s = report.shift
     table = Table.grid(padding=(0, 2))
@@ -45,13 +45,13 @@ def report_table(report: XReport, lang: str) -> Table:
         ("xr.offline", str(report.offline_cheques)),
         ("xr.sales", format_rub(report.sales_kop)),
         ("xr.discount", format_rub(report.discount_kop)),
-        ("xr.earned", format_points(report.points_earned)),
-        ("xr.spent", format_points(report.points_spent)),
+        ("xr.earned", points(lang, report.points_earned)),
+        ("xr.spent", points(lang, report.points_spent)),
         ("xr.registrations", str(report.registrations)),
         ("xr.refunds", str(report.refunds)),
         ("xr.refund_kop", format_rub(report.refund_kop)),
-        ("xr.reversed", format_points(report.points_reversed)),
-        ("xr.returned", format_points(report.points_returned)),
+        ("xr.reversed", points(lang, report.points_reversed)),
+        ("xr.returned", points(lang, report.points_returned)),
     ]
     for key, value in rows:
         table.add_row(t(lang, key), value)

@@ -30,7 +30,9 @@ class KeyBar(Static):
     def refresh_keys(self) -> None:
         app = self.app
         lang = getattr(app, "lang", "ru")
-        text = Text()
+        width = self.size.width or self.app.size.width or 80
+        text = Text(no_wrap=True, overflow="crop")
+        line = 0
         seen: set[str] = set()
         bindings = sorted(
             (
@@ -44,10 +46,18 @@ class KeyBar(Static):
             if binding.key in seen or not binding.description:
                 continue
             seen.add(binding.key)
-            if text:
+            key = f" {key_label(binding.key)} "
+            label = t(lang, binding.description)
+            size = len(key) + len(label) + (1 if line else 0)
+            if line and line + size > width:
+                text.append("\n")
+                line = 0
+                size -= 1
+            elif line:
                 text.append(" ")
-            text.append(f" {key_label(binding.key)} ", style="reverse bold")
-            text.append(t(lang, binding.description))
+            text.append(key, style="reverse bold")
+            text.append(label)
+            line += size
         self.update(text)
 
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import Static
 
-from agent.money import format_points, format_rub
-from tui.i18n import t
+from agent.money import format_rub
+from tui.i18n import points, t
 
 if TYPE_CHECKING:
     from agent.service import MemberCard
@@ -32,16 +32,16 @@ def card_text(card: MemberCard | None, lang: str) -> Text:
     out.append(f"{t(lang, 'card.tier')}: ")
     out.append(f"{tier}\n", style="bold cyan")
     out.append(f"{t(lang, 'card.balance')}: ")
-    out.append(f"{format_points(card.balance)}\n", style="bold")
-    out.append(f"{t(lang, 'card.available')}: {format_points(card.spendable)}")
+    out.append(f"{points(lang, card.balance)}\n", style="bold")
+    out.append(f"{t(lang, 'card.available')}: {points(lang, card.spendable)}")
     if card.pending:
-        out.append(f"  {t(lang, 'card.pending')}: {format_points(card.pending)}")
+        out.append(f"  {t(lang, 'card.pending')}: {points(lang, card.pending)}")
     out.append("\n")
     if card.debt:
-        out.append(t(lang, "card.debt", p=format_points(card.debt)) + "\n", style="red")
+        out.append(t(lang, "card.debt", p=points(lang, card.debt)) + "\n", style="red")
     if card.expiring_points and card.expiring_on:
         when = card.expiring_on.strftime("%d.%m")
-        exp = t(lang, "card.expiring", p=format_points(card.expiring_points), d=when)
+        exp = t(lang, "card.expiring", p=points(lang, card.expiring_points), d=when)
         out.append(exp + "\n", style="yellow")
     if card.birthday_window:
         out.append(t(lang, "card.birthday") + "\n", style="bold magenta")
