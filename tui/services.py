@@ -36,7 +36,8 @@ class StatusSnapshot:
     """Everything the status bar shows, read in one worker call.
 
     ``online`` is None when the till has no back office configured. Times are aware
-    datetimes (``now`` in the store's time zone, the programme's); ``printer_fault`` is a ``PrinterFault`` value ("ok", "unknown", ...).
+    datetimes (``now`` in the store's time zone, the programme's); ``printer_fault`` is a
+    ``PrinterFault`` value ("ok", "unknown", ...).
     """
 
     online: bool | None
