@@ -102,6 +102,14 @@ class RefundResult:
         return self.points_returned - self.earn_reversed - self.bonus_reversed
 
 
+def _with_points(lot: PointLot, points: Points) -> PointLot:
+    """``replace(lot, points=points)`` without ``dataclasses.replace``'s per-call field
+    introspection (several lots per event on the back office's ingest path)."""
+    return PointLot(
+        lot.lot_id, points, lot.earned_at, lot.available_from, lot.expires_at, lot.source
+    )
+
+
 def _sorted_lots(lots: list[PointLot]) -> tuple[PointLot, ...]:
     return tuple(
         sorted(
@@ -128,7 +136,7 @@ def _grant(
 ) -> tuple[Points, Grant]:
     """Add a lot, repaying debt first. Returns the new debt and the grant record."""
     repaid = min(debt, lot.points)
-    kept = replace(lot, points=lot.points - repaid)
+    kept = _with_points(lot, lot.points - repaid) if repaid else lot
     if kept.points > 0:
         lots.append(kept)
     return debt - repaid, Grant(kind, ref, lot.points, repaid, kept if kept.points else None)
@@ -173,10 +181,10 @@ def apply_purchase(
     if allow_overdraft:
         payable = min(q.redeem_points, state.available_points(now))
         overdraft = q.redeem_points - payable
-    consumed = [replace(lot, points=take) for lot, take in fifo_plan(state.lots, payable, now)]
+    consumed = [_with_points(lot, take) for lot, take in fifo_plan(state.lots, payable, now)]
     taken = {lot.lot_id: lot.points for lot in consumed}
     lots = [
-        replace(lot, points=lot.points - taken[lot.lot_id]) if lot.lot_id in taken else lot
+        _with_points(lot, lot.points - taken[lot.lot_id]) if lot.lot_id in taken else lot
         for lot in state.lots
     ]
     debt = state.debt + overdraft
@@ -275,7 +283,7 @@ def _reverse_grant(lots: list[PointLot], debt: Points, grant: Grant, points: Poi
         for i, lot in enumerate(lots):
             if lot.lot_id == grant.lot.lot_id:
                 from_lot = min(lot.points, points)
-                lots[i] = replace(lot, points=lot.points - from_lot)
+                lots[i] = _with_points(lot, lot.points - from_lot)
                 break
     return debt + points - from_lot
 
@@ -300,10 +308,10 @@ def _restore_consumed(
             continue
         for i, lot in enumerate(lots):
             if lot.lot_id == snapshot.lot_id:
-                lots[i] = replace(lot, points=lot.points + add)
+                lots[i] = _with_points(lot, lot.points + add)
                 break
         else:
-            lots.append(replace(snapshot, points=add))
+            lots.append(_with_points(snapshot, add))
 
 
 def apply_refund(

@@ -5,7 +5,10 @@ The back office's SQL is written once, in the common subset of both (``?`` place
 transactions, so the ledger runs the same code path on both and the tests prove it.
 
 - SQLite: one connection in WAL mode with ``synchronous=FULL``; every transaction is
-  ``BEGIN IMMEDIATE`` under a process lock (SQLite has one writer anyway).
+  ``BEGIN IMMEDIATE`` under a process lock (SQLite has one writer anyway). WAL checkpoints
+  run in a background thread after each write (``agent.checkpoint``), not inside the
+  ``COMMIT`` of whichever push crosses the threshold (a pushed batch writes megabytes);
+  the page cache is ``SQLITE_CACHE_KIB`` so a batch's pages stay in memory until commit.
 - PostgreSQL: a small pool of psycopg connections; a batch transaction takes a
   transaction-scoped advisory lock so change-feed sequence numbers commit in order (a
   reader can never pass a number that a slower transaction commits later).
@@ -23,7 +26,10 @@ from typing import Any, Protocol
 
 import psycopg
 
+from agent import checkpoint
+
 FEED_LOCK_KEY = 7_301_001
+SQLITE_CACHE_KIB = 65_536  # 64 MiB page cache for the back office's one connection
 
 
 class Cursor(Protocol):
@@ -105,6 +111,9 @@ class SqliteDatabase(Database):
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={checkpoint.SAFETY_NET_PAGES}")
+        self.checkpointer = checkpoint.Checkpointer(path, timeout_s=30)
 
     @contextlib.contextmanager
     def transaction(self, *, feed: bool = False) -> Iterator[Tx]:
@@ -117,6 +126,7 @@ class SqliteDatabase(Database):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+        self.checkpointer.poke()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Tx]:
@@ -129,6 +139,7 @@ class SqliteDatabase(Database):
                     self._conn.execute("ROLLBACK")
 
     def close(self) -> None:
+        self.checkpointer.stop()
         with self._lock:
             self._conn.close()
 

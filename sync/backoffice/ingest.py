@@ -471,8 +471,11 @@ class _Batch:
         if receipt_id in self.receipts:
             raise Rejected("duplicate_receipt", f"receipt {receipt_id} already in the ledger")
         before = m.text if m.text is not None else codec.dumps(m.state)
-        q = replace(q, member_id=m.member_id)
-        state = replace(m.state, member_id=m.member_id)
+        if q.member_id != m.member_id:  # the till knew the member under a merged id
+            q = replace(q, member_id=m.member_id)
+        state = m.state
+        if state.member_id != m.member_id:
+            state = replace(state, member_id=m.member_id)
         available = state.available_points(occurred) - state.debt
         new_state, effects = apply_purchase(
             state, cart, q, rules, occurred, ev.event_id, allow_overdraft=True
