@@ -94,7 +94,7 @@ def parse_birthday(text: str) -> date | None:
         return None
     for fmt in ("%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%Y-%m-%d"):
         try:
-            return datetime.strptime(raw, fmt).date()
+            return datetime.strptime(raw, fmt).date()  # noqa: DTZ007 - a calendar date
         except ValueError:
             continue
     raise InputError(
