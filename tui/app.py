@@ -15,6 +15,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events, work
@@ -56,6 +57,7 @@ FLOWS: tuple[Flow, ...] = (
     # Reserved keys (tui/__init__.py): F2 register, F3 refund, F4 lookup, F5 sync screen,
     # F9 training mode. Add one line per flow here.
     Flow("f2", "register", "bind.register", "tui.screens.register:RegisterScreen"),
+    Flow("f3", "refund", "bind.refund", "tui.screens.refund:RefundScreen"),
     Flow("f11", "shift", "bind.shift", "tui.screens.shift:ShiftScreen"),
 )
 
@@ -67,7 +69,7 @@ def _flow_bindings() -> list[BindingType]:
 class KassaApp(App[int]):
     """The Textual cashier app; see the module docstring."""
 
-    CSS_PATH = "kassa.tcss"
+    CSS_PATH = str(Path(__file__).with_name("kassa.tcss"))  # absolute: subclasses elsewhere
     TITLE = "Kassa"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
