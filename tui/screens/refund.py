@@ -1,0 +1,439 @@
+"""Refund (F3): find the purchase, pick the lines, see what the points will do, confirm.
+
+Finding: type the cheque number (printed on the slip as «Чек …»), or scan the slip's QR
+or the member's card/app (the slip's QR carries the member code): a member's recent
+cheques on this till are listed, pick one with the arrows and Enter.
+
+Picking: the entry line takes ``2`` (all that is left of line 2), ``2*1`` (one unit of
+line 2), ``*`` (everything left), ``-2`` (drop line 2). After each change the core's
+refund is run dry (``agent.history.refund_preview``: the same ledger function, nothing
+written) and the screen shows the accrual reversed and the spent points returned. F12
+refunds (``Agent.refund``, idempotent by the refund id made when the cheque was picked);
+the slip is queued on the same print path as a sale and shown as a preview.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import ClassVar, Literal
+
+from rich.table import Table
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from agent import history
+from agent.errors import InputError, NotFoundError
+from agent.ledger import RefundResult
+from agent.money import format_rub
+from agent.service import RefundOutcome
+from agent.slip import slip_text
+from tui.i18n import points, register_strings
+from tui.messages import Scanned
+from tui.screens.base import KassaScreen
+from tui.services import Services
+
+register_strings(
+    {
+        "refund.title": ("Возврат", "Refund"),
+        "refund.find": (
+            "Номер чека, скан слипа или карты участника",
+            "Cheque number, scan of the slip or member card",
+        ),
+        "refund.pick_cheque": (
+            "Чеки участника на этой кассе — выберите (↑↓ Enter)",
+            "The member's cheques on this till: pick one (↑↓ Enter)",
+        ),
+        "refund.no_cheques": (
+            "У участника нет чеков на этой кассе",
+            "The member has no cheques on this till",
+        ),
+        "refund.entry": (
+            "2 — вся строка 2, 2*1 — 1 шт., * — всё, -2 — убрать",
+            "2: all of line 2, 2*1: one unit, *: everything, -2: drop",
+        ),
+        "refund.lines": ("Строки чека {r}", "Cheque {r} lines"),
+        "refund.col.line": ("№", "#"),
+        "refund.col.name": ("Товар", "Item"),
+        "refund.col.bought": ("Куплено", "Bought"),
+        "refund.col.back": ("Возвр.", "Back"),
+        "refund.col.sum": ("Сумма", "Amount"),
+        "refund.was": ("(уже {n})", "(done {n})"),
+        "refund.amount": ("Возврат на сумму", "Refund amount"),
+        "refund.reversed": ("Начисление отменяется", "Accrual reversed"),
+        "refund.returned": ("Бонусы вернутся", "Points returned"),
+        "refund.balance": ("Баланс: {a} → {b}", "Balance: {a} → {b}"),
+        "refund.debt": ("Задолженность после: {p}", "Debt after: {p}"),
+        "refund.none": ("Выберите строки для возврата", "Pick lines to refund"),
+        "refund.confirm_hint": ("F12 — провести возврат", "F12: make the refund"),
+        "refund.done": ("Возврат {r} проведён", "Refund {r} done"),
+        "refund.next": ("Enter — новый возврат", "Enter: next refund"),
+        "refund.bad_entry": ("Не понял «{text}»", "Cannot read «{text}»"),
+        "refund.nothing_left": (
+            "По чеку {r} всё уже возвращено",
+            "Everything on cheque {r} is already refunded",
+        ),
+        "refund.member": ("Участник {m}", "Member {m}"),
+        "bind.refund_confirm": ("Провести возврат", "Make refund"),
+    }
+)
+
+Stage = Literal["find", "pick", "lines", "done"]
+
+
+# ---------------------------------------------------------------------- messages
+@dataclass
+class ChequeFound(Message):
+    cheque: history.Cheque
+
+
+@dataclass
+class MemberCheques(Message):
+    member_label: str
+    entries: list[history.HistoryEntry]
+
+
+@dataclass
+class RefundPreviewed(Message):
+    request: dict[int, int]
+    result: RefundResult
+    token: int
+
+
+@dataclass
+class RefundMade(Message):
+    outcome: RefundOutcome
+    slip_text: str
+
+
+# ---------------------------------------------------------------------- ops (workers)
+def find_cheque(s: Services, text: str) -> ChequeFound | MemberCheques:
+    """A cheque number of this till, or a member (code, card/slip/app scan, phone): their
+    purchases on this till to pick from."""
+    value = text.strip()
+    if not value:
+        raise InputError("enter a cheque number", "введите номер чека", field="receipt_id")
+    try:
+        return ChequeFound(history.cheque(s.store, value))
+    except NotFoundError:
+        pass
+    try:
+        card = s.agent.identify(value)
+    except InputError:
+        card = None  # not a member code or phone either: say the cheque is unknown
+    except NotFoundError:
+        card = None
+    if card is None:
+        raise NotFoundError(
+            f"cheque {value} not found on this till",
+            f"чек {value} не найден на этой кассе",
+            receipt_id=value,
+        )
+    tz = s.agent.programme().tz
+    entries = [
+        replace(e, at=e.at.astimezone(tz))
+        for e in history.member_history(s.store, card.member_id)
+        if e.kind == "purchase"
+    ]
+    return MemberCheques(card.phone_masked or card.code, entries)
+
+
+def load_cheque(s: Services, receipt_id: str) -> ChequeFound:
+    return ChequeFound(history.cheque(s.store, receipt_id))
+
+
+def preview_refund(
+    s: Services, receipt_id: str, request: dict[int, int], token: int
+) -> RefundPreviewed:
+    result = history.refund_preview(s.store, receipt_id, request, s.clock.now())
+    return RefundPreviewed(dict(request), result, token)
+
+
+def make_refund(
+    s: Services, refund_id: str, receipt_id: str, request: dict[int, int]
+) -> RefundMade:
+    """The refund (idempotent by ``refund_id``), then wake the printer; the slip text is
+    the preview of the job just queued."""
+    if s.shift is None:
+        raise InputError("no shift is open", "смена не открыта: войдите в систему")
+    outcome = s.agent.refund(
+        refund_id,
+        receipt_id,
+        request,
+        cashier_id=s.cashier.cashier_id if s.cashier else None,
+        shift_id=s.shift.shift_id,
+    )
+    if s.printer is not None:
+        s.printer.notify()
+    return RefundMade(outcome, slip_text(s.agent.print_job(outcome.print_job_id), s.slip_width))
+
+
+_ENTRY = re.compile(r"^\s*(-)?\s*(\d+)\s*(?:[*xх×]\s*(\d+))?\s*$", re.IGNORECASE)
+
+
+def apply_entry(
+    entry: str, cheque: history.Cheque, chosen: dict[int, int]
+) -> dict[int, int] | None:
+    """The selection after one entry (pure); None when the entry is not understood.
+    Quantities are not checked against what is left here: the core's dry run does that
+    and names the line."""
+    text = entry.strip()
+    if text == "*":
+        return {ln.line_no: ln.left for ln in cheque.lines if ln.left > 0}
+    m = _ENTRY.match(text)
+    if m is None:
+        return None
+    line_no = int(m.group(2))
+    out = dict(chosen)
+    if m.group(1):
+        out.pop(line_no, None)
+        return out
+    line = next((ln for ln in cheque.lines if ln.line_no == line_no), None)
+    qty = int(m.group(3)) if m.group(3) else (line.left if line else 1)
+    if qty == 0:
+        out.pop(line_no, None)
+    else:
+        out[line_no] = qty
+    return out
+
+
+# ---------------------------------------------------------------------- screen
+class RefundScreen(KassaScreen):
+    DEFAULT_CSS = """
+    #refund-box { height: 1fr; }
+    #refund-cheques { height: auto; max-height: 12; border: none; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f12", "confirm", "bind.refund_confirm", id="refund_confirm"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage: Stage = "find"
+        self.cheque: history.Cheque | None = None
+        self.chosen: dict[int, int] = {}
+        self.preview: RefundResult | None = None
+        self.token = 0
+        self.refund_id = ""
+        self.made: RefundMade | None = None
+        self.member_label = ""
+        self.entries: list[history.HistoryEntry] = []
+
+    def compose_body(self) -> Iterable[Widget]:
+        with VerticalScroll(id="refund-box", classes="panel") as box:
+            box.border_title = self.t("refund.title")
+            yield OptionList(id="refund-cheques")
+            yield Static("", id="refund-body")
+        yield Input(placeholder=self.t("refund.find"), id="refund-entry")
+
+    def on_mount(self) -> None:
+        self.query_one("#refund-cheques", OptionList).display = False
+        self.query_one("#refund-entry", Input).focus()
+        self.render_all()
+
+    # ------------------------------------------------------------------ rendering
+    def render_all(self) -> None:
+        box = self.query_one("#refund-box", VerticalScroll)
+        body = self.query_one("#refund-body", Static)
+        entry = self.query_one("#refund-entry", Input)
+        entry.placeholder = self.t("refund.entry" if self.stage == "lines" else "refund.find")
+        box.border_title = self.t("refund.title")
+        if self.stage == "done" and self.made is not None:
+            box.border_title = self.t("slip.preview")
+            body.update(Text(self.made.slip_text))
+        elif self.stage == "lines" and self.cheque is not None:
+            box.border_title = self.t("refund.lines", r=self.cheque.receipt_id)
+            body.update(self._lines_view(self.cheque))
+        elif self.stage == "pick":
+            body.update(Text(self.t("refund.member", m=self.member_label), style="dim"))
+        else:
+            body.update("")
+
+    def _lines_view(self, cheque: history.Cheque) -> Table:
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(justify="right", no_wrap=True)
+        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        table.add_column(justify="right", no_wrap=True)
+        table.add_column(justify="right", no_wrap=True, style="bold yellow")
+        table.add_column(justify="right", no_wrap=True)
+        table.add_row(
+            *(
+                Text(self.t(k), style="dim")
+                for k in (
+                    "refund.col.line",
+                    "refund.col.name",
+                    "refund.col.bought",
+                    "refund.col.back",
+                    "refund.col.sum",
+                )
+            )
+        )
+        for ln in cheque.lines:
+            bought = str(ln.qty)
+            if ln.refunded:
+                bought += " " + self.t("refund.was", n=ln.refunded)
+            back = self.chosen.get(ln.line_no, 0)
+            table.add_row(
+                str(ln.line_no),
+                ln.name,
+                bought,
+                str(back) if back else "",
+                format_rub(ln.payable_kop),
+            )
+        table.add_row("", "", "", "", "")
+        p = self.preview
+        if p is None or not self.chosen:
+            table.add_row("", Text(self.t("refund.none"), style="dim"), "", "", "")
+            return table
+        lang = self.lang
+        table.add_row(
+            "", Text(self.t("refund.amount"), style="bold"), "", "", format_rub(p.amount_kop)
+        )
+        reversed_ = p.earn_reversed + p.bonus_reversed
+        table.add_row(
+            "", self.t("refund.reversed"), "", "", Text(f"-{points(lang, reversed_)}", "red")
+        )
+        table.add_row(
+            "",
+            self.t("refund.returned"),
+            "",
+            "",
+            Text(f"+{points(lang, p.points_returned)}", "green"),
+        )
+        balance = self.t(
+            "refund.balance", a=points(lang, p.balance_before), b=points(lang, p.balance_after)
+        )
+        table.add_row("", Text(balance, style="bold"), "", "", "")
+        if p.debt_after:
+            table.add_row("", Text(self.t("refund.debt", p=points(lang, p.debt_after)), "yellow"))
+        return table
+
+    # ------------------------------------------------------------------ input
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        value = event.value
+        event.input.value = ""
+        if self.stage == "done":
+            self.reset()
+            return
+        if self.stage == "lines" and self.cheque is not None:
+            if not value.strip():
+                self.action_confirm()
+                return
+            chosen = apply_entry(value, self.cheque, self.chosen)
+            if chosen is None:
+                self.say(self.t("refund.bad_entry", text=value), error=True)
+                return
+            self.requote(chosen)
+            return
+        self.request(find_cheque, value)
+
+    def on_scanned(self, message: Scanned) -> None:
+        if self.stage in ("find", "pick", "done"):
+            self.reset()
+            self.request(find_cheque, message.text)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.request(load_cheque, event.option.id)
+
+    def requote(self, chosen: dict[int, int]) -> None:
+        """Ask the core for a dry run of ``chosen``; the selection changes only when the
+        core accepts it (a refund of more than was bought is refused, nothing kept)."""
+        assert self.cheque is not None
+        self.token += 1
+        if not chosen:
+            self.chosen, self.preview = {}, None
+            self.render_all()
+            return
+        self.request(preview_refund, self.cheque.receipt_id, chosen, self.token)
+
+    # ------------------------------------------------------------------ answers
+    def on_member_cheques(self, message: MemberCheques) -> None:
+        self.member_label = message.member_label
+        self.entries = message.entries
+        options = self.query_one("#refund-cheques", OptionList)
+        options.clear_options()
+        if not message.entries:
+            options.display = False
+            self.stage = "find"
+            self.say(self.t("refund.no_cheques"), error=True)
+            self.render_all()
+            return
+        for e in message.entries:
+            label = f"{e.receipt_id}  {e.at.strftime('%d.%m %H:%M')}  {format_rub(e.amount_kop)}"
+            options.add_option(Option(label, id=e.receipt_id))
+        options.display = True
+        options.highlighted = 0
+        options.focus()
+        self.stage = "pick"
+        self.say(self.t("refund.pick_cheque"))
+        self.render_all()
+
+    def on_cheque_found(self, message: ChequeFound) -> None:
+        cheque = message.cheque
+        self.query_one("#refund-cheques", OptionList).display = False
+        if not cheque.refundable:
+            self.say(self.t("refund.nothing_left", r=cheque.receipt_id), error=True)
+            self.stage = "find"
+            self.render_all()
+            self.query_one("#refund-entry", Input).focus()
+            return
+        self.cheque = cheque
+        self.chosen, self.preview = {}, None
+        self.refund_id = f"RF-{cheque.receipt_id}-{uuid.uuid4().hex[:8]}"
+        self.stage = "lines"
+        self.say(self.t("refund.member", m=cheque.member_label))
+        self.render_all()
+        self.query_one("#refund-entry", Input).focus()
+
+    def on_refund_previewed(self, message: RefundPreviewed) -> None:
+        if message.token != self.token:
+            return
+        self.chosen = message.request
+        self.preview = message.result
+        self.say(self.t("refund.confirm_hint"))
+        self.render_all()
+
+    def on_refund_made(self, message: RefundMade) -> None:
+        self.made = message
+        self.stage = "done"
+        self.say(f"{self.t('refund.done', r=message.outcome.refund_id)}. {self.t('refund.next')}")
+        self.render_all()
+
+    # ------------------------------------------------------------------ actions
+    def action_confirm(self) -> None:
+        if self.stage != "lines" or self.cheque is None:
+            return
+        if not self.chosen or self.preview is None:
+            self.say(self.t("refund.none"), error=True)
+            return
+        self.request(make_refund, self.refund_id, self.cheque.receipt_id, dict(self.chosen))
+
+    def reset(self) -> None:
+        self.stage = "find"
+        self.cheque, self.chosen, self.preview, self.made = None, {}, None, None
+        self.refund_id = ""
+        self.query_one("#refund-cheques", OptionList).display = False
+        self.query_one("#refund-entry", Input).focus()
+        self.say("")
+        self.render_all()
+
+    def action_back(self) -> None:
+        """Esc: from the lines back to finding a cheque; from finding, leave the flow."""
+        if self.stage in ("lines", "pick"):
+            self.reset()
+        else:
+            super().action_back()
+
+    def relabel(self) -> None:
+        super().relabel()
+        self.render_all()
