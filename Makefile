@@ -1,5 +1,5 @@
 # The two commands that do all set-up on a fresh machine with Python 3.11+:
-#   make demo   - run the product on its embedded defaults (scripted demo on a real store)
+#   make demo   - run the product on its embedded defaults (the cashier app, demo back office + till)
 #   make test   - run every check: format, lint, types, import contracts, tests
 PY ?= python3
 VENV := .venv
