@@ -3,8 +3,8 @@
 Starts the demo in a detached tmux session, reads the screen with ``capture-pane``, signs
 in, sells (SKU, phone, Enter, Enter), checks the slip preview and the status bar, quits
 with Ctrl+Q and checks that nothing is left: the demo process (back office thread,
-sync loop, print worker included) ended with status 0 and its temp dir is gone. Keys are sent one at a time with a pause
-so the wedge classifier sees typing, not a scanner burst.
+sync loop, print worker included) ended with status 0 and its temp dir is gone. Keys are
+sent one at a time with a pause so the wedge classifier sees typing, not a scanner burst.
 """
 
 from __future__ import annotations
