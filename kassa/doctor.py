@@ -100,6 +100,17 @@ def check_store(cfg: Config) -> tuple[list[Finding], dict[str, str]]:
                 f"give the service user write access: chown kassa {path.parent}",
             )
         )
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        out.append(
+            _f(
+                "store",
+                "warning",
+                f"база {path} доступна другим пользователям (в ней ключи кассы)",
+                f"{path} is readable by other users (it holds the till's keys)",
+                f"chmod 600 {path} (агент делает это сам при запуске)",
+                f"chmod 600 {path} (the agent does it itself on start)",
+            )
+        )
     meta: dict[str, str] = {}
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)

@@ -106,6 +106,20 @@ def _Server(config: Any) -> Any:  # noqa: N802 - a factory standing in for the c
     return _server_class()(config)
 
 
+def _owner_only(path: Path) -> None:
+    """The store holds the phone-hash key and the sync token: owner-only files (POSIX)."""
+    import os
+
+    if os.name != "posix":
+        return
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
+        if p.exists() and p.stat().st_mode & 0o077:
+            try:
+                p.chmod(0o600)
+            except OSError as e:
+                log.warning("cannot make %s owner-only: %s", p.name, e.strerror)
+
+
 class Runtime:
     """Owns the store and every background worker of one headless agent."""
 
@@ -135,6 +149,7 @@ class Runtime:
                 path=str(path),
             )
         self.agent = Agent(Store(path))
+        _owner_only(path)
         try:
             self._start_sync()
             self._start_printer()

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from test_drivers_transport import FakeTcpPrinter
@@ -55,6 +56,7 @@ def site(tmp_path, clock):
             "scanner": {"ports": [os.ttyname(slave)]},
         }
         ensure_token(parse_config(doc, str(tmp_path / "kassa.toml")))
+        till.path.chmod(0o600)  # as the agent leaves it
         yield doc, tmp_path, printer, server
     printer.close()
     os.close(master)
@@ -128,6 +130,13 @@ def test_missing_scanner_port_and_open_token_file(site):
     findings, levels = check(doc | {"scanner": {"ports": ["/dev/ttyKASSA-none"]}}, tmp_path)
     assert levels["scanner"] == "error" and levels["token"] == "error"
     assert "chmod 600" in render(findings, "en")
+
+
+def test_store_readable_by_others_is_a_warning(site):
+    doc, tmp_path, _, _ = site
+    Path(doc["store"]["path"]).chmod(0o644)
+    findings, levels = check(doc, tmp_path)
+    assert levels["store"] == "warning" and "readable by other users" in render(findings, "en")
 
 
 def test_missing_store_is_an_error(tmp_path):

@@ -144,3 +144,55 @@ def test_serve_refuses_a_missing_store_and_a_remote_host_without_opt_in(tmp_path
     err = json.loads(out.stdout)
     assert err["error"] == "config_error" and err["details"]["key"] == "api.host"
     assert Path(err["details"]["file"]) == cfg
+
+
+def test_runtime_prints_committed_slips_and_keeps_the_store_private(tmp_path, clock):
+    """In-process runtime with a loopback TCP 9100 printer: a commit over the API wakes
+    the print worker; the store files become owner-only."""
+    from synchelp import SyncASGITransport, portal
+    from test_drivers_transport import FakeTcpPrinter
+
+    from kassa.config import parse_config
+    from kassa.runtime import Runtime
+    from tests.conftest import Till
+
+    till = Till(tmp_path / "till.db", clock, members=20)
+    till.store.close()
+    (tmp_path / "till.db").chmod(0o644)
+    printer = FakeTcpPrinter()
+    cfg = parse_config(
+        {
+            "store": {"path": str(tmp_path / "till.db")},
+            "printer": {"url": f"tcp://127.0.0.1:{printer.port}", "profile": "epson-tm-80"},
+            "log": {"dir": str(tmp_path / "log")},
+        },
+        str(tmp_path / "kassa.toml"),
+    )
+    rt = Runtime(cfg)
+    rt.open()
+    try:
+        assert (tmp_path / "till.db").stat().st_mode & 0o777 == 0o600
+        with (
+            portal() as p,
+            httpx.Client(transport=SyncASGITransport(rt.app(), p), base_url="http://pos") as client,
+        ):
+            token = (tmp_path / "api-token").read_text(encoding="utf-8").strip()
+            auth = {"authorization": f"Bearer {token}"}
+            body = {
+                "identify": make_member_code(100_000_001),
+                "receipt_id": "P-1",
+                "lines": [{"sku": "DR-1001"}],
+            }
+            assert client.post("/v1/commit", json=body, headers=auth).status_code == 200
+            for _ in range(300):  # wait for the worker to print (an event, not a timing)
+                if rt.agent.store.one("SELECT status FROM print_jobs")[0] == "printed":
+                    break
+                time.sleep(0.05)
+            assert rt.agent.store.one("SELECT status FROM print_jobs")[0] == "printed"
+            status = client.get("/v1/status", headers=auth).json()
+            assert status["printer"]["configured"] and status["print_queue"] == 0
+        assert b"P-1" in bytes(printer.printed)
+    finally:
+        rt.close()
+        printer.close()
+    assert rt.agent is None
