@@ -119,7 +119,7 @@ def member_history(store: Store, member_id: str, limit: int = 20) -> list[Histor
                 r.net_points,
             )
         )
-    out.sort(key=lambda e: e.at, reverse=True)
+    out.sort(key=lambda e: (e.at, e.kind == "refund"), reverse=True)  # refund after its sale
     return out[:limit]
 
 

@@ -58,6 +58,7 @@ FLOWS: tuple[Flow, ...] = (
     # F9 training mode. Add one line per flow here.
     Flow("f2", "register", "bind.register", "tui.screens.register:RegisterScreen"),
     Flow("f3", "refund", "bind.refund", "tui.screens.refund:RefundScreen"),
+    Flow("f4", "lookup", "bind.lookup", "tui.screens.lookup:LookupScreen"),
     Flow("f11", "shift", "bind.shift", "tui.screens.shift:ShiftScreen"),
 )
 

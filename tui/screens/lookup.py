@@ -1,0 +1,220 @@
+"""Member lookup for store staff (F4): by phone, member code (typed or scanned) or a
+fragment of the first name; the member's card and their recent cheques on this till.
+
+The till keeps only a keyed hash of each phone, so a phone is found exactly (as typed in
+any usual form), never by a fragment. Names are searched in the members cache
+(``agent.history.find_by_name``). The history is the till's own purchases and refunds:
+the screen says "only this till's history", since other tills' cheques live at the back
+office.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from agent import history
+from agent.errors import InputError
+from agent.money import format_rub
+from agent.service import MemberCard
+from tui.i18n import points, register_strings
+from tui.messages import Scanned
+from tui.screens.base import KassaScreen
+from tui.services import Services
+from tui.widgets.member import MemberCardView
+
+register_strings(
+    {
+        "lookup.title": ("Поиск участника", "Member lookup"),
+        "lookup.entry": (
+            "Телефон, номер участника или часть имени",
+            "Phone, member code or part of the name",
+        ),
+        "lookup.matches": (
+            "Найдено {n}: выберите (↑↓ Enter)",
+            "{n} found: pick one (↑↓ Enter)",
+        ),
+        "lookup.more": (
+            "Показаны первые {n}: уточните запрос",
+            "First {n} shown: refine the query",
+        ),
+        "lookup.none": ("Никого не найдено по «{q}»", "Nobody found for «{q}»"),
+        "lookup.history": ("Чеки на этой кассе", "Cheques on this till"),
+        "lookup.only_here": (
+            "Только история этой кассы; полная — в бэк-офисе",
+            "Only this till's history; the full one is at the back office",
+        ),
+        "lookup.no_history": ("На этой кассе чеков нет", "No cheques on this till"),
+        "lookup.purchase": ("покупка", "purchase"),
+        "lookup.refund": ("возврат", "refund"),
+        "lookup.offline": ("без связи", "offline"),
+        "lookup.card": ("Участник", "Member"),
+    }
+)
+
+
+@dataclass
+class MemberLooked(Message):
+    card: MemberCard
+    history: list[history.HistoryEntry]
+
+
+@dataclass
+class MembersMatched(Message):
+    query: str
+    matches: list[history.MemberMatch]
+
+
+def _local(s: Services, entries: list[history.HistoryEntry]) -> list[history.HistoryEntry]:
+    tz = s.agent.programme().tz
+    return [replace(e, at=e.at.astimezone(tz)) for e in entries]
+
+
+def look_up(s: Services, text: str) -> MemberLooked | MembersMatched:
+    """A phone or member code (also a scan) finds one member; letters search names."""
+    query = text.strip()
+    if not query:
+        raise InputError("enter a phone, code or name", "введите телефон, номер или имя")
+    try:
+        card = s.agent.identify(query)
+    except InputError:
+        if not any(ch.isalpha() for ch in query):
+            raise  # digits that are neither a phone nor a code: say why
+        return MembersMatched(query, history.find_by_name(s.store, query))
+    return MemberLooked(card, _local(s, history.member_history(s.store, card.member_id)))
+
+
+def open_member(s: Services, member_id: str) -> MemberLooked:
+    card = s.agent.card(member_id)
+    return MemberLooked(card, _local(s, history.member_history(s.store, member_id)))
+
+
+class LookupScreen(KassaScreen):
+    DEFAULT_CSS = """
+    #lookup-body { height: 1fr; }
+    #lookup-card { width: 32; height: 100%; }
+    #lookup-right { width: 1fr; height: 100%; }
+    #lookup-matches { height: auto; max-height: 10; border: none; }
+    #lookup-history { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked: MemberLooked | None = None
+        self.matched: MembersMatched | None = None
+
+    def compose_body(self) -> Iterable[Widget]:
+        with Horizontal(id="lookup-body"):
+            card = MemberCardView(id="lookup-card", classes="panel")
+            card.border_title = self.t("lookup.card")
+            yield card
+            with Vertical(id="lookup-right", classes="panel") as right:
+                right.border_title = self.t("lookup.title")
+                yield OptionList(id="lookup-matches")
+                yield Static("", id="lookup-history")
+        yield Input(placeholder=self.t("lookup.entry"), id="lookup-entry")
+
+    def on_mount(self) -> None:
+        self.query_one("#lookup-matches", OptionList).display = False
+        self.query_one("#lookup-entry", Input).focus()
+        self.render_all()
+
+    def render_all(self) -> None:
+        self.query_one("#lookup-card", MemberCardView).show(
+            self.looked.card if self.looked else None, self.lang
+        )
+        right = self.query_one("#lookup-right", Vertical)
+        right.border_title = self.t("lookup.history" if self.looked else "lookup.title")
+        body = self.query_one("#lookup-history", Static)
+        if self.looked is None:
+            body.update("")
+            return
+        body.update(self._history_view(self.looked.history))
+
+    def _history_view(self, entries: list[history.HistoryEntry]) -> Group:
+        """Two lines per cheque (date and number; kind, amount, points): fits 80 columns."""
+        note = Text(self.t("lookup.only_here"), style="italic yellow")
+        if not entries:
+            return Group(note, Text(self.t("lookup.no_history"), style="dim"))
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(no_wrap=True)
+        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        table.add_column(justify="right", no_wrap=True)
+        for e in entries:
+            kind = self.t(f"lookup.{e.kind}")
+            if e.offline:
+                kind += f" ({self.t('lookup.offline')})"
+            amount = format_rub(e.amount_kop)
+            if e.kind == "refund":
+                amount = "-" + amount
+            sign = "+" if e.points_delta > 0 else ""
+            style = "green" if e.points_delta > 0 else "red" if e.points_delta < 0 else ""
+            table.add_row(Text(e.at.strftime("%d.%m %H:%M"), style="dim"), e.receipt_id, "")
+            table.add_row(
+                f"  {kind}", amount, Text(sign + points(self.lang, e.points_delta), style=style)
+            )
+        return Group(note, table)
+
+    # ------------------------------------------------------------------ input
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        value = event.value
+        event.input.value = ""
+        self.request(look_up, value)
+
+    def on_scanned(self, message: Scanned) -> None:
+        self.request(look_up, message.text)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.request(open_member, event.option.id)
+
+    # ------------------------------------------------------------------ answers
+    def on_member_looked(self, message: MemberLooked) -> None:
+        self.looked = message
+        self.query_one("#lookup-matches", OptionList).display = False
+        self.query_one("#lookup-entry", Input).focus()
+        self.say("")
+        self.render_all()
+
+    def on_members_matched(self, message: MembersMatched) -> None:
+        self.matched = message
+        self.looked = None
+        options = self.query_one("#lookup-matches", OptionList)
+        options.clear_options()
+        if not message.matches:
+            options.display = False
+            self.say(self.t("lookup.none", q=message.query), error=True)
+            self.render_all()
+            return
+        for m in message.matches:
+            label = f"{m.first_name or '?'}  {m.phone_masked or ''}  {m.code}"
+            options.add_option(Option(label, id=m.member_id))
+        options.display = True
+        options.highlighted = 0
+        options.focus()
+        n = len(message.matches)
+        text = self.t("lookup.matches", n=n)
+        if n >= history.NAME_MATCH_LIMIT:
+            text += ". " + self.t("lookup.more", n=n)
+        self.say(text)
+        self.render_all()
+
+    def relabel(self) -> None:
+        super().relabel()
+        self.query_one("#lookup-card", MemberCardView).border_title = self.t("lookup.card")
+        self.query_one("#lookup-entry", Input).placeholder = self.t("lookup.entry")
+        self.render_all()
