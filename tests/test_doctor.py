@@ -72,8 +72,9 @@ def check(doc, tmp_path):
 def test_healthy_setup_is_all_ok(site):
     doc, tmp_path, printer, _ = site
     findings, levels = check(doc, tmp_path)
+    disk = levels.pop("disk")  # the machine's own disk: only "no space at all" would fail
     assert set(levels.values()) == {"ok"}, render(findings, "en")
-    assert exit_code(findings) == 0
+    assert disk in ("ok", "warning") and exit_code(findings) == (0 if disk == "ok" else 1)
     assert {
         "store",
         "queue",
