@@ -85,7 +85,6 @@ def test_healthy_setup_is_all_ok(site):
         "codepage",
         "printer",
         "scanner",
-        "disk",
         "token",
     } <= set(levels)
     assert printer.connections >= 1  # the printer itself was asked for its status
