@@ -81,6 +81,9 @@ class SyncClient:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self._inflight: tuple[int, int, bytes] | None = None  # first seq, count, body
+        self.lock = threading.Lock()
+        """Held by whoever is exchanging with the back office (the runner's round, a
+        "sync now" from the cashier screen): one batch in flight, never two."""
 
     # ---------------------------------------------------------------- plumbing
     def _headers(self) -> dict[str, str]:
@@ -315,8 +318,9 @@ class SyncRunner:
     def step(self) -> float:
         """One round: push everything, pull a page; returns how long to wait next."""
         try:
-            self.client.drain(max_batches=20)
-            self.client.pull_once()
+            with self.client.lock:
+                self.client.drain(max_batches=20)
+                self.client.pull_once()
         except TransientError as e:
             journal.record_error(self.client.store, str(e), self.client._now_iso())
             self.attempt += 1
