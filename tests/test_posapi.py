@@ -326,3 +326,23 @@ def test_openapi_document_lists_every_operation(api):
         "/v1/status",
         "/v1/slips/{job_id}",
     } <= set(spec["paths"])
+
+
+def test_concurrent_holds_never_reserve_more_than_the_balance(api, till):
+    """Several POS terminals reserve "max" for one member at once: the quote and the
+    reservation share one write transaction, so the holds add up to the balance at most."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spendable = post(api, "/v1/identify", {"input": RICH})["spendable"]
+    small = [{"sku": "X-1", "category": "shirts", "price_kop": 1_000_000}]
+
+    def place(n):
+        body = {"identify": RICH, "receipt_id": f"T-{n}", "lines": small, "redeem_points": "max"}
+        return api.post("/v1/holds", json=body)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(place, range(8)))
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    held = sum(r.json()["points"] for r in answers)
+    assert 0 < held <= spendable
+    assert held == till.store.one("SELECT sum(points) FROM holds WHERE status = 'active'")[0]
