@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 0.99,
             ),
+            "core_quote_p50_ms": pct(sorted(core_quote), 0.5),
             "core_quote_p99_ms": pct(sorted(core_quote), 0.99),
             "core_commit_p50_ms": pct(sorted(core_commit), 0.5),
             "core_commit_p99_ms": pct(sorted(core_commit), 0.99),
