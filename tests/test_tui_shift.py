@@ -79,8 +79,13 @@ def test_x_report_print_and_close_shift(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def _check_snapshot(name: str, text: str) -> None:
-    """Compare with tests/snapshots/<name>.txt; KASSA_UPDATE_SNAPSHOTS=1 rewrites it."""
+def _check_snapshot(name: str, app: Any) -> None:
+    """Compare the screen with tests/snapshots/<name>.txt; KASSA_UPDATE_SNAPSHOTS=1
+    rewrites it. The key bar's rows are left out: it lists every routed flow, which grows
+    as flows are added (its content is checked in the checkout tests)."""
+    keys = app.screen.query_one("#keys").region
+    lines = screen_text(app).split("\n")
+    text = "\n".join(lines[: keys.y] + lines[keys.y + keys.height :])
     path = SNAPSHOTS / f"{name}.txt"
     if os.environ.get("KASSA_UPDATE_SNAPSHOTS") == "1" or not path.exists():
         path.parent.mkdir(exist_ok=True)
@@ -95,22 +100,22 @@ def test_snapshots_80x24(tmp_path: Path) -> None:
     async def main() -> None:
         with harness(tmp_path) as h:
             async with h.run() as pilot:
-                _check_snapshot("signin", screen_text(pilot.app))
+                _check_snapshot("signin", pilot.app)
                 await sign_in(h, pilot)
                 await h.type(pilot, "DR-1001")
                 await h.type(pilot, "OW-4002*2")
                 await h.type(pilot, demo_phone(7))
                 await pilot.press("f6")
                 await settle(pilot)
-                _check_snapshot("checkout_quote", screen_text(pilot.app))
+                _check_snapshot("checkout_quote", pilot.app)
                 await pilot.press("enter", "enter")
                 await settle(pilot)
-                _check_snapshot("checkout_slip", screen_text(pilot.app))
+                _check_snapshot("checkout_slip", pilot.app)
                 await pilot.press("f8", "f11")
                 await settle(pilot)
-                _check_snapshot("x_report", screen_text(pilot.app))
+                _check_snapshot("x_report", pilot.app)
                 await pilot.press("f10")
                 await settle(pilot)
-                _check_snapshot("x_report_en", screen_text(pilot.app))
+                _check_snapshot("x_report_en", pilot.app)
 
     asyncio.run(main())

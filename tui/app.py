@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, work
 from textual.app import App
@@ -25,9 +25,9 @@ from textual.message import Message
 from textual.widgets import Input
 
 from agent.errors import AgentError
-from drivers.wedge import WedgeClassifier
 from tui.i18n import LANGS, t
 from tui.messages import (
+    CashiersListed,
     CoreFailed,
     CoreRequested,
     PrinterChanged,
@@ -37,6 +37,9 @@ from tui.messages import (
     StatusUpdated,
 )
 from tui.services import Services, StatusSnapshot
+
+if TYPE_CHECKING:
+    from drivers.wedge import WedgeClassifier
 
 log = logging.getLogger("kassa.tui")
 
@@ -93,7 +96,8 @@ class KassaApp(App[int]):
         super().__init__()
         self.services = services
         self.lang = services.lang if services.lang in LANGS else "ru"
-        self.wedge = wedge or WedgeClassifier()
+        self.wedge: WedgeClassifier | None = wedge
+        """Built by the warm-up after the first screen; until then keys pass as typed."""
         self.key_clock = key_clock or (lambda e: e.time)
         """Seconds for the wedge classifier; tests inject a clock (Pilot adds ~80 ms/key)."""
         self.poll_status = poll_status
@@ -101,6 +105,7 @@ class KassaApp(App[int]):
         self.printer_problem: str | None = None
         self.cashier_name: str | None = None
         self._before_burst: str | None = None
+        self._warming = False
 
     def t(self, key: str, **fields: object) -> str:
         return t(self.lang, key, **fields)
@@ -112,10 +117,38 @@ class KassaApp(App[int]):
 
     # ------------------------------------------------------------------ life cycle
     def on_mount(self) -> None:
-        self.services.start(self.post_message)
         from tui.screens.signin import SignInScreen
 
         self.push_screen(SignInScreen())
+        # Fallback if the sign-in list never arrives (the store failed): warm up anyway.
+        self.set_timer(2.0, self.warm_up)
+
+    def on_cashiers_listed(self, message: CashiersListed) -> None:
+        """The first usable screen is up: now load the rest and start the devices."""
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        if not self._warming:
+            self._warming = True
+            self._warm_up()
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def _warm_up(self) -> None:
+        """Off the main thread: the scoring engine, the checkout screen, the wedge
+        classifier, then the print worker, serial scanner and sync loop."""
+        try:
+            import tui.ops
+            import tui.screens.checkout  # noqa: F401
+            from drivers.wedge import WedgeClassifier
+
+            if self.wedge is None:
+                self.wedge = WedgeClassifier()
+            self.services.start(self.post_message)
+        except Exception:
+            log.exception("starting the till's services failed")
+        self.call_from_thread(self._warmed_up)
+
+    def _warmed_up(self) -> None:
         self.refresh_status()
         if self.poll_status:
             self.set_interval(self.STATUS_PERIOD_S, self.refresh_status)
@@ -229,7 +262,7 @@ class KassaApp(App[int]):
         self.screen.post_message(Scanned(message.text, message.source))
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key):
+        if isinstance(event, events.Key) and self.wedge is not None:
             d = self.wedge.feed(event.key, event.character, self.key_clock(event), event_id=event)
             if d.kind == "duplicate":
                 # The same event bubbling back up: Textual checks the focused widget's
@@ -252,5 +285,6 @@ class KassaApp(App[int]):
         await super().on_event(event)
 
     def push_screen(self, screen: Any, *args: Any, **kw: Any) -> Any:
-        self.wedge.reset()
+        if self.wedge is not None:
+            self.wedge.reset()
         return super().push_screen(screen, *args, **kw)

@@ -5,6 +5,9 @@ it runs in a thread worker and is the only place the cashier app calls the core.
 asks for one with ``self.post_message(CoreRequested(ops.identify, (text, "typed")))``; an
 ``AgentError`` raised here reaches the screen as ``CoreFailed``.
 
+Sign-in and shift ops live in ``tui.ops_shift`` (light imports: the first screen needs
+them before the scoring engine loads) and are re-exported here.
+
 Screens of other flows keep their ops beside them (``tui/screens/register.py`` may define
 ``def register_member(services, ...) -> MemberRegistered``); the App runs any callable.
 """
@@ -14,77 +17,37 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from agent import engine, shifts
+from agent import engine
 from agent.errors import InputError
 from agent.model import Cart, CartLine
 from agent.service import CheckoutRequest
 from agent.slip import slip_text
-from tui.messages import (
-    CashiersListed,
-    CatalogItemFound,
-    CheckoutCommitted,
-    MemberIdentified,
-    QuoteReady,
-    ReceiptStarted,
-    ReportQueued,
-    ShiftClosed,
-    ShiftOpened,
-    XReportReady,
+from tui.messages import CatalogItemFound, CheckoutCommitted, MemberIdentified, QuoteReady
+from tui.ops_shift import (
+    close_shift,
+    list_cashiers,
+    new_receipt,
+    print_x_report,
+    sign_in,
+    x_report,
 )
 from tui.services import Services
 
-
-def list_cashiers(s: Services) -> CashiersListed:
-    return CashiersListed(shifts.cashiers(s.store))
-
-
-def sign_in(s: Services, cashier_id: str, pin: str) -> ShiftOpened:
-    """Check the PIN and open (or resume) the cashier's shift on this till."""
-    cashier = shifts.verify_pin(s.store, cashier_id, pin)
-    shift = shifts.open_shift(s.store, cashier.cashier_id, s.clock.now())
-    s.cashier, s.shift = cashier, shift
-    return ShiftOpened(cashier, shift)
-
-
-def _shift_id(s: Services) -> str:
-    if s.shift is None:
-        raise InputError("no shift is open", "смена не открыта: войдите в систему")
-    return s.shift.shift_id
-
-
-def _local(s: Services, report: shifts.XReport) -> shifts.XReport:
-    """The report with its times in the store's time zone (the programme's), as the
-    cashier reads clocks."""
-    tz = s.agent.programme().tz
-    shift = report.shift
-    return replace(
-        report,
-        generated_at=report.generated_at.astimezone(tz),
-        shift=replace(
-            shift,
-            opened_at=shift.opened_at.astimezone(tz),
-            closed_at=shift.closed_at.astimezone(tz) if shift.closed_at else None,
-        ),
-    )
-
-
-def x_report(s: Services) -> XReportReady:
-    return XReportReady(_local(s, shifts.x_report(s.store, _shift_id(s), s.clock.now())))
-
-
-def close_shift(s: Services) -> ShiftClosed:
-    report = shifts.close_shift(s.store, _shift_id(s), s.clock.now())
-    s.shift = None
-    s.cashier = None
-    return ShiftClosed(_local(s, report))
-
-
-def print_x_report(s: Services) -> ReportQueued:
-    report = _local(s, shifts.x_report(s.store, _shift_id(s), s.clock.now()))
-    job = shifts.queue_report(s.store, report, s.agent.store_name)
-    if s.printer is not None:
-        s.printer.notify()
-    return ReportQueued(job)
+__all__ = [
+    "Draft",
+    "catalog_item",
+    "checkout_request",
+    "close_shift",
+    "commit",
+    "identify",
+    "list_cashiers",
+    "new_receipt",
+    "print_x_report",
+    "quote",
+    "sign_in",
+    "total_line",
+    "x_report",
+]
 
 
 def identify(s: Services, text: str, source: str) -> MemberIdentified:
@@ -161,7 +124,3 @@ def commit(s: Services, d: Draft) -> CheckoutCommitted:
         s.printer.notify()
     text = slip_text(s.agent.print_job(result.print_job_id), s.slip_width)
     return CheckoutCommitted(result, text)
-
-
-def new_receipt(s: Services) -> ReceiptStarted:
-    return ReceiptStarted(shifts.next_receipt_id(s.store))

@@ -12,23 +12,31 @@ Only workers touch ``Services``; screens never do.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import journal
-from agent.service import Agent, Clock
+from agent.errors import StoreError
 from agent.shifts import Cashier, Shift
 from agent.store import Store
 
 if TYPE_CHECKING:
     from textual.message import Message
 
+    from agent.service import Agent, Clock
     from drivers.printq import PrintWorker
     from drivers.transport import CaptureTransport
     from sync.client import SyncClient, SyncRunner
+
+
+class UtcClock:
+    """The real clock (aware UTC); tests pass a fake with the same ``now()``."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +62,19 @@ class StatusSnapshot:
 
 @dataclass
 class Services:
-    """The till's core and devices for one app run (see module docstring)."""
+    """The till's core and devices for one app run (see module docstring).
 
-    agent: Agent
+    ``agent`` and ``sync`` are built on first use (the scoring engine, the crypto and the
+    network stack load after the first screen); ``start()`` builds the printer from
+    ``printer_url``/``profile`` unless a test put its own ``printer`` in first.
+    """
+
+    store: Store
     clock: Clock
-    sync: SyncClient | None = None
+    http: Any = None
+    """``httpx.Client`` with the back office as base URL, or None (no sync)."""
+    printer_url: str | None = "capture://"
+    profile: str = "epson-tm-42"
     printer: PrintWorker | None = None
     preview: CaptureTransport | None = None
     """Set when the printer is the on-screen preview (demo): slips are shown, not printed."""
@@ -67,7 +83,7 @@ class Services:
     training: bool = False
     lang: str = "ru"
     slip_width: int = 42
-    """Preview width in characters (32/42/48, as the printer profile)."""
+    """Preview width in characters (32/42/48, from the printer profile)."""
     scanner_port: str | None = None
     """Serial scanner port or pyserial URL (``/dev/ttyACM0``); None: keyboard wedge only."""
     hints: list[str] = field(default_factory=list)
@@ -75,15 +91,63 @@ class Services:
     cashier: Cashier | None = None
     shift: Shift | None = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    _agent: Agent | None = None
+    _sync: SyncClient | None = None
     _runner: SyncRunner | None = None
+    _started: bool = False
     _stopped: bool = False
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
-    def store(self) -> Store:
-        return self.agent.store
+    def agent(self) -> Agent:
+        with self._lock:
+            if self._agent is None:
+                from agent.service import Agent
+
+                self._agent = Agent(self.store, self.clock)
+            return self._agent
+
+    @property
+    def sync(self) -> SyncClient | None:
+        with self._lock:
+            if self._sync is None and self.http is not None:
+                from sync.client import SyncClient
+
+                self._sync = SyncClient(self.agent, self.http)
+            return self._sync
+
+    def _build_printer(self) -> None:
+        if self.printer is not None or not self.printer_url:
+            return
+        from drivers.printq import PrintWorker
+        from drivers.profiles import load_profile
+        from drivers.render import render
+
+        profile = load_profile(self.profile)
+        self.slip_width = profile.columns
+        if self.printer_url == "capture://":
+            self.printer, self.preview = preview_printer(self.store, self.profile)
+            return
+        from drivers.transport import transport_from_url
+
+        self.printer = PrintWorker(
+            self.store,
+            transport_from_url(self.printer_url),
+            lambda slip: render(slip, profile),
+            status_supported=profile.status,
+        )
 
     def start(self, post: Callable[[Message], Any]) -> None:
-        """Start the print worker and the sync loop; their events go through ``post``."""
+        """Build and start the print worker, the serial scanner and the sync loop (once);
+        their events go through ``post``. Runs in a worker thread after the first screen."""
+        with self._lock:
+            if self._started or self._stopped:
+                return
+            self._started = True
+        self.agent  # noqa: B018 - load the core now, not on the first scan
+        self._build_printer()
+        if self._stopped:  # the app quit while we were loading
+            return
         if self.printer is not None:
             from tui.messages import PrinterChanged
 
@@ -103,17 +167,19 @@ class Services:
             )
             scanner.start()
             self.on_close.insert(0, scanner.stop)
-        if self.sync is not None and self.sync_interval_s is not None:
+        sync = self.sync
+        if sync is not None and self.sync_interval_s is not None:
             from sync.client import SyncRunner
 
-            self._runner = SyncRunner(self.sync, interval_s=self.sync_interval_s)
+            self._runner = SyncRunner(sync, interval_s=self.sync_interval_s)
             self._runner.start()
 
     def stop(self) -> None:
         """Stop background threads and release everything (idempotent)."""
-        if self._stopped:
-            return
-        self._stopped = True
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
         if self._runner is not None:
             self._runner.close()
             self._runner = None
@@ -125,11 +191,11 @@ class Services:
 
     def status(self) -> StatusSnapshot:
         """One read of sync and printer state for the status bar (worker thread)."""
-        from agent import printq
+        from agent import journal, printq
 
         st = journal.status(self.store)
         online: bool | None = None
-        if self.sync is not None:
+        if self.http is not None:
             online = self.agent.offline_status().online
         fault = "unknown"
         if self.printer is not None:
@@ -184,7 +250,7 @@ def open_services(
     training: bool = False,
     scanner_port: str | None = None,
 ) -> Services:
-    """Open the till store and build the app's services.
+    """Open the till store and describe the app's services (nothing heavy starts here).
 
     ``printer_url``: ``capture://`` (on-screen preview, the demo), a transport URL
     (``tcp://host:9100``...), or None (no printer); ``profile``: a printer profile preset
@@ -194,45 +260,30 @@ def open_services(
     """
     store = Store(store_path)
     try:
-        agent = Agent(store, clock)
+        if not store.meta("terminal_id"):
+            raise StoreError(
+                "till store is not initialised (run `kassa init` or `kassa enroll`)",
+                "База кассы не инициализирована (выполните kassa init или kassa enroll)",
+                path=str(store_path),
+            )
         services = Services(
-            agent=agent,
-            clock=agent.clock,
+            store=store,
+            clock=clock or UtcClock(),
+            http=http,
+            printer_url=printer_url,
+            profile=profile,
             sync_interval_s=sync_interval_s,
             lang=lang,
             training=training,
             scanner_port=scanner_port,
         )
         services.on_close.append(store.close)
-        if printer_url == "capture://":
-            services.printer, services.preview = preview_printer(store, profile)
-        elif printer_url:
-            from drivers.printq import PrintWorker
-            from drivers.profiles import load_profile
-            from drivers.render import render
-            from drivers.transport import transport_from_url
-
-            prof = load_profile(profile)
-            services.printer = PrintWorker(
-                store,
-                transport_from_url(printer_url),
-                lambda slip: render(slip, prof),
-                status_supported=prof.status,
-            )
-        if printer_url:
-            from drivers.profiles import load_profile
-
-            services.slip_width = load_profile(profile).columns
         url = backoffice_url or store.meta("backoffice_url")
         if http is None and url and store.meta("sync_token"):
             import httpx
 
-            http = httpx.Client(base_url=url, timeout=httpx.Timeout(5.0, connect=2.0))
-            services.on_close.insert(1, http.close)
-        if http is not None:
-            from sync.client import SyncClient
-
-            services.sync = SyncClient(agent, http)
+            services.http = httpx.Client(base_url=url, timeout=httpx.Timeout(5.0, connect=2.0))
+            services.on_close.insert(1, services.http.close)
         return services
     except BaseException:
         store.close()

@@ -16,7 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from agent.money import format_rub
-from tui import ops
+from tui import ops_shift as ops
 from tui.messages import ReportQueued, ShiftClosed, XReportReady
 from tui.screens.base import KassaScreen
 

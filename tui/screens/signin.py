@@ -16,7 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui import ops
+from tui import ops_shift as ops
 from tui.messages import CashiersListed, CoreFailed, ShiftOpened
 from tui.screens.base import KassaScreen
 
