@@ -108,6 +108,8 @@ class SyncClient:
     # ---------------------------------------------------------------- push
     def push_once(self) -> PushReport:
         """Send one batch and settle its answer. Raises ``TransientError`` to be retried."""
+        if self.store.meta("training") == "1":  # agent.training: never sent as real
+            raise PermanentError("this is a training store: its journal is never sent")
         batch = journal.next_batch(self.store, max_events=self.max_events, max_bytes=self.max_bytes)
         report = PushReport()
         if not batch:

@@ -63,6 +63,7 @@ FLOWS: tuple[Flow, ...] = (
     Flow("f3", "refund", "bind.refund", "tui.screens.refund:RefundScreen"),
     Flow("f4", "lookup", "bind.lookup", "tui.screens.lookup:LookupScreen"),
     Flow("f5", "sync", "bind.sync", "tui.screens.sync:SyncScreen"),
+    Flow("f9", "training", "bind.training", "tui.screens.training:TrainingScreen"),
     Flow("f11", "shift", "bind.shift", "tui.screens.shift:ShiftScreen"),
 )
 

@@ -82,9 +82,15 @@ class SyncFinished(Message):
 
 
 def read_sync(s: Services) -> SyncRead:
-    online = s.agent.offline_status().online if s.sync is not None else None
+    """The real journal's state: the sync client's store (in training mode the app's
+    store is the training copy, whose journal is never sent)."""
+    client = s.sync
+    if client is None:
+        store, online = s.store, None
+    else:
+        store, online = client.store, client.agent.offline_status().online
     return SyncRead(
-        online, journal.status(s.store), journal.quarantine_rows(s.store), s.agent.programme().tz
+        online, journal.status(store), journal.quarantine_rows(store), s.agent.programme().tz
     )
 
 

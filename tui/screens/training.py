@@ -1,0 +1,171 @@
+"""Training mode (F9): switch the till to a training copy and back.
+
+On: ``agent.training.open_training_store`` makes a fresh copy of the till's store; the
+cashier app then runs on it (the Agent, the print queue) while the real store stays as
+it was. The sync client keeps its own reference to the real store, so the real journal
+still drains in the background and nothing from the copy can reach it; the copy's
+journal is never pending and its slips are marked «УЧЕБНЫЙ РЕЖИМ» (see agent/training.py).
+Off: back to the real store; the copy is closed and thrown away at the next start.
+
+The status bar shows the training mark on every screen while it is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Static
+
+from agent.errors import InputError
+from agent.store import Store
+from agent.training import open_training_store
+from tui.i18n import register_strings
+from tui.screens.base import KassaScreen
+from tui.services import Services
+
+register_strings(
+    {
+        "training.title": ("Учебный режим", "Training mode"),
+        "training.is_on": ("Сейчас: УЧЕБНЫЙ РЕЖИМ", "Now: TRAINING MODE"),
+        "training.is_off": ("Сейчас: рабочий режим", "Now: live mode"),
+        "training.explain": (
+            "В учебном режиме всё работает, но ничего не уходит в программу: продажи, "
+            "возвраты и регистрации пишутся в учебную копию кассы, не в журнал; "
+            "балансы покупателей не меняются; на слипах — «УЧЕБНЫЙ РЕЖИМ».",
+            "In training everything works but nothing reaches the programme: sales, "
+            "refunds and registrations go to a training copy of the till, not the "
+            "journal; members' balances do not change; slips say «УЧЕБНЫЙ РЕЖИМ».",
+        ),
+        "training.on_hint": ("Enter — включить учебный режим", "Enter: switch training on"),
+        "training.off_hint": (
+            "Enter — выйти из учебного режима (учебные данные будут удалены)",
+            "Enter: leave training (training data is discarded)",
+        ),
+        "training.off": ("Учебный режим выключен", "Training mode off"),
+        "bind.training_toggle": ("Вкл/выкл", "On/off"),
+    }
+)
+
+
+@dataclass
+class TrainingToggled(Message):
+    on: bool
+
+
+_REAL = "_training_real"
+"""Attribute on ``Services`` holding the real store while training (set by ``switch``)."""
+
+
+def _swap_core(s: Services, store: Store) -> None:
+    """Point the services' core at ``store`` (an Agent is built on it lazily)."""
+    if hasattr(s, "_agent"):  # Services builds its Agent on first use
+        s.store = store
+        s._agent = None
+    else:  # pragma: no cover - the earlier Services layout (agent as a plain field)
+        from agent.service import Agent
+
+        s.agent = Agent(store, s.clock)  # type: ignore[misc]
+    if s.printer is not None:
+        s.printer.stop()
+        s.printer.store = store
+        s.printer.start()
+
+
+def switch_training(s: Services, on: bool) -> TrainingToggled:
+    """Switch training on or off (worker). Needs an open shift: a cashier trains signed in."""
+    real: Store | None = getattr(s, _REAL, None)
+    if on == (real is not None):
+        return TrainingToggled(on)
+    if on:
+        if s.shift is None:
+            raise InputError("no shift is open", "смена не открыта: войдите в систему")
+        s.sync  # noqa: B018 - bind the sync client to the real store before the swap
+        live = s.agent.store
+        copy = open_training_store(live, s.clock.now())
+        setattr(s, _REAL, live)
+        s.on_close.insert(0, copy.close)
+        _swap_core(s, copy)
+        s.training = True
+        return TrainingToggled(True)
+    assert real is not None
+    copy = s.agent.store
+    _swap_core(s, real)
+    setattr(s, _REAL, None)
+    s.training = False
+    copy.close()
+    return TrainingToggled(False)
+
+
+@dataclass
+class TrainingState(Message):
+    on: bool
+
+
+def training_state(s: Services) -> TrainingState:
+    return TrainingState(bool(s.training))
+
+
+class TrainingScreen(KassaScreen):
+    DEFAULT_CSS = """
+    #training-box { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "switch", "bind.training_toggle", id="training_toggle"),
+        Binding("f9", "switch", "bind.training_toggle", id="training_toggle_f9", show=False),
+    ]
+
+    def compose_body(self) -> Iterable[Widget]:
+        with VerticalScroll(id="training-box", classes="panel") as box:
+            box.border_title = self.t("training.title")
+            yield Static("", id="training-body")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on: bool | None = None  # unknown until the worker answers
+
+    def on_mount(self) -> None:
+        self.request(training_state)
+
+    def on_training_state(self, message: TrainingState) -> None:
+        self.on = message.on
+        self.render_all()
+
+    def render_all(self) -> None:
+        self.query_one("#training-box", VerticalScroll).border_title = self.t("training.title")
+        body = Text()
+        if self.on is None:
+            return
+        if self.on:
+            body.append(self.t("training.is_on") + "\n\n", style="bold black on yellow")
+        else:
+            body.append(self.t("training.is_off") + "\n\n", style="bold")
+        body.append(self.t("training.explain") + "\n\n")
+        body.append(self.t("training.off_hint" if self.on else "training.on_hint"), style="bold")
+        self.query_one("#training-body", Static).update(body)
+
+    def action_switch(self) -> None:
+        if self.on is not None:
+            self.request(switch_training, not self.on)
+
+    def on_training_toggled(self, message: TrainingToggled) -> None:
+        self.kassa.refresh_status()
+        # Back to checkout with a new cheque: nothing half-built crosses the switch.
+        self.app.pop_screen()
+        top: Any = self.app.screen
+        reset = getattr(top, "reset", None)
+        if callable(reset):
+            reset()
+        say = getattr(top, "say", None)
+        if callable(say):
+            say(self.t("training.on" if message.on else "training.off"))
+
+    def relabel(self) -> None:
+        super().relabel()
+        self.render_all()
