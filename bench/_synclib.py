@@ -198,9 +198,19 @@ def serve_main(url: str) -> int:
         print(f"PORT {port}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
+    # KASSA_BENCH_PROFILE=<file>: profile the event-loop thread (HTTP, parsing, answers).
+    profile_to = os.environ.get("KASSA_BENCH_PROFILE")
+    if profile_to:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     try:
         server.run()
     finally:
+        if profile_to:
+            prof.disable()
+            prof.dump_stats(profile_to)
         db.close()
     return 0
 
@@ -287,6 +297,28 @@ def replay(http: httpx.Client, path: str, bodies: list[bytes], token: str) -> No
         resp = http.post(path, content=body, headers=headers)
         if resp.status_code != 200:
             raise RuntimeError(f"{path} answered {resp.status_code}")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (all its threads)."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def verify_backlog(http: httpx.Client) -> int:
+    """Purchases the back office's background verifier has not re-scored yet."""
+    return int(http.get("/v1/health").json()["verify_backlog"])
+
+
+def wait_verified(http: httpx.Client, timeout_s: float = 1800.0, poll_s: float = 0.5) -> None:
+    """Wait until the verifier's backlog is empty (set-up for the next measurement)."""
+    deadline = time.monotonic() + timeout_s
+    while verify_backlog(http) > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the verifier did not catch up in time")
+        time.sleep(poll_s)
 
 
 # --------------------------------------------------------------------------- the till

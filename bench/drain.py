@@ -100,13 +100,23 @@ def run_backend(kind: str, tmp: Path, events: int, members: int) -> dict[str, An
                 try:
                     with lib.client(server.base_url, transport) as http:
                         sync = SyncClient(Agent(store), http)
+                        cpu0 = lib.process_cpu_s(server.pid)
                         t0 = time.perf_counter()
                         report = sync.drain()
                         wall = time.perf_counter() - t0
-                        bare_ns = []
+                        server_cpu = lib.process_cpu_s(server.pid) - cpu0
+                        # The background verifier catches up before the floor is taken
+                        # (it would otherwise slow the bare replays down).
+                        out["verify_backlog_after_drain"] = lib.verify_backlog(http)
+                        t0 = time.perf_counter()
+                        lib.wait_verified(http)
+                        out["verify_catchup_s"] = round(time.perf_counter() - t0, 2)
+                        bare_ns, bare_cpu = [], []
                         for _ in range(BARE_REPLAYS):
                             before = len(transport.paths.get("/v1/bare", lib.PathStats()).ns)
+                            cpu0 = lib.process_cpu_s(server.pid)
                             lib.replay(http, "/v1/bare", transport.bodies, sync.token)
+                            bare_cpu.append(lib.process_cpu_s(server.pid) - cpu0)
                             bare_ns.append(sum(transport.paths["/v1/bare"].ns[before:]))
                 finally:
                     store.close()
@@ -128,6 +138,11 @@ def run_backend(kind: str, tmp: Path, events: int, members: int) -> dict[str, An
             "bare_events_per_s": round(bare, 1),
             "bare_events_per_s_all": [round(r, 1) for r in bare_rates],
             "ratio": round(rate / bare, 4),
+            # CPU seconds of the server process (all its threads) per event: less noisy
+            # than wall time on a shared machine; the bare figure is the fastest replay's.
+            "server_cpu_us_per_event": round(server_cpu / events * 1e6, 1),
+            "bare_cpu_us_per_event": round(min(bare_cpu) / events * 1e6, 1),
+            "cpu_ratio": round(min(bare_cpu) / server_cpu, 4) if server_cpu else None,
             "till_ratio": round(events / wall / bare, 4),
             "drain_s": round(wall, 2),
             "post_s": round(post_s, 2),

@@ -68,6 +68,19 @@ _MEMBER_COLS = (
 )
 
 
+_MEMBER_UPDATE = (  # what a batch changes in a member row (PostgreSQL types)
+    ("state", "text"),
+    ("balance", "bigint"),
+    ("available", "bigint"),
+    ("pending", "bigint"),
+    ("expiring_points", "bigint"),
+    ("expiring_on", "text"),
+    ("tier", "text"),
+    ("debt", "bigint"),
+    ("updated_at", "text"),
+)
+
+
 @dataclass(eq=False, slots=True)
 class _Member:
     """A member loaded into a batch: its state is changed in memory, written once.
@@ -783,7 +796,9 @@ class _Batch:
                 )
             )
             if m.merged_into is None:
-                changes.append((m.member_id, json.dumps(body, ensure_ascii=False), self.now_iso))
+                changes.append(
+                    ("member", m.member_id, json.dumps(body, ensure_ascii=False), self.now_iso)
+                )
             records[m.member_id] = body
         self.tx.executemany(
             "INSERT INTO members(member_id, code, phone_hash, phone_masked, phone_sealed, "
@@ -793,15 +808,9 @@ class _Batch:
             "updated_at) VALUES (?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,'',0,0,0,0,'',?)",
             inserts,
         )
+        self.tx.update_many("members", "member_id", _MEMBER_UPDATE, updates)
         self.tx.executemany(
-            "UPDATE members SET state = ?, balance = ?, available = ?, pending = ?, "
-            "expiring_points = ?, expiring_on = ?, tier = ?, debt = ?, updated_at = ? "
-            "WHERE member_id = ?",
-            updates,
-        )
-        self.tx.executemany(
-            "INSERT INTO changes(kind, member_id, body, created_at) VALUES ('member', ?, ?, ?)",
-            changes,
+            "INSERT INTO changes(kind, member_id, body, created_at) VALUES (?,?,?,?)", changes
         )
         self.tx.executemany(
             "INSERT INTO events(event_id, terminal_id, epoch, seq, type, schema_version, "
