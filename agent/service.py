@@ -165,6 +165,10 @@ class Agent:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self._cache = _Cached()
+        # The last member state document decoded, and its decoding: identify, quote and
+        # commit of one cheque read the same document three times. MemberState is frozen,
+        # so sharing the decoded value is safe; a changed document is decoded afresh.
+        self._state_memo: tuple[str, MemberState] = ("", MemberState(""))
         self.terminal_id = store.meta("terminal_id") or ""
         self.terminal_epoch = store.meta("terminal_epoch") or ""
         self.store_name = store_name or store.meta("store_name") or "Kassa"
@@ -244,6 +248,15 @@ class Agent:
         verifier: TokenVerifier | None = self._cache.extra["verifier"]
         return verifier
 
+    def _state(self, document: str) -> MemberState:
+        """The decoded member state document (memoised for the last document, see init)."""
+        memo = self._state_memo
+        if memo[0] == document and document:
+            return memo[1]
+        state = codec.loads(MemberState, document)
+        self._state_memo = (document, state)
+        return state
+
     def _hash_key(self) -> bytes:
         key = self.store.meta("phone_hash_key")
         if not key:
@@ -300,7 +313,7 @@ class Agent:
 
     def _card(self, row: tuple[Any, ...], now: datetime) -> MemberCard:
         rules = self.programme()
-        state = codec.loads(MemberState, row[4])
+        state = self._state(row[4])
         spend = engine.rolling_spend(state, rules, now)
         tier = rules.tier_for_spend(spend)
         nxt = rules.next_tier(tier)
@@ -441,7 +454,7 @@ class Agent:
             raise NotFoundError(
                 f"member {req.member_id} not found", "участник не найден", member_id=req.member_id
             )
-        state = codec.loads(MemberState, row[4])
+        state = self._state(row[4])
         return self._quote(req, row, state, now, self.offline_status())
 
     def _quote(
@@ -505,7 +518,7 @@ class Agent:
                     member_id=req.member_id,
                 )
             holds.consume(conn, req.cart.receipt_id, req.member_id, hold_id, now)
-            state = codec.loads(MemberState, row[4])
+            state = self._state(row[4])
             q = self._quote(req, row, state, now, status)
             event_id = uuid.uuid4().hex
             new_state, effects = apply_purchase(state, req.cart, q, rules, now, event_id)
@@ -570,14 +583,18 @@ class Agent:
                     (q.coupon_id, q.receipt_id, now_iso),
                 )
             if offline:
-                Store.set_sync(
-                    conn, "offline_consecutive", str(status.consecutive_offline + 1), now_iso
-                )
-                Store.set_sync(
-                    conn,
-                    "offline_spent",
-                    str(status.terminal_offline_spent + q.redeem_points),
-                    now_iso,
+                conn.executemany(
+                    "INSERT INTO sync_state(name, value, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
+                    "updated_at = excluded.updated_at",
+                    (
+                        ("offline_consecutive", str(status.consecutive_offline + 1), now_iso),
+                        (
+                            "offline_spent",
+                            str(status.terminal_offline_spent + q.redeem_points),
+                            now_iso,
+                        ),
+                    ),
                 )
         return result
 
