@@ -16,8 +16,9 @@ Figures per database (``sqlite`` and ``postgresql`` objects, headline copies at 
 
 - ``events_per_s``: the back office's ingest rate on the wire: N / the summed time of the
   ``POST /v1/events`` requests, each timed in the till's HTTP transport from sending the
-  request to the last byte of the answer (parse, dedup, re-score, ledger, change feed,
-  one durable commit per batch, the answer with each touched member's new record).
+  request to the last byte of the answer (parse, dedup, ledger, change feed, the queue
+  row for the background re-score, one durable commit per batch, the answer with each
+  touched member's new record).
   This is the figure the target applies to ("into SQLite" / "into PostgreSQL");
 - ``till_events_per_s``: N / the wall time of ``drain()`` (adds the till's own work per
   batch: reading the batch, encoding it, settling the answer in one durable transaction);
@@ -31,12 +32,18 @@ Figures per database (``sqlite`` and ``postgresql`` objects, headline copies at 
 - ``verified``: after the drain the back office holds exactly N events with status
   ``applied`` (``SELECT count(*) FROM events WHERE status = 'applied'``) and N purchases,
   every answer said ``applied`` and every outbox row on the till is ``acked``;
-- ``flags``: what the back office flagged (``rescore_mismatch`` is expected on clones of
-  a member's second and later events, scored by the till against the seeded state; the
-  back office honours the till's slip and flags the difference, which is real work of the
-  ingest path). ``batch_p50_ms``/``batch_p99_ms``: per-request latency of the pushes;
-  ``batch_p50_first_tenth_ms``/``batch_p50_last_tenth_ms``: the same over the first and
-  the last tenth of the batches (drift as the ledger grows).
+- ``server_cpu_us_per_event`` / ``bare_cpu_us_per_event`` / ``cpu_ratio``: CPU time of
+  the server process (all threads) per event during the drain and the fastest bare
+  replay: the same comparison with less of the noise of a shared machine;
+- ``verify_backlog_after_drain`` / ``verify_catchup_s``: purchases the background verifier
+  had not re-scored when the drain ended, and how long it then took to catch up (waited
+  for before the floor replays);
+- ``flags``: what the back office flagged, counted after the verifier caught up
+  (``rescore_mismatch`` is expected on clones of a member's second and later events,
+  scored by the till against the seeded state; the back office honours the till's slip
+  and the verifier flags the difference). ``batch_p50_ms``/``batch_p99_ms``: per-request
+  latency of the pushes; ``batch_p50_first_tenth_ms``/``batch_p50_last_tenth_ms``: the
+  same over the first and the last tenth of the batches (drift as the ledger grows).
 
 Why: after an outage (or a till that was offline for days) the backlog must reach the
 ledger quickly and exactly once; the floor ratio separates the ledger's cost from what
