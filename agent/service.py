@@ -258,13 +258,19 @@ class Agent:
         return state
 
     def _hash_key(self) -> bytes:
+        """The phone hash key, cached once found: it is set only when the store is
+        initialised (``initialise`` refuses a second time), so it cannot change later."""
+        cached: bytes | None = self._cache.extra.get("hash_key")
+        if cached is not None:
+            return cached
         key = self.store.meta("phone_hash_key")
         if not key:
             raise StoreError(
                 "till has no phone hash key (not enrolled)",
                 "касса не подключена к программе: нет ключа поиска по телефону",
             )
-        return bytes.fromhex(key)
+        self._cache.extra["hash_key"] = raw = bytes.fromhex(key)
+        return raw
 
     def _now_iso(self) -> str:
         return self.clock.now().isoformat()
