@@ -205,3 +205,36 @@ def test_training_copy_cannot_be_pushed_even_by_hand(tmp_path: Path) -> None:
                 copy.close()
             with pytest.raises(ValueError):
                 open_training_store(real, h.clock.now(), real.path)
+
+
+def test_a_shift_closed_in_training_stays_open_for_real(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                assert h.services is not None
+                await sign_in(h, pilot)
+                real_store = h.services.store
+                shift = h.services.shift
+                assert shift is not None
+                await toggle(pilot)
+                await pilot.press("f11")
+                await settle(pilot)
+                await pilot.press("f12", "enter")  # close the (training) shift
+                await settle(pilot)
+                assert h.services.shift is None
+                await sign_in(h, pilot)  # a new shift, in the training copy
+                assert h.services.shift is not None
+                assert h.services.shift.shift_id != shift.shift_id
+                await toggle(pilot)  # training off
+                assert h.services.store is real_store
+                assert h.services.shift is not None
+                assert h.services.shift.shift_id == shift.shift_id
+                assert h.services.cashier is not None
+                assert h.services.cashier.cashier_id == "anna"
+                row = real_store.one(
+                    "SELECT closed_at FROM shifts WHERE shift_id = ?", (shift.shift_id,)
+                )
+                assert row == (None,)
+                assert real_store.one("SELECT count(*) FROM shifts") == (1,)
+
+    asyncio.run(main())

@@ -23,6 +23,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
+from agent import shifts
 from agent.errors import InputError
 from agent.store import Store
 from agent.training import open_training_store
@@ -100,6 +101,14 @@ def switch_training(s: Services, on: bool) -> TrainingToggled:
     setattr(s, _REAL, None)
     s.training = False
     copy.close()
+    # A shift closed or opened while training happened in the copy only: the real one
+    # (still open) is the cashier's shift again.
+    shift = shifts.current_shift(real)
+    if shift is not None and (s.shift is None or s.shift.shift_id != shift.shift_id):
+        s.shift = shift
+        s.cashier = next(
+            (c for c in shifts.cashiers(real) if c.cashier_id == shift.cashier_id), None
+        )
     return TrainingToggled(False)
 
 
