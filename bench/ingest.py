@@ -140,6 +140,12 @@ def run_backend(kind: str, tmp: Path, tills: int, events: int, members: int) -> 
                     sum(f["payload_bytes_mean"] for f in fills) / len(fills), 1
                 )
                 reports = drive(paths, server.base_url)
+                # flags are counted once the background verifier has re-scored everything
+                with lib.client(server.base_url) as http:
+                    out["verify_backlog_after_drain"] = lib.verify_backlog(http)
+                    t0 = time.perf_counter()
+                    lib.wait_verified(http)
+                    out["verify_catchup_s"] = round(time.perf_counter() - t0, 2)
             counts = lib.server_counts(bo)
         finally:
             bo.db.close()
