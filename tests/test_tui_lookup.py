@@ -113,8 +113,9 @@ def test_bad_queries_are_named(tmp_path: Path) -> None:
                 await settle(pilot)
                 before = footprint(h)
                 await h.type(pilot, "12345")  # neither a phone nor a member code
-                assert h.of(CoreFailed)[-1].op_name == "look_up"
-                assert widget_text(pilot.app, "#say").strip()
+                failed = h.of(CoreFailed)[-1]
+                assert (failed.op_name, failed.code) == ("look_up", "bad_phone")
+                assert "слишком мало цифр" in widget_text(pilot.app, "#say")
                 assert pilot.app.screen.looked is None
                 await h.type(pilot, "+7 999 000-00-00")  # a valid phone nobody has
                 assert "не найден" in widget_text(pilot.app, "#say")
