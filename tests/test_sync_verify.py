@@ -74,7 +74,9 @@ def test_mismatch_is_flagged_by_the_verifier_once_and_the_backlog_is_visible(
     assert _flags(cluster) == []
     health = cluster.http.get("/v1/health").json()
     assert health["verify_backlog"] == 2
-    assert kpi.report(cluster.bo, kpi.period(None, None))["verify_backlog"] == 2
+    report = kpi.report(cluster.bo, kpi.period(None, None))
+    assert report["verify_backlog"] == 2
+    assert "Ждут повторной проверки чека: 2" in kpi.table(report)
 
     assert verify.run_once(cluster.bo, limit=1) == 1
     assert verify.backlog(cluster.bo) == 1

@@ -223,4 +223,6 @@ def table(data: dict[str, Any]) -> str:
         )
     if data["flags"]:
         out += ["", "  Отметки: " + ", ".join(f"{k}={v}" for k, v in sorted(data["flags"].items()))]
+    if data.get("verify_backlog"):
+        out.append(f"  Ждут повторной проверки чека: {data['verify_backlog']}")
     return "\n".join(out)
