@@ -144,6 +144,7 @@ def test_training_sales_never_reach_the_journal_or_the_back_office(tmp_path: Pat
                 )
                 assert training_pending == (0,)
                 assert h.services.store.one("SELECT count(*) FROM outbox")[0] == 3
+                # The status bar shows the real queue (the real sale is acked: 0 waiting).
                 assert "Очередь 0" in widget_text(pilot.app, "#status")
                 # "Sync now" in training sends the real journal only: nothing new.
                 await pilot.press("f5")
@@ -236,5 +237,25 @@ def test_a_shift_closed_in_training_stays_open_for_real(tmp_path: Path) -> None:
                 )
                 assert row == (None,)
                 assert real_store.one("SELECT count(*) FROM shifts") == (1,)
+
+    asyncio.run(main())
+
+
+def test_status_bar_in_training_shows_the_real_queue(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                assert h.services is not None
+                await sign_in(h, pilot)
+                await sell(h, pilot, 1)  # real, not yet sent: the real queue is 1
+                await toggle(pilot)
+                await sell(h, pilot, 2)  # training: never queued
+                await sell(h, pilot, 3)
+                pilot.app.refresh_status()
+                await settle(pilot)
+                snap = pilot.app.last_status
+                assert snap.training and snap.events_waiting == 1
+                status = widget_text(pilot.app, "#status")
+                assert "УЧЕБНЫЙ РЕЖИМ" in status and "Очередь 1" in status
 
     asyncio.run(main())

@@ -193,10 +193,13 @@ class Services:
         """One read of sync and printer state for the status bar (worker thread)."""
         from agent import journal, printq
 
-        st = journal.status(self.store)
+        # The journal the uploader sends: in training the app runs on a copy of the store
+        # (agent.training) while the sync client keeps the real one.
+        live = self._sync.agent if self._sync is not None else self.agent
+        st = journal.status(live.store)
         online: bool | None = None
         if self.http is not None:
-            online = self.agent.offline_status().online
+            online = live.offline_status().online
         fault = "unknown"
         if self.printer is not None:
             fault = str(self.printer.state.value)
