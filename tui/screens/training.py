@@ -65,14 +65,10 @@ _REAL = "_training_real"
 
 
 def _swap_core(s: Services, store: Store) -> None:
-    """Point the services' core at ``store`` (an Agent is built on it lazily)."""
-    if hasattr(s, "_agent"):  # Services builds its Agent on first use
-        s.store = store
-        s._agent = None
-    else:  # pragma: no cover - the earlier Services layout (agent as a plain field)
-        from agent.service import Agent
-
-        s.agent = Agent(store, s.clock)  # type: ignore[misc]
+    """Point the services' core at ``store``: the Agent is rebuilt on it at first use,
+    the print worker (stopped between jobs) prints that store's queue."""
+    s.store = store
+    s._agent = None
     if s.printer is not None:
         s.printer.stop()
         s.printer.store = store
