@@ -150,6 +150,9 @@ def test_typed_phone_total_spend_all_and_typed_points(tmp_path: Path) -> None:
                 assert committed.quote.redeem_points == 100
                 after = h.services.agent.card(card.member_id)  # type: ignore[union-attr]
                 assert after.balance == card.balance - 100 + committed.quote.total_earned
+                # the card on screen shows the balance after the cheque
+                assert pilot.app.screen.card.balance == after.balance
+                assert h.of(MemberIdentified)[-1].source == "refresh"
 
     run(main())
 

@@ -41,6 +41,7 @@ __all__ = [
     "commit",
     "identify",
     "list_cashiers",
+    "member_card",
     "new_receipt",
     "print_x_report",
     "quote",
@@ -52,6 +53,11 @@ __all__ = [
 
 def identify(s: Services, text: str, source: str) -> MemberIdentified:
     return MemberIdentified(s.agent.identify(text), source)
+
+
+def member_card(s: Services, member_id: str) -> MemberIdentified:
+    """The member's card as it is now (after a commit: the new balance)."""
+    return MemberIdentified(s.agent.card(member_id), "refresh")
 
 
 def catalog_item(s: Services, sku: str, qty: int, sale: bool) -> CatalogItemFound:

@@ -11,6 +11,7 @@ State lives here as plain data (``Draft`` parts); every core call is an op in a 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.table import Table
@@ -256,6 +257,12 @@ class CheckoutScreen(KassaScreen):
         self.requote()
 
     def on_member_identified(self, message: MemberIdentified) -> None:
+        if message.source == "refresh":  # the balance after the committed cheque
+            if self.card is not None and self.card.member_id == message.card.member_id:
+                how = self.card.identified_by
+                self.card = message.card if not how else replace(message.card, identified_by=how)
+                self.render_all()
+            return
         self.card = message.card
         self.say("")
         self.requote()
@@ -294,6 +301,8 @@ class CheckoutScreen(KassaScreen):
         self.say(f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}")
         self.render_all()
         self.query_one("#cheque-box", VerticalScroll).scroll_home(animate=False)
+        if self.card is not None:
+            self.request(ops.member_card, self.card.member_id)
 
     def on_core_failed(self, message: CoreFailed) -> None:
         if message.op_name == "quote":
