@@ -111,3 +111,13 @@ def open_training_store(real: Store, now: datetime, path: Path | None = None) ->
         store.close()
         raise
     return store
+
+
+def discard_training_store(store: Store) -> None:
+    """Close a training copy and delete its files: training data is thrown away when
+    training ends. Refuses an open store that is not a training copy."""
+    if store.conn is not None:
+        if not is_training(store):
+            raise ValueError("not a training store")
+        store.close()
+    _remove(store.path)

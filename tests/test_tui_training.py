@@ -161,6 +161,7 @@ def test_training_sales_never_reach_the_journal_or_the_back_office(tmp_path: Pat
                 await toggle(pilot)  # training off
                 assert h.of(TrainingToggled)[-1].on is False
                 assert h.services.store is real_store and not h.services.training
+                assert not (tmp_path / "till.training.db").exists()  # training data dropped
                 assert "УЧЕБНЫЙ" not in widget_text(pilot.app, "#status")
                 assert h.services.agent.card(member).balance == card_before.balance
                 with pytest.raises(NotFoundError):
@@ -257,5 +258,8 @@ def test_status_bar_in_training_shows_the_real_queue(tmp_path: Path) -> None:
                 assert snap.training and snap.events_waiting == 1
                 status = widget_text(pilot.app, "#status")
                 assert "УЧЕБНЫЙ РЕЖИМ" in status and "Очередь 1" in status
+                assert (tmp_path / "till.training.db").exists()
+            # The app closed while training: the copy is closed and deleted.
+            assert not (tmp_path / "till.training.db").exists()
 
     asyncio.run(main())

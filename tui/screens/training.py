@@ -26,7 +26,7 @@ from textual.widgets import Static
 from agent import shifts
 from agent.errors import InputError
 from agent.store import Store
-from agent.training import open_training_store
+from agent.training import discard_training_store, open_training_store
 from tui.i18n import register_strings
 from tui.screens.base import KassaScreen
 from tui.services import Services
@@ -64,6 +64,14 @@ _REAL = "_training_real"
 """Attribute on ``Services`` holding the real store while training (set by ``switch``)."""
 
 
+_CLOSER = "_training_closer"
+
+
+def _discard_current(s: Services) -> None:
+    if getattr(s, _REAL, None) is not None:
+        discard_training_store(s.store)
+
+
 def _swap_core(s: Services, store: Store) -> None:
     """Point the services' core at ``store``: the Agent is rebuilt on it at first use,
     the print worker (stopped between jobs) prints that store's queue."""
@@ -87,7 +95,9 @@ def switch_training(s: Services, on: bool) -> TrainingToggled:
         live = s.agent.store
         copy = open_training_store(live, s.clock.now())
         setattr(s, _REAL, live)
-        s.on_close.insert(0, copy.close)
+        if not getattr(s, _CLOSER, False):  # app exit while training: drop the copy
+            s.on_close.insert(0, lambda: _discard_current(s))
+            setattr(s, _CLOSER, True)
         _swap_core(s, copy)
         s.training = True
         return TrainingToggled(True)
@@ -96,7 +106,7 @@ def switch_training(s: Services, on: bool) -> TrainingToggled:
     _swap_core(s, real)
     setattr(s, _REAL, None)
     s.training = False
-    copy.close()
+    discard_training_store(copy)
     # A shift closed or opened while training happened in the copy only: the real one
     # (still open) is the cashier's shift again.
     shift = shifts.current_shift(real)
