@@ -235,3 +235,46 @@ def test_language_switch_relabels_everything(tmp_path: Path) -> None:
                 assert "К оплате" in text
 
     run(main())
+
+
+def test_serial_scan_and_app_qr_typed_under_russian_layout(tmp_path: Path) -> None:
+    """A serial scanner's frame arrives at the App from the reader thread and reaches the
+    checkout; an app QR token scanned by a wedge under the Russian layout is repaired and
+    verified offline."""
+    from datetime import timedelta
+
+    from agent.tokens import TokenSigner, issue_member_token, load_ed25519_private_key
+
+    ru = dict(
+        zip(
+            "qwertyuiop[]asdfghjkl;'zxcvbnm,.QWERTYUIOP{}ASDFGHJKL:\"ZXCVBNM<>",
+            "йцукенгшщзхъфывапролджэячсмитьбюЙЦУКЕНГШЩЗХЪФЫВАПРОЛДЖЭЯЧСМИТЬБЮ",
+            strict=True,
+        )
+    )
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                assert h.services is not None
+                code = h.services.agent.identify(demo_phone(8)).code
+                pilot.app.post_message(Scanned(code, "serial"))  # as SerialScanner does
+                await settle(pilot)
+                got = h.of(MemberIdentified)[-1]
+                assert got.source == "serial" and got.card.code == code
+                key = load_ed25519_private_key(h.bo.setting("token_private_key"))
+                other = h.services.agent.identify(demo_phone(9)).code
+                token = issue_member_token(
+                    TokenSigner(1, key), other, h.clock.now() - timedelta(seconds=5)
+                )
+                garbled = "".join(ru.get(ch, ch) for ch in token)
+                assert garbled != token
+                await h.scan(pilot, garbled)
+                scanned = h.of(Scanned)[-1]
+                assert scanned.layout_repaired and scanned.text == token
+                card = h.of(MemberIdentified)[-1].card
+                assert card.code == other and card.identified_by == "scan_token"
+                assert pilot.app.screen.query_one("#entry", Input).value == ""
+
+    run(main())
