@@ -5,7 +5,8 @@ cashier app then runs on it (the Agent, the print queue) while the real store st
 it was. The sync client keeps its own reference to the real store, so the real journal
 still drains in the background and nothing from the copy can reach it; the copy's
 journal is never pending and its slips are marked «УЧЕБНЫЙ РЕЖИМ» (see agent/training.py).
-Off: back to the real store; the copy is closed and thrown away at the next start.
+Off: back to the real store; the copy is closed and deleted (also when the app closes
+while training).
 
 The status bar shows the training mark on every screen while it is on.
 """
@@ -51,6 +52,10 @@ register_strings(
         ),
         "training.off": ("Учебный режим выключен", "Training mode off"),
         "bind.training_toggle": ("Вкл/выкл", "On/off"),
+        "training.working": (
+            "Готовлю учебную копию кассы…",
+            "Preparing the training copy of the till…",
+        ),
     }
 )
 
@@ -167,6 +172,8 @@ class TrainingScreen(KassaScreen):
 
     def action_switch(self) -> None:
         if self.on is not None:
+            if not self.on:
+                self.say(self.t("training.working"))
             self.request(switch_training, not self.on)
 
     def on_training_toggled(self, message: TrainingToggled) -> None:
