@@ -123,14 +123,22 @@ def test_typed_phone_total_spend_all_and_typed_points(tmp_path: Path) -> None:
                 screen = pilot.app.screen
                 await h.type(pilot, "=12000")  # a till without integration: the total
                 await h.type(pilot, "SH-2001*2!")  # two sale shirts
+                await h.type(pilot, "X-9 shoes 1500*3")  # not in the catalogue
+                await h.type(pilot, "X-8 socks 10")  # unknown category: refused
+                assert h.of(CoreFailed)[-1].code == "bad_input" and "socks" in said(pilot)
                 phone = demo_phone(5)
                 await h.type(pilot, f"8 {phone[2:5]} {phone[5:8]}-{phone[8:10]}-{phone[10:]}")
                 card = h.of(MemberIdentified)[-1].card
                 assert card.identified_by == "phone"
-                assert [(ln.sku, ln.qty, ln.sale) for ln in screen.lines] == [
-                    ("TOTAL", 1, False),
-                    ("SH-2001", 2, True),
+                rules = h.services.agent.programme()  # type: ignore[union-attr]
+                earning = [c for c in rules.categories if c not in rules.excluded_categories]
+                default_category = earning[0]
+                assert [(ln.sku, ln.category, ln.qty, ln.sale) for ln in screen.lines] == [
+                    ("TOTAL", default_category, 1, False),
+                    ("SH-2001", "shirts", 2, True),
+                    ("X-9", "shoes", 3, False),
                 ]
+                assert screen.lines[2].amount_kop == 450_000
                 assert screen.lines[0].amount_kop == 1_200_000
                 q = h.of(QuoteReady)[-1].quote
                 assert q.redeem_points == 0 and q.max_redeem_points > 0

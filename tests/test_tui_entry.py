@@ -24,6 +24,11 @@ from tui.entry import Entry, parse_entry
         ("DR-1001 х3", Entry("sku", "DR-1001", qty=3)),  # Cyrillic х
         ("SH-2001!", Entry("sku", "SH-2001", sale=True)),
         ("SH-2001*2!", Entry("sku", "SH-2001", qty=2, sale=True)),
+        ("X-1 shirts 3499", Entry("line", "X-1", amount_kop=349_900, category="shirts")),
+        (
+            "x-1 shirts 3499.5*2!",
+            Entry("line", "X-1", qty=2, sale=True, amount_kop=349_950, category="shirts"),
+        ),
         ("=4999", Entry("total", amount_kop=499_900)),
         ("=4999.5", Entry("total", amount_kop=499_950)),
         ("=4999,05 shirts", Entry("total", amount_kop=499_905, category="shirts")),
@@ -37,7 +42,8 @@ def test_entry_forms(text: str, expected: Entry) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["=0", "=-5", "=12.345", "DR-1001*0", "DR-1001*1000", "??", "a b c", "-5x"]
+    "text",
+    ["=0", "=-5", "=12.345", "DR-1001*0", "DR-1001*1000", "??", "a b c", "-5x", "X shirts 0"],
 )
 def test_entries_refused(text: str) -> None:
     assert parse_entry(text).kind == "invalid"

@@ -7,6 +7,8 @@ One line takes everything, so the hands stay on the keyboard:
 - ``KC1:...`` -> a coupon;
 - ``OW-4001``, ``OW-4001*2``, ``OW-4001 x2``, ``SH-2001!`` (``!`` = sale item) -> a
   catalogue line with quantity;
+- ``X-1 shirts 3499.00*2!`` -> a line not in the catalogue: SKU, category, unit price in
+  roubles, quantity, sale flag;
 - ``=4999`` / ``=4999.50`` / ``=4999,50 shirts`` -> the cheque as a total (roubles, optional
   category) for a till without POS integration;
 - ``-500`` -> spend 500 points; ``-`` alone -> spend none; ``-*`` -> spend all allowed.
@@ -20,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["empty", "identify", "coupon", "sku", "total", "redeem", "invalid"]
+Kind = Literal["empty", "identify", "coupon", "sku", "line", "total", "redeem", "invalid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,10 @@ class Entry:
 _PHONE_CHARS = re.compile(r"^[+\d\s()\-]+$")
 _SKU = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]{0,39})\s*(?:[*xXхХ]\s*(\d{1,3}))?\s*(!)?$")
 _TOTAL = re.compile(r"^=\s*(\d{1,9})(?:[.,](\d{1,2}))?(?:\s+([a-z_]{1,40}))?$")
+_LINE = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9_.\-]{0,39})\s+([a-z_]{1,40})\s+(\d{1,9})(?:[.,](\d{1,2}))?"
+    r"\s*(?:[*xXхХ]\s*(\d{1,3}))?\s*(!)?$"
+)
 _REDEEM = re.compile(r"^-\s*(\d{1,9}|\*)?$")
 MAX_QTY = 999
 
@@ -61,6 +67,15 @@ def parse_entry(raw: str) -> Entry:
         if amount <= 0:
             return Entry("invalid", text)
         return Entry("total", amount_kop=amount, category=category)
+    if m := _LINE.match(text):
+        sku, category, rub, kop, qty, sale = m.groups()
+        price = int(rub) * 100 + int((kop or "0").ljust(2, "0"))
+        n = int(qty) if qty else 1
+        if price <= 0 or not 1 <= n <= MAX_QTY:
+            return Entry("invalid", text)
+        return Entry(
+            "line", sku.upper(), qty=n, sale=bool(sale), amount_kop=price, category=category
+        )
     digits = sum(ch.isdigit() for ch in text)
     if _PHONE_CHARS.match(text) and digits >= 10:
         return Entry("identify", text)

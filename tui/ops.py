@@ -39,6 +39,7 @@ __all__ = [
     "checkout_request",
     "close_shift",
     "commit",
+    "free_line",
     "identify",
     "list_cashiers",
     "member_card",
@@ -68,23 +69,35 @@ def catalog_item(s: Services, sku: str, qty: int, sale: bool) -> CatalogItemFoun
     return CatalogItemFound(sku, name, category, collection, price, qty, sale)
 
 
-def total_line(s: Services, amount_kop: int, category: str | None) -> CatalogItemFound:
-    """A cheque entered as one total (a till without POS integration).
-
-    Without a category the line takes the programme's first category that earns points
+def _category(s: Services, category: str | None) -> str:
+    """A category the programme knows; None: its first category that earns points
     (``general`` when the programme lists none)."""
     rules = s.agent.programme()
     if category is None:
         earning = [c for c in rules.categories if c not in rules.excluded_categories]
-        category = earning[0] if earning else "general"
-    elif rules.categories and category not in rules.categories:
+        return earning[0] if earning else "general"
+    if rules.categories and category not in rules.categories:
         known = ", ".join(rules.categories)
         raise InputError(
             f"unknown category {category!r}; known: {known}",
             f"неизвестная категория «{category}»; есть: {known}",
             field="category",
         )
-    return CatalogItemFound("TOTAL", "Сумма чека", category, None, amount_kop, 1, False)
+    return category
+
+
+def total_line(s: Services, amount_kop: int, category: str | None) -> CatalogItemFound:
+    """A cheque entered as one total (a till without POS integration)."""
+    return CatalogItemFound(
+        "TOTAL", "Сумма чека", _category(s, category), None, amount_kop, 1, False
+    )
+
+
+def free_line(
+    s: Services, sku: str, category: str, price_kop: int, qty: int, sale: bool
+) -> CatalogItemFound:
+    """A line typed in full (an item missing from the till's catalogue)."""
+    return CatalogItemFound(sku, sku, _category(s, category), None, price_kop, qty, sale)
 
 
 @dataclass(frozen=True, slots=True)

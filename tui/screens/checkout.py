@@ -223,6 +223,11 @@ class CheckoutScreen(KassaScreen):
             self.requote()
         elif entry.kind == "sku":
             self.request(ops.catalog_item, entry.text, entry.qty, entry.sale)
+        elif entry.kind == "line":
+            assert entry.category is not None
+            self.request(
+                ops.free_line, entry.text, entry.category, entry.amount_kop, entry.qty, entry.sale
+            )
         elif entry.kind == "total":
             self.request(ops.total_line, entry.amount_kop, entry.category)
         elif entry.kind == "redeem":
