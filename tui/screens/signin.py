@@ -1,7 +1,7 @@
 """Sign-in: the cashier picks their name and types the PIN; the shift opens (or resumes).
 
-Enter on a name moves to the PIN; Enter on the PIN asks the core (``ops.sign_in``). On
-``ShiftOpened`` the App switches to checkout.
+Enter on a name, or the PIN's first digit, moves to the PIN; Enter on the PIN asks the
+core (``ops.sign_in``). On ``ShiftOpened`` the App switches to checkout.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widget import Widget
@@ -31,7 +32,13 @@ class SignInScreen(KassaScreen):
             box.border_title = self.t("signin.title")
             yield Label(self.t("signin.pick"), id="signin-hint")
             yield OptionList(id="cashiers")
-            yield Input(placeholder=self.t("signin.pin"), password=True, id="pin", max_length=8)
+            yield Input(
+                placeholder=self.t("signin.pin"),
+                password=True,
+                id="pin",
+                max_length=8,
+                select_on_focus=False,
+            )
         if self.kassa.hints:
             text = Text("\n".join(self.kassa.hints), overflow="fold")
             hints = Static(text, id="hints", classes="panel")
@@ -50,6 +57,19 @@ class SignInScreen(KassaScreen):
             options.focus()
         else:
             self.say(self.t("signin.no_cashiers"), error=True)
+
+    def on_key(self, event: events.Key) -> None:
+        """A digit typed on the name list starts the PIN (the highlighted name is taken)."""
+        if (
+            event.character is not None
+            and event.character.isdigit()
+            and isinstance(self.focused, OptionList)
+        ):
+            pin = self.query_one("#pin", Input)
+            pin.focus()
+            pin.insert_text_at_cursor(event.character)
+            event.stop()
+            event.prevent_default()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.query_one("#pin", Input).focus()
