@@ -60,9 +60,9 @@ def test_sign_in_with_wrong_then_right_pin(tmp_path: Path) -> None:
                 assert "Неверный PIN" in said(pilot)
                 assert pilot.app.screen.query_one("#pin", Input).value == ""
                 assert isinstance(pilot.app.screen, SignInScreen)
-                await pilot.press("up")  # back on the list: digits go straight to the PIN
-                await pilot.press("down")
+                # Back on the name list (Олег highlighted): digits go straight to the PIN.
                 pilot.app.screen.query_one("#cashiers").focus()
+                await pilot.pause()
                 await h.type(pilot, "2222")
                 opened = h.of(ShiftOpened)
                 assert [o.cashier.cashier_id for o in opened] == ["oleg"]
