@@ -7,7 +7,8 @@ client built lazily), ``ops.py``/``ops_shift.py`` (core operations run in worker
 sign-in ones import only ``agent.shifts`` so the first screen comes up before the scoring
 engine loads; the App warms the rest up in a worker once the sign-in list shows),
 ``messages.py`` (dataclass messages), ``i18n.py`` (ru/en), ``entry.py`` (the checkout
-entry-line grammar), ``widgets/`` (status bar, key bar, member card), ``screens/`` (one module per flow), ``kassa.tcss`` (all styles).
+entry-line grammar), ``widgets/`` (status bar, key bar, member card), ``screens/`` (one
+module per flow), ``kassa.tcss`` (all styles).
 
 Keys (visible in the key bar; descriptions are i18n keys):
 
