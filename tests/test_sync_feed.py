@@ -11,7 +11,8 @@ import pytest
 from cluster import Cluster, db_url  # noqa: F401 - fixture
 from synchelp import portal
 
-from agent.journal import member_record_from_wire
+from agent.journal import member_record_from_wire, snapshot_row
+from sync.client import _ndjson_batches
 
 
 @pytest.fixture
@@ -46,7 +47,17 @@ def test_snapshot_lines_are_the_wire_records(cluster: Cluster) -> None:
         if rec["merged_into"] is None:
             assert rec == cluster.bo.lookup(code=code)
         assert type(rec["consent_programme"]) is bool and type(rec["balance"]) is int
-        member_record_from_wire(rec)  # the till reads it
+        # the till reads it; into an empty cache without a MemberRecord, to the same row
+        assert snapshot_row(rec, "T") == member_record_from_wire(rec).row("T")
     assert by_id["m00000003"]["first_name"] == 'Ёлка "\\ 🎄'
     assert by_id["m00000003"]["consent_marketing"] is False
     assert by_id["m00000004"]["merged_into"] == "m00000001"
+
+
+def test_ndjson_lines_survive_any_chunking() -> None:
+    text = b'{"a":1}\n{"b":"x\\ny"}\n\n{"c":[1,2]}\n{"tail":true}'
+    want = [b'{"a":1}', b'{"b":"x\\ny"}', b'{"c":[1,2]}', b'{"tail":true}']
+    for size in (1, 2, 3, 7, len(text)):
+        chunks = [text[i : i + size] for i in range(0, len(text), size)]
+        got = [line for batch in _ndjson_batches(iter(chunks)) for line in batch]
+        assert got == want, size
