@@ -13,11 +13,12 @@ How a batch is applied (why it is fast and still exact):
 2. what the batch needs is read with a few set-based queries: known event ids, the
    members it touches (following merges), its receipt ids, the purchases its refunds
    refer to;
-3. the events are applied in order, in memory. An event's writes are collected, not
-   run; an event refused half-way is undone in memory (an undo log of what it changed),
-   so it leaves no trace and the batch goes on;
-4. the collected writes run as one ``executemany`` per statement (pipelined on
-   PostgreSQL), every changed member is written once, and the transaction commits.
+3. the events are applied in order, in memory (``effects``: what each event type does).
+   An event's writes are collected, not run; an event refused half-way is undone in
+   memory (an undo log of what it changed), so it leaves no trace and the batch goes on;
+4. the collected writes run as one ``executemany`` per statement (``COPY`` for plain
+   inserts on PostgreSQL, ``db.Tx``), every changed member is written once, and the
+   transaction commits.
 
 If the database refuses one of the collected writes (a value it cannot store that the
 checks did not foresee), the whole transaction is rolled back and the batch is applied
@@ -34,26 +35,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import codec, engine
 from agent.errors import AgentError
-from agent.identify import check_member_code
-from agent.ledger import PurchaseEffects, apply_purchase, apply_refund
-from agent.model import Cart, MemberState, PointLot, Quote
+from agent.ledger import PurchaseEffects
+from agent.model import MemberState
 from agent.rules import Programme
+from sync.backoffice import effects
 from sync.backoffice.checks import (
     Rejected,
     check_event,
     is_db_outage,
-    moment,
-    nonneg,
-    opt,
-    text,
 )
 from sync.backoffice.db import Tx
+from sync.backoffice.effects import BatchMember, BatchPurchase
 from sync.protocol import EventResult, WireEvent
 
 if TYPE_CHECKING:
@@ -79,38 +76,6 @@ _MEMBER_UPDATE = (  # what a batch changes in a member row (PostgreSQL types)
     ("debt", "bigint"),
     ("updated_at", "text"),
 )
-
-
-@dataclass(eq=False, slots=True)
-class _Member:
-    """A member loaded into a batch: its state is changed in memory, written once.
-
-    ``text`` is the stored state text while the state is unchanged (the verifier's
-    "state before" costs no encoding then)."""
-
-    member_id: str
-    state: MemberState
-    code: str
-    phone_hash: str | None
-    phone_masked: str | None
-    first_name: str | None
-    consent_programme: bool
-    consent_marketing: bool
-    merged_into: str | None
-    text: str | None = None
-    new: bool = False
-    dirty: bool = False
-    extra: dict[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class _Purchase:
-    """A purchase a refund in this batch refers to (from the ledger or from this batch)."""
-
-    member_id: str
-    effects: PurchaseEffects
-    refunded: dict[int, int]
-    in_batch: bool
 
 
 def push(
@@ -185,13 +150,13 @@ class _Batch:
         self.now_iso = now.isoformat()
         self.tx = tx
         self.careful = careful
-        self.members: dict[str, _Member] = {}
+        self.members: dict[str, BatchMember] = {}
         self.requested: dict[str, str] = {}  # member id as the till sent it -> resolved id
         self.flags: list[tuple[Any, ...]] = []
         self.event_rows: list[tuple[Any, ...]] = []
         self.ops: dict[str, list[tuple[Any, ...]]] = {}  # statement -> rows, first-use order
         self.receipts: set[str] = set()  # this terminal's receipt ids in the ledger
-        self.purchases: dict[str, _Purchase | None] = {}
+        self.purchases: dict[str, BatchPurchase | None] = {}
         self._rules: Programme | None = None
         # this event's pending work, kept apart until it is applied
         self.ev_ops: list[tuple[str, tuple[Any, ...]]] = []
@@ -246,8 +211,8 @@ class _Batch:
                 part,
             ):
                 refunded = {int(k): int(v) for k, v in json.loads(row[3]).items()}
-                effects = codec.loads(PurchaseEffects, row[2])
-                self.purchases[row[0]] = _Purchase(row[1], effects, refunded, False)
+                done = codec.loads(PurchaseEffects, row[2])
+                self.purchases[row[0]] = BatchPurchase(row[1], done, refunded, False)
                 member_ids.add(row[1])
         tid = self.terminal.terminal_id
         for part in _chunks(sorted(receipts)):
@@ -273,8 +238,8 @@ class _Batch:
             wanted = merged
 
     @staticmethod
-    def _loaded(row: Any) -> _Member:
-        return _Member(
+    def _loaded(row: Any) -> BatchMember:
+        return BatchMember(
             row[0],
             codec.loads(MemberState, row[1]),
             row[2],
@@ -320,7 +285,7 @@ class _Batch:
         try:
             if isinstance(checked, Rejected):
                 raise checked
-            member_id = self.apply(ev, checked)
+            member_id = effects.apply(self, ev, checked)
             self._commit_event()
         except Exception as e:
             if self.careful:
@@ -391,7 +356,7 @@ class _Batch:
         self.ops.clear()
 
     # -- in-memory changes with undo
-    def _set_state(self, m: _Member, state: MemberState) -> None:
+    def _set_state(self, m: BatchMember, state: MemberState) -> None:
         old = (m.state, m.dirty, m.text, m.merged_into, m.phone_hash)
 
         def undo() -> None:
@@ -413,7 +378,7 @@ class _Batch:
         self.ev_undo.append(undo)
         self.requested[asked] = resolved
 
-    def member(self, member_id: Any) -> _Member:
+    def member(self, member_id: Any) -> BatchMember:
         if not isinstance(member_id, str) or not member_id:
             raise Rejected("bad_payload", "payload.member_id must be a non-empty string")
         asked = member_id
@@ -453,282 +418,6 @@ class _Batch:
         (self.ev_flags if ev is not None else self.flags).append(row)
 
     # -- apply
-    def apply(self, ev: WireEvent, payload: dict[str, Any]) -> str:
-        if ev.type == "purchase":
-            return self.purchase(ev, payload)
-        if ev.type == "refund":
-            return self.refund(ev, payload)
-        return self.registration(ev, payload)
-
-    def purchase(self, ev: WireEvent, p: dict[str, Any]) -> str:
-        m = self.member(p.get("member_id"))
-        occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
-        try:
-            cart = codec.from_plain(Cart, p["cart"])
-            q = codec.from_plain(Quote, p["quote"])
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise Rejected("bad_payload", f"cart or quote is malformed: {e!r}") from None
-        receipt_id = text(p, "receipt_id")
-        if q.receipt_id != receipt_id or cart.receipt_id != receipt_id:
-            raise Rejected("bad_payload", "receipt_id differs between cart, quote and payload")
-        nonneg(q.redeem_points, "quote.redeem_points")
-        nonneg(q.earn_points, "quote.earn_points")
-        for b in q.bonuses:
-            nonneg(b.points, "quote.bonuses.points")
-        if {ql.line_no for ql in q.lines} != {line.line_no for line in cart.lines}:
-            raise Rejected("bad_payload", "quote lines do not match cart lines")
-        if sum(ql.redeemed_points for ql in q.lines) != q.redeem_points:
-            raise Rejected("bad_payload", "line redemptions do not add up to redeem_points")
-        rules = self.rules_for(q.rules_version, ev)
-        engine.validate_cart(cart, rules)
-        if receipt_id in self.receipts:
-            raise Rejected("duplicate_receipt", f"receipt {receipt_id} already in the ledger")
-        before = m.text if m.text is not None else codec.dumps(m.state)
-        if q.member_id != m.member_id:  # the till knew the member under a merged id
-            q = replace(q, member_id=m.member_id)
-        state = m.state
-        if state.member_id != m.member_id:
-            state = replace(state, member_id=m.member_id)
-        available = state.available_points(occurred) - state.debt
-        new_state, effects = apply_purchase(
-            state, cart, q, rules, occurred, ev.event_id, allow_overdraft=True
-        )
-        if effects.overdraft:
-            self.flag(
-                "overdraft",
-                ev,
-                m.member_id,
-                {
-                    "spent": q.redeem_points,
-                    "available": available,
-                    "overdraft": effects.overdraft,
-                    "debt_after": new_state.debt,
-                },
-            )
-        bonus = sum(b.points for b in q.bonuses)
-        row = (
-            ev.event_id,
-            receipt_id,
-            self.terminal.terminal_id,
-            self.terminal.store_id,
-            m.member_id,
-            occurred.isoformat(),
-            engine.local_date(rules, occurred).isoformat(),
-            opt(p, "cashier_id"),
-            opt(p, "identified_by"),
-            int(bool(p.get("offline"))),
-            cart.total_kop,
-            sum(ql.payable_kop for ql in q.lines),
-            q.earn_points,
-            bonus,
-            q.redeem_points,
-            codec.dumps(effects),
-        )
-        self._set_state(m, new_state)
-        self.ev_ops.append(
-            (
-                "INSERT INTO purchases(event_id, receipt_id, terminal_id, store_id, member_id, "
-                "occurred_at, day, cashier_id, identified_by, offline, amount_kop, paid_kop, "
-                "earned, bonus, spent, effects) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
-        )
-        self.ev_ops.append(
-            (
-                "INSERT INTO verify_queue(event_id, member_id, state, queued_at) VALUES (?,?,?,?)",
-                (ev.event_id, m.member_id, before, self.now_iso),
-            )
-        )
-
-        def done() -> None:
-            self.receipts.add(receipt_id)
-            self.purchases[ev.event_id] = _Purchase(m.member_id, effects, {}, True)
-
-        self.ev_done.append(done)
-        return m.member_id
-
-    def refund(self, ev: WireEvent, p: dict[str, Any]) -> str:
-        occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
-        purchase_event = text(p, "purchase_event_id")
-        bought = self.purchases.get(purchase_event)
-        if bought is None:
-            raise Rejected("unknown_purchase", f"purchase {purchase_event} is not in the ledger")
-        lines = p.get("lines")
-        if not isinstance(lines, dict) or not lines:
-            raise Rejected("bad_payload", "payload.lines must map line numbers to units")
-        try:
-            request = {int(k): nonneg(v, f"lines.{k}") for k, v in lines.items()}
-        except ValueError:
-            raise Rejected("bad_payload", "payload.lines keys must be line numbers") from None
-        m = self.member(bought.member_id)
-        before = dict(bought.refunded)
-        new_state, result = apply_refund(m.state, bought.effects, before, request, occurred)
-        refund_id = text(p, "refund_id")
-        cashier = opt(p, "cashier_id")
-        till = p.get("result") or {}
-        if isinstance(till, dict) and (
-            till.get("earn_reversed"),
-            till.get("points_returned"),
-        ) != (result.earn_reversed, result.points_returned):
-            self.flag(
-                "rescore_mismatch",
-                ev,
-                m.member_id,
-                {"till": till.get("earn_reversed"), "server": result.earn_reversed},
-            )
-        after = dict(before)
-        for k, v in request.items():
-            after[k] = after.get(k, 0) + v
-        self._set_state(m, new_state)
-        self.ev_ops.append(
-            (
-                "UPDATE purchases SET refunded = ? WHERE event_id = ?",
-                (json.dumps({str(k): v for k, v in sorted(after.items())}), purchase_event),
-            )
-        )
-        self.ev_ops.append(
-            (
-                "INSERT INTO refunds(event_id, refund_id, purchase_event_id, terminal_id, "
-                "store_id, member_id, occurred_at, day, cashier_id, amount_kop, earn_reversed, "
-                "bonus_reversed, returned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    ev.event_id,
-                    refund_id,
-                    purchase_event,
-                    self.terminal.terminal_id,
-                    self.terminal.store_id,
-                    m.member_id,
-                    occurred.isoformat(),
-                    engine.local_date(self.rules, occurred).isoformat(),
-                    cashier,
-                    result.amount_kop,
-                    result.earn_reversed,
-                    result.bonus_reversed,
-                    result.points_returned,
-                ),
-            )
-        )
-
-        def done() -> None:
-            bought.refunded = after
-
-        self.ev_done.append(done)
-        return m.member_id
-
-    def registration(self, ev: WireEvent, p: dict[str, Any]) -> str:
-        member_id = text(p, "member_id")
-        try:
-            code = check_member_code(text(p, "member_code"))
-        except AgentError:
-            raise Rejected(
-                "bad_payload", "payload.member_code is not a valid member code"
-            ) from None
-        phone = text(p, "phone_hash")
-        if len(phone) != 32 or any(c not in "0123456789abcdef" for c in phone):
-            raise Rejected("bad_payload", "payload.phone_hash must be 32 hex digits")
-        occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
-        if p.get("consent_programme") is not True:
-            raise Rejected("no_consent", "a member must consent to the programme rules")
-        welcome = nonneg(p.get("welcome_points", 0), "payload.welcome_points")
-        if (
-            member_id in self.members
-            or any(x.new and x.code == code for x in self.members.values())
-            or self.tx.one(
-                "SELECT 1 FROM members WHERE member_id = ? OR code = ?", (member_id, code)
-            )
-        ):
-            raise Rejected("member_exists", f"member {member_id} or code {code} already exists")
-        rules = self.rules
-        if welcome != rules.welcome_points:
-            self.flag(
-                "rescore_mismatch",
-                ev,
-                member_id,
-                {"welcome": welcome, "rules": rules.welcome_points},
-            )
-        birthday = p.get("birthday")
-        try:
-            born = datetime.fromisoformat(birthday).date() if isinstance(birthday, str) else None
-        except ValueError:
-            raise Rejected("bad_payload", "payload.birthday must be an ISO date") from None
-        lots: tuple[PointLot, ...] = ()
-        if welcome:
-            lots = (
-                PointLot(
-                    f"{ev.event_id}:welcome",
-                    welcome,
-                    occurred,
-                    occurred,
-                    occurred + timedelta(days=rules.welcome_expiry_days),
-                    "welcome",
-                ),
-            )
-        state = MemberState(member_id, lots=lots, birthday=born)
-        # The first registration of a phone wins, in this batch or before it.
-        survivor_row = next(
-            (
-                (x.member_id,)
-                for x in self.members.values()
-                if x.new and x.phone_hash == phone and x.merged_into is None
-            ),
-            None,
-        ) or self.tx.one(
-            "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL",
-            (phone,),
-        )
-        m = _Member(
-            member_id,
-            state,
-            code,
-            phone,
-            opt(p, "phone_masked"),
-            opt(p, "first_name"),
-            True,
-            bool(p.get("consent_marketing")),
-            None,
-            new=True,
-            dirty=True,
-        )
-        m.extra = {
-            "phone_sealed": opt(p, "phone_sealed", 2000),
-            "birthday": birthday if isinstance(birthday, str) else None,
-            "consent_text_version": opt(p, "consent_text_version"),
-            "registered_at": occurred.isoformat(),
-            "cashier_id": opt(p, "cashier_id"),
-        }
-        self.members[member_id] = m
-
-        def forget() -> None:
-            self.members.pop(member_id, None)
-
-        self.ev_undo.append(forget)
-        if survivor_row is not None:
-            # Registered twice (two tills offline, or a till that did not know the member):
-            # the first registration wins; the welcome bonus is not given twice. Points the
-            # duplicate already spent are owed by the survivor (its later events follow the
-            # merge), so nothing the tills did is lost.
-            survivor = self.member(survivor_row[0])
-            m.merged_into = survivor.member_id
-            m.phone_hash = None
-            m.state = replace(state, lots=())
-            self.flag("merge", ev, survivor.member_id, {"merged": member_id})
-            self.ev_ops.append(
-                (
-                    "INSERT INTO changes(kind, member_id, body, created_at) "
-                    "VALUES ('merge', ?, ?, ?)",
-                    (
-                        member_id,
-                        json.dumps({"from": member_id, "into": survivor.member_id}),
-                        self.now_iso,
-                    ),
-                )
-            )
-            self._request(member_id, survivor.member_id)
-            self._set_state(survivor, survivor.state)
-        else:
-            self._request(member_id, member_id)
-        return member_id
-
     # -- write back
     def flush(self) -> dict[str, Any]:
         """Write every changed member once, append its change, return the till's view."""

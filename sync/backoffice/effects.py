@@ -1,0 +1,333 @@
+"""What each event type does to the ledger: purchase, refund, registration.
+
+Called by ``ingest`` for one event at a time, inside a batch (``ingest._Batch``): reads go
+through the batch's caches (members, receipts, purchases prefetched for the whole batch),
+changes to members go through ``_set_state`` (undone if the event is refused later), and
+rows are appended to the event's pending writes (``batch.ev_ops``), run only once the event is
+applied. A ``Rejected`` (or ``AgentError``) raised here refuses the event, naming why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agent import codec, engine
+from agent.errors import AgentError
+from agent.identify import check_member_code
+from agent.ledger import PurchaseEffects, apply_purchase, apply_refund
+from agent.model import Cart, MemberState, PointLot, Quote
+from sync.backoffice.checks import Rejected, moment, nonneg, opt, text
+from sync.protocol import WireEvent
+
+if TYPE_CHECKING:
+    from sync.backoffice.ingest import _Batch
+
+
+@dataclass(eq=False, slots=True)
+class BatchMember:
+    """A member loaded into a batch: its state is changed in memory, written once.
+
+    ``text`` is the stored state text while the state is unchanged (the verifier's
+    "state before" costs no encoding then)."""
+
+    member_id: str
+    state: MemberState
+    code: str
+    phone_hash: str | None
+    phone_masked: str | None
+    first_name: str | None
+    consent_programme: bool
+    consent_marketing: bool
+    merged_into: str | None
+    text: str | None = None
+    new: bool = False
+    dirty: bool = False
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class BatchPurchase:
+    """A purchase a refund in this batch refers to (from the ledger or from this batch)."""
+
+    member_id: str
+    effects: PurchaseEffects
+    refunded: dict[int, int]
+    in_batch: bool
+
+
+def apply(batch: _Batch, ev: WireEvent, payload: dict[str, Any]) -> str:
+    if ev.type == "purchase":
+        return purchase(batch, ev, payload)
+    if ev.type == "refund":
+        return refund(batch, ev, payload)
+    return registration(batch, ev, payload)
+
+
+def purchase(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+    m = batch.member(p.get("member_id"))
+    occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
+    try:
+        cart = codec.from_plain(Cart, p["cart"])
+        q = codec.from_plain(Quote, p["quote"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise Rejected("bad_payload", f"cart or quote is malformed: {e!r}") from None
+    receipt_id = text(p, "receipt_id")
+    if q.receipt_id != receipt_id or cart.receipt_id != receipt_id:
+        raise Rejected("bad_payload", "receipt_id differs between cart, quote and payload")
+    nonneg(q.redeem_points, "quote.redeem_points")
+    nonneg(q.earn_points, "quote.earn_points")
+    for given in q.bonuses:
+        nonneg(given.points, "quote.bonuses.points")
+    if {ql.line_no for ql in q.lines} != {line.line_no for line in cart.lines}:
+        raise Rejected("bad_payload", "quote lines do not match cart lines")
+    if sum(ql.redeemed_points for ql in q.lines) != q.redeem_points:
+        raise Rejected("bad_payload", "line redemptions do not add up to redeem_points")
+    rules = batch.rules_for(q.rules_version, ev)
+    engine.validate_cart(cart, rules)
+    if receipt_id in batch.receipts:
+        raise Rejected("duplicate_receipt", f"receipt {receipt_id} already in the ledger")
+    before = m.text if m.text is not None else codec.dumps(m.state)
+    if q.member_id != m.member_id:  # the till knew the member under a merged id
+        q = replace(q, member_id=m.member_id)
+    state = m.state
+    if state.member_id != m.member_id:
+        state = replace(state, member_id=m.member_id)
+    available = state.available_points(occurred) - state.debt
+    new_state, effects = apply_purchase(
+        state, cart, q, rules, occurred, ev.event_id, allow_overdraft=True
+    )
+    if effects.overdraft:
+        batch.flag(
+            "overdraft",
+            ev,
+            m.member_id,
+            {
+                "spent": q.redeem_points,
+                "available": available,
+                "overdraft": effects.overdraft,
+                "debt_after": new_state.debt,
+            },
+        )
+    bonus = sum(given.points for given in q.bonuses)
+    row = (
+        ev.event_id,
+        receipt_id,
+        batch.terminal.terminal_id,
+        batch.terminal.store_id,
+        m.member_id,
+        occurred.isoformat(),
+        engine.local_date(rules, occurred).isoformat(),
+        opt(p, "cashier_id"),
+        opt(p, "identified_by"),
+        int(bool(p.get("offline"))),
+        cart.total_kop,
+        sum(ql.payable_kop for ql in q.lines),
+        q.earn_points,
+        bonus,
+        q.redeem_points,
+        codec.dumps(effects),
+    )
+    batch._set_state(m, new_state)
+    batch.ev_ops.append(
+        (
+            "INSERT INTO purchases(event_id, receipt_id, terminal_id, store_id, member_id, "
+            "occurred_at, day, cashier_id, identified_by, offline, amount_kop, paid_kop, "
+            "earned, bonus, spent, effects) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            row,
+        )
+    )
+    batch.ev_ops.append(
+        (
+            "INSERT INTO verify_queue(event_id, member_id, state, queued_at) VALUES (?,?,?,?)",
+            (ev.event_id, m.member_id, before, batch.now_iso),
+        )
+    )
+
+    def done() -> None:
+        batch.receipts.add(receipt_id)
+        batch.purchases[ev.event_id] = BatchPurchase(m.member_id, effects, {}, True)
+
+    batch.ev_done.append(done)
+    return m.member_id
+
+
+def refund(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+    occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
+    purchase_event = text(p, "purchase_event_id")
+    bought = batch.purchases.get(purchase_event)
+    if bought is None:
+        raise Rejected("unknown_purchase", f"purchase {purchase_event} is not in the ledger")
+    lines = p.get("lines")
+    if not isinstance(lines, dict) or not lines:
+        raise Rejected("bad_payload", "payload.lines must map line numbers to units")
+    try:
+        request = {int(k): nonneg(v, f"lines.{k}") for k, v in lines.items()}
+    except ValueError:
+        raise Rejected("bad_payload", "payload.lines keys must be line numbers") from None
+    m = batch.member(bought.member_id)
+    before = dict(bought.refunded)
+    new_state, result = apply_refund(m.state, bought.effects, before, request, occurred)
+    refund_id = text(p, "refund_id")
+    cashier = opt(p, "cashier_id")
+    till = p.get("result") or {}
+    if isinstance(till, dict) and (
+        till.get("earn_reversed"),
+        till.get("points_returned"),
+    ) != (result.earn_reversed, result.points_returned):
+        batch.flag(
+            "rescore_mismatch",
+            ev,
+            m.member_id,
+            {"till": till.get("earn_reversed"), "server": result.earn_reversed},
+        )
+    after = dict(before)
+    for k, v in request.items():
+        after[k] = after.get(k, 0) + v
+    batch._set_state(m, new_state)
+    batch.ev_ops.append(
+        (
+            "UPDATE purchases SET refunded = ? WHERE event_id = ?",
+            (json.dumps({str(k): v for k, v in sorted(after.items())}), purchase_event),
+        )
+    )
+    batch.ev_ops.append(
+        (
+            "INSERT INTO refunds(event_id, refund_id, purchase_event_id, terminal_id, "
+            "store_id, member_id, occurred_at, day, cashier_id, amount_kop, earn_reversed, "
+            "bonus_reversed, returned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                ev.event_id,
+                refund_id,
+                purchase_event,
+                batch.terminal.terminal_id,
+                batch.terminal.store_id,
+                m.member_id,
+                occurred.isoformat(),
+                engine.local_date(batch.rules, occurred).isoformat(),
+                cashier,
+                result.amount_kop,
+                result.earn_reversed,
+                result.bonus_reversed,
+                result.points_returned,
+            ),
+        )
+    )
+
+    def done() -> None:
+        bought.refunded = after
+
+    batch.ev_done.append(done)
+    return m.member_id
+
+
+def registration(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+    member_id = text(p, "member_id")
+    try:
+        code = check_member_code(text(p, "member_code"))
+    except AgentError:
+        raise Rejected("bad_payload", "payload.member_code is not a valid member code") from None
+    phone = text(p, "phone_hash")
+    if len(phone) != 32 or any(c not in "0123456789abcdef" for c in phone):
+        raise Rejected("bad_payload", "payload.phone_hash must be 32 hex digits")
+    occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
+    if p.get("consent_programme") is not True:
+        raise Rejected("no_consent", "a member must consent to the programme rules")
+    welcome = nonneg(p.get("welcome_points", 0), "payload.welcome_points")
+    if (
+        member_id in batch.members
+        or any(x.new and x.code == code for x in batch.members.values())
+        or batch.tx.one("SELECT 1 FROM members WHERE member_id = ? OR code = ?", (member_id, code))
+    ):
+        raise Rejected("member_exists", f"member {member_id} or code {code} already exists")
+    rules = batch.rules
+    if welcome != rules.welcome_points:
+        batch.flag(
+            "rescore_mismatch",
+            ev,
+            member_id,
+            {"welcome": welcome, "rules": rules.welcome_points},
+        )
+    birthday = p.get("birthday")
+    try:
+        born = datetime.fromisoformat(birthday).date() if isinstance(birthday, str) else None
+    except ValueError:
+        raise Rejected("bad_payload", "payload.birthday must be an ISO date") from None
+    lots: tuple[PointLot, ...] = ()
+    if welcome:
+        lots = (
+            PointLot(
+                f"{ev.event_id}:welcome",
+                welcome,
+                occurred,
+                occurred,
+                occurred + timedelta(days=rules.welcome_expiry_days),
+                "welcome",
+            ),
+        )
+    state = MemberState(member_id, lots=lots, birthday=born)
+    # The first registration of a phone wins, in this batch or before it.
+    survivor_row = next(
+        (
+            (x.member_id,)
+            for x in batch.members.values()
+            if x.new and x.phone_hash == phone and x.merged_into is None
+        ),
+        None,
+    ) or batch.tx.one(
+        "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL",
+        (phone,),
+    )
+    m = BatchMember(
+        member_id,
+        state,
+        code,
+        phone,
+        opt(p, "phone_masked"),
+        opt(p, "first_name"),
+        True,
+        bool(p.get("consent_marketing")),
+        None,
+        new=True,
+        dirty=True,
+    )
+    m.extra = {
+        "phone_sealed": opt(p, "phone_sealed", 2000),
+        "birthday": birthday if isinstance(birthday, str) else None,
+        "consent_text_version": opt(p, "consent_text_version"),
+        "registered_at": occurred.isoformat(),
+        "cashier_id": opt(p, "cashier_id"),
+    }
+    batch.members[member_id] = m
+
+    def forget() -> None:
+        batch.members.pop(member_id, None)
+
+    batch.ev_undo.append(forget)
+    if survivor_row is not None:
+        # Registered twice (two tills offline, or a till that did not know the member):
+        # the first registration wins; the welcome bonus is not given twice. Points the
+        # duplicate already spent are owed by the survivor (its later events follow the
+        # merge), so nothing the tills did is lost.
+        survivor = batch.member(survivor_row[0])
+        m.merged_into = survivor.member_id
+        m.phone_hash = None
+        m.state = replace(state, lots=())
+        batch.flag("merge", ev, survivor.member_id, {"merged": member_id})
+        batch.ev_ops.append(
+            (
+                "INSERT INTO changes(kind, member_id, body, created_at) VALUES ('merge', ?, ?, ?)",
+                (
+                    member_id,
+                    json.dumps({"from": member_id, "into": survivor.member_id}),
+                    batch.now_iso,
+                ),
+            )
+        )
+        batch._request(member_id, survivor.member_id)
+        batch._set_state(survivor, survivor.state)
+    else:
+        batch._request(member_id, member_id)
+    return member_id
