@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from agent import codec, engine, holds, journal
+from agent import codec, engine, holds, journal, quotememo
 from agent.errors import (
     ConflictError,
     ConsentError,
@@ -169,6 +169,9 @@ class Agent:
         # commit of one cheque read the same document three times. MemberState is frozen,
         # so sharing the decoded value is safe; a changed document is decoded afresh.
         self._state_memo: tuple[str, MemberState] = ("", MemberState(""))
+        # The last quote scored, reused by the commit of the same cheque when none of its
+        # inputs changed (agent.quotememo): commit re-scores inside its transaction.
+        self._quote_memo: quotememo.Memo | None = None
         self.terminal_id = store.meta("terminal_id") or ""
         self.terminal_epoch = store.meta("terminal_epoch") or ""
         self.store_name = store_name or store.meta("store_name") or "Kassa"
@@ -478,7 +481,13 @@ class Agent:
         held = holds.held_points(self.store, req.member_id, now, req.cart.receipt_id)
         if held and (limit is None or state.spendable(now) - held < limit[1]):
             limit = ("on_hold", state.spendable(now) - held)
-        return engine.quote(
+        # Every input of engine.quote but ``now`` (agent.quotememo says what ``now`` moves).
+        key = (req.cart, req.redeem_points, row[4], limit)
+        if coupon is None:
+            memoised = quotememo.recall(self._quote_memo, key, rules, now)
+            if memoised is not None:
+                return memoised
+        q = engine.quote(
             req.cart,
             state,
             rules,
@@ -487,6 +496,9 @@ class Agent:
             coupon=coupon,
             redeem_limit=limit,
         )
+        if coupon is None:
+            self._quote_memo = quotememo.remember(key, state, rules, now, q)
+        return q
 
     # ----------------------------------------------------------------- commit
     def commit(self, req: CheckoutRequest, hold_id: str | None = None) -> CommitResult:

@@ -4,6 +4,7 @@ writes nothing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -321,3 +322,24 @@ def test_concurrent_offline_commits_count_every_cheque(till):
     assert status.consecutive_offline == 40
     assert status.terminal_offline_spent == sum(r.quote.redeem_points for r in results)
     assert status.events_waiting == 40
+
+
+def test_commit_reuses_the_quote_only_while_its_inputs_hold(till, clock):
+    """The commit re-scores the cheque (agent.quotememo): a few seconds after the quote it
+    is the same quote with the commit's time; a change of member or bound re-scores."""
+    card = till.agent.identify(make_member_code(100_000_000 + RICH))
+    req = CheckoutRequest(card.member_id, make_cart("R-m1", ("DR-1001", 1)), 100)
+    seen = till.agent.quote(req)
+    clock.advance(seconds=5)
+    done = till.agent.commit(req).quote
+    assert done.earn_available_from == clock.now() + timedelta(days=14)
+    assert replace(done, earn_available_from=seen.earn_available_from) == seen
+    # The member's state changed (the sale above): the next quote is scored afresh.
+    req2 = replace(req, cart=make_cart("R-m2", ("DR-1001", 1)), redeem_points="max")
+    seen2 = till.agent.quote(req2)
+    assert seen2.balance_before == done.balance_after and seen2.redeem_points > 0
+    # Offline since the quote: the commit's bound differs, so it is re-scored with it.
+    clock.advance(hours=till.agent.programme().offline.max_cache_age_hours + 1)
+    assert not till.agent.offline_status().online
+    offline = till.agent.commit(req2).quote
+    assert (offline.redeem_points, offline.redeem_limited_by) == (0, "offline_stale_cache")
