@@ -92,13 +92,17 @@ def _hold(row: tuple[Any, ...], now: datetime, *, duplicate: bool = False) -> Ho
     )
 
 
+# Parameters: member id, ``stamp(now)``, the receipt not to count. A scalar subquery, so a
+# commit reads it with the member's row in one statement.
+HELD_SQL = (
+    "SELECT COALESCE(SUM(points), 0) FROM holds WHERE member_id = ? AND status = 'active' "
+    "AND expires_at > ? AND receipt_id != ?"
+)
+
+
 def held_points(store: Store, member_id: str, now: datetime, except_receipt: str = "") -> int:
     """Points of ``member_id`` reserved by active, unexpired holds of other receipts."""
-    row = store.one(
-        "SELECT COALESCE(SUM(points), 0) FROM holds WHERE member_id = ? AND status = 'active' "
-        "AND expires_at > ? AND receipt_id != ?",
-        (member_id, stamp(now), except_receipt),
-    )
+    row = store.one(HELD_SQL, (member_id, stamp(now), except_receipt))
     return int(row[0]) if row else 0
 
 

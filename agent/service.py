@@ -473,12 +473,15 @@ class Agent:
         state: MemberState,
         now: datetime,
         status: OfflineStatus,
+        held: int | None = None,
     ) -> Quote:
+        """``held``: the member's points reserved by other cheques, if already read."""
         rules = self.programme()
         coupon = self._coupon(req.coupon, row[1], now)
         limit = self._offline_limit(status, row, rules, now)
         # Points reserved by other cheques in progress (agent.holds) are not spendable here.
-        held = holds.held_points(self.store, req.member_id, now, req.cart.receipt_id)
+        if held is None:
+            held = holds.held_points(self.store, req.member_id, now, req.cart.receipt_id)
         if held and (limit is None or state.spendable(now) - held < limit[1]):
             limit = ("on_hold", state.spendable(now) - held)
         # Every input of engine.quote but ``now`` (agent.quotememo says what ``now`` moves).
@@ -526,8 +529,11 @@ class Agent:
             # Read inside the transaction: the offline counters written below must not be
             # based on a value another thread's commit has since changed.
             status, last_seq = self._status(conn, now)
+            # The member's row and the points other cheques hold (agent.holds), at once;
+            # consuming this receipt's own hold below does not change the latter.
             row = conn.execute(
-                f"SELECT {self._CARD_COLS} FROM members WHERE member_id = ?", (req.member_id,)
+                f"SELECT {self._CARD_COLS}, ({holds.HELD_SQL}) FROM members WHERE member_id = ?",
+                (req.member_id, holds.stamp(now), req.cart.receipt_id, req.member_id),
             ).fetchone()
             if row is None:
                 raise NotFoundError(
@@ -537,7 +543,7 @@ class Agent:
                 )
             holds.consume(conn, req.cart.receipt_id, req.member_id, hold_id, now)
             state = self._state(row[4])
-            q = self._quote(req, row, state, now, status)
+            q = self._quote(req, row, state, now, status, int(row[11]))
             event_id = uuid.uuid4().hex
             new_state, effects = apply_purchase(state, req.cart, q, rules, now, event_id)
             offline = not status.online
