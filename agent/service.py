@@ -367,11 +367,22 @@ class Agent:
         "UNION ALL SELECT 'last_seq', value FROM meta WHERE key = 'last_seq'"
     )
 
-    def _status(self, conn: sqlite3.Connection, now: datetime) -> tuple[OfflineStatus, int]:
+    # The same, and whether ``receipt_id`` (the parameter) is already committed (its
+    # request hash): a commit's first reads in its transaction, in one statement.
+    _COMMIT_READ_SQL = (
+        _STATUS_SQL + " UNION ALL SELECT 'stored_hash', request_hash FROM purchases "
+        "WHERE receipt_id = ?"
+    )
+
+    def _status(
+        self, conn: sqlite3.Connection, now: datetime, *, values: dict[str, Any] | None = None
+    ) -> tuple[OfflineStatus, int]:
         """The offline status and the journal's last ``seq``, read on ``conn`` (inside the
-        commit's transaction, so the counters it writes build on what it read)."""
+        commit's transaction, so the counters it writes build on what it read);
+        ``values``: the rows of ``_STATUS_SQL`` if already read."""
         rules = self.programme()
-        values = dict(conn.execute(self._STATUS_SQL).fetchall())
+        if values is None:
+            values = dict(conn.execute(self._STATUS_SQL).fetchall())
         last = values.get("last_contact")
         last_dt = datetime.fromisoformat(last) if last else None
         online = (
@@ -523,12 +534,15 @@ class Agent:
         now_iso = now.isoformat()
         rules = self.programme()
         with self.store.write() as conn:
-            stored = self._stored_commit(req.cart.receipt_id, request_hash)
-            if stored is not None:
-                return stored
             # Read inside the transaction: the offline counters written below must not be
-            # based on a value another thread's commit has since changed.
-            status, last_seq = self._status(conn, now)
+            # based on a value another thread's commit has since changed, and another
+            # thread may have committed this receipt since the check above.
+            values = dict(conn.execute(self._COMMIT_READ_SQL, (req.cart.receipt_id,)).fetchall())
+            if "stored_hash" in values:
+                stored = self._stored_commit(req.cart.receipt_id, request_hash)
+                if stored is not None:
+                    return stored
+            status, last_seq = self._status(conn, now, values=values)
             # The member's row and the points other cheques hold (agent.holds), at once;
             # consuming this receipt's own hold below does not change the latter.
             row = conn.execute(

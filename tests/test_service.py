@@ -343,3 +343,22 @@ def test_commit_reuses_the_quote_only_while_its_inputs_hold(till, clock):
     assert not till.agent.offline_status().online
     offline = till.agent.commit(req2).quote
     assert (offline.redeem_points, offline.redeem_limited_by) == (0, "offline_stale_cache")
+
+
+def test_commit_raced_by_the_same_receipt_returns_the_stored_result(till, monkeypatch):
+    """Another thread committed the receipt between the check outside the transaction and
+    the write lock: the check inside it returns the stored result (or the conflict)."""
+    first = checkout(till, redeem=100)
+    real = till.agent._stored_commit
+    calls = []
+
+    def outer_check_misses(receipt_id, request_hash):
+        calls.append(receipt_id)
+        return None if len(calls) % 2 else real(receipt_id, request_hash)
+
+    monkeypatch.setattr(till.agent, "_stored_commit", outer_check_misses)
+    again = checkout(till, redeem=100)
+    assert again.duplicate and again.event_id == first.event_id and len(calls) == 2
+    with pytest.raises(ConflictError):
+        checkout(till, redeem=50)
+    assert till.count("outbox") == 1 and till.count("purchases") == 1
