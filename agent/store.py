@@ -242,18 +242,27 @@ class Store:
         *,
         timeout_s: float = 5.0,
         checkpoint_every: int = checkpoint.EVERY_COMMITS,
+        read_only: bool = False,
     ) -> None:
         """Open (creating and migrating if needed) the store at ``path``.
 
         ``timeout_s``: how long a write waits for SQLite's lock (seconds).
         ``checkpoint_every``: commits between WAL checkpoints run by a background thread
         (``agent.checkpoint``); 0 leaves checkpoints to SQLite, inside commits.
+        ``read_only``: open an existing store for reading only (``kassa journal``,
+        ``kassa sync status``...) while another process may own it: SQLite ``mode=ro``, no
+        ownership lock, no migrations, no checkpoints; :meth:`write` raises ``StoreError``.
         """
         self.path = Path(path)
+        self.read_only = read_only
         self._mutex = threading.RLock()
-        self._checkpoint_every = max(0, int(checkpoint_every))
+        self._checkpoint_every = 0 if read_only else max(0, int(checkpoint_every))
         self._commits = 0
         self.checkpointer = checkpoint.Checkpointer(self.path, timeout_s=timeout_s)
+        self._lock_file: Any = None
+        if read_only:
+            self._open_read_only(timeout_s)
+            return
         self._lock_file = self._acquire_lock()
         try:
             self.conn = sqlite3.connect(
@@ -282,6 +291,41 @@ class Store:
         except BaseException:
             self.close()
             raise
+
+    def _open_read_only(self, timeout_s: float) -> None:
+        if not self.path.exists():
+            raise StoreError(
+                f"no till store at {self.path}",
+                f"база кассы {self.path} не найдена",
+                path=str(self.path),
+            )
+        try:
+            self.conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=timeout_s,
+            )
+            self.conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            self._db = None
+            pending = self._pending_migrations()
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise StoreError(
+                f"cannot open till store {self.path} for reading: {e}",
+                f"Не удаётся открыть базу кассы {self.path} для чтения: {e}",
+                path=str(self.path),
+            ) from e
+        if pending:
+            self.close()
+            raise StoreError(
+                f"till store {self.path} needs migrating ({', '.join(pending)}); start the "
+                "agent or run a command that writes to it first",
+                f"База кассы {self.path} требует обновления: сначала запустите агент",
+                path=str(self.path),
+                pending=pending,
+            )
 
     def _acquire_lock(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -329,6 +373,12 @@ class Store:
         """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back whole on
         any error. SQLite I/O failures (disk full, read-only) become ``StoreWriteError``.
         """
+        if self.read_only:
+            raise StoreError(
+                f"till store {self.path} is open read-only; nothing was written",
+                f"База кассы {self.path} открыта только для чтения: запись не выполнена",
+                path=str(self.path),
+            )
         with self._mutex:
             conn = self.conn
             try:

@@ -48,8 +48,13 @@ def _read_json(args: argparse.Namespace) -> Any:
         ) from None
 
 
-def _open_agent(args: argparse.Namespace, create_with: str = "kassa init") -> Any:
-    """Open the till store named by ``--store``; a missing one names the command to run."""
+def _open_agent(
+    args: argparse.Namespace, create_with: str = "kassa init", *, read_only: bool = False
+) -> Any:
+    """Open the till store named by ``--store``; a missing one names the command to run.
+
+    ``read_only``: for commands that only read (journal, slip, sync status): the store is
+    opened without its ownership lock, so they work while `kassa agent serve` runs."""
     from agent.service import Agent
     from agent.store import Store
 
@@ -60,7 +65,7 @@ def _open_agent(args: argparse.Namespace, create_with: str = "kassa init") -> An
             f"база кассы {path} не найдена (выполните {create_with})",
             path=str(path),
         )
-    return Agent(Store(path))
+    return Agent(Store(path, read_only=read_only))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -78,10 +83,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_agent(fn: Callable[[Any, Any], Any], needs_json: bool = True) -> Callable[..., int]:
+def _with_agent(
+    fn: Callable[[Any, Any], Any], needs_json: bool = True, *, read_only: bool = False
+) -> Callable[..., int]:
     def run(args: argparse.Namespace) -> int:
         data = _read_json(args) if needs_json else None
-        agent = _open_agent(args)
+        agent = _open_agent(args, read_only=read_only)
         try:
             _emit(fn(agent, data if needs_json else args))
         finally:
@@ -230,13 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
         True,
     )
     add("register", "register a new member with consent", _with_agent(_register), True)
-    p = add("slip", "show a queued slip as text", _with_agent(_slip, needs_json=False))
+    p = add(
+        "slip", "show a queued slip as text", _with_agent(_slip, needs_json=False, read_only=True)
+    )
     p.add_argument("job_id", type=int)
     p.add_argument("--width", type=int, default=42, choices=(32, 42, 48))
     p = add(
         "journal",
         "journal events waiting for the back office",
-        _with_agent(_journal, needs_json=False),
+        _with_agent(_journal, needs_json=False, read_only=True),
     )
     p.add_argument("--limit", type=int, default=50)
     p = sub.add_parser("rules", help="programme rules files")

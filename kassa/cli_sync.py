@@ -159,10 +159,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     from kassa.cli import _open_agent
 
-    return _open_agent(args, "kassa enroll")
+    return _open_agent(args, "kassa enroll", read_only=read_only)
 
 
 def cmd_sync_status(args: argparse.Namespace) -> int:
@@ -170,7 +170,7 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
 
     from agent import journal
 
-    agent = _open(args)
+    agent = _open(args, read_only=True)  # works while `kassa agent serve` owns the store
     try:
         st = asdict(journal.status(agent.store))
         st["online"] = agent.offline_status().online

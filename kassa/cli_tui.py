@@ -59,7 +59,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_app_demo(directory, members=args.members or 2000, lang=args.lang)
 
 
-def _open_store(args: argparse.Namespace) -> Any:
+def _open_store(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     from agent.errors import StoreError
     from agent.store import Store
 
@@ -68,7 +68,7 @@ def _open_store(args: argparse.Namespace) -> Any:
         raise StoreError(
             f"no till store at {path}", f"база кассы {path} не найдена", path=str(path)
         )
-    return Store(path)
+    return Store(path, read_only=read_only)
 
 
 def cmd_cashier_add(args: argparse.Namespace) -> int:
@@ -84,7 +84,7 @@ def cmd_cashier_add(args: argparse.Namespace) -> int:
 def cmd_cashier_list(args: argparse.Namespace) -> int:
     from agent import shifts
 
-    with _open_store(args) as store:
+    with _open_store(args, read_only=True) as store:
         rows = [
             {"cashier_id": c.cashier_id, "name": c.name, "role": c.role}
             for c in shifts.cashiers(store)

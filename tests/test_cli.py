@@ -114,3 +114,47 @@ def test_rules_check_names_the_bad_key(tmp_path):
     )
     out = json.loads(proc.stdout)
     assert proc.returncode == 2 and out["details"]["key"] == "redeem_cap_bp"
+
+
+def test_read_only_commands_work_while_another_process_owns_the_store(store):
+    """`kassa journal`, `slip`, `sync status`, `cashier list` only read: they must run
+    while the agent (here: a Store held open by this test) owns the store's lock, and a
+    write through a read-only Store is refused with a StoreError."""
+    from agent.errors import StoreError
+    from agent.store import Store
+
+    code, card, _ = kassa(store, "identify", stdin=json.dumps({"input": "0001000000018"}))
+    cheque = {"member_id": card["member_id"], "receipt_id": "CLI-RO", "lines": [{"sku": "DR-1001"}]}
+    code, sale, _ = kassa(store, "commit", stdin=json.dumps(cheque))
+    assert code == 0
+    with Store(store) as owner:  # the agent's ownership lock
+        code, locked, _ = kassa(store, "commit", stdin=json.dumps(cheque))
+        assert code == 3 and locked["error"] == "store_locked"  # writers still refused
+        code, journal, err = kassa(store, "journal", "--limit", "500")
+        assert code == 0, err
+        assert "CLI-RO" in {json.loads(e["payload"]).get("receipt_id") for e in journal["pending"]}
+        code, slip, err = kassa(store, "slip", str(sale["print_job_id"]))
+        assert code == 0 and "Баланс после" in slip["text"], err
+        code, status, err = kassa(store, "sync", "status")
+        assert code == 0 and status["events_waiting"] >= 1, err
+        code, _, err = kassa(store, "cashier", "list")
+        assert code == 0, err
+        # The owner still writes; the reader sees it.
+        with owner.write() as conn:
+            Store.set_sync(conn, "cursor", "42", "2026-01-01T00:00:00+00:00")
+        reader = Store(store, read_only=True)
+        try:
+            assert reader.sync_value("cursor") == "42"
+            with pytest.raises(StoreError, match="read-only"), reader.write():
+                pass
+        finally:
+            reader.close()
+
+
+def test_read_only_open_of_a_missing_store_names_it(tmp_path):
+    from agent.errors import StoreError
+    from agent.store import Store
+
+    with pytest.raises(StoreError, match="no till store"):
+        Store(tmp_path / "none.db", read_only=True)
+    assert not (tmp_path / "none.db").exists()
