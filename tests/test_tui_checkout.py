@@ -289,3 +289,31 @@ def test_serial_scan_and_app_qr_typed_under_russian_layout(tmp_path: Path) -> No
                 assert pilot.app.screen.query_one("#entry", Input).value == ""
 
     run(main())
+
+
+def test_coupon_scanned_after_f7_ends_the_prompt(tmp_path: Path) -> None:
+    """F7, then the coupon is scanned: the next typed line is a phone again, not a coupon."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            coupon = h.coupon(percent_bp=1000)
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(6))
+                screen = pilot.app.screen
+                await pilot.press("f7")
+                await settle(pilot)
+                assert screen.awaiting_coupon
+                await h.scan(pilot, coupon)
+                assert screen.coupon == coupon and not screen.awaiting_coupon
+                assert h.of(QuoteReady)[-1].quote.coupon_id is not None
+                failed_before = len(h.of(CoreFailed))
+                await h.type(pilot, demo_phone(7))  # another member: identified, not a coupon
+                assert len(h.of(CoreFailed)) == failed_before
+                card = h.of(MemberIdentified)[-1].card
+                assert card.identified_by == "phone" and screen.card == card
+                assert screen.coupon == coupon
+                assert h.of(QuoteReady)[-1].quote.coupon_id is not None
+
+    run(main())

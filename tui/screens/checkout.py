@@ -251,6 +251,7 @@ class CheckoutScreen(KassaScreen):
         if self.stage == "done":
             self.reset()
         if message.text.upper().startswith("KC1:"):
+            self.awaiting_coupon = False  # the scan answers the F7 prompt
             self.coupon = message.text
             self.requote()
         else:
