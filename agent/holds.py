@@ -50,6 +50,14 @@ class HoldError(ConflictError):
     title_en = "Points hold not usable"
 
 
+class HoldChequeChangedError(HoldError):
+    """A commit names a hold but its cheque (lines, points, coupon) is not the held one."""
+
+    code = "hold_cheque_changed"
+    title_ru = "Чек отличается от зарезервированного"
+    title_en = "Cheque differs from the held one"
+
+
 @dataclass(frozen=True, slots=True)
 class Hold:
     """A reservation of ``points`` (integer points) for the POS cheque ``receipt_id``."""
@@ -104,6 +112,40 @@ def held_points(store: Store, member_id: str, now: datetime, except_receipt: str
     """Points of ``member_id`` reserved by active, unexpired holds of other receipts."""
     row = store.one(HELD_SQL, (member_id, stamp(now), except_receipt))
     return int(row[0]) if row else 0
+
+
+def cheque_hash(req: CheckoutRequest) -> str:
+    """The digest of what a hold is for: the cart (receipt id, lines) and the coupon.
+    Cashier, shift and time to live are not part of the cheque."""
+    return codec.digest(codec.dumps({"cart": req.cart, "coupon": req.coupon}))
+
+
+def check_cheque(store: Store, hold_id: str, req: CheckoutRequest) -> None:
+    """Refuse (``HoldChequeChangedError``, 409) a commit naming ``hold_id`` whose cheque is
+    not the one the hold was placed for: other lines or quantities, another coupon, or
+    other points to spend than the hold asked for or reserved. The POS may already have
+    printed the hold's per-line discounts, so spending the held points on another cart
+    would make the slip and the sale disagree. Unknown holds and holds of another receipt
+    are left to :func:`consume` (404 / 409 inside the commit's transaction); holds placed
+    before the store recorded their cheque are not checked."""
+    row = store.one(
+        "SELECT receipt_id, member_id, points, cheque_hash, redeem_asked FROM holds "
+        "WHERE hold_id = ?",
+        (hold_id,),
+    )
+    if row is None or row[3] is None or row[0] != req.cart.receipt_id or row[1] != req.member_id:
+        return
+    redeem = str(req.redeem_points)
+    if row[3] != cheque_hash(req) or redeem not in (row[4], str(row[2])):
+        raise HoldChequeChangedError(
+            f"the cheque differs from the one hold {hold_id} was placed for (receipt "
+            f"{row[0]}): lines, points or coupon changed; place the hold again for this "
+            "cheque, or commit without hold_id",
+            f"чек {row[0]} отличается от зарезервированного (резерв {hold_id}): изменились "
+            "товары, бонусы или купон; зарезервируйте бонусы заново",
+            hold_id=hold_id,
+            receipt_id=row[0],
+        )
 
 
 def _check_ttl(ttl_s: object) -> int:
@@ -168,8 +210,9 @@ def place(agent: Agent, req: CheckoutRequest, ttl_s: int = DEFAULT_TTL_S) -> Hol
             codec.dumps(quote),
         )
         conn.execute(
-            f"INSERT INTO holds({_COLS}, request_hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (*row, request_hash),
+            f"INSERT INTO holds({_COLS}, request_hash, cheque_hash, redeem_asked) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*row, request_hash, cheque_hash(req), str(req.redeem_points)),
         )
         return _hold(row, now)
 

@@ -208,6 +208,19 @@ def _holds(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration("0004_hold_cheque")
+def _hold_cheque(db: sqlite_utils.Database) -> None:
+    """What a hold was placed for (``agent.holds.cheque_hash``: cart, coupon) and the
+    points it asked for ("max" or a number), so a commit naming the hold can be refused
+    when its cheque is another one. NULL for holds placed before this migration."""
+    db.executescript(
+        """
+        ALTER TABLE holds ADD COLUMN cheque_hash TEXT;
+        ALTER TABLE holds ADD COLUMN redeem_asked TEXT;
+        """
+    )
+
+
 def _member_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_code ON members(code)")
     conn.execute("CREATE INDEX IF NOT EXISTS members_phone ON members(phone_hash)")

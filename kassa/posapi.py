@@ -368,7 +368,10 @@ def create_app(
                 # Spend what the hold reserved unless the POS says otherwise.
                 held = holds.get(agent.store, hold_id, agent.clock.now())
                 body = {**data, "redeem_points": held.points}
-            result = agent.commit(_checkout(agent, body), hold_id)
+            req = _checkout(agent, body)
+            if isinstance(hold_id, str):
+                holds.check_cheque(agent.store, hold_id, req)  # 409: not the held cheque
+            result = agent.commit(req, hold_id)
             if on_print is not None and not result.duplicate:
                 on_print()
             return result

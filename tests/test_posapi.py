@@ -138,6 +138,38 @@ def test_changed_cheque_replaces_its_hold(api, till):
     assert till.store.one("SELECT count(*) FROM holds WHERE status = 'active'")[0] == 1
 
 
+def test_commit_with_a_hold_must_be_the_held_cheque(api, till):
+    """A hold on HH-1 for [OW-4001] must not pay for a commit of HH-1 with [DR-1001]: the
+    POS may have printed the hold's per-line discounts. Refused 409, nothing written; the
+    hold stays active and the held cheque still commits with it."""
+    held = {"identify": RICH, "receipt_id": "HH-1", "lines": [{"sku": "OW-4001"}]}
+    hold = post(api, "/v1/holds", held | {"redeem_points": "max"})
+    assert hold["points"] > 0
+    before = counts(till)
+    for changed in (
+        held | {"lines": [{"sku": "DR-1001"}]},  # another cart
+        held | {"lines": [{"sku": "OW-4001", "qty": 2}]},  # another quantity
+        held | {"redeem_points": hold["points"] - 1},  # other points than held
+        held | {"coupon": "SOMECOUPON"},  # a coupon the hold was not quoted with
+    ):
+        err = post(api, "/v1/commit", changed | {"hold_id": hold["hold_id"]}, status=409)
+        assert err["error"] == "hold_cheque_changed", err
+        assert err["details"] == {"hold_id": hold["hold_id"], "receipt_id": "HH-1"}
+        assert hold["hold_id"] in err["message_en"] and "differs" in err["message_en"]
+        assert "отличается от зарезервированного" in err["message_ru"]
+        assert counts(till) == before
+    assert api.get(f"/v1/holds/{hold['hold_id']}").json()["status"] == "active"
+    # The held cheque itself commits: without redeem_points, with "max", with the points.
+    for i, redeem in enumerate(({}, {"redeem_points": "max"})):
+        h = post(api, "/v1/holds", held | {"receipt_id": f"HH-{i + 2}", "redeem_points": "max"})
+        body = held | {"receipt_id": f"HH-{i + 2}", "hold_id": h["hold_id"]} | redeem
+        assert post(api, "/v1/commit", body)["quote"]["redeem_points"] == h["points"]
+    done = post(
+        api, "/v1/commit", held | {"hold_id": hold["hold_id"], "redeem_points": hold["points"]}
+    )
+    assert done["quote"]["redeem_points"] == hold["points"]
+
+
 def test_hold_expires_by_the_clock(api, till, clock):
     big = [{"sku": "X-1", "category": "shirts", "price_kop": 5_000_000}]
     a = {"identify": RICH, "receipt_id": "A", "lines": big, "redeem_points": "max"}
