@@ -317,3 +317,42 @@ def test_coupon_scanned_after_f7_ends_the_prompt(tmp_path: Path) -> None:
                 assert h.of(QuoteReady)[-1].quote.coupon_id is not None
 
     run(main())
+
+
+def test_refused_coupon_reason_stays_on_screen(tmp_path: Path) -> None:
+    """A spent single-use coupon is refused: the cheque is quoted again without it and the
+    cashier still reads why (ru, then en)."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            coupon = h.coupon(percent_bp=1000)
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(6))
+                await h.scan(pilot, coupon)
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                assert h.of(CheckoutCommitted)[-1].result.quote.coupon_id is not None
+                await pilot.press("enter")  # new cheque
+                await settle(pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(7))
+                quotes_before = len(h.of(QuoteReady))
+                await h.scan(pilot, coupon)
+                refused = h.of(CoreFailed)[-1]
+                assert refused.code == "bad_coupon"
+                # the re-quote without the coupon came after the refusal ...
+                assert len(h.of(QuoteReady)) > quotes_before
+                assert h.of(QuoteReady)[-1].quote.coupon_id is None
+                assert pilot.app.screen.coupon is None
+                # ... and did not overwrite the reason
+                assert "Купон не принят" in said(pilot)
+                assert refused.message_ru[:20] in said(pilot).replace("\n", " ")
+                await pilot.press("f10")
+                await settle(pilot)
+                await h.scan(pilot, coupon)
+                assert h.of(CoreFailed)[-1].code == "bad_coupon"
+                assert refused.message_en[:20] in said(pilot).replace("\n", " ")
+
+    run(main())

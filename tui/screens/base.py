@@ -66,8 +66,12 @@ class KassaScreen(Screen[Any]):
         line.update(text)
         line.set_class(error, "-error")
 
+    def failure_text(self, message: CoreFailed) -> str:
+        """A refusal as the cashier reads it: title and reason."""
+        return f"{message.title}: {message.text(self.lang)}"
+
     def on_core_failed(self, message: CoreFailed) -> None:
-        self.say(f"{message.title}: {message.text(self.lang)}", error=True)
+        self.say(self.failure_text(message), error=True)
 
     def on_screen_resume(self) -> None:
         self.refresh_chrome()

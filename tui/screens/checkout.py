@@ -119,6 +119,9 @@ class CheckoutScreen(KassaScreen):
         self.stage: Stage = "entry"
         self.committed: CheckoutCommitted | None = None
         self.awaiting_coupon = False
+        # Why a coupon or points amount was just dropped: shown instead of the next
+        # quote's hint, so the re-quote does not hide the reason.
+        self.refusal: CoreFailed | None = None
 
     # ------------------------------------------------------------------ layout
     def compose_body(self) -> Iterable[Widget]:
@@ -184,6 +187,7 @@ class CheckoutScreen(KassaScreen):
         self.stage = "entry"
         self.committed = None
         self.awaiting_coupon = False
+        self.refusal = None
         self.receipt_id = None
         self.quote_token += 1
         self.request(ops.new_receipt)
@@ -296,7 +300,11 @@ class CheckoutScreen(KassaScreen):
             return  # an older quote; a newer one is on its way
         self.quote = message.quote
         self.quote_msg = message
-        self.say(self.t("co.accept"))
+        if self.refusal is not None:
+            self.say(self.failure_text(self.refusal), error=True)
+            self.refusal = None
+        else:
+            self.say(self.t("co.accept"))
         self.render_all()
 
     def on_checkout_committed(self, message: CheckoutCommitted) -> None:
@@ -322,6 +330,7 @@ class CheckoutScreen(KassaScreen):
             elif self.redeem != 0 and message.code.startswith("redemption"):
                 self.redeem, changed = 0, True
             if changed:
+                self.refusal = message
                 self.requote()
         elif message.op_name == "commit":
             self.stage = "entry"
