@@ -57,9 +57,13 @@ def sale_lines(
     next_tier: str | None,
     collections: list[tuple[str, int, int]],
     notes: list[str],
+    coupon_discount_kop: int = 0,
 ) -> tuple[SlipLine, ...]:
-    """The body of a sale slip, in the order members read it."""
+    """The body of a sale slip, in the order members read it (the coupon's discount in
+    roubles first, then the points spent and their discount)."""
     out = [SlipLine("Баланс до", format_points(balance_before))]
+    if coupon_discount_kop:
+        out.append(SlipLine("Скидка по купону", format_rub(coupon_discount_kop)))
     if spent:
         out.append(SlipLine("Списано", format_points(-spent)))
         out.append(SlipLine("Скидка бонусами", format_rub(discount_kop)))
