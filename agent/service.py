@@ -752,6 +752,7 @@ class Agent:
                 else None,
                 spent=q.redeem_points,
                 discount_kop=q.points_discount_kop,
+                coupon_discount_kop=q.coupon_discount_kop,
                 expiring=q.expiring_points,
                 expiring_on=q.expiring_on,
                 to_next_tier_kop=q.to_next_tier_kop,
