@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,8 @@ from typing import Any
 
 from anyio import to_thread
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -52,16 +55,20 @@ MAX_DEPTH = 8
 class ApiError(Exception):
     """A request refused before it reaches the core (auth, size, rate, JSON)."""
 
-    def __init__(self, status: int, code: str, en: str, ru: str, **details: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        en: str,
+        ru: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(en)
         self.status = status
-        self.body = {
-            "error": code,
-            "title": "Ошибка запроса",
-            "message_ru": ru,
-            "message_en": en,
-            "details": details,
-        }
+        self.headers = headers
+        self.body = error_body(code, en, ru, **details)
 
 
 def status_for(e: AgentError) -> int:
@@ -98,6 +105,58 @@ class RateLimiter:
                 self.tokens -= 1.0
                 return True
             return False
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until the next request would be allowed (at least 1)."""
+        with self._lock:
+            missing = max(0.0, 1.0 - self.tokens)
+            return max(1, math.ceil(missing / self.rate)) if self.rate > 0 else 60
+
+
+def error_body(code: str, en: str, ru: str, **details: Any) -> dict[str, Any]:
+    """The documented error document of the POS API."""
+    return {
+        "error": code,
+        "title": "Ошибка запроса",
+        "message_ru": ru,
+        "message_en": en,
+        "details": details,
+    }
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most ``limit`` HTTP requests in progress; the rest get a JSON
+    503 ``overloaded`` with ``Retry-After`` at once (instead of uvicorn's plain-text
+    ``limit_concurrency`` answer, which is not the documented error format)."""
+
+    def __init__(self, app: Any, limit: int = 64, retry_after_s: int = 1) -> None:
+        self.app = app
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.active = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            response = JSONResponse(
+                error_body(
+                    "overloaded",
+                    f"the agent is busy ({self.limit} requests in progress); retry shortly",
+                    "агент перегружен запросами, повторите через секунду",
+                    limit=self.limit,
+                ),
+                status_code=503,
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+            await response(scope, receive, send)
+            return
+        self.active += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
 
 
 def _check_text(value: Any, where: str, depth: int = 0) -> None:
@@ -209,10 +268,12 @@ def create_app(
     on_print: Callable[[], None] | None = None,
     take_scan: Callable[[], dict[str, Any] | None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    max_concurrency: int = 64,
 ) -> Starlette:
     """The ASGI app over one open ``Agent``. ``printer_status`` reports the print worker
     for ``/v1/status``; ``on_print`` wakes it after a slip was queued; ``take_scan`` hands
-    the POS the next scan read by a serial scanner attached to the agent."""
+    the POS the next scan read by a serial scanner attached to the agent;
+    ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once."""
     from kassa.cli import _checkout, _identify, _refund, _register
     from sync.protocol import strict_json
 
@@ -270,11 +331,15 @@ def create_app(
                     authorise(request)
                     if not limiter.allow():
                         raise ApiError(
-                            429, "rate_limited", "too many requests", "слишком много запросов"
+                            429,
+                            "rate_limited",
+                            "too many requests",
+                            "слишком много запросов",
+                            headers={"Retry-After": str(limiter.retry_after_s())},
                         )
                 return JSONResponse(present(await fn(request)))
             except ApiError as e:
-                return JSONResponse(e.body, status_code=e.status)
+                return JSONResponse(e.body, status_code=e.status, headers=e.headers)
             except AgentError as e:
                 return JSONResponse(to_plain(e.to_dict()), status_code=status_for(e))
             except Exception:
@@ -391,7 +456,13 @@ def create_app(
 
     def job_id_of(request: Request) -> int:
         text = request.path_params["job_id"]
-        if not (text.isdecimal() and text.isascii() and len(text) <= 12):
+        if not (text.isdecimal() and text.isascii()):
+            raise InputError(
+                f"job_id: must be a whole number (print job id), got {text[:32]!r}",
+                "job_id: номер задания печати должен быть целым числом",
+                field="job_id",
+            )
+        if len(text) > 12:
             raise NotFoundError(f"print job {text!r} not found", "слип не найден")
         return int(text)
 
@@ -447,7 +518,37 @@ def create_app(
         Route("/v1/slips/{job_id}", guarded(slip), methods=["GET"]),
         Route("/v1/slips/{job_id}/print", guarded(print_slip), methods=["POST"]),
     ]
-    app = Starlette(routes=routes)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Router answers (unknown path, wrong method) in the documented JSON format."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            body = error_body(
+                "method_not_allowed",
+                f"method {request.method} is not allowed on {request.url.path} "
+                f"(allowed: {allowed})",
+                f"метод {request.method} не поддерживается для {request.url.path} "
+                f"(можно: {allowed})",
+                method=request.method,
+                allowed=[m.strip() for m in allowed.split(",") if m.strip()],
+            )
+        elif exc.status_code == 404:
+            body = error_body(
+                "not_found",
+                f"no such endpoint: {request.url.path[:128]}",
+                "такого адреса в API нет",
+                path=request.url.path[:128],
+            )
+        else:
+            body = error_body("http_error", str(exc.detail), str(exc.detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(ConcurrencyLimit, limit=max_concurrency)],
+    )
     app.state.agent = agent
     return app
 
@@ -544,10 +645,11 @@ def openapi() -> dict[str, Any]:
             (400, "bad input (names the field); nothing written"),
             (401, "missing or wrong token"),
             (404, "member, receipt, hold or slip not found"),
-            (409, "same id with other contents, or hold not usable"),
+            (405, "method not allowed on this path (the Allow header lists the methods)"),
+            (409, "same id with other contents, hold not usable, or not the held cheque"),
             (413, "body too large"),
-            (429, "rate limited"),
-            (503, "store unavailable; nothing written"),
+            (429, "rate limited; retry after the Retry-After header's seconds"),
+            (503, "store unavailable, or agent overloaded (Retry-After); nothing written"),
         )
     }
 

@@ -28,6 +28,9 @@ from kassa.config import Config, ensure_token
 
 log = logging.getLogger("kassa.agent")
 
+MAX_CONCURRENCY = 64
+"""POS API requests in progress beyond which the app answers a JSON 503 at once."""
+
 HOUSEKEEPING_S = 30.0
 """How often expired holds are swept, seconds (reading code never depends on it)."""
 
@@ -66,16 +69,34 @@ def setup_logging(cfg: Config, *, stderr: bool = True) -> Path:
     handlers: list[logging.Handler] = [handler]
     if stderr:
         handlers.append(logging.StreamHandler())
-    root = logging.getLogger("kassa")
-    for h in list(root.handlers):
-        root.removeHandler(h)
-        h.close()
     for h in handlers:
         h.setFormatter(JsonFormatter())
-        root.addHandler(h)
-    root.setLevel(cfg.log.level.upper())
-    root.propagate = False
+    # uvicorn's own lines (start-up, shutdown, protocol warnings) go through the same JSON
+    # handlers: no plain-text line in the JSON log. ``serve`` passes ``log_config=None``
+    # so uvicorn does not install its own handlers over these.
+    for name in ("kassa", *UVICORN_LOGGERS):
+        logger = logging.getLogger(name)
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+            if name == "kassa":
+                h.close()
+        if name in ("kassa", "uvicorn"):
+            for h in handlers:
+                logger.addHandler(h)
+            logger.propagate = False
+        else:
+            logger.propagate = True  # uvicorn.error, uvicorn.access -> "uvicorn"
+    logging.getLogger("kassa").setLevel(cfg.log.level.upper())
+    logging.getLogger("uvicorn").setLevel(max(logging.WARNING, _level(cfg.log.level)))
     return path
+
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def _level(name: str) -> int:
+    level = logging.getLevelName(name.upper())
+    return level if isinstance(level, int) else logging.INFO
 
 
 def _server_class() -> Any:
@@ -271,6 +292,7 @@ class Runtime:
             rate_per_s=api.rate_per_s,
             rate_burst=api.rate_burst,
             hold_ttl_s=api.hold_ttl_s,
+            max_concurrency=MAX_CONCURRENCY,
             printer_status=self.printer_status,
             on_print=self.printer.notify if self.printer else None,
             take_scan=self.take_scan,
@@ -288,9 +310,11 @@ class Runtime:
                 host=self.cfg.api.host,
                 port=self.cfg.api.port,
                 log_level="warning",
+                log_config=None,  # uvicorn's loggers use our JSON handlers (setup_logging)
                 access_log=False,
                 timeout_graceful_shutdown=5,
-                limit_concurrency=64,
+                # No limit_concurrency: its 503 is plain text. The app's ConcurrencyLimit
+                # answers overload with the documented JSON error and Retry-After.
             )
             server = _Server(config)
             log.info("POS API on http://%s:%d/v1", self.cfg.api.host, self.cfg.api.port)

@@ -297,6 +297,76 @@ def test_rate_limit_answers_429(till):
         assert [api.get("/v1/status").status_code for _ in range(3)] == [200, 200, 429]
         now[0] += 1.0
         assert api.get("/v1/status").status_code == 200
+        limited = api.get("/v1/status")
+        assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+        assert limited.headers["retry-after"] == "1"
+
+
+def test_router_answers_are_json_wrong_method_405_bad_job_id_400(api):
+    resp = api.get("/v1/commit")
+    assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+    err = resp.json()
+    assert err["error"] == "method_not_allowed" and err["details"]["allowed"] == ["POST"]
+    assert set(err) == {"error", "title", "message_ru", "message_en", "details"}
+    assert "GET" in err["message_en"] and "/v1/commit" in err["message_en"]
+    resp = api.get("/v1/nothing-here")
+    assert resp.status_code == 404 and resp.json()["error"] == "not_found"
+    resp = api.get("/v1/slips/abc")
+    assert resp.status_code == 400
+    assert resp.json()["details"]["field"] == "job_id" and "job_id" in resp.json()["message_en"]
+    assert api.post("/v1/slips/abc/print").json()["details"]["field"] == "job_id"
+
+
+def test_overload_answers_json_503_with_retry_after(till):
+    """Requests beyond ``max_concurrency`` in progress get the documented JSON error at
+    once (not uvicorn's plain text). The first request is kept in progress by another
+    thread holding the store's lock, so its core call waits in a worker thread."""
+    import threading
+
+    from kassa.posapi import ConcurrencyLimit
+
+    app = create_app(till.agent, token=TOKEN, max_concurrency=1)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_store() -> None:
+        with till.store._mutex:
+            held.set()
+            release.wait(30)
+
+    async def run() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://pos", headers=AUTH
+        ) as client:
+            first: list[httpx.Response] = []
+
+            async def slow() -> None:
+                first.append(await client.get("/v1/status"))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slow)
+                for _ in range(2000):  # wait until the first request is in progress
+                    limit = app.middleware_stack
+                    while limit is not None and not isinstance(limit, ConcurrencyLimit):
+                        limit = getattr(limit, "app", None)
+                    if limit is not None and limit.active == 1:
+                        break
+                    await anyio.sleep(0.005)
+                busy = await client.get("/v1/status")
+                release.set()  # let the first one finish
+            after = await client.get("/v1/status")
+            return busy, first[0], after
+
+    holder = threading.Thread(target=hold_store)
+    holder.start()
+    assert held.wait(10)
+    try:
+        busy, first, after = anyio.run(run)
+    finally:
+        release.set()
+        holder.join()
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    assert busy.json()["error"] == "overloaded" and busy.json()["details"] == {"limit": 1}
+    assert first.status_code == 200 and after.status_code == 200
 
 
 @pytest.mark.parametrize(

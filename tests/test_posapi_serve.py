@@ -94,6 +94,25 @@ def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
             ).json()
             assert done["receipt_id"] == "POS-42" and done["quote"]["payable_kop"] >= 0
 
+            # Read-only commands run while the agent owns the store.
+            for command in (["journal"], ["sync", "status"]):
+                out = subprocess.run(
+                    [*KASSA, *command, "--store", str(store)],
+                    check=False,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert out.returncode == 0, out.stdout
+                assert json.loads(out.stdout)  # the journal / status document
+            # Router answers are JSON; a garbage request makes uvicorn log a warning,
+            # which must land in the JSON log (not as a plain-text line).
+            wrong = client.get("/v1/commit", headers=auth)
+            assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                raw.recv(1024)
+
             # One owner per store: a second agent on the same store is refused.
             second = subprocess.run(
                 [*KASSA, "agent", "serve", "--quiet", "--port", str(free_port())],
@@ -117,6 +136,7 @@ def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
     records = [json.loads(line) for line in lines]
     assert {"ts", "level", "logger", "msg"} <= set(records[0])
     assert any("store closed" in r["msg"] for r in records)
+    assert any(r["logger"].startswith("uvicorn") and r["level"] == "WARNING" for r in records)
     text = "\n".join(lines)
     assert token not in text and demo_phone(1)[-7:] not in text
 
