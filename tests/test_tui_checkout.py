@@ -356,3 +356,44 @@ def test_refused_coupon_reason_stays_on_screen(tmp_path: Path) -> None:
                 assert refused.message_en[:20] in said(pilot).replace("\n", " ")
 
     run(main())
+
+
+def test_sale_slip_shows_the_coupon_discount(tmp_path: Path) -> None:
+    """A cheque with a −10 % coupon and 100 points: the slip (preview text and the printed
+    ESC/POS, decoded) carries the coupon's discount in roubles next to the points lines."""
+    from escpos_walker import walk
+
+    from agent.money import format_rub
+    from drivers.profiles import load_profile
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            coupon = h.coupon(percent_bp=1000)
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(6))
+                await h.scan(pilot, coupon)
+                await h.type(pilot, "-100")
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                done = h.of(CheckoutCommitted)[-1]
+                q = done.result.quote
+                assert q.coupon_id is not None and q.redeem_points == 100
+                assert q.coupon_discount_kop == 64_990
+                rub = format_rub(q.coupon_discount_kop).replace("\u00a0", " ")
+                assert rub == "649,90 ₽"
+                slip_rows = done.slip_text.split("\n")
+                assert any(r.startswith("Скидка по купону") and r.endswith(rub) for r in slip_rows)
+                assert any(r.startswith("Скидка бонусами") for r in slip_rows)
+                assert "Скидка по купону" in widget_text(pilot.app, "#cheque-box")
+                assert h.services is not None
+                h.services.printer.drain()
+                profile = load_profile("epson-tm-42")
+                slots = {slot: enc for enc, slot in profile.slots.items()}
+                paper = walk(h.services.preview.data, slots, native_qr=profile.qr_native)
+                printed = [ln.text.replace("\u00a0", " ") for ln in paper.lines]
+                coupon_rows = [r for r in printed if r.startswith("Скидка по купону")]
+                assert len(coupon_rows) == 1 and "649,90" in coupon_rows[0], printed
+
+    run(main())
