@@ -397,3 +397,36 @@ def test_sale_slip_shows_the_coupon_discount(tmp_path: Path) -> None:
                 assert len(coupon_rows) == 1 and "649,90" in coupon_rows[0], printed
 
     run(main())
+
+
+def test_cheque_panel_with_coupon_fits_80x24(tmp_path: Path) -> None:
+    """At 80x24 with a coupon on: the coupon row reads «Купон −10 %» and its discount (not
+    the 32-digit coupon id) and every summary label is shown whole."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            coupon = h.coupon(percent_bp=1000)
+            async with h.run(size=(80, 24)) as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(6))
+                await h.scan(pilot, coupon)
+                await pilot.press("f6")
+                await settle(pilot)
+                q = h.of(QuoteReady)[-1].quote
+                assert q.coupon_id is not None and q.redeem_points > 0
+                text = widget_text(pilot.app, "#cheque-box").replace("\u00a0", " ")
+                assert q.coupon_id not in text
+                rows = text.split("\n")
+                coupon_rows = [r for r in rows if "Купон −10 %" in r]
+                assert len(coupon_rows) == 1 and "-649,90 ₽" in coupon_rows[0], text
+                for label in ("Итого", "Можно списать", "Списываем (всё)", "Начислим", "К оплате"):
+                    assert any(label in r for r in rows), (label, text)
+                await pilot.press("f10")
+                await settle(pilot)
+                text = widget_text(pilot.app, "#cheque-box")
+                assert "Coupon −10 %" in text and q.coupon_id not in text
+                for label in ("Total", "May spend", "Spend (all)", "Earn", "To pay"):
+                    assert label in text, (label, text)
+
+    run(main())

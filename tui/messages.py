@@ -100,6 +100,9 @@ class QuoteReady(Message):
     limit_en: str = ""
     limit_ru: str = ""
     """Why the most the member may spend is limited (cap, offline policy), or ""."""
+    coupon_kind: str = ""
+    coupon_value: int = 0
+    """The applied coupon's terms ("percent" bp, "fixed" kopecks, "points"), for its label."""
 
 
 @dataclass

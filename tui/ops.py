@@ -130,7 +130,24 @@ def quote(s: Services, d: Draft, token: int) -> QuoteReady:
     en = ru = ""
     if q.redeem_limited_by and q.redeem_limited_by != "balance":
         en, ru = engine.redeem_limit_text(q.redeem_limited_by, s.agent.programme())
-    return QuoteReady(q, token, en, ru)
+    kind, value = coupon_terms(s, d.coupon) if q.coupon_id else ("", 0)
+    return QuoteReady(q, token, en, ru, kind, value)
+
+
+def coupon_terms(s: Services, text: str | None) -> tuple[str, int]:
+    """The kind and value of a coupon the quote has just accepted (for a short label on
+    the cheque instead of its 32-digit id); ("", 0) if it cannot be read again."""
+    from agent.errors import AgentError
+    from agent.tokens import verify_coupon
+
+    verifier = s.agent._verifier()
+    if not text or verifier is None:
+        return "", 0
+    try:
+        c = verify_coupon(verifier, text.strip(), s.clock.now())
+    except AgentError:
+        return "", 0
+    return c.kind, c.value
 
 
 def commit(s: Services, d: Draft) -> CheckoutCommitted:

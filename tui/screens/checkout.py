@@ -52,10 +52,11 @@ def cheque_view(
     coupon: str | None,
     lang: str,
     limit: str = "",
+    coupon_terms: tuple[str, int] = ("", 0),
 ) -> Table:
     """The cheque lines with per-line discount and the quote summary (pure)."""
     table = Table.grid(padding=(0, 1), expand=True)
-    table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    table.add_column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=14)
     table.add_column(justify="right", no_wrap=True)
     table.add_column(justify="right", no_wrap=True, style="green")
     if not lines:
@@ -87,8 +88,9 @@ def cheque_view(
     )
     if limit:
         table.add_row(Text(limit, style="yellow"))
-    if coupon:
-        table.add_row(t(lang, "co.coupon"), quote.coupon_id or "", "")
+    if coupon and quote.coupon_id:
+        off = quote.coupon_discount_kop
+        table.add_row(coupon_label(lang, *coupon_terms), f"-{format_rub(off)}" if off else "", "")
     table.add_row(t(lang, "co.earn"), Text(f"+{points(lang, quote.total_earned)}", "green"), "")
     table.add_row(
         Text(t(lang, "co.payable"), style="bold"),
@@ -96,6 +98,19 @@ def cheque_view(
         "",
     )
     return table
+
+
+def coupon_label(lang: str, kind: str, value: int) -> str:
+    """A coupon as the cashier names it: «Купон −10 %», «Купон −500,00 ₽», «Купон +200 бонусов»."""
+    base = t(lang, "co.coupon")
+    if kind == "percent":
+        pct = str(value // 100) if value % 100 == 0 else f"{value / 100:.2f}".rstrip("0")
+        return f"{base} −{pct.replace('.', ',') if lang == 'ru' else pct} %"
+    if kind == "fixed":
+        return f"{base} −{format_rub(value)}"
+    if kind == "points":
+        return f"{base} +{points(lang, value)}"
+    return base
 
 
 class CheckoutScreen(KassaScreen):
@@ -152,7 +167,12 @@ class CheckoutScreen(KassaScreen):
             box.border_title = self.t("slip.preview")
             cheque.update(Text(self.committed.slip_text))
         else:
-            cheque.update(cheque_view(self.lines, self.quote, self.redeem, self.coupon, self.lang))
+            terms = ("", 0)
+            if self.quote_msg is not None and self.quote_msg.quote is self.quote:
+                terms = (self.quote_msg.coupon_kind, self.quote_msg.coupon_value)
+            cheque.update(
+                cheque_view(self.lines, self.quote, self.redeem, self.coupon, self.lang, "", terms)
+            )
         box.set_class(self.stage == "confirm", "-confirm")
 
     # ------------------------------------------------------------------ state changes
