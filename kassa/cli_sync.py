@@ -174,6 +174,7 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
     try:
         st = asdict(journal.status(agent.store))
         st["online"] = agent.offline_status().online
+        st["enrolled"] = agent.store.meta("sync_token") is not None
         st["backoffice_url"] = agent.store.meta("backoffice_url")
         st["terminal_id"] = agent.terminal_id
         st["quarantine"] = journal.quarantine_rows(agent.store)[-10:]

@@ -104,6 +104,12 @@ def _script(agent: Agent, path: Path) -> None:
         )
     )
 
+    if not agent.offline_status().online:
+        print(
+            "Касса не подключена к бэк-офису (kassa enroll): работает офлайн, "
+            "списание ограничено офлайн-лимитами программы"
+        )
+
     _say("2. Расчёт чека: сколько начислим и сколько можно списать")
     cart = demo_cart("DEMO-0001", [("OW-4001", 1), ("DR-1001", 1), ("AC-6001", 1), ("GC-9001", 1)])
     req = CheckoutRequest(card.member_id, cart, identified_by=card.identified_by)

@@ -385,6 +385,7 @@ def create_app(
                 "terminal_id": agent.terminal_id,
                 "rules_version": agent.programme().version,
                 "online": off.online,
+                "enrolled": agent.store.meta("sync_token") is not None,
                 "last_contact": off.last_contact,
                 "events_waiting": off.events_waiting,
                 "holds_active": holds.active_count(agent.store, agent.clock.now()),

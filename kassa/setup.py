@@ -71,8 +71,10 @@ def init_store(
             loaded = store.bulk_load_members(
                 member_rows(members, programme, bytes.fromhex(keys["phone_hash_key"]), now)
             )
-            # The seeded base stands for a fresh snapshot from the back office.
-            agent.record_contact()
+            # No contact is recorded: this till was never enrolled and never heard from a
+            # back office, so it is offline (offline spending bounds apply) until
+            # `kassa enroll` and a sync say otherwise. The seeded members count as a fresh
+            # cache (their synced_at is now).
         return {
             "store": str(path),
             "terminal_id": agent.terminal_id,

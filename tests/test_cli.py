@@ -158,3 +158,19 @@ def test_read_only_open_of_a_missing_store_names_it(tmp_path):
     with pytest.raises(StoreError, match="no till store"):
         Store(tmp_path / "none.db", read_only=True)
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_demo_till_never_enrolled_is_offline(tmp_path):
+    """`kassa init --demo` records no contact: a till that never talked to a back office
+    is offline and not enrolled, and offline spending bounds apply to its cheques."""
+    path = tmp_path / "till.db"
+    code, _, err = kassa(path, "init", "--demo", "--members", "20")
+    assert code == 0, err
+    code, st, err = kassa(path, "sync", "status")
+    assert code == 0, err
+    assert (st["online"], st["enrolled"], st["last_contact"]) == (False, False, None)
+    big = {"identify": "0001000000018", "receipt_id": "OFF-1", "redeem_points": "max"}
+    big["lines"] = [{"sku": "X", "category": "outerwear", "price_kop": 10_000_000}]
+    code, quote, err = kassa(path, "quote", stdin=json.dumps(big))
+    assert code == 0, err
+    assert quote["redeem_limited_by"].startswith("offline_"), quote

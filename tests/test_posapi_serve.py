@@ -80,6 +80,13 @@ def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
             wait_ready(client, proc, token)
             auth = {"authorization": f"Bearer {token}"}
             assert client.get("/v1/status").status_code == 401
+            status = client.get("/v1/status", headers=auth).json()
+            # `kassa init --demo`, never enrolled: offline, no last contact.
+            assert (status["online"], status["enrolled"], status["last_contact"]) == (
+                False,
+                False,
+                None,
+            )
             card = client.post("/v1/identify", json={"input": demo_phone(1)}, headers=auth).json()
             assert card["code"] == make_member_code(100_000_001)
             cheque = {

@@ -69,6 +69,7 @@ def test_seed_enroll_sell_sync_and_report(tmp_path: Path, capsys, monkeypatch) -
             assert code == 0
         code, st = run(capsys, "sync", "status", "--store", store)
         assert st["events_waiting"] == 3
+        assert st["enrolled"] and st["online"] and st["last_contact"]  # enrollment's contact
         code, synced = run(capsys, "sync", "now", "--store", store)
         assert code == 0 and synced["acked"] == 3 and synced["events_waiting"] == 0
         code, rep = run(capsys, "backoffice", "report", "--json")
