@@ -430,3 +430,39 @@ def test_cheque_panel_with_coupon_fits_80x24(tmp_path: Path) -> None:
                     assert label in text, (label, text)
 
     run(main())
+
+
+def test_sign_in_pin_field_moves_along_names_and_names_the_cashier(tmp_path: Path) -> None:
+    """The PIN typed for the pre-selected first name fails: the message names the cashier
+    (not the id) and is English in English mode; Down from the PIN field picks the next
+    cashier, whose PIN then opens the shift; only the first cashier's tries were used."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = pilot.app.screen
+                assert isinstance(screen, SignInScreen)
+                await pilot.press("f10")
+                await settle(pilot)
+                await h.type(pilot, "2222")  # Oleg's PIN, Anna highlighted
+                failed = h.of(CoreFailed)[-1]
+                assert failed.code == "wrong_pin" and failed.details["cashier_id"] == "anna"
+                text = said(pilot)
+                assert text.strip().startswith("Wrong PIN: Анна Петрова")
+                assert "tries left" in text and "anna" not in text and "Неверный" not in text
+                pin = screen.query_one("#pin", Input)
+                assert screen.focused is pin and pin.value == ""
+                await pilot.press("f10")
+                await settle(pilot)
+                await pilot.press("down")  # from the PIN field: the next name
+                await settle(pilot)
+                assert screen.query_one("#cashiers").highlighted == 1
+                assert "Олег Смирнов" in pin.placeholder
+                await h.type(pilot, "2222")
+                assert [o.cashier.cashier_id for o in h.of(ShiftOpened)] == ["oleg"]
+                assert isinstance(pilot.app.screen, CheckoutScreen)
+                assert h.services is not None
+                assert h.services.store.meta("pin_failures:anna") == "1"
+                assert int(h.services.store.meta("pin_failures:oleg") or 0) == 0
+
+    run(main())

@@ -208,11 +208,18 @@ class KassaApp(App[int]):
         try:
             reply = op(self.services, *args)
         except AgentError as e:
-            reply = CoreFailed(name, e.code, e.title_ru, e.message_ru, e.message_en)
+            reply = CoreFailed(
+                name, e.code, e.title_ru, e.message_ru, e.message_en, e.title_en, dict(e.details)
+            )
         except Exception as e:  # a bug: show it, keep the till running
             log.exception("core operation %s failed", name)
             reply = CoreFailed(
-                name, "unexpected", t(self.lang, "err.title"), f"{type(e).__name__}: {e}", str(e)
+                name,
+                "unexpected",
+                t("ru", "err.title"),
+                f"{type(e).__name__}: {e}",
+                str(e),
+                t("en", "err.title"),
             )
         target.post_message(reply)
 

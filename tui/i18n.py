@@ -62,6 +62,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "signin.checking": ("Проверяем PIN…", "Checking PIN…"),
     "signin.pick_first": ("Сначала выберите кассира", "Pick a cashier first"),
+    "signin.wrong_pin": (
+        "{name}, осталось попыток: {left}. Другой кассир — стрелки ↑↓",
+        "{name}, {left} tries left. Another cashier: Up/Down",
+    ),
+    "signin.locked": (
+        "{name}: PIN заблокирован, обратитесь к старшему кассиру",
+        "{name}: PIN locked, ask a supervisor",
+    ),
     # ------------------------------------------------------------------ shift / X-report
     "shift.title": ("Смена и X-отчёт", "Shift and X-report"),
     "shift.opened": ("Смена открыта: {name}, {t}", "Shift open: {name}, {t}"),

@@ -12,7 +12,7 @@ through the App, which forwards them to the active screen.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
@@ -45,9 +45,16 @@ class CoreFailed(Message):
     title: str
     message_ru: str
     message_en: str
+    title_en: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    """The error's machine-readable context (``AgentError.details``)."""
 
     def text(self, lang: str) -> str:
         return self.message_en if lang == "en" else self.message_ru
+
+    def heading(self, lang: str) -> str:
+        """The title in ``lang`` (``title`` is the Russian one)."""
+        return self.title_en if lang == "en" and self.title_en else self.title
 
 
 @dataclass

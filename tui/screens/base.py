@@ -68,7 +68,7 @@ class KassaScreen(Screen[Any]):
 
     def failure_text(self, message: CoreFailed) -> str:
         """A refusal as the cashier reads it: title and reason."""
-        return f"{message.title}: {message.text(self.lang)}"
+        return f"{message.heading(self.lang)}: {message.text(self.lang)}"
 
     def on_core_failed(self, message: CoreFailed) -> None:
         self.say(self.failure_text(message), error=True)

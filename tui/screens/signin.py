@@ -27,6 +27,11 @@ class SignInScreen(KassaScreen):
         Binding("escape", "clear", "bind.back", show=False),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: dict[str, str] = {}  # cashier id -> display name
+        self.pending: str | None = None  # the cashier whose PIN is being checked
+
     def compose_body(self) -> Iterable[Widget]:
         with Vertical(id="signin", classes="panel") as box:
             box.border_title = self.t("signin.title")
@@ -51,6 +56,7 @@ class SignInScreen(KassaScreen):
     def on_cashiers_listed(self, message: CashiersListed) -> None:
         options = self.query_one("#cashiers", OptionList)
         options.clear_options()
+        self.names = {c.cashier_id: c.name for c in message.cashiers}
         options.add_options(Option(c.name, id=c.cashier_id) for c in message.cashiers)
         if message.cashiers:
             options.highlighted = 0
@@ -59,8 +65,18 @@ class SignInScreen(KassaScreen):
             self.say(self.t("signin.no_cashiers"), error=True)
 
     def on_key(self, event: events.Key) -> None:
-        """A digit typed on the name list starts the PIN (the highlighted name is taken)."""
-        if (
+        """A digit typed on the name list starts the PIN (the highlighted name is taken);
+        Up/Down in the PIN field move along the names (the PIN typed so far is dropped)."""
+        if event.key in ("up", "down") and isinstance(self.focused, Input):
+            options = self.query_one("#cashiers", OptionList)
+            if event.key == "up":
+                options.action_cursor_up()
+            else:
+                options.action_cursor_down()
+            self.focused.value = ""
+            event.stop()
+            event.prevent_default()
+        elif (
             event.character is not None
             and event.character.isdigit()
             and isinstance(self.focused, OptionList)
@@ -70,6 +86,18 @@ class SignInScreen(KassaScreen):
             pin.insert_text_at_cursor(event.character)
             event.stop()
             event.prevent_default()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.query_one("#pin", Input).placeholder = self._pin_placeholder()
+
+    def _pin_placeholder(self) -> str:
+        """«PIN: Анна Петрова»: whose PIN the field takes."""
+        options = self.query_one("#cashiers", OptionList)
+        idx = options.highlighted
+        if idx is None:
+            return self.t("signin.pin")
+        name = self.names.get(options.get_option_at_index(idx).id or "", "")
+        return f"{self.t('signin.pin')}: {name}" if name else self.t("signin.pin")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.query_one("#pin", Input).focus()
@@ -83,12 +111,23 @@ class SignInScreen(KassaScreen):
         cashier_id = options.get_option_at_index(idx).id
         assert cashier_id is not None
         self.say(self.t("signin.checking"))
+        self.pending = cashier_id
         self.request(ops.sign_in, cashier_id, event.value)
 
     def on_core_failed(self, message: CoreFailed) -> None:
         pin = self.query_one("#pin", Input)
         pin.value = ""
         pin.focus()
+        who = message.details.get("cashier_id") or self.pending
+        name = self.names.get(str(who), "")
+        if message.code == "wrong_pin" and name:
+            # the core's text names the cashier by id; the cashier reads their name
+            key = "signin.locked" if message.details.get("locked") else "signin.wrong_pin"
+            left = message.details.get("tries_left", "?")
+            text = self.t(key, name=name, left=left)
+            self.say(f"{message.heading(self.lang)}: {text}", error=True)
+            message.prevent_default()  # Textual would call the base's handler as well
+            return
         super().on_core_failed(message)
 
     def on_shift_opened(self, message: ShiftOpened) -> None:
@@ -103,5 +142,5 @@ class SignInScreen(KassaScreen):
     def relabel(self) -> None:
         self.query_one("#signin", Vertical).border_title = self.t("signin.title")
         self.query_one("#signin-hint", Label).update(self.t("signin.pick"))
-        self.query_one("#pin", Input).placeholder = self.t("signin.pin")
+        self.query_one("#pin", Input).placeholder = self._pin_placeholder()
         super().relabel()
