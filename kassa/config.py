@@ -164,63 +164,91 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _check_value(src: str, where: str, hint: Any, value: Any) -> Any:
-    def bad(expected: str) -> ConfigError:
+    def bad(expected_en: str, expected_ru: str) -> ConfigError:
         return ConfigError(
-            f"{src}: {where}: expected {expected}, got {type(value).__name__} {value!r}",
-            f"{src}: {where}: ожидается {expected}",
+            f"{src}: {where}: expected {expected_en}, got {type(value).__name__} {value!r}",
+            f"{src}: {where}: ожидается {expected_ru}",
             file=src,
             key=where,
         )
 
     if hint is bool:
         if not isinstance(value, bool):
-            raise bad("true or false")
+            raise bad("true or false", "true или false")
     elif hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("a whole number")
+            raise bad("a whole number", "целое число")
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad("a number")
+            raise bad("a number", "число")
         value = float(value)
     elif hint is str:
         if not isinstance(value, str):
-            raise bad("text")
+            raise bad("text", "текст (строка в кавычках)")
     elif hint == list[str] and (
         not isinstance(value, list) or not all(isinstance(v, str) for v in value)
     ):
-        raise bad("a list of text")
+        raise bad("a list of text", "список строк")
     return value
 
 
-def _validate(cfg: Config, src: str) -> None:
-    def bad(key: str, en: str, ru: str) -> ConfigError:
-        return ConfigError(f"{src}: {key}: {en}", f"{src}: {key}: {ru}", file=src, key=key)
+def _validate(cfg: Config, src: str, problems: list[ConfigError]) -> None:
+    """Append a ``ConfigError`` to ``problems`` for every out-of-range value."""
+
+    def bad(key: str, en: str, ru: str) -> None:
+        problems.append(
+            ConfigError(f"{src}: {key}: {en}", f"{src}: {key}: {ru}", file=src, key=key)
+        )
 
     if not 1 <= cfg.api.port <= 65535:
-        raise bad("api.port", "must be 1-65535", "порт от 1 до 65535")
+        bad("api.port", "must be 1-65535", "порт от 1 до 65535")
     if not 1024 <= cfg.api.max_body_bytes <= 10_000_000:
-        raise bad("api.max_body_bytes", "must be 1024-10000000", "от 1024 до 10000000 байт")
+        bad("api.max_body_bytes", "must be 1024-10000000", "от 1024 до 10000000 байт")
     if cfg.api.rate_per_s <= 0 or cfg.api.rate_burst < 1:
-        raise bad("api.rate_per_s", "rate and burst must be positive", "должно быть больше 0")
+        bad("api.rate_per_s", "rate and burst must be positive", "должно быть больше 0")
     if not 10 <= cfg.api.hold_ttl_s <= 86_400:
-        raise bad("api.hold_ttl_s", "must be 10-86400 seconds", "от 10 до 86400 секунд")
+        bad("api.hold_ttl_s", "must be 10-86400 seconds", "от 10 до 86400 секунд")
     if cfg.api.token and len(cfg.api.token) < 16:
-        raise bad("api.token", "must be at least 16 characters", "не короче 16 символов")
+        bad("api.token", "must be at least 16 characters", "не короче 16 символов")
     if not _is_loopback(cfg.api.host) and not cfg.api.allow_remote:
-        raise bad(
+        bad(
             "api.host",
             f"{cfg.api.host} is not a loopback address; set api.allow_remote = true to "
             "accept a POS on another machine",
             "адрес не локальный; для доступа по сети задайте api.allow_remote = true",
         )
     if cfg.sync.interval_s <= 0 or cfg.sync.timeout_s <= 0:
-        raise bad("sync.interval_s", "intervals must be positive", "должно быть больше 0")
+        bad("sync.interval_s", "intervals must be positive", "должно быть больше 0")
     if cfg.log.level.upper() not in LEVELS:
-        raise bad("log.level", f"must be one of {', '.join(LEVELS)}", "неверный уровень")
+        bad(
+            "log.level",
+            f"must be one of {', '.join(LEVELS)}",
+            f"неверный уровень (допустимы {', '.join(LEVELS)})",
+        )
     if cfg.log.max_bytes < 10_000 or cfg.log.backups < 1:
-        raise bad("log.max_bytes", "at least 10000 bytes and 1 backup", "слишком мало")
+        bad("log.max_bytes", "at least 10000 bytes and 1 backup", "слишком мало")
     if not 1200 <= cfg.scanner.baudrate <= 921_600:
-        raise bad("scanner.baudrate", "must be 1200-921600", "от 1200 до 921600")
+        bad("scanner.baudrate", "must be 1200-921600", "от 1200 до 921600")
+
+
+def _raise_all(problems: list[ConfigError], src: str) -> None:
+    """One ``ConfigError`` for every problem found: the first one's key in ``details``
+    (``key``), all of them in ``details["problems"]``, one per line in the messages."""
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise problems[0]
+    first = problems[0]
+    raise ConfigError(
+        f"{len(problems)} problems:\n" + "\n".join(p.message_en for p in problems),
+        f"ошибок: {len(problems)}:\n" + "\n".join(p.message_ru for p in problems),
+        file=src,
+        key=first.details.get("key"),
+        problems=[
+            {"key": p.details.get("key"), "message_en": p.message_en, "message_ru": p.message_ru}
+            for p in problems
+        ],
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -235,36 +263,57 @@ def _is_loopback(host: str) -> bool:
 
 
 def parse_config(data: dict[str, Any], src: str) -> Config:
-    """Build a ``Config`` from parsed TOML, rejecting unknown keys and wrong types."""
+    """Build a ``Config`` from parsed TOML, rejecting unknown keys and wrong types.
+
+    Every problem of the file is reported at once (one ``ConfigError`` listing them all),
+    so a fix-and-retry loop does not reveal them one by one."""
+    problems: list[ConfigError] = []
     sections: dict[str, Any] = {}
     for name, raw in data.items():
         cls = SECTIONS.get(name)
         if cls is None:
-            raise ConfigError(
-                f"{src}: unknown section [{name}] (known: {', '.join(SECTIONS)})",
-                f"{src}: неизвестный раздел [{name}]",
-                file=src,
-                key=name,
+            problems.append(
+                ConfigError(
+                    f"{src}: unknown section [{name}] (known: {', '.join(SECTIONS)})",
+                    f"{src}: неизвестный раздел [{name}] (есть: {', '.join(SECTIONS)})",
+                    file=src,
+                    key=name,
+                )
             )
+            continue
         if not isinstance(raw, dict):
-            raise ConfigError(
-                f"{src}: {name} must be a [section]", f"{src}: {name} — раздел", file=src, key=name
+            problems.append(
+                ConfigError(
+                    f"{src}: {name} must be a [section]",
+                    f"{src}: {name} — должен быть разделом [{name}]",
+                    file=src,
+                    key=name,
+                )
             )
+            continue
         hints = get_type_hints(cls)
         known = {f.name for f in fields(cls)}
         values = {}
         for key, value in raw.items():
             if key not in known:
-                raise ConfigError(
-                    f"{src}: unknown key {name}.{key} (known: {', '.join(sorted(known))})",
-                    f"{src}: неизвестный параметр {name}.{key}",
-                    file=src,
-                    key=f"{name}.{key}",
+                problems.append(
+                    ConfigError(
+                        f"{src}: unknown key {name}.{key} (known: {', '.join(sorted(known))})",
+                        f"{src}: неизвестный параметр {name}.{key} "
+                        f"(есть: {', '.join(sorted(known))})",
+                        file=src,
+                        key=f"{name}.{key}",
+                    )
                 )
-            values[key] = _check_value(src, f"{name}.{key}", hints[key], value)
+                continue
+            try:
+                values[key] = _check_value(src, f"{name}.{key}", hints[key], value)
+            except ConfigError as e:
+                problems.append(e)
         sections[name] = cls(**values)
     cfg = Config(**sections, source=src)
-    _validate(cfg, src)
+    _validate(cfg, src, problems)
+    _raise_all(problems, src)
     return cfg
 
 
@@ -281,7 +330,9 @@ def load_config(path: Path | None = None) -> Config:
                 file=str(path),
             )
         cfg = Config(source="defaults")
-        _validate(cfg, "defaults")
+        problems: list[ConfigError] = []
+        _validate(cfg, "defaults", problems)
+        _raise_all(problems, "defaults")
         return cfg
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -306,10 +357,30 @@ def redacted(cfg: Config) -> dict[str, Any]:
             value = getattr(section, f.name)
             if (name, f.name) in SECRET_KEYS and value:
                 value = "********"
+            elif isinstance(value, str):
+                value = mask_url_password(value)
+            elif isinstance(value, list):
+                value = [mask_url_password(v) if isinstance(v, str) else v for v in value]
             values[f.name] = value
         out[name] = values
     out["api"]["token_file"] = str(cfg.token_path())
     return out
+
+
+def mask_url_password(text: str) -> str:
+    """``http://user:pass@bo:8780`` -> ``http://user:***@bo:8780``; other text unchanged."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return text
+    if not password or "@" not in parts.netloc:
+        return text
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def field_docs() -> dict[str, str]:

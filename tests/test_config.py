@@ -184,3 +184,63 @@ def test_udev_rules_are_well_formed():
         for part in (p.strip() for p in line.split(", ")):
             assert rule.match(part), part
         assert 'MODE="0660"' in line  # group access, never world-writable
+
+
+@pytest.mark.parametrize(
+    ("text", "ru"),
+    [
+        ("[api]\nport = '8000'\n", "ожидается целое число"),
+        ("[sync]\nenabled = 1\n", "ожидается true или false"),
+        ("[sync]\ninterval_s = 'x'\n", "ожидается число"),
+        ("[printer]\nurl = 5\n", "ожидается текст"),
+        ("[scanner]\nports = '/dev/ttyACM0'\n", "ожидается список строк"),
+    ],
+)
+def test_type_errors_are_all_russian_in_russian(tmp_path, text, ru):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text))
+    assert ru in e.value.message_ru
+    said = e.value.message_ru.split("ожидается", 1)[1]
+    assert not re.search(r"[A-Za-z]", said.replace("true", "").replace("false", "")), said
+
+
+def test_check_reports_every_problem_in_one_run(tmp_path):
+    path = write(
+        tmp_path,
+        "[api]\nport = 'x'\nprot = 1\nhold_ttl_s = 5\n[sync]\nenabled = 1\n"
+        "[log]\nlevel = 'LOUD'\n[printers]\nurl = ''\n",
+    )
+    expected = ["api.port", "api.prot", "sync.enabled", "printers", "api.hold_ttl_s", "log.level"]
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert [p["key"] for p in e.value.details["problems"]] == expected
+    assert e.value.details["key"] == "api.port"  # the first, as for a single problem
+    bad = subprocess.run(
+        [sys.executable, "-m", "kassa.cli", "config", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    out = json.loads(bad.stdout)
+    assert [p["key"] for p in out["details"]["problems"]] == expected
+    for key in expected:  # every one named in both languages, and on stderr
+        assert key in out["message_en"] and key in out["message_ru"] and key in bad.stderr
+
+
+def test_show_masks_passwords_inside_urls(tmp_path):
+    path = write(
+        tmp_path,
+        "[sync]\nurl = 'http://user:pa55word@bo:8780'\n[printer]\nurl = 'tcp://10.0.0.5:9100'\n",
+    )
+    assert redacted(load_config(path))["sync"]["url"] == "http://user:***@bo:8780"
+    shown = subprocess.run(
+        [sys.executable, "-m", "kassa.cli", "config", "show", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(shown.stdout)
+    assert "pa55word" not in shown.stdout
+    assert data["sync"]["url"] == "http://user:***@bo:8780"
+    assert data["printer"]["url"] == "tcp://10.0.0.5:9100"  # no credentials: unchanged
