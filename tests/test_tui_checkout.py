@@ -466,3 +466,46 @@ def test_sign_in_pin_field_moves_along_names_and_names_the_cashier(tmp_path: Pat
                 assert int(h.services.store.meta("pin_failures:oleg") or 0) == 0
 
     run(main())
+
+
+def test_f8_asks_before_dropping_a_cheque_in_progress(tmp_path: Path) -> None:
+    """F8 with lines or a member asks first: Esc keeps the cheque (and the member), F8
+    again or Enter drops it; on an empty cheque F8 acts at once."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                screen = pilot.app.screen
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(6))
+                card, receipt = screen.card, screen.receipt_id
+                assert card is not None and len(screen.lines) == 1
+                await pilot.press("f8")
+                await settle(pilot)
+                assert "Отменить этот чек?" in said(pilot)
+                assert screen.card == card and len(screen.lines) == 1
+                assert screen.receipt_id == receipt
+                await pilot.press("escape")  # keep it
+                await settle(pilot)
+                assert screen.card == card and len(screen.lines) == 1
+                assert "Чек сохранён" in said(pilot)
+                await pilot.press("f8", "f8")  # asked, then confirmed
+                await settle(pilot)
+                assert screen.card is None and screen.lines == []
+                assert screen.receipt_id not in (None, receipt)
+                receipt = screen.receipt_id
+                await h.type(pilot, "DR-1001")
+                await pilot.press("f8")
+                await settle(pilot)
+                assert len(screen.lines) == 1
+                await pilot.press("enter")  # Enter confirms too
+                await settle(pilot)
+                assert screen.lines == [] and screen.receipt_id not in (None, receipt)
+                receipt = screen.receipt_id
+                await pilot.press("f8")  # nothing in progress: a new cheque at once
+                await settle(pilot)
+                assert screen.receipt_id not in (None, receipt)
+                assert purchases(h) == []
+
+    run(main())

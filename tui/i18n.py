@@ -132,6 +132,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "co.unknown_sku": ("Артикул {sku} не найден", "SKU {sku} not found"),
     "co.bad_entry": ("Не понял ввод: {text}", "Cannot read: {text}"),
     "co.sale": ("расп.", "sale"),
+    "co.discard_ask": (
+        "Отменить этот чек? F8 или Enter — да, Esc — нет",
+        "Drop this cheque? F8 or Enter - yes, Esc - no",
+    ),
+    "co.discard_kept": ("Чек сохранён", "Cheque kept"),
     "co.coupon_prompt": ("Купон: отсканируйте или введите код", "Coupon: scan or type the code"),
     # ------------------------------------------------------------------ member card
     "card.tier": ("Уровень", "Tier"),

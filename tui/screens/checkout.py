@@ -137,6 +137,7 @@ class CheckoutScreen(KassaScreen):
         # Why a coupon or points amount was just dropped: shown instead of the next
         # quote's hint, so the re-quote does not hide the reason.
         self.refusal: CoreFailed | None = None
+        self.discard_asked = False  # F8 on a cheque in progress: waiting for F8/Enter or Esc
 
     # ------------------------------------------------------------------ layout
     def compose_body(self) -> Iterable[Widget]:
@@ -208,6 +209,7 @@ class CheckoutScreen(KassaScreen):
         self.committed = None
         self.awaiting_coupon = False
         self.refusal = None
+        self.discard_asked = False
         self.receipt_id = None
         self.quote_token += 1
         self.request(ops.new_receipt)
@@ -220,7 +222,7 @@ class CheckoutScreen(KassaScreen):
         entry_box = event.input
         value = event.value
         entry_box.value = ""
-        if self.stage == "done":
+        if self.stage == "done" or self.discard_asked:
             self.reset()
             return
         if self.stage == "confirm":
@@ -272,6 +274,7 @@ class CheckoutScreen(KassaScreen):
             self.render_all()
 
     def on_scanned(self, message: Scanned) -> None:
+        self.discard_asked = False  # a scan carries on with the cheque
         if self.stage == "done":
             self.reset()
         if message.text.upper().startswith("KC1:"):
@@ -372,11 +375,22 @@ class CheckoutScreen(KassaScreen):
         self.query_one("#entry", Input).focus()
 
     def action_new_cheque(self) -> None:
+        """F8: a new cheque; one in progress (lines or a member) is dropped only after F8
+        again or Enter (Esc keeps it)."""
+        in_progress = self.stage != "done" and (self.lines or self.card is not None)
+        if in_progress and not self.discard_asked:
+            self.discard_asked = True
+            self.say(self.t("co.discard_ask"), error=True)
+            return
         self.reset()
 
     def action_back(self) -> None:
-        """Esc: step back (confirm -> quote), else forget the member and the cheque."""
-        if self.stage == "confirm":
+        """Esc: step back (keep the cheque F8 asked about; confirm -> quote), else forget
+        the member and the cheque."""
+        if self.discard_asked:
+            self.discard_asked = False
+            self.say(self.t("co.discard_kept"))
+        elif self.stage == "confirm":
             self.stage = "entry"
             self.say(self.t("co.accept"))
             self.render_all()
