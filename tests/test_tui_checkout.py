@@ -509,3 +509,25 @@ def test_f8_asks_before_dropping_a_cheque_in_progress(tmp_path: Path) -> None:
                 assert purchases(h) == []
 
     run(main())
+
+
+def test_quantity_and_a_long_message_stay_visible_at_80x24(tmp_path: Path) -> None:
+    """At 80x24: a long name does not hide its quantity (×3); a message longer than the
+    screen is wrapped onto a second line, not cut."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run(size=(80, 24)) as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001*3")
+                screen = pilot.app.screen
+                assert [(ln.sku, ln.qty) for ln in screen.lines] == [("DR-1001", 3)]
+                text = widget_text(pilot.app, "#cheque-box").replace("\u00a0", " ")
+                assert "×3 19 497,00 ₽" in text, text
+                junk = "?" + "x" * 70 + "END"
+                await h.type(pilot, junk)
+                shown = " ".join(ln.strip() for ln in said(pilot).split("\n"))
+                assert junk in shown.replace(" ", "") or junk in shown, shown
+                assert shown.rstrip().endswith("END")
+
+    run(main())

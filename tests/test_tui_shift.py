@@ -119,3 +119,31 @@ def test_snapshots_80x24(tmp_path: Path) -> None:
                 _check_snapshot("x_report_en", pilot.app)
 
     asyncio.run(main())
+
+
+def test_x_report_print_on_the_screen_printer_shows_the_preview(tmp_path: Path) -> None:
+    """The demo's printer is the screen: P on the shift screen shows the X-report slip as
+    the sale slip is shown (and the job is queued all the same)."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await sale(h, pilot, 1)
+                await pilot.press("f11")
+                await settle(pilot)
+                assert isinstance(pilot.app.screen, ShiftScreen)
+                assert "Программа лояльности" not in widget_text(pilot.app, "#xreport")
+                await pilot.press("p")
+                await settle(pilot)
+                queued = h.of(ReportQueued)[-1]
+                assert h.services is not None and h.services.preview is not None
+                jobs = {j.job_id: j for j in recent_jobs(h.services.store)}
+                assert jobs[queued.job_id].kind == "x_report"
+                text = widget_text(pilot.app, "#xreport")
+                assert "Слип (предпросмотр)" in text
+                assert "Программа лояльности" in text and "Чеков с картой" in text
+                assert "Анна Петрова" in text
+                assert "X-отчёт отправлен" in widget_text(pilot.app, "#say")
+
+    asyncio.run(main())

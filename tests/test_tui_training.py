@@ -263,3 +263,27 @@ def test_status_bar_in_training_shows_the_real_queue(tmp_path: Path) -> None:
             assert not (tmp_path / "till.training.db").exists()
 
     asyncio.run(main())
+
+
+def test_training_off_message_follows_the_language(tmp_path: Path) -> None:
+    """«Учебный режим выключен» on the checkout's message line reads "Training mode off"
+    after F10 (and Russian again after F10 once more)."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await toggle(pilot)  # training on
+                assert "Учебный режим включён" in widget_text(pilot.app, "#say")
+                await toggle(pilot)  # training off
+                assert h.services is not None and not is_training(h.services.store)
+                assert "Учебный режим выключен" in widget_text(pilot.app, "#say")
+                await pilot.press("f10")
+                await settle(pilot)
+                say = widget_text(pilot.app, "#say")
+                assert "Training mode off" in say and "Учебный" not in say
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "Учебный режим выключен" in widget_text(pilot.app, "#say")
+
+    asyncio.run(main())

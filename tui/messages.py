@@ -81,6 +81,8 @@ class ShiftClosed(Message):
 @dataclass
 class ReportQueued(Message):
     job_id: int
+    preview: str = ""
+    """The report as the screen printer shows it (the printer is the preview), else ""."""
 
 
 @dataclass

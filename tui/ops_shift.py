@@ -68,7 +68,13 @@ def print_x_report(s: Services) -> ReportQueued:
     job = shifts.queue_report(s.store, report, s.agent.store_name)
     if s.printer is not None:
         s.printer.notify()
-    return ReportQueued(job)
+    if s.preview is None:
+        return ReportQueued(job)
+    from agent.slip import slip_text
+
+    return ReportQueued(
+        job, slip_text(shifts.report_slip(report, s.agent.store_name), s.slip_width)
+    )
 
 
 def new_receipt(s: Services) -> ReceiptStarted:

@@ -32,6 +32,9 @@ class KassaScreen(Screen[Any]):
         Binding("escape", "back", "bind.back", id="back"),
     ]
 
+    _say_again: tuple[Callable[[], str], bool] | None = None
+    """How to write the message line again in another language (``say_t``, refusals)."""
+
     @property
     def kassa(self) -> KassaApp:
         from tui.app import KassaApp
@@ -60,18 +63,26 @@ class KassaScreen(Screen[Any]):
         to this screen as a message (or ``CoreFailed``)."""
         self.post_message(CoreRequested(op, args, reply_to=self))
 
-    def say(self, text: str, *, error: bool = False) -> None:
-        """One line of feedback for the cashier above the key bar."""
+    def say(
+        self, text: str, *, error: bool = False, again: Callable[[], str] | None = None
+    ) -> None:
+        """One line of feedback for the cashier above the key bar (wrapped onto a second
+        line when long). ``again`` re-renders it after a language switch."""
         line = self.query_one("#say", Static)
         line.update(text)
         line.set_class(error, "-error")
+        self._say_again = (again, error) if again is not None else None
+
+    def say_t(self, key: str, *, error: bool = False, **fields: object) -> None:
+        """``say`` an i18n string; a language switch re-labels it."""
+        self.say(self.t(key, **fields), error=error, again=lambda: self.t(key, **fields))
 
     def failure_text(self, message: CoreFailed) -> str:
         """A refusal as the cashier reads it: title and reason."""
         return f"{message.heading(self.lang)}: {message.text(self.lang)}"
 
     def on_core_failed(self, message: CoreFailed) -> None:
-        self.say(self.failure_text(message), error=True)
+        self.say(self.failure_text(message), error=True, again=lambda: self.failure_text(message))
 
     def on_screen_resume(self) -> None:
         self.refresh_chrome()
@@ -86,6 +97,9 @@ class KassaScreen(Screen[Any]):
     def relabel(self) -> None:
         """Re-render texts in the current language; subclasses extend."""
         self.refresh_chrome()
+        if self._say_again is not None:
+            again, error = self._say_again
+            self.say(again(), error=error, again=again)
 
     def action_back(self) -> None:
         """Esc: leave this flow, back to the screen below (checkout)."""

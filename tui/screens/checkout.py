@@ -65,15 +65,15 @@ def cheque_view(
     qlines = {ql.line_no: ql for ql in quote.lines} if quote else {}
     for n, line in enumerate(lines, start=1):
         name = f"{line.name}"
-        if line.qty > 1:
-            name += f" ×{line.qty}"
         if line.sale:
             name += f" [{t(lang, 'co.sale')}]"
         ql = qlines.get(n)
         disc = ""
         if ql is not None and (ql.coupon_discount_kop + ql.points_discount_kop):
             disc = "-" + format_rub(ql.coupon_discount_kop + ql.points_discount_kop)
-        table.add_row(name, format_rub(line.amount_kop), disc)
+        # the quantity sits with the amount: a long name is cut at the end, not "×3"
+        qty = f"×{line.qty} " if line.qty > 1 else ""
+        table.add_row(name, qty + format_rub(line.amount_kop), disc)
     table.add_row("", "", "")
     if quote is None:
         return table
@@ -228,7 +228,7 @@ class CheckoutScreen(KassaScreen):
         if self.stage == "confirm":
             draft = self.draft()
             if draft is not None and self.quote is not None:
-                self.say(self.t("co.confirm_title"))
+                self.say_t("co.confirm_title")
                 self.request(ops.commit, draft)
             return
         if self.awaiting_coupon and value.strip():
@@ -260,17 +260,20 @@ class CheckoutScreen(KassaScreen):
             self.redeem = entry.points
             self.requote()
         else:
-            self.say(self.t("co.bad_entry", text=entry.text), error=True)
+            self.say_t("co.bad_entry", error=True, text=entry.text)
 
     def accept(self) -> None:
         """Enter on an empty line: the quote is accepted, ask to confirm."""
         if self.card is None:
-            self.say(self.t("co.no_member"), error=True)
+            self.say_t("co.no_member", error=True)
         elif not self.lines:
-            self.say(self.t("co.empty"), error=True)
+            self.say_t("co.empty", error=True)
         elif self.quote is not None:
             self.stage = "confirm"
-            self.say(f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}")
+            self.say(
+                f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}",
+                again=lambda: f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}",
+            )
             self.render_all()
 
     def on_scanned(self, message: Scanned) -> None:
@@ -324,10 +327,13 @@ class CheckoutScreen(KassaScreen):
         self.quote = message.quote
         self.quote_msg = message
         if self.refusal is not None:
-            self.say(self.failure_text(self.refusal), error=True)
+            refusal = self.refusal
+            self.say(
+                self.failure_text(refusal), error=True, again=lambda: self.failure_text(refusal)
+            )
             self.refusal = None
         else:
-            self.say(self.t("co.accept"))
+            self.say_t("co.accept")
         self.render_all()
 
     def on_checkout_committed(self, message: CheckoutCommitted) -> None:
@@ -335,7 +341,10 @@ class CheckoutScreen(KassaScreen):
         self.stage = "done"
         r = message.result
         key = "co.committed_offline" if r.offline else "co.committed"
-        self.say(f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}")
+        self.say(
+            f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}",
+            again=lambda: f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}",
+        )
         self.render_all()
         self.query_one("#cheque-box", VerticalScroll).scroll_home(animate=False)
         if self.card is not None:
@@ -371,7 +380,7 @@ class CheckoutScreen(KassaScreen):
         if self.stage == "done":
             return
         self.awaiting_coupon = True
-        self.say(self.t("co.coupon_prompt"))
+        self.say_t("co.coupon_prompt")
         self.query_one("#entry", Input).focus()
 
     def action_new_cheque(self) -> None:
@@ -380,7 +389,7 @@ class CheckoutScreen(KassaScreen):
         in_progress = self.stage != "done" and (self.lines or self.card is not None)
         if in_progress and not self.discard_asked:
             self.discard_asked = True
-            self.say(self.t("co.discard_ask"), error=True)
+            self.say_t("co.discard_ask", error=True)
             return
         self.reset()
 
@@ -389,10 +398,10 @@ class CheckoutScreen(KassaScreen):
         the member and the cheque."""
         if self.discard_asked:
             self.discard_asked = False
-            self.say(self.t("co.discard_kept"))
+            self.say_t("co.discard_kept")
         elif self.stage == "confirm":
             self.stage = "entry"
-            self.say(self.t("co.accept"))
+            self.say_t("co.accept")
             self.render_all()
         elif self.awaiting_coupon:
             self.awaiting_coupon = False

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import Static
@@ -70,6 +71,7 @@ class ShiftScreen(KassaScreen):
         super().__init__()
         self.report: XReport | None = None
         self.confirming = False
+        self.preview = ""
 
     def compose_body(self) -> Iterable[Widget]:
         panel = Static("…", id="xreport", classes="panel")
@@ -87,7 +89,15 @@ class ShiftScreen(KassaScreen):
         self.request(ops.print_x_report)
 
     def on_report_queued(self, message: ReportQueued) -> None:
-        self.say(self.t("shift.printed"))
+        if message.preview:  # the screen printer: show the report as the sale slip is shown
+            self.preview = message.preview
+            self.render_preview()
+        self.say_t("shift.printed")
+
+    def render_preview(self) -> None:
+        panel = self.query_one("#xreport", Static)
+        panel.border_title = self.t("slip.preview")
+        panel.update(Text(self.preview))
 
     def action_close_shift(self) -> None:
         self.confirming = True
@@ -111,6 +121,8 @@ class ShiftScreen(KassaScreen):
     def relabel(self) -> None:
         panel = self.query_one("#xreport", Static)
         panel.border_title = self.t("shift.title")
-        if self.report is not None:
+        if self.preview:
+            self.render_preview()
+        elif self.report is not None:
             panel.update(report_table(self.report, self.lang))
         super().relabel()

@@ -184,9 +184,9 @@ class TrainingScreen(KassaScreen):
         reset = getattr(top, "reset", None)
         if callable(reset):
             reset()
-        say = getattr(top, "say", None)
-        if callable(say):
-            say(self.t("training.on" if message.on else "training.off"))
+        say_t = getattr(top, "say_t", None)
+        if callable(say_t):  # re-labelled on a language switch
+            say_t("training.on" if message.on else "training.off")
 
     def relabel(self) -> None:
         super().relabel()
