@@ -5,7 +5,7 @@ Amounts must be integers in kopecks: ``"price_kop": 1999.0`` is refused, not rou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from agent.errors import CartError, CatalogError, InputError
@@ -14,6 +14,47 @@ from agent.money import MAX_CHEQUE_KOP
 
 CatalogLookup = Callable[[str], tuple[str, str, str | None, int] | None]
 """sku -> (name, category, collection, price_kop) or None when the SKU is unknown."""
+
+
+CHECKOUT_FIELDS = frozenset(
+    {
+        "member_id",
+        "identify",
+        "identified_by",
+        "receipt_id",
+        "lines",
+        "redeem_points",
+        "coupon",
+        "cashier_id",
+        "shift_id",
+    }
+)
+"""Top-level fields of a quote / commit request (a hold adds ``ttl_s``, a POS API commit
+``hold_id``)."""
+LINE_FIELDS = frozenset(
+    {"line_no", "sku", "name", "category", "collection", "price_kop", "qty", "amount_kop", "sale"}
+)
+REFUND_FIELDS = frozenset({"refund_id", "receipt_id", "lines", "cashier_id", "shift_id"})
+REFUND_LINE_FIELDS = frozenset({"line_no", "qty"})
+REGISTER_FIELDS = frozenset(
+    {"phone", "first_name", "birthday", "consent_programme", "consent_marketing", "cashier_id"}
+)
+IDENTIFY_FIELDS = frozenset({"input"})
+
+
+def check_fields(data: Mapping[str, Any], allowed: Iterable[str], where: str = "") -> None:
+    """Refuse a field the request shape does not have (a typo such as ``redeem_point``
+    must not silently mean "spend nothing"): ``InputError`` naming the first one."""
+    known = frozenset(allowed)
+    unknown = [str(k) for k in data if k not in known]
+    if unknown:
+        name = unknown[0][:64]
+        raise InputError(
+            f"{where}{name}: unknown field (known: {', '.join(sorted(known))})",
+            f"{where}{name}: неизвестное поле (допустимы: {', '.join(sorted(known))})",
+            field=f"{where}{name}",
+            unknown=[u[:64] for u in unknown[:10]],
+        )
 
 
 def _field_error(where: str, field: str, en: str, ru: str) -> CartError:
@@ -82,7 +123,10 @@ def cart_from_json(data: Any, catalog: CatalogLookup | None = None) -> Cart:
             raise CartError(
                 f"lines[{index}] must be an object", f"позиция {index + 1}: неверный формат"
             )
+        check_fields(raw, LINE_FIELDS, where)
         sku = _str(raw, "sku", where, max_len=64) or ""
+        if not sku:
+            raise _field_error(where, "sku", "is required (1-64 characters)", "обязательное поле")
         category = _str(raw, "category", where, max_len=64)
         name = _str(raw, "name", where)
         collection = _str(raw, "collection", where, max_len=64)
@@ -141,6 +185,8 @@ def refund_lines_from_json(data: Any) -> dict[int, int]:
     if isinstance(data, Mapping):
         pairs = list(data.items())
     elif isinstance(data, list) and all(isinstance(x, Mapping) for x in data):
+        for index, x in enumerate(data):
+            check_fields(x, REFUND_LINE_FIELDS, f"lines[{index}].")
         pairs = [(x.get("line_no"), x.get("qty", 1)) for x in data]
     else:
         raise InputError(

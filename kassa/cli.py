@@ -98,13 +98,16 @@ def _with_agent(
     return run
 
 
-def _checkout(agent: Any, data: Any) -> Any:
+def _checkout(agent: Any, data: Any, extra: frozenset[str] = frozenset()) -> Any:
+    """A ``CheckoutRequest`` from a request object; unknown fields are refused (400 naming
+    the field), ``extra``: the fields the caller handles itself (``ttl_s``, ``hold_id``)."""
     from agent.errors import InputError
-    from agent.requests import cart_from_json, redeem_from_json
+    from agent.requests import CHECKOUT_FIELDS, cart_from_json, check_fields, redeem_from_json
     from agent.service import CheckoutRequest
 
     if not isinstance(data, dict):
         raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
+    check_fields(data, CHECKOUT_FIELDS | extra)
     member_id = data.get("member_id")
     identified_by = str(data.get("identified_by", "api"))
     if member_id is None and "identify" in data:
@@ -128,6 +131,10 @@ def _checkout(agent: Any, data: Any) -> Any:
 
 
 def _identify(agent: Any, data: Any) -> Any:
+    from agent.requests import IDENTIFY_FIELDS, check_fields
+
+    if isinstance(data, dict):
+        check_fields(data, IDENTIFY_FIELDS)
     text = data.get("input") if isinstance(data, dict) else data
     return agent.identify(str(text or ""))
 
@@ -136,9 +143,11 @@ def _register(agent: Any, data: Any) -> Any:
     from datetime import date
 
     from agent.errors import InputError
+    from agent.requests import REGISTER_FIELDS, check_fields
 
     if not isinstance(data, dict):
         raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
+    check_fields(data, REGISTER_FIELDS)
     birthday = None
     if data.get("birthday"):
         try:
@@ -159,10 +168,11 @@ def _register(agent: Any, data: Any) -> Any:
 
 def _refund(agent: Any, data: Any) -> Any:
     from agent.errors import InputError
-    from agent.requests import refund_lines_from_json
+    from agent.requests import REFUND_FIELDS, check_fields, refund_lines_from_json
 
     if not isinstance(data, dict):
         raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
+    check_fields(data, REFUND_FIELDS)
     return agent.refund(
         str(data.get("refund_id", "")),
         str(data.get("receipt_id", "")),

@@ -43,6 +43,7 @@ from agent.errors import (
     StoreError,
 )
 from agent.model import Quote
+from agent.money import MAX_CHEQUE_KOP
 from agent.service import Agent
 
 log = logging.getLogger("kassa.posapi")
@@ -414,7 +415,9 @@ def create_app(
     async def place_hold(request: Request) -> Any:
         data = _object(await body_json(request))
         ttl = data.get("ttl_s", hold_ttl_s)
-        return await call(lambda: holds.place(agent, _checkout(agent, data), ttl))
+        return await call(
+            lambda: holds.place(agent, _checkout(agent, data, frozenset({"ttl_s"})), ttl)
+        )
 
     async def get_hold(request: Request) -> Any:
         hold_id = request.path_params["hold_id"]
@@ -429,12 +432,18 @@ def create_app(
 
         def run() -> Any:
             hold_id = data.get("hold_id")
+            if hold_id is not None and not (isinstance(hold_id, str) and 0 < len(hold_id) <= 64):
+                raise InputError(
+                    "hold_id: must be the hold id text from POST /v1/holds",
+                    "hold_id: номер резерва из POST /v1/holds",
+                    field="hold_id",
+                )
             body = data
             if hold_id is not None and "redeem_points" not in data:
                 # Spend what the hold reserved unless the POS says otherwise.
                 held = holds.get(agent.store, hold_id, agent.clock.now())
                 body = {**data, "redeem_points": held.points}
-            req = _checkout(agent, body)
+            req = _checkout(agent, body, frozenset({"hold_id"}))
             if isinstance(hold_id, str):
                 holds.check_cheque(agent.store, hold_id, req)  # 409: not the held cheque
             result = agent.commit(req, hold_id)
@@ -561,81 +570,136 @@ def _ref(name: str) -> dict[str, str]:
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document served at ``/openapi.json`` (the integrator's contract)."""
     text = {"type": "string", "maxLength": 64}
+    ident = {"type": "string", "minLength": 1, "maxLength": 64}
     line = {
         "type": "object",
+        "additionalProperties": False,
         "properties": {
-            "line_no": {"type": "integer", "minimum": 1},
-            "sku": text,
+            "line_no": {"type": "integer", "minimum": 1, "maximum": 100_000},
+            "sku": {
+                **ident,
+                "description": "article; a line without category must name a SKU of the "
+                "till catalogue (else 400 unknown SKU)",
+            },
             "name": {"type": "string", "maxLength": 128},
             "category": text,
             "collection": text,
-            "price_kop": {"type": "integer", "minimum": 0, "description": "unit price, kopecks"},
+            "price_kop": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_CHEQUE_KOP,
+                "description": "unit price, kopecks",
+            },
             "qty": {"type": "integer", "minimum": 1, "maximum": 10000},
             "amount_kop": {
                 "type": "integer",
                 "minimum": 0,
+                "maximum": MAX_CHEQUE_KOP * 10,
                 "description": "line total after POS discounts, kopecks (default price*qty)",
             },
             "sale": {"type": "boolean"},
         },
         "required": ["sku"],
     }
-    checkout = {
-        "type": "object",
-        "required": ["receipt_id", "lines"],
-        "properties": {
-            "receipt_id": {**text, "minLength": 1, "description": "the POS cheque id"},
-            "member_id": text,
-            "identify": {"type": "string", "description": "scan payload or phone"},
-            "redeem_points": {
-                "oneOf": [{"type": "integer", "minimum": 0}, {"const": "max"}],
-                "description": 'points to spend, or "max"',
+    # What a scan or a typed entry may look like (agent.identify): an app QR token
+    # (``KM1:...``, optionally after an AIM prefix such as ``]Q1``), a 13-digit member code
+    # (spaces/dashes allowed) or a phone. A phone that is not a valid number, a code with a
+    # wrong check digit or an expired token are schema-valid and get 400 naming the reason.
+    identify_input = {
+        "type": "string",
+        "description": "app QR token, 13-digit member code, or phone (a scan typed in the "
+        "Russian keyboard layout is repaired)",
+        "anyOf": [
+            {
+                "maxLength": 256,
+                "pattern": r"^\s*(\][A-Za-z][0-9A-Za-z])?\s*[Kk][A-Za-z][0-9]:\S+\s*$",
             },
-            "coupon": {"type": "string"},
-            "cashier_id": text,
-            "shift_id": text,
-            "lines": {"type": "array", "items": line, "maxItems": 200},
+            {  # member code: 13 digits, spaces or dashes between groups
+                "maxLength": 40,
+                "pattern": r"^\s*(\][A-Za-z][0-9A-Za-z])?\s*([0-9][ \-]?){12}[0-9]\s*$",
+            },
+            {  # phone: +E.164 up to 15 digits, or a Russian number of at most 11 digits
+                "maxLength": 32,
+                "pattern": r"^\s*(\+[\s\-.()]*([0-9][\s\-.()]*){4,15}"
+                r"|[\s\-.()]*([0-9][\s\-.()]*){4,11})$",
+            },
+        ],
+    }
+    checkout_props: dict[str, Any] = {
+        "receipt_id": {**ident, "description": "the POS cheque id"},
+        "member_id": ident,
+        "identify": {**identify_input, "description": "instead of member_id: scan or phone"},
+        "identified_by": {"type": "string", "maxLength": 32},
+        "redeem_points": {
+            "oneOf": [{"type": "integer", "minimum": 0}, {"const": "max"}],
+            "description": 'points to spend, or "max" (more than spendable: 400)',
         },
+        "coupon": {"type": "string", "maxLength": 256},
+        "cashier_id": text,
+        "shift_id": text,
+        "lines": {"type": "array", "items": line, "maxItems": 200},
     }
-    hold_req = {
-        "allOf": [
-            _ref("Checkout"),
-            {"properties": {"ttl_s": {"type": "integer", "minimum": 10, "maximum": 86400}}},
-        ]
-    }
-    commit_req = {
-        "allOf": [
-            _ref("Checkout"),
-            {"properties": {"hold_id": {"type": "string", "description": "from POST /v1/holds"}}},
-        ]
-    }
-    refund_req = {
-        "type": "object",
-        "required": ["refund_id", "receipt_id", "lines"],
-        "properties": {
-            "refund_id": {**text, "minLength": 1, "description": "the POS refund id"},
-            "receipt_id": text,
+
+    def request(props: dict[str, Any], required: list[str], what: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": f"{what}; an unknown field is refused (400 naming it)",
+            "additionalProperties": False,
+            "required": required,
+            "properties": props,
+        }
+
+    checkout = request(checkout_props, ["receipt_id", "lines"], "a cheque")
+    hold_req = request(
+        {**checkout_props, "ttl_s": {"type": "integer", "minimum": 10, "maximum": 86400}},
+        ["receipt_id", "lines"],
+        "a cheque to hold points for",
+    )
+    commit_req = request(
+        {
+            **checkout_props,
+            "hold_id": {
+                **ident,
+                "description": "from POST /v1/holds; the cheque must be the held one (else 409)",
+            },
+        },
+        ["receipt_id", "lines"],
+        "a cheque to commit",
+    )
+    refund_req = request(
+        {
+            "refund_id": {**ident, "description": "the POS refund id"},
+            "receipt_id": ident,
             "lines": {
                 "type": "object",
-                "additionalProperties": {"type": "integer", "minimum": 0},
-                "description": 'line number -> quantity returned, e.g. {"2": 1}',
+                "minProperties": 1,
+                "propertyNames": {"pattern": "^[1-9][0-9]{0,5}$"},
+                "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 10000},
+                "description": 'line number -> quantity returned, e.g. {"2": 1} (a line '
+                "or quantity the cheque does not have: 400)",
             },
             "cashier_id": text,
             "shift_id": text,
         },
-    }
-    register_req = {
-        "type": "object",
-        "required": ["phone", "first_name", "consent_programme"],
-        "properties": {
-            "phone": {"type": "string", "maxLength": 32},
-            "first_name": {"type": "string", "maxLength": 60},
+        ["refund_id", "receipt_id", "lines"],
+        "a refund",
+    )
+    register_req = request(
+        {
+            "phone": {"type": "string", "minLength": 1, "maxLength": 32},
+            "first_name": {"type": "string", "minLength": 1, "maxLength": 60},
             "birthday": {"type": "string", "format": "date"},
-            "consent_programme": {"type": "boolean"},
+            "consent_programme": {
+                "const": True,
+                "description": "the member's consent to the programme: required, must be true",
+            },
             "consent_marketing": {"type": "boolean"},
             "cashier_id": text,
         },
-    }
+        ["phone", "first_name", "consent_programme"],
+        "a new member",
+    )
+    identify_req = request({"input": identify_input}, ["input"], "a scan or phone")
     obj = {"type": "object"}
     errors = {
         str(code): {
@@ -703,11 +767,7 @@ def openapi() -> dict[str, Any]:
                 "CommitRequest": commit_req,
                 "RefundRequest": refund_req,
                 "RegisterRequest": register_req,
-                "IdentifyRequest": {
-                    "type": "object",
-                    "required": ["input"],
-                    "properties": {"input": {"type": "string", "maxLength": 256}},
-                },
+                "IdentifyRequest": identify_req,
             },
         },
         "paths": {

@@ -174,3 +174,21 @@ def test_a_demo_till_never_enrolled_is_offline(tmp_path):
     code, quote, err = kassa(path, "quote", stdin=json.dumps(big))
     assert code == 0, err
     assert quote["redeem_limited_by"].startswith("offline_"), quote
+
+
+def test_unknown_fields_are_refused_as_by_the_pos_api(store):
+    """The CLI and the POS API parse requests alike: a typo is refused naming the field,
+    never silently ignored (``redeem_point`` would otherwise mean "spend nothing")."""
+    cheque = {"identify": "0001000000018", "receipt_id": "CLI-U", "lines": [{"sku": "DR-1001"}]}
+    code, err, _ = kassa(store, "commit", stdin=json.dumps(cheque | {"redeem_point": 5}))
+    assert code == 2 and err["details"]["field"] == "redeem_point"
+    code, err, _ = kassa(store, "quote", stdin=json.dumps(cheque | {"lines": [{"sku": ""}]}))
+    assert code == 2 and err["details"]["field"] == "sku"
+    bad_line = cheque | {"lines": [{"sku": "DR-1001", "colour": "red"}]}
+    code, err, _ = kassa(store, "quote", stdin=json.dumps(bad_line))
+    assert code == 2 and err["details"]["field"] == "lines[0].colour"
+    refund = {"refund_id": "CLI-UR", "receipt_id": "CLI-1", "lines": {"1": 1}, "note": "x"}
+    code, err, _ = kassa(store, "refund", stdin=json.dumps(refund))
+    assert code == 2 and err["details"]["field"] == "note"
+    code, journal, _ = kassa(store, "journal", "--limit", "500")
+    assert "CLI-U" not in json.dumps(journal)
