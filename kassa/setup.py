@@ -49,6 +49,7 @@ def init_store(
         from agent.errors import ConflictError
 
         raise ConflictError(f"{path} already exists", f"база {path} уже существует", path=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)  # first run: the data dir may not exist
     keys = make_demo_keys(keys_path(path)) if demo else None
     started = time.perf_counter()
     with Store(path) as store:

@@ -192,3 +192,12 @@ def test_unknown_fields_are_refused_as_by_the_pos_api(store):
     assert code == 2 and err["details"]["field"] == "note"
     code, journal, _ = kassa(store, "journal", "--limit", "500")
     assert "CLI-U" not in json.dumps(journal)
+
+
+def test_init_creates_the_data_directory_on_a_fresh_machine(tmp_path):
+    """The default store is ~/.local/share/kassa/till.db: its directory does not exist
+    before the first `kassa init --demo` (the demo keys file goes beside it)."""
+    path = tmp_path / "fresh" / "share" / "kassa" / "till.db"
+    code, out, err = kassa(path, "init", "--demo", "--members", "10")
+    assert code == 0, err
+    assert out["members"] == 10 and (path.parent / "backoffice-keys.json").exists()
