@@ -250,18 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "slip", "show a queued slip as text", _with_agent(_slip, needs_json=False, read_only=True)
     )
-    p.add_argument("job_id", type=int)
-    p.add_argument("--width", type=int, default=42, choices=(32, 42, 48))
+    p.add_argument("job_id", type=int, help="print job id (print_job_id of a commit or refund)")
+    p.add_argument(
+        "--width", type=int, default=42, choices=(32, 42, 48), help="characters per line"
+    )
     p = add(
         "journal",
         "journal events waiting for the back office",
         _with_agent(_journal, needs_json=False, read_only=True),
     )
-    p.add_argument("--limit", type=int, default=50)
-    p = sub.add_parser("rules", help="programme rules files")
+    p.add_argument("--limit", type=int, default=50, help="at most this many events (oldest first)")
+    p = sub.add_parser("rules", help="programme rules files", description="programme rules files")
     rsub = p.add_subparsers(dest="rules_command", required=True)
-    rc = rsub.add_parser("check", help="validate a rules file")
-    rc.add_argument("file")
+    rc = rsub.add_parser("check", help="validate a rules file", description="validate a rules file")
+    rc.add_argument("file", help="rules file (.toml or .json)")
     rc.set_defaults(func=cmd_rules_check)
     from kassa.cli_sync import add_commands
 
@@ -278,7 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     from kassa.cli_tui import add_commands as add_tui
 
     add_tui(sub, str(default_store_path()))
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without a description its one-line help as description, so
+    `kassa X --help` says what X does (not only `kassa --help`'s list)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name]
+                _describe(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

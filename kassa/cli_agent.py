@@ -204,10 +204,16 @@ def add_commands(sub: Any, store_default: str) -> None:
     common(p)
     p.set_defaults(func=cmd_config_check)
 
-    p = sub.add_parser("doctor", help="check the installation and explain what is wrong")
+    p = sub.add_parser(
+        "doctor",
+        help="check the installation and explain what is wrong",
+        description="check the installation and explain what is wrong: store, agent, "
+        "enrollment, back office, queue, printer and code page, scanners, disk, token file. "
+        "Exit code 0 fine, 1 warnings, 2 errors.",
+    )
     common(p)
     p.add_argument("--json", action="store_true", help="findings as JSON")
-    p.add_argument("--lang", choices=("ru", "en"), default="ru")
+    p.add_argument("--lang", choices=("ru", "en"), default="ru", help="language of the findings")
     p.set_defaults(func=cmd_doctor)
 
     sp = sub.add_parser("store", help="backup and restore of the till store")

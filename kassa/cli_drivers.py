@@ -142,7 +142,12 @@ def add_commands(sub: Any, store_default: str) -> None:
     )
     p.add_argument("--profile", help=profile_help)
     p.add_argument("--out", required=True, help="file to write the job's bytes to")
-    p.add_argument("--encoding", choices=("cp866", "cp1251", "both"), default="both")
+    p.add_argument(
+        "--encoding",
+        choices=("cp866", "cp1251", "both"),
+        default="both",
+        help="code pages to print test lines in",
+    )
     p.add_argument("--slots", type=int, nargs="+", help="slots to try (default: the profile's)")
     p.set_defaults(func=cmd_printer_calibrate)
 

@@ -246,35 +246,44 @@ def add_commands(sub: Any, store_default: str) -> None:
         return p
 
     p = add("serve", "serve the back office API (uvicorn)", cmd_serve)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8780)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8780, help="TCP port")
     p = add("seed", "demo data: stores, members, enrollment codes", cmd_seed)
-    p.add_argument("--members", type=int, default=10_000)
-    p.add_argument("--stores", type=int, default=2)
+    p.add_argument("--members", type=int, default=10_000, help="demo members to load")
+    p.add_argument("--stores", type=int, default=2, help="demo stores (s1, s2, ...)")
     p = add("enroll-code", "a one-time code to enroll a till of a store", cmd_enroll_code)
-    p.add_argument("--store-id", required=True)
-    p.add_argument("--store-name")
+    p.add_argument("--store-id", required=True, help="store id (created if new)")
+    p.add_argument("--store-name", help="store name (default: the id)")
     p = add("report", "programme KPIs (table, or --json)", cmd_report)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
     p = add("publish-rules", "publish a programme version to every till", cmd_publish_rules)
-    p.add_argument("file")
+    p.add_argument("file", help="rules file (.toml or .json)")
     add("admin-token", "issue a new admin token (KPI endpoint)", cmd_admin_token)
 
-    p = sub.add_parser("enroll", help="join this till to the back office with a one-time code")
+    p = sub.add_parser(
+        "enroll",
+        help="join this till to the back office with a one-time code",
+        description="join this till to the back office with a one-time code: creates the "
+        "till store from the back office's snapshot (keys, rules, members)",
+    )
     p.add_argument("--url", required=True, help="back office URL, e.g. http://bo:8780")
     p.add_argument("--code", required=True, help="one-time enrollment code")
     p.add_argument("--name", help="a name for this till")
-    p.add_argument("--store", default=store_default)
+    p.add_argument(
+        "--store",
+        default=store_default,
+        help="till store file to create (default: $KASSA_STORE or the user data dir)",
+    )
     p.set_defaults(func=cmd_enroll)
 
     sp = sub.add_parser("sync", help="exchange with the back office")
     ssub = sp.add_subparsers(dest="sync_command", required=True)
     p = ssub.add_parser("status", help="online/offline, events waiting, quarantine")
-    p.add_argument("--store", default=store_default)
+    p.add_argument("--store", default=store_default, help="till store file")
     p.set_defaults(func=cmd_sync_status)
     p = ssub.add_parser("now", help="push every waiting event, then pull changes")
-    p.add_argument("--store", default=store_default)
+    p.add_argument("--store", default=store_default, help="till store file")
     p.add_argument("--url", help="back office URL (default: the one enrolled with)")
     p.set_defaults(func=cmd_sync_now)

@@ -94,7 +94,12 @@ def cmd_cashier_list(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any, store_default: str) -> None:
-    p = sub.add_parser("tui", help="the cashier app for the configured till")
+    p = sub.add_parser(
+        "tui",
+        help="the cashier app for the configured till",
+        description="the cashier app (full-screen, 80x24 is enough) on the till store: "
+        "identify, cheque, points, refunds, registration, shifts",
+    )
     p.add_argument("--store", default=store_default, help="till store file")
     p.add_argument(
         "--printer",
@@ -111,6 +116,9 @@ def add_commands(sub: Any, store_default: str) -> None:
     p = sub.add_parser(
         "demo",
         help="try everything in one command: back office + till + the cashier app, demo data",
+        description="try everything in one command: starts a demo back office, enrolls a "
+        "till with demo members and opens the cashier app on it (--script: a printed "
+        "walk-through instead, no terminal needed)",
     )
     p.add_argument(
         "--script", action="store_true", help="print the scripted walk-through instead of the app"
@@ -127,7 +135,9 @@ def add_commands(sub: Any, store_default: str) -> None:
     c.add_argument("--id", required=True, help="cashier id (login, short)")
     c.add_argument("--name", required=True, help="name shown in the sign-in list")
     c.add_argument("--pin", help="PIN (default: asked without echo)")
-    c.add_argument("--role", default="cashier", choices=("cashier", "supervisor"))
+    c.add_argument(
+        "--role", default="cashier", choices=("cashier", "supervisor"), help="what they may do"
+    )
     c.set_defaults(func=cmd_cashier_add)
     c = csub.add_parser("list", help="active cashiers")
     c.add_argument("--store", default=store_default, help="till store file")

@@ -310,6 +310,17 @@ def check_printer(cfg: Config) -> list[Finding]:
             )
         ]
     out = []
+    if not cfg.printer.url:
+        # No printer: nothing to calibrate (the POS prints the slip text itself), so no
+        # code page warning; a broken profile file is still reported above.
+        return [
+            _f(
+                "printer",
+                "info",
+                "принтер не настроен: POS печатает слип сам (GET /v1/slips/N)",
+                "no printer configured: the POS prints the slip itself (GET /v1/slips/N)",
+            )
+        ]
     if cfg.printer.calibrated:
         out.append(
             _f(
@@ -332,16 +343,6 @@ def check_printer(cfg: Config) -> list[Finding]:
                 "run kassa printer calibrate, then set printer.calibrated = true",
             )
         )
-    if not cfg.printer.url:
-        out.append(
-            _f(
-                "printer",
-                "info",
-                "принтер не настроен: POS печатает слип сам (GET /v1/slips/N)",
-                "no printer configured: the POS prints the slip itself (GET /v1/slips/N)",
-            )
-        )
-        return out
     out.append(_probe_printer(cfg.printer.url, profile))
     return out
 

@@ -201,3 +201,34 @@ def test_init_creates_the_data_directory_on_a_fresh_machine(tmp_path):
     code, out, err = kassa(path, "init", "--demo", "--members", "10")
     assert code == 0, err
     assert out["members"] == 10 and (path.parent / "backoffice-keys.json").exists()
+
+
+def test_every_command_and_option_has_help():
+    """`kassa X --help` says what X does, and every option says what it is for."""
+    import argparse
+
+    from kassa.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    if not sub.description:
+                        missing.append(f"{name} {sub_name}: description")
+                    walk(sub, f"{name} {sub_name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{name} {action.dest}: help")
+
+    walk(build_parser(), "kassa")
+    assert not missing, missing
+    for command in (["enroll"], ["doctor"], ["tui"], ["demo"], ["journal"], ["slip"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "kassa.cli", *command, "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        usage_end = out.index("\n\n")
+        assert out[usage_end:].strip().split("\n")[0] not in ("options:", "positional arguments:")

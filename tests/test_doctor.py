@@ -124,6 +124,14 @@ def test_wrong_or_uncalibrated_code_page(site):
     assert levels["codepage"] == "warning" and "kassa printer calibrate" in render(findings, "en")
 
 
+def test_no_printer_configured_is_info_not_a_code_page_warning(site):
+    doc, tmp_path, _, _ = site
+    findings, levels = check(doc | {"printer": {"calibrated": False}}, tmp_path)
+    assert levels["printer"] == "info" and "codepage" not in levels
+    assert "no printer configured" in render(findings, "en")
+    assert "calibrate" not in render(findings, "en")
+
+
 def test_missing_scanner_port_and_open_token_file(site):
     doc, tmp_path, _, _ = site
     (tmp_path / "api-token").chmod(0o644)
