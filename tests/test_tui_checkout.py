@@ -195,6 +195,27 @@ def test_bad_entries_say_what_was_wrong_and_write_nothing(tmp_path: Path) -> Non
     run(main())
 
 
+def test_scanned_product_barcode_becomes_a_cheque_line(tmp_path: Path) -> None:
+    """A wedge burst of a SKU is a cheque line, not a failed member lookup."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.scan(pilot, "DR-1001")
+                await h.scan(pilot, "OW-4001")
+                lines = pilot.app.screen.lines
+                assert [ln.sku for ln in lines] == ["DR-1001", "OW-4001"]
+                assert [ln.qty for ln in lines] == [1, 1]
+                assert not [f for f in h.of(CoreFailed) if f.code == "not_found"]
+                code = h.services.agent.identify(demo_phone(4)).code  # type: ignore[union-attr]
+                await h.scan(pilot, code)  # a member code scan still identifies
+                assert pilot.app.screen.card is not None
+                assert [ln.sku for ln in pilot.app.screen.lines] == ["DR-1001", "OW-4001"]
+
+    run(main())
+
+
 def test_coupon_scanned_applies_and_is_single_use(tmp_path: Path) -> None:
     async def main() -> None:
         with harness(tmp_path) as h:

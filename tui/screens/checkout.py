@@ -284,6 +284,9 @@ class CheckoutScreen(KassaScreen):
             self.awaiting_coupon = False  # the scan answers the F7 prompt
             self.coupon = message.text
             self.requote()
+        elif parse_entry(message.text).kind in ("sku", "line"):
+            # A product barcode scanned at a till without POS integration: a cheque line.
+            self.handle_entry(message.text, message.source)
         else:
             self.request(ops.identify, message.text, message.source)
 
