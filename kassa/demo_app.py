@@ -65,9 +65,9 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
 
     from agent import shifts
     from agent.identify import make_member_code
-    from agent.seed import demo_phone, demo_programme, member_rows, seed_catalog
+    from agent.seed import demo_phone, seed_catalog
     from agent.store import Store
-    from kassa.demo_sync import LoopbackServer
+    from kassa.demo_sync import LoopbackServer, seed_demo_backoffice
     from sync.backoffice.db import Database
     from sync.backoffice.service import Backoffice
     from sync.enroll import enroll_till
@@ -78,17 +78,7 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
     try:
         bo = Backoffice(Database.open(str(root / "backoffice.db")))
         try:
-            bo.initialise()
-            bo.ensure_store("s1", "Магазин «Демо»")
-            bo.load_members(
-                member_rows(
-                    members,
-                    demo_programme(),
-                    bytes.fromhex(bo.setting("phone_hash_key")),
-                    datetime.now(UTC),
-                ),
-                store_id="s1",
-            )
+            seed_demo_backoffice(bo, {"s1": "Магазин «Демо»"}, members)
             with (
                 LoopbackServer(bo) as server,
                 httpx.Client(base_url=server.url, timeout=httpx.Timeout(5.0, connect=1.0)) as http,

@@ -31,6 +31,23 @@ from sync.client import SyncClient, TransientError
 from sync.enroll import enroll_till
 
 
+def seed_demo_backoffice(bo: Backoffice, stores: dict[str, str], members: int) -> None:
+    """Migrate a demo back office, add ``stores`` (id -> name) and load ``members`` demo
+    members into the first store (shared by both demos)."""
+    bo.initialise()
+    for store_id, name in stores.items():
+        bo.ensure_store(store_id, name)
+    bo.load_members(
+        member_rows(
+            members,
+            demo_programme(),
+            bytes.fromhex(bo.setting("phone_hash_key")),
+            datetime.now(UTC),
+        ),
+        store_id=next(iter(stores)),
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,18 +96,7 @@ def run_sync_demo(root: Path, say: object, members: int = 2000) -> None:
     title = say if callable(say) else print
     title("9. Бэк-офис: две кассы, синхронизация ровно один раз")
     bo = Backoffice(Database.open(str(root / "backoffice.db")))
-    bo.initialise()
-    bo.ensure_store("s1", "Тверская")
-    bo.ensure_store("s2", "Арбат")
-    bo.load_members(
-        member_rows(
-            members,
-            demo_programme(),
-            bytes.fromhex(bo.setting("phone_hash_key")),
-            datetime.now(UTC),
-        ),
-        store_id="s1",
-    )
+    seed_demo_backoffice(bo, {"s1": "Тверская", "s2": "Арбат"}, members)
     with LoopbackServer(bo) as server, httpx.Client(base_url=server.url, timeout=5) as http:
         print(f"Бэк-офис: {server.url} (SQLite {root / 'backoffice.db'}), {members} участников")
         print(_kpi_line(bo))
