@@ -543,11 +543,18 @@ class Agent:
                 if stored is not None:
                     return stored
             status, last_seq = self._status(conn, now, values=values)
-            # The member's row and the points other cheques hold (agent.holds), at once;
-            # consuming this receipt's own hold below does not change the latter.
+            # The member's row, the points other cheques hold (agent.holds) and whether
+            # this receipt has an active hold, at once; consuming this receipt's own hold
+            # below does not change the points the others hold.
             row = conn.execute(
-                f"SELECT {self._CARD_COLS}, ({holds.HELD_SQL}) FROM members WHERE member_id = ?",
-                (req.member_id, holds.stamp(now), req.cart.receipt_id, req.member_id),
+                self._COMMIT_MEMBER_SQL,
+                (
+                    req.member_id,
+                    holds.stamp(now),
+                    req.cart.receipt_id,
+                    req.cart.receipt_id,
+                    req.member_id,
+                ),
             ).fetchone()
             if row is None:
                 raise NotFoundError(
@@ -555,7 +562,8 @@ class Agent:
                     "участник не найден",
                     member_id=req.member_id,
                 )
-            holds.consume(conn, req.cart.receipt_id, req.member_id, hold_id, now)
+            if hold_id is not None or row[12]:  # else there is no hold to check or close
+                holds.consume(conn, req.cart.receipt_id, req.member_id, hold_id, now)
             state = self._state(row[4])
             q = self._quote(req, row, state, now, status, int(row[11]))
             event_id = uuid.uuid4().hex
@@ -635,6 +643,11 @@ class Agent:
                     ),
                 )
         return result
+
+    _COMMIT_MEMBER_SQL = (
+        f"SELECT {_CARD_COLS}, ({holds.HELD_SQL}), EXISTS(SELECT 1 FROM holds "
+        "WHERE receipt_id = ? AND status = 'active') FROM members WHERE member_id = ?"
+    )
 
     def _stored_commit(self, receipt_id: str, request_hash: str) -> CommitResult | None:
         row = self.store.one(
