@@ -512,10 +512,18 @@ class MemberSummary:
 
 def member_summary(state: MemberState, rules: Programme, now: datetime) -> MemberSummary:
     exp_points, exp_on = expiring_soon(state.lots, rules, now)
+    # One pass over the lots (``balance`` = available + pending - debt; a lot is never
+    # both available and pending), where the MemberState methods take four.
+    available = pending = 0
+    for lot in state.lots:
+        if lot.is_available(now):
+            available += lot.points
+        elif lot.is_pending(now):
+            pending += lot.points
     return MemberSummary(
-        balance=state.balance(now),
-        available=state.available_points(now),
-        pending=state.pending_points(now),
+        balance=available + pending - state.debt,
+        available=available,
+        pending=pending,
         expiring_points=exp_points,
         expiring_on=exp_on,
         tier=rules.tier_for_spend(rolling_spend(state, rules, now)).code,

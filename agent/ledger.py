@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from agent.engine import accrues, counts_for_tier, fifo_plan, local_date
 from agent.errors import RefundError
-from agent.model import Cart, LotSource, MemberState, PointLot, Quote
+from agent.model import Cart, LotSource, MemberState, PointLot, Quote, replacer
 from agent.money import Kopecks, Points
 from agent.rules import Programme
 
@@ -158,6 +158,10 @@ def registration_lots(rules: Programme, now: datetime, op_id: str) -> tuple[Poin
     )
 
 
+# ``replace(state, lots=, debt=, spend=, birthday_bonus_year=, collections=)``, compiled.
+_purchased = replacer(MemberState, "lots", "debt", "spend", "birthday_bonus_year", "collections")
+
+
 def apply_purchase(
     state: MemberState,
     cart: Cart,
@@ -229,23 +233,21 @@ def apply_purchase(
             ql.payable_kop,
             ql.earn_points,
             ql.redeemed_points,
-            counts_for_tier(by_no[ql.line_no], rules),
-            by_no[ql.line_no].collection,
-            by_no[ql.line_no].qty
-            if by_no[ql.line_no].collection and accrues(by_no[ql.line_no], rules)
-            else 0,
+            counts_for_tier(line, rules),
+            line.collection,
+            line.qty if line.collection and accrues(line, rules) else 0,
         )
-        for ql in q.lines
+        for ql, line in [(ql, by_no[ql.line_no]) for ql in q.lines]
     )
     spend_kop = sum(rl.payable_kop for rl in record_lines if rl.counts_for_tier)
     day = local_date(rules, now).isoformat()
-    new_state = replace(
+    new_state = _purchased(
         state,
-        lots=_sorted_lots(lots),
-        debt=debt,
-        spend=_add_spend(state.spend, day, spend_kop),
-        birthday_bonus_year=birthday_year,
-        collections=tuple(sorted((k, v) for k, v in collections.items() if v)),
+        _sorted_lots(lots),
+        debt,
+        _add_spend(state.spend, day, spend_kop),
+        birthday_year,
+        tuple(sorted((k, v) for k, v in collections.items() if v)),
     )
     mechanics = tuple(
         (m.id, m.collection, m.target, m.reward_points)

@@ -6,9 +6,10 @@ timezone-aware UTC datetimes, calendar dates in the programme's time zone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from agent.money import Kopecks, Points
 
@@ -210,3 +211,29 @@ class Quote:
     @property
     def balance_after(self) -> Points:
         return self.balance_before - self.redeem_points + self.total_earned
+
+
+def replacer(cls: type, *names: str) -> Callable[..., Any]:
+    """A fast ``dataclasses.replace`` for the fields ``names`` of ``cls``:
+    ``replacer(Quote, "a", "b")(q, a, b) == replace(q, a=a, b=b)``.
+
+    ``replace`` looks the fields up and builds keyword arguments on every call (about
+    10 us for the 27 fields of a ``Quote``, on a sale's commit path); this compiles the
+    constructor call once, every other field copied from the original. Falls back to
+    ``replace`` for a class with fields outside ``__init__``.
+    """
+    all_fields = fields(cls)
+    unknown = set(names) - {f.name for f in all_fields}
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    params = ", ".join(f"v{i}" for i in range(len(names)))
+    if not all(f.init for f in all_fields):
+        return lambda obj, *values: replace(obj, **dict(zip(names, values, strict=True)))
+    args = ", ".join(
+        f"v{names.index(f.name)}" if f.name in names else f"o.{f.name}" for f in all_fields
+    )
+    scope: dict[str, Any] = {"cls": cls}
+    exec(f"def replaced(o, {params}):\n    return cls({args})", scope)  # noqa: S102
+    fn: Callable[..., Any] = scope["replaced"]
+    fn.__qualname__ = f"replace_{cls.__name__}_{'_'.join(names)}"
+    return fn
