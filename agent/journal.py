@@ -4,10 +4,12 @@ The network lives in ``sync/``; this module is the part that must be exactly rig
 till's disk, so it sits with the store and is tested against real SQLite:
 
 - ``next_batch``: pending journal rows in ``seq`` order, capped in count and bytes;
-- ``settle``: the back office's per-event answers, written in one transaction: acked rows
-  leave the queue, refused ones go to the quarantine (with an alert; the queue moves on),
-  each member's ``unsynced`` count drops, and the server's member state replaces the
-  cache for members with no local events left in flight;
+- ``settle``: the back office's per-event answers (of a push, or verdicts pulled later),
+  written in one transaction: ``accepted`` rows leave the send queue and wait for their
+  verdict; decided rows are acked, or go to the quarantine when refused (with an alert;
+  the queue moves on); each member's ``unsynced`` count drops with each decided event,
+  and the server's member state replaces the cache for members with no local events left
+  in flight;
 - ``apply_changes`` / ``load_snapshot``: pulled member, merge and rules changes stored
   with their cursor atomically; a snapshot never touches the outbox.
 
@@ -27,8 +29,11 @@ from typing import Any, Literal
 
 from agent.store import MEMBER_LOAD_COLUMNS, Store
 
-EventStatus = Literal["applied", "duplicate", "conflict", "rejected"]
+EventStatus = Literal["accepted", "applied", "duplicate", "conflict", "rejected"]
 SETTLED_OK: frozenset[str] = frozenset({"applied", "duplicate"})
+ACCEPTED = "accepted"
+"""On the server, durably, not yet in its ledger: the outbox row leaves the send queue
+(status ``accepted``) but the member's ``unsynced`` count stays until the verdict."""
 
 # Bytes an event adds to a batch besides its payload (ids, hash, field names), for the cap.
 EVENT_OVERHEAD_BYTES = 320
@@ -121,9 +126,10 @@ class MemberRecord:
 
 @dataclass(frozen=True, slots=True)
 class SettleSummary:
-    acked: int
-    quarantined: int
+    acked: int  # decided and in the ledger
+    quarantined: int  # refused (now or by a verdict)
     members_refreshed: int
+    accepted: int = 0  # on the server, waiting for its verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +144,7 @@ class SyncStatus:
     cursor: str | None
     last_error: str | None
     clock_skew_seconds: float | None
+    awaiting_verdict: int = 0  # accepted by the back office, not yet in its ledger
 
 
 _OUTBOX_COLS = (
@@ -190,12 +197,15 @@ def settle(
     now_iso: str,
     *,
     clock_skew_seconds: float | None = None,
+    verdict_cursor: int | None = None,
 ) -> SettleSummary:
     """Write the back office's answers for ``batch`` in one transaction (see module doc).
 
-    Idempotent: a row already settled (an answer received twice) is left alone. Answers
-    for events not in the batch are ignored; events of the batch without an answer stay
-    pending and are sent again.
+    ``members`` is keyed by the till's member ids. Idempotent: a row already decided (an
+    answer received twice) is left alone, and ``accepted`` never undoes a verdict.
+    Answers for events not in the batch are ignored; events of the batch without an
+    answer stay as they are (pending ones are sent again). ``verdict_cursor``: the
+    position of the verdicts page these answers came from, stored with them.
     """
     by_id = {e.event_id: e for e in batch}
     answered: dict[int, tuple[OutboxEvent, Settlement]] = {}
@@ -205,27 +215,37 @@ def settle(
             answered[event.seq] = (event, res)
     touched: set[str] = set()
     with store.write() as conn:
-        # Only rows still pending are settled (an answer received twice changes nothing);
-        # the whole answer is then written with one executemany per statement.
-        pending: set[int] = set()
+        # Only rows not yet decided are settled (an answer received twice changes
+        # nothing); the whole answer is then written with one executemany per statement.
+        open_rows: dict[int, str] = {}
         seqs = sorted(answered)
         for i in range(0, len(seqs), 500):
             part = seqs[i : i + 500]
             marks = ",".join("?" * len(part))
-            pending.update(
-                seq
-                for (seq,) in conn.execute(
-                    f"SELECT seq FROM outbox WHERE status = 'pending' AND seq IN ({marks})", part
-                )
+            open_rows.update(
+                conn.execute(
+                    f"SELECT seq, status FROM outbox WHERE status IN ('pending', '{ACCEPTED}') "
+                    f"AND seq IN ({marks})",
+                    part,
+                ).fetchall()
             )
+        accepted_rows: list[tuple[str, int]] = []
         ok_rows: list[tuple[str, int]] = []
         bad_rows: list[tuple[str, int]] = []
         quarantine: list[tuple[Any, ...]] = []
         unsynced: dict[str, int] = {}
+        delivered = 0  # rows leaving the send queue
         for seq in seqs:
-            if seq not in pending:
+            was = open_rows.get(seq)
+            if was is None:
                 continue
             event, res = answered[seq]
+            if res.status == ACCEPTED:
+                if was == "pending":
+                    accepted_rows.append((now_iso, seq))
+                    delivered += 1
+                continue
+            delivered += was == "pending"
             if res.status in SETTLED_OK:
                 ok_rows.append((now_iso, seq))
             else:
@@ -243,6 +263,9 @@ def settle(
             if event.member_id:
                 touched.add(event.member_id)
                 unsynced[event.member_id] = unsynced.get(event.member_id, 0) + 1
+        conn.executemany(
+            f"UPDATE outbox SET status = '{ACCEPTED}', acked_at = ? WHERE seq = ?", accepted_rows
+        )
         conn.executemany("UPDATE outbox SET status = 'acked', acked_at = ? WHERE seq = ?", ok_rows)
         conn.executemany(
             "UPDATE outbox SET status = 'quarantined', acked_at = ? WHERE seq = ?", bad_rows
@@ -256,10 +279,8 @@ def settle(
             "UPDATE members SET unsynced = max(unsynced - ?, 0) WHERE member_id = ?",
             [(n, mid) for mid, n in unsynced.items()],
         )
-        acked, quarantined = len(ok_rows), len(bad_rows)
-        settled = acked + quarantined
-        if settled:
-            done = int(_sync_value(conn, "acked_events") or 0) + settled
+        if delivered:
+            done = int(_sync_value(conn, "acked_events") or 0) + delivered
             Store.set_sync(conn, "acked_events", str(done), now_iso)
         refreshed = upsert_members(
             conn, (rec for mid, rec in members.items() if mid in touched), now_iso
@@ -270,10 +291,38 @@ def settle(
                     "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?",
                     (rec.member_id, mid),
                 )
+        if verdict_cursor is not None:
+            Store.set_sync(conn, "verdict_cursor", str(verdict_cursor), now_iso)
         mark_contact(conn, now_iso)
         if clock_skew_seconds is not None:
             Store.set_sync(conn, "clock_skew_seconds", f"{clock_skew_seconds:.1f}", now_iso)
-    return SettleSummary(acked, quarantined, refreshed)
+    return SettleSummary(len(ok_rows), len(bad_rows), refreshed, len(accepted_rows))
+
+
+def awaiting_verdict(store: Store, limit: int = 500) -> list[OutboxEvent]:
+    """The oldest events the back office accepted but has not decided yet."""
+    with store.read() as conn:
+        rows = conn.execute(
+            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE status = '{ACCEPTED}' ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+    return [OutboxEvent(*row) for row in rows]
+
+
+def outbox_events(store: Store, event_ids: Sequence[str]) -> list[OutboxEvent]:
+    """The journal rows of ``event_ids`` (those this till has), whatever their status."""
+    out: list[OutboxEvent] = []
+    with store.read() as conn:
+        for i in range(0, len(event_ids), 500):
+            part = list(event_ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            out.extend(
+                OutboxEvent(*row)
+                for row in conn.execute(
+                    f"SELECT {_OUTBOX_COLS} FROM outbox WHERE event_id IN ({marks})", part
+                )
+            )
+    return out
 
 
 def _sync_value(conn: sqlite3.Connection, name: str) -> str | None:
@@ -413,6 +462,9 @@ def status(store: Store) -> SyncStatus:
         ).fetchone()
         q = conn.execute("SELECT count(*), max(code || ': ' || message) FROM quarantine").fetchone()
         skew = _sync_value(conn, "clock_skew_seconds")
+        awaiting = conn.execute(
+            f"SELECT count(*) FROM outbox WHERE status = '{ACCEPTED}'"
+        ).fetchone()
         return SyncStatus(
             last_contact=_sync_value(conn, "last_contact"),
             events_waiting=int(last_seq[0] if last_seq else 0) - int(acked or 0),
@@ -422,6 +474,7 @@ def status(store: Store) -> SyncStatus:
             cursor=_sync_value(conn, "cursor"),
             last_error=_sync_value(conn, "last_error"),
             clock_skew_seconds=float(skew) if skew is not None else None,
+            awaiting_verdict=int(awaiting[0]),
         )
 
 

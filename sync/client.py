@@ -1,7 +1,11 @@
 """The till's sync client: one uploader per store, pulls, backoff, a watchdog.
 
 Push: the oldest pending events in ``seq`` order, one batch in flight. The answer is
-written in one local transaction (``agent.journal.settle``). A timeout, a dropped
+written in one local transaction (``agent.journal.settle``). Events the back office
+``accepted`` but has not applied yet leave the send queue and wait for their verdict,
+pulled from ``GET /v1/verdicts`` (``confirm_once``) with a cursor stored in the same
+transaction as the verdicts it covers; until then the member keeps the till's own state
+(the server's would not include the event). A timeout, a dropped
 connection or a 5xx is an *unknown result*: the same bytes are sent again (the request
 body is deterministic and cached while the batch is in flight) after an exponential
 backoff with full jitter, so a thousand tills coming back after an outage do not arrive
@@ -37,6 +41,7 @@ log = logging.getLogger("kassa.sync")
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 300.0
+VERDICT_POLL_S = 1.0  # while accepted events wait for their verdict
 
 
 class TransientError(Exception):
@@ -125,13 +130,7 @@ class SyncClient:
         resp = self._request("POST", "/v1/events", content=body)
         if resp.status_code == 200:
             data = resp.json()
-            results = [
-                Settlement(r["event_id"], r["status"], r.get("code"), r.get("message"))
-                for r in data["results"]
-            ]
-            members = {
-                mid: member_record_from_wire(rec) for mid, rec in data.get("members", {}).items()
-            }
+            results, members = _answers(batch, data["results"], data.get("members", {}))
             summary = journal.settle(
                 self.store,
                 batch,
@@ -141,7 +140,13 @@ class SyncClient:
                 clock_skew_seconds=data.get("clock_skew_seconds"),
             )
             self._inflight = None
-            return PushReport(len(batch), summary.acked, summary.quarantined, 1, len(data["gaps"]))
+            return PushReport(
+                len(batch),
+                summary.acked + summary.accepted,
+                summary.quarantined,
+                1,
+                len(data["gaps"]),
+            )
         error = _error_of(resp)
         if resp.status_code in (400, 413) and "index" in error and len(batch) > 1:
             # One unreadable event: send the events before it alone next time; it then
@@ -182,6 +187,38 @@ class SyncClient:
             total.gaps += r.gaps
             if progress:
                 progress(total.acked + total.quarantined, waiting)
+        return total
+
+    # ---------------------------------------------------------------- verdicts
+    def confirm_once(self, limit: int = 500) -> tuple[int, bool]:
+        """Pull one page of this till's verdicts; returns (events decided, more waiting).
+
+        Decided events are settled like a push answer (acked or quarantined, the member's
+        server record taken once nothing of theirs is in flight), together with the page's
+        cursor. Asks nothing when no event waits for a verdict."""
+        if not journal.awaiting_verdict(self.store, limit=1):
+            return 0, False
+        after = self.store.sync_value("verdict_cursor") or "0"
+        resp = self._request("GET", "/v1/verdicts", params={"after": after, "limit": limit})
+        if resp.status_code != 200:
+            e = _error_of(resp)
+            raise PermanentError(f"HTTP {resp.status_code}: {e.get('error')}: {e.get('message')}")
+        data = resp.json()
+        ids = [v["event_id"] for v in data["verdicts"]]
+        batch = journal.outbox_events(self.store, ids)
+        results, members = _answers(batch, data["verdicts"], data.get("members", {}))
+        summary = journal.settle(
+            self.store, batch, results, members, self._now_iso(), verdict_cursor=int(data["next"])
+        )
+        return summary.acked + summary.quarantined, bool(data["more"])
+
+    def confirm_all(self) -> int:
+        """Pull verdicts until none is ready (some may still wait at the projector)."""
+        total = 0
+        more = True
+        while more:
+            n, more = self.confirm_once()
+            total += n
         return total
 
     # ---------------------------------------------------------------- pull
@@ -256,11 +293,14 @@ class SyncClient:
     def sync_now(self) -> dict[str, Any]:
         """Push everything, then pull everything (``kassa sync now``)."""
         pushed = self.drain()
+        confirmed = self.confirm_all()
         pulled = self.pull_all()
         return {
             "pushed": pushed.sent,
             "acked": pushed.acked,
             "quarantined": pushed.quarantined,
+            "confirmed": confirmed,
+            "awaiting_verdict": len(journal.awaiting_verdict(self.store)),
             "pulled": pulled,
         }
 
@@ -294,6 +334,23 @@ def _error_of(resp: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {"error": f"http_{resp.status_code}", "message": resp.text[:200]}
     return data if isinstance(data, dict) else {"error": f"http_{resp.status_code}"}
+
+
+def _answers(
+    batch: list[journal.OutboxEvent], answers: list[dict[str, Any]], wire: dict[str, Any]
+) -> tuple[list[Settlement], dict[str, journal.MemberRecord]]:
+    """Per-event answers and member records (keyed by the server's member id of each
+    answer) as ``journal.settle`` takes them: the records keyed by the till's member ids."""
+    till_member = {e.event_id: e.member_id for e in batch}
+    results: list[Settlement] = []
+    members: dict[str, journal.MemberRecord] = {}
+    for r in answers:
+        results.append(Settlement(r["event_id"], r["status"], r.get("code"), r.get("message")))
+        mine = till_member.get(r["event_id"])
+        rec = wire.get(r.get("member_id") or "")
+        if mine and rec is not None:
+            members[mine] = member_record_from_wire(rec)
+    return results, members
 
 
 def _change(c: dict[str, Any]) -> Change:
@@ -339,6 +396,7 @@ class SyncRunner:
         try:
             with self.client.lock:
                 self.client.drain(max_batches=20)
+                self.client.confirm_once()
                 self.client.pull_once()
         except TransientError as e:
             journal.record_error(self.client.store, str(e), self.client._now_iso())
@@ -351,6 +409,8 @@ class SyncRunner:
         self.attempt = 0
         if journal.status(self.client.store).events_waiting > 0:
             return 0.0
+        if journal.awaiting_verdict(self.client.store, limit=1):
+            return min(self.interval_s, VERDICT_POLL_S)
         return self.interval_s
 
     def _loop(self) -> None:

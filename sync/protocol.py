@@ -7,10 +7,19 @@ terminal), ``type``, ``schema_version``, ``created_at`` (till clock, ISO 8601),
 ``payload`` (canonical JSON text) and ``payload_hash`` (SHA-256 hex of that text). The
 payload travels as text so its hash is checked on the exact bytes the till hashed.
 
-The answer gives one result per event: ``applied``, ``duplicate`` (already in the
-ledger with the same hash), ``conflict`` (already there with another hash; nothing
-changed) or ``rejected`` with a code. Problems that make the whole request unreadable are
-a 4xx with ``{"error": code, "message": ..., "index": i?}``; nothing is applied then.
+The answer gives one result per event: ``accepted`` (durably on the server, waiting for
+the projector), ``applied`` (accepted and already in the ledger; with ``member_id``),
+``duplicate`` (already in the ledger with the same hash), ``conflict`` (already there with
+another hash; nothing changed) or ``rejected`` with a code. Problems that make the whole
+request unreadable are a 4xx with ``{"error": code, "message": ..., "index": i?}``;
+nothing is accepted then.
+
+An ``accepted`` event's verdict (``applied``, or ``rejected`` with a code when the ledger
+cannot apply it) comes from ``GET /v1/verdicts?after=<pos>``: the till's own decided
+events in acceptance order after a position, with the current records of the members
+they touched (``members``, keyed by the ``member_id`` of each verdict; a merged member's
+id maps to the survivor's record). ``next`` is the position to ask after next time; it
+never passes an event still waiting (``waiting``: true).
 """
 
 from __future__ import annotations
@@ -73,12 +82,15 @@ class EventResult:
     status: str
     code: str | None = None
     message: str | None = None
+    member_id: str | None = None  # applied: the member the ledger credited (after merges)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event_id": self.event_id, "seq": self.seq, "status": self.status}
         if self.code:
             out["code"] = self.code
             out["message"] = self.message or self.code
+        if self.member_id:
+            out["member_id"] = self.member_id
         return out
 
 
@@ -332,10 +344,24 @@ def openapi() -> dict[str, Any]:
                         "seq": {"type": "integer"},
                         "status": {
                             "type": "string",
-                            "enum": ["applied", "duplicate", "conflict", "rejected"],
+                            "enum": ["accepted", "applied", "duplicate", "conflict", "rejected"],
                         },
                         "code": {"type": "string"},
                         "message": {"type": "string"},
+                        "member_id": {"type": "string"},
+                    },
+                },
+                "VerdictsPage": {
+                    "type": "object",
+                    "properties": {
+                        "verdicts": {"type": "array", "items": _schema_ref("EventResult")},
+                        "members": {
+                            "type": "object",
+                            "additionalProperties": _schema_ref("Member"),
+                        },
+                        "next": {"type": "integer"},
+                        "more": {"type": "boolean"},
+                        "waiting": {"type": "boolean"},
                     },
                 },
                 "PushResponse": {
@@ -388,7 +414,7 @@ def openapi() -> dict[str, Any]:
             },
             "/v1/events": {
                 "post": {
-                    "summary": "push a batch of till events (applied exactly once)",
+                    "summary": "push a batch of till events (accepted and applied exactly once)",
                     "security": bearer,
                     "requestBody": {
                         "content": {"application/json": {"schema": _schema_ref("PushRequest")}}
@@ -404,6 +430,26 @@ def openapi() -> dict[str, Any]:
                         "401": _ERROR,
                         "403": _ERROR,
                         "413": _ERROR,
+                    },
+                }
+            },
+            "/v1/verdicts": {
+                "get": {
+                    "summary": "this till's decided events after a position (accepted -> verdict)",
+                    "security": bearer,
+                    "parameters": [
+                        {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "page",
+                            "content": {
+                                "application/json": {"schema": _schema_ref("VerdictsPage")}
+                            },
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
                     },
                 }
             },

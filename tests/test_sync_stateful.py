@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -34,7 +35,7 @@ from hypothesis.stateful import (
 
 from agent import journal
 from agent.seed import demo_phone
-from sync.backoffice import ingest
+from sync.backoffice import ingest, project
 from sync.client import TransientError
 
 SKUS = ("DR-1001", "SH-2001", "TR-3001", "OW-4002", "AC-6001", "BG-7001")
@@ -62,10 +63,19 @@ class SyncMachine(RuleBasedStateMachine):
 
     def _plan(self, request: httpx.Request) -> str | None:
         """The chosen fault hits the next push request only; everything else is clean."""
-        if request.url.path == "/v1/events" and self.next_fault is not None:
+        if request.url.path in ("/v1/events", "/v1/verdicts") and self.next_fault is not None:
             fault, self.next_fault = self.next_fault, None
             return fault
         return None
+
+    @initialize(inline=st.booleans())
+    def projection(self, inline: bool) -> None:
+        """Either small pushes are applied before the answer (an idle back office), or
+        every push is only accepted and the projector runs as a rule of its own."""
+        if not inline:
+            saved = ingest.INLINE_MAX_EVENTS
+            ingest.INLINE_MAX_EVENTS = 0
+            self._stack.callback(setattr, ingest, "INLINE_MAX_EVENTS", saved)
 
     # ------------------------------------------------------------------ till work
     @rule(
@@ -141,6 +151,20 @@ class SyncMachine(RuleBasedStateMachine):
     def pull(self) -> None:
         self.till.client.pull_all()
 
+    @rule(limit=st.integers(1, 5))
+    def project(self, limit: int) -> None:
+        project.run_once(self.cluster.bo, limit)
+
+    @rule(fault=st.sampled_from(FAULTS))
+    def confirm(self, fault: str | None) -> None:
+        self.next_fault = fault
+        try:
+            self.till.client.confirm_once()
+        except TransientError:
+            assert fault in UNKNOWN_RESULT
+        finally:
+            self.next_fault = None
+
     @rule(hours=st.sampled_from([1, 6, 24, 24 * 10]))
     def advance_clock(self, hours: int) -> None:
         self.cluster.clock.advance(hours=hours)
@@ -152,18 +176,23 @@ class SyncMachine(RuleBasedStateMachine):
     def acked(self) -> dict[str, str]:
         return {r[1]: r[2] for r in self.till.outbox() if r[3] == "acked"}
 
+    def accepted(self) -> dict[str, str]:
+        return {r[1]: r[2] for r in self.till.outbox() if r[3] == "accepted"}
+
     @invariant()
     def server_holds_only_what_the_till_committed(self) -> None:
         committed = {r[1]: r[2] for r in self.till.outbox()}
-        applied = self.cluster.events()
-        assert applied.items() <= committed.items()
-        assert self.cluster.ledger("SELECT count(*) FROM events WHERE status != 'applied'") == [
-            (0,)
-        ]
+        on_server = dict(self.cluster.ledger("SELECT event_id, payload_hash FROM events"))
+        assert on_server.items() <= committed.items()
+        assert self.cluster.ledger(
+            "SELECT count(*) FROM events WHERE status NOT IN ('applied', 'accepted')"
+        ) == [(0,)]
 
     @invariant()
     def acked_means_on_the_server(self) -> None:
         assert self.acked().items() <= self.cluster.events().items()
+        on_server = dict(self.cluster.ledger("SELECT event_id, payload_hash FROM events"))
+        assert self.accepted().items() <= on_server.items()
         assert journal.status(self.till.store).quarantined == 0
 
     # ------------------------------------------------------------------ the end
@@ -171,6 +200,8 @@ class SyncMachine(RuleBasedStateMachine):
         local = {m: self.till.balance(m) for m in self.touched}
         self.next_fault = None
         self.till.client.drain()  # liveness: the faults have stopped, the queue drains
+        project.run_all(self.cluster.bo)  # ... the projector catches up
+        self.till.client.confirm_all()  # ... and the till learns every verdict
         rows = self.till.outbox()
         assert {r[3] for r in rows} <= {"acked"}
         assert journal.status(self.till.store).events_waiting == 0
@@ -253,7 +284,7 @@ def test_the_machine_catches_a_server_without_dedup(monkeypatch: pytest.MonkeyPa
     """With the ledger's dedup lookup switched off, the same three steps fail: the resend
     is not answered ``duplicate`` (today the events primary key turns it into a 500, so
     the clean push raises and the queue cannot drain)."""
-    monkeypatch.setattr(ingest._Batch, "known", lambda self, events: {})
+    monkeypatch.setattr(ingest._Acceptance, "known", lambda self, events: {})
     with machine() as m, pytest.raises(AssertionError):
         _classic(m)
         m.final_checks()

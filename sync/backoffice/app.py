@@ -21,9 +21,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agent.errors import AgentError
-from sync.backoffice import kpi, verify
-from sync.backoffice.service import Backoffice, Terminal
-from sync.protocol import MAX_BATCH_BYTES, ProtocolError, openapi, parse_push, strict_json
+from sync.backoffice import kpi, project, verify
+from sync.backoffice.service import Backoffice
+from sync.backoffice.terminal import Terminal
+from sync.protocol import (
+    MAX_BATCH_BYTES,
+    MAX_ENVELOPE_INT,
+    ProtocolError,
+    openapi,
+    parse_push,
+    strict_json,
+)
 
 log = logging.getLogger("kassa.backoffice")
 
@@ -54,14 +62,23 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+def _int_param(request: Request, name: str, default: str, most: int) -> int:
+    """A non-negative integer query parameter (ASCII digits only), at most ``most``."""
+    text = request.query_params.get(name, default)
+    if not text.isascii() or not text.isdecimal() or len(text) > 19 or int(text) > most:
+        raise ProtocolError(400, f"bad_{name}", f"{name} must be an integer from 0 to {most}")
+    return int(text)
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = True) -> Starlette:
     """The ASGI app over an initialised ``Backoffice``. ``bare_endpoint`` adds
     ``POST /v1/bare`` (reads the body, answers a constant) for the drain benchmark.
-    ``verifier``: while the app runs (its lifespan, as under uvicorn) a background
-    ``verify.Verifier`` re-scores applied purchases (``app.state.verifier``)."""
+    ``verifier``: while the app runs (its lifespan, as under uvicorn) background threads
+    apply accepted events to the ledger (``project.Projector``, ``app.state.projector``)
+    and re-score applied purchases (``verify.Verifier``, ``app.state.verifier``)."""
 
     async def terminal(request: Request) -> Terminal:
         token = _bearer(request)
@@ -93,8 +110,14 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
 
     async def health(request: Request) -> Response:
         backlog = await to_thread.run_sync(verify.backlog, bo)
+        waiting = await to_thread.run_sync(project.backlog, bo)
         return JSONResponse(
-            {"ok": True, "rules_version": bo.active_rules_version(), "verify_backlog": backlog}
+            {
+                "ok": True,
+                "rules_version": bo.active_rules_version(),
+                "project_backlog": waiting,
+                "verify_backlog": backlog,
+            }
         )
 
     async def spec(request: Request) -> Response:
@@ -138,6 +161,15 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
             raise ProtocolError(400, "bad_limit", "limit must be a positive integer")
         cursor = request.query_params.get("cursor")
         out = await to_thread.run_sync(bo.changes, cursor, int(limit_text))
+        return JSONResponse(out)
+
+    async def verdicts(request: Request) -> Response:
+        term = await terminal(request)
+        after = _int_param(request, "after", "0", MAX_ENVELOPE_INT)
+        limit = _int_param(request, "limit", "500", project.VERDICTS_PAGE_MAX)
+        if limit < 1:
+            raise ProtocolError(400, "bad_limit", "limit must be a positive integer")
+        out = await to_thread.run_sync(project.verdicts, bo, term.terminal_id, after, limit)
         return JSONResponse(out)
 
     async def snapshot(request: Request) -> Response:
@@ -190,6 +222,7 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
         Route("/openapi.json", guarded(spec), methods=["GET"]),
         Route("/v1/enroll", guarded(enroll), methods=["POST"]),
         Route("/v1/events", guarded(events), methods=["POST"]),
+        Route("/v1/verdicts", guarded(verdicts), methods=["GET"]),
         Route("/v1/changes", guarded(changes), methods=["GET"]),
         Route("/v1/snapshot", guarded(snapshot), methods=["GET"]),
         Route("/v1/members/lookup", guarded(lookup), methods=["GET"]),
@@ -202,18 +235,23 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        projector = project.Projector(bo) if verifier else None
         worker = verify.Verifier(bo) if verifier else None
+        app.state.projector = projector
         app.state.verifier = worker
-        if worker is not None:
-            worker.start()
+        for w in (projector, worker):
+            if w is not None:
+                w.start()
         try:
             yield
         finally:
-            if worker is not None:
-                await to_thread.run_sync(worker.stop)
+            for w in (projector, worker):
+                if w is not None:
+                    await to_thread.run_sync(w.stop)
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.backoffice = bo
+    app.state.projector = None
     app.state.verifier = None
     return app
 

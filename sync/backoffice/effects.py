@@ -1,7 +1,7 @@
 """What each event type does to the ledger: purchase, refund, registration.
 
-Called by ``ingest`` for one event at a time, inside a batch (``ingest._Batch``): reads go
-through the batch's caches (members, receipts, purchases prefetched for the whole batch),
+Called by the projector for one accepted event at a time, inside a run (``batch.Batch``):
+reads go through the run's caches (members, receipts, purchases prefetched for the run),
 changes to members go through ``_set_state`` (undone if the event is refused later), and
 rows are appended to the event's pending writes (``batch.ev_ops``), run only once the event is
 applied. A ``Rejected`` (or ``AgentError``) raised here refuses the event, naming why.
@@ -23,7 +23,7 @@ from sync.backoffice.checks import Rejected, moment, nonneg, opt, text
 from sync.protocol import WireEvent
 
 if TYPE_CHECKING:
-    from sync.backoffice.ingest import _Batch
+    from sync.backoffice.batch import Batch
 
 
 @dataclass(eq=False, slots=True)
@@ -58,7 +58,7 @@ class BatchPurchase:
     in_batch: bool
 
 
-def apply(batch: _Batch, ev: WireEvent, payload: dict[str, Any]) -> str:
+def apply(batch: Batch, ev: WireEvent, payload: dict[str, Any]) -> str:
     if ev.type == "purchase":
         return purchase(batch, ev, payload)
     if ev.type == "refund":
@@ -66,7 +66,7 @@ def apply(batch: _Batch, ev: WireEvent, payload: dict[str, Any]) -> str:
     return registration(batch, ev, payload)
 
 
-def purchase(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+def purchase(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
     m = batch.member(p.get("member_id"))
     occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
     try:
@@ -154,7 +154,7 @@ def purchase(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
     return m.member_id
 
 
-def refund(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+def refund(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
     occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
     purchase_event = text(p, "purchase_event_id")
     bought = batch.purchases.get(purchase_event)
@@ -223,7 +223,7 @@ def refund(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
     return m.member_id
 
 
-def registration(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+def registration(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
     member_id = text(p, "member_id")
     try:
         code = check_member_code(text(p, "member_code"))
@@ -326,8 +326,5 @@ def registration(batch: _Batch, ev: WireEvent, p: dict[str, Any]) -> str:
                 ),
             )
         )
-        batch._request(member_id, survivor.member_id)
         batch._set_state(survivor, survivor.state)
-    else:
-        batch._request(member_id, member_id)
     return member_id

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sync.backoffice.db import Database
+from sync.backoffice.db import Database, Tx
 from sync.protocol import MAX_ENVELOPE_INT, ProtocolError
 
 CHANGES_PAGE_MAX = 1000
@@ -136,3 +136,59 @@ def prune_changes(db: Database, keep_after: int) -> int:
             (str(keep_after),),
         )
     return n
+
+
+RECORD_COLS = (
+    "member_id, code, phone_hash, phone_masked, first_name, state, balance, available, "
+    "pending, expiring_points, expiring_on, tier, consent_programme, consent_marketing, "
+    "merged_into"
+)
+
+
+def record_from_row(r: Any) -> dict[str, Any]:
+    return {
+        "member_id": r[0],
+        "code": r[1],
+        "phone_hash": r[2],
+        "phone_masked": r[3],
+        "first_name": r[4],
+        "state": r[5],
+        "balance": int(r[6]),
+        "available": int(r[7]),
+        "pending": int(r[8]),
+        "expiring_points": int(r[9]),
+        "expiring_on": r[10],
+        "tier": r[11],
+        "consent_programme": bool(r[12]),
+        "consent_marketing": bool(r[13]),
+        "merged_into": r[14],
+    }
+
+
+def member_records(tx: Tx, member_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The current wire records of ``member_ids``; a merged member's id maps to the record
+    of the member it was merged into (what its till should hold from now on)."""
+    rows: dict[str, Any] = {}
+    wanted = set(member_ids)
+    for _ in range(5):  # merge chains are at most a few links
+        ids = sorted(wanted - rows.keys())
+        for i in range(0, len(ids), 400):
+            part = ids[i : i + 400]
+            marks = ",".join("?" * len(part))
+            for row in tx.all(
+                f"SELECT {RECORD_COLS} FROM members WHERE member_id IN ({marks})", part
+            ):
+                rows[row[0]] = row
+        wanted = {r[14] for r in rows.values() if r[14] is not None} - rows.keys()
+        if not wanted:
+            break
+    out: dict[str, dict[str, Any]] = {}
+    for mid in member_ids:
+        row = rows.get(mid)
+        for _ in range(5):
+            if row is None or row[14] is None:
+                break
+            row = rows.get(row[14])
+        if row is not None and row[14] is None:
+            out[mid] = record_from_row(row)
+    return out

@@ -71,6 +71,7 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         )
         flags = dict(tx.all("SELECT kind, count(*) FROM flags GROUP BY kind"))
         verify_backlog = int(tx.one("SELECT count(*) FROM verify_queue")[0])
+        project_backlog = int(tx.one("SELECT count(*) FROM events WHERE status = 'accepted'")[0])
         expired, liability = _lots_now(
             tx.all("SELECT state FROM members WHERE merged_into IS NULL"), now
         )
@@ -161,6 +162,8 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         "by_day": [{"day": d, **finish(a)} for d, a in sorted(by_day.items())],
         "by_cashier": cashier_rows,
         "flags": flags,
+        # events accepted from tills but not yet in these figures (the projector's queue)
+        "project_backlog": project_backlog,
         # purchases the background verifier has not re-scored yet (their flags may follow)
         "verify_backlog": verify_backlog,
     }
@@ -223,6 +226,8 @@ def table(data: dict[str, Any]) -> str:
         )
     if data["flags"]:
         out += ["", "  Отметки: " + ", ".join(f"{k}={v}" for k, v in sorted(data["flags"].items()))]
+    if data.get("project_backlog"):
+        out.append(f"  Приняты, ещё не учтены в цифрах: {data['project_backlog']}")
     if data.get("verify_backlog"):
         out.append(f"  Ждут повторной проверки чека: {data['verify_backlog']}")
     return "\n".join(out)

@@ -1,6 +1,9 @@
 """The back office schema, as named migrations in the SQL subset SQLite and PostgreSQL share.
 
-``{serial}`` becomes the dialect's auto-numbered key. ``verify_queue`` holds applied
+``{serial}`` becomes the dialect's auto-numbered key. ``events.pos`` is the order in which
+events were accepted (a counter in ``settings``, advanced under the feed lock); events
+with status ``accepted`` wait for the projector (``project``), which decides them.
+``verify_queue`` holds applied
 purchases waiting for the background re-score (``verify``), each with the member's state
 (canonical JSON) as it was just before the purchase. Every table keyed by the till's
 ``event_id`` is keyed by it forever: the ledger never forgets an event it applied.
@@ -87,6 +90,23 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE TABLE verify_queue (
             id {serial}, event_id TEXT NOT NULL, member_id TEXT NOT NULL,
             state TEXT NOT NULL, queued_at TEXT NOT NULL);
+        """,
+    ),
+    (
+        # Pushes accept events (status 'accepted'); the projector applies them in ``pos``
+        # order. Existing events get positions in the order they were received.
+        "0003_accepted_events",
+        """
+        ALTER TABLE events ADD COLUMN pos BIGINT;
+        ALTER TABLE events ADD COLUMN message TEXT;
+        UPDATE events SET pos = r.n FROM (
+            SELECT event_id, row_number() OVER (ORDER BY received_at, terminal_id, epoch, seq)
+                AS n FROM events) AS r
+            WHERE events.event_id = r.event_id;
+        INSERT INTO settings(key, value)
+            SELECT 'events_pos', CAST(COALESCE(max(pos), 0) AS TEXT) FROM events;
+        CREATE INDEX events_terminal_pos ON events(terminal_id, pos);
+        CREATE INDEX events_accepted ON events(pos) WHERE status = 'accepted';
         """,
     ),
 )

@@ -21,7 +21,6 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +39,7 @@ from agent.tokens import (
 from sync.backoffice import feed, ingest
 from sync.backoffice.db import Database, Tx
 from sync.backoffice.schema import migrate
+from sync.backoffice.terminal import Terminal
 from sync.protocol import (
     TERMINAL_ID_RE,
     ProtocolError,
@@ -48,13 +48,6 @@ from sync.protocol import (
 )
 
 ENROLL_CODE_TTL_HOURS = 24
-
-
-@dataclass(frozen=True, slots=True)
-class Terminal:
-    terminal_id: str
-    store_id: str
-    name: str
 
 
 def token_hash(token: str) -> str:
@@ -309,12 +302,12 @@ class Backoffice:
             raise ProtocolError(404, "member_not_found", "no such member")
         with self.db.reading() as tx:
             row = tx.one(
-                f"SELECT {_RECORD_COLS} FROM members WHERE {where} = ? AND merged_into IS NULL",
+                f"SELECT {feed.RECORD_COLS} FROM members WHERE {where} = ? AND merged_into IS NULL",
                 (value,),
             )
         if row is None:
             raise ProtocolError(404, "member_not_found", "no such member")
-        return _record_from_row(row)
+        return feed.record_from_row(row)
 
     def member_token(self, code: str, ttl_seconds: int = 300) -> dict[str, Any]:
         try:
@@ -349,30 +342,3 @@ class Backoffice:
             tx.executemany(sql, chunk)
             count += len(chunk)
         return count
-
-
-_RECORD_COLS = (
-    "member_id, code, phone_hash, phone_masked, first_name, state, balance, available, "
-    "pending, expiring_points, expiring_on, tier, consent_programme, consent_marketing, "
-    "merged_into"
-)
-
-
-def _record_from_row(r: Any) -> dict[str, Any]:
-    return {
-        "member_id": r[0],
-        "code": r[1],
-        "phone_hash": r[2],
-        "phone_masked": r[3],
-        "first_name": r[4],
-        "state": r[5],
-        "balance": int(r[6]),
-        "available": int(r[7]),
-        "pending": int(r[8]),
-        "expiring_points": int(r[9]),
-        "expiring_on": r[10],
-        "tier": r[11],
-        "consent_programme": bool(r[12]),
-        "consent_marketing": bool(r[13]),
-        "merged_into": r[14],
-    }

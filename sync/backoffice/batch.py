@@ -1,0 +1,376 @@
+"""One projector pass over accepted events of one terminal: apply them to the ledger.
+
+The projector (``project``) hands each run of consecutive accepted events of one terminal
+to a ``Batch``, inside the projector's transaction. How a run is applied (why it is fast
+and still exact):
+
+1. what the run needs is read with a few set-based queries: the members it touches
+   (following merges), its receipt ids, the purchases its refunds refer to;
+2. the events are applied in order, in memory (``effects``: what each event type does).
+   An event's writes are collected, not run; an event refused half-way is undone in
+   memory (an undo log of what it changed), so it leaves no trace and the run goes on;
+3. the collected writes run as one ``executemany`` per statement (``COPY`` for plain
+   inserts on PostgreSQL, ``db.Tx``), every changed member is written once with its entry
+   in the change feed, and each event's verdict (``applied`` or ``rejected`` with a code)
+   is written to its ``events`` row.
+
+Careful mode: if the database refuses one of the collected writes (a value it cannot
+store that the checks did not foresee), the projector rolls the pass back and runs it
+again with each event's writes run at its end under a savepoint, so only that event is
+rejected.
+
+Re-scoring: each applied purchase is queued (``verify_queue``, with the member's state
+before it) for the background verifier (``verify``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from agent import codec, engine
+from agent.errors import AgentError
+from agent.ledger import PurchaseEffects
+from agent.model import MemberState
+from agent.rules import Programme
+from sync.backoffice import effects
+from sync.backoffice.checks import Rejected, is_db_outage
+from sync.backoffice.db import Tx
+from sync.backoffice.effects import BatchMember, BatchPurchase
+from sync.protocol import WireEvent
+
+if TYPE_CHECKING:
+    from sync.backoffice.service import Backoffice
+    from sync.backoffice.terminal import Terminal
+
+IN_CHUNK = 400  # ids per ``IN (...)`` list (SQLite allows 999 variables at the least)
+
+MEMBER_COLS = (
+    "member_id, state, code, phone_hash, phone_masked, first_name, consent_programme, "
+    "consent_marketing, merged_into"
+)
+
+_MEMBER_UPDATE = (  # what a batch changes in a member row (PostgreSQL types)
+    ("state", "text"),
+    ("balance", "bigint"),
+    ("available", "bigint"),
+    ("pending", "bigint"),
+    ("expiring_points", "bigint"),
+    ("expiring_on", "text"),
+    ("tier", "text"),
+    ("debt", "bigint"),
+    ("updated_at", "text"),
+)
+
+_VERDICT_UPDATE = (("status", "text"), ("code", "text"), ("message", "text"), ("member_id", "text"))
+
+
+def chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i : i + IN_CHUNK] for i in range(0, len(ids), IN_CHUNK)]
+
+
+def marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def storable(message: str | None, limit: int = 500) -> str | None:
+    """A message as both databases store it: a refusal may quote the payload, which can
+    hold NUL or lone surrogates (valid JSON, not storable text)."""
+    if message is None:
+        return None
+    return message[:limit].encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
+class Batch:
+    """The work of one run of events of one terminal, inside the projector's transaction."""
+
+    def __init__(
+        self, bo: Backoffice, terminal: Terminal, now: datetime, tx: Tx, careful: bool
+    ) -> None:
+        self.bo = bo
+        self.terminal = terminal
+        self.now = now
+        self.now_iso = now.isoformat()
+        self.tx = tx
+        self.careful = careful
+        self.members: dict[str, BatchMember] = {}
+        self.flags: list[tuple[Any, ...]] = []
+        self.verdicts: list[tuple[Any, ...]] = []  # (status, code, message, member, event_id)
+        self.ops: dict[str, list[tuple[Any, ...]]] = {}  # statement -> rows, first-use order
+        self.receipts: set[str] = set()  # this terminal's receipt ids in the ledger
+        self.purchases: dict[str, BatchPurchase | None] = {}
+        self._rules: Programme | None = None
+        # this event's pending work, kept apart until it is applied
+        self.ev_ops: list[tuple[str, tuple[Any, ...]]] = []
+        self.ev_flags: list[tuple[Any, ...]] = []
+        self.ev_undo: list[Callable[[], None]] = []
+        self.ev_done: list[Callable[[], None]] = []
+
+    @property
+    def rules(self) -> Programme:
+        if self._rules is None:
+            rules = self.bo.rules(None, self.tx)
+            assert rules is not None
+            self._rules = rules
+        return self._rules
+
+    # -- reads, set-based
+    def prefetch(
+        self,
+        events: list[WireEvent],
+        payloads: list[dict[str, Any]],
+    ) -> None:
+        """Read the members, receipts and refunded purchases the run refers to."""
+        member_ids: set[str] = set()
+        receipts: set[str] = set()
+        bought: set[str] = set()
+        for ev, p in zip(events, payloads, strict=True):
+            if ev.type == "purchase":
+                if isinstance(p.get("member_id"), str):
+                    member_ids.add(p["member_id"])
+                if isinstance(p.get("receipt_id"), str):
+                    receipts.add(p["receipt_id"])
+            elif ev.type == "refund" and isinstance(p.get("purchase_event_id"), str):
+                bought.add(p["purchase_event_id"])
+        for part in chunks(sorted(bought)):
+            for row in self.tx.all(
+                "SELECT event_id, member_id, effects, refunded FROM purchases "
+                f"WHERE event_id IN ({marks(len(part))})",
+                part,
+            ):
+                refunded = {int(k): int(v) for k, v in json.loads(row[3]).items()}
+                done = codec.loads(PurchaseEffects, row[2])
+                self.purchases[row[0]] = BatchPurchase(row[1], done, refunded, False)
+                member_ids.add(row[1])
+        tid = self.terminal.terminal_id
+        for part in chunks(sorted(receipts)):
+            for (receipt,) in self.tx.all(
+                "SELECT receipt_id FROM purchases WHERE terminal_id = ? "
+                f"AND receipt_id IN ({marks(len(part))})",
+                [tid, *part],
+            ):
+                self.receipts.add(receipt)
+        wanted = member_ids
+        for _ in range(5):  # merge chains are at most a few links
+            merged: set[str] = set()
+            for part in chunks(sorted(wanted)):
+                for row in self.tx.all(
+                    f"SELECT {MEMBER_COLS} FROM members WHERE member_id IN ({marks(len(part))})",
+                    part,
+                ):
+                    self.members[row[0]] = self._loaded(row)
+                    if row[8] is not None and row[8] not in self.members:
+                        merged.add(row[8])
+            if not merged:
+                break
+            wanted = merged
+
+    @staticmethod
+    def _loaded(row: Any) -> BatchMember:
+        return BatchMember(
+            row[0],
+            codec.loads(MemberState, row[1]),
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            bool(row[6]),
+            bool(row[7]),
+            row[8],
+            text=row[1],
+        )
+
+    # -- one event
+    def one(self, ev: WireEvent, payload: dict[str, Any]) -> None:
+        """Apply one accepted event (or refuse it, leaving no trace) and record its verdict."""
+        member_id: str | None = None
+        status, code, message = "applied", None, None
+        if self.careful:
+            # Careful mode: the event's reads and writes run under a savepoint of their own.
+            self.tx.execute("SAVEPOINT event")
+        try:
+            member_id = effects.apply(self, ev, payload)
+            self._commit_event()
+        except Exception as e:
+            if self.careful:
+                self.tx.execute("ROLLBACK TO SAVEPOINT event")
+            self._undo_event()
+            member_id = None
+            if isinstance(e, Rejected):
+                status, code, message = "rejected", e.code, e.message
+            elif isinstance(e, AgentError):
+                status, code, message = "rejected", e.code, e.message_en
+            elif not is_db_outage(e):
+                status, code = "rejected", "bad_payload"
+                message = f"payload cannot be applied: {type(e).__name__}"
+            else:
+                raise
+        finally:
+            if self.careful:
+                self.tx.execute("RELEASE SAVEPOINT event")
+        self.verdicts.append((status, code, storable(message), member_id, ev.event_id))
+
+    def _commit_event(self) -> None:
+        if self.careful:
+            for sql, row in self.ev_ops:
+                self.tx.execute(sql, row)
+        else:
+            for sql, row in self.ev_ops:
+                self.ops.setdefault(sql, []).append(row)
+        self.flags.extend(self.ev_flags)
+        for done in self.ev_done:
+            done()
+        self.ev_ops, self.ev_flags, self.ev_undo, self.ev_done = [], [], [], []
+
+    def _undo_event(self) -> None:
+        for undo in reversed(self.ev_undo):
+            undo()
+        self.ev_ops, self.ev_flags, self.ev_undo, self.ev_done = [], [], [], []
+
+    def _write(self, sql: str, row: tuple[Any, ...]) -> None:
+        """A write outside any event's undo scope (conflicts): collected as well."""
+        if self.careful:
+            self.tx.execute(sql, row)
+        else:
+            self.ops.setdefault(sql, []).append(row)
+
+    def write_ops(self) -> None:
+        """Run the collected writes: one ``executemany`` per statement, updates last (an
+        update may refer to a row this batch inserts; the order within each is kept)."""
+        for sql in sorted(self.ops, key=lambda s: s.startswith("UPDATE")):
+            self.tx.executemany(sql, self.ops[sql])
+        self.ops.clear()
+
+    # -- in-memory changes with undo
+    def _set_state(self, m: BatchMember, state: MemberState) -> None:
+        old = (m.state, m.dirty, m.text, m.merged_into, m.phone_hash)
+
+        def undo() -> None:
+            m.state, m.dirty, m.text, m.merged_into, m.phone_hash = old
+
+        self.ev_undo.append(undo)
+        m.state, m.dirty, m.text = state, True, None
+
+    def member(self, member_id: Any) -> BatchMember:
+        if not isinstance(member_id, str) or not member_id:
+            raise Rejected("bad_payload", "payload.member_id must be a non-empty string")
+        asked = member_id
+        for _ in range(5):  # follow merges (a chain is at most a few links)
+            m = self.members.get(member_id)
+            if m is None:
+                row = self.tx.one(
+                    f"SELECT {MEMBER_COLS} FROM members WHERE member_id = ?", (member_id,)
+                )
+                if row is None:
+                    raise Rejected("unknown_member", f"member {member_id} is not known")
+                m = self.members[member_id] = self._loaded(row)
+            if m.merged_into is None:
+                return m
+            member_id = m.merged_into
+        raise Rejected("unknown_member", f"member {asked} merge chain too long")
+
+    def rules_for(self, version: Any, ev: WireEvent) -> Programme:
+        rules = self.bo.rules(version, self.tx) if isinstance(version, int) else None
+        if rules is None:
+            self.flag("unknown_rules_version", ev, None, {"version": version})
+            return self.rules
+        return rules
+
+    def flag(
+        self, kind: str, ev: WireEvent | None, member_id: str | None, detail: dict[str, Any]
+    ) -> None:
+        row = (
+            kind,
+            ev.event_id if ev else None,
+            member_id,
+            self.terminal.terminal_id,
+            json.dumps(detail, ensure_ascii=False, default=str),
+            self.now_iso,
+        )
+        (self.ev_flags if ev is not None else self.flags).append(row)
+
+    # -- apply
+    # -- write back
+    def flush(self) -> None:
+        """Write every changed member once with its change-feed entry, then the verdicts."""
+        rules = self.rules
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        changes: list[tuple[Any, ...]] = []
+        for mid, m in self.members.items():
+            if mid != m.member_id or not m.dirty:
+                continue
+            s = engine.member_summary(m.state, rules, self.now)
+            state_text = codec.dumps(m.state)
+            expiring_on = s.expiring_on.isoformat() if s.expiring_on else None
+            body = {
+                "member_id": m.member_id,
+                "code": m.code,
+                "phone_hash": m.phone_hash,
+                "phone_masked": m.phone_masked,
+                "first_name": m.first_name,
+                "state": state_text,
+                "balance": s.balance,
+                "available": s.available,
+                "pending": s.pending,
+                "expiring_points": s.expiring_points,
+                "expiring_on": expiring_on,
+                "tier": s.tier,
+                "consent_programme": m.consent_programme,
+                "consent_marketing": m.consent_marketing,
+                "merged_into": m.merged_into,
+            }
+            if m.new:
+                x = m.extra or {}
+                inserts.append(
+                    (
+                        m.member_id,
+                        m.code,
+                        m.phone_hash,
+                        m.phone_masked,
+                        x.get("phone_sealed"),
+                        m.first_name,
+                        x.get("birthday"),
+                        int(m.consent_marketing),
+                        x.get("consent_text_version"),
+                        x.get("registered_at"),
+                        self.terminal.store_id,
+                        self.terminal.terminal_id,
+                        x.get("cashier_id"),
+                        m.merged_into,
+                        self.now_iso,
+                    )
+                )
+            updates.append(
+                (
+                    state_text,
+                    s.balance,
+                    s.available,
+                    s.pending,
+                    s.expiring_points,
+                    expiring_on,
+                    s.tier,
+                    m.state.debt,
+                    self.now_iso,
+                    m.member_id,
+                )
+            )
+            if m.merged_into is None:
+                changes.append(
+                    ("member", m.member_id, json.dumps(body, ensure_ascii=False), self.now_iso)
+                )
+        self.tx.executemany(
+            "INSERT INTO members(member_id, code, phone_hash, phone_masked, phone_sealed, "
+            "first_name, birthday, consent_programme, consent_marketing, "
+            "consent_text_version, registered_at, store_id, terminal_id, cashier_id, "
+            "merged_into, state, balance, available, pending, expiring_points, tier, "
+            "updated_at) VALUES (?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,'',0,0,0,0,'',?)",
+            inserts,
+        )
+        self.tx.update_many("members", "member_id", _MEMBER_UPDATE, updates)
+        self.tx.executemany(
+            "INSERT INTO changes(kind, member_id, body, created_at) VALUES (?,?,?,?)", changes
+        )
+        self.tx.update_many("events", "event_id", _VERDICT_UPDATE, self.verdicts)

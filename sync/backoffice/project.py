@@ -1,0 +1,230 @@
+"""The projector: applies accepted events to the ledger, exactly once, in ``pos`` order.
+
+A push only accepts events (``ingest``); this module turns them into balances, lots,
+tiers, purchases, refunds, registrations and change-feed entries. One pass takes the
+oldest accepted events (``events.status = 'accepted'``, ``ORDER BY pos``, a partial index
+holds exactly those), applies each run of consecutive events of one terminal with a
+``batch.Batch`` and writes every event's verdict (``applied`` or ``rejected`` with a code)
+in the same transaction as its effects, under the feed lock: a crash before the commit
+leaves the events accepted (projected again, from scratch), after it leaves them decided;
+two projectors (threads, processes, a push projecting inline) never apply one event
+twice, because each pass reads the accepted events inside the locked transaction.
+
+Order: ``pos`` is acceptance order, so a terminal's events are projected in its seq
+order (a refund after its purchase), and a terminal's decided events are always a prefix
+of its accepted ones; ``verdicts`` relies on that to give a till a cursor that never
+skips an event.
+
+``kassa backoffice serve`` runs one ``Projector`` thread (the app's lifespan). While pushes
+arrive it yields to them (small passes, with pauses four times as long as the pass: at
+most a fifth of the time), and catches up at full speed when they stop. Its backlog is in
+``GET /v1/health`` and the KPI report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sync.backoffice.batch import Batch, chunks, marks
+from sync.backoffice.checks import is_db_outage
+from sync.backoffice.db import Tx
+from sync.backoffice.feed import member_records
+from sync.backoffice.terminal import Terminal
+from sync.protocol import EventResult, WireEvent
+
+if TYPE_CHECKING:
+    from sync.backoffice.service import Backoffice
+
+log = logging.getLogger("kassa.backoffice.project")
+
+CHUNK = 500  # accepted events per pass when the back office is idle
+BUSY_CHUNK = 100  # ... while pushes are arriving
+BUSY_WINDOW_S = 1.0  # a push within this many seconds means "busy"
+BUSY_YIELD = 4.0  # while busy, pause this many times the last pass's duration
+IDLE_S = 0.5  # pause when nothing is waiting
+VERDICTS_PAGE_MAX = 1000
+
+_ACCEPTED = (
+    "SELECT event_id, terminal_id, epoch, seq, type, schema_version, created_at, payload, "
+    "payload_hash FROM events WHERE status = 'accepted' ORDER BY pos LIMIT ?"
+)
+
+
+def backlog(bo: Backoffice) -> int:
+    """Accepted events not yet projected."""
+    with bo.db.reading() as tx:
+        return int(tx.one("SELECT count(*) FROM events WHERE status = 'accepted'")[0])
+
+
+def backlog_over(bo: Backoffice, n: int) -> bool:
+    """Whether more than ``n`` events wait (reads at most ``n + 1`` index entries)."""
+    with bo.db.reading() as tx:
+        row = tx.one(
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE status = 'accepted' LIMIT ?) AS w",
+            (n + 1,),
+        )
+    return int(row[0]) > n
+
+
+def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
+    """Project up to ``limit`` accepted events (oldest first); returns how many."""
+    try:
+        return _pass(bo, limit, careful=False)
+    except Exception as e:
+        if is_db_outage(e):
+            raise
+        # A collected write was refused by the database: again, event by event.
+        return _pass(bo, limit, careful=True)
+
+
+def run_all(bo: Backoffice) -> int:
+    """Project everything accepted (tests, ``kassa backoffice report``); returns how many."""
+    total = 0
+    while n := run_once(bo):
+        total += n
+    return total
+
+
+def _pass(bo: Backoffice, limit: int, *, careful: bool) -> int:
+    now = bo.clock.now()
+    with bo.db.transaction(feed=True) as tx:
+        rows = tx.all(_ACCEPTED, (limit,))
+        if not rows:
+            return 0
+        terminals: dict[str, Terminal] = {}
+        ids = sorted({r[1] for r in rows})
+        for part in chunks(ids):
+            for tid, store_id, name in tx.all(
+                "SELECT terminal_id, store_id, name FROM terminals "
+                f"WHERE terminal_id IN ({marks(len(part))})",
+                part,
+            ):
+                terminals[tid] = Terminal(tid, store_id, name)
+        start = 0
+        while start < len(rows):
+            tid = rows[start][1]
+            end = start
+            while end < len(rows) and rows[end][1] == tid:
+                end += 1
+            events = [
+                WireEvent(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]), r[6], r[7], r[8])
+                for r in rows[start:end]
+            ]
+            _apply_run(bo, terminals[tid], events, now, tx, careful)
+            start = end
+    return len(rows)
+
+
+def _apply_run(
+    bo: Backoffice,
+    terminal: Terminal,
+    events: list[WireEvent],
+    now: datetime,
+    tx: Tx,
+    careful: bool,
+) -> None:
+    """Apply one terminal's consecutive accepted events (their payloads were checked at
+    acceptance: valid JSON objects with integer numbers)."""
+    payloads = [json.loads(ev.payload) for ev in events]
+    batch = Batch(bo, terminal, now, tx, careful)
+    batch.prefetch(events, payloads)
+    for ev, payload in zip(events, payloads, strict=True):
+        batch.one(ev, payload)
+    batch.write_ops()
+    batch.flush()
+    batch.flags.extend(batch.ev_flags)
+    tx.executemany(
+        "INSERT INTO flags(kind, event_id, member_id, terminal_id, detail, created_at) "
+        "VALUES (?,?,?,?,?,?)",
+        batch.flags,
+    )
+
+
+# ---------------------------------------------------------------------- verdicts
+def verdicts_of(
+    bo: Backoffice, event_ids: list[str]
+) -> tuple[dict[str, EventResult], dict[str, dict[str, Any]]]:
+    """The decided verdicts among ``event_ids`` and the records of their members."""
+    out: dict[str, EventResult] = {}
+    with bo.db.reading() as tx:
+        for part in chunks(event_ids):
+            for event_id, seq, status, code, message, member_id in tx.all(
+                "SELECT event_id, seq, status, code, message, member_id FROM events "
+                f"WHERE event_id IN ({marks(len(part))}) AND status <> 'accepted'",
+                part,
+            ):
+                out[event_id] = EventResult(event_id, int(seq), status, code, message, member_id)
+        members = member_records(tx, {r.member_id for r in out.values() if r.member_id})
+    return out, members
+
+
+def verdicts(bo: Backoffice, terminal_id: str, after: int, limit: int) -> dict[str, Any]:
+    """A page of this terminal's decided events after position ``after``, in ``pos``
+    order, up to the first one still waiting (so ``next`` never passes an undecided
+    event), with the current records of the members they touched."""
+    with bo.db.reading() as tx:
+        rows = tx.all(
+            "SELECT pos, event_id, seq, status, code, message, member_id FROM events "
+            "WHERE terminal_id = ? AND pos > ? ORDER BY pos LIMIT ?",
+            (terminal_id, after, limit),
+        )
+        decided: list[EventResult] = []
+        waiting = False
+        nxt = after
+        for pos, event_id, seq, status, code, message, member_id in rows:
+            if status == "accepted":
+                waiting = True
+                break
+            decided.append(EventResult(event_id, int(seq), status, code, message, member_id))
+            nxt = int(pos)
+        members = member_records(tx, {r.member_id for r in decided if r.member_id})
+    return {
+        "verdicts": [r.to_dict() for r in decided],
+        "members": members,
+        "next": nxt,
+        "more": not waiting and len(rows) == limit,
+        "waiting": waiting,
+    }
+
+
+class Projector:
+    """The projector thread of a serving back office (started and stopped by the app)."""
+
+    def __init__(self, bo: Backoffice) -> None:
+        self.bo = bo
+        self.stop_event = threading.Event()
+        self.projected = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="kassa-projector", daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            busy = time.monotonic() - self.bo.last_push < BUSY_WINDOW_S
+            began = time.monotonic()
+            try:
+                n = run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
+            except Exception:
+                log.exception("projector pass failed; retrying")
+                n = 0
+                self.stop_event.wait(IDLE_S)
+            self.projected += n
+            if n == 0:
+                self.stop_event.wait(IDLE_S)
+            elif busy:
+                self.stop_event.wait(BUSY_YIELD * (time.monotonic() - began))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

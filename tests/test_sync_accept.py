@@ -1,0 +1,236 @@
+"""Accept now, apply behind: a backlog push is answered ``accepted``; the projector applies
+it exactly once; the till learns each verdict from ``/v1/verdicts`` and only then lets the
+server's member state replace its own. Real tills, the real app, SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster import Cluster, TillNode, db_url  # noqa: F401 - fixture
+from synchelp import portal
+
+from agent import journal
+from agent.codec import digest
+from sync.backoffice import ingest, project, schema
+from sync.backoffice.batch import Batch
+from sync.backoffice.db import Database
+
+MEMBERS = [f"m{i:08d}" for i in range(1, 8)]
+BACKLOG = ingest.INLINE_MAX_EVENTS + 20  # over the inline limit: accepted, not applied
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:  # noqa: F811
+    with portal() as p:
+        c = Cluster(tmp_path, db_url, p)
+        yield c
+        c.close()
+
+
+def _sales(till: TillNode, n: int, tag: str = "R") -> None:
+    for i in range(n):
+        till.sale(f"{tag}{i}", MEMBERS[i % len(MEMBERS)], ("BG-7001", 1))
+
+
+def _statuses(till: TillNode) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for *_, status in till.outbox():
+        out[status] = out.get(status, 0) + 1
+    return out
+
+
+def test_backlog_is_accepted_then_projected_then_confirmed(cluster: Cluster) -> None:
+    till = cluster.till()
+    before = {m: cluster.server_balance(m) for m in MEMBERS}
+    _sales(till, BACKLOG)
+    local = {m: till.balance(m) for m in MEMBERS}
+    assert local != before  # the till counts its own sales at once
+
+    report = till.client.drain()
+    assert (report.sent, report.acked, report.quarantined) == (BACKLOG, BACKLOG, 0)
+    assert _statuses(till) == {"accepted": BACKLOG}
+    status = journal.status(till.store)
+    assert status.events_waiting == 0 and status.awaiting_verdict == BACKLOG
+    # Accepted is durable on the server but not yet in its ledger ...
+    assert cluster.ledger("SELECT count(*) FROM events WHERE status = 'accepted'")[0][0] == BACKLOG
+    assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == 0
+    assert {m: cluster.server_balance(m) for m in MEMBERS} == before
+    # ... so the till keeps its own state, with the sales in it.
+    assert {m: till.balance(m) for m in MEMBERS} == local
+    assert till.client.confirm_once() == (0, False)  # nothing decided yet
+
+    assert project.backlog(cluster.bo) == BACKLOG
+    assert project.run_all(cluster.bo) == BACKLOG
+    assert project.run_all(cluster.bo) == 0  # each event is projected once
+    assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == BACKLOG
+    assert till.client.confirm_all() == BACKLOG
+    assert _statuses(till) == {"acked": BACKLOG}
+    assert journal.status(till.store).awaiting_verdict == 0
+    server = {m: cluster.server_balance(m) for m in MEMBERS}
+    assert server == local == {m: till.balance(m) for m in MEMBERS}
+    assert till.store.one("SELECT sum(unsynced) FROM members")[0] == 0
+
+
+def test_verdicts_are_a_prefix_and_the_cursor_never_skips(cluster: Cluster) -> None:
+    till = cluster.till()
+    _sales(till, BACKLOG)
+    till.client.drain()
+    assert project.run_once(cluster.bo, 30) == 30
+    assert till.client.confirm_all() == 30
+    assert _statuses(till) == {"acked": 30, "accepted": BACKLOG - 30}
+    acked_seqs = [seq for seq, *_, status in till.outbox() if status == "acked"]
+    assert acked_seqs == list(range(1, 31))  # the oldest first, none skipped
+    cursor = int(till.store.sync_value("verdict_cursor") or 0)
+    page = project.verdicts(cluster.bo, till.agent.terminal_id, cursor, 500)
+    assert page["verdicts"] == [] and page["waiting"] is True and page["next"] == cursor
+
+    project.run_all(cluster.bo)
+    assert till.client.confirm_all() == BACKLOG - 30
+    # A verdict page received twice (a lost answer) changes nothing the second time.
+    page = project.verdicts(cluster.bo, till.agent.terminal_id, 0, 500)
+    assert len(page["verdicts"]) == BACKLOG and page["waiting"] is False
+    batch = journal.outbox_events(till.store, [v["event_id"] for v in page["verdicts"]])
+    results = [journal.Settlement(v["event_id"], v["status"]) for v in page["verdicts"]]
+    unsynced = till.store.one("SELECT sum(unsynced) FROM members")[0]
+    again = journal.settle(till.store, batch, results, {}, cluster.clock.now().isoformat())
+    assert (again.acked, again.quarantined, again.accepted) == (0, 0, 0)
+    assert till.store.one("SELECT sum(unsynced) FROM members")[0] == unsynced == 0
+    assert _statuses(till) == {"acked": BACKLOG}
+
+
+def test_a_verdict_refusal_is_quarantined_and_releases_the_member(cluster: Cluster) -> None:
+    till = cluster.till()
+    _sales(till, BACKLOG)
+    # One event names a member the back office does not know: its envelope and payload
+    # are fine (accepted), the ledger refuses it when projecting.
+    with till.store.write() as conn:
+        seq, payload = conn.execute("SELECT seq, payload FROM outbox WHERE seq = 5").fetchone()
+        doc = json.loads(payload)
+        ghost = "m99999999"
+        doc["member_id"] = doc["quote"]["member_id"] = ghost
+        text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        conn.execute(
+            "UPDATE outbox SET payload = ?, payload_hash = ? WHERE seq = ?",
+            (text, digest(text), seq),
+        )
+    till.client.drain()
+    assert _statuses(till) == {"accepted": BACKLOG}
+    project.run_all(cluster.bo)
+    till.client.confirm_all()
+    assert _statuses(till) == {"acked": BACKLOG - 1, "quarantined": 1}
+    row = till.store.one("SELECT seq, status, code FROM quarantine")
+    assert tuple(row) == (5, "rejected", "unknown_member")
+    refused = cluster.ledger("SELECT status, code, message FROM events WHERE seq = 5")[0]
+    assert refused[0] == "rejected" and refused[1] == "unknown_member" and ghost in refused[2]
+    assert till.store.one("SELECT sum(unsynced) FROM members")[0] == 0
+    for m in MEMBERS:
+        assert till.balance(m) == cluster.server_balance(m)
+
+
+def test_a_crash_mid_projection_leaves_everything_accepted(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    till = cluster.till()
+    _sales(till, BACKLOG)
+    till.client.drain()
+    real_flush = Batch.flush
+
+    def crash(self: Batch) -> None:
+        real_flush(self)
+        raise sqlite3.OperationalError("disk I/O error")  # an outage: not the event's fault
+
+    monkeypatch.setattr(Batch, "flush", crash)
+    with pytest.raises(sqlite3.OperationalError):
+        project.run_once(cluster.bo)
+    assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == 0
+    assert project.backlog(cluster.bo) == BACKLOG
+    monkeypatch.setattr(Batch, "flush", real_flush)
+    assert project.run_all(cluster.bo) == BACKLOG
+    assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == BACKLOG
+    assert cluster.ledger("SELECT count(*) FROM verify_queue")[0][0] == BACKLOG
+
+
+def test_resending_an_accepted_event_is_still_accepted_and_applied_once(cluster: Cluster) -> None:
+    till = cluster.till()
+    _sales(till, BACKLOG)
+    batch = journal.next_batch(till.store, max_events=500, max_bytes=10**7)
+    till.client.drain()
+    body = json.dumps(
+        {"protocol": 1, "terminal_id": till.agent.terminal_id, "events": [e.wire() for e in batch]}
+    )
+    headers = {"authorization": f"Bearer {till.client.token}"}
+    again = cluster.http.post("/v1/events", content=body, headers=headers).json()
+    assert {r["status"] for r in again["results"]} == {"accepted"}
+    project.run_all(cluster.bo)
+    third = cluster.http.post("/v1/events", content=body, headers=headers).json()
+    assert {r["status"] for r in third["results"]} == {"duplicate"}
+    assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == BACKLOG
+    assert till.client.confirm_all() == BACKLOG
+
+
+def test_verdicts_belong_to_their_terminal_and_check_parameters(cluster: Cluster) -> None:
+    a, b = cluster.till("till-a"), cluster.till("till-b")
+    _sales(a, BACKLOG)
+    a.client.drain()
+    project.run_all(cluster.bo)
+    headers_b = {"authorization": f"Bearer {b.client.token}"}
+    page = cluster.http.get("/v1/verdicts", params={"after": 0}, headers=headers_b).json()
+    assert page["verdicts"] == [] and page["waiting"] is False
+    for bad in (
+        {"after": "-1"},
+        {"after": "x"},
+        {"limit": "0"},
+        {"limit": "²"},
+        {"after": "9" * 30},
+    ):
+        r = cluster.http.get("/v1/verdicts", params=bad, headers=headers_b)
+        assert r.status_code == 400, bad
+    assert cluster.http.get("/v1/verdicts").status_code == 401
+    assert a.client.confirm_all() == BACKLOG
+
+
+def test_the_projector_thread_catches_up(cluster: Cluster) -> None:
+    till = cluster.till()
+    _sales(till, BACKLOG)
+    till.client.drain()
+    worker = project.Projector(cluster.bo)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while project.backlog(cluster.bo) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert project.backlog(cluster.bo) == 0 and worker.projected == BACKLOG
+    assert till.client.confirm_all() == BACKLOG
+    health = cluster.http.get("/v1/health").json()
+    assert health["project_backlog"] == 0
+
+
+def test_migration_gives_existing_events_positions_in_order(tmp_path: Path) -> None:
+    db = Database.open(str(tmp_path / "bo.db"))
+    saved = schema.MIGRATIONS
+    try:
+        schema.MIGRATIONS = saved[:2]
+        schema.migrate(db)
+    finally:
+        schema.MIGRATIONS = saved
+    with db.transaction() as tx:
+        for i, received in enumerate(["2026-01-02", "2026-01-01", "2026-01-03"]):
+            tx.execute(
+                "INSERT INTO events(event_id, terminal_id, epoch, seq, type, schema_version, "
+                "payload_hash, payload, created_at, received_at, status) "
+                "VALUES (?, 't', 'e', ?, 'purchase', 1, 'h', '{}', ?, ?, 'applied')",
+                (f"e{i}", i + 1, received, received),
+            )
+    assert schema.migrate(db) == ["0003_accepted_events"]
+    with db.reading() as tx:
+        assert tx.all("SELECT event_id FROM events ORDER BY pos") == [("e1",), ("e0",), ("e2",)]
+        assert tx.one("SELECT value FROM settings WHERE key = 'events_pos'")[0] == "3"
+    db.close()
