@@ -23,6 +23,7 @@ Tables (migration ``0001_initial``):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 import sys
@@ -508,14 +509,8 @@ class Store:
                 with self.write() as conn:
                     conn.execute("DROP INDEX IF EXISTS members_code")
                     conn.execute("DROP INDEX IF EXISTS members_phone")
-                    chunk: list[Any] = []
-                    for row in rows:
-                        chunk.append(row)
-                        if len(chunk) >= batch:
-                            conn.executemany(sql, chunk)
-                            count += len(chunk)
-                            chunk.clear()
-                    if chunk:
+                    source = iter(rows)
+                    while chunk := list(itertools.islice(source, batch)):
                         conn.executemany(sql, chunk)
                         count += len(chunk)
                     _member_indexes(conn)
