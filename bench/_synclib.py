@@ -275,7 +275,7 @@ class TimedTransport(httpx.BaseTransport):
                 applied = content.count(b'"status":"applied"')
                 self.results["applied"] += applied
                 if total != applied:
-                    for status in ("duplicate", "conflict", "rejected"):
+                    for status in ("accepted", "duplicate", "conflict", "rejected"):
                         self.results[status] += content.count(f'"status":"{status}"'.encode())
         return httpx.Response(
             resp.status_code, headers=resp.headers, content=content, request=request
@@ -312,13 +312,27 @@ def verify_backlog(http: httpx.Client) -> int:
     return int(http.get("/v1/health").json()["verify_backlog"])
 
 
+def project_backlog(http: httpx.Client) -> int:
+    """Accepted events the back office's projector has not applied to the ledger yet."""
+    return int(http.get("/v1/health").json()["project_backlog"])
+
+
+def _wait(backlog: Any, what: str, timeout_s: float, poll_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while backlog() > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {what} did not catch up in time")
+        time.sleep(poll_s)
+
+
 def wait_verified(http: httpx.Client, timeout_s: float = 1800.0, poll_s: float = 0.5) -> None:
     """Wait until the verifier's backlog is empty (set-up for the next measurement)."""
-    deadline = time.monotonic() + timeout_s
-    while verify_backlog(http) > 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the verifier did not catch up in time")
-        time.sleep(poll_s)
+    _wait(lambda: verify_backlog(http), "verifier", timeout_s, poll_s)
+
+
+def wait_projected(http: httpx.Client, timeout_s: float = 1800.0, poll_s: float = 0.1) -> None:
+    """Wait until every accepted event is in the ledger."""
+    _wait(lambda: project_backlog(http), "projector", timeout_s, poll_s)
 
 
 # --------------------------------------------------------------------------- the till

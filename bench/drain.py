@@ -16,10 +16,18 @@ Figures per database (``sqlite`` and ``postgresql`` objects, headline copies at 
 
 - ``events_per_s``: the back office's ingest rate on the wire: N / the summed time of the
   ``POST /v1/events`` requests, each timed in the till's HTTP transport from sending the
-  request to the last byte of the answer (parse, dedup, ledger, change feed, the queue
-  row for the background re-score, one durable commit per batch, the answer with each
-  touched member's new record).
-  This is the figure the target applies to ("into SQLite" / "into PostgreSQL");
+  request to the last byte of the answer (parse, envelope and payload checks, hash,
+  dedup, seq gaps, the events rows with status ``accepted``, one durable commit per
+  batch). This is the figure the target applies to ("into SQLite" / "into
+  PostgreSQL"): when the answer arrives the events are durably the back office's;
+- ``ledger_events_per_s`` / ``ledger_s``: N / the time from the drain's start until the
+  back office's projector has applied the last event to the ledger (member states, lots,
+  tiers, purchases, the change feed, the re-score queue): how far balances at the centre
+  lag behind a big drain. ``project_backlog_after_drain``: events still waiting for the
+  projector when the drain ended (it yields to pushes while they arrive);
+- ``confirm_s``: the till pulling every verdict afterwards (``SyncClient.confirm_all``),
+  which turns its ``accepted`` outbox rows into ``acked`` with the server's member
+  records;
 - ``till_events_per_s``: N / the wall time of ``drain()`` (adds the till's own work per
   batch: reading the batch, encoding it, settling the answer in one durable transaction);
 - ``bare_events_per_s`` and ``ratio``: the physical floor of the same server stack. The
@@ -29,9 +37,10 @@ Figures per database (``sqlite`` and ``postgresql`` objects, headline copies at 
   ``BARE_REPLAYS`` times, the fastest replay is the floor (the strictest denominator).
   ``ratio`` = ``events_per_s`` / ``bare_events_per_s``: the share of the bare HTTP stack's
   speed left once the ledger does its work;
-- ``verified``: after the drain the back office holds exactly N events with status
-  ``applied`` (``SELECT count(*) FROM events WHERE status = 'applied'``) and N purchases,
-  every answer said ``applied`` and every outbox row on the till is ``acked``;
+- ``verified``: after the drain and the projector, the back office holds exactly N events
+  with status ``applied`` (``SELECT count(*) FROM events WHERE status = 'applied'``) and
+  N purchases, every push answer said ``accepted`` (or ``applied``), every other event's
+  verdict came from ``/v1/verdicts``, and every outbox row on the till is ``acked``;
 - ``server_cpu_us_per_event`` / ``bare_cpu_us_per_event`` / ``cpu_ratio``: CPU time of
   the server process (all threads) per event during the drain and the fastest bare
   replay: the same comparison with less of the noise of a shared machine;
@@ -112,6 +121,14 @@ def run_backend(kind: str, tmp: Path, events: int, members: int) -> dict[str, An
                         report = sync.drain()
                         wall = time.perf_counter() - t0
                         server_cpu = lib.process_cpu_s(server.pid) - cpu0
+                        # The projector applies what the drain left accepted; then the
+                        # till pulls every verdict (its outbox rows become acked).
+                        out["project_backlog_after_drain"] = lib.project_backlog(http)
+                        lib.wait_projected(http)
+                        ledger_s = time.perf_counter() - t0
+                        t1 = time.perf_counter()
+                        confirmed = sync.confirm_all()
+                        out["confirm_s"] = round(time.perf_counter() - t1, 2)
                         # The background verifier catches up before the floor is taken
                         # (it would otherwise slow the bare replays down).
                         out["verify_backlog_after_drain"] = lib.verify_backlog(http)
@@ -142,6 +159,10 @@ def run_backend(kind: str, tmp: Path, events: int, members: int) -> dict[str, An
         {
             "events_per_s": round(rate, 1),
             "till_events_per_s": round(events / wall, 1),
+            # From the drain's start until the last event is in the ledger (balances, tiers,
+            # feed): the projector's pace behind the acceptance.
+            "ledger_events_per_s": round(events / ledger_s, 1),
+            "ledger_s": round(ledger_s, 2),
             "bare_events_per_s": round(bare, 1),
             "bare_events_per_s_all": [round(r, 1) for r in bare_rates],
             "ratio": round(rate / bare, 4),
@@ -167,6 +188,7 @@ def run_backend(kind: str, tmp: Path, events: int, members: int) -> dict[str, An
             "http_status": {str(k): v for k, v in ev.http.items()},
             "results": dict(transport.results),
             "acked": report.acked,
+            "confirmed": confirmed,
             "quarantined": report.quarantined,
             "server_applied": counts["applied"],
             "server_purchases": counts["purchases"],
@@ -178,9 +200,10 @@ def run_backend(kind: str, tmp: Path, events: int, members: int) -> dict[str, An
     out["verified"] = (
         counts["applied"] == events
         and counts["purchases"] == events
-        and transport.results.get("applied", 0) == events
+        and transport.results.get("applied", 0) + transport.results.get("accepted", 0) == events
         and sum(transport.results.values()) == events
         and report.acked == events
+        and confirmed == events - transport.results.get("applied", 0)
         and outbox == {"acked": events}
     )
     return out

