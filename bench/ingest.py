@@ -21,10 +21,14 @@ Figures per database:
   ``POST /v1/events`` as the till sees it (timed in its HTTP transport, request sent to
   last byte of the answer), queueing behind other tills' batches included;
 - ``till_events_per_s_min``/``max``: the slowest and fastest till's own drain rate;
-- the proof: every answer was HTTP 200 and every per-event result ``applied``, the back
-  office holds exactly tills x events applied events and purchases, and every till's
-  outbox is fully ``acked``. Any error, non-200 answer or non-applied result makes
-  ``ok`` false.
+- ``project_backlog_after_drain`` / ``ledger_catchup_s``: events the back office had
+  accepted but not yet applied to the ledger when the last till finished, and how long
+  its projector then took to apply them;
+- the proof: every answer was HTTP 200 and every per-event result ``accepted`` (or
+  ``applied``), the projector applied them all, every till pulled a verdict for each
+  accepted event, the back office holds exactly tills x events applied events and
+  purchases, and every till's outbox is fully ``acked``. Any error, non-200 answer or
+  other result makes ``ok`` false.
 
 Why: a chain's tills come back together after a network outage; the back office must
 take their backlogs at a steady rate, exactly once, without one till starving the
@@ -140,8 +144,16 @@ def run_backend(kind: str, tmp: Path, tills: int, events: int, members: int) -> 
                     sum(f["payload_bytes_mean"] for f in fills) / len(fills), 1
                 )
                 reports = drive(paths, server.base_url)
-                # flags are counted once the background verifier has re-scored everything
                 with lib.client(server.base_url) as http:
+                    # the projector applies what the pushes accepted; each till then pulls
+                    # its verdicts (its outbox rows become acked)
+                    out["project_backlog_after_drain"] = lib.project_backlog(http)
+                    t0 = time.perf_counter()
+                    lib.wait_projected(http)
+                    out["ledger_catchup_s"] = round(time.perf_counter() - t0, 2)
+                    confirmed = sum(confirm(path, http) for path in paths)
+                    outboxes = [lib.outbox_counts(path) for path in paths]
+                    # flags are counted once the background verifier has re-scored everything
                     out["verify_backlog_after_drain"] = lib.verify_backlog(http)
                     t0 = time.perf_counter()
                     lib.wait_verified(http)
@@ -180,16 +192,32 @@ def run_backend(kind: str, tmp: Path, tills: int, events: int, members: int) -> 
             "flags": counts["flags"],
         }
     )
-    outboxes_acked = all(r.get("outbox") == {"acked": events} for r in reports)
+    outboxes_acked = all(o == {"acked": events} for o in outboxes)
+    out["confirmed"] = confirmed
     out["clean"] = (
         not errors
         and set(http) == {"200"}
-        and dict(results) == {"applied": total}
+        and results["applied"] + results["accepted"] == total
+        and sum(results.values()) == total
+        and confirmed == results["accepted"]
         and counts["applied"] == total
         and counts["purchases"] == total
         and outboxes_acked
     )
     return out
+
+
+def confirm(path: Path, http: Any) -> int:
+    """A till pulls its verdicts (``SyncClient.confirm_all``); returns how many."""
+    from agent.service import Agent
+    from agent.store import Store
+    from sync.client import SyncClient
+
+    store = Store(path)
+    try:
+        return SyncClient(Agent(store), http).confirm_all()
+    finally:
+        store.close()
 
 
 def drive(paths: list[Path], base_url: str) -> list[dict[str, Any]]:
