@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from agent import journal
 from agent.journal import Change, Settlement, member_record_from_wire
@@ -267,13 +268,14 @@ class SyncClient:
                 trailer: dict[str, Any] = {}
 
                 def records() -> Iterator[dict[str, Any]]:
-                    # One json.loads per received chunk (its lines as a JSON array), not
-                    # one per line: a million members is a million calls otherwise.
+                    # One orjson.loads per received chunk (its lines as a JSON array), not
+                    # one per line: a million members is a million calls otherwise; orjson
+                    # parses it in a third of json's time.
                     n = 0
                     for lines in itertools.chain([first[1:]], batches):
                         if not lines:
                             continue
-                        for obj in json.loads(b"[" + b",".join(lines) + b"]"):
+                        for obj in orjson.loads(b"[" + b",".join(lines) + b"]"):
                             if obj.get("kind") == "end":
                                 trailer.update(obj)
                                 return
