@@ -203,6 +203,7 @@ def cmd_sync_now(args: argparse.Namespace) -> int:
             try:
                 pushed = client.drain(progress=bar)
                 bar.done()
+                confirmed = client.confirm_all()
                 pulled = client.pull_all()
             except (TransientError, PermanentError) as e:
                 journal.record_error(agent.store, str(e), agent.clock.now().isoformat())
@@ -215,6 +216,7 @@ def cmd_sync_now(args: argparse.Namespace) -> int:
                 "pushed": pushed.sent,
                 "acked": pushed.acked,
                 "quarantined": pushed.quarantined,
+                "confirmed": confirmed,
                 "pulled": pulled,
                 **_status(agent),
             }
@@ -228,7 +230,11 @@ def _status(agent: Any) -> dict[str, Any]:
     from agent import journal
 
     st = journal.status(agent.store)
-    return {"events_waiting": st.events_waiting, "quarantined": st.quarantined}
+    return {
+        "events_waiting": st.events_waiting,
+        "awaiting_verdict": st.awaiting_verdict,
+        "quarantined": st.quarantined,
+    }
 
 
 def add_commands(sub: Any, store_default: str) -> None:

@@ -115,3 +115,37 @@ def test_quarantine_lists_refused_events_with_reason(tmp_path: Path) -> None:
                 assert read.status.events_waiting == 0
 
     asyncio.run(main())
+
+
+def test_accepted_events_show_until_their_verdict(tmp_path: Path, monkeypatch: Any) -> None:
+    """A busy back office only accepts the push: the screen says the events are accepted
+    and not yet applied; once the projector has applied them, sync now confirms them."""
+    from sync.backoffice import ingest, project
+
+    monkeypatch.setattr(ingest, "INLINE_MAX_EVENTS", 0)
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                assert h.services is not None
+                await sign_in(h, pilot)
+                await sell(h, pilot, 1)
+                await sell(h, pilot, 2)
+                await pilot.press("f5")
+                await settle(pilot)
+                await pilot.press("f5")  # sync now
+                await settle(pilot)
+                assert h.of(SyncFinished)[-1].ok
+                status = journal.status(h.services.store)
+                assert status.events_waiting == 0 and status.awaiting_verdict == 2
+                assert applied(h) == 0
+                assert "Приняты, ждут учёта  2" in widget_text(pilot.app, "#sync-box")
+                assert project.run_all(h.bo) == 2
+                await pilot.press("f5")
+                await settle(pilot)
+                assert h.of(SyncFinished)[-1].report["confirmed"] == 2
+                assert journal.status(h.services.store).awaiting_verdict == 0
+                assert applied(h) == 2
+                assert "ждут учёта" not in widget_text(pilot.app, "#sync-box")
+
+    asyncio.run(main())

@@ -37,6 +37,7 @@ register_strings(
         "sync.none": ("бэк-офис не настроен", "no back office configured"),
         "sync.waiting": ("В очереди событий", "Events waiting"),
         "sync.oldest": ("Самое старое", "Oldest"),
+        "sync.awaiting": ("Приняты, ждут учёта", "Accepted, not yet applied"),
         "sync.contact": ("Последняя связь", "Last contact"),
         "sync.never": ("никогда", "never"),
         "sync.error": ("Последняя ошибка", "Last error"),
@@ -159,6 +160,8 @@ class SyncScreen(KassaScreen):
         )
         if st.events_waiting:
             info.add_row(self.t("sync.oldest"), self._when(st.oldest_waiting))
+        if st.awaiting_verdict:
+            info.add_row(self.t("sync.awaiting"), Text(str(st.awaiting_verdict), style="yellow"))
         info.add_row(self.t("sync.contact"), self._when(st.last_contact))
         if st.last_error:
             info.add_row(self.t("sync.error"), Text(st.last_error, style="red"))
