@@ -207,7 +207,7 @@ def test_the_projector_thread_catches_up(cluster: Cluster) -> None:
             time.sleep(0.05)
     finally:
         worker.stop()
-    assert project.backlog(cluster.bo) == 0 and worker.projected == BACKLOG
+    assert project.backlog(cluster.bo) == 0 and worker.done == BACKLOG
     assert till.client.confirm_all() == BACKLOG
     health = cluster.http.get("/v1/health").json()
     assert health["project_backlog"] == 0

@@ -24,9 +24,6 @@ by its own push anyway), and catches up at full speed when they stop. Its backlo
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,16 +32,14 @@ from sync.backoffice.checks import Rejected, is_db_outage, parse_payload
 from sync.backoffice.db import Tx
 from sync.backoffice.feed import member_records
 from sync.backoffice.terminal import Terminal
+from sync.backoffice.worker import RoundWorker
 from sync.protocol import EventResult, WireEvent
 
 if TYPE_CHECKING:
     from sync.backoffice.service import Backoffice
 
-log = logging.getLogger("kassa.backoffice.project")
-
 CHUNK = 500  # accepted events per pass when the back office is idle
 BUSY_CHUNK = 50  # ... while pushes are arriving
-BUSY_WINDOW_S = 1.0  # a push within this many seconds means "busy"
 BUSY_YIELD = 9.0  # while busy, pause this many times the last pass's duration
 IDLE_S = 0.5  # pause when nothing is waiting
 VERDICTS_PAGE_MAX = 1000
@@ -197,39 +192,14 @@ def verdicts(bo: Backoffice, terminal_id: str, after: int, limit: int) -> dict[s
     }
 
 
-class Projector:
+class Projector(RoundWorker):
     """The projector thread of a serving back office (started and stopped by the app)."""
 
-    def __init__(self, bo: Backoffice) -> None:
-        self.bo = bo
-        self.stop_event = threading.Event()
-        self.projected = 0
-        self._thread: threading.Thread | None = None
+    name = "kassa-projector"
+    idle_s = IDLE_S
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="kassa-projector", daemon=True)
-        self._thread.start()
+    def round(self, busy: bool) -> int:
+        return run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
 
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while not self.stop_event.is_set():
-            busy = time.monotonic() - self.bo.last_push < BUSY_WINDOW_S
-            began = time.monotonic()
-            try:
-                n = run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
-            except Exception:
-                log.exception("projector pass failed; retrying")
-                n = 0
-                self.stop_event.wait(IDLE_S)
-            self.projected += n
-            if n == 0:
-                self.stop_event.wait(IDLE_S)
-            elif busy:
-                self.stop_event.wait(BUSY_YIELD * (time.monotonic() - began))
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def busy_pause(self, elapsed: float) -> float:
+        return BUSY_YIELD * elapsed

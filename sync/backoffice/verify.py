@@ -19,24 +19,19 @@ the pushes stop. Its backlog is in ``GET /v1/health`` and the KPI report.
 from __future__ import annotations
 
 import json
-import logging
-import threading
-import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import codec, engine
 from agent.errors import AgentError, RedemptionError
 from agent.model import Cart, MemberState, Quote
+from sync.backoffice.worker import RoundWorker
 
 if TYPE_CHECKING:
     from sync.backoffice.service import Backoffice
 
-log = logging.getLogger("kassa.backoffice.verify")
-
 CHUNK = 200  # purchases per verifier transaction when the back office is idle
 BUSY_CHUNK = 50  # ... while pushes are arriving
-BUSY_WINDOW_S = 1.0  # a push within this many seconds means "busy"
 BUSY_PAUSE_S = 1.0  # pause between chunks while busy
 IDLE_S = 1.0  # pause when the queue is empty
 
@@ -118,37 +113,14 @@ def run_all(bo: Backoffice) -> int:
     return total
 
 
-class Verifier:
+class Verifier(RoundWorker):
     """The verifier thread of a serving back office (started and stopped by the app)."""
 
-    def __init__(self, bo: Backoffice) -> None:
-        self.bo = bo
-        self.stop_event = threading.Event()
-        self.verified = 0
-        self._thread: threading.Thread | None = None
+    name = "kassa-verifier"
+    idle_s = IDLE_S
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="kassa-verifier", daemon=True)
-        self._thread.start()
+    def round(self, busy: bool) -> int:
+        return run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
 
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while not self.stop_event.is_set():
-            busy = time.monotonic() - self.bo.last_push < BUSY_WINDOW_S
-            try:
-                n = run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
-            except Exception:
-                log.exception("verifier round failed; retrying")
-                n = 0
-            self.verified += n
-            if n == 0:
-                self.stop_event.wait(IDLE_S)
-            elif busy:
-                self.stop_event.wait(BUSY_PAUSE_S)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def busy_pause(self, elapsed: float) -> float:
+        return BUSY_PAUSE_S
