@@ -14,7 +14,6 @@ code that slipped into an exception text) before the record is written.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import logging
@@ -127,98 +126,6 @@ def _server_class() -> Any:
 
 def _Server(config: Any) -> Any:  # noqa: N802 - a factory standing in for the class
     return _server_class()(config)
-
-
-class OneSendTransport:
-    """A transport that sends one HTTP answer in one ``send()``.
-
-    uvicorn writes a response's status line and headers, then its body, each with its own
-    ``transport.write()``: two ``send()`` syscalls and two wake-ups of the POS per answer
-    (on the 2-core VM of bench/posapi.py a loopback ``send()`` costs ~60 us). Here the
-    writes are gathered and leave together when the protocol reports the response complete
-    (:class:`_OneSendMixin`), or at the next turn of the event loop for anything written
-    outside a response (``100 Continue``, a streamed body): nothing waits longer than that.
-    ``close()``/``write_eof()`` send what is gathered first; ``abort()`` drops it, as a
-    transport does. Everything else is the wrapped transport's."""
-
-    __slots__ = ("_loop", "_parts", "_scheduled", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._parts: list[bytes] = []
-        self._scheduled = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
-            return
-        self._parts.append(bytes(data))
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._flush_soon)
-
-    def writelines(self, list_of_data: Any) -> None:
-        for data in list_of_data:
-            self.write(data)
-
-    def flush(self) -> None:
-        """Send what was written so far, in one ``send()``."""
-        parts = self._parts
-        if not parts:
-            return
-        self._parts = []
-        if self._transport.is_closing():
-            return  # the connection is gone: nothing can be sent
-        self._transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
-
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        self.flush()
-
-    def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(len(p) for p in self._parts)
-
-    def can_write_eof(self) -> bool:
-        return self._transport.can_write_eof()
-
-    def write_eof(self) -> None:
-        self.flush()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._parts = []
-        self._transport.abort()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-def http_protocol() -> type[asyncio.Protocol]:
-    """uvicorn's HTTP/1.1 protocol for the POS API, sending each answer in one ``send()``.
-
-    The parser is what uvicorn's ``http="auto"`` picks: httptools (C, llhttp) when it is
-    installed, else h11 (pure Python, ~0.15 ms more per request on the bench VM)."""
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
-
-    base: Any = AutoHTTPProtocol
-
-    class OneSendProtocol(base):  # type: ignore[misc]
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(OneSendTransport(transport, asyncio.get_running_loop()))
-
-        def on_response_complete(self) -> None:
-            self.transport.flush()
-            super().on_response_complete()
-
-    OneSendProtocol.__name__ = OneSendProtocol.__qualname__ = f"OneSend{base.__name__}"
-    return OneSendProtocol
 
 
 def _owner_only(path: Path) -> None:
@@ -417,7 +324,6 @@ class Runtime:
                 app,
                 host=self.cfg.api.host,
                 port=self.cfg.api.port,
-                http=http_protocol(),
                 log_level="warning",
                 log_config=None,  # uvicorn's loggers use our JSON handlers (setup_logging)
                 access_log=False,
