@@ -251,3 +251,34 @@ def test_postgresql_compresses_payloads_with_lz4(cluster: Cluster) -> None:
         "WHERE attrelid = 'events'::regclass AND attname = 'payload'"
     )[0][0]
     assert method == ("l" if lz4 else "")
+
+
+def test_pushes_while_the_projector_works_are_applied_once(cluster: Cluster) -> None:
+    """Acceptance and projection take different locks (PostgreSQL): two tills drain their
+    backlogs while the projector thread applies what they pushed; nothing is applied twice
+    or lost, and positions stay a prefix for each till's verdicts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = cluster.till("till-a"), cluster.till("till-b")
+    _sales(a, BACKLOG, "A")
+    _sales(b, BACKLOG, "B")
+    worker = project.Projector(cluster.bo)
+    worker.start()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            for f in [pool.submit(t.client.drain) for t in (a, b)]:
+                assert f.result().acked == BACKLOG
+    finally:
+        worker.stop()
+    project.run_all(cluster.bo)
+    for t in (a, b):
+        t.client.confirm_all()
+        assert _statuses(t) == {"acked": BACKLOG}
+        t.client.pull_all()
+    assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == 2 * BACKLOG
+    assert cluster.ledger("SELECT count(DISTINCT pos), count(*) FROM events")[0] == (
+        2 * BACKLOG,
+        2 * BACKLOG,
+    )
+    for m in MEMBERS:
+        assert a.balance(m) == cluster.server_balance(m) == b.balance(m)

@@ -9,9 +9,10 @@ transactions, so the ledger runs the same code path on both and the tests prove 
   run in a background thread after each write (``agent.checkpoint``), not inside the
   ``COMMIT`` of whichever push crosses the threshold (a pushed batch writes megabytes);
   the page cache is ``SQLITE_CACHE_KIB`` so a batch's pages stay in memory until commit.
-- PostgreSQL: a small pool of psycopg connections; a batch transaction takes a
-  transaction-scoped advisory lock so change-feed sequence numbers commit in order (a
-  reader can never pass a number that a slower transaction commits later).
+- PostgreSQL: a small pool of psycopg connections; a transaction that appends to the
+  change feed takes a transaction-scoped advisory lock so feed sequence numbers commit in
+  order (a reader can never pass a number that a slower transaction commits later); an
+  acceptance of pushed events takes another, for the same reason about event positions.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import psycopg
 from agent import checkpoint
 
 FEED_LOCK_KEY = 7_301_001
+ACCEPT_LOCK_KEY = 7_301_002
 _PLAIN_INSERT = re.compile(r"^INSERT INTO (\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(\?(?:\s*,\s*\?)*\)$")
 SQLITE_CACHE_KIB = 65_536  # 64 MiB page cache for the back office's one connection
 
@@ -118,8 +120,9 @@ class Database:
         return SqliteDatabase(Path(path))
 
     @contextlib.contextmanager
-    def transaction(self, *, feed: bool = False) -> Iterator[Tx]:
-        """A write transaction; ``feed=True`` when it appends to the change feed."""
+    def transaction(self, *, feed: bool = False, accept: bool = False) -> Iterator[Tx]:
+        """A write transaction; ``feed=True`` when it appends to the change feed,
+        ``accept=True`` when it gives pushed events their positions (``ingest``)."""
         raise NotImplementedError  # pragma: no cover
         yield  # pragma: no cover
 
@@ -151,7 +154,7 @@ class SqliteDatabase(Database):
         self.checkpointer = checkpoint.Checkpointer(path, timeout_s=30)
 
     @contextlib.contextmanager
-    def transaction(self, *, feed: bool = False) -> Iterator[Tx]:
+    def transaction(self, *, feed: bool = False, accept: bool = False) -> Iterator[Tx]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -202,12 +205,14 @@ class PostgresDatabase(Database):
             self._pool.put(conn)
 
     @contextlib.contextmanager
-    def transaction(self, *, feed: bool = False) -> Iterator[Tx]:
+    def transaction(self, *, feed: bool = False, accept: bool = False) -> Iterator[Tx]:
         with self._conn() as conn:
             try:
                 with conn.transaction():
                     if feed:
                         conn.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK_KEY,))
+                    if accept:
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ACCEPT_LOCK_KEY,))
                     yield Tx(conn, self.dialect)
             finally:
                 conn.rollback()  # leaves the connection idle (no-op after a commit)

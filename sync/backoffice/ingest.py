@@ -9,7 +9,8 @@ would hold that drain to about a thousand events a second. So the push only *acc
    the projector: parsing it is most of an event's cost, and the hash proves it is the
    text the till wrote (a payload that is not a JSON object of integers is refused
    there, ``bad_payload``, and its verdict says so);
-2. one transaction (under the feed lock, so positions commit in order) looks up the
+2. one transaction (under the acceptance lock, so positions commit in order; not the
+   feed lock, so pushes go on while the projector works) looks up the
    batch's event ids, writes each new event's row to ``events`` with status
    ``accepted`` (or ``rejected`` when the checks refused it) and its position ``pos``
    (a gapless counter over all tills, kept in ``settings``), records conflicts, tracks
@@ -73,7 +74,7 @@ def push(
             checked.append(None)
         except Rejected as e:
             checked.append(e)
-    with bo.db.transaction(feed=True) as tx:
+    with bo.db.transaction(accept=True) as tx:
         accept = _Acceptance(tx, terminal, now)
         results = accept.run(events, checked)
         tx.executemany(_EVENT_INSERT, accept.rows)
@@ -119,13 +120,25 @@ class _Acceptance:
     def known(self, events: tuple[WireEvent, ...]) -> dict[str, tuple[str, str, str | None]]:
         """The batch's event ids already in the ledger: payload hash, status, code."""
         out: dict[str, tuple[str, str, str | None]] = {}
-        for part in chunks([e.event_id for e in events]):
-            for row in self.tx.all(
+        ids = [e.event_id for e in events]
+        if self.tx.dialect == "postgresql":  # one array parameter: one plan, one round trip
+            rows = self.tx.all(
                 "SELECT event_id, payload_hash, status, code FROM events "
-                f"WHERE event_id IN ({marks(len(part))})",
-                part,
-            ):
-                out[row[0]] = (row[1], row[2], row[3])
+                "WHERE event_id = ANY(?::text[])",
+                (ids,),
+            )
+        else:
+            rows = [
+                row
+                for part in chunks(ids)
+                for row in self.tx.all(
+                    "SELECT event_id, payload_hash, status, code FROM events "
+                    f"WHERE event_id IN ({marks(len(part))})",
+                    part,
+                )
+            ]
+        for row in rows:
+            out[row[0]] = (row[1], row[2], row[3])
         return out
 
     def run(
