@@ -282,3 +282,16 @@ def test_pushes_while_the_projector_works_are_applied_once(cluster: Cluster) -> 
     )
     for m in MEMBERS:
         assert a.balance(m) == cluster.server_balance(m) == b.balance(m)
+
+
+def test_the_projector_lets_a_burst_in_first_but_never_starves(cluster: Cluster) -> None:
+    till = cluster.till()
+    _sales(till, BACKLOG)
+    till.client.drain()
+    worker = project.Projector(cluster.bo)
+    cluster.bo.last_push = time.monotonic()  # tills are pushing right now
+    assert worker.round(busy=True) == 0  # the burst first
+    assert project.backlog(cluster.bo) == BACKLOG
+    cluster.clock.advance(seconds=project.BUSY_LAG_S + 1)
+    assert worker.round(busy=True) == project.BUSY_CHUNK  # waited long enough: a share
+    assert worker.round(busy=False) == BACKLOG - project.BUSY_CHUNK  # idle: the rest

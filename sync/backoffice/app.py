@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import orjson
 import uvicorn
 from anyio import to_thread
 from starlette.applications import Starlette
@@ -152,7 +153,8 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
             if sent_at.tzinfo is None:
                 raise ProtocolError(400, "bad_header", "X-Kassa-Sent-At needs a UTC offset")
         out = await to_thread.run_sync(bo.push, term, req, sent_at)
-        return JSONResponse(out)
+        # orjson: an answer has a result per event (up to 500) and member records
+        return Response(orjson.dumps(out), media_type="application/json")
 
     async def changes(request: Request) -> Response:
         await terminal(request)

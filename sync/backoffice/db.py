@@ -22,7 +22,7 @@ import queue
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,12 +58,12 @@ class Tx:
         cur: Cursor = self._raw.execute(self._sql(sql), tuple(params))
         return cur
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run ``sql`` once per row. On PostgreSQL a plain ``INSERT INTO t(cols) VALUES
         (?, ...)`` (placeholders only) becomes one ``COPY t(cols) FROM STDIN``: a pushed
         batch inserts thousands of rows, and a pipelined statement per row still cost
         ~0.1 ms each; any other statement runs pipelined (psycopg ``executemany``)."""
-        if not rows:
+        if isinstance(rows, Sequence) and not rows:
             return
         if self.dialect == "postgresql":
             with self._raw.cursor() as cur:

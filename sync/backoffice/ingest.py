@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -67,17 +68,14 @@ def push(
     bo: Backoffice, terminal: Terminal, events: tuple[WireEvent, ...], now: datetime, skew: Any
 ) -> dict[str, Any]:
     """Accept a batch (see module doc); returns the answer without ``server_time``."""
-    checked: list[Rejected | None] = []
-    for ev in events:
-        try:
-            check_envelope(ev)
-            checked.append(None)
-        except Rejected as e:
-            checked.append(e)
+    results: list[EventResult] = []
     with bo.db.transaction(accept=True) as tx:
         accept = _Acceptance(tx, terminal, now)
-        results = accept.run(events, checked)
-        tx.executemany(_EVENT_INSERT, accept.rows)
+        accept.prepare(events)
+        # The rows are checked and made while the database takes them (on PostgreSQL a
+        # COPY: the server stores one part of the batch while Python checks the next).
+        tx.executemany(_EVENT_INSERT, accept.rows(events, results))
+        accept.finish_positions()
         gaps = accept.track_seq(events)  # after the insert: the gap query reads the rows
         if skew is not None and abs(skew) > CLOCK_SKEW_FLAG_SECONDS:
             accept.flag("clock_skew", None, {"skew_seconds": round(skew, 1)})
@@ -113,7 +111,9 @@ class _Acceptance:
         self.tx = tx
         self.terminal = terminal
         self.now_iso = now.isoformat()
-        self.rows: list[tuple[Any, ...]] = []
+        self.new_ids: set[str] = set()
+        self._known: dict[str, tuple[str, str, str | None]] = {}
+        self.pos = 0
         self.conflicts: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
 
@@ -141,50 +141,59 @@ class _Acceptance:
             out[row[0]] = (row[1], row[2], row[3])
         return out
 
-    def run(
-        self, events: tuple[WireEvent, ...], checked: list[Rejected | None]
-    ) -> list[EventResult]:
-        known = self.known(events)
+    def prepare(self, events: tuple[WireEvent, ...]) -> None:
+        """The reads acceptance needs, before the rows are written: the known ids and the
+        last position given."""
+        self._known = self.known(events)
         row = self.tx.one("SELECT value FROM settings WHERE key = 'events_pos'")
-        pos = int(row[0]) if row else 0
-        results: list[EventResult] = []
-        for ev, c in zip(events, checked, strict=True):
+        self.pos = int(row[0]) if row else 0
+
+    def rows(
+        self, events: tuple[WireEvent, ...], results: list[EventResult]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Check each event and yield the ``events`` row of each new one (with status
+        ``accepted``, or ``rejected`` when its envelope is refused); ``results`` gets
+        one result per event, in order. CPU only: no database call while it runs."""
+        known = self._known
+        for ev in events:
             prior = known.get(ev.event_id)
             if prior is not None:
                 results.append(self._again(ev, prior))
                 continue
-            pos += 1
-            if isinstance(c, Rejected):
-                status, code, message, payload = "rejected", c.code, storable(c.message), ""
-            else:
+            try:
+                check_envelope(ev)
                 status, code, message, payload = "accepted", None, None, ev.payload
+            except Rejected as e:
+                status, code, message, payload = "rejected", e.code, storable(e.message), ""
+            self.pos += 1
             known[ev.event_id] = (ev.payload_hash, status, code)
-            self.rows.append(
-                (
-                    ev.event_id,
-                    ev.terminal_id,
-                    ev.terminal_epoch,
-                    ev.seq,
-                    ev.type,
-                    ev.schema_version,
-                    ev.payload_hash,
-                    payload,
-                    ev.created_at,
-                    self.now_iso,
-                    status,
-                    code,
-                    message,
-                    pos,
-                )
-            )
+            self.new_ids.add(ev.event_id)
             results.append(EventResult(ev.event_id, ev.seq, status, code, message))
-        if self.rows:
+            yield (
+                ev.event_id,
+                ev.terminal_id,
+                ev.terminal_epoch,
+                ev.seq,
+                ev.type,
+                ev.schema_version,
+                ev.payload_hash,
+                payload,
+                ev.created_at,
+                self.now_iso,
+                status,
+                code,
+                message,
+                self.pos,
+            )
+
+    def finish_positions(self) -> None:
+        """Store the last position given (with the rows, in the same transaction)."""
+        if self.new_ids:
             self.tx.execute(
                 "INSERT INTO settings(key, value) VALUES ('events_pos', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (str(pos),),
+                (str(self.pos),),
             )
-        return results
 
     def _again(self, ev: WireEvent, prior: tuple[str, str, str | None]) -> EventResult:
         """An event id the ledger already holds (a resend, or a clash of ids)."""
@@ -242,7 +251,7 @@ class _Acceptance:
         for ev in events:
             if ev.seq >= 1 and ev.terminal_epoch:
                 by_epoch.setdefault(ev.terminal_epoch, []).append(ev)
-        new_ids = {row[0] for row in self.rows}
+        new_ids = self.new_ids
         for epoch, evs in by_epoch.items():
             fresh = [e for e in evs if e.event_id in new_ids]
             row = self.tx.one(
