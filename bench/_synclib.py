@@ -179,13 +179,14 @@ def serve_main(url: str) -> int:
     """Child process: serve the back office at ``url`` with the bare endpoint."""
     import uvicorn
 
-    from sync.backoffice.app import create_app
+    from sync.backoffice.app import create_app, settle_for_serving
     from sync.backoffice.db import Database
     from sync.backoffice.service import Backoffice
 
     db = Database.open(url)
     bo = Backoffice(db)  # the parent has initialised it
     app = create_app(bo, bare_endpoint=True)
+    settle_for_serving()
     # As ``sync.backoffice.app.serve`` runs it (``kassa backoffice serve``), on port 0.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
 

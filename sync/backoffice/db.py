@@ -94,10 +94,14 @@ class Tx:
         arrays = [list(col) for col in zip(*rows, strict=True)]
         unnest = ", ".join(f"%s::{t}[]" for t in types)
         sets = ", ".join(f"{c} = v.{c}" for c in names)
+        # binary: arrays go as binary, not as text with every quote of a member's JSON
+        # state escaped (psycopg escapes text arrays with a regex; it was most of a
+        # projector pass)
         self._raw.execute(
             f"UPDATE {table} AS t SET {sets} FROM unnest({unnest}) "
             f"AS v({', '.join([*names, key])}) WHERE t.{key} = v.{key}",
             arrays,
+            binary=True,
         )
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
