@@ -158,3 +158,22 @@ def test_the_served_app_runs_the_verifier_thread(cluster: Cluster) -> None:
         off = create_app(cluster.bo, verifier=False)
         with p.wrap_async_context_manager(off.router.lifespan_context(off)):
             assert off.state.verifier is None
+
+
+def test_the_verifier_yields_to_the_projector(cluster: Cluster, monkeypatch: Any) -> None:
+    """While accepted events wait for the projector, the verifier takes small chunks after
+    a pause (balances first); once they are applied it takes full chunks."""
+    from sync.backoffice import ingest, project
+
+    monkeypatch.setattr(ingest, "INLINE_MAX_EVENTS", 0)
+    monkeypatch.setattr(verify, "BUSY_PAUSE_S", 0.0)
+    monkeypatch.setattr(verify, "BUSY_CHUNK", 2)
+    till = cluster.till()
+    for i in range(6):
+        till.sale(f"R{i}", "m00000001", ("BG-7001", 1))
+    till.client.drain()
+    assert project.run_once(cluster.bo, 4) == 4  # two still wait for the projector
+    worker = verify.Verifier(cluster.bo)
+    assert worker.round(busy=False) == 2  # a small chunk: the projector has work
+    project.run_all(cluster.bo)
+    assert worker.round(busy=False) == 4  # the rest at once

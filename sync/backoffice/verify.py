@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from agent import codec, engine
 from agent.errors import AgentError, RedemptionError
 from agent.model import Cart, MemberState, Quote
+from sync.backoffice import project
 from sync.backoffice.worker import RoundWorker
 
 if TYPE_CHECKING:
@@ -114,12 +115,18 @@ def run_all(bo: Backoffice) -> int:
 
 
 class Verifier(RoundWorker):
-    """The verifier thread of a serving back office (started and stopped by the app)."""
+    """The verifier thread of a serving back office (started and stopped by the app).
+
+    It also yields to the projector: while accepted events wait to be applied, balances
+    matter more than the audit, so it works as if pushes were arriving."""
 
     name = "kassa-verifier"
     idle_s = IDLE_S
 
     def round(self, busy: bool) -> int:
+        if not busy and project.backlog_over(self.bo, 0):
+            busy = True
+            self.stop_event.wait(BUSY_PAUSE_S)
         return run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
 
     def busy_pause(self, elapsed: float) -> float:
