@@ -175,6 +175,27 @@ def test_service_files_run_commands_that_exist():
     compile((PACKAGING / "windows" / "kassa_main.py").read_text(encoding="utf-8"), "m", "exec")
 
 
+@pytest.mark.skipif(
+    not Path("/usr/bin/systemd-analyze").exists(), reason="systemd-analyze not installed"
+)
+def test_systemd_accepts_the_unit(tmp_path):
+    """systemd's own checker on the unit as installed (the venv's kassa in place of
+    /opt/kassa/venv/bin/kassa): every key known and in its section, commands executable."""
+    kassa = Path(sys.executable).with_name("kassa")
+    text = (PACKAGING / "systemd" / "kassa-agent.service").read_text(encoding="utf-8")
+    unit = tmp_path / "kassa-agent.service"
+    unit.write_text(text.replace("/opt/kassa/venv/bin/kassa", str(kassa)), encoding="utf-8")
+    out = subprocess.run(
+        ["/usr/bin/systemd-analyze", "verify", str(unit)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    problems = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+    assert problems == [], problems
+
+
 def test_udev_rules_are_well_formed():
     rule = re.compile(r'^[A-Z_]+(\{[A-Za-z_]+\})?(==|=|\+=)"[^"]*"$')
     lines = (PACKAGING / "udev" / "99-kassa.rules").read_text(encoding="utf-8").splitlines()
