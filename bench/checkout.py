@@ -143,6 +143,26 @@ def make_cart(rng: random.Random, receipt_id: str) -> Any:
 BARE_TABLES = ("meta", "members", "purchases", "outbox", "print_jobs")
 
 
+def sale_row_sizes(one: Any) -> dict[str, int]:
+    """Average sizes of the documents the till's sales wrote (``one(sql)`` returns a row):
+    what the bare floor writes so that both write the same bytes."""
+
+    def avg(sql: str) -> int:
+        row = one(sql)
+        return int(row[0]) if row and row[0] is not None else 0
+
+    return {
+        "state": avg(
+            "SELECT avg(length(m.state)) FROM members m "
+            "JOIN purchases p ON p.member_id = m.member_id"
+        ),
+        "result": avg("SELECT avg(length(result)) FROM purchases"),
+        "effects": avg("SELECT avg(length(effects)) FROM purchases"),
+        "outbox": avg("SELECT avg(length(payload)) FROM outbox WHERE type = 'purchase'"),
+        "slip": avg("SELECT avg(length(slip)) FROM print_jobs"),
+    }
+
+
 def payload(rng: random.Random, size: int) -> str:
     """A JSON document of about ``size`` bytes, not trivially compressible."""
     body = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(size))
@@ -333,20 +353,7 @@ def run_checkouts(
         checkout(record=False)
 
     # Row sizes the agent actually writes, so the bare floor writes the same bytes.
-    def avg(sql: str) -> int:
-        row = store.one(sql)
-        return int(row[0]) if row and row[0] is not None else 0
-
-    sizes = {
-        "state": avg(
-            "SELECT avg(length(m.state)) FROM members m "
-            "JOIN purchases p ON p.member_id = m.member_id"
-        ),
-        "result": avg("SELECT avg(length(result)) FROM purchases"),
-        "effects": avg("SELECT avg(length(effects)) FROM purchases"),
-        "outbox": avg("SELECT avg(length(payload)) FROM outbox WHERE type = 'purchase'"),
-        "slip": avg("SELECT avg(length(slip)) FROM print_jobs"),
-    }
+    sizes = sale_row_sizes(store.one)
     bare = BareFloor(store_path.with_name("bare.db"), sizes, checkpoint_every)
     bare_rng = random.Random(SEED + 2)
     for _ in range(warmup):

@@ -202,23 +202,11 @@ def sale_row_sizes(store: Path) -> dict[str, int]:
     loop's commits (what ``bench/checkout.py``'s bare floor needs to write the same bytes)."""
     import sqlite3
 
+    from checkout import sale_row_sizes as measure
+
     conn = sqlite3.connect(f"{store.resolve().as_uri()}?mode=ro", uri=True)
     try:
-
-        def avg(sql: str) -> int:
-            row = conn.execute(sql).fetchone()
-            return int(row[0]) if row and row[0] is not None else 0
-
-        return {
-            "state": avg(
-                "SELECT avg(length(m.state)) FROM members m "
-                "JOIN purchases p ON p.member_id = m.member_id"
-            ),
-            "result": avg("SELECT avg(length(result)) FROM purchases"),
-            "effects": avg("SELECT avg(length(effects)) FROM purchases"),
-            "outbox": avg("SELECT avg(length(payload)) FROM outbox WHERE type = 'purchase'"),
-            "slip": avg("SELECT avg(length(slip)) FROM print_jobs"),
-        }
+        return measure(lambda sql: conn.execute(sql).fetchone())
     finally:
         conn.close()
 
