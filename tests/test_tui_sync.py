@@ -32,6 +32,19 @@ async def sell(h: Harness, pilot: Any, phone_i: int) -> Any:
     return result
 
 
+async def two_sales(h: Harness, pilot: Any) -> None:
+    await sign_in(h, pilot)
+    await sell(h, pilot, 1)
+    await sell(h, pilot, 2)
+
+
+async def sync_now(pilot: Any) -> None:
+    """F5 opens the sync screen, F5 there syncs now."""
+    for _ in range(2):
+        await pilot.press("f5")
+        await settle(pilot)
+
+
 def applied(h: Harness) -> int:
     with h.bo.db.reading() as tx:
         return int(tx.all("SELECT count(*) FROM events WHERE status = 'applied'")[0][0])
@@ -95,15 +108,10 @@ def test_quarantine_lists_refused_events_with_reason(tmp_path: Path) -> None:
         with harness(tmp_path) as h:
             async with h.run() as pilot:
                 assert h.services is not None
-                await sign_in(h, pilot)
-                await sell(h, pilot, 1)
-                await sell(h, pilot, 2)
+                await two_sales(h, pilot)
                 with h.services.store.write() as conn:  # event 1 corrupted on disk
                     conn.execute("UPDATE outbox SET payload = payload || ' ' WHERE seq = 1")
-                await pilot.press("f5")
-                await settle(pilot)
-                await pilot.press("f5")  # sync now
-                await settle(pilot)
+                await sync_now(pilot)
                 done = h.of(SyncFinished)[-1]
                 assert done.ok and (done.report["acked"], done.report["quarantined"]) == (1, 1)
                 read = h.of(SyncRead)[-1]
@@ -128,13 +136,8 @@ def test_accepted_events_show_until_their_verdict(tmp_path: Path, monkeypatch: A
         with harness(tmp_path) as h:
             async with h.run() as pilot:
                 assert h.services is not None
-                await sign_in(h, pilot)
-                await sell(h, pilot, 1)
-                await sell(h, pilot, 2)
-                await pilot.press("f5")
-                await settle(pilot)
-                await pilot.press("f5")  # sync now
-                await settle(pilot)
+                await two_sales(h, pilot)
+                await sync_now(pilot)
                 assert h.of(SyncFinished)[-1].ok
                 status = journal.status(h.services.store)
                 assert status.events_waiting == 0 and status.awaiting_verdict == 2
