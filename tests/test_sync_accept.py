@@ -82,6 +82,14 @@ def test_verdicts_are_a_prefix_and_the_cursor_never_skips(cluster: Cluster) -> N
     _sales(till, BACKLOG)
     till.client.drain()
     assert project.run_once(cluster.bo, 30) == 30
+    # the projector's mark: every event still accepted lies after it
+    mark = cluster.ledger("SELECT value FROM settings WHERE key = 'projected_pos'")[0][0]
+    assert int(mark) == cluster.ledger("SELECT max(pos) FROM events WHERE status = 'applied'")[0][0]
+    assert (
+        cluster.ledger("SELECT min(pos) FROM events WHERE status = 'accepted'")[0][0]
+        == int(mark) + 1
+    )
+    assert project.backlog(cluster.bo) == BACKLOG - 30
     assert till.client.confirm_all() == 30
     assert _statuses(till) == {"acked": 30, "accepted": BACKLOG - 30}
     acked_seqs = [seq for seq, *_, status in till.outbox() if status == "acked"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sync.backoffice import project
 from sync.backoffice.service import Backoffice
 from sync.protocol import ProtocolError
 
@@ -71,7 +72,7 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         )
         flags = dict(tx.all("SELECT kind, count(*) FROM flags GROUP BY kind"))
         verify_backlog = int(tx.one("SELECT count(*) FROM verify_queue")[0])
-        project_backlog = int(tx.one("SELECT count(*) FROM events WHERE status = 'accepted'")[0])
+        project_backlog = int(tx.one(f"SELECT count(*) FROM events WHERE {project.AFTER}")[0])
         expired, liability = _lots_now(
             tx.all("SELECT state FROM members WHERE merged_into IS NULL"), now
         )
