@@ -254,11 +254,12 @@ def test_postgresql_compresses_payloads_with_lz4(cluster: Cluster) -> None:
         "SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' "
         "AND 'lz4' = ANY(enumvals)"
     )[0][0]
-    method = cluster.ledger(
-        "SELECT attcompression FROM pg_attribute "
-        "WHERE attrelid = 'events'::regclass AND attname = 'payload'"
-    )[0][0]
-    assert method == ("l" if lz4 else "")
+    for table, column in (("events", "payload"),):
+        method = cluster.ledger(
+            "SELECT attcompression FROM pg_attribute "
+            f"WHERE attrelid = '{table}'::regclass AND attname = '{column}'"
+        )[0][0]
+        assert method == ("l" if lz4 else ""), (table, column)
 
 
 def test_pushes_while_the_projector_works_are_applied_once(cluster: Cluster) -> None:

@@ -147,18 +147,29 @@ class Batch:
                 self.purchases[row[0]] = BatchPurchase(row[1], done, refunded, False)
                 member_ids.add(row[1])
         tid = self.terminal.terminal_id
-        for part in chunks(sorted(receipts)):
+        if self.tx.dialect == "postgresql" and receipts:
+            # one probe of the (terminal_id, receipt_id) index per receipt (LATERAL): with
+            # an IN list the planner walked all of the terminal's purchases on every pass
             for (receipt,) in self.tx.all(
-                "SELECT receipt_id FROM purchases WHERE terminal_id = ? "
-                f"AND receipt_id IN ({marks(len(part))})",
-                [tid, *part],
+                "SELECT x.receipt_id FROM unnest(?::text[]) AS r(id), LATERAL ("
+                "SELECT receipt_id FROM purchases WHERE terminal_id = ? AND receipt_id = r.id"
+                ") AS x",
+                (sorted(receipts), tid),
             ):
                 self.receipts.add(receipt)
+        else:
+            for part in chunks(sorted(receipts)):
+                for (receipt,) in self.tx.all(
+                    "SELECT receipt_id FROM purchases WHERE terminal_id = ? "
+                    f"AND receipt_id IN ({marks(len(part))})",
+                    [tid, *part],
+                ):
+                    self.receipts.add(receipt)
         wanted = member_ids
         for _ in range(5):  # merge chains are at most a few links
             merged: set[str] = set()
             for part in chunks(sorted(wanted)):
-                for row in self.tx.all(
+                for row in self.tx.all_by_index(
                     f"SELECT {MEMBER_COLS} FROM members WHERE member_id IN ({marks(len(part))})",
                     part,
                 ):

@@ -108,7 +108,7 @@ def run_all(bo: Backoffice) -> int:
 def _pass(bo: Backoffice, limit: int, *, careful: bool) -> int:
     now = bo.clock.now()
     with bo.db.transaction(feed=True) as tx:
-        rows = tx.all(_ACCEPTED, (limit,))
+        rows = tx.all_by_index(_ACCEPTED, (limit,))
         if not rows:
             return 0
         terminals: dict[str, Terminal] = {}
