@@ -299,14 +299,11 @@ def settle(
     return SettleSummary(len(ok_rows), len(bad_rows), refreshed, len(accepted_rows))
 
 
-def awaiting_verdict(store: Store, limit: int = 500) -> list[OutboxEvent]:
-    """The oldest events the back office accepted but has not decided yet."""
+def has_awaiting_verdict(store: Store) -> bool:
+    """Whether any event waits for the back office's verdict (one index probe)."""
     with store.read() as conn:
-        rows = conn.execute(
-            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE status = '{ACCEPTED}' ORDER BY seq LIMIT ?",
-            (limit,),
-        ).fetchall()
-    return [OutboxEvent(*row) for row in rows]
+        row = conn.execute(f"SELECT 1 FROM outbox WHERE status = '{ACCEPTED}' LIMIT 1")
+        return row.fetchone() is not None
 
 
 def outbox_events(store: Store, event_ids: Sequence[str]) -> list[OutboxEvent]:

@@ -197,7 +197,7 @@ class SyncClient:
         Decided events are settled like a push answer (acked or quarantined, the member's
         server record taken once nothing of theirs is in flight), together with the page's
         cursor. Asks nothing when no event waits for a verdict."""
-        if not journal.awaiting_verdict(self.store, limit=1):
+        if not journal.has_awaiting_verdict(self.store):
             return 0, False
         after = self.store.sync_value("verdict_cursor") or "0"
         resp = self._request("GET", "/v1/verdicts", params={"after": after, "limit": limit})
@@ -302,7 +302,7 @@ class SyncClient:
             "acked": pushed.acked,
             "quarantined": pushed.quarantined,
             "confirmed": confirmed,
-            "awaiting_verdict": len(journal.awaiting_verdict(self.store)),
+            "awaiting_verdict": journal.status(self.store).awaiting_verdict,
             "pulled": pulled,
         }
 
@@ -411,7 +411,7 @@ class SyncRunner:
         self.attempt = 0
         if journal.status(self.client.store).events_waiting > 0:
             return 0.0
-        if journal.awaiting_verdict(self.client.store, limit=1):
+        if journal.has_awaiting_verdict(self.client.store):
             return min(self.interval_s, VERDICT_POLL_S)
         return self.interval_s
 

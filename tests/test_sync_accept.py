@@ -304,3 +304,16 @@ def test_the_projector_lets_a_burst_in_first_but_never_starves(cluster: Cluster)
     cluster.clock.advance(seconds=project.BUSY_LAG_S + 1)
     assert worker.round(busy=True) == project.BUSY_CHUNK  # waited long enough: a share
     assert worker.round(busy=False) == BACKLOG - project.BUSY_CHUNK  # idle: the rest
+
+
+def test_sync_now_counts_every_event_awaiting_its_verdict(cluster: Cluster) -> None:
+    """More events than one verdict page wait: the count is all of them (it was capped at
+    a page), and they stay counted at the till until the projector has applied them."""
+    till = cluster.till()
+    _sales(till, 520)
+    out = till.client.sync_now()
+    assert (out["pushed"], out["acked"], out["confirmed"]) == (520, 520, 0)
+    assert out["awaiting_verdict"] == journal.status(till.store).awaiting_verdict == 520
+    project.run_all(cluster.bo)
+    out = till.client.sync_now()
+    assert (out["confirmed"], out["awaiting_verdict"]) == (520, 0)

@@ -67,6 +67,31 @@ _MEMBER_UPDATE = (  # what a batch changes in a member row (PostgreSQL types)
 _VERDICT_UPDATE = (("status", "text"), ("code", "text"), ("message", "text"), ("member_id", "text"))
 
 
+FLAG_INSERT = (
+    "INSERT INTO flags(kind, event_id, member_id, terminal_id, detail, created_at) "
+    "VALUES (?,?,?,?,?,?)"
+)
+
+
+def flag_row(
+    kind: str,
+    event_id: str | None,
+    member_id: str | None,
+    terminal_id: str | None,
+    detail: dict[str, Any],
+    now_iso: str,
+) -> tuple[Any, ...]:
+    """A ``flags`` row (``FLAG_INSERT``): what the back office noticed, with its detail."""
+    return (
+        kind,
+        event_id,
+        member_id,
+        terminal_id,
+        json.dumps(detail, ensure_ascii=False, default=str),
+        now_iso,
+    )
+
+
 def chunks(ids: list[str]) -> list[list[str]]:
     return [ids[i : i + IN_CHUNK] for i in range(0, len(ids), IN_CHUNK)]
 
@@ -296,12 +321,12 @@ class Batch:
     def flag(
         self, kind: str, ev: WireEvent | None, member_id: str | None, detail: dict[str, Any]
     ) -> None:
-        row = (
+        row = flag_row(
             kind,
             ev.event_id if ev else None,
             member_id,
             self.terminal.terminal_id,
-            json.dumps(detail, ensure_ascii=False, default=str),
+            detail,
             self.now_iso,
         )
         (self.ev_flags if ev is not None else self.flags).append(row)

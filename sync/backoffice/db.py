@@ -118,8 +118,8 @@ class Tx:
         try:
             return self.all(sql, params)
         finally:
-            for setting in _PINNED:
-                self._raw.execute(f"SET LOCAL {setting} = on")
+            for setting in _PINNED:  # back to the server's configured value
+                self._raw.execute(f"SET LOCAL {setting} TO DEFAULT")
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.execute(sql, params).fetchone()

@@ -33,7 +33,6 @@ claims an event by its status, under the feed lock, in the transaction of its ef
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -41,7 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sync.backoffice import project
-from sync.backoffice.batch import chunks, marks, storable
+from sync.backoffice.batch import FLAG_INSERT, chunks, flag_row, marks, storable
 from sync.backoffice.checks import Rejected, check_envelope, is_db_outage
 from sync.backoffice.db import Tx
 from sync.protocol import EventResult, WireEvent
@@ -214,12 +213,12 @@ class _Acceptance:
 
     def flag(self, kind: str, ev: WireEvent | None, detail: dict[str, Any]) -> None:
         self.flags.append(
-            (
+            flag_row(
                 kind,
                 ev.event_id if ev else None,
                 None,
                 self.terminal.terminal_id,
-                json.dumps(detail, ensure_ascii=False, default=str),
+                detail,
                 self.now_iso,
             )
         )
@@ -234,11 +233,7 @@ class _Acceptance:
             "UPDATE terminals SET last_seen = ? WHERE terminal_id = ?",
             (self.now_iso, self.terminal.terminal_id),
         )
-        self.tx.executemany(
-            "INSERT INTO flags(kind, event_id, member_id, terminal_id, detail, created_at) "
-            "VALUES (?,?,?,?,?,?)",
-            self.flags,
-        )
+        self.tx.executemany(FLAG_INSERT, self.flags)
 
     def track_seq(self, events: tuple[WireEvent, ...]) -> list[dict[str, Any]]:
         """Keep per (terminal, epoch) seq bounds; report the missing ranges, if any.

@@ -28,7 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sync.backoffice.batch import Batch, chunks, marks
+from sync.backoffice.batch import FLAG_INSERT, Batch, chunks, marks
 from sync.backoffice.checks import Rejected, is_db_outage, parse_payload
 from sync.backoffice.db import Tx
 from sync.backoffice.feed import member_records
@@ -163,11 +163,7 @@ def _apply_run(
     batch.write_ops()
     batch.flush()
     batch.flags.extend(batch.ev_flags)
-    tx.executemany(
-        "INSERT INTO flags(kind, event_id, member_id, terminal_id, detail, created_at) "
-        "VALUES (?,?,?,?,?,?)",
-        batch.flags,
-    )
+    tx.executemany(FLAG_INSERT, batch.flags)
 
 
 # ---------------------------------------------------------------------- verdicts

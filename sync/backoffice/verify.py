@@ -26,6 +26,7 @@ from agent import codec, engine
 from agent.errors import AgentError, RedemptionError
 from agent.model import Cart, MemberState, Quote
 from sync.backoffice import project
+from sync.backoffice.batch import FLAG_INSERT, flag_row
 from sync.backoffice.worker import RoundWorker
 
 if TYPE_CHECKING:
@@ -83,13 +84,8 @@ def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
         except Exception as e:  # an applied payload the engine cannot read: say so
             detail = {"error": f"cannot rescore: {type(e).__name__}"}
         if detail is not None:
-            flags[int(qid)] = (
-                "rescore_mismatch",
-                event_id,
-                member_id,
-                terminal_id,
-                json.dumps(detail, ensure_ascii=False, default=str),
-                now,
+            flags[int(qid)] = flag_row(
+                "rescore_mismatch", event_id, member_id, terminal_id, detail, now
             )
     ids = [int(r[0]) for r in rows]
     with bo.db.transaction() as tx:
@@ -98,11 +94,7 @@ def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
             int(r[0])
             for r in tx.all(f"DELETE FROM verify_queue WHERE id IN ({marks}) RETURNING id", ids)
         }
-        tx.executemany(
-            "INSERT INTO flags(kind, event_id, member_id, terminal_id, detail, created_at) "
-            "VALUES (?,?,?,?,?,?)",
-            [row for qid, row in flags.items() if qid in won],
-        )
+        tx.executemany(FLAG_INSERT, [row for qid, row in flags.items() if qid in won])
     return len(won)
 
 
