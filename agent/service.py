@@ -38,6 +38,7 @@ from agent.identify import (
     parse_identifier,
     phone_hash,
 )
+from agent.ids import time_ordered_id
 from agent.ledger import (
     PurchaseEffects,
     RefundResult,
@@ -566,7 +567,7 @@ class Agent:
                 holds.consume(conn, req.cart.receipt_id, req.member_id, hold_id, now)
             state = self._state(row[4])
             q = self._quote(req, row, state, now, status, int(row[11]))
-            event_id = uuid.uuid4().hex
+            event_id = time_ordered_id()
             new_state, effects = apply_purchase(state, req.cart, q, rules, now, event_id)
             offline = not status.online
             self._save_member(
@@ -832,7 +833,7 @@ class Agent:
                 "UPDATE purchases SET refunded = ? WHERE receipt_id = ?",
                 (codec.dumps(after), receipt_id),
             )
-            event_id = uuid.uuid4().hex
+            event_id = time_ordered_id()
             payload = {
                 "refund_id": refund_id,
                 "receipt_id": receipt_id,
@@ -925,8 +926,8 @@ class Agent:
         hashed = phone_hash(e164, self._hash_key())
         version = consent_text_version or rules.consent_text_version
         now_iso = now.isoformat()
-        member_id = uuid.uuid4().hex
-        event_id = uuid.uuid4().hex
+        member_id = time_ordered_id()
+        event_id = time_ordered_id()
         state = MemberState(
             member_id, lots=registration_lots(rules, now, event_id), birthday=birthday
         )
