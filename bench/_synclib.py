@@ -365,6 +365,17 @@ def make_cart(rng: random.Random, receipt_id: str) -> Any:
 STATE_TEMPLATES = 48  # agent.seed makes member i's state from template i % 48
 
 
+def time_ordered_id(rng: random.Random, at: datetime) -> str:
+    """A UUID version 7 as 32 hex digits, as ``agent.ids.time_ordered_id`` makes them at a
+    real till (48-bit Unix milliseconds, version 7, 74 random bits, RFC 9562 variant), but
+    from the event's own time ``at`` and the bench's seeded ``rng``: the clones' ids sort
+    as their ``created_at`` does, like the ids of a till's real sales."""
+    ms = int(at.timestamp() * 1000) & 0xFFFF_FFFF_FFFF
+    rand = rng.getrandbits(74)
+    value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
+    return f"{value:032x}"
+
+
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -385,8 +396,9 @@ def fill_outbox(
     state templates of ``agent.seed`` is covered; a fifth of them redeem up to 100 points
     (members holding at least 1,000 available). The rest are clones: a template sale of a
     member with the same seeded state (same ``i % 48``) moved to a member drawn uniformly
-    from all ``members``, with a fresh ``event_id``, a new receipt id (in the payload, its
-    cart and its quote), that member's id and code, ``occurred_at`` = ``created_at``
+    from all ``members``, with a fresh ``event_id`` (time-ordered from its ``created_at``,
+    as a till makes them: ``time_ordered_id``), a new receipt id (in the payload, its cart
+    and its quote), that member's id and code, ``occurred_at`` = ``created_at``
     ascending 100 us apart after the templates, and ``payload_hash`` = SHA-256 of the
     re-encoded canonical payload (sorted keys, compact, UTF-8). They are inserted into the
     outbox in one transaction with ``last_seq`` and each member's ``unsynced`` count, as
@@ -436,7 +448,8 @@ def fill_outbox(
             p = json.loads(src[6])
             mid = f"m{j:08d}"
             receipt = f"{receipt_prefix}{seq:09d}"
-            at = (last + timedelta(microseconds=100 * (k - templates + 1))).isoformat()
+            moment = last + timedelta(microseconds=100 * (k - templates + 1))
+            at = moment.isoformat()
             p["receipt_id"] = p["cart"]["receipt_id"] = p["quote"]["receipt_id"] = receipt
             p["member_id"] = p["quote"]["member_id"] = mid
             p["member_code"] = make_member_code(100_000_000 + j)
@@ -445,7 +458,7 @@ def fill_outbox(
             out.append(
                 (
                     seq,
-                    f"{rng.getrandbits(128):032x}",
+                    time_ordered_id(rng, moment),
                     src[1],
                     src[2],
                     src[3],
