@@ -62,6 +62,13 @@ from agent.tokens import (
 
 SCHEMA_VERSION = 1
 
+# The counters the offline policy and the journal read (``Agent._STATUS_SQL``), and where
+# they and the stored request hash stand in a row of ``Agent._COMMIT_READ_SQL`` (after the
+# 11 member columns, the held points and the active-hold flag).
+_STATUS_NAMES = ("last_contact", "acked_events", "offline_consecutive", "offline_spent", "last_seq")
+_STATUS_AT = 13
+_STORED_HASH = _STATUS_AT + len(_STATUS_NAMES)
+
 
 class Clock(Protocol):
     """Where the agent reads time; tests and benchmarks pass a controllable one."""
@@ -364,15 +371,25 @@ class Agent:
     # Every counter the offline policy and the journal need, in one statement.
     _STATUS_SQL = (
         "SELECT name, value FROM sync_state WHERE name IN "
-        "('last_contact', 'acked_events', 'offline_consecutive', 'offline_spent') "
+        f"({', '.join(repr(n) for n in _STATUS_NAMES[:-1])}) "
         "UNION ALL SELECT 'last_seq', value FROM meta WHERE key = 'last_seq'"
     )
 
-    # The same, and whether ``receipt_id`` (the parameter) is already committed (its
-    # request hash): a commit's first reads in its transaction, in one statement.
+    # A commit's reads in its transaction, in one statement that always gives one row: the
+    # member's row (NULLs when unknown), the points other cheques hold, whether this
+    # receipt has an active hold, the counters of ``_STATUS_SQL`` (in ``_STATUS_NAMES``
+    # order) and the request hash if the receipt is already committed. Parameters: member
+    # id, ``holds.stamp(now)``, the receipt id three times, the member id.
     _COMMIT_READ_SQL = (
-        _STATUS_SQL + " UNION ALL SELECT 'stored_hash', request_hash FROM purchases "
-        "WHERE receipt_id = ?"
+        f"SELECT {_CARD_COLS}, ({holds.HELD_SQL}), EXISTS(SELECT 1 FROM holds "
+        "WHERE receipt_id = ? AND status = 'active'), "
+        + ", ".join(
+            f"(SELECT value FROM {'meta' if n == 'last_seq' else 'sync_state'} "
+            f"WHERE {'key' if n == 'last_seq' else 'name'} = '{n}')"
+            for n in _STATUS_NAMES
+        )
+        + ", (SELECT request_hash FROM purchases WHERE receipt_id = ?) "
+        "FROM (SELECT 1) LEFT JOIN members ON member_id = ?"
     )
 
     def _status(
@@ -528,36 +545,41 @@ class Agent:
         req_plain = codec.to_plain_with(req, cart=None)
         cart_text = codec.dumps(req.cart)
         request_hash = codec.digest(codec.dumps_with(req_plain, cart=cart_text))
-        stored = self._stored_commit(req.cart.receipt_id, request_hash)
-        if stored is not None:
-            return stored
+        if self.store.read_only:  # no write lock to take: answer a repeat, else refuse below
+            stored = self._stored_commit(req.cart.receipt_id, request_hash)
+            if stored is not None:
+                return stored
         now = self.clock.now()
         now_iso = now.isoformat()
         rules = self.programme()
         with self.store.write() as conn:
-            # Read inside the transaction: the offline counters written below must not be
-            # based on a value another thread's commit has since changed, and another
-            # thread may have committed this receipt since the check above.
-            values = dict(conn.execute(self._COMMIT_READ_SQL, (req.cart.receipt_id,)).fetchall())
-            if "stored_hash" in values:
-                stored = self._stored_commit(req.cart.receipt_id, request_hash)
-                if stored is not None:
-                    return stored
-            status, last_seq = self._status(conn, now, values=values)
-            # The member's row, the points other cheques hold (agent.holds) and whether
-            # this receipt has an active hold, at once; consuming this receipt's own hold
+            # Read inside the transaction, in one statement: the offline counters written
+            # below must build on what no other commit has changed since, and a repeat of
+            # this receipt (a POS retry, another thread) is seen under the same lock, so
+            # the check and the write cannot race. A repeat writes nothing.
+            # Also the member's row, the points other cheques hold (agent.holds) and
+            # whether this receipt has an active hold; consuming this receipt's own hold
             # below does not change the points the others hold.
+            receipt_id = req.cart.receipt_id
             row = conn.execute(
-                self._COMMIT_MEMBER_SQL,
+                self._COMMIT_READ_SQL,
                 (
                     req.member_id,
                     holds.stamp(now),
-                    req.cart.receipt_id,
-                    req.cart.receipt_id,
+                    receipt_id,
+                    receipt_id,
+                    receipt_id,
                     req.member_id,
                 ),
             ).fetchone()
-            if row is None:
+            if row[_STORED_HASH] is not None:
+                stored = self._stored_commit(receipt_id, request_hash)
+                if stored is not None:
+                    return stored
+            status, last_seq = self._status(
+                conn, now, values=dict(zip(_STATUS_NAMES, row[_STATUS_AT:], strict=False))
+            )
+            if row[0] is None:
                 raise NotFoundError(
                     f"member {req.member_id} not found",
                     "участник не найден",
@@ -644,11 +666,6 @@ class Agent:
                     ),
                 )
         return result
-
-    _COMMIT_MEMBER_SQL = (
-        f"SELECT {_CARD_COLS}, ({holds.HELD_SQL}), EXISTS(SELECT 1 FROM holds "
-        "WHERE receipt_id = ? AND status = 'active') FROM members WHERE member_id = ?"
-    )
 
     def _stored_commit(self, receipt_id: str, request_hash: str) -> CommitResult | None:
         row = self.store.one(

@@ -5,6 +5,11 @@ active and their points stay out of reach."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from agent import holds
 from agent.service import CheckoutRequest
 from tests.conftest import make_cart
@@ -52,3 +57,16 @@ def test_another_cheques_hold_stays_active_and_held(till):
 def test_commit_with_no_hold_leaves_the_holds_table_alone(till):
     till.agent.commit(_req("R-4", redeem=0))
     assert till.count("holds") == 0 and till.count("purchases") == 1
+
+
+@given(
+    st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_hold_stamps_are_sortable_utc_text_with_microseconds(moment, offset_min):
+    """``holds.stamp`` (compared as text in SQL) is the UTC time as
+    YYYY-MM-DDTHH:MM:SS.ffffffZ whatever the offset it is given in."""
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_min)))
+    expected = aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert holds.stamp(aware) == expected
+    assert len(expected) == 27

@@ -345,20 +345,25 @@ def test_commit_reuses_the_quote_only_while_its_inputs_hold(till, clock):
     assert (offline.redeem_points, offline.redeem_limited_by) == (0, "offline_stale_cache")
 
 
-def test_commit_raced_by_the_same_receipt_returns_the_stored_result(till, monkeypatch):
-    """Another thread committed the receipt between the check outside the transaction and
-    the write lock: the check inside it returns the stored result (or the conflict)."""
+def test_a_repeated_receipt_is_answered_under_the_write_lock_and_writes_nothing(till, monkeypatch):
+    """The repeat check runs inside the commit's write transaction, so it cannot race with
+    another thread committing the same receipt: the stored result for the same contents,
+    a conflict for other contents, and no second journal row either way."""
     first = checkout(till, redeem=100)
-    real = till.agent._stored_commit
-    calls = []
+    store = till.agent.store
+    before = store.one("SELECT value FROM meta WHERE key = 'last_seq'")
+    locks = []
+    real_write = store.write
 
-    def outer_check_misses(receipt_id, request_hash):
-        calls.append(receipt_id)
-        return None if len(calls) % 2 else real(receipt_id, request_hash)
+    def write():
+        locks.append(store.conn.in_transaction)
+        return real_write()
 
-    monkeypatch.setattr(till.agent, "_stored_commit", outer_check_misses)
+    monkeypatch.setattr(store, "write", write)
     again = checkout(till, redeem=100)
-    assert again.duplicate and again.event_id == first.event_id and len(calls) == 2
     with pytest.raises(ConflictError):
         checkout(till, redeem=50)
+    assert again.duplicate and (again.event_id, again.seq) == (first.event_id, first.seq)
+    assert locks == [False, False]  # each answered inside a write transaction of its own
+    assert store.one("SELECT value FROM meta WHERE key = 'last_seq'") == before
     assert till.count("outbox") == 1 and till.count("purchases") == 1
