@@ -250,7 +250,9 @@ class Agent:
         assert self._cache.programme is not None
         return self._cache.programme
 
-    def _verifier(self) -> TokenVerifier | None:
+    def token_verifier(self) -> TokenVerifier | None:
+        """The back office's public keys for QR tokens and coupons (None before enrolment
+        or the demo set-up gave them), loaded once."""
         if "verifier" not in self._cache.extra:
             key = self.store.meta("token_public_key")
             self._cache.extra["verifier"] = (
@@ -290,7 +292,7 @@ class Agent:
     def identify(self, text: str) -> MemberCard:
         """Find a member by a scan (member code, app QR token) or a typed phone number."""
         now = self.clock.now()
-        ident = parse_identifier(text, self._verifier(), now)
+        ident = parse_identifier(text, self.token_verifier(), now)
         if ident.kind == "phone":
             assert ident.phone_e164 is not None
             row = self._member_row("phone_hash = ?", phone_hash(ident.phone_e164, self._hash_key()))
@@ -459,7 +461,7 @@ class Agent:
     def _coupon(self, text: str | None, member_code: str, now: datetime) -> Coupon | None:
         if not text:
             return None
-        verifier = self._verifier()
+        verifier = self.token_verifier()
         if verifier is None:
             raise CouponError(
                 "till has no back office key to check coupons",

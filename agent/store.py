@@ -30,7 +30,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent import checkpoint
 from agent.errors import StoreError, StoreLockedError, StoreWriteError
@@ -38,6 +38,8 @@ from agent.errors import StoreError, StoreLockedError, StoreWriteError
 if TYPE_CHECKING:  # sqlite-utils is imported only when a store needs migrating (start-up)
     import sqlite_utils
     from sqlite_utils.migrations import Migrations
+
+T = TypeVar("T")
 
 MIGRATION_SET = "kassa.till"
 _MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
@@ -413,6 +415,21 @@ class Store:
             self._commits += 1
             if self._checkpoint_every and self._commits % self._checkpoint_every == 0:
                 self.checkpointer.poke()
+
+    def run_if_free(self, fn: Callable[[], T]) -> tuple[bool, T | None]:
+        """``(True, fn())`` if no other thread is using the store right now, else
+        ``(False, None)`` without waiting and without calling ``fn``.
+
+        For an event loop (the local POS API): it runs a short call in place when the
+        store is free and hands it to a worker thread only when it would have to wait.
+        ``fn`` runs holding the store's lock, so its own reads and writes nest as usual.
+        """
+        if not self._mutex.acquire(blocking=False):
+            return False, None
+        try:
+            return True, fn()
+        finally:
+            self._mutex.release()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -364,8 +364,6 @@ def create_app(
 
         return run
 
-    mutex = getattr(agent.store, "_mutex", None)
-
     async def call(fn: Callable[[], Any]) -> Any:
         """Run a core call. When the store is free it runs right here on the event loop:
         a quote takes about a millisecond and a commit a little more (its fsync), while
@@ -373,11 +371,9 @@ def create_app(
         busy 2-core till cost more than the work. When the store is busy (another POS's
         call holds it) it waits in a worker thread, so the loop keeps reading requests.
         Either way the store serialises the calls; nothing runs twice at once."""
-        if mutex is not None and mutex.acquire(blocking=False):
-            try:
-                return fn()
-            finally:
-                mutex.release()
+        ran, result = agent.store.run_if_free(fn)
+        if ran:
+            return result
         return await to_thread.run_sync(fn)
 
     spec_body = json.dumps(openapi(), ensure_ascii=False, separators=(",", ":")).encode()

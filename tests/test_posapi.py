@@ -329,7 +329,7 @@ def test_overload_answers_json_503_with_retry_after(till):
     held, release = threading.Event(), threading.Event()
 
     def hold_store() -> None:
-        with till.store._mutex:
+        with till.store.read():
             held.set()
             release.wait(30)
 
@@ -526,3 +526,31 @@ def test_schema_valid_requests_are_accepted(api, till):
         assert _validator(schema).is_valid(body), (path, body)
         resp = api.post(path, json=body)
         assert resp.status_code == 200, (path, resp.text)
+
+
+def test_run_if_free_runs_in_place_only_when_no_other_thread_holds_the_store(till):
+    """What the API's event loop relies on: a free store runs the call at once; a store
+    another thread is using answers (False, None) at once and the call is not made."""
+    import threading
+
+    calls: list[str] = []
+    assert till.store.run_if_free(lambda: calls.append("free") or 7) == (True, 7)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with till.store.read():
+            held.set()
+            release.wait(30)
+
+    other = threading.Thread(target=hold)
+    other.start()
+    try:
+        assert held.wait(30)
+        assert till.store.run_if_free(lambda: calls.append("busy")) == (False, None)
+    finally:
+        release.set()
+        other.join(30)
+    assert calls == ["free"]
+    # The calling thread's own nesting is fine: the lock is re-entrant.
+    with till.store.read():
+        assert till.store.run_if_free(lambda: "nested") == (True, "nested")

@@ -140,7 +140,7 @@ def coupon_terms(s: Services, text: str | None) -> tuple[str, int]:
     from agent.errors import AgentError
     from agent.tokens import verify_coupon
 
-    verifier = s.agent._verifier()
+    verifier = s.agent.token_verifier()
     if not text or verifier is None:
         return "", 0
     try:
