@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -58,7 +58,10 @@ class ProtocolError(Exception):
         return {"error": self.code, "message": self.message, **self.details}
 
 
-@dataclass(frozen=True, slots=True)
+# WireEvent and EventResult are made once per pushed event, so they are not ``frozen``: a
+# frozen dataclass sets each field through ``object.__setattr__`` (3.1 us for a WireEvent
+# against 0.4 us). Nothing changes them after they are made.
+@dataclass(slots=True)
 class WireEvent:
     event_id: str
     terminal_id: str
@@ -69,6 +72,9 @@ class WireEvent:
     created_at: str
     payload: str
     payload_hash: str
+    # ``payload`` as UTF-8, when the push parser made it: the back office hashes and stores
+    # these bytes (encoding a payload with non-ASCII text costs as much as hashing it)
+    payload_utf8: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +83,7 @@ class PushRequest:
     events: tuple[WireEvent, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventResult:
     event_id: str
     seq: int
@@ -146,41 +152,61 @@ def _field(obj: Mapping[str, Any], key: str, kind: type, index: int | None = Non
     return value
 
 
-_TEXT_FIELDS = ("terminal_id", "terminal_epoch", "type", "created_at", "payload_hash")
-
-
 def _fast_event(ev: Any) -> WireEvent | None:
     """The common case of ``parse_push``'s per-event checks in one pass: a well-formed
-    event, or None (then the field-by-field path runs and names what is wrong)."""
+    event, or None (then the field-by-field path runs and names what is wrong). The
+    payload is encoded to UTF-8 here, once: its NUL check runs on the bytes (``memchr``)
+    and the back office hashes and stores them (``WireEvent.payload_utf8``)."""
     if type(ev) is not dict:
         return None
     try:
-        event_id, seq, schema, payload = (
-            ev["event_id"],
-            ev["seq"],
-            ev["schema_version"],
-            ev["payload"],
-        )
-        texts = [ev[k] for k in _TEXT_FIELDS]
+        event_id = ev["event_id"]
+        seq = ev["seq"]
+        schema = ev["schema_version"]
+        payload = ev["payload"]
+        terminal_id = ev["terminal_id"]
+        epoch = ev["terminal_epoch"]
+        kind = ev["type"]
+        created_at = ev["created_at"]
+        payload_hash = ev["payload_hash"]
     except KeyError:
         return None
     if not (
         type(event_id) is str
         and EVENT_ID_RE.match(event_id)
         and type(seq) is int
-        and abs(seq) <= MAX_ENVELOPE_INT
+        and -MAX_ENVELOPE_INT <= seq <= MAX_ENVELOPE_INT
         and type(schema) is int
         and 0 <= schema < 2**31
         and type(payload) is str
         and len(payload) <= MAX_BATCH_BYTES
-        and "\x00" not in payload
-        and all(type(t) is str and len(t) <= MAX_TEXT and "\x00" not in t for t in texts)
+        and type(terminal_id) is str
+        and type(epoch) is str
+        and type(kind) is str
+        and type(created_at) is str
+        and type(payload_hash) is str
+        and len(terminal_id) <= MAX_TEXT
+        and len(epoch) <= MAX_TEXT
+        and len(kind) <= MAX_TEXT
+        and len(created_at) <= MAX_TEXT
+        and len(payload_hash) <= MAX_TEXT
+        and "\x00" not in terminal_id
+        and "\x00" not in epoch
+        and "\x00" not in kind
+        and "\x00" not in created_at
+        and "\x00" not in payload_hash
     ):
         return None
-    # No UTF-8 check here: the body was parsed by orjson, which refuses lone surrogates,
-    # so every string in it encodes.
+    # The body was parsed by orjson, which refuses lone surrogates, so every string in it
+    # encodes (the slow path checks it anyway).
+    try:
+        raw = payload.encode("utf-8")
+    except UnicodeEncodeError:  # pragma: no cover - orjson never returns such text
+        return None
+    if b"\x00" in raw:  # NUL is the zero byte in UTF-8, and only NUL is
+        return None
     return WireEvent(
-        event_id, texts[0], texts[1], seq, texts[2], schema, texts[3], payload, texts[4]
+        event_id, terminal_id, epoch, seq, kind, schema, created_at, payload, payload_hash, raw
     )
 
 

@@ -317,3 +317,48 @@ def test_sync_now_counts_every_event_awaiting_its_verdict(cluster: Cluster) -> N
     project.run_all(cluster.bo)
     out = till.client.sync_now()
     assert (out["confirmed"], out["awaiting_verdict"]) == (520, 0)
+
+
+def test_a_pushed_payload_is_stored_as_the_tills_exact_text(cluster: Cluster) -> None:
+    """The back office hashes and stores each payload's UTF-8 bytes as made by the push
+    parser (``WireEvent.payload_utf8``): the ledger holds the till's text, as text, on
+    both databases (the cart names are Cyrillic: not ASCII)."""
+    till = cluster.till()
+    _sales(till, 3)
+    with till.store.read() as conn:
+        sent = dict(conn.execute("SELECT event_id, payload FROM outbox").fetchall())
+    assert any(not p.isascii() for p in sent.values())
+    till.client.drain()
+    stored = dict(cluster.ledger("SELECT event_id, payload FROM events"))
+    assert stored == sent
+    if cluster.db.dialect == "sqlite":
+        assert cluster.ledger("SELECT DISTINCT typeof(payload) FROM events") == [("text",)]
+
+
+def test_a_nul_in_a_payload_refuses_the_batch_and_names_the_event() -> None:
+    """The push parser's NUL check runs on the payload's UTF-8 bytes: a NUL (``\\u0000`` in
+    the JSON text) is a 400 naming the event; an escaped backslash before ``u0000`` is
+    not a NUL and passes."""
+    from sync.protocol import ProtocolError, encode_push, parse_push
+
+    def event(seq: int, payload: str) -> dict[str, object]:
+        return {
+            "event_id": f"{seq:032x}",
+            "terminal_id": "t1",
+            "terminal_epoch": "e1",
+            "seq": seq,
+            "type": "purchase",
+            "schema_version": 1,
+            "created_at": "2026-06-15T09:00:00+00:00",
+            "payload": payload,
+            "payload_hash": digest(payload),
+        }
+
+    fine = '{"note":"Сумка \\\\u0000"}'  # JSON text: a backslash, then u0000
+    req = parse_push(encode_push("t1", [event(1, fine), event(2, "{}")]))
+    assert [e.payload for e in req.events] == [fine, "{}"]
+    assert req.events[0].payload_utf8 == fine.encode("utf-8")
+    with pytest.raises(ProtocolError) as refused:
+        parse_push(encode_push("t1", [event(1, "{}"), event(2, '{"note":"a\x00b"}')]))
+    assert (refused.value.status, refused.value.code) == (400, "bad_field")
+    assert refused.value.details["index"] == 1

@@ -17,7 +17,6 @@ import psycopg
 
 from sync.protocol import (
     EVENT_TYPES,
-    HASH_RE,
     MAX_PAYLOAD_BYTES,
     SUPPORTED_SCHEMAS,
     WireEvent,
@@ -72,7 +71,9 @@ def check_envelope(ev: WireEvent) -> None:
         raise Rejected("unsupported_schema", f"schema_version {ev.schema_version} is not supported")
     if len(ev.payload) > MAX_PAYLOAD_BYTES:
         raise Rejected("payload_too_large", f"payload is over {MAX_PAYLOAD_BYTES} bytes")
-    if not HASH_RE.match(ev.payload_hash) or sha(ev.payload) != ev.payload_hash:
+    # (a SHA-256 hex digest is 64 lowercase hex digits: equal to it is the format check too)
+    raw = ev.payload_utf8 if ev.payload_utf8 is not None else ev.payload.encode("utf-8")
+    if hashlib.sha256(raw).hexdigest() != ev.payload_hash:
         raise Rejected("hash_mismatch", "payload_hash is not the SHA-256 of payload")
     moment(ev.created_at, "created_at")
 

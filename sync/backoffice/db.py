@@ -24,9 +24,11 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper
 
 from agent import checkpoint
 
@@ -35,6 +37,36 @@ ACCEPT_LOCK_KEY = 7_301_002
 _PLAIN_INSERT = re.compile(r"^INSERT INTO (\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(\?(?:\s*,\s*\?)*\)$")
 _PINNED = ("enable_seqscan", "enable_bitmapscan", "enable_sort")
 SQLITE_CACHE_KIB = 65_536  # 64 MiB page cache for the back office's one connection
+
+
+class Utf8Text(bytes):
+    """Text that is already UTF-8 bytes (valid, no NUL), for a TEXT column: the pushed
+    payloads were encoded once to be hashed, and storing the bytes spares encoding each
+    again. PostgreSQL gets them as text (``_Utf8TextDumper``, also in ``COPY``); SQLite
+    binds them as a BLOB, so its statements say ``CAST(? AS TEXT)`` (the same bytes, as
+    text in the database's encoding, UTF-8)."""
+
+    __slots__ = ()
+
+
+class _Utf8TextDumper(Dumper):
+    oid = psycopg.adapters.types["text"].oid
+
+    def __init__(self, cls: type, context: Any = None) -> None:
+        super().__init__(cls, context)
+        conn = self.connection
+        self._encoding = conn.info.encoding if conn is not None else "utf-8"
+
+    def dump(self, obj: Any) -> Buffer:
+        if self._encoding == "utf-8":
+            return cast(Buffer, obj)  # the bytes are the text format already
+        return bytes(obj).decode("utf-8").encode(self._encoding)  # another client encoding
+
+
+def _pg_connect(url: str) -> Any:
+    conn = psycopg.connect(url, autocommit=False)
+    conn.adapters.register_dumper(Utf8Text, _Utf8TextDumper)
+    return conn
 
 
 class Cursor(Protocol):
@@ -211,7 +243,7 @@ class PostgresDatabase(Database):
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._all: list[Any] = []
         for _ in range(pool_size):
-            conn = psycopg.connect(url, autocommit=False)
+            conn = _pg_connect(url)
             self._all.append(conn)
             self._pool.put(conn)
 
@@ -222,7 +254,7 @@ class PostgresDatabase(Database):
             yield conn
         finally:
             if conn.closed:  # pragma: no cover - server went away; replace it
-                conn = psycopg.connect(self.url, autocommit=False)
+                conn = _pg_connect(self.url)
             self._pool.put(conn)
 
     @contextlib.contextmanager
