@@ -13,6 +13,7 @@ module per flow), ``kassa.tcss`` (all styles).
 Keys (visible in the key bar; descriptions are i18n keys):
 
 ====  =========================  ====  =========================
+F1    help (this screen's keys)
 F2    register a member (*)       F8    new cheque (checkout)
 F3    refund (*)                  F9    training mode (*)
 F4    member lookup (*)           F10   language ru/en
@@ -28,7 +29,8 @@ How to add a screen (e.g. registration on F2):
 1. ``tui/screens/register.py``: ``class RegisterScreen(KassaScreen)`` with
    ``compose_body()`` (the status bar, message line and key bar come from the base),
    ``BINDINGS`` whose descriptions are i18n keys, and ``relabel()`` for a language switch.
-   Esc already pops back to checkout (``KassaScreen.action_back``).
+   Esc already pops back to checkout (``KassaScreen.action_back``). ``HELP_LINES``: the i18n
+   keys of 2-5 lines F1 shows above the screen's keys (``tui.screens.help``).
 2. Its core calls are plain functions ``op(services, *args) -> Message`` (in your module
    or your own ``ops_*.py``); call them with ``self.request(op, *args)`` and handle the
    answer message (``on_member_registered``) and ``CoreFailed`` (the base shows it).

@@ -79,6 +79,7 @@ class KassaApp(App[int]):
     TITLE = "Kassa"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "bind.help", id="help"),
         *_flow_bindings(),
         Binding("f10", "toggle_language", "bind.language", id="language"),
         Binding("ctrl+q", "quit", "bind.quit", id="quit", priority=True),
@@ -194,6 +195,12 @@ class KassaApp(App[int]):
         if type(self.screen) is screen_cls:
             return
         self.push_screen(screen_cls())
+
+    def action_help(self) -> None:
+        """F1: help over the current screen (its keys, what to do there); Esc closes it."""
+        from tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(self.screen))
 
     # ------------------------------------------------------------------ core workers
     def on_core_requested(self, message: CoreRequested) -> None:

@@ -36,6 +36,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "bind.close_shift": ("Закрыть смену", "Close shift"),
     "bind.sign_out": ("Выйти", "Sign out"),
     "bind.total": ("Сумма чека", "Cheque total"),
+    "bind.close": ("Закрыть", "Close"),
     # ------------------------------------------------------------------ status bar
     "status.online": ("На связи", "Online"),
     "status.offline": ("НЕТ СВЯЗИ", "OFFLINE"),
@@ -158,6 +159,88 @@ STRINGS: dict[str, tuple[str, str]] = {
     "how.phone": ("телефон", "phone"),
     "how.scan_code": ("скан карты", "card scan"),
     "how.scan_token": ("QR приложения", "app QR"),
+    # ------------------------------------------------------------------ help (F1)
+    # One key per line of help; a screen lists its keys in ``HELP_LINES`` (tui/screens/help.py).
+    # Keep each line under 70 characters: the help box is 76 wide at 80 columns.
+    "help.close": ("Esc или F1 — закрыть", "Esc or F1 - close"),
+    "help.general.1": ("Отсканируйте или введите данные, затем Enter", "Scan or type, then Enter"),
+    "help.general.2": ("Esc — назад", "Esc - back"),
+    "help.signin.1": (
+        "Выберите себя в списке (стрелки ↑↓) и нажмите Enter",
+        "Pick your name (Up/Down arrows) and press Enter",
+    ),
+    "help.signin.2": (
+        "Введите PIN и нажмите Enter: откроется смена",
+        "Type your PIN and press Enter: your shift opens",
+    ),
+    "help.signin.3": (
+        "Цифра в списке сразу начинает PIN; Esc — стереть PIN",
+        "A digit on the list starts the PIN; Esc - clear the PIN",
+    ),
+    "help.checkout.1": (
+        "Отсканируйте QR или карту участника, или введите телефон/код, Enter",
+        "Scan the member's QR or card, or type the phone or code, Enter",
+    ),
+    "help.checkout.2": (
+        "Товары: артикул [*кол-во] или =сумма чека, Enter",
+        "Goods: SKU [*qty] or =cheque total, Enter",
+    ),
+    "help.checkout.3": (
+        "Enter на пустой строке — принять, ещё Enter — провести чек",
+        "Enter on an empty line - accept, Enter again - commit",
+    ),
+    "help.checkout.4": (
+        "F6 — списать все баллы/ничего, -N — списать N; F7 — купон",
+        "F6 - spend all points/none, -N - spend N; F7 - coupon",
+    ),
+    "help.checkout.5": (
+        "F8 — новый чек; Esc — шаг назад или убрать покупателя",
+        "F8 - new cheque; Esc - step back or clear the member",
+    ),
+    "help.refund.1": (
+        "Введите номер чека или отсканируйте слип или карту, Enter",
+        "Type the cheque number or scan the slip or card, Enter",
+    ),
+    "help.refund.2": (
+        "Строки: 2 (всю), 2*1 (одну шт.), * (всё), -2 (убрать)",
+        "Lines: 2 (all of it), 2*1 (one unit), * (everything), -2 (drop)",
+    ),
+    "help.refund.3": ("F12 — провести возврат; Esc — назад", "F12 - refund; Esc - back"),
+    "help.lookup.1": (
+        "Введите телефон, номер участника или часть имени, Enter",
+        "Type the phone, member code or part of the name, Enter",
+    ),
+    "help.lookup.2": (
+        "Или отсканируйте карту; Esc — назад к продаже",
+        "Or scan the card; Esc - back to checkout",
+    ),
+    "help.register.1": (
+        "Телефон, имя, день рождения (необяз.); Tab — следующее поле",
+        "Phone, first name, birthday (optional); Tab - next field",
+    ),
+    "help.register.2": (
+        "Прочитайте согласия покупателю, Пробел — отметить",
+        "Read the consents to the customer, Space ticks a box",
+    ),
+    "help.register.3": ("F12 — зарегистрировать; Esc — назад", "F12 - register; Esc - back"),
+    "help.shift.1": ("P — напечатать X-отчёт", "P - print the X-report"),
+    "help.shift.2": (
+        "F12 — закрыть смену (Enter — да, Esc — нет)",
+        "F12 - close the shift (Enter - yes, Esc - no)",
+    ),
+    "help.sync.1": ("F5 — связаться с бэк-офисом сейчас", "F5 - sync with the back office now"),
+    "help.sync.2": (
+        "Карантин не держит очередь: его разбирает старший",
+        "Quarantine never blocks the queue: a supervisor sorts it out",
+    ),
+    "help.training.1": (
+        "Enter или F9 — включить/выключить учебный режим",
+        "Enter or F9 - training mode on/off",
+    ),
+    "help.training.2": (
+        "В учебном режиме ничего не уходит в программу",
+        "In training mode nothing reaches the programme",
+    ),
     # ------------------------------------------------------------------ errors, misc
     "err.title": ("Ошибка", "Error"),
     "err.unexpected": ("Непредвиденная ошибка: {m}", "Unexpected error: {m}"),

@@ -32,6 +32,10 @@ class KassaScreen(Screen[Any]):
         Binding("escape", "back", "bind.back", id="back"),
     ]
 
+    HELP_LINES: ClassVar[tuple[str, ...]] = ()
+    """i18n keys of the lines F1 help shows above this screen's keys (what to do here);
+    empty: a general text (``tui.screens.help``)."""
+
     _say_again: tuple[Callable[[], str], bool] | None = None
     """How to write the message line again in another language (``say_t``, refusals)."""
 

@@ -114,6 +114,13 @@ def coupon_label(lang: str, kind: str, value: int) -> str:
 
 
 class CheckoutScreen(KassaScreen):
+    HELP_LINES: ClassVar[tuple[str, ...]] = (
+        "help.checkout.1",
+        "help.checkout.2",
+        "help.checkout.3",
+        "help.checkout.4",
+        "help.checkout.5",
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "bind.back", id="clear_member"),
         Binding("f6", "toggle_redeem", "bind.redeem_toggle", id="redeem_toggle"),

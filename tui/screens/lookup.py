@@ -108,6 +108,7 @@ class LookupScreen(KassaScreen):
     #lookup-matches { height: auto; max-height: 10; border: none; }
     #lookup-history { height: 1fr; }
     """
+    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.lookup.1", "help.lookup.2")
     BINDINGS: ClassVar[list[BindingType]] = []
 
     def __init__(self) -> None:

@@ -210,6 +210,7 @@ class RefundScreen(KassaScreen):
     #refund-box { height: 1fr; }
     #refund-cheques { height: auto; max-height: 12; border: none; }
     """
+    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.refund.1", "help.refund.2", "help.refund.3")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f12", "confirm", "bind.refund_confirm", id="refund_confirm"),
     ]

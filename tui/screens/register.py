@@ -139,6 +139,11 @@ class RegisterScreen(KassaScreen):
     #register-result { width: 1fr; }
     #register-qr { width: auto; }
     """
+    HELP_LINES: ClassVar[tuple[str, ...]] = (
+        "help.register.1",
+        "help.register.2",
+        "help.register.3",
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f12", "submit", "bind.register_submit", id="register_submit"),
     ]

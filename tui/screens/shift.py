@@ -60,6 +60,7 @@ def report_table(report: XReport, lang: str) -> Table:
 
 
 class ShiftScreen(KassaScreen):
+    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.shift.1", "help.shift.2")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "bind.back", id="back"),
         Binding("p", "print", "bind.print", id="print_x_report"),

@@ -23,6 +23,7 @@ from tui.screens.base import KassaScreen
 
 
 class SignInScreen(KassaScreen):
+    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.signin.1", "help.signin.2", "help.signin.3")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "clear", "bind.back", show=False),
     ]

@@ -116,6 +116,7 @@ class SyncScreen(KassaScreen):
     DEFAULT_CSS = """
     #sync-box { height: 1fr; }
     """
+    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.sync.1", "help.sync.2")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f5", "sync_now", "bind.sync_now", id="sync_now"),
     ]

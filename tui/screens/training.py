@@ -136,6 +136,7 @@ class TrainingScreen(KassaScreen):
     DEFAULT_CSS = """
     #training-box { height: 1fr; }
     """
+    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.training.1", "help.training.2")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "switch", "bind.training_toggle", id="training_toggle"),
         Binding("f9", "switch", "bind.training_toggle", id="training_toggle_f9", show=False),
