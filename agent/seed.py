@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import functools
 import random
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from hashlib import sha256
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from agent import codec, engine
 from agent.identify import MEMBER_CODE_LENGTH, damm_check_digit, make_member_code
 from agent.model import MemberState, PointLot
 from agent.rules import Programme, load_programme_text
-from agent.store import Store
+from agent.store import MEMBER_LOAD_COLUMNS, Store
 
 FIRST_NAMES = (
     "Анна",
@@ -115,10 +117,43 @@ def _templates(rules: Programme, now: datetime, rng: random.Random) -> list[str]
 
 
 def member_rows(
-    n: int, rules: Programme, hash_key: bytes, now: datetime, seed: int = 7
+    n: int, rules: Programme, hash_key: bytes, now: datetime, seed: int = 7, *, start: int = 0
 ) -> Iterator[tuple[Any, ...]]:
-    """Rows for ``Store.bulk_load_members``, in ``MEMBER_LOAD_COLUMNS`` order."""
-    return _rows(_plan(rules, hash_key, now, seed), 0, n)
+    """Rows ``start`` to ``n - 1`` of the demo base, for ``Store.bulk_load_members``, in
+    ``MEMBER_LOAD_COLUMNS`` order. Row i is the same whatever range it is made in."""
+    return _rows(_plan(rules, hash_key, now, seed), start, n)
+
+
+def write_member_rows(
+    path: Path,
+    start: int,
+    stop: int,
+    rules: Programme,
+    hash_key: bytes,
+    now: datetime,
+    seed: int = 7,
+) -> int:
+    """Rows ``start`` to ``stop - 1`` of the demo base into a new scratch SQLite file at
+    ``path`` (table ``members``, ``MEMBER_LOAD_COLUMNS``, no index, no journal, no fsync:
+    it is read once by ``Store.bulk_load_members(side_files=...)`` and deleted, and the
+    durability is that load's). Made in a second process while the first loads its own
+    part, so a big demo base is built on two cores. Returns the number of rows."""
+    cols = ", ".join(MEMBER_LOAD_COLUMNS)
+    marks = ", ".join("?" * len(MEMBER_LOAD_COLUMNS))
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute(f"CREATE TABLE members({cols})")
+        conn.execute("BEGIN")
+        conn.executemany(
+            f"INSERT INTO members({cols}) VALUES ({marks})",
+            _rows(_plan(rules, hash_key, now, seed), start, stop),
+        )
+        conn.execute("COMMIT")
+        return int(conn.execute("SELECT count(*) FROM members").fetchone()[0])
+    finally:
+        conn.close()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -498,11 +498,23 @@ class Store:
             self._db = sqlite_utils.Database(self.conn)
         return self._db
 
-    def bulk_load_members(self, rows: Any, *, batch: int = 50_000) -> int:
+    def bulk_load_members(
+        self,
+        rows: Any,
+        *,
+        batch: int = 50_000,
+        side_files: Callable[[], Sequence[Path]] | None = None,
+    ) -> int:
         """Load many member rows fast: one transaction, indexes dropped during the load.
 
         ``rows`` yields tuples in the column order of ``MEMBER_LOAD_COLUMNS``. Returns the
         number of rows. Used by the demo seed and the first snapshot of a big member base.
+
+        ``side_files``, called once ``rows`` is exhausted, gives SQLite files whose
+        ``members`` table (``MEMBER_LOAD_COLUMNS``) holds more rows, made meanwhile by
+        another process (``agent.seed.write_member_rows``); they are copied in, in the same
+        transaction, before the indexes are built. A side file that cannot be read fails
+        the whole load, which then writes nothing.
 
         For the load only, the store uses a rollback journal instead of the WAL (a million
         rows would otherwise be written twice, to the log and again by the checkpoint, and
@@ -516,6 +528,7 @@ class Store:
         marks = ", ".join("?" * len(MEMBER_LOAD_COLUMNS))
         sql = f"INSERT INTO members({cols}) VALUES ({marks})"
         count = 0
+        attached: list[str] = []
         with self._mutex:
             self.checkpointer.stop()  # its connection would keep the WAL in use
             cache = self.conn.execute("PRAGMA cache_size").fetchone()[0]
@@ -530,8 +543,18 @@ class Store:
                     while chunk := list(itertools.islice(source, batch)):
                         conn.executemany(sql, chunk)
                         count += len(chunk)
+                    for i, side in enumerate(side_files() if side_files is not None else ()):
+                        # ATTACH is allowed inside the transaction, DETACH only after it.
+                        conn.execute(f"ATTACH DATABASE ? AS side{i}", (str(side),))
+                        attached.append(f"side{i}")
+                        count += conn.execute(
+                            f"INSERT INTO members({cols}) SELECT {cols} FROM side{i}.members"
+                        ).rowcount
                     _member_indexes(conn)
             finally:
+                for name in attached:
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        self.conn.execute(f"DETACH DATABASE {name}")
                 self.conn.execute(f"PRAGMA cache_size={int(cache)}")
                 mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if str(mode).lower() != "wal":

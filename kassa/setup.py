@@ -10,17 +10,24 @@ phone-hash key.
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import os
+import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.rules import load_programme
-from agent.seed import demo_programme, member_rows, seed_catalog
+from agent.rules import Programme, load_programme
+from agent.seed import demo_programme, member_rows, seed_catalog, write_member_rows
 from agent.service import Agent
 from agent.store import Store
 from agent.tokens import generate_programme_keys
+
+log = logging.getLogger("kassa.setup")
 
 
 def keys_path(store_path: Path) -> Path:
@@ -69,8 +76,8 @@ def init_store(
             assert keys is not None
             seed_catalog(store)
             now = datetime.now(UTC)
-            loaded = store.bulk_load_members(
-                member_rows(members, programme, bytes.fromhex(keys["phone_hash_key"]), now)
+            loaded = _load_demo_members(
+                store, members, programme, bytes.fromhex(keys["phone_hash_key"]), now
             )
             # No contact is recorded: this till was never enrolled and never heard from a
             # back office, so it is offline (offline spending bounds apply) until
@@ -84,3 +91,58 @@ def init_store(
             "keys": str(keys_path(path)) if demo else None,
             "seconds": round(time.perf_counter() - started, 2),
         }
+
+
+PARALLEL_FROM = 100_000
+"""Demo bases from this size are built on two processes (``_load_demo_members``)."""
+SIDE_SHARE = 0.55
+"""The second process's share of the rows: it writes a scratch file without an index, a
+little cheaper per row than the store's own insert, and the store then copies them in."""
+
+
+def _load_demo_members(
+    store: Store, n: int, programme: Programme, hash_key: bytes, now: datetime
+) -> int:
+    """The demo member base, in one transaction (``Store.bulk_load_members``).
+
+    From ``PARALLEL_FROM`` members on a machine with two or more cores (and not in a frozen
+    Windows build, where a second interpreter is not at hand), a second process makes the
+    last ``SIDE_SHARE`` of the rows into a scratch SQLite file while this one loads the
+    first part; the store copies the file in before building the indexes. Row i is the
+    same either way (``agent.seed`` derives it from i). If the second process fails, this
+    one makes its rows instead, so the result never depends on it. 1,000,000 members:
+    see bench/README.md (checkout.py ``build_s``).
+    """
+    parallel = (
+        n >= PARALLEL_FROM and (os.cpu_count() or 1) >= 2 and not getattr(sys, "frozen", False)
+    )
+    if not parallel:
+        return store.bulk_load_members(member_rows(n, programme, hash_key, now))
+    split = n - int(n * SIDE_SHARE)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{store.path.name}.seed-", suffix=".tmp", dir=store.path.parent
+    )
+    os.close(fd)
+    side = Path(name)
+    side.unlink()  # the worker creates it as a database
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        job = pool.submit(write_member_rows, side, split, n, programme, hash_key, now)
+
+        def side_files() -> list[Path]:
+            try:
+                job.result()
+            except Exception:
+                log.warning(
+                    "demo seed: the second process failed; making its rows here", exc_info=True
+                )
+                side.unlink(missing_ok=True)
+                write_member_rows(side, split, n, programme, hash_key, now)
+            return [side]
+
+        return store.bulk_load_members(
+            member_rows(split, programme, hash_key, now), side_files=side_files
+        )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        side.unlink(missing_ok=True)

@@ -72,3 +72,56 @@ def test_a_failed_bulk_load_writes_nothing_and_restores_wal(tmp_path):
         assert {"members_code", "members_phone"} <= names
     finally:
         store.close()
+
+
+def _members(store: Store) -> list[tuple[object, ...]]:
+    cols = ", ".join(MEMBER_LOAD_COLUMNS)
+    return store.conn.execute(f"SELECT {cols} FROM members ORDER BY member_id").fetchall()
+
+
+def _demo_base(path, n, *, parallel_from, monkeypatch):
+    from kassa import setup
+
+    monkeypatch.setattr(setup, "PARALLEL_FROM", parallel_from)
+    store = Store(path)
+    try:
+        loaded = setup._load_demo_members(store, n, demo_programme(), KEY, NOW)
+        return loaded, _members(store), store.quick_check()
+    finally:
+        store.close()
+
+
+def test_a_demo_base_made_on_two_processes_is_row_for_row_the_one_made_on_one(
+    tmp_path, monkeypatch
+):
+    """The second process (a real spawned interpreter) writes the last rows into a scratch
+    file copied in by the load: same rows, indexes in place, no scratch file left."""
+    one = _demo_base(tmp_path / "one.db", 2_500, parallel_from=10**9, monkeypatch=monkeypatch)
+    two = _demo_base(tmp_path / "two.db", 2_500, parallel_from=1, monkeypatch=monkeypatch)
+    assert one[0] == two[0] == 2_500
+    assert len(one[1]) == 2_500 and one[1] == two[1]
+    assert two[2] == "ok"
+    assert [p.name for p in tmp_path.iterdir() if ".seed-" in p.name] == []
+
+
+def test_when_the_second_process_fails_its_rows_are_made_here(tmp_path, monkeypatch):
+    from concurrent.futures import Future
+
+    from kassa import setup
+
+    class BrokenPool:  # the edge: a worker process that dies
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, *args):
+            job: Future[int] = Future()
+            job.set_exception(RuntimeError("worker killed"))
+            return job
+
+        def shutdown(self, **kwargs):
+            pass
+
+    monkeypatch.setattr(setup, "ProcessPoolExecutor", BrokenPool)
+    reference = _demo_base(tmp_path / "a.db", 1_200, parallel_from=10**9, monkeypatch=monkeypatch)
+    fallback = _demo_base(tmp_path / "b.db", 1_200, parallel_from=1, monkeypatch=monkeypatch)
+    assert fallback[0] == 1_200 and fallback[1] == reference[1]
