@@ -416,6 +416,24 @@ class Store:
             if self._checkpoint_every and self._commits % self._checkpoint_every == 0:
                 self.checkpointer.poke()
 
+    @contextlib.contextmanager
+    def side_reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection of its own, for a long read (a scan of the member cache)
+        that must not hold the store's lock while sales are written: WAL lets it read a
+        consistent snapshot beside the writer. Opened for the call and closed after (~1 ms).
+        """
+        conn = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            yield conn
+        finally:
+            conn.close()
+
     def run_if_free(self, fn: Callable[[], T]) -> tuple[bool, T | None]:
         """``(True, fn())`` if no other thread is using the store right now, else
         ``(False, None)`` without waiting and without calling ``fn``.

@@ -83,3 +83,32 @@ def test_names_found_case_insensitively_in_cyrillic(till) -> None:
         history.find_by_name(till.store, "а")
     with pytest.raises(InputError):
         history.find_by_name(till.store, "12")
+
+
+def test_a_name_search_does_not_wait_for_the_store_lock(till) -> None:
+    """The scan reads on a connection of its own: a thread holding the store (a sale being
+    written) does not stop it, and it sees what was committed."""
+    import threading
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with till.store.read():
+            held.set()
+            release.wait(30)
+
+    other = threading.Thread(target=hold)
+    other.start()
+    try:
+        assert held.wait(30)
+        found: list[object] = []
+        search = threading.Thread(
+            target=lambda: found.append(history.find_by_name(till.store, "анна"))
+        )
+        search.start()
+        search.join(10)
+        assert not search.is_alive(), "the name search waited for the store lock"
+        assert found and found[0]
+    finally:
+        release.set()
+        other.join(30)
