@@ -362,3 +362,37 @@ def test_a_nul_in_a_payload_refuses_the_batch_and_names_the_event() -> None:
         parse_push(encode_push("t1", [event(1, "{}"), event(2, '{"note":"a\x00b"}')]))
     assert (refused.value.status, refused.value.code) == (400, "bad_field")
     assert refused.value.details["index"] == 1
+
+
+def test_insert_many_stores_utf8_bytes_as_text(db_url: str) -> None:  # noqa: F811
+    """``Tx.insert_many`` (the events insert of a push): ``Utf8Text`` values land as text
+    on SQLite (CAST) and on PostgreSQL (binary COPY; with a client encoding other than
+    UTF-8, a text COPY that converts them)."""
+    from sync.backoffice.db import UTF8_TEXT, Utf8Text
+
+    urls = [db_url]
+    if db_url.startswith("postgresql"):
+        urls.append(db_url + "?client_encoding=LATIN1")
+    columns = (("id", "int8"), ("body", UTF8_TEXT), ("note", "text"))
+    for url in urls:
+        db = Database.open(url)
+        try:
+            with db.transaction() as tx:
+                tx.execute("CREATE TABLE IF NOT EXISTS t_utf8 (id BIGINT, body TEXT, note TEXT)")
+                tx.execute("DELETE FROM t_utf8")
+                tx.insert_many(
+                    "t_utf8",
+                    columns,
+                    iter(
+                        [(1, Utf8Text('café \\ \t\n"x"'.encode()), "é"), (2, Utf8Text(b""), None)]
+                    ),
+                )
+            with db.reading() as tx:
+                assert tx.all("SELECT id, body, note FROM t_utf8 ORDER BY id") == [
+                    (1, 'café \\ \t\n"x"', "é"),
+                    (2, "", None),
+                ]
+                if db.dialect == "sqlite":
+                    assert tx.all("SELECT DISTINCT typeof(body) FROM t_utf8") == [("text",)]
+        finally:
+            db.close()

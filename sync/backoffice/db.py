@@ -49,6 +49,17 @@ class Utf8Text(bytes):
     __slots__ = ()
 
 
+UTF8_TEXT = "bytea"
+"""``Tx.insert_many``'s type for a TEXT column of ``Utf8Text`` values. On PostgreSQL psycopg
+sends bytes as they are in a binary ``COPY``, and UTF-8 bytes are the binary form of a
+text value when the client encoding is UTF-8 (with another encoding ``insert_many`` uses a
+text ``COPY``, where ``Utf8Text`` converts); on SQLite the value is ``CAST(? AS TEXT)``."""
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
 class _Utf8TextDumper(Dumper):
     oid = psycopg.adapters.types["text"].oid
 
@@ -109,6 +120,28 @@ class Tx:
                         copy.write_row(row)
         else:
             self._raw.executemany(sql, rows)
+
+    def insert_many(
+        self, table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """``INSERT INTO table(columns) VALUES (?, ...)`` for each row. ``columns`` pairs
+        each name with the type its values are sent as on PostgreSQL, where the rows go in
+        one binary ``COPY``: nothing is escaped here or parsed back by the server (for a
+        pushed batch, a text ``COPY`` cost ~20 us more per event). A column of ``Utf8Text``
+        values is declared ``UTF8_TEXT``. SQLite: ``executemany``."""
+        names = ", ".join(c for c, _ in columns)
+        if self.dialect != "postgresql":
+            values = ",".join("CAST(? AS TEXT)" if t == UTF8_TEXT else "?" for _, t in columns)
+            self._raw.executemany(f"INSERT INTO {table}({names}) VALUES ({values})", rows)
+            return
+        if self._raw.info.encoding != "utf-8":
+            self.executemany(f"INSERT INTO {table}({names}) VALUES ({_marks(len(columns))})", rows)
+            return
+        sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+        with self._raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types([t for _, t in columns])
+            for row in rows:
+                copy.write_row(row)
 
     def update_many(
         self, table: str, key: str, columns: Sequence[tuple[str, str]], rows: Sequence[Any]

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from sync.backoffice import project
 from sync.backoffice.batch import FLAG_INSERT, chunks, flag_row, marks, storable
 from sync.backoffice.checks import Rejected, check_envelope, is_db_outage
-from sync.backoffice.db import Tx, Utf8Text
+from sync.backoffice.db import UTF8_TEXT, Tx, Utf8Text
 from sync.protocol import EventResult, WireEvent
 
 if TYPE_CHECKING:
@@ -56,16 +56,23 @@ INLINE_MAX_EVENTS = 50
 """A push of at most this many new events, with no other accepted events waiting, is
 projected before the answer (the till at the counter gets its verdicts at once)."""
 
-_EVENT_COLUMNS = (
-    "INSERT INTO events(event_id, terminal_id, epoch, seq, type, schema_version, "
-    "payload_hash, payload, created_at, received_at, status, code, message, pos) "
+_EVENT_COLUMNS = (  # the events row of an accepted (or refused) event; PostgreSQL types
+    ("event_id", "text"),
+    ("terminal_id", "text"),
+    ("epoch", "text"),
+    ("seq", "int8"),
+    ("type", "text"),
+    ("schema_version", "int4"),
+    ("payload_hash", "text"),
+    ("payload", UTF8_TEXT),  # the UTF-8 bytes the hash was checked on (``db.Utf8Text``)
+    ("created_at", "text"),
+    ("received_at", "text"),
+    ("status", "text"),
+    ("code", "text"),
+    ("message", "text"),
+    ("pos", "int8"),
 )
-# The payload goes as its UTF-8 bytes (``db.Utf8Text``): PostgreSQL takes them as text (a
-# plain insert: ``COPY``), SQLite binds bytes as a BLOB and the CAST makes them text again.
-_EVENT_INSERT = {
-    "postgresql": _EVENT_COLUMNS + "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    "sqlite": _EVENT_COLUMNS + "VALUES (?,?,?,?,?,?,?,CAST(? AS TEXT),?,?,?,?,?,?)",
-}
+_NO_PAYLOAD = Utf8Text(b"")  # a refused event's row keeps no payload
 
 
 def push(
@@ -78,7 +85,7 @@ def push(
         accept.prepare(events)
         # The rows are checked and made while the database takes them (on PostgreSQL a
         # COPY: the server stores one part of the batch while Python checks the next).
-        tx.executemany(_EVENT_INSERT[tx.dialect], accept.rows(events, results))
+        tx.insert_many("events", _EVENT_COLUMNS, accept.rows(events, results))
         accept.finish_positions()
         gaps = accept.track_seq(events)  # after the insert: the gap query reads the rows
         if skew is not None and abs(skew) > CLOCK_SKEW_FLAG_SECONDS:
@@ -168,9 +175,10 @@ class _Acceptance:
                 check_envelope(ev)
                 status, code, message = "accepted", None, None
                 raw = ev.payload_utf8
-                payload = Utf8Text(raw) if raw is not None else ev.payload
+                payload = Utf8Text(raw if raw is not None else ev.payload.encode("utf-8"))
             except Rejected as e:
-                status, code, message, payload = "rejected", e.code, storable(e.message), ""
+                status, code, message = "rejected", e.code, storable(e.message)
+                payload = _NO_PAYLOAD
             self.pos += 1
             known[ev.event_id] = (ev.payload_hash, status, code)
             self.new_ids.add(ev.event_id)
