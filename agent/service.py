@@ -63,7 +63,7 @@ from agent.tokens import (
 SCHEMA_VERSION = 1
 
 # The counters the offline policy and the journal read (``Agent._STATUS_SQL``), and where
-# they and the stored request hash stand in a row of ``Agent._COMMIT_READ_SQL`` (after the
+# they and the stored request hash stand in a row of ``Agent._CHEQUE_READ_SQL`` (after the
 # 11 member columns, the held points and the active-hold flag).
 _STATUS_NAMES = ("last_contact", "acked_events", "offline_consecutive", "offline_spent", "last_seq")
 _STATUS_AT = 13
@@ -377,12 +377,13 @@ class Agent:
         "UNION ALL SELECT 'last_seq', value FROM meta WHERE key = 'last_seq'"
     )
 
-    # A commit's reads in its transaction, in one statement that always gives one row: the
+    # A cheque's reads (the quote's, and the commit's in its transaction), in one statement
+    # that always gives one row: the
     # member's row (NULLs when unknown), the points other cheques hold, whether this
     # receipt has an active hold, the counters of ``_STATUS_SQL`` (in ``_STATUS_NAMES``
     # order) and the request hash if the receipt is already committed. Parameters: member
     # id, ``holds.stamp(now)``, the receipt id three times, the member id.
-    _COMMIT_READ_SQL = (
+    _CHEQUE_READ_SQL = (
         f"SELECT {_CARD_COLS}, ({holds.HELD_SQL}), EXISTS(SELECT 1 FROM holds "
         "WHERE receipt_id = ? AND status = 'active'), "
         + ", ".join(
@@ -489,13 +490,35 @@ class Agent:
     def quote(self, req: CheckoutRequest) -> Quote:
         """Score a cheque without writing anything (what the cashier sees before confirming)."""
         now = self.clock.now()
-        row = self._member_row("member_id = ?", req.member_id)
+        with self.store.read() as conn:
+            # The commit's read, one consistent snapshot in one statement: the member's
+            # row, the points other cheques hold and the offline counters.
+            read = self._cheque_read(conn, req, now)
+            status = self._status(
+                conn, now, values=dict(zip(_STATUS_NAMES, read[_STATUS_AT:], strict=False))
+            )[0]
+        row: tuple[Any, ...] | None = read
+        held: int | None = int(read[11] or 0)
+        if read[0] is None or read[10]:  # unknown, or merged into another: the survivor
+            row = self._member_row("member_id = ?", req.member_id)
+            held = None
         if row is None:
             raise NotFoundError(
                 f"member {req.member_id} not found", "участник не найден", member_id=req.member_id
             )
         state = self._state(row[4])
-        return self._quote(req, row, state, now, self.offline_status())
+        return self._quote(req, row, state, now, status, held)
+
+    def _cheque_read(
+        self, conn: sqlite3.Connection, req: CheckoutRequest, now: datetime
+    ) -> tuple[Any, ...]:
+        """The row of ``_CHEQUE_READ_SQL`` for ``req`` (always one row)."""
+        receipt_id = req.cart.receipt_id
+        row: tuple[Any, ...] = conn.execute(
+            self._CHEQUE_READ_SQL,
+            (req.member_id, holds.stamp(now), receipt_id, receipt_id, receipt_id, req.member_id),
+        ).fetchone()
+        return row
 
     def _quote(
         self,
@@ -563,17 +586,7 @@ class Agent:
             # whether this receipt has an active hold; consuming this receipt's own hold
             # below does not change the points the others hold.
             receipt_id = req.cart.receipt_id
-            row = conn.execute(
-                self._COMMIT_READ_SQL,
-                (
-                    req.member_id,
-                    holds.stamp(now),
-                    receipt_id,
-                    receipt_id,
-                    receipt_id,
-                    req.member_id,
-                ),
-            ).fetchone()
+            row = self._cheque_read(conn, req, now)
             if row[_STORED_HASH] is not None:
                 stored = self._stored_commit(receipt_id, request_hash)
                 if stored is not None:

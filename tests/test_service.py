@@ -367,3 +367,19 @@ def test_a_repeated_receipt_is_answered_under_the_write_lock_and_writes_nothing(
     assert locks == [False, False]  # each answered inside a write transaction of its own
     assert store.one("SELECT value FROM meta WHERE key = 'last_seq'") == before
     assert till.count("outbox") == 1 and till.count("purchases") == 1
+
+
+def test_a_quote_for_a_merged_member_is_the_survivors_and_an_unknown_one_is_refused(till):
+    """The quote reads member, holds and counters in one statement; a member the back
+    office merged into another still leads to the survivor (as identify does)."""
+    merged, survivor = "m00000002", f"m{RICH:08d}"
+    with till.store.write() as conn:
+        conn.execute("UPDATE members SET merged_into = ? WHERE member_id = ?", (survivor, merged))
+    cart = make_cart("R-M", ("DR-1001", 1))
+    via_merged = till.agent.quote(CheckoutRequest(merged, cart, "max"))
+    direct = till.agent.quote(CheckoutRequest(survivor, cart, "max"))
+    assert via_merged.member_id == direct.member_id == survivor
+    assert via_merged.balance_before == direct.balance_before > 0
+    assert via_merged.redeem_points == direct.redeem_points > 0
+    with pytest.raises(NotFoundError):
+        till.agent.quote(CheckoutRequest("nobody", cart, 0))
