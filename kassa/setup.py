@@ -16,7 +16,6 @@ import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -125,24 +124,27 @@ def _load_demo_members(
     os.close(fd)
     side = Path(name)
     side.unlink()  # the worker creates it as a database
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    # A pool of one spawned process (no fork: the store's connection and lock must not be
+    # shared); leaving the ``with`` terminates it, so an error or Ctrl-C here does not wait
+    # for the worker to finish its rows.
     try:
-        job = pool.submit(write_member_rows, side, split, n, programme, hash_key, now)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            job = pool.apply_async(write_member_rows, (side, split, n, programme, hash_key, now))
 
-        def side_files() -> list[Path]:
-            try:
-                job.result()
-            except Exception:
-                log.warning(
-                    "demo seed: the second process failed; making its rows here", exc_info=True
-                )
-                side.unlink(missing_ok=True)
-                write_member_rows(side, split, n, programme, hash_key, now)
-            return [side]
+            def side_files() -> list[Path]:
+                try:
+                    job.get()
+                except Exception:
+                    log.warning(
+                        "demo seed: the second process failed; making its rows here",
+                        exc_info=True,
+                    )
+                    side.unlink(missing_ok=True)
+                    write_member_rows(side, split, n, programme, hash_key, now)
+                return [side]
 
-        return store.bulk_load_members(
-            member_rows(split, programme, hash_key, now), side_files=side_files
-        )
+            return store.bulk_load_members(
+                member_rows(split, programme, hash_key, now), side_files=side_files
+            )
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         side.unlink(missing_ok=True)

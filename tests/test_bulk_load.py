@@ -105,23 +105,28 @@ def test_a_demo_base_made_on_two_processes_is_row_for_row_the_one_made_on_one(
 
 
 def test_when_the_second_process_fails_its_rows_are_made_here(tmp_path, monkeypatch):
-    from concurrent.futures import Future
-
     from kassa import setup
 
-    class BrokenPool:  # the edge: a worker process that dies
-        def __init__(self, *args, **kwargs):
-            pass
+    class DeadWorker:  # the edge: the worker process dies before giving its rows
+        def get(self):
+            raise RuntimeError("worker killed")
 
-        def submit(self, *args):
-            job: Future[int] = Future()
-            job.set_exception(RuntimeError("worker killed"))
-            return job
+    class BrokenPool:
+        def __enter__(self):
+            return self
 
-        def shutdown(self, **kwargs):
-            pass
+        def __exit__(self, *exc):
+            return None
 
-    monkeypatch.setattr(setup, "ProcessPoolExecutor", BrokenPool)
+        def apply_async(self, fn, args):
+            return DeadWorker()
+
+    class Context:
+        def Pool(self, processes):  # noqa: N802 - multiprocessing's name
+            return BrokenPool()
+
     reference = _demo_base(tmp_path / "a.db", 1_200, parallel_from=10**9, monkeypatch=monkeypatch)
+    monkeypatch.setattr(setup.multiprocessing, "get_context", lambda method: Context())
     fallback = _demo_base(tmp_path / "b.db", 1_200, parallel_from=1, monkeypatch=monkeypatch)
     assert fallback[0] == 1_200 and fallback[1] == reference[1]
+    assert [p.name for p in tmp_path.iterdir() if ".seed-" in p.name] == []
