@@ -132,11 +132,14 @@ class _Acceptance:
         """The batch's event ids already in the ledger: payload hash, status, code."""
         out: dict[str, tuple[str, str, str | None]] = {}
         ids = [e.event_id for e in events]
-        if self.tx.dialect == "postgresql":  # one array parameter: one plan, one round trip
+        if self.tx.dialect == "postgresql":
+            # One parameter (one plan, one round trip): the ids as one comma-separated text,
+            # split by the server. They are 32 hex digits (``parse_push`` checked each), and
+            # psycopg would quote each element of a text array with a regex (~2 us an id).
             rows = self.tx.all(
                 "SELECT event_id, payload_hash, status, code FROM events "
-                "WHERE event_id = ANY(?::text[])",
-                (ids,),
+                "WHERE event_id = ANY(string_to_array(?, ','))",
+                (",".join(ids),),
             )
         else:
             rows = [
