@@ -26,10 +26,16 @@ _RAND_A = (1 << 12) - 1
 _RAND_B = (1 << 62) - 1
 
 
-def time_ordered_id() -> str:
-    """A new UUID version 7 as 32 lowercase hex digits (no dashes)."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits; 74 used
+def time_ordered_id(ms: int | None = None, rand: int | None = None) -> str:
+    """A new UUID version 7 as 32 lowercase hex digits (no dashes).
+
+    ``ms``: Unix time in milliseconds (default: now); ``rand``: the random bits (default:
+    from the OS; the low 74 are used). Given both, the id is a pure function of them (the
+    benches make ids for past events from a seeded generator)."""
+    if ms is None:
+        ms = time.time_ns() // 1_000_000
+    if rand is None:
+        rand = int.from_bytes(os.urandom(10), "big")  # 80 bits; 74 used
     value = (
         (ms & 0xFFFF_FFFF_FFFF) << 80
         | _VERSION_7

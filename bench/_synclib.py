@@ -366,14 +366,12 @@ STATE_TEMPLATES = 48  # agent.seed makes member i's state from template i % 48
 
 
 def time_ordered_id(rng: random.Random, at: datetime) -> str:
-    """A UUID version 7 as 32 hex digits, as ``agent.ids.time_ordered_id`` makes them at a
-    real till (48-bit Unix milliseconds, version 7, 74 random bits, RFC 9562 variant), but
-    from the event's own time ``at`` and the bench's seeded ``rng``: the clones' ids sort
-    as their ``created_at`` does, like the ids of a till's real sales."""
-    ms = int(at.timestamp() * 1000) & 0xFFFF_FFFF_FFFF
-    rand = rng.getrandbits(74)
-    value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
-    return f"{value:032x}"
+    """An id as ``agent.ids.time_ordered_id`` makes it at a real till, but from the event's
+    own time ``at`` and the bench's seeded ``rng``: the clones' ids sort as their
+    ``created_at`` does, like the ids of a till's real sales."""
+    from agent.ids import time_ordered_id as made_at_till
+
+    return made_at_till(int(at.timestamp() * 1000), rng.getrandbits(74))
 
 
 def _canonical(obj: Any) -> str:

@@ -35,3 +35,13 @@ def test_ids_of_later_milliseconds_sort_after_earlier_ones() -> None:
 def test_ids_made_in_one_millisecond_still_differ() -> None:
     ids = [time_ordered_id() for _ in range(20_000)]
     assert len(set(ids)) == len(ids)
+
+
+def test_an_id_from_given_time_and_bits_is_a_pure_function_of_them() -> None:
+    ms, bits = 1_764_547_200_000, (1 << 74) - 12345
+    text = time_ordered_id(ms, bits)
+    assert text == time_ordered_id(ms, bits)
+    value = uuid.UUID(text)
+    assert value.version == 7 and value.int >> 80 == ms
+    assert value.int & ((1 << 62) - 1) == bits & ((1 << 62) - 1)
+    assert (value.int >> 64) & 0xFFF == (bits >> 62) & 0xFFF
