@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,3 +93,23 @@ def till(tmp_path: Path, clock: FakeClock) -> Iterator[Till]:
     t = Till(tmp_path / "till.db", clock)
     yield t
     t.store.close()
+
+
+@contextlib.contextmanager
+def store_busy(store: Store) -> Iterator[None]:
+    """Another thread holds ``store`` (as a sale being written would) until the block ends."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.read():
+            held.set()
+            release.wait(30)
+
+    other = threading.Thread(target=hold)
+    other.start()
+    try:
+        assert held.wait(30)
+        yield
+    finally:
+        release.set()
+        other.join(30)

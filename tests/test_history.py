@@ -4,7 +4,7 @@ nothing; a cheque's lines and what is left; a member's history newest first; nam
 from __future__ import annotations
 
 import pytest
-from conftest import make_cart
+from conftest import make_cart, store_busy
 
 from agent import history
 from agent.errors import InputError, NotFoundError, RefundError
@@ -90,17 +90,7 @@ def test_a_name_search_does_not_wait_for_the_store_lock(till) -> None:
     written) does not stop it, and it sees what was committed."""
     import threading
 
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with till.store.read():
-            held.set()
-            release.wait(30)
-
-    other = threading.Thread(target=hold)
-    other.start()
-    try:
-        assert held.wait(30)
+    with store_busy(till.store):
         found: list[object] = []
         search = threading.Thread(
             target=lambda: found.append(history.find_by_name(till.store, "анна"))
@@ -109,6 +99,3 @@ def test_a_name_search_does_not_wait_for_the_store_lock(till) -> None:
         search.join(10)
         assert not search.is_alive(), "the name search waited for the store lock"
         assert found and found[0]
-    finally:
-        release.set()
-        other.join(30)

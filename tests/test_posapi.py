@@ -17,7 +17,7 @@ from agent.identify import make_member_code
 from agent.service import Agent
 from agent.store import Store
 from kassa.posapi import create_app, openapi
-from tests.conftest import Till
+from tests.conftest import Till, store_busy
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -531,25 +531,10 @@ def test_schema_valid_requests_are_accepted(api, till):
 def test_run_if_free_runs_in_place_only_when_no_other_thread_holds_the_store(till):
     """What the API's event loop relies on: a free store runs the call at once; a store
     another thread is using answers (False, None) at once and the call is not made."""
-    import threading
-
     calls: list[str] = []
     assert till.store.run_if_free(lambda: calls.append("free") or 7) == (True, 7)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with till.store.read():
-            held.set()
-            release.wait(30)
-
-    other = threading.Thread(target=hold)
-    other.start()
-    try:
-        assert held.wait(30)
+    with store_busy(till.store):
         assert till.store.run_if_free(lambda: calls.append("busy")) == (False, None)
-    finally:
-        release.set()
-        other.join(30)
     assert calls == ["free"]
     # The calling thread's own nesting is fine: the lock is re-entrant.
     with till.store.read():
