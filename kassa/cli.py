@@ -305,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit(e.to_dict())
         sys.stderr.write(f"kassa: {e.title}: {e.message_ru}\n")
         return 3 if isinstance(e, StoreError) else 2
+    except KeyboardInterrupt:  # Ctrl-C: what was being written was rolled back
+        sys.stderr.write("kassa: прервано / interrupted\n")
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

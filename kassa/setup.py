@@ -50,12 +50,39 @@ def init_store(
     store_name: str = "Kassa",
     terminal_id: str | None = None,
 ) -> dict[str, Any]:
-    """Create and initialise a store; returns a summary for the command line."""
+    """Create and initialise a store; returns a summary for the command line.
+
+    All or nothing: if anything fails or the run is interrupted (Ctrl-C), the files this
+    call created are removed, so the same command can simply be run again (a half-made
+    store would otherwise stand in the way: "already exists").
+    """
     if path.exists():
         from agent.errors import ConflictError
 
         raise ConflictError(f"{path} already exists", f"база {path} уже существует", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)  # first run: the data dir may not exist
+    made_keys = demo and not keys_path(path).exists()
+    try:
+        return _init_store(path, demo, members, rules_path, store_name, terminal_id)
+    except BaseException:
+        for leftover in _store_files(path) + ([keys_path(path)] if made_keys else []):
+            leftover.unlink(missing_ok=True)
+        raise
+
+
+def _store_files(path: Path) -> list[Path]:
+    """The store and the files SQLite and the ownership lock keep beside it."""
+    return [path.with_name(path.name + s) for s in ("", "-wal", "-shm", "-journal", ".lock")]
+
+
+def _init_store(
+    path: Path,
+    demo: bool,
+    members: int,
+    rules_path: Path | None,
+    store_name: str,
+    terminal_id: str | None,
+) -> dict[str, Any]:
     keys = make_demo_keys(keys_path(path)) if demo else None
     started = time.perf_counter()
     with Store(path) as store:

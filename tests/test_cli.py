@@ -232,3 +232,27 @@ def test_every_command_and_option_has_help():
         ).stdout
         usage_end = out.index("\n\n")
         assert out[usage_end:].strip().split("\n")[0] not in ("options:", "positional arguments:")
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_init_leaves_nothing_and_can_be_run_again(tmp_path, monkeypatch, failure):
+    """Ctrl-C (or any failure) while the demo members load: the store, its SQLite and lock
+    files and the keys this run made are removed, so running the command again works."""
+    from kassa import cli, setup
+
+    def broken(*args, **kwargs):
+        raise failure("stopped while loading members")
+
+    real = setup._load_demo_members
+    monkeypatch.setattr(setup, "_load_demo_members", broken)
+    db = tmp_path / "data" / "till.db"
+    argv = ["init", "--demo", "--members", "50", "--store", str(db)]
+    if failure is KeyboardInterrupt:
+        assert cli.main(argv) == 130
+    else:
+        with pytest.raises(RuntimeError):
+            cli.main(argv)
+    assert sorted(p.name for p in db.parent.iterdir()) == []
+    monkeypatch.setattr(setup, "_load_demo_members", real)
+    assert cli.main(argv) == 0
+    assert {"till.db", "backoffice-keys.json"} <= {p.name for p in db.parent.iterdir()}
