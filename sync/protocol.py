@@ -76,6 +76,10 @@ class WireEvent:
     # these bytes (encoding a payload with non-ASCII text costs as much as hashing it)
     payload_utf8: bytes | None = field(default=None, compare=False, repr=False)
 
+    def payload_bytes(self) -> bytes:
+        """``payload`` as UTF-8: the parser's bytes when it made them, else encoded now."""
+        return self.payload_utf8 if self.payload_utf8 is not None else self.payload.encode()
+
 
 @dataclass(frozen=True, slots=True)
 class PushRequest:

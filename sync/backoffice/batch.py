@@ -37,7 +37,7 @@ from agent.model import MemberState
 from agent.rules import Programme
 from sync.backoffice import effects
 from sync.backoffice.checks import Rejected, is_db_outage
-from sync.backoffice.db import Tx
+from sync.backoffice.db import Tx, marks
 from sync.backoffice.effects import BatchMember, BatchPurchase
 from sync.protocol import WireEvent
 
@@ -94,10 +94,6 @@ def flag_row(
 
 def chunks(ids: list[str]) -> list[list[str]]:
     return [ids[i : i + IN_CHUNK] for i in range(0, len(ids), IN_CHUNK)]
-
-
-def marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 def storable(message: str | None, limit: int = 500) -> str | None:

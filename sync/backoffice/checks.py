@@ -52,10 +52,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def check_envelope(ev: WireEvent) -> None:
     """The checks an event must pass to be accepted: seq, epoch, type, schema, size, the
     payload's hash and the till's time. The payload itself is read by the projector
@@ -72,8 +68,7 @@ def check_envelope(ev: WireEvent) -> None:
     if len(ev.payload) > MAX_PAYLOAD_BYTES:
         raise Rejected("payload_too_large", f"payload is over {MAX_PAYLOAD_BYTES} bytes")
     # (a SHA-256 hex digest is 64 lowercase hex digits: equal to it is the format check too)
-    raw = ev.payload_utf8 if ev.payload_utf8 is not None else ev.payload.encode("utf-8")
-    if hashlib.sha256(raw).hexdigest() != ev.payload_hash:
+    if hashlib.sha256(ev.payload_bytes()).hexdigest() != ev.payload_hash:
         raise Rejected("hash_mismatch", "payload_hash is not the SHA-256 of payload")
     moment(ev.created_at, "created_at")
 

@@ -56,7 +56,8 @@ text value when the client encoding is UTF-8 (with another encoding ``insert_man
 text ``COPY``, where ``Utf8Text`` converts); on SQLite the value is ``CAST(? AS TEXT)``."""
 
 
-def _marks(n: int) -> str:
+def marks(n: int) -> str:
+    """``?,?,...``: ``n`` placeholders."""
     return ",".join("?" * n)
 
 
@@ -135,7 +136,7 @@ class Tx:
             self._raw.executemany(f"INSERT INTO {table}({names}) VALUES ({values})", rows)
             return
         if self._raw.info.encoding != "utf-8":
-            self.executemany(f"INSERT INTO {table}({names}) VALUES ({_marks(len(columns))})", rows)
+            self.executemany(f"INSERT INTO {table}({names}) VALUES ({marks(len(columns))})", rows)
             return
         sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
         with self._raw.cursor() as cur, cur.copy(sql) as copy:

@@ -40,9 +40,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sync.backoffice import project
-from sync.backoffice.batch import FLAG_INSERT, chunks, flag_row, marks, storable
+from sync.backoffice.batch import FLAG_INSERT, chunks, flag_row, storable
 from sync.backoffice.checks import Rejected, check_envelope, is_db_outage
-from sync.backoffice.db import UTF8_TEXT, Tx, Utf8Text
+from sync.backoffice.db import UTF8_TEXT, Tx, Utf8Text, marks
 from sync.protocol import EventResult, WireEvent
 
 if TYPE_CHECKING:
@@ -177,8 +177,7 @@ class _Acceptance:
             try:
                 check_envelope(ev)
                 status, code, message = "accepted", None, None
-                raw = ev.payload_utf8
-                payload = Utf8Text(raw if raw is not None else ev.payload.encode("utf-8"))
+                payload = Utf8Text(ev.payload_bytes())
             except Rejected as e:
                 status, code, message = "rejected", e.code, storable(e.message)
                 payload = _NO_PAYLOAD

@@ -28,9 +28,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sync.backoffice.batch import FLAG_INSERT, Batch, chunks, marks
+from sync.backoffice.batch import FLAG_INSERT, Batch, chunks
 from sync.backoffice.checks import Rejected, is_db_outage, parse_payload
-from sync.backoffice.db import Tx
+from sync.backoffice.db import Tx, marks
 from sync.backoffice.feed import member_records
 from sync.backoffice.terminal import Terminal
 from sync.backoffice.worker import RoundWorker

@@ -32,7 +32,7 @@ from textual.widgets import Static
 
 from tui.i18n import STRINGS, t
 from tui.messages import Scanned
-from tui.widgets.keybar import _order, key_label
+from tui.widgets.keybar import key_label, key_order
 
 if TYPE_CHECKING:
     from tui.app import KassaApp
@@ -59,7 +59,7 @@ def help_bindings(screen: Screen[Any]) -> list[ActiveBinding]:
         and ab.binding.description
         and (ab.binding.show or ab.binding.description in STRINGS)
     ]
-    return sorted(out, key=lambda ab: _order(ab.binding.key))
+    return sorted(out, key=lambda ab: key_order(ab.binding.key))
 
 
 def help_text(lang: str, lines: Iterable[str], bindings: Iterable[ActiveBinding]) -> Group:

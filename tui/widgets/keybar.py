@@ -40,7 +40,7 @@ class KeyBar(Static):
                 for b in self.screen.active_bindings.values()
                 if b.binding.show and b.enabled
             ),
-            key=lambda b: _order(b.key),
+            key=lambda b: key_order(b.key),
         )
         for binding in bindings:
             if binding.key in seen or not binding.description:
@@ -61,7 +61,7 @@ class KeyBar(Static):
         self.update(text)
 
 
-def _order(key: str) -> tuple[int, str]:
+def key_order(key: str) -> tuple[int, str]:
     """F-keys in number order first, then Esc, then the rest."""
     if key.startswith("f") and key[1:].isdigit():
         return (int(key[1:]), key)
