@@ -56,7 +56,7 @@ INLINE_MAX_EVENTS = 50
 """A push of at most this many new events, with no other accepted events waiting, is
 projected before the answer (the till at the counter gets its verdicts at once)."""
 
-_EVENT_COLUMNS = (  # the events row of an accepted (or refused) event; PostgreSQL types
+EVENT_COLUMNS = (  # the events row of an accepted (or refused) event; PostgreSQL types
     ("event_id", "text"),
     ("terminal_id", "text"),
     ("epoch", "text"),
@@ -85,7 +85,7 @@ def push(
         accept.prepare(events)
         # The rows are checked and made while the database takes them (on PostgreSQL a
         # COPY: the server stores one part of the batch while Python checks the next).
-        tx.insert_many("events", _EVENT_COLUMNS, accept.rows(events, results))
+        tx.insert_many("events", EVENT_COLUMNS, accept.rows(events, results))
         accept.finish_positions()
         gaps = accept.track_seq(events)  # after the insert: the gap query reads the rows
         if skew is not None and abs(skew) > CLOCK_SKEW_FLAG_SECONDS:
