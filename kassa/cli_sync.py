@@ -1,19 +1,88 @@
 """`kassa backoffice ...`, `kassa enroll`, `kassa sync ...`: the sync commands.
 
 Kept apart from ``kassa.cli`` so the till commands do not import the network stack.
+
+Errors follow the CLI's contract (``kassa.cli``): ``{"error", "title", "message_ru",
+"message_en", "details"}`` on stdout, a line on stderr, exit 2 (bad input, not found,
+refused) or 3 (database). One exit code is particular to these commands: 4 when the back
+office cannot be reached (connection refused, timeout, 5xx): nothing is lost, try again
+later (`kassa sync now` keeps every event queued).
+
+Only ``backoffice serve`` and ``backoffice seed`` create a SQLite back office; the other
+``backoffice`` commands need an existing one, so a mistyped ``--db`` is an error instead
+of a new empty back office.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError
+from agent.errors import AgentError, InputError, NotFoundError, StoreError
+
+UNREACHABLE_EXIT = 4
+"""Exit code of an enroll or sync that could not reach the back office (try again)."""
+
+
+class BackofficeNotFound(NotFoundError):
+    """``--db`` names no SQLite back office: no such file, or a file that is not one."""
+
+    code = "backoffice_not_found"
+    title_ru = "Бэк-офис не найден"
+    title_en = "Back office not found"
+
+
+class BackofficeDbError(StoreError):
+    """The back office database could not be opened (PostgreSQL down or refusing, a
+    damaged SQLite file, no permission)."""
+
+    code = "backoffice_db_error"
+    title_ru = "Ошибка базы бэк-офиса"
+    title_en = "Back office database error"
+
+
+class BackofficeRefused(AgentError):
+    """The back office answered and refused (enrollment code used, token revoked...);
+    ``code`` is the back office's own error code when it gave one."""
+
+    code = "backoffice_refused"
+    title_ru = "Бэк-офис отказал"
+    title_en = "Back office refused"
+
+    def __init__(self, code: str | None, message_en: str, message_ru: str, **details: Any):
+        super().__init__(message_en, message_ru, **details)
+        if code:
+            self.code = code
+
+
+class BackofficeUnreachable(AgentError):
+    """No answer from the back office: printed like every error, exit ``UNREACHABLE_EXIT``."""
+
+    code = "backoffice_unreachable"
+    title_ru = "Нет связи с бэк-офисом"
+    title_en = "Back office unreachable"
+
+
+# What a refusal means for the operator, by the back office's error code.
+REFUSALS_RU = {
+    "bad_enroll_code": "код подключения не принят: проверьте его или получите новый "
+    "(kassa backoffice enroll-code)",
+    "enroll_code_used": "код подключения уже использован: получите новый "
+    "(kassa backoffice enroll-code)",
+    "enroll_code_expired": "срок кода подключения истёк: получите новый "
+    "(kassa backoffice enroll-code)",
+    "terminal_exists": "касса с таким идентификатором уже подключена к бэк-офису",
+    "bad_token": "бэк-офис не принял токен кассы (касса отключена?): подключите её заново "
+    "(kassa enroll)",
+    "unauthenticated": "бэк-офис не принял токен кассы: подключите её заново (kassa enroll)",
+}
 
 
 def default_backoffice_db() -> str:
@@ -52,25 +121,108 @@ class Progress:
         sys.stderr.flush()
 
     def done(self) -> None:
-        if self.enabled:
+        """End the bar's line (once, and only if a bar was drawn)."""
+        if self.enabled and self.last:
             sys.stderr.write("\n")
+            self.last = 0.0
 
 
-def _backoffice(args: argparse.Namespace) -> Any:
+def _fail(error: AgentError, exit_code: int) -> int:
+    """Print ``error`` as ``kassa.cli.main`` prints every error, for an exit code of its
+    own (``main`` gives 2 or 3)."""
+    from kassa.cli import _emit as emit_error
+
+    emit_error(error.to_dict())
+    sys.stderr.write(f"kassa: {error.title}: {error.message_ru}\n")
+    return exit_code
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ``--db`` (as ``Database.open`` reads it), None for PostgreSQL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
+    return Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+
+
+def _check_backoffice_file(path: Path) -> None:
+    """Refuse a path that holds no back office, creating nothing: neither the file nor its
+    -wal/-shm (a read-only probe)."""
+    import sqlite3
+
+    hint_en = "create one with `kassa backoffice serve` or `kassa backoffice seed`, or pass --db"
+    hint_ru = "создайте её командой kassa backoffice serve или seed, или укажите --db"
+    if not path.is_file():
+        raise BackofficeNotFound(
+            f"no back office database at {path}: {hint_en}",
+            f"база бэк-офиса {path} не найдена: {hint_ru}",
+            path=str(path),
+        )
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = probe.execute(
+                "SELECT 1 FROM schema_migrations WHERE name = '0001_initial'"
+            ).fetchone()
+        finally:
+            probe.close()
+    except sqlite3.Error:
+        found = None
+    if found is None:
+        raise BackofficeNotFound(
+            f"{path} is not a back office database: {hint_en}",
+            f"{path} не является базой бэк-офиса: {hint_ru}",
+            path=str(path),
+        )
+
+
+@contextlib.contextmanager
+def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[Any]:
+    """The back office of ``--db``, migrated, closed on leaving. ``create``: a missing
+    SQLite file becomes a new back office (serve, seed); otherwise ``BackofficeNotFound``."""
+    import sqlite3
+
+    import psycopg
+
     from sync.backoffice.db import Database
     from sync.backoffice.service import Backoffice
 
-    bo = Backoffice(Database.open(args.db))
-    bo.initialise()
-    return bo
+    path = _sqlite_path(args.db)
+    if path is not None and not create:
+        _check_backoffice_file(path)
+    try:
+        bo = Backoffice(Database.open(args.db))
+        bo.initialise()
+    except (psycopg.OperationalError, sqlite3.DatabaseError) as e:
+        where = str(path) if path is not None else _masked(args.db)
+        raise BackofficeDbError(
+            f"cannot open the back office database {where}: {e}",
+            f"не удалось открыть базу бэк-офиса {where}: {e}",
+            db=where,
+            reason=str(e),
+        ) from None
+    try:
+        yield bo
+    finally:
+        bo.db.close()
+
+
+def _masked(url: str) -> str:
+    """A PostgreSQL URL without its password, for messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from sync.backoffice.app import serve
 
-    bo = _backoffice(args)
-    sys.stderr.write(f"kassa back office on http://{args.host}:{args.port} ({bo.db.dialect})\n")
-    serve(bo, args.host, args.port)
+    with _backoffice(args, create=True) as bo:
+        sys.stderr.write(f"kassa back office on http://{args.host}:{args.port} ({bo.db.dialect})\n")
+        serve(bo, args.host, args.port)
     return 0
 
 
@@ -79,44 +231,48 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     from agent.seed import demo_programme, member_rows
 
-    bo = _backoffice(args)
-    codes = {}
-    for i in range(1, args.stores + 1):
-        sid = f"s{i}"
-        bo.ensure_store(sid, f"Магазин {i}")
-        codes[sid] = bo.enroll_code(sid)
-    loaded = 0
-    with bo.db.reading() as tx:
-        have = int(tx.one("SELECT count(*) FROM members")[0])
-    if have == 0 and args.members:
-        key = bytes.fromhex(bo.setting("phone_hash_key"))
-        loaded = bo.load_members(
-            member_rows(args.members, demo_programme(), key, datetime.now(UTC)), store_id="s1"
-        )
+    with _backoffice(args, create=True) as bo:
+        codes = {}
+        for i in range(1, args.stores + 1):
+            sid = f"s{i}"
+            bo.ensure_store(sid, f"Магазин {i}")
+            codes[sid] = bo.enroll_code(sid)
+        loaded = 0
+        with bo.db.reading() as tx:
+            have = int(tx.one("SELECT count(*) FROM members")[0])
+        if have == 0 and args.members:
+            key = bytes.fromhex(bo.setting("phone_hash_key"))
+            loaded = bo.load_members(
+                member_rows(args.members, demo_programme(), key, datetime.now(UTC)),
+                store_id="s1",
+            )
+        token = bo.new_admin_token()
     _emit(
         {
             "db": args.db,
             "members_loaded": loaded,
             "members_before": have,
             "enroll_codes": codes,
-            "admin_token": bo.new_admin_token(),
+            "admin_token": token,
         }
     )
     return 0
 
 
 def cmd_enroll_code(args: argparse.Namespace) -> int:
-    bo = _backoffice(args)
-    bo.ensure_store(args.store_id, args.store_name or args.store_id)
-    _emit({"store_id": args.store_id, "code": bo.enroll_code(args.store_id)})
+    with _backoffice(args) as bo:
+        bo.ensure_store(args.store_id, args.store_name or args.store_id)
+        code = bo.enroll_code(args.store_id)
+    _emit({"store_id": args.store_id, "code": code})
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from sync.backoffice import kpi
 
-    bo = _backoffice(args)
-    data = kpi.report(bo, kpi.period(args.date_from, args.date_to))
+    days = kpi.period(args.date_from, args.date_to)  # a bad period opens nothing
+    with _backoffice(args) as bo:
+        data = kpi.report(bo, days)
     if args.json:
         _emit(data)
     else:
@@ -127,14 +283,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_publish_rules(args: argparse.Namespace) -> int:
     from agent.rules import load_programme
 
-    bo = _backoffice(args)
-    version = bo.publish_rules(load_programme(Path(args.file)))
+    programme = load_programme(Path(args.file))  # a bad file opens nothing
+    with _backoffice(args) as bo:
+        version = bo.publish_rules(programme)
     _emit({"published": version})
     return 0
 
 
 def cmd_admin_token(args: argparse.Namespace) -> int:
-    _emit({"admin_token": _backoffice(args).new_admin_token()})
+    with _backoffice(args) as bo:
+        token = bo.new_admin_token()
+    _emit({"admin_token": token})
     return 0
 
 
@@ -144,17 +303,55 @@ def _http(url: str) -> Any:
     return httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, connect=3.0))
 
 
+def _refused(e: Exception, what_en: str, what_ru: str, **details: Any) -> BackofficeRefused:
+    """A ``PermanentError`` as the CLI error: the back office's code when its message
+    carries one (``...: <code>: <message>``), a Russian reading of the known ones."""
+    import re
+
+    text = str(e)
+    m = re.search(r"(?:^|: )([a-z][a-z0-9_]*): (.*)$", text)
+    code = m.group(1) if m else None
+    ru = REFUSALS_RU.get(code or "", f"{what_ru}: {m.group(2) if m else text}")
+    return BackofficeRefused(code, f"{what_en}: {text}", ru, reason=text, **details)
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
+    import httpx
+
     from sync.client import PermanentError, TransientError
     from sync.enroll import enroll_till
 
+    store = Path(args.store)
+    existed = store.exists()  # enroll_till refuses an existing store (ConflictError)
     try:
         with _http(args.url) as http:
-            info = enroll_till(Path(args.store), http, args.code, name=args.name or "")
+            info = enroll_till(store, http, args.code, name=args.name or "")
     except (PermanentError, TransientError) as e:
-        _emit({"ok": False, "error": str(e)})
-        sys.stderr.write(f"kassa: касса не подключена: {e}\n")
-        return 4
+        if not existed and store.exists():
+            # joined, but the member snapshot did not arrive: `sync now` loads it
+            en = f"the till is enrolled but the members were not loaded ({e}): run `kassa sync now`"
+            ru = "касса подключена, но участники не загружены: выполните kassa sync now"
+            if isinstance(e, TransientError):
+                return _fail(
+                    BackofficeUnreachable(en, ru, store=str(store), reason=str(e)),
+                    UNREACHABLE_EXIT,
+                )
+            raise BackofficeRefused(
+                "members_not_loaded", en, ru, store=str(store), reason=str(e)
+            ) from None
+        if isinstance(e, TransientError) or isinstance(e.__cause__, httpx.HTTPError):
+            return _fail(
+                BackofficeUnreachable(
+                    f"back office {args.url} not reachable: {e.__cause__ or e}",
+                    f"бэк-офис {args.url} недоступен, касса не подключена: проверьте адрес и сеть",
+                    url=args.url,
+                    reason=str(e.__cause__ or e),
+                ),
+                UNREACHABLE_EXIT,
+            )
+        raise _refused(
+            e, "enrollment refused", "бэк-офис отказал в подключении", url=args.url
+        ) from None
     _emit(info)
     return 0
 
@@ -197,6 +394,12 @@ def cmd_sync_now(args: argparse.Namespace) -> int:
                 "не задан адрес бэк-офиса (kassa enroll или --url)",
                 field="url",
             )
+        if agent.store.meta("training") == "1":  # agent.training: never sent as real
+            raise InputError(
+                "this is a training store: its journal is never sent",
+                "это учебная база: её события никогда не отправляются в бэк-офис",
+                store=str(args.store),
+            )
         with _http(url) as http:
             client = SyncClient(agent, http)
             bar = Progress("Отправка событий")
@@ -206,10 +409,22 @@ def cmd_sync_now(args: argparse.Namespace) -> int:
                 confirmed = client.confirm_all()
                 pulled = client.pull_all()
             except (TransientError, PermanentError) as e:
+                bar.done()
                 journal.record_error(agent.store, str(e), agent.clock.now().isoformat())
-                _emit({"ok": False, "error": str(e), **_status(agent)})
-                sys.stderr.write(f"kassa: нет связи с бэк-офисом: {e}\n")
-                return 4
+                if isinstance(e, PermanentError):
+                    raise _refused(
+                        e, "sync refused", "бэк-офис отказал", url=url, **_status(agent)
+                    ) from None
+                return _fail(
+                    BackofficeUnreachable(
+                        f"back office {url} not reachable: {e}; the events stay queued",
+                        f"бэк-офис {url} недоступен; события сохранены и будут отправлены позже",
+                        url=url,
+                        reason=str(e),
+                        **_status(agent),
+                    ),
+                    UNREACHABLE_EXIT,
+                )
         _emit(
             {
                 "ok": True,

@@ -56,7 +56,7 @@ def test_seed_enroll_sell_sync_and_report(tmp_path: Path, capsys, monkeypatch) -
             "--store",
             str(tmp_path / "other.db"),
         )
-        assert code == 4 and "enroll_code_used" in again["error"]
+        assert code == 2 and again["error"] == "enroll_code_used" and again["message_ru"]
         for n, phone_i in enumerate([1, 1, 2]):
             req = {
                 "identify": demo_phone(phone_i),
@@ -104,7 +104,8 @@ def test_seed_enroll_sell_sync_and_report(tmp_path: Path, capsys, monkeypatch) -
         ),
     )
     code, down = run(capsys, "sync", "now", "--store", store)
-    assert code == 4 and down["ok"] is False and down["events_waiting"] == 1
+    assert code == 4 and down["error"] == "backoffice_unreachable"
+    assert down["details"]["events_waiting"] == 1
 
 
 def test_kpi_fraud_signals_per_cashier(tmp_path: Path) -> None:
@@ -137,9 +138,9 @@ def test_kpi_fraud_signals_per_cashier(tmp_path: Path) -> None:
 
 
 def test_bad_period_is_a_clear_error() -> None:
-    from sync.protocol import ProtocolError
-
-    with pytest.raises(ProtocolError, match="ISO dates"):
+    with pytest.raises(kpi.PeriodError, match="ISO dates") as bad:
         kpi.period("yesterday", None)
-    with pytest.raises(ProtocolError, match="before"):
+    assert bad.value.code == "bad_period" and bad.value.details["field"] == "from"
+    with pytest.raises(kpi.PeriodError, match="before") as reversed_:
         kpi.period("2026-02-01", "2026-01-01")
+    assert "раньше" in reversed_.value.message_ru

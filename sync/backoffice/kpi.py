@@ -1,16 +1,29 @@
 """Programme KPIs the owners watch (from the seeds), by store, day and cashier.
 
-Definitions (all amounts integer points or kopecks; days are the programme's local days):
+Definitions (all amounts integer points or kopecks; days are the programme's local days).
+A refund counts on the day, at the store and for the cashier of the refund, not of the
+sale it undoes (as a shop's takings do), so every figure below adds up exactly over the
+stores, the days and the cashiers, and a refund never rewrites an earlier period:
+- revenue (``revenue_kop``): what members paid for the period's cheques after the points
+  and coupon discounts, minus what the period's refunds gave back (the refunded units'
+  share of what was paid): net takings of the programme's members;
+- cheques: the period's cheques, minus the cheques a refund of the period returned in
+  full (counted on the day of the refund that completed the return, so a day with only
+  refunds can be negative); ``refunded_cheques`` counts those returns, so the cheques
+  rung in the period are ``cheques + refunded_cheques``. A partly refunded cheque counts;
 - new members: registrations in the period;
-- members with a purchase / repeat buyers: distinct members with >= 1 / >= 2 cheques;
+- members with a purchase / repeat buyers: distinct members with >= 1 / >= 2 of the
+  period's cheques that were not returned in full by the end of the period;
 - points issued: accrual + bonuses of the period's cheques + welcome bonuses, minus
-  accrual reversed by refunds; points spent: redeemed minus points given back by refunds;
+  accrual and bonuses reversed by the period's refunds; points spent: redeemed minus
+  points given back by the period's refunds;
 - points expired / outstanding liability: over every member's lots now (expired lots
   still held; balance of live lots minus debt), liability also in roubles at the
   programme's point value;
 - redemption rate: points spent / points issued in the period;
-- fraud signals per cashier: share of members entered by typed phone (vs scanned), and
-  the same member on many of the cashier's cheques.
+- fraud signals per cashier, over every cheque the cashier rang in the period (returned
+  or not): share of members entered by typed phone (vs scanned), and the same member on
+  many of the cashier's cheques.
 """
 
 from __future__ import annotations
@@ -21,13 +34,23 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from agent.errors import InputError
+from agent.money import format_points, format_rub
 from sync.backoffice import project
+from sync.backoffice.db import Tx
 from sync.backoffice.service import Backoffice
-from sync.protocol import ProtocolError
 
 PHONE_SHARE_SIGNAL = 0.5
 PHONE_SHARE_MIN_CHEQUES = 10
 SAME_MEMBER_SIGNAL = 5
+
+
+class PeriodError(InputError):
+    """``from``/``to`` unreadable or reversed: HTTP 400, CLI exit 2."""
+
+    code = "bad_period"
+    title_ru = "Неверный период"
+    title_en = "Bad period"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +60,54 @@ class Period:
 
 
 def period(start: str | None, end: str | None) -> Period:
-    try:
-        s = date.fromisoformat(start) if start else date(2000, 1, 1)
-        e = date.fromisoformat(end) if end else date(2100, 1, 1)
-    except ValueError:
-        raise ProtocolError(400, "bad_period", "from/to must be ISO dates (YYYY-MM-DD)") from None
-    if e < s:
-        raise ProtocolError(400, "bad_period", "to is before from")
-    return Period(s, e)
+    """The report's days, both included; raises ``PeriodError``."""
+    days = []
+    for name, ru, text, default in (
+        ("from", "начала", start, date(2000, 1, 1)),
+        ("to", "конца", end, date(2100, 1, 1)),
+    ):
+        try:
+            days.append(date.fromisoformat(text) if text else default)
+        except ValueError:
+            raise PeriodError(
+                "from/to must be ISO dates (YYYY-MM-DD)",
+                f"дата {ru} периода ({name}) должна быть в виде ГГГГ-ММ-ДД, а не {text}",
+                field=name,
+                value=text,
+            ) from None
+    if days[1] < days[0]:
+        raise PeriodError(
+            "to is before from",
+            "конец периода раньше его начала",
+            **{"from": days[0].isoformat(), "to": days[1].isoformat()},
+        )
+    return Period(days[0], days[1])
+
+
+def _returned_in_full(tx: Tx, d0: str, d1: str) -> dict[str, str]:
+    """Cheques a refund of the period returned in full: purchase event -> the refund event
+    that completed the return (the last of its refunds the ledger applied)."""
+    touched = "SELECT purchase_event_id FROM refunds WHERE day >= ? AND day <= ?"
+    full = set()
+    for event_id, refunded, effects in tx.all(
+        f"SELECT event_id, refunded, effects FROM purchases WHERE event_id IN ({touched})",
+        (d0, d1),
+    ):
+        back = json.loads(refunded)
+        if all(back.get(str(ln["line_no"]), 0) >= ln["qty"] for ln in json.loads(effects)["lines"]):
+            full.add(event_id)
+    if not full:
+        return {}
+    last: dict[str, tuple[str, str]] = {}
+    for purchase, refund_event, day in tx.all(
+        "SELECT r.purchase_event_id, r.event_id, r.day FROM refunds r "
+        f"JOIN events e ON e.event_id = r.event_id WHERE r.purchase_event_id IN ({touched}) "
+        "ORDER BY e.pos",
+        (d0, d1),
+    ):
+        if purchase in full:
+            last[purchase] = (refund_event, day)
+    return {purchase: ev for purchase, (ev, day) in last.items() if d0 <= day <= d1}
 
 
 def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, Any]:
@@ -55,15 +118,16 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
     with bo.db.reading() as tx:
         stores = dict(tx.all("SELECT store_id, name FROM stores"))
         cheques = tx.all(
-            "SELECT store_id, day, cashier_id, member_id, identified_by, amount_kop, earned, "
-            "bonus, spent FROM purchases WHERE day >= ? AND day <= ?",
+            "SELECT event_id, store_id, day, cashier_id, member_id, identified_by, paid_kop, "
+            "earned, bonus, spent FROM purchases WHERE day >= ? AND day <= ?",
             (d0, d1),
         )
         refunds = tx.all(
-            "SELECT store_id, day, earn_reversed, bonus_reversed, returned FROM refunds "
-            "WHERE day >= ? AND day <= ?",
+            "SELECT event_id, store_id, day, cashier_id, amount_kop, earn_reversed, "
+            "bonus_reversed, returned FROM refunds WHERE day >= ? AND day <= ?",
             (d0, d1),
         )
+        returned = _returned_in_full(tx, d0, d1)
         joins = tx.all(
             "SELECT store_id, substr(registered_at, 1, 10), state FROM members "
             "WHERE merged_into IS NULL AND substr(registered_at, 1, 10) >= ? "
@@ -76,11 +140,13 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         expired, liability = _lots_now(
             tx.all("SELECT state FROM members WHERE merged_into IS NULL"), now
         )
+    completing = set(returned.values())
 
     def blank() -> dict[str, Any]:
         return {
             "new_members": 0,
             "cheques": 0,
+            "refunded_cheques": 0,
             "revenue_kop": 0,
             "points_issued": 0,
             "points_spent": 0,
@@ -91,24 +157,41 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
     by_store: defaultdict[str, dict[str, Any]] = defaultdict(blank)
     by_day: defaultdict[str, dict[str, Any]] = defaultdict(blank)
     cashiers: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"cheques": 0, "phone": 0, "members": defaultdict(int), "store_id": None}
+        lambda: {
+            "cheques": 0,
+            "refunded_cheques": 0,
+            "rung": 0,
+            "phone": 0,
+            "members": defaultdict(int),
+            "store_id": None,
+        }
     )
-    for store, day, cashier, member, how, amount, earned, bonus, spent in cheques:
+    for event_id, store, day, cashier, member, how, paid, earned, bonus, spent in cheques:
         for agg in (total, by_store[store], by_day[day]):
             agg["cheques"] += 1
-            agg["revenue_kop"] += int(amount)
+            agg["revenue_kop"] += int(paid)
             agg["points_issued"] += int(earned) + int(bonus)
             agg["points_spent"] += int(spent)
-            agg["_members"][member] += 1
+            if event_id not in returned:
+                agg["_members"][member] += 1
         c = cashiers[cashier or "-"]
         c["cheques"] += 1
+        c["rung"] += 1
         c["phone"] += how == "phone"
         c["members"][member] += 1
         c["store_id"] = store
-    for store, day, earn_rev, bonus_rev, returned in refunds:
+    for event_id, store, day, cashier, amount, earn_rev, bonus_rev, given_back in refunds:
+        in_full = event_id in completing
         for agg in (total, by_store[store], by_day[day]):
+            agg["revenue_kop"] -= int(amount)
             agg["points_issued"] -= int(earn_rev) + int(bonus_rev)
-            agg["points_spent"] -= int(returned)
+            agg["points_spent"] -= int(given_back)
+            agg["cheques"] -= in_full
+            agg["refunded_cheques"] += in_full
+        c = cashiers[cashier or "-"]
+        c["cheques"] -= in_full
+        c["refunded_cheques"] += in_full
+        c["store_id"] = c["store_id"] or store
     for store, day, state in joins:
         welcome = sum(
             lot["points"] for lot in json.loads(state)["lots"] if lot["source"] == "welcome"
@@ -134,9 +217,9 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
     cashier_rows = []
     for cid, c in sorted(cashiers.items()):
         top = max(c["members"].values(), default=0)
-        share = c["phone"] / c["cheques"] if c["cheques"] else 0.0
+        share = c["phone"] / c["rung"] if c["rung"] else 0.0
         signals = []
-        if c["cheques"] >= PHONE_SHARE_MIN_CHEQUES and share > PHONE_SHARE_SIGNAL:
+        if c["rung"] >= PHONE_SHARE_MIN_CHEQUES and share > PHONE_SHARE_SIGNAL:
             signals.append("manual_phone_share")
         if top >= SAME_MEMBER_SIGNAL:
             signals.append("same_member_many_cheques")
@@ -145,9 +228,10 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
                 "cashier_id": cid,
                 "store_id": c["store_id"],
                 "cheques": c["cheques"],
+                "refunded_cheques": c["refunded_cheques"],
                 "phone_entries": c["phone"],
                 "phone_share": round(share, 4),
-                "scan_share": round(1 - share, 4) if c["cheques"] else 0.0,
+                "scan_share": round(1 - share, 4) if c["rung"] else 0.0,
                 "top_member_cheques": top,
                 "signals": signals,
             }
@@ -190,41 +274,91 @@ def _as_utc(text: str) -> str:
     return datetime.fromisoformat(text).astimezone(UTC).isoformat()
 
 
-def table(data: dict[str, Any]) -> str:
-    """The report as plain text tables for ``kassa backoffice report``."""
-    t = data["totals"]
-    out = [
-        f"Программа лояльности: {data['period']['from']} .. {data['period']['to']}",
-        "",
-        f"  Новые участники        {t['new_members']:>12}",
-        f"  Участники с покупкой   {t['members_with_purchase']:>12}",
-        f"  Повторные покупатели   {t['repeat_buyers']:>12}",
-        f"  Чеков                  {t['cheques']:>12}",
-        f"  Бонусов начислено      {t['points_issued']:>12}",
-        f"  Бонусов списано        {t['points_spent']:>12}",
-        f"  Бонусов сгорело        {t['points_expired']:>12}",
-        f"  Обязательства, бонусы  {t['liability_points']:>12}",
-        f"  Доля списания          {t['redemption_rate']:>12.2%}",
-        "",
-        f"  {'магазин':<20}{'новые':>8}{'чеки':>8}{'начисл.':>10}{'списано':>10}",
+SIGNALS_RU = {
+    "manual_phone_share": "часто вводит телефон",
+    "same_member_many_cheques": "один участник на многих чеках",
+}
+
+
+def _grid(headers: list[str], rows: list[list[str]], text: tuple[int, ...] = (0,)) -> list[str]:
+    """Columns as wide as their widest cell: ``text`` columns left-aligned, the rest
+    (figures) right-aligned."""
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return [
+        "  "
+        + "  ".join(
+            cell.ljust(w) if i in text else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in [headers, *rows]
     ]
-    for s in data["by_store"]:
-        out.append(
-            f"  {s['name'][:20]:<20}{s['new_members']:>8}{s['cheques']:>8}"
-            f"{s['points_issued']:>10}{s['points_spent']:>10}"
+
+
+def _money_columns(agg: dict[str, Any]) -> list[str]:
+    return [
+        str(agg["new_members"]),
+        str(agg["cheques"]),
+        str(agg["refunded_cheques"]),
+        format_rub(agg["revenue_kop"]),
+        format_points(agg["points_issued"]),
+        format_points(agg["points_spent"]),
+    ]
+
+
+def table(data: dict[str, Any]) -> str:
+    """The report as plain text tables for ``kassa backoffice report`` (Russian)."""
+    t = data["totals"]
+    lines = [
+        ("Новые участники", str(t["new_members"])),
+        ("Участники с покупкой", str(t["members_with_purchase"])),
+        ("Повторные покупатели", str(t["repeat_buyers"])),
+        ("Чеков (без возвращённых)", str(t["cheques"])),
+        ("Чеков возвращено полностью", str(t["refunded_cheques"])),
+        ("Выручка за вычетом возвратов", format_rub(t["revenue_kop"])),
+        ("Начислено", format_points(t["points_issued"])),
+        ("Списано", format_points(t["points_spent"])),
+        ("Сгорело", format_points(t["points_expired"])),
+        ("Обязательства", format_points(t["liability_points"])),
+        ("Обязательства в рублях", format_rub(t["liability_kop"])),
+        ("Доля списания", f"{t['redemption_rate']:.2%}"),
+    ]
+    label_w = max(len(label) for label, _ in lines)
+    value_w = max(len(value) for _, value in lines)
+    out = [f"Программа лояльности: {data['period']['from']} .. {data['period']['to']}", ""]
+    out += [f"  {label:<{label_w}}  {value:>{value_w}}" for label, value in lines]
+    money = ["новые", "чеки", "возвращено", "выручка", "начислено", "списано"]
+    if data["by_store"]:
+        out.append("")
+        out += _grid(
+            ["магазин", *money], [[s["name"][:20], *_money_columns(s)] for s in data["by_store"]]
         )
-    out += ["", f"  {'день':<12}{'новые':>8}{'чеки':>8}{'начисл.':>10}{'списано':>10}"]
-    for d in data["by_day"][-14:]:
-        out.append(
-            f"  {d['day']:<12}{d['new_members']:>8}{d['cheques']:>8}"
-            f"{d['points_issued']:>10}{d['points_spent']:>10}"
+    if data["by_day"]:
+        out.append("")
+        out += _grid(
+            ["день", *money], [[d["day"], *_money_columns(d)] for d in data["by_day"][-14:]]
         )
-    out += ["", f"  {'кассир':<14}{'чеки':>6}{'телефон':>9}{'1 участник':>11}  сигналы"]
-    for c in data["by_cashier"]:
-        out.append(
-            f"  {c['cashier_id'][:14]:<14}{c['cheques']:>6}{c['phone_share']:>9.0%}"
-            f"{c['top_member_cheques']:>11}  {', '.join(c['signals']) or '-'}"
+    if data["by_cashier"]:
+        out.append("")
+        out += _grid(
+            ["кассир", "чеки", "возвращено", "по телефону", "макс. на участника", "сигналы"],
+            [
+                [
+                    c["cashier_id"][:14],
+                    str(c["cheques"]),
+                    str(c["refunded_cheques"]),
+                    f"{c['phone_share']:.0%}",
+                    str(c["top_member_cheques"]),
+                    ", ".join(SIGNALS_RU.get(s, s) for s in c["signals"]) or "-",
+                ]
+                for c in data["by_cashier"]
+            ],
+            text=(0, 5),
         )
+        out += [
+            "  чеки: без возвращённых полностью; возвращено: чеки, возвращённые полностью;",
+            "  по телефону: доля пробитых чеков, где участника нашли по набранному телефону,",
+            "  а не по скану; макс. на участника: больше всего чеков одного участника у кассира",
+        ]
     if data["flags"]:
         out += ["", "  Отметки: " + ", ".join(f"{k}={v}" for k, v in sorted(data["flags"].items()))]
     if data.get("project_backlog"):
