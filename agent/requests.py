@@ -1,11 +1,16 @@
 """Turn JSON requests (CLI, POS API) into core objects, naming the bad field on error.
 
 Amounts must be integers in kopecks: ``"price_kop": 1999.0`` is refused, not rounded.
+An error in a cheque line names the line the same way in both languages: 1-based for the
+cashier and as the JSON path for the integrator, e.g. ``line 2 (lines[1].qty)`` /
+``позиция 2 (lines[1].qty)``, with ``details`` ``{"field": "qty", "line": 2}``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import date
 from typing import Any, Literal
 
 from agent.errors import CartError, CatalogError, InputError
@@ -42,23 +47,39 @@ REGISTER_FIELDS = frozenset(
 IDENTIFY_FIELDS = frozenset({"input"})
 
 
-def check_fields(data: Mapping[str, Any], allowed: Iterable[str], where: str = "") -> None:
+def _labels(path: str, line: int | None) -> tuple[str, str]:
+    """How an error names a field: its JSON path, and for a cheque line also the line's
+    1-based number (the same in both languages)."""
+    if line is None:
+        return path, path
+    return f"line {line} ({path})", f"позиция {line} ({path})"
+
+
+def check_fields(
+    data: Mapping[str, Any], allowed: Iterable[str], where: str = "", *, line: int | None = None
+) -> None:
     """Refuse a field the request shape does not have (a typo such as ``redeem_point``
-    must not silently mean "spend nothing"): ``InputError`` naming the first one."""
+    must not silently mean "spend nothing"): ``InputError`` naming the first one.
+    ``line``: the 1-based cheque line ``data`` is (named in the message)."""
     known = frozenset(allowed)
     unknown = [str(k) for k in data if k not in known]
     if unknown:
         name = unknown[0][:64]
+        en, ru = _labels(f"{where}{name}", line)
         raise InputError(
-            f"{where}{name}: unknown field (known: {', '.join(sorted(known))})",
-            f"{where}{name}: неизвестное поле (допустимы: {', '.join(sorted(known))})",
+            f"{en}: unknown field (known: {', '.join(sorted(known))})",
+            f"{ru}: неизвестное поле (допустимы: {', '.join(sorted(known))})",
             field=f"{where}{name}",
             unknown=[u[:64] for u in unknown[:10]],
         )
 
 
-def _field_error(where: str, field: str, en: str, ru: str) -> CartError:
-    return CartError(f"{where}{field}: {en}", f"{where}{field}: {ru}", field=field)
+def _field_error(where: str, field: str, en: str, ru: str, line: int | None = None) -> CartError:
+    label_en, label_ru = _labels(f"{where}{field}", line)
+    details: dict[str, Any] = {"field": field}
+    if line is not None:
+        details["line"] = line
+    return CartError(f"{label_en}: {en}", f"{label_ru}: {ru}", **details)
 
 
 def _int(
@@ -69,26 +90,33 @@ def _int(
     default: int | None = None,
     lo: int = 0,
     hi: int = MAX_CHEQUE_KOP,
+    line: int | None = None,
 ) -> int:
     value = data.get(field, default)
     if value is None:
-        raise _field_error(where, field, "is required", "обязательное поле")
+        raise _field_error(where, field, "is required", "обязательное поле", line)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _field_error(
             where,
             field,
             "must be a whole number (kopecks/units)",
             "должно быть целым числом (копейки/штуки)",
+            line,
         )
     if not lo <= value <= hi:
         raise _field_error(
-            where, field, f"must be between {lo} and {hi}", f"должно быть от {lo} до {hi}"
+            where, field, f"must be between {lo} and {hi}", f"должно быть от {lo} до {hi}", line
         )
     return value
 
 
 def _str(
-    data: Mapping[str, Any], field: str, where: str, default: str | None = None, max_len: int = 128
+    data: Mapping[str, Any],
+    field: str,
+    where: str,
+    default: str | None = None,
+    max_len: int = 128,
+    line: int | None = None,
 ) -> str | None:
     value = data.get(field, default)
     if value is None:
@@ -99,6 +127,7 @@ def _str(
             field,
             f"must be text up to {max_len} characters",
             f"должно быть строкой до {max_len} символов",
+            line,
         )
     return value
 
@@ -118,41 +147,48 @@ def cart_from_json(data: Any, catalog: CatalogLookup | None = None) -> Cart:
         )
     lines = []
     for index, raw in enumerate(raw_lines):
-        where = f"lines[{index}]."
+        where, n = f"lines[{index}].", index + 1
         if not isinstance(raw, Mapping):
-            raise CartError(
-                f"lines[{index}] must be an object", f"позиция {index + 1}: неверный формат"
-            )
-        check_fields(raw, LINE_FIELDS, where)
-        sku = _str(raw, "sku", where, max_len=64) or ""
+            en, ru = _labels(f"lines[{index}]", n)
+            raise CartError(f"{en}: must be an object", f"{ru}: должна быть объектом JSON", line=n)
+        check_fields(raw, LINE_FIELDS, where, line=n)
+        sku = _str(raw, "sku", where, max_len=64, line=n) or ""
         if not sku:
-            raise _field_error(where, "sku", "is required (1-64 characters)", "обязательное поле")
-        category = _str(raw, "category", where, max_len=64)
-        name = _str(raw, "name", where)
-        collection = _str(raw, "collection", where, max_len=64)
+            raise _field_error(
+                where, "sku", "is required (1-64 characters)", "обязательное поле", n
+            )
+        category = _str(raw, "category", where, max_len=64, line=n)
+        name = _str(raw, "name", where, line=n)
+        collection = _str(raw, "collection", where, max_len=64, line=n)
         price = raw.get("price_kop")
         if category is None:
             found = catalog(sku) if catalog and sku else None
             if found is None:
+                en, ru = _labels(f"{where}sku", n)
                 raise CatalogError(
-                    f"{where}sku: unknown SKU {sku!r} and no category given",
-                    f"позиция {index + 1}: неизвестный артикул «{sku}»",
+                    f"{en}: unknown SKU {sku!r} and no category given (a till without "
+                    "this SKU in its catalogue needs category and price_kop)",
+                    f"{ru}: неизвестный артикул «{sku}»; укажите категорию и цену "
+                    "(category и price_kop)",
                     field="sku",
+                    line=n,
                     sku=sku,
                 )
             name = name or found[0]
             category = found[1]
             collection = collection if collection is not None else found[2]
             price = price if price is not None else found[3]
-        qty = _int(raw, "qty", where, default=1, lo=1, hi=10_000)
-        price_kop = _int({"price_kop": price}, "price_kop", where)
-        amount = _int(raw, "amount_kop", where, default=price_kop * qty, hi=MAX_CHEQUE_KOP * 10)
+        qty = _int(raw, "qty", where, default=1, lo=1, hi=10_000, line=n)
+        price_kop = _int({"price_kop": price}, "price_kop", where, line=n)
+        amount = _int(
+            raw, "amount_kop", where, default=price_kop * qty, hi=MAX_CHEQUE_KOP * 10, line=n
+        )
         sale = raw.get("sale", False)
         if not isinstance(sale, bool):
-            raise _field_error(where, "sale", "must be true or false", "должно быть true/false")
+            raise _field_error(where, "sale", "must be true or false", "должно быть true/false", n)
         lines.append(
             CartLine(
-                line_no=_int(raw, "line_no", where, default=index + 1, lo=1, hi=100_000),
+                line_no=_int(raw, "line_no", where, default=n, lo=1, hi=100_000, line=n),
                 sku=sku,
                 name=name or sku,
                 category=category,
@@ -175,6 +211,48 @@ def redeem_from_json(data: Mapping[str, Any]) -> int | Literal["max"]:
             'redeem_points: must be a whole number or "max"',
             'списание бонусов: целое число или "max"',
             field="redeem_points",
+        )
+    return value
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def birthday_from_json(value: Any) -> date | None:
+    """A ``birthday`` field: ``"YYYY-MM-DD"``, or absent/empty for none.
+
+    A value in the right format that is no date in the calendar (``1990-02-31``) is
+    refused as such, not as a format error; anything else names the format. (Whether the
+    date is plausible for a member is the service's check.)"""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            if _ISO_DATE.fullmatch(value):
+                raise InputError(
+                    f"birthday {value}: no such date in the calendar",
+                    f"дата рождения {value}: такой даты нет в календаре",
+                    field="birthday",
+                ) from None
+    shown = repr(value)[:40]
+    raise InputError(
+        f"birthday must be text YYYY-MM-DD (e.g. 1990-02-28), got {shown}",
+        f"дата рождения: нужен формат ГГГГ-ММ-ДД (например 1990-02-28), получено {shown}",
+        field="birthday",
+    )
+
+
+def flag_from_json(data: Mapping[str, Any], field: str) -> bool:
+    """A true/false field (absent: false); ``"yes"``, ``1`` or ``"true"`` are refused
+    naming the field, never read as a missing consent."""
+    value = data.get(field, False)
+    if not isinstance(value, bool):
+        raise InputError(
+            f"{field}: must be true or false (JSON boolean), got {repr(value)[:40]}",
+            f"{field}: должно быть true или false (логическое значение JSON)",
+            field=field,
         )
     return value
 

@@ -19,10 +19,14 @@ URLs (:func:`transport_from_url`)::
 
     tcp://192.168.1.50:9100?timeout=10        raw TCP (JetDirect / port 9100)
     serial:///dev/ttyUSB0?baud=19200&rtscts=1 serial (COM3: serial://COM3?baud=9600)
-    file:///dev/usb/lp0                       a device file (Linux usblp, a FIFO)
+    file:///dev/usb/lp0                       a device file (Linux usblp, a FIFO): it must
+                                              exist (opened, never created: a missing one
+                                              is OFFLINE); a regular file would be
+                                              overwritten from its start on every open
     usb://0x04b8:0x0202?in_ep=0x82&out_ep=0x01 USB through python-escpos + pyusb
     spooler://EPSON TM-T20II                  Windows spooler, RAW datatype
-    capture:///var/tmp/slips.bin              append to a file (demo, preview); capture://
+    capture:///var/tmp/slips.bin              no printer: append to a file, created with
+                                              its directory (demo, preview); capture://
                                               keeps the bytes in memory only
 
 Common query options: ``timeout`` (write timeout, seconds), ``connect_timeout`` (seconds).

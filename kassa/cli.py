@@ -4,6 +4,11 @@ JSON-in/JSON-out commands (identify, quote, commit, refund, register) read one J
 from stdin (or ``--json``) and print one JSON object, so a script or the host POS can drive
 the core before the local API exists. Errors print ``{"error": code, ...}`` on stdout, a
 cashier-readable line on stderr, and exit 2 (bad input, not found, conflict) or 3 (store).
+
+Commands whose output is JSON (marked with :func:`json_errors`) report wrong arguments the
+same way (``bad_arguments``, exit 2) instead of argparse's usage text; the human-facing
+commands (``tui``, ``demo``, ``doctor``, ``cashier``, ...) keep argparse's usage text.
+``--help`` is argparse's everywhere.
 """
 
 from __future__ import annotations
@@ -11,12 +16,104 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from agent.errors import AgentError, StoreError
+from agent.errors import AgentError, InputError, StoreError
+
+
+class ArgumentsError(InputError):
+    """A JSON command called with a missing, unknown or bad argument."""
+
+    code = "bad_arguments"
+    title_ru = "Неверные аргументы команды"
+    title_en = "Bad command arguments"
+
+
+# argparse's own messages (Python 3.11+) and their Russian; argparse's English text stays
+# in message_en. Anything not listed gets a general Russian line.
+_ARGPARSE_RU = (
+    (r"the following arguments are required: (.+)", "не указаны обязательные аргументы: {0}"),
+    (r"unrecognized arguments: (.+)", "неизвестные аргументы: {0}"),
+    (r"argument (.+?): expected .*argument.*", "аргумент {0}: не указано значение"),
+    (
+        r"argument (.+?): invalid choice: (.+?) \(choose from (.+)\)",
+        "аргумент {0}: недопустимое значение {1} (можно: {2})",
+    ),
+    (r"argument (.+?): invalid \w+ value: (.+)", "аргумент {0}: неверное значение {1}"),
+    (r"ambiguous option: (\S+) could match (.+)", "параметр {0} неоднозначен (подходят: {1})"),
+    (r"argument (.+?): ignored explicit argument (.+)", "аргумент {0}: значение {1} не нужно"),
+)
+
+
+def _arguments_error(prog: str, message: str, usage: str) -> ArgumentsError:
+    ru = "неверные аргументы команды"
+    for pattern, template in _ARGPARSE_RU:
+        if m := re.fullmatch(pattern, message):
+            ru = template.format(*m.groups())
+            break
+    details = {"reason": message, "usage": usage.strip()}
+    if argument := re.match(r"argument (.+?): ", message):
+        details["argument"] = argument.group(1)
+    return ArgumentsError(
+        f"{prog}: {message} (see {prog} --help)",
+        f"{prog}: {ru} (справка: {prog} --help)",
+        **details,
+    )
+
+
+class KassaArgumentParser(argparse.ArgumentParser):
+    """argparse, except that a parser marked with :func:`json_errors` raises
+    :class:`ArgumentsError` (printed as the documented error JSON, exit 2) where argparse
+    would print its usage text and exit 2. Subparsers are of this class too."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            raise _arguments_error(self.prog, message, self.format_usage())
+        super().error(message)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extras = super().parse_known_args(args, namespace)
+        # Remember the innermost parser that ran (the command), so `main` can report
+        # unrecognized arguments in that command's manner.
+        if "_kassa_parser" not in vars(ns):
+            ns._kassa_parser = self
+        return ns, extras
+
+
+def json_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Mark a command whose output is JSON: its argument errors print the error JSON."""
+    parser.json_errors = True  # type: ignore[attr-defined]
+    return parser
+
+
+def int_arg(
+    name: str, lo: int, hi: int, en: str, ru: str, choices: Sequence[int] = ()
+) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number ``lo..hi`` (and one of ``choices`` if given);
+    anything else is an ``ArgumentsError`` naming the argument (``en``/``ru``: what it
+    must be). argparse lets this exception through unchanged (it only catches
+    ``ValueError``/``TypeError``), so the message is ours in both languages."""
+
+    def parse(text: str) -> int:
+        value = int(text) if re.fullmatch(r"[+-]?[0-9]{1,18}", text.strip()) else None
+        if value is None or not lo <= value <= hi or (choices and value not in choices):
+            raise ArgumentsError(
+                f"{name}: {en}, got {text[:32]!r}",
+                f"{name}: {ru}, получено «{text[:32]}»",
+                argument=name,
+                value=text[:32],
+            )
+        return value
+
+    return parse
 
 
 def default_store_path() -> Path:
@@ -43,8 +140,15 @@ def _read_json(args: argparse.Namespace) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
+        # Python's reason is English: it goes to message_en and details, message_ru says
+        # where the error is.
         raise InputError(
-            f"request is not valid JSON: {e}", f"запрос не является JSON: {e}", field="json"
+            f"request is not valid JSON: {e}",
+            f"запрос не является JSON: ошибка в строке {e.lineno}, столбце {e.colno}",
+            field="json",
+            line=e.lineno,
+            column=e.colno,
+            reason=e.msg,
         ) from None
 
 
@@ -140,28 +244,18 @@ def _identify(agent: Any, data: Any) -> Any:
 
 
 def _register(agent: Any, data: Any) -> Any:
-    from datetime import date
-
     from agent.errors import InputError
-    from agent.requests import REGISTER_FIELDS, check_fields
+    from agent.requests import REGISTER_FIELDS, birthday_from_json, check_fields, flag_from_json
 
     if not isinstance(data, dict):
         raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
     check_fields(data, REGISTER_FIELDS)
-    birthday = None
-    if data.get("birthday"):
-        try:
-            birthday = date.fromisoformat(str(data["birthday"]))
-        except ValueError:
-            raise InputError(
-                "birthday must be YYYY-MM-DD", "дата рождения: ГГГГ-ММ-ДД", field="birthday"
-            ) from None
     return agent.register(
         phone=str(data.get("phone", "")),
         first_name=str(data.get("first_name", "")),
-        birthday=birthday,
-        consent_programme=data.get("consent_programme") is True,
-        consent_marketing=data.get("consent_marketing") is True,
+        birthday=birthday_from_json(data.get("birthday")),
+        consent_programme=flag_from_json(data, "consent_programme"),
+        consent_marketing=flag_from_json(data, "consent_marketing"),
         cashier_id=data.get("cashier_id"),
     )
 
@@ -189,8 +283,25 @@ def _slip(agent: Any, args: Any) -> Any:
     return {"job_id": args.job_id, "text": text}
 
 
+JOURNAL_LIMIT = 50
+"""`kassa journal` shows at most this many events unless ``--limit`` says otherwise."""
+
+
 def _journal(agent: Any, args: Any) -> Any:
-    return {"pending": agent.pending_events(args.limit), "status": agent.offline_status()}
+    """The oldest ``--limit`` events waiting, and whether more wait: ``shown``, ``total``
+    (events waiting when counted) and ``truncated`` (true when more wait than shown)."""
+    rows = agent.pending_events(args.limit + 1)  # one more: are there more than shown?
+    shown = rows[: args.limit]
+    counted = agent.store.one("SELECT count(*) FROM outbox WHERE status = 'pending'")
+    total = max(int(counted[0]) if counted else 0, len(rows))
+    return {
+        "pending": shown,
+        "shown": len(shown),
+        "total": total,
+        "truncated": len(rows) > args.limit,
+        "limit": args.limit,
+        "status": agent.offline_status(),
+    }
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -202,7 +313,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kassa", description="Kassa loyalty agent for checkouts")
+    parser = KassaArgumentParser(prog="kassa", description="Kassa loyalty agent for checkouts")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
@@ -217,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         if json_in:
             p.add_argument("--json", help="request JSON (default: read stdin)")
         p.set_defaults(func=fn)
-        return p
+        return json_errors(p)
 
     p = add(
         "init", "create a till store (with --demo: demo programme, catalogue, members)", cmd_init
@@ -250,21 +361,55 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "slip", "show a queued slip as text", _with_agent(_slip, needs_json=False, read_only=True)
     )
-    p.add_argument("job_id", type=int, help="print job id (print_job_id of a commit or refund)")
     p.add_argument(
-        "--width", type=int, default=42, choices=(32, 42, 48), help="characters per line"
+        "job_id",
+        type=int_arg(
+            "job_id",
+            1,
+            10**12,
+            "must be a positive print job number (print_job_id of a commit or refund)",
+            "нужен номер задания печати: целое число больше нуля (print_job_id продажи или "
+            "возврата)",
+        ),
+        help="print job id (print_job_id of a commit or refund)",
+    )
+    p.add_argument(
+        "--width",
+        type=int_arg(
+            "--width", 32, 48, "must be 32, 42 or 48", "ширина 32, 42 или 48", (32, 42, 48)
+        ),
+        default=42,
+        metavar="{32,42,48}",
+        help="characters per line: 32, 42 or 48 (default: 42)",
     )
     p = add(
         "journal",
         "journal events waiting for the back office",
         _with_agent(_journal, needs_json=False, read_only=True),
     )
-    p.add_argument("--limit", type=int, default=50, help="at most this many events (oldest first)")
+    p.description = (
+        "journal events waiting for the back office, oldest first: at most --limit of them. "
+        'The output says "shown" (events listed), "total" (events waiting) and "truncated" '
+        "(true when more wait than are listed)."
+    )
+    p.add_argument(
+        "--limit",
+        type=int_arg(
+            "--limit",
+            1,
+            1_000_000,
+            "must be a whole number 1-1000000",
+            "нужно целое число 1-1000000",
+        ),
+        default=JOURNAL_LIMIT,
+        help=f"show at most this many events, 1-1000000 (default: {JOURNAL_LIMIT})",
+    )
     p = sub.add_parser("rules", help="programme rules files", description="programme rules files")
     rsub = p.add_subparsers(dest="rules_command", required=True)
     rc = rsub.add_parser("check", help="validate a rules file", description="validate a rules file")
     rc.add_argument("file", help="rules file (.toml or .json)")
     rc.set_defaults(func=cmd_rules_check)
+    json_errors(rc)
     from kassa.cli_sync import add_commands
 
     add_commands(sub, str(default_store_path()))
@@ -297,8 +442,13 @@ def _describe(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
     try:
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            command = getattr(args, "_kassa_parser", parser)
+            message = f"unrecognized arguments: {' '.join(extras)}"
+            (command if getattr(command, "json_errors", False) else parser).error(message)
         code: int = args.func(args)
         return code
     except AgentError as e:

@@ -9,13 +9,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError, StoreError
+from agent.errors import AgentError, InputError, StoreError
+
+
+class PortInUseError(AgentError):
+    """The POS API's address cannot be bound (another agent or program listens there)."""
+
+    code = "port_in_use"
+    title_ru = "Порт занят"
+    title_en = "Port in use"
 
 
 def _emit(obj: Any) -> None:
@@ -31,7 +40,34 @@ def _config(args: argparse.Namespace) -> Any:
     return with_store(cfg, getattr(args, "store", None))
 
 
+def check_port(host: str, port: int) -> None:
+    """Bind (and release) every address uvicorn will listen on, as asyncio binds them
+    (``SO_REUSEADDR`` except on Windows), so a port another program holds is reported
+    as ``PortInUseError`` before anything says the API is up."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in infos:
+            with socket.socket(family, kind, proto) as probe:
+                if os.name != "nt":
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as e:
+        raise PortInUseError(
+            f"the POS API cannot listen on {host}:{port}: {e.strerror or e} (another agent "
+            "or program uses the port? set api.port or --port)",
+            f"POS API не может занять {host}:{port}: порт занят или недоступен "
+            "(api.port или --port)",
+            host=host,
+            port=port,
+        ) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the agent. The banner (address, store, token file, log) is printed only once
+    the store is open (ownership taken), the token file exists and the port was bound
+    (by ``check_port``, released again just before uvicorn binds it): a second agent on a
+    locked store or a taken port prints only its error JSON. (Should another program take
+    the port in that instant, uvicorn logs the error and exits with code 1.)"""
     from dataclasses import replace
 
     from kassa.runtime import Runtime, setup_logging
@@ -39,12 +75,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.port is not None:
         cfg = replace(cfg, api=replace(cfg.api, port=args.port))
-    path = setup_logging(cfg, stderr=not args.quiet)
-    sys.stderr.write(
-        f"kassa agent: POS API on http://{cfg.api.host}:{cfg.api.port}/v1, "
-        f"store {cfg.store.path}, token file {cfg.token_path()}, log {path}\n"
-    )
-    Runtime(cfg).serve()
+    log_path = setup_logging(cfg, stderr=not args.quiet)
+
+    class Serving(Runtime):
+        def app(self) -> Any:
+            # Runtime.serve calls this after open() took the store, inside its
+            # try/finally (an error here closes the store and the workers).
+            app = super().app()
+            check_port(cfg.api.host, cfg.api.port)
+            sys.stderr.write(
+                f"kassa agent: POS API on http://{cfg.api.host}:{cfg.api.port}/v1, "
+                f"store {cfg.store.path}, token file {cfg.token_path()}, log {log_path}\n"
+            )
+            return app
+
+    try:
+        Serving(cfg).serve()
+    except PortInUseError as e:
+        # Exit 1, not 2/3: the port may free itself (an agent still shutting down), so
+        # systemd's Restart=on-failure may try again.
+        _emit(e.to_dict())
+        sys.stderr.write(f"kassa: {e.title}: {e.message_ru}\n")
+        return 1
     return 0
 
 
@@ -182,16 +234,26 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any, store_default: str) -> None:
-    def common(p: argparse.ArgumentParser, store: bool = True) -> None:
+    """``agent serve``, ``config show|check`` and ``store backup|restore`` print JSON (their
+    argument errors too, see ``kassa.cli.json_errors``); ``doctor`` is for people (text
+    by default) and keeps argparse's usage text."""
+    from kassa.cli import int_arg, json_errors
+
+    def common(p: argparse.ArgumentParser, *, json_out: bool = True) -> None:
         p.add_argument("--config", help="config file (default: $KASSA_CONFIG or the user dir)")
-        if store:
-            p.add_argument("--store", help="till store file (overrides store.path)")
+        p.add_argument("--store", help="till store file (overrides store.path)")
+        if json_out:
+            json_errors(p)
 
     ap = sub.add_parser("agent", help="the headless agent (POS API, sync, printing, scanners)")
     asub = ap.add_subparsers(dest="agent_command", required=True)
     p = asub.add_parser("serve", help="run the agent until SIGTERM/Ctrl+C")
     common(p)
-    p.add_argument("--port", type=int, help="POS API port (overrides api.port)")
+    p.add_argument(
+        "--port",
+        type=int_arg("--port", 1, 65535, "must be a TCP port 1-65535", "нужен порт TCP 1-65535"),
+        help="POS API port (overrides api.port)",
+    )
     p.add_argument("--quiet", action="store_true", help="log to the file only, not stderr")
     p.set_defaults(func=cmd_serve)
 
@@ -211,7 +273,7 @@ def add_commands(sub: Any, store_default: str) -> None:
         "enrollment, back office, queue, printer and code page, scanners, disk, token file. "
         "Exit code 0 fine, 1 warnings, 2 errors.",
     )
-    common(p)
+    common(p, json_out=False)
     p.add_argument("--json", action="store_true", help="findings as JSON")
     p.add_argument("--lang", choices=("ru", "en"), default="ru", help="language of the findings")
     p.set_defaults(func=cmd_doctor)

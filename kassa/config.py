@@ -97,8 +97,10 @@ class SyncConfig:
 class PrinterConfig:
     url: str = ""
     """Receipt printer, e.g. ``tcp://10.0.0.5:9100``, ``serial:///dev/ttyUSB0``,
-    ``file:///dev/usb/lp0``, ``usb://0x04b8:0x0202``, ``spooler://NAME``. Empty: no print
-    worker; the POS fetches slip text from the API and prints it itself."""
+    ``file:///dev/usb/lp0`` (an existing device file or FIFO, never created),
+    ``usb://0x04b8:0x0202``, ``spooler://NAME``, or ``capture:///path`` (no printer: slips
+    appended to a file). Empty: no print worker; the POS fetches slip text from the API and
+    prints it itself. The schemes: ``drivers.transport``."""
     profile: str = "generic-58"
     """Printer profile: a preset name (``kassa printer profiles``) or a profile file."""
     calibrated: bool = False

@@ -32,7 +32,7 @@ from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -187,11 +187,18 @@ def _check_text(value: Any, where: str, depth: int = 0) -> None:
                 400, "bad_number", f"{where}: number out of range", f"{where}: слишком большое"
             )
     elif isinstance(value, float):
+        # JSON has one number type; a number written with a decimal point or an exponent
+        # (2.0, 1e2, 1e400) is parsed as a float even when its value is whole. Every
+        # number in these requests is a whole one (kopecks, points, quantities, seconds).
+        name = where or "body"
         raise ApiError(
             400,
             "bad_number",
-            f"{where}: fractional numbers are not accepted (amounts are integer kopecks)",
-            f"{where}: дробные числа не принимаются (суммы в копейках)",
+            f"{name}: must be a whole number written with digits only, without a decimal "
+            "point or exponent (2.0 and 1e2 are not accepted; amounts are integer kopecks)",
+            f"{name}: нужно целое число, записанное только цифрами, без точки и экспоненты "
+            "(2.0 и 1e2 не принимаются; суммы в копейках)",
+            field=name,
         )
     elif isinstance(value, dict):
         for k, v in value.items():
@@ -349,6 +356,17 @@ def create_app(
                 return JSONResponse(e.body, status_code=e.status, headers=e.headers)
             except AgentError as e:
                 return JSONResponse(to_plain(e.to_dict()), status_code=status_for(e))
+            except ClientDisconnect:
+                # The POS hung up before its request body arrived (its timeout, a killed
+                # process): nothing was read, so nothing was written, and no one is left
+                # to answer. Not our fault: one quiet line, no traceback.
+                log.info("client disconnected before sending its request: %s", request.url.path)
+                body = error_body(
+                    "client_disconnected",
+                    "the client closed the connection before sending the whole request",
+                    "POS закрыл соединение, не передав запрос целиком",
+                )
+                return JSONResponse(body, status_code=400)
             except Exception:
                 log.exception("unexpected error on %s", request.url.path)
                 return JSONResponse(
@@ -471,14 +489,16 @@ def create_app(
 
     def job_id_of(request: Request) -> int:
         text = request.path_params["job_id"]
-        if not (text.isdecimal() and text.isascii()):
+        if not (text.isdecimal() and text.isascii()) or not text.lstrip("0"):
             raise InputError(
-                f"job_id: must be a whole number (print job id), got {text[:32]!r}",
-                "job_id: номер задания печати должен быть целым числом",
+                f"job_id: must be a positive print job number (print_job_id of a commit or "
+                f"refund), got {text[:32]!r}",
+                "job_id: нужен номер задания печати: целое число больше нуля "
+                "(print_job_id продажи или возврата)",
                 field="job_id",
             )
         if len(text) > 12:
-            raise NotFoundError(f"print job {text!r} not found", "слип не найден")
+            raise NotFoundError(f"print job {text[:32]!r} not found", "слип не найден")
         return int(text)
 
     async def slip(request: Request) -> Any:

@@ -1,6 +1,8 @@
 """The JSON-in/JSON-out command line, as a script or the host POS would drive it."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -256,3 +258,151 @@ def test_an_interrupted_init_leaves_nothing_and_can_be_run_again(tmp_path, monke
     monkeypatch.setattr(setup, "_load_demo_members", real)
     assert cli.main(argv) == 0
     assert {"till.db", "backoffice-keys.json"} <= {p.name for p in db.parent.iterdir()}
+
+
+def run_main(capsys, *argv):
+    """`kassa ...` in this process: (exit code, the JSON printed or None, stdout text)."""
+    from kassa import cli
+
+    code = cli.main(list(argv))
+    out = capsys.readouterr().out
+    try:
+        return code, json.loads(out), out
+    except json.JSONDecodeError:
+        return code, None, out
+
+
+def test_journal_says_when_it_shows_only_part_of_the_queue(tmp_path, capsys):
+    """The default shows 50 events; when more wait the output says so ("shown", "total",
+    "truncated"), and the default is in --help. 53 offline cheques: 50 shown of 53."""
+    from agent.service import Agent
+    from agent.store import Store
+    from kassa.cli import _checkout
+
+    path = tmp_path / "till.db"
+    assert run_main(capsys, "init", "--demo", "--members", "20", "--store", str(path))[0] == 0
+    with Store(path) as store:
+        agent = Agent(store)
+        for i in range(53):
+            body = {
+                "identify": "0001000000018",
+                "receipt_id": f"J-{i}",
+                "lines": [{"sku": "DR-1001"}],
+            }
+            agent.commit(_checkout(agent, body))
+    code, out, _ = run_main(capsys, "journal", "--store", str(path))
+    assert code == 0
+    assert (len(out["pending"]), out["shown"], out["total"], out["truncated"]) == (50, 50, 53, True)
+    assert out["status"]["events_waiting"] == 53
+    code, out, _ = run_main(capsys, "journal", "--limit", "53", "--store", str(path))
+    assert (len(out["pending"]), out["total"], out["truncated"]) == (53, 53, False)
+    helped = subprocess.run(
+        [sys.executable, "-m", "kassa.cli", "journal", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "default: 50" in helped and "truncated" in helped
+
+
+@pytest.mark.parametrize(
+    ("argv", "argument"),
+    [
+        (["journal", "--limit", "-5"], "--limit"),
+        (["journal", "--limit", "0"], "--limit"),
+        (["journal", "--limit"], "--limit"),
+        (["slip", "abc"], "job_id"),
+        (["slip", "-1"], "job_id"),
+        (["slip", "1", "--width", "7"], "--width"),
+        (["slip", "1", "--width", "33"], "--width"),
+        (["slip"], None),
+        (["slip", "1", "--colour", "red"], None),
+        (["identify", "--jsn", "{}"], None),
+        (["rules", "check"], None),
+        (["config", "show", "--nope"], None),
+        (["agent", "serve", "--port", "http"], "--port"),
+    ],
+)
+def test_json_commands_report_bad_arguments_as_the_error_json(store, argv, argument):
+    """A JSON command's wrong arguments print the documented error JSON and exit 2 (not
+    argparse's usage text); message_ru is Russian, argparse's English stays in message_en."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "kassa.cli", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "KASSA_STORE": str(store)},
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = json.loads(proc.stdout)
+    assert err["error"] == "bad_arguments" and set(err) == {
+        "error",
+        "title",
+        "message_ru",
+        "message_en",
+        "details",
+    }
+    assert "usage:" not in proc.stderr and proc.stderr.startswith("kassa: ")
+    assert not re.search(r"\b(the|argument|required|unrecognized|expected)\b", err["message_ru"])
+    if argument:
+        assert err["details"]["argument"] == argument and argument in err["message_ru"]
+
+
+def test_human_commands_keep_argparse_usage_and_help_works(store):
+    """`tui`, `demo`, `doctor` are for people: argparse's usage text stays; --help of a
+    JSON command is argparse's help, exit 0."""
+    for argv in (["tui", "--nope"], ["demo", "--nope"], ["doctor", "--lang", "xx"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "kassa.cli", *argv], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 2 and "usage:" in proc.stderr and not proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "kassa.cli", "slip", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: kassa slip")
+
+
+def test_register_errors_name_what_is_wrong(store):
+    base = {"phone": "+7 999 555-07-07", "first_name": "Ия", "consent_programme": True}
+    code, err, _ = kassa(store, "register", stdin=json.dumps(base | {"birthday": "1990-02-31"}))
+    assert code == 2 and err["details"]["field"] == "birthday"
+    assert "no such date" in err["message_en"] and "такой даты нет" in err["message_ru"]
+    assert "ГГГГ" not in err["message_ru"] and "YYYY" not in err["message_en"]
+    code, err, _ = kassa(store, "register", stdin=json.dumps(base | {"birthday": "31.02.1990"}))
+    assert code == 2 and "ГГГГ-ММ-ДД" in err["message_ru"] and "YYYY-MM-DD" in err["message_en"]
+    for consent in ("yes", 1, "true", None):
+        body = base | {"consent_programme": consent}
+        code, err, _ = kassa(store, "register", stdin=json.dumps(body))
+        assert code == 2 and err["error"] == "bad_input", err
+        assert err["details"]["field"] == "consent_programme" and "true" in err["message_ru"]
+    body = base | {"consent_marketing": "no"}
+    code, err, _ = kassa(store, "register", stdin=json.dumps(body))
+    assert code == 2 and err["details"]["field"] == "consent_marketing"
+    code, err, _ = kassa(store, "register", stdin=json.dumps(base | {"consent_programme": False}))
+    assert code == 2 and err["error"] == "consent_required"
+
+
+def test_bad_json_is_explained_in_russian_with_pythons_detail_in_english(store):
+    code, err, _ = kassa(store, "identify", stdin='{"input":\n  "1",, }')
+    assert code == 2 and err["error"] == "bad_input"
+    assert err["message_ru"] == "запрос не является JSON: ошибка в строке 2, столбце 7"
+    assert "Expecting" in err["message_en"] and "Expecting" in err["details"]["reason"]
+    assert (err["details"]["line"], err["details"]["column"]) == (2, 7)
+
+
+def test_line_errors_name_the_same_line_in_both_languages(store):
+    cheque = {"identify": "0001000000018", "receipt_id": "X"}
+    bad_lines = [
+        ([{"sku": "DR-1001"}, {"sku": "NOPE"}], "unknown_item", "lines[1].sku"),
+        ([{"sku": "DR-1001"}, "DR-1002"], "bad_cart", "lines[1]"),
+        ([{"sku": "DR-1001"}, {"sku": "DR-1001", "qty": 0}], "bad_cart", "lines[1].qty"),
+        ([{"sku": "DR-1001"}, {"sku": "DR-1001", "colour": 1}], "bad_input", "lines[1].colour"),
+    ]
+    for lines, error, path in bad_lines:
+        code, err, _ = kassa(store, "quote", stdin=json.dumps(cheque | {"lines": lines}))
+        assert code == 2 and err["error"] == error, err
+        assert err["message_en"].startswith(f"line 2 ({path}): "), err
+        assert err["message_ru"].startswith(f"позиция 2 ({path}): "), err

@@ -539,3 +539,102 @@ def test_run_if_free_runs_in_place_only_when_no_other_thread_holds_the_store(til
     # The calling thread's own nesting is fine: the lock is re-entrant.
     with till.store.read():
         assert till.store.run_if_free(lambda: "nested") == (True, "nested")
+
+
+def test_a_client_that_hangs_up_mid_request_is_a_quiet_log_line(till, caplog):
+    """A POS that closes the connection before its body arrived (curl --max-time with a
+    Content-Length it never sends): one INFO line, no ERROR, no traceback, nothing written."""
+    import logging
+
+    app = create_app(till.agent, token=TOKEN)
+    before = counts(till)
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"input":"1"}', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/identify",
+        "raw_path": b"/v1/identify",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", AUTH["authorization"].encode()),
+            (b"content-length", b"100"),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8781),
+    }
+    with caplog.at_level(logging.DEBUG, logger="kassa"):
+        anyio.run(app, scope, receive, send)
+    records = [r for r in caplog.records if r.name.startswith("kassa")]
+    assert [r.levelno for r in records] == [logging.INFO], records
+    assert records[0].exc_info is None and "/v1/identify" in records[0].getMessage()
+    assert "disconnected" in records[0].getMessage()
+    assert counts(till) == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'"qty": 1e400', "lines[0].qty"),
+        (b'"qty": 2.0', "lines[0].qty"),
+        (b'"redeem_points": 1e2', "redeem_points"),
+    ],
+)
+def test_a_number_with_a_point_or_exponent_is_refused_as_not_whole(api, till, raw, field):
+    """1e2 is a whole value, but JSON numbers with an exponent or a point are floats: the
+    error says a whole number written with digits only is needed (not "fractional")."""
+    if raw.startswith(b'"qty"'):
+        body = b'{"identify": "%s", "receipt_id": "F", "lines": [{"sku": "DR-1001", %s}]}'
+        body = body % (RICH.encode(), raw)
+    else:
+        body = b'{"identify": "%s", "receipt_id": "F", "lines": [{"sku": "DR-1001"}], %s}'
+        body = body % (RICH.encode(), raw)
+    resp = api.post("/v1/quote", content=body)
+    assert resp.status_code == 400
+    err = resp.json()
+    assert err["error"] == "bad_number" and err["details"]["field"] == field
+    assert "whole number" in err["message_en"] and "exponent" in err["message_en"]
+    assert "fractional" not in err["message_en"] and "дробные" not in err["message_ru"]
+    assert "целое число" in err["message_ru"] and "экспоненты" in err["message_ru"]
+
+
+def test_slip_job_id_must_be_a_positive_number(api):
+    for job_id in ("-1", "0", "abc", "1.5"):
+        resp = api.get(f"/v1/slips/{job_id}")
+        assert resp.status_code == 400, job_id
+        err = resp.json()
+        assert err["details"]["field"] == "job_id" and "positive" in err["message_en"]
+        assert "больше нуля" in err["message_ru"]
+    assert api.get("/v1/slips/12345").status_code == 404
+
+
+def test_consent_must_be_true_or_false(api, till):
+    before = counts(till)
+    body = {"phone": "+7 999 555-01-24", "first_name": "Вера", "consent_programme": "yes"}
+    resp = api.post("/v1/members", json=body)
+    assert resp.status_code == 400
+    err = resp.json()
+    assert err["error"] == "bad_input" and err["details"]["field"] == "consent_programme"
+    assert "true or false" in err["message_en"]
+    resp = api.post(
+        "/v1/members", json=body | {"birthday": "1990-02-31", "consent_programme": True}
+    )
+    assert resp.status_code == 400 and "no such date" in resp.json()["message_en"]
+    assert counts(till) == before

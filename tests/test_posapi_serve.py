@@ -62,11 +62,12 @@ def setup(tmp_path):
 def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
     tmp_path, store, cfg, port = setup
     env = {**os.environ, "KASSA_CONFIG": str(cfg)}
+    stderr = (tmp_path / "serve.stderr").open("w", encoding="utf-8")
     proc = subprocess.Popen(
         [*KASSA, "agent", "serve", "--quiet"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     try:
         token_file = tmp_path / "api-token"
@@ -78,6 +79,8 @@ def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
             assert token_file.stat().st_mode & 0o777 == 0o600
             token = token_file.read_text(encoding="utf-8").strip()
             wait_ready(client, proc, token)
+            banner = (tmp_path / "serve.stderr").read_text(encoding="utf-8")
+            assert f"kassa agent: POS API on http://127.0.0.1:{port}/v1" in banner
             auth = {"authorization": f"Bearer {token}"}
             assert client.get("/v1/status").status_code == 401
             status = client.get("/v1/status", headers=auth).json()
@@ -131,12 +134,14 @@ def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
             )
             assert second.returncode == 3
             assert json.loads(second.stdout)["error"] == "store_locked"
+            assert "POS API on" not in second.stderr  # no banner before it failed
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        stderr.close()
     with Store(store) as reopened:  # the lock was released
         assert reopened.one("SELECT count(*) FROM purchases")[0] == 1
     lines = (tmp_path / "log" / "kassa-agent.log").read_text(encoding="utf-8").splitlines()
@@ -146,6 +151,26 @@ def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
     assert any(r["logger"].startswith("uvicorn") and r["level"] == "WARNING" for r in records)
     text = "\n".join(lines)
     assert token not in text and demo_phone(1)[-7:] not in text
+
+
+def test_serve_on_a_taken_port_says_so_without_a_banner(setup):
+    """Another program listens on the API port: the error JSON (port_in_use, exit 1 so a
+    service manager may retry) and no "POS API on ..." banner."""
+    _, _, cfg, port = setup
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        out = subprocess.run(
+            [*KASSA, "agent", "serve", "--config", str(cfg)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 1, out.stdout + out.stderr
+    err = json.loads(out.stdout)
+    assert err["error"] == "port_in_use" and err["details"]["port"] == port
+    assert "POS API on" not in out.stderr
 
 
 def test_serve_refuses_a_missing_store_and_a_remote_host_without_opt_in(tmp_path):
