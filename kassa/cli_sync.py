@@ -453,6 +453,10 @@ def _status(agent: Any) -> dict[str, Any]:
 
 
 def add_commands(sub: Any, store_default: str) -> None:
+    """The back-office, enroll and sync commands. Every one but ``backoffice serve`` prints
+    JSON, so their argument errors print the error JSON too (``kassa.cli.json_errors``)."""
+    from kassa.cli import int_arg, json_errors
+
     bo = sub.add_parser("backoffice", help="the central back office")
     bsub = bo.add_subparsers(dest="backoffice_command", required=True)
 
@@ -464,14 +468,24 @@ def add_commands(sub: Any, store_default: str) -> None:
             help="SQLite file (default) or postgresql://user@host/db",
         )
         p.set_defaults(func=fn)
-        return p
+        return p if fn is cmd_serve else json_errors(p)
 
     p = add("serve", "serve the back office API (uvicorn)", cmd_serve)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8780, help="TCP port")
     p = add("seed", "demo data: stores, members, enrollment codes", cmd_seed)
-    p.add_argument("--members", type=int, default=10_000, help="demo members to load")
-    p.add_argument("--stores", type=int, default=2, help="demo stores (s1, s2, ...)")
+    p.add_argument(
+        "--members",
+        type=int_arg("--members", 0, 10_000_000, "must be 0-10000000", "нужно 0-10000000"),
+        default=10_000,
+        help="demo members to load",
+    )
+    p.add_argument(
+        "--stores",
+        type=int_arg("--stores", 1, 100, "must be 1-100", "нужно 1-100"),
+        default=2,
+        help="demo stores (s1, s2, ...)",
+    )
     p = add("enroll-code", "a one-time code to enroll a till of a store", cmd_enroll_code)
     p.add_argument("--store-id", required=True, help="store id (created if new)")
     p.add_argument("--store-name", help="store name (default: the id)")
@@ -498,13 +512,16 @@ def add_commands(sub: Any, store_default: str) -> None:
         help="till store file to create (default: $KASSA_STORE or the user data dir)",
     )
     p.set_defaults(func=cmd_enroll)
+    json_errors(p)
 
     sp = sub.add_parser("sync", help="exchange with the back office")
     ssub = sp.add_subparsers(dest="sync_command", required=True)
     p = ssub.add_parser("status", help="online/offline, events waiting, quarantine")
     p.add_argument("--store", default=store_default, help="till store file")
     p.set_defaults(func=cmd_sync_status)
+    json_errors(p)
     p = ssub.add_parser("now", help="push every waiting event, then pull changes")
     p.add_argument("--store", default=store_default, help="till store file")
     p.add_argument("--url", help="back office URL (default: the one enrolled with)")
     p.set_defaults(func=cmd_sync_now)
+    json_errors(p)

@@ -267,3 +267,28 @@ def test_sync_now_errors(
     code, out, _ = run(capsys, "sync", "status", "--store", str(tmp_path / "none.db"))
     assert code == 3
     assert_error(out, "store_error")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("backoffice", "seed", "--members", "-5"),
+        ("backoffice", "seed", "--stores", "0"),
+        ("backoffice", "report", "--nope"),
+        ("enroll", "--url", "http://127.0.0.1:1"),  # --code missing
+        ("sync", "now", "--bogus"),
+        ("sync", "status", "extra"),
+    ],
+)
+def test_argument_errors_are_the_error_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    """These commands print JSON, so a wrong argument is the error JSON (exit 2), not
+    argparse's usage text, and nothing is created."""
+    db = str(tmp_path / "bo.db")
+    extra = ("--db", db) if argv[0] == "backoffice" else ()
+    code, out, err = run(capsys, *argv, *extra)
+    assert code == 2
+    assert_error(out, "bad_arguments")
+    assert "kassa:" in err
+    assert not list(tmp_path.iterdir())
