@@ -195,6 +195,47 @@ def test_bad_entries_say_what_was_wrong_and_write_nothing(tmp_path: Path) -> Non
     run(main())
 
 
+def test_points_without_a_member_say_so_and_each_entry_replaces_the_message(
+    tmp_path: Path,
+) -> None:
+    """-500 (or F6) before a member is identified says to identify one first, and does
+    not stay armed for the member found later; every new entry replaces the old
+    message (an earlier error never stays under a later entry)."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run(size=(80, 24)) as pilot:
+                await sign_in(h, pilot)
+                screen = pilot.app.screen
+                await h.type(pilot, "=0")
+                assert "Не понял ввод: =0" in said(pilot)
+                await h.type(pilot, "-500")
+                assert "Сначала найдите участника" in said(pilot), said(pilot)
+                assert "=0" not in said(pilot) and screen.redeem == 0
+                await h.type(pilot, "=0")
+                await h.type(pilot, "-99999")
+                assert "Сначала найдите участника" in said(pilot)
+                await pilot.press("f6")
+                await settle(pilot)
+                assert "Сначала найдите участника" in said(pilot) and screen.redeem == 0
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "Identify a member first" in said(pilot)
+                await pilot.press("f10")
+                await settle(pilot)
+                await h.type(pilot, "=0")
+                await h.type(pilot, "DR-1001")  # a good entry clears the old error
+                assert "=0" not in said(pilot)
+                await h.type(pilot, demo_phone(6))
+                q = h.of(QuoteReady)[-1].quote
+                assert q.redeem_points == 0 and screen.redeem == 0 and q.max_redeem_points > 100
+                await h.type(pilot, "-100")  # with a member: spent
+                assert h.of(QuoteReady)[-1].quote.redeem_points == 100
+                assert purchases(h) == []
+
+    run(main())
+
+
 def test_scanned_product_barcode_becomes_a_cheque_line(tmp_path: Path) -> None:
     """A wedge burst of a SKU is a cheque line, not a failed member lookup."""
 

@@ -263,6 +263,7 @@ def test_a_function_key_in_help_closes_it_and_does_its_job(tmp_path: Path) -> No
                 await sign_in(h, pilot)
                 checkout = app.screen
                 assert isinstance(checkout, CheckoutScreen)
+                await h.type(pilot, demo_phone(6))  # F6 spends a member's points
                 await open_help(pilot)
                 await pilot.press("f6")  # the checkout's own key
                 await settle(pilot)

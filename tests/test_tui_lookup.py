@@ -138,3 +138,32 @@ def test_name_search_is_capped_and_skips_merged(tmp_path: Path) -> None:
             )
         again = history.find_by_name(store, "ан")
         assert victim.member_id not in {m.member_id for m in again}
+
+
+def test_name_matches_use_the_whole_panel_at_80x24(tmp_path: Path) -> None:
+    """20 matches at 80x24: the list fills the panel (no empty rows under it while
+    more names wait below), and the arrows reach the last one."""
+
+    async def main() -> None:
+        with harness(tmp_path, members=200) as h:
+            async with h.run(size=(80, 24)) as pilot:
+                await sign_in(h, pilot)
+                await pilot.press("f4")
+                await settle(pilot)
+                await h.type(pilot, "ан")
+                matched = h.of(MembersMatched)[-1]
+                assert len(matched.matches) == history.NAME_MATCH_LIMIT
+                screen = pilot.app.screen
+                options = screen.query_one("#lookup-matches", OptionList)
+                panel = screen.query_one("#lookup-right")
+                assert options.region.height == panel.content_region.height >= 14
+                rows = widget_text(pilot.app, "#lookup-matches").split("\n")
+                assert all(r.strip() for r in rows), rows  # every row shows a name
+                assert "Показаны первые 20" in widget_text(pilot.app, "#say")
+                for _ in range(len(matched.matches) - 1):
+                    await pilot.press("down")
+                await pilot.press("enter")
+                await settle(pilot)
+                assert h.of(MemberLooked)[-1].card.member_id == matched.matches[-1].member_id
+
+    asyncio.run(main())

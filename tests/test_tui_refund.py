@@ -201,6 +201,13 @@ def test_more_than_bought_and_unknown_cheque_write_nothing(tmp_path: Path) -> No
                 await pilot.press("f12")  # nothing chosen
                 await settle(pilot)
                 assert "Выберите строки" in widget_text(pilot.app, "#say")
+                await pilot.press("f10")  # the message follows the language
+                await settle(pilot)
+                assert "Pick lines to refund" in widget_text(pilot.app, "#say")
+                await h.type(pilot, "abc")
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "Не понял «abc»" in widget_text(pilot.app, "#say")
                 assert footprint(h) == before
                 assert not h.of(RefundMade)
 

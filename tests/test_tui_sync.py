@@ -152,3 +152,33 @@ def test_accepted_events_show_until_their_verdict(tmp_path: Path, monkeypatch: A
                 assert "ждут учёта" not in widget_text(pilot.app, "#sync-box")
 
     asyncio.run(main())
+
+
+def test_sync_message_follows_a_language_switch(tmp_path: Path) -> None:
+    """The line under the screen is kept as a key and its values, not as rendered text:
+    after "sync now" F10 re-renders it in English (and back), figures unchanged."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await two_sales(h, pilot)
+                await sync_now(pilot)
+                assert h.of(SyncFinished)[-1].ok
+                assert "Готово: отправлено 2, принято 2" in widget_text(pilot.app, "#say")
+                await pilot.press("f10")
+                await settle(pilot)
+                text = widget_text(pilot.app, "#say")
+                assert "Done: sent 2, acknowledged 2" in text and "Готово" not in text, text
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "Готово: отправлено 2, принято 2" in widget_text(pilot.app, "#say")
+                # A failed sync names the error the same way in either language.
+                h.network_down()
+                await pilot.press("f5")
+                await settle(pilot)
+                assert "Связи нет" in widget_text(pilot.app, "#say")
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "No link" in widget_text(pilot.app, "#say")
+
+    asyncio.run(main())

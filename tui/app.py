@@ -104,13 +104,22 @@ class KassaApp(App[int]):
         """Seconds for the wedge classifier; tests inject a clock (Pilot adds ~80 ms/key)."""
         self.poll_status = poll_status
         self.last_status: StatusSnapshot | None = None
-        self.printer_problem: str | None = None
+        self._printer_fault: PrinterChanged | None = None
         self.cashier_name: str | None = None
         self._before_burst: str | None = None
         self._warming = False
 
     def t(self, key: str, **fields: object) -> str:
         return t(self.lang, key, **fields)
+
+    @property
+    def printer_problem(self) -> str | None:
+        """The printer's fault in the current language (kept as the worker's message, so
+        a language switch re-labels it), or None."""
+        fault = self._printer_fault
+        if fault is None:
+            return None
+        return fault.message_en if self.lang == "en" else fault.message_ru
 
     @property
     def hints(self) -> list[str]:
@@ -182,7 +191,7 @@ class KassaApp(App[int]):
             self.pop_screen()
         top = self.screen
         if isinstance(top, SignInScreen):
-            top.say(self.t("shift.closed"))
+            top.say_t("shift.closed")
             top.refresh_chrome()
 
     def action_open_flow(self, name: str) -> None:
@@ -249,9 +258,9 @@ class KassaApp(App[int]):
 
     def on_printer_changed(self, message: PrinterChanged) -> None:
         if message.kind == "fault":
-            self.printer_problem = message.message_en if self.lang == "en" else message.message_ru
+            self._printer_fault = message
         elif message.kind in ("recovered", "printed"):
-            self.printer_problem = None
+            self._printer_fault = None
         self._refresh_bars()
         self.refresh_status()
 

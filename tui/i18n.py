@@ -132,6 +132,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "co.total_line": ("Сумма без товаров", "Total without items"),
     "co.unknown_sku": ("Артикул {sku} не найден", "SKU {sku} not found"),
     "co.bad_entry": ("Не понял ввод: {text}", "Cannot read: {text}"),
+    "co.member_first": (
+        "Сначала найдите участника: скан карты или телефон",
+        "Identify a member first: scan the card or type the phone",
+    ),
     "co.sale": ("расп.", "sale"),
     "co.discard_ask": (
         "Отменить этот чек? F8 или Enter — да, Esc — нет",

@@ -7,7 +7,7 @@ Subclasses implement ``compose_body()`` and, for a language switch, ``relabel()`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -36,8 +36,9 @@ class KassaScreen(Screen[Any]):
     """i18n keys of the lines F1 help shows above this screen's keys (what to do here);
     empty: a general text (``tui.screens.help``)."""
 
-    _say_again: tuple[Callable[[], str], bool] | None = None
-    """How to write the message line again in another language (``say_t``, refusals)."""
+    _said: tuple[Callable[[], str], bool] | None = None
+    """The message line as a renderer (and its error flag): a language switch calls it
+    again, so the line is never left in the other language."""
 
     @property
     def kassa(self) -> KassaApp:
@@ -67,26 +68,29 @@ class KassaScreen(Screen[Any]):
         to this screen as a message (or ``CoreFailed``)."""
         self.post_message(CoreRequested(op, args, reply_to=self))
 
-    def say(
-        self, text: str, *, error: bool = False, again: Callable[[], str] | None = None
-    ) -> None:
+    def say(self, text: Callable[[], str] | Literal[""], *, error: bool = False) -> None:
         """One line of feedback for the cashier above the key bar (wrapped onto a second
-        line when long). ``again`` re-renders it after a language switch."""
+        line when long); ``""`` clears it.
+
+        The text is given as a function that renders it in the current language
+        (``lambda: self.t(key, **fields)``; ``say_t`` is the short form), never as text
+        rendered once: ``relabel()`` calls it again after a language switch (F10). The
+        type allows no other string, so a message cannot be stored in one language."""
         line = self.query_one("#say", Static)
-        line.update(text)
+        line.update(text() if callable(text) else "")
         line.set_class(error, "-error")
-        self._say_again = (again, error) if again is not None else None
+        self._said = (text, error) if callable(text) else None
 
     def say_t(self, key: str, *, error: bool = False, **fields: object) -> None:
-        """``say`` an i18n string; a language switch re-labels it."""
-        self.say(self.t(key, **fields), error=error, again=lambda: self.t(key, **fields))
+        """``say`` an i18n string with its fields."""
+        self.say(lambda: self.t(key, **fields), error=error)
 
     def failure_text(self, message: CoreFailed) -> str:
         """A refusal as the cashier reads it: title and reason."""
         return f"{message.heading(self.lang)}: {message.text(self.lang)}"
 
     def on_core_failed(self, message: CoreFailed) -> None:
-        self.say(self.failure_text(message), error=True, again=lambda: self.failure_text(message))
+        self.say(lambda: self.failure_text(message), error=True)
 
     def on_screen_resume(self) -> None:
         self.refresh_chrome()
@@ -101,9 +105,9 @@ class KassaScreen(Screen[Any]):
     def relabel(self) -> None:
         """Re-render texts in the current language; subclasses extend."""
         self.refresh_chrome()
-        if self._say_again is not None:
-            again, error = self._say_again
-            self.say(again(), error=error, again=again)
+        if self._said is not None:
+            text, error = self._said
+            self.say(text, error=error)
 
     def action_back(self) -> None:
         """Esc: leave this flow, back to the screen below (checkout)."""

@@ -246,7 +246,10 @@ class CheckoutScreen(KassaScreen):
         self.handle_entry(value, "typed")
 
     def handle_entry(self, value: str, source: str) -> None:
+        """One entry (typed or scanned). It replaces whatever the message line said: its
+        own answer (or the quote's hint) follows, an old error never stays under it."""
         entry = parse_entry(value)
+        self.say("")
         if entry.kind == "empty":
             self.accept()
         elif entry.kind == "identify":
@@ -264,6 +267,9 @@ class CheckoutScreen(KassaScreen):
         elif entry.kind == "total":
             self.request(ops.total_line, entry.amount_kop, entry.category)
         elif entry.kind == "redeem":
+            if self.card is None:  # points belong to a member: nothing to spend yet
+                self.say_t("co.member_first", error=True)
+                return
             self.redeem = entry.points
             self.requote()
         else:
@@ -277,10 +283,7 @@ class CheckoutScreen(KassaScreen):
             self.say_t("co.empty", error=True)
         elif self.quote is not None:
             self.stage = "confirm"
-            self.say(
-                f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}",
-                again=lambda: f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}",
-            )
+            self.say(lambda: f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}")
             self.render_all()
 
     def on_scanned(self, message: Scanned) -> None:
@@ -338,9 +341,7 @@ class CheckoutScreen(KassaScreen):
         self.quote_msg = message
         if self.refusal is not None:
             refusal = self.refusal
-            self.say(
-                self.failure_text(refusal), error=True, again=lambda: self.failure_text(refusal)
-            )
+            self.say(lambda: self.failure_text(refusal), error=True)
             self.refusal = None
         else:
             self.say_t("co.accept")
@@ -351,10 +352,7 @@ class CheckoutScreen(KassaScreen):
         self.stage = "done"
         r = message.result
         key = "co.committed_offline" if r.offline else "co.committed"
-        self.say(
-            f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}",
-            again=lambda: f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}",
-        )
+        self.say(lambda: f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}")
         self.render_all()
         self.query_one("#cheque-box", VerticalScroll).scroll_home(animate=False)
         if self.card is not None:
@@ -382,6 +380,9 @@ class CheckoutScreen(KassaScreen):
     # ------------------------------------------------------------------ actions
     def action_toggle_redeem(self) -> None:
         if self.stage == "done":
+            return
+        if self.card is None:
+            self.say_t("co.member_first", error=True)
             return
         self.redeem = 0 if self.redeem != 0 else "max"
         self.requote()

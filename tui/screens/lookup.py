@@ -105,7 +105,7 @@ class LookupScreen(KassaScreen):
     #lookup-body { height: 1fr; }
     #lookup-card { width: 32; height: 100%; }
     #lookup-right { width: 1fr; height: 100%; }
-    #lookup-matches { height: auto; max-height: 10; border: none; }
+    #lookup-matches { height: 1fr; border: none; }
     #lookup-history { height: 1fr; }
     """
     HELP_LINES: ClassVar[tuple[str, ...]] = ("help.lookup.1", "help.lookup.2")
@@ -127,8 +127,14 @@ class LookupScreen(KassaScreen):
                 yield Static("", id="lookup-history")
         yield Input(placeholder=self.t("lookup.entry"), id="lookup-entry")
 
+    def show_matches(self, on: bool) -> None:
+        """The name matches take the whole panel (as many rows as fit) in place of the
+        history; a picked member brings the history back."""
+        self.query_one("#lookup-matches", OptionList).display = on
+        self.query_one("#lookup-history", Static).display = not on
+
     def on_mount(self) -> None:
-        self.query_one("#lookup-matches", OptionList).display = False
+        self.show_matches(False)
         self.query_one("#lookup-entry", Input).focus()
         self.render_all()
 
@@ -186,7 +192,7 @@ class LookupScreen(KassaScreen):
     # ------------------------------------------------------------------ answers
     def on_member_looked(self, message: MemberLooked) -> None:
         self.looked = message
-        self.query_one("#lookup-matches", OptionList).display = False
+        self.show_matches(False)
         self.query_one("#lookup-entry", Input).focus()
         self.say("")
         self.render_all()
@@ -197,20 +203,24 @@ class LookupScreen(KassaScreen):
         options = self.query_one("#lookup-matches", OptionList)
         options.clear_options()
         if not message.matches:
-            options.display = False
-            self.say(self.t("lookup.none", q=message.query), error=True)
+            self.show_matches(False)
+            self.say_t("lookup.none", q=message.query, error=True)
             self.render_all()
             return
         for m in message.matches:
             label = f"{m.first_name or '?'}  {m.phone_masked or ''}  {m.code}"
             options.add_option(Option(label, id=m.member_id))
-        options.display = True
+        self.show_matches(True)
         options.highlighted = 0
         options.focus()
         n = len(message.matches)
-        text = self.t("lookup.matches", n=n)
-        if n >= history.NAME_MATCH_LIMIT:
-            text += ". " + self.t("lookup.more", n=n)
+
+        def text() -> str:
+            out = self.t("lookup.matches", n=n)
+            if n >= history.NAME_MATCH_LIMIT:
+                out += ". " + self.t("lookup.more", n=n)
+            return out
+
         self.say(text)
         self.render_all()
 

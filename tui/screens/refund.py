@@ -330,7 +330,7 @@ class RefundScreen(KassaScreen):
                 return
             chosen = apply_entry(value, self.cheque, self.chosen)
             if chosen is None:
-                self.say(self.t("refund.bad_entry", text=value), error=True)
+                self.say_t("refund.bad_entry", text=value, error=True)
                 return
             self.requote(chosen)
             return
@@ -366,7 +366,7 @@ class RefundScreen(KassaScreen):
         if not message.entries:
             options.display = False
             self.stage = "find"
-            self.say(self.t("refund.no_cheques"), error=True)
+            self.say_t("refund.no_cheques", error=True)
             self.render_all()
             return
         for e in message.entries:
@@ -376,14 +376,14 @@ class RefundScreen(KassaScreen):
         options.highlighted = 0
         options.focus()
         self.stage = "pick"
-        self.say(self.t("refund.pick_cheque"))
+        self.say_t("refund.pick_cheque")
         self.render_all()
 
     def on_cheque_found(self, message: ChequeFound) -> None:
         cheque = message.cheque
         self.query_one("#refund-cheques", OptionList).display = False
         if not cheque.refundable:
-            self.say(self.t("refund.nothing_left", r=cheque.receipt_id), error=True)
+            self.say_t("refund.nothing_left", r=cheque.receipt_id, error=True)
             self.stage = "find"
             self.render_all()
             self.query_one("#refund-entry", Input).focus()
@@ -392,7 +392,7 @@ class RefundScreen(KassaScreen):
         self.chosen, self.preview = {}, None
         self.refund_id = f"RF-{cheque.receipt_id}-{uuid.uuid4().hex[:8]}"
         self.stage = "lines"
-        self.say(self.t("refund.member", m=cheque.member_label))
+        self.say_t("refund.member", m=cheque.member_label)
         self.render_all()
         self.query_one("#refund-entry", Input).focus()
 
@@ -401,13 +401,14 @@ class RefundScreen(KassaScreen):
             return
         self.chosen = message.request
         self.preview = message.result
-        self.say(self.t("refund.confirm_hint"))
+        self.say_t("refund.confirm_hint")
         self.render_all()
 
     def on_refund_made(self, message: RefundMade) -> None:
         self.made = message
         self.stage = "done"
-        self.say(f"{self.t('refund.done', r=message.outcome.refund_id)}. {self.t('refund.next')}")
+        rid = message.outcome.refund_id
+        self.say(lambda: f"{self.t('refund.done', r=rid)}. {self.t('refund.next')}")
         self.render_all()
 
     # ------------------------------------------------------------------ actions
@@ -415,7 +416,7 @@ class RefundScreen(KassaScreen):
         if self.stage != "lines" or self.cheque is None:
             return
         if not self.chosen or self.preview is None:
-            self.say(self.t("refund.none"), error=True)
+            self.say_t("refund.none", error=True)
             return
         self.request(make_refund, self.refund_id, self.cheque.receipt_id, dict(self.chosen))
 

@@ -171,7 +171,7 @@ class RegisterScreen(KassaScreen):
         self.query_one("#register-done").display = False
         self.request(consent_version)
         self.query_one("#phone", Input).focus()
-        self.say(self.t("register.hint"))
+        self.say_t("register.hint")
 
     def on_consent_version(self, message: ConsentVersion) -> None:
         self.version = message.version
@@ -214,7 +214,7 @@ class RegisterScreen(KassaScreen):
         self.query_one("#register-form").display = False
         self.query_one("#register-done").display = True
         self._render_done()
-        self.say(self.t("register.again"))
+        self.say_t("register.again")
 
     def _render_done(self) -> None:
         if self.done is None:
@@ -245,7 +245,7 @@ class RegisterScreen(KassaScreen):
         self.query_one("#register-form").display = True
         self.query_one("#register-done").display = False
         self.query_one("#phone", Input).focus()
-        self.say(self.t("register.hint"))
+        self.say_t("register.hint")
 
     def relabel(self) -> None:
         super().relabel()
@@ -257,4 +257,3 @@ class RegisterScreen(KassaScreen):
         self.query_one("#consent-marketing", Checkbox).label = self.t("register.consent_marketing")
         self._render_version()
         self._render_done()
-        self.say(self.t("register.again" if self.done else "register.hint"))

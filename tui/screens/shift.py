@@ -102,7 +102,7 @@ class ShiftScreen(KassaScreen):
 
     def action_close_shift(self) -> None:
         self.confirming = True
-        self.say(self.t("shift.close_confirm"))
+        self.say_t("shift.close_confirm")
 
     def action_confirm(self) -> None:
         if self.confirming:

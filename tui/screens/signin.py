@@ -63,7 +63,7 @@ class SignInScreen(KassaScreen):
             options.highlighted = 0
             options.focus()
         else:
-            self.say(self.t("signin.no_cashiers"), error=True)
+            self.say_t("signin.no_cashiers", error=True)
 
     def on_key(self, event: events.Key) -> None:
         """A digit typed on the name list starts the PIN (the highlighted name is taken);
@@ -107,11 +107,11 @@ class SignInScreen(KassaScreen):
         options = self.query_one("#cashiers", OptionList)
         idx = options.highlighted
         if idx is None:
-            self.say(self.t("signin.pick_first"), error=True)
+            self.say_t("signin.pick_first", error=True)
             return
         cashier_id = options.get_option_at_index(idx).id
         assert cashier_id is not None
-        self.say(self.t("signin.checking"))
+        self.say_t("signin.checking")
         self.pending = cashier_id
         self.request(ops.sign_in, cashier_id, event.value)
 
@@ -125,8 +125,10 @@ class SignInScreen(KassaScreen):
             # the core's text names the cashier by id; the cashier reads their name
             key = "signin.locked" if message.details.get("locked") else "signin.wrong_pin"
             left = message.details.get("tries_left", "?")
-            text = self.t(key, name=name, left=left)
-            self.say(f"{message.heading(self.lang)}: {text}", error=True)
+            self.say(
+                lambda: f"{message.heading(self.lang)}: {self.t(key, name=name, left=left)}",
+                error=True,
+            )
             message.prevent_default()  # Textual would call the base's handler as well
             return
         super().on_core_failed(message)

@@ -195,26 +195,24 @@ class SyncScreen(KassaScreen):
         if self.running:
             return
         self.running = True
-        self.say(self.t("sync.running"))
+        self.say_t("sync.running")
         self.request(sync_now)
 
     def on_sync_finished(self, message: SyncFinished) -> None:
         self.running = False
         if message.ok:
             rep = message.report
-            self.say(
-                self.t(
-                    "sync.done",
-                    sent=rep.get("pushed", 0),
-                    acked=rep.get("acked", 0),
-                    q=rep.get("quarantined", 0),
-                    pulled=rep.get("pulled", 0),
-                )
+            self.say_t(
+                "sync.done",
+                sent=rep.get("pushed", 0),
+                acked=rep.get("acked", 0),
+                q=rep.get("quarantined", 0),
+                pulled=rep.get("pulled", 0),
             )
         elif message.error == "no_client":
-            self.say(self.t("sync.no_client"), error=True)
+            self.say_t("sync.no_client", error=True)
         else:
-            self.say(self.t("sync.failed", e=message.error), error=True)
+            self.say_t("sync.failed", e=message.error, error=True)
         self.request(read_sync)
         self.kassa.refresh_status()
 

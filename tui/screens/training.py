@@ -174,7 +174,7 @@ class TrainingScreen(KassaScreen):
     def action_switch(self) -> None:
         if self.on is not None:
             if not self.on:
-                self.say(self.t("training.working"))
+                self.say_t("training.working")
             self.request(switch_training, not self.on)
 
     def on_training_toggled(self, message: TrainingToggled) -> None:
