@@ -17,20 +17,28 @@ Points = int
 NBSP = "\u00a0"
 """Thousands separator and unit gap: a non-breaking space keeps "1 250,00 ₽" on one line."""
 
+# Cashier number style, one per language, for money and points alike:
+#   ru  1 250,00 ₽   1 250 бонусов   (non-breaking space groups, decimal comma)
+#   en  1,250.00 ₽   1,250 points    (comma groups, decimal point)
+# The rouble sign follows the amount in both (after a non-breaking space). Slips and
+# documents are Russian: their callers leave ``lang`` at "ru".
+
 MAX_CHEQUE_KOP: Kopecks = 100_000_000_00
 """Sanity ceiling for one cheque (100 million roubles): anything above is a typo."""
 
 
-def _group(n: int) -> str:
-    return f"{n:,}".replace(",", NBSP)
+def _group(n: int, lang: str = "ru") -> str:
+    return f"{n:,}" if lang == "en" else f"{n:,}".replace(",", NBSP)
 
 
-def format_rub(amount: Kopecks, *, sign: bool = False) -> str:
-    """Kopecks as the cashier reads them: 125000 -> "1 250,00 ₽" (non-breaking spaces)."""
+def format_rub(amount: Kopecks, *, sign: bool = False, lang: str = "ru") -> str:
+    """Kopecks as the cashier reads them: 125000 -> "1 250,00 ₽" (non-breaking spaces);
+    in English "1,250.00 ₽"."""
     neg = amount < 0
     rub, kop = divmod(abs(amount), 100)
     prefix = "-" if neg else ("+" if sign and amount > 0 else "")
-    return f"{prefix}{_group(rub)},{kop:02d}{NBSP}₽"
+    point = "." if lang == "en" else ","
+    return f"{prefix}{_group(rub, lang)}{point}{kop:02d}{NBSP}₽"
 
 
 def plural_ru(n: int, one: str, few: str, many: str) -> str:
@@ -48,7 +56,7 @@ def format_points(points: Points, lang: str = "ru", *, sign: bool = False) -> st
     prefix = "-" if points < 0 else ("+" if sign and points > 0 else "")
     if lang == "en":
         word = "point" if abs(points) == 1 else "points"
-        return f"{prefix}{abs(points):,} {word}"
+        return f"{prefix}{_group(abs(points), lang)} {word}"
     word = plural_ru(points, "бонус", "бонуса", "бонусов")
     return f"{prefix}{_group(abs(points))}{NBSP}{word}"
 

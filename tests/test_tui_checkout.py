@@ -296,16 +296,20 @@ def test_language_switch_relabels_everything(tmp_path: Path) -> None:
                 await sign_in(h, pilot)
                 await h.type(pilot, "DR-1001")
                 await h.type(pilot, demo_phone(2))
-                text = widget_text(pilot.app, "#cheque-box")
+                text = widget_text(pilot.app, "#cheque-box").replace("\u00a0", " ")
                 assert "To pay" in text and "К оплате" not in text
+                # one English number style for money and points (agent.money)
+                assert "6,499.00 ₽" in text and "6 499,00" not in text, text
+                card = widget_text(pilot.app, "#card").replace("\u00a0", " ")
+                assert " points" in card and "бонус" not in card
                 keys = widget_text(pilot.app, "#keys")
                 assert "New cheque" in keys and "Русский" in keys
                 status = widget_text(pilot.app, "#status")
                 assert "Online" in status
                 await pilot.press("f10")
                 await pilot.pause()
-                text = widget_text(pilot.app, "#cheque-box")
-                assert "К оплате" in text
+                text = widget_text(pilot.app, "#cheque-box").replace("\u00a0", " ")
+                assert "К оплате" in text and "6 499,00 ₽" in text
 
     run(main())
 

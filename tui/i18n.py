@@ -257,12 +257,18 @@ STRINGS: dict[str, tuple[str, str]] = {
 
 
 def points(lang: str, n: int) -> str:
-    """Integer points for the cashier: «1 949 бонусов» / "1,949 points"."""
-    if lang == "en":
-        return f"{n:,} point{'s' if abs(n) != 1 else ''}"
+    """Integer points for the cashier: «1 949 бонусов» / "1,949 points" (the style is
+    ``agent.money``'s, the one place for cashier number formats)."""
     from agent.money import format_points
 
-    return format_points(n)
+    return format_points(n, lang)
+
+
+def money(lang: str, kop: int) -> str:
+    """Kopecks for the cashier: «17 099,10 ₽» / "17,099.10 ₽" (``agent.money``)."""
+    from agent.money import format_rub
+
+    return format_rub(kop, lang=lang)
 
 
 def register_strings(extra: Mapping[str, tuple[str, str]]) -> None:

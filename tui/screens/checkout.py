@@ -22,10 +22,9 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from agent.model import CartLine
-from agent.money import format_rub
 from tui import ops
 from tui.entry import parse_entry
-from tui.i18n import points, t
+from tui.i18n import money, points, t
 from tui.messages import (
     CatalogItemFound,
     CheckoutCommitted,
@@ -70,14 +69,14 @@ def cheque_view(
         ql = qlines.get(n)
         disc = ""
         if ql is not None and (ql.coupon_discount_kop + ql.points_discount_kop):
-            disc = "-" + format_rub(ql.coupon_discount_kop + ql.points_discount_kop)
+            disc = "-" + money(lang, ql.coupon_discount_kop + ql.points_discount_kop)
         # the quantity sits with the amount: a long name is cut at the end, not "×3"
         qty = f"×{line.qty} " if line.qty > 1 else ""
-        table.add_row(name, qty + format_rub(line.amount_kop), disc)
+        table.add_row(name, qty + money(lang, line.amount_kop), disc)
     table.add_row("", "", "")
     if quote is None:
         return table
-    table.add_row(Text(t(lang, "co.total"), style="bold"), format_rub(quote.total_kop), "")
+    table.add_row(Text(t(lang, "co.total"), style="bold"), money(lang, quote.total_kop), "")
     table.add_row(t(lang, "co.max"), points(lang, quote.max_redeem_points), "")
     chosen = t(lang, "co.spend.max") if redeem == "max" else ""
     spend = points(lang, quote.redeem_points)
@@ -90,11 +89,11 @@ def cheque_view(
         table.add_row(Text(limit, style="yellow"))
     if coupon and quote.coupon_id:
         off = quote.coupon_discount_kop
-        table.add_row(coupon_label(lang, *coupon_terms), f"-{format_rub(off)}" if off else "", "")
+        table.add_row(coupon_label(lang, *coupon_terms), f"-{money(lang, off)}" if off else "", "")
     table.add_row(t(lang, "co.earn"), Text(f"+{points(lang, quote.total_earned)}", "green"), "")
     table.add_row(
         Text(t(lang, "co.payable"), style="bold"),
-        Text(format_rub(quote.payable_kop), style="bold"),
+        Text(money(lang, quote.payable_kop), style="bold"),
         "",
     )
     return table
@@ -107,7 +106,7 @@ def coupon_label(lang: str, kind: str, value: int) -> str:
         pct = str(value // 100) if value % 100 == 0 else f"{value / 100:.2f}".rstrip("0")
         return f"{base} −{pct.replace('.', ',') if lang == 'ru' else pct} %"
     if kind == "fixed":
-        return f"{base} −{format_rub(value)}"
+        return f"{base} −{money(lang, value)}"
     if kind == "points":
         return f"{base} +{points(lang, value)}"
     return base

@@ -26,9 +26,8 @@ from textual.widgets.option_list import Option
 
 from agent import history
 from agent.errors import InputError
-from agent.money import format_rub
 from agent.service import MemberCard
-from tui.i18n import points, register_strings
+from tui.i18n import money, points, register_strings
 from tui.messages import Scanned
 from tui.screens.base import KassaScreen
 from tui.services import Services
@@ -163,7 +162,7 @@ class LookupScreen(KassaScreen):
             kind = self.t(f"lookup.{e.kind}")
             if e.offline:
                 kind += f" ({self.t('lookup.offline')})"
-            amount = format_rub(e.amount_kop)
+            amount = money(self.lang, e.amount_kop)
             if e.kind == "refund":
                 amount = "-" + amount
             sign = "+" if e.points_delta > 0 else ""

@@ -32,10 +32,9 @@ from textual.widgets.option_list import Option
 from agent import history
 from agent.errors import InputError, NotFoundError
 from agent.ledger import RefundResult
-from agent.money import format_rub
 from agent.service import RefundOutcome
 from agent.slip import slip_text
-from tui.i18n import points, register_strings
+from tui.i18n import money, points, register_strings
 from tui.messages import Scanned
 from tui.screens.base import KassaScreen
 from tui.services import Services
@@ -286,7 +285,7 @@ class RefundScreen(KassaScreen):
                 ln.name,
                 bought,
                 str(back) if back else "",
-                format_rub(ln.payable_kop),
+                money(self.lang, ln.payable_kop),
             )
         table.add_row("", "", "", "", "")
         p = self.preview
@@ -295,7 +294,7 @@ class RefundScreen(KassaScreen):
             return table
         lang = self.lang
         table.add_row(
-            "", Text(self.t("refund.amount"), style="bold"), "", "", format_rub(p.amount_kop)
+            "", Text(self.t("refund.amount"), style="bold"), "", "", money(self.lang, p.amount_kop)
         )
         reversed_ = p.earn_reversed + p.bonus_reversed
         table.add_row(
@@ -369,15 +368,22 @@ class RefundScreen(KassaScreen):
             self.say_t("refund.no_cheques", error=True)
             self.render_all()
             return
-        for e in message.entries:
-            label = f"{e.receipt_id}  {e.at.strftime('%d.%m %H:%M')}  {format_rub(e.amount_kop)}"
-            options.add_option(Option(label, id=e.receipt_id))
+        self._fill_cheques(0)
         options.display = True
-        options.highlighted = 0
         options.focus()
         self.stage = "pick"
         self.say_t("refund.pick_cheque")
         self.render_all()
+
+    def _fill_cheques(self, highlighted: int | None) -> None:
+        """The member's cheques as options (amounts in the current language)."""
+        options = self.query_one("#refund-cheques", OptionList)
+        options.clear_options()
+        for e in self.entries:
+            amount = money(self.lang, e.amount_kop)
+            label = f"{e.receipt_id}  {e.at.strftime('%d.%m %H:%M')}  {amount}"
+            options.add_option(Option(label, id=e.receipt_id))
+        options.highlighted = highlighted
 
     def on_cheque_found(self, message: ChequeFound) -> None:
         cheque = message.cheque
@@ -438,4 +444,6 @@ class RefundScreen(KassaScreen):
 
     def relabel(self) -> None:
         super().relabel()
+        if self.stage == "pick":
+            self._fill_cheques(self.query_one("#refund-cheques", OptionList).highlighted)
         self.render_all()

@@ -16,7 +16,6 @@ from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import Static
 
-from agent.money import format_rub
 from tui import ops_shift as ops
 from tui.messages import ReportQueued, ShiftClosed, XReportReady
 from tui.screens.base import KassaScreen
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 
 def report_table(report: XReport, lang: str) -> Table:
     """The X-report as a two-column table (pure: the screen and the tests share it)."""
-    from tui.i18n import points, t
+    from tui.i18n import money, points, t
 
     s = report.shift
     table = Table.grid(padding=(0, 2))
@@ -44,13 +43,13 @@ def report_table(report: XReport, lang: str) -> Table:
         ("xr.by_scan", str(report.by_scan)),
         ("xr.by_phone", str(report.by_phone)),
         ("xr.offline", str(report.offline_cheques)),
-        ("xr.sales", format_rub(report.sales_kop)),
-        ("xr.discount", format_rub(report.discount_kop)),
+        ("xr.sales", money(lang, report.sales_kop)),
+        ("xr.discount", money(lang, report.discount_kop)),
         ("xr.earned", points(lang, report.points_earned)),
         ("xr.spent", points(lang, report.points_spent)),
         ("xr.registrations", str(report.registrations)),
         ("xr.refunds", str(report.refunds)),
-        ("xr.refund_kop", format_rub(report.refund_kop)),
+        ("xr.refund_kop", money(lang, report.refund_kop)),
         ("xr.reversed", points(lang, report.points_reversed)),
         ("xr.returned", points(lang, report.points_returned)),
     ]

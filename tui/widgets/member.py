@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import Static
 
-from agent.money import format_rub
-from tui.i18n import points, t
+from tui.i18n import money, points, t
 
 if TYPE_CHECKING:
     from agent.service import MemberCard
@@ -47,7 +46,7 @@ def card_text(card: MemberCard | None, lang: str) -> Text:
         out.append(t(lang, "card.birthday") + "\n", style="bold magenta")
     if card.next_tier is not None and card.to_next_tier_kop is not None:
         nxt = card.next_tier.name_en if lang == "en" else card.next_tier.name_ru
-        out.append(t(lang, "card.next_tier", tier=nxt, rub=format_rub(card.to_next_tier_kop)))
+        out.append(t(lang, "card.next_tier", tier=nxt, rub=money(lang, card.to_next_tier_kop)))
         out.append("\n")
     for c in card.collections:
         if c.collected:
