@@ -5,6 +5,7 @@ office; bad input is named and nothing is written."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -165,5 +166,40 @@ def test_name_matches_use_the_whole_panel_at_80x24(tmp_path: Path) -> None:
                 await pilot.press("enter")
                 await settle(pilot)
                 assert h.of(MemberLooked)[-1].card.member_id == matched.matches[-1].member_id
+
+    asyncio.run(main())
+
+
+def test_history_shows_cheque_numbers_and_amounts_whole_at_80x24(tmp_path: Path) -> None:
+    """An offline purchase («покупка (без связи)») widens the kind column: the cheque
+    number (what a refund searches by) and the amount still show whole, in both
+    languages."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run(size=(80, 24)) as pilot:
+                assert h.services is not None and h.services.sync is not None
+                await sign_in(h, pilot)
+                h.network_down()
+                h.clock.advance(minutes=5)  # beyond the online grace
+                with contextlib.suppress(Exception):  # the sync loop would back off
+                    await asyncio.to_thread(h.services.sync.drain)
+                await h.type(pilot, "OW-4001*3")
+                await h.type(pilot, demo_phone(3))
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                sale = h.of(CheckoutCommitted)[-1].result
+                assert sale.offline
+                await pilot.press("f8")
+                await settle(pilot)
+                await pilot.press("f4")
+                await settle(pilot)
+                await h.type(pilot, demo_phone(3))
+                for amount, kind in (("56 997,00 ₽", "без связи"), ("56,997.00 ₽", "offline")):
+                    text = widget_text(pilot.app, "#lookup-right").replace("\u00a0", " ")
+                    assert sale.receipt_id in text and "…" not in text, text
+                    assert amount in text and kind in text, text
+                    await pilot.press("f10")
+                    await settle(pilot)
 
     asyncio.run(main())

@@ -145,6 +145,13 @@ def test_printer_fails_mid_shift_sale_is_kept_and_slip_prints_later(tmp_path: Pa
                 await refresh_status(pilot)
                 status = widget_text(pilot.app, "#status")
                 assert "ПРИНТЕР" in status
+                fault = [m for m in h.of(PrinterChanged) if m.kind == "fault"][-1]
+                await pilot.press("f10")  # the fault follows the language
+                await settle(pilot)
+                status = widget_text(pilot.app, "#status")
+                assert f"PRINTER: {fault.message_en}"[:30] in status, status
+                await pilot.press("f10")
+                await settle(pilot)
                 assert kept.receipt_id.encode() not in flaky.data
                 flaky.broken = False
                 services.printer.retry_now()

@@ -287,3 +287,41 @@ def test_training_off_message_follows_the_language(tmp_path: Path) -> None:
                 assert "Учебный режим выключен" in widget_text(pilot.app, "#say")
 
     asyncio.run(main())
+
+
+def test_training_at_80x24_cuts_no_name_mark_or_cheque_number(tmp_path: Path) -> None:
+    """Training at 80x24 (both languages): the status bar keeps the training mark and the
+    cashier's whole name (it drops the last-contact time instead), a discounted sale line
+    shows its whole sale mark, and the cheque number is shown whole."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run(size=(80, 24)) as pilot:
+                assert h.services is not None
+                await sign_in(h, pilot)
+                await toggle(pilot)
+                screen = pilot.app.screen
+                await h.type(pilot, "SS-5001!")
+                await h.type(pilot, "SH-2001*2!")
+                await h.type(pilot, demo_phone(with_points(h)))
+                await pilot.press("f6")
+                await settle(pilot)
+                assert screen.receipt_id is not None and screen.receipt_id.startswith("TRN-")
+                for lang, mark, sale in (
+                    ("ru", "УЧЕБНЫЙ РЕЖИМ", "[расп.]"),
+                    ("en", "TRAINING", "[sale]"),
+                ):
+                    pilot.app.refresh_status()
+                    await settle(pilot)
+                    status = widget_text(pilot.app, "#status")
+                    assert mark in status and "Анна Петрова" in status, (lang, status)
+                    assert "…" not in status, status
+                    box = widget_text(pilot.app, "#cheque-box").split("\n")
+                    assert screen.receipt_id in box[0], box[0]
+                    lines = [r for r in box if "Ботинки" in r or "Рубашка" in r]
+                    assert len(lines) == 2 and all(sale in r for r in lines), (lang, box)
+                    assert all("-" in r.split("₽")[-2] for r in lines), box  # the discounts
+                    await pilot.press("f10")
+                    await settle(pilot)
+
+    asyncio.run(main())

@@ -51,7 +51,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.printer.fault": ("ПРИНТЕР: {m}", "PRINTER: {m}"),
     "status.printer.preview": ("Принтер: экран", "Printer: screen"),
     "status.printer.queue": ("в очереди {n}", "queued {n}"),
+    "status.printer.queue_only": ("Печать: очередь {n}", "Print queue {n}"),
     "status.training": ("УЧЕБНЫЙ РЕЖИМ", "TRAINING MODE"),
+    "status.training_short": ("УЧЁБА", "TRAINING"),
     "status.cashier": ("Кассир {name}", "Cashier {name}"),
     # ------------------------------------------------------------------ sign-in
     "signin.title": ("Вход кассира", "Cashier sign-in"),

@@ -63,9 +63,12 @@ def cheque_view(
         return table
     qlines = {ql.line_no: ql for ql in quote.lines} if quote else {}
     for n, line in enumerate(lines, start=1):
-        name = f"{line.name}"
+        # The sale mark goes first: at 80 columns a long name is cut at its end, and the
+        # mark (why the line earns less) must stay. Text, not markup: «[sale]» is shown.
+        name = Text()
         if line.sale:
-            name += f" [{t(lang, 'co.sale')}]"
+            name.append(f"[{t(lang, 'co.sale')}] ", style="yellow")
+        name.append(line.name)
         ql = qlines.get(n)
         disc = ""
         if ql is not None and (ql.coupon_discount_kop + ql.points_discount_kop):

@@ -150,13 +150,15 @@ class LookupScreen(KassaScreen):
         body.update(self._history_view(self.looked.history))
 
     def _history_view(self, entries: list[history.HistoryEntry]) -> Group:
-        """Two lines per cheque (date and number; kind, amount, points): fits 80 columns."""
+        """Two lines per cheque (date, number, amount; kind, points) in two columns: the
+        figures on the right are never cut, and the cheque number (what a refund searches
+        by) is never shortened: when it does not fit beside the date it goes onto a line
+        of its own (80 columns, long training numbers)."""
         note = Text(self.t("lookup.only_here"), style="italic yellow")
         if not entries:
             return Group(note, Text(self.t("lookup.no_history"), style="dim"))
         table = Table.grid(padding=(0, 1), expand=True)
-        table.add_column(no_wrap=True)
-        table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        table.add_column(ratio=1, overflow="fold")
         table.add_column(justify="right", no_wrap=True)
         for e in entries:
             kind = self.t(f"lookup.{e.kind}")
@@ -167,9 +169,10 @@ class LookupScreen(KassaScreen):
                 amount = "-" + amount
             sign = "+" if e.points_delta > 0 else ""
             style = "green" if e.points_delta > 0 else "red" if e.points_delta < 0 else ""
-            table.add_row(Text(e.at.strftime("%d.%m %H:%M"), style="dim"), e.receipt_id, "")
+            when = Text(e.at.strftime("%d.%m %H:%M"), style="dim")
+            table.add_row(Text.assemble(when, "  ", (e.receipt_id, "bold")), amount)
             table.add_row(
-                f"  {kind}", amount, Text(sign + points(self.lang, e.points_delta), style=style)
+                Text(f"  {kind}"), Text(sign + points(self.lang, e.points_delta), style=style)
             )
         return Group(note, table)
 
