@@ -158,9 +158,22 @@ def test_bad_input_shows_what_is_wrong_and_writes_nothing(tmp_path: Path) -> Non
                 assert (failed.op_name, failed.code) == ("register_member", "bad_phone")
                 assert "телефон" in widget_text(pilot.app, "#say").lower()
                 assert counts(h) == before
-                # A birthday that is not a date.
+                # A birthday in the right format on a day that does not exist: said so
+                # (not "use DD.MM.YYYY"), in either language.
                 screen.query_one("#phone", Input).value = PHONE
                 screen.query_one("#birthday", Input).value = "31.02.1990"
+                await pilot.press("f12")
+                await settle(pilot)
+                said = widget_text(pilot.app, "#say")
+                assert "31.02.1990" in said and "такой даты нет" in said, said
+                assert "ДД.ММ.ГГГГ" not in said
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "there is no such date" in widget_text(pilot.app, "#say")
+                await pilot.press("f10")
+                await settle(pilot)
+                # A birthday that is not a date at all.
+                screen.query_one("#birthday", Input).value = "1990.31"
                 await pilot.press("f12")
                 await settle(pilot)
                 assert "ДД.ММ.ГГГГ" in widget_text(pilot.app, "#say")
@@ -207,3 +220,25 @@ def test_offline_registration_is_provisional_and_reaches_the_back_office(tmp_pat
                 assert [tuple(r) for r in rows] == [("Вера", version, "anna", "till-1")]
 
     asyncio.run(main())
+
+
+def test_parse_birthday() -> None:
+    from datetime import date
+
+    import pytest
+
+    from agent.errors import InputError
+    from tui.screens.register import parse_birthday
+
+    assert parse_birthday("") is None
+    assert parse_birthday(" 29.02.2000 ") == date(2000, 2, 29)
+    assert parse_birthday("1.2.1990") == date(1990, 2, 1)
+    assert parse_birthday("01/02/1990") == parse_birthday("1990-02-01") == date(1990, 2, 1)
+    for text in ("31.02.1990", "29.02.1900", "00.01.1990", "12.13.1990", "1990-02-30"):
+        with pytest.raises(InputError) as e:
+            parse_birthday(text)
+        assert "такой даты нет" in e.value.message_ru and "no such date" in e.value.message_en
+    for text in ("1990.31", "31.02.90", "завтра", "31021990"):
+        with pytest.raises(InputError) as e:
+            parse_birthday(text)
+        assert "ДД.ММ.ГГГГ" in e.value.message_ru and "DD.MM.YYYY" in e.value.message_en

@@ -10,9 +10,10 @@ member by it. Tab moves between fields, Space ticks a box, F12 registers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import ClassVar
 
 from rich.text import Text
@@ -87,16 +88,32 @@ class MemberRegistered(Message):
     consent_text_version: str
 
 
+_BIRTHDAY = (
+    re.compile(r"(?P<d>\d{1,2})([./-])(?P<m>\d{1,2})\2(?P<y>\d{4})"),
+    re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"),
+)
+"""``DD.MM.YYYY`` (also with ``/`` or ``-``) and ISO ``YYYY-MM-DD``."""
+
+
 def parse_birthday(text: str) -> date | None:
-    """``DD.MM.YYYY`` (also with ``/`` or ``-``) -> date; empty -> None."""
+    """``DD.MM.YYYY`` (also with ``/`` or ``-``) -> date; empty -> None. A date in the
+    right format that is not on the calendar (31.02.1990) is named as such, not as a
+    format error."""
     raw = text.strip()
     if not raw:
         return None
-    for fmt in ("%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(raw, fmt).date()  # noqa: DTZ007 - a calendar date
-        except ValueError:
+    for pattern in _BIRTHDAY:
+        m = pattern.fullmatch(raw)
+        if m is None:
             continue
+        try:
+            return date(int(m["y"]), int(m["m"]), int(m["d"]))
+        except ValueError:
+            raise InputError(
+                f"birthday {raw!r}: there is no such date",
+                f"дата рождения «{raw}»: такой даты нет",
+                field="birthday",
+            ) from None
     raise InputError(
         f"birthday {raw!r} is not DD.MM.YYYY",
         f"дата рождения «{raw}»: нужен формат ДД.ММ.ГГГГ",
