@@ -523,7 +523,7 @@ def test_sign_in_pin_field_moves_along_names_and_names_the_cashier(tmp_path: Pat
                 await pilot.press("down")  # from the PIN field: the next name
                 await settle(pilot)
                 assert screen.query_one("#cashiers").highlighted == 1
-                assert "Олег Смирнов" in pin.placeholder
+                assert "PIN кассира: Олег Смирнов" in widget_text(pilot.app, "#pin-row")
                 await h.type(pilot, "2222")
                 assert [o.cashier.cashier_id for o in h.of(ShiftOpened)] == ["oleg"]
                 assert isinstance(pilot.app.screen, CheckoutScreen)
@@ -595,5 +595,55 @@ def test_quantity_and_a_long_message_stay_visible_at_80x24(tmp_path: Path) -> No
                 shown = " ".join(ln.strip() for ln in said(pilot).split("\n"))
                 assert junk in shown.replace(" ", "") or junk in shown, shown
                 assert shown.rstrip().endswith("END")
+
+    run(main())
+
+
+def test_sign_in_names_whose_pin_is_typed_and_how_a_lock_is_undone(tmp_path: Path) -> None:
+    """While the PIN is typed the screen keeps saying whose it is (the placeholder goes
+    with the first digit); five wrong PINs lock that cashier only, and the message says
+    what to do: another cashier with the arrows, and how the lock is undone (in the
+    demo: start it again)."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run(size=(80, 24)) as pilot:
+                screen = pilot.app.screen
+                assert isinstance(screen, SignInScreen)
+                await h.type(pilot, "22", submit=False)  # a digit on the list starts the PIN
+                assert screen.query_one("#pin", Input).value == "22"
+                text = widget_text(pilot.app, "#signin")
+                assert "PIN кассира: Анна Петрова" in text
+                assert "▸ Анна Петрова" in text and "▸ Олег" not in text  # no colour needed
+                await pilot.press("down")
+                await settle(pilot)
+                text = widget_text(pilot.app, "#signin")
+                assert "PIN кассира: Олег Смирнов" in text
+                assert "▸ Олег Смирнов" in text and "▸ Анна" not in text
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "PIN for: Олег Смирнов" in widget_text(pilot.app, "#signin")
+                await pilot.press("f10", "up")
+                await settle(pilot)
+                for _ in range(5):
+                    await h.type(pilot, "2222")
+                failed = h.of(CoreFailed)[-1]
+                assert failed.details.get("locked") or failed.details.get("tries_left") == 0
+                text = said(pilot)
+                assert "Анна Петрова" in text and "заблокирован" in text
+                assert "↑↓" in text and "администратор" in text, text
+                # The demo (its sign-in hints are on screen): start it again.
+                assert h.services is not None
+                h.services.hints = ["PIN: Анна 1111, Олег 2222"]
+                await h.type(pilot, "1111")
+                assert not h.of(ShiftOpened)  # the right PIN does not open a locked cashier
+                text = said(pilot)
+                assert "make demo" in text and "↑↓" in text, text
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "make demo" in said(pilot) and "locked" in said(pilot)
+                await pilot.press("f10", "down")
+                await h.type(pilot, "2222")
+                assert [o.cashier.cashier_id for o in h.of(ShiftOpened)] == ["oleg"]
 
     run(main())

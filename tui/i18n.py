@@ -69,9 +69,18 @@ STRINGS: dict[str, tuple[str, str]] = {
         "{name}, осталось попыток: {left}. Другой кассир — стрелки ↑↓",
         "{name}, {left} tries left. Another cashier: Up/Down",
     ),
+    "signin.pin_for": ("PIN кассира: ", "PIN for: "),
     "signin.locked": (
-        "{name}: PIN заблокирован, обратитесь к старшему кассиру",
-        "{name}: PIN locked, ask a supervisor",
+        "{name}: PIN заблокирован. Другой кассир — ↑↓; снять блокировку может "
+        "администратор кассы (новый PIN)",
+        "{name}: PIN locked. Another cashier: Up/Down (↑↓); the till's administrator "
+        "unlocks it (a new PIN)",
+    ),
+    "signin.locked_demo": (
+        "{name}: PIN заблокирован. Другой кассир — ↑↓; в демо блокировка снимается "
+        "перезапуском: Ctrl+Q, затем make demo",
+        "{name}: PIN locked. Another cashier: Up/Down (↑↓); in the demo a restart "
+        "unlocks it: Ctrl+Q, then make demo",
     ),
     # ------------------------------------------------------------------ shift / X-report
     "shift.title": ("Смена и X-отчёт", "Shift and X-report"),

@@ -12,7 +12,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -38,13 +38,17 @@ class SignInScreen(KassaScreen):
             box.border_title = self.t("signin.title")
             yield Label(self.t("signin.pick"), id="signin-hint")
             yield OptionList(id="cashiers")
-            yield Input(
-                placeholder=self.t("signin.pin"),
-                password=True,
-                id="pin",
-                max_length=8,
-                select_on_focus=False,
-            )
+            with Horizontal(id="pin-row"):
+                yield Input(
+                    placeholder=self.t("signin.pin"),
+                    password=True,
+                    id="pin",
+                    max_length=8,
+                    select_on_focus=False,
+                )
+                # Whose PIN this is, shown while it is typed (the placeholder is gone
+                # with the first digit, and a PIN is checked for this cashier only).
+                yield Label("", id="pin-for")
         if self.kassa.hints:
             text = Text("\n".join(self.kassa.hints), overflow="fold")
             hints = Static(text, id="hints", classes="panel")
@@ -58,7 +62,7 @@ class SignInScreen(KassaScreen):
         options = self.query_one("#cashiers", OptionList)
         options.clear_options()
         self.names = {c.cashier_id: c.name for c in message.cashiers}
-        options.add_options(Option(c.name, id=c.cashier_id) for c in message.cashiers)
+        options.add_options(Option(f"  {c.name}", id=c.cashier_id) for c in message.cashiers)
         if message.cashiers:
             options.highlighted = 0
             options.focus()
@@ -89,16 +93,27 @@ class SignInScreen(KassaScreen):
             event.prevent_default()
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self.query_one("#pin", Input).placeholder = self._pin_placeholder()
+        self._show_whose_pin()
 
-    def _pin_placeholder(self) -> str:
-        """«PIN: Анна Петрова»: whose PIN the field takes."""
+    def _selected_name(self) -> str:
         options = self.query_one("#cashiers", OptionList)
         idx = options.highlighted
         if idx is None:
-            return self.t("signin.pin")
-        name = self.names.get(options.get_option_at_index(idx).id or "", "")
-        return f"{self.t('signin.pin')}: {name}" if name else self.t("signin.pin")
+            return ""
+        return self.names.get(options.get_option_at_index(idx).id or "", "")
+
+    def _show_whose_pin(self) -> None:
+        """The selected name is marked ▸ (also without colours) and the label beside the
+        PIN field names that cashier."""
+        options = self.query_one("#cashiers", OptionList)
+        for i in range(options.option_count):
+            name = self.names.get(options.get_option_at_index(i).id or "", "")
+            mark = "▸ " if i == options.highlighted else "  "
+            options.replace_option_prompt_at_index(i, mark + name)
+        self.query_one("#pin", Input).placeholder = self.t("signin.pin")
+        name = self._selected_name()
+        label = self.query_one("#pin-for", Label)
+        label.update(Text.assemble(self.t("signin.pin_for"), (name, "bold")) if name else "")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.query_one("#pin", Input).focus()
@@ -123,8 +138,11 @@ class SignInScreen(KassaScreen):
         name = self.names.get(str(who), "")
         if message.code == "wrong_pin" and name:
             # the core's text names the cashier by id; the cashier reads their name
-            key = "signin.locked" if message.details.get("locked") else "signin.wrong_pin"
             left = message.details.get("tries_left", "?")
+            key = "signin.wrong_pin"
+            if message.details.get("locked") or left == 0:
+                # No timeout unlocks a PIN (agent.shifts): say what does.
+                key = "signin.locked_demo" if self.kassa.hints else "signin.locked"
             self.say(
                 lambda: f"{message.heading(self.lang)}: {self.t(key, name=name, left=left)}",
                 error=True,
@@ -145,5 +163,5 @@ class SignInScreen(KassaScreen):
     def relabel(self) -> None:
         self.query_one("#signin", Vertical).border_title = self.t("signin.title")
         self.query_one("#signin-hint", Label).update(self.t("signin.pick"))
-        self.query_one("#pin", Input).placeholder = self._pin_placeholder()
+        self._show_whose_pin()
         super().relabel()
