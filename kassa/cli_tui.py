@@ -81,6 +81,17 @@ def cmd_cashier_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cashier_set_pin(args: argparse.Namespace) -> int:
+    """A new PIN for a cashier; it also unlocks one locked after wrong PINs."""
+    from agent import shifts
+
+    pin = args.pin if args.pin is not None else getpass.getpass("New PIN: ")
+    with _open_store(args) as store:
+        shifts.set_pin(store, args.id, pin)
+    print(json.dumps({"ok": True, "cashier_id": args.id, "unlocked": True}, ensure_ascii=False))
+    return 0
+
+
 def cmd_cashier_list(args: argparse.Namespace) -> int:
     from agent import shifts
 
@@ -139,6 +150,14 @@ def add_commands(sub: Any, store_default: str) -> None:
         "--role", default="cashier", choices=("cashier", "supervisor"), help="what they may do"
     )
     c.set_defaults(func=cmd_cashier_add)
+    c = csub.add_parser(
+        "set-pin",
+        help="a new 4-8 digit PIN; unlocks a cashier locked after wrong PINs (app closed)",
+    )
+    c.add_argument("--store", default=store_default, help="till store file")
+    c.add_argument("--id", required=True, help="cashier id")
+    c.add_argument("--pin", help="new PIN (default: asked without echo)")
+    c.set_defaults(func=cmd_cashier_set_pin)
     c = csub.add_parser("list", help="active cashiers")
     c.add_argument("--store", default=store_default, help="till store file")
     c.set_defaults(func=cmd_cashier_list)

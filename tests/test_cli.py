@@ -406,3 +406,34 @@ def test_line_errors_name_the_same_line_in_both_languages(store):
         assert code == 2 and err["error"] == error, err
         assert err["message_en"].startswith(f"line 2 ({path}): "), err
         assert err["message_ru"].startswith(f"позиция 2 ({path}): "), err
+
+
+def test_cashier_set_pin_unlocks_a_locked_cashier(tmp_path):
+    """Five wrong PINs lock a cashier with no timeout; `kassa cashier set-pin` is how the
+    till's administrator undoes it: the new PIN signs in, the old one does not."""
+    from agent import shifts
+    from agent.errors import InputError
+    from agent.store import Store
+
+    path = tmp_path / "till.db"
+    assert kassa(path, "init", "--demo", "--members", "10")[0] == 0
+    code, _, err = kassa(path, "cashier", "add", "--id", "anna", "--name", "Анна", "--pin", "1111")
+    assert code == 0, err
+    with Store(path) as store:
+        for _ in range(shifts.MAX_PIN_FAILURES):
+            with pytest.raises(InputError):
+                shifts.verify_pin(store, "anna", "9999")
+        with pytest.raises(InputError) as locked:
+            shifts.verify_pin(store, "anna", "1111")
+        assert locked.value.details.get("locked")
+    code, out, err = kassa(path, "cashier", "set-pin", "--id", "anna", "--pin", "2468")
+    assert code == 0, err
+    assert out == {"ok": True, "cashier_id": "anna", "unlocked": True}
+    with Store(path) as store:
+        assert shifts.verify_pin(store, "anna", "2468").cashier_id == "anna"
+        with pytest.raises(InputError):
+            shifts.verify_pin(store, "anna", "1111")
+    code, out, _ = kassa(path, "cashier", "set-pin", "--id", "nobody", "--pin", "2468")
+    assert code == 2 and out["error"] == "not_found"
+    code, out, _ = kassa(path, "cashier", "set-pin", "--id", "anna", "--pin", "12")
+    assert code == 2 and out["error"]

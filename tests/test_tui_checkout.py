@@ -632,6 +632,7 @@ def test_sign_in_names_whose_pin_is_typed_and_how_a_lock_is_undone(tmp_path: Pat
                 text = said(pilot)
                 assert "Анна Петрова" in text and "заблокирован" in text
                 assert "↑↓" in text and "администратор" in text, text
+                assert "kassa cashier set-pin --id anna" in " ".join(text.split()), text
                 # The demo (its sign-in hints are on screen): start it again.
                 assert h.services is not None
                 h.services.hints = ["PIN: Анна 1111, Олег 2222"]

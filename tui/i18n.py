@@ -71,10 +71,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "signin.pin_for": ("PIN кассира: ", "PIN for: "),
     "signin.locked": (
-        "{name}: PIN заблокирован. Другой кассир — ↑↓; снять блокировку может "
-        "администратор кассы (новый PIN)",
-        "{name}: PIN locked. Another cashier: Up/Down (↑↓); the till's administrator "
-        "unlocks it (a new PIN)",
+        "{name}: PIN заблокирован. Другой кассир — ↑↓; разблокирует администратор: "
+        "kassa cashier set-pin --id {cashier_id}",
+        "{name}: PIN locked. Another cashier: Up/Down (↑↓); the administrator unlocks "
+        "it: kassa cashier set-pin --id {cashier_id}",
     ),
     "signin.locked_demo": (
         "{name}: PIN заблокирован. Другой кассир — ↑↓; в демо блокировка снимается "

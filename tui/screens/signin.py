@@ -144,7 +144,10 @@ class SignInScreen(KassaScreen):
                 # No timeout unlocks a PIN (agent.shifts): say what does.
                 key = "signin.locked_demo" if self.kassa.hints else "signin.locked"
             self.say(
-                lambda: f"{message.heading(self.lang)}: {self.t(key, name=name, left=left)}",
+                lambda: (
+                    f"{message.heading(self.lang)}: "
+                    f"{self.t(key, name=name, left=left, cashier_id=who)}"
+                ),
                 error=True,
             )
             message.prevent_default()  # Textual would call the base's handler as well
