@@ -274,7 +274,7 @@ def _coupon_discounts(
         )
     if cart.total_kop < coupon.min_cheque_kop:
         raise CouponError(
-            f"coupon needs a cheque of at least {coupon.min_cheque_kop} kopecks",
+            f"coupon needs a cheque of at least {format_rub(coupon.min_cheque_kop, lang='en')}",
             f"купон действует от суммы чека {format_rub(coupon.min_cheque_kop)}",
             coupon_id=coupon.coupon_id,
             min_cheque_kop=coupon.min_cheque_kop,

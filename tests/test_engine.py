@@ -154,8 +154,11 @@ def test_coupons_percent_fixed_points(rules):
 
 def test_coupon_minimum_cheque_and_dates(rules):
     cart = make_cart("R1", ("SH-2001", 1))
-    with pytest.raises(CouponError, match="at least"):
+    with pytest.raises(CouponError, match="at least") as short:
         quote(cart, member(), rules, NOW, coupon=coupon("fixed", 100, min_cheque_kop=10**7))
+    # money as the cashier reads it in each language, not a count of kopecks
+    assert short.value.message_en.endswith("at least 100,000.00\u00a0₽")
+    assert short.value.message_ru.endswith("от суммы чека 100\u00a0000,00\u00a0₽")
     late = Coupon("cd" * 16, "fixed", 100, NOW - timedelta(days=9), NOW - timedelta(days=1))
     with pytest.raises(CouponError):
         quote(cart, member(), rules, NOW, coupon=late)
