@@ -12,7 +12,7 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
 from conftest import NOW, FakeClock, make_cart
-from synchelp import FaultyTransport, SyncASGITransport
+from synchelp import FaultyTransport, SyncASGITransport, portal
 
 from agent.seed import demo_programme, member_rows
 from agent.service import Agent, CheckoutRequest, CommitResult
@@ -24,6 +24,16 @@ from sync.client import SyncClient
 from sync.enroll import enroll_till
 
 PG_ADMIN_URL = os.environ.get("KASSA_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:
+    """A back office on ``db_url`` served to tills through a portal (a fixture of every test
+    module: ``conftest`` loads this module as a plugin)."""
+    with portal() as p:
+        c = Cluster(tmp_path, db_url, p)
+        yield c
+        c.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -22,6 +22,9 @@ from agent.tokens import TokenSigner, dump_key
 
 NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 
+# The back-office fixtures (``db_url``: SQLite and PostgreSQL; ``cluster``) for every module.
+pytest_plugins = ("cluster",)
+
 
 class FakeClock:
     """The edge we fake: time. Tests move it explicitly."""

@@ -6,13 +6,10 @@ report read through the module and through `kassa backoffice report`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster import Cluster, db_url  # noqa: F401 - fixture
-from synchelp import portal
+from cluster import Cluster
 
 from agent.money import NBSP
 from kassa.cli import main
@@ -20,14 +17,6 @@ from sync.backoffice import kpi
 
 DRESS = 649_900  # DR-1001, 6 499 ₽
 DAY1, DAY2 = "2026-06-15", "2026-06-16"  # NOW and a day later, Europe/Moscow
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:  # noqa: F811
-    with portal() as p:
-        c = Cluster(tmp_path, db_url, p)
-        yield c
-        c.close()
 
 
 def _member_with_points(cluster: Cluster, till: Any, at_least: int) -> str:

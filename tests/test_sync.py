@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from cluster import Cluster, db_url  # noqa: F401 - fixture
-from synchelp import portal
+from cluster import Cluster
 
 from agent import journal
 from agent.codec import digest
@@ -26,14 +24,6 @@ from sync.client import SyncClient, SyncRunner, TransientError, backoff_delay
 from sync.protocol import encode_push
 
 M1, M2 = "m00000001", "m00000002"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:  # noqa: F811
-    with portal() as p:
-        c = Cluster(tmp_path, db_url, p)
-        yield c
-        c.close()
 
 
 def test_enroll_bootstrap_sale_push_pull_balances_match(cluster: Cluster) -> None:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import Cluster, TillNode, db_url  # noqa: F401 - fixture
-from synchelp import portal
+from cluster import Cluster, TillNode
 
 from agent import journal
 from agent.codec import digest
@@ -23,14 +21,6 @@ from sync.backoffice.db import Database
 
 MEMBERS = [f"m{i:08d}" for i in range(1, 8)]
 BACKLOG = ingest.INLINE_MAX_EVENTS + 20  # over the inline limit: accepted, not applied
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:  # noqa: F811
-    with portal() as p:
-        c = Cluster(tmp_path, db_url, p)
-        yield c
-        c.close()
 
 
 def _sales(till: TillNode, n: int, tag: str = "R") -> None:
@@ -364,7 +354,7 @@ def test_a_nul_in_a_payload_refuses_the_batch_and_names_the_event() -> None:
     assert refused.value.details["index"] == 1
 
 
-def test_insert_many_stores_utf8_bytes_as_text(db_url: str) -> None:  # noqa: F811
+def test_insert_many_stores_utf8_bytes_as_text(db_url: str) -> None:
     """``Tx.insert_many`` (the events insert of a push): ``Utf8Text`` values land as text
     on SQLite (CAST) and on PostgreSQL (binary COPY; with a client encoding other than
     UTF-8, a text COPY that converts them)."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import Cluster, db_url  # noqa: F401 - fixture
+from cluster import Cluster
 from synchelp import portal
 
 from agent.journal import member_record_from_wire, snapshot_row
@@ -16,7 +16,8 @@ from sync.client import _ndjson_batches
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:  # noqa: F811
+def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:
+    """The shared fixture's back office, with a smaller member base."""
     with portal() as p:
         c = Cluster(tmp_path, db_url, p, members=120)
         yield c

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
-from cluster import Cluster, TillNode, db_url  # noqa: F401 - fixture
+from cluster import Cluster, TillNode
 from conftest import NOW, FakeClock
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
@@ -147,14 +147,6 @@ def known_500(errors: _Errors) -> str:
 
 
 # ---------------------------------------------------------------- explicit cases
-@pytest.fixture
-def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:  # noqa: F811
-    with portal() as p:
-        c = Cluster(tmp_path, db_url, p)
-        yield c
-        c.close()
-
-
 @dataclass
 class Rig:
     """A till with R0 on the server and, pending, [purchase R1, refund of R0, registration]."""
@@ -225,7 +217,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig(cluster: Cluster, db_url: str) -> Rig:  # noqa: F811
+def rig(cluster: Cluster, db_url: str) -> Rig:
     till = cluster.till()
     till.sale("R0", M1, ("DR-1001", 1), ("BG-7001", 2))
     till.client.drain()

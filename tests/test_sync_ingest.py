@@ -9,25 +9,13 @@ A database trigger plays the database refusing one row (a real refusal, no mocks
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from cluster import Cluster, db_url  # noqa: F401 - fixture
-from synchelp import portal
+from cluster import Cluster
 
 from agent import codec, journal
 from agent.model import MemberState
 
 M1, M2, M3 = "m00000001", "m00000002", "m00000003"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:  # noqa: F811
-    with portal() as p:
-        c = Cluster(tmp_path, db_url, p)
-        yield c
-        c.close()
 
 
 def _refuse_receipt(cluster: Cluster, receipt: str) -> None:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
-from cluster import Cluster, db_url  # noqa: F401 - fixture
+from cluster import Cluster
 from synchelp import portal
 
 from agent import codec, journal
@@ -25,14 +22,6 @@ from sync.backoffice.app import create_app
 from sync.protocol import encode_push
 
 M1, M2 = "m00000001", "m00000002"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:  # noqa: F811
-    with portal() as p:
-        c = Cluster(tmp_path, db_url, p)
-        yield c
-        c.close()
 
 
 def _canon(obj: Any) -> str:
