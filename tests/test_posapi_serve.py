@@ -22,6 +22,14 @@ from agent.store import Store
 KASSA = [sys.executable, "-m", "kassa.cli"]
 
 
+def kassa_run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``kassa <args>`` as its own process, to the end (a minute at most): exit code and
+    output, whatever the exit code."""
+    return subprocess.run(
+        [*KASSA, *args], env=env, check=False, capture_output=True, text=True, timeout=60
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,13 +114,7 @@ def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
 
             # Read-only commands run while the agent owns the store.
             for command in (["journal"], ["sync", "status"]):
-                out = subprocess.run(
-                    [*KASSA, *command, "--store", str(store)],
-                    check=False,
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
+                out = kassa_run(*command, "--store", str(store))
                 assert out.returncode == 0, out.stdout
                 assert json.loads(out.stdout)  # the journal / status document
             # Router answers are JSON; a garbage request makes uvicorn log a warning,
@@ -124,14 +126,7 @@ def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):
                 raw.recv(1024)
 
             # One owner per store: a second agent on the same store is refused.
-            second = subprocess.run(
-                [*KASSA, "agent", "serve", "--quiet", "--port", str(free_port())],
-                env=env,
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            second = kassa_run("agent", "serve", "--quiet", "--port", str(free_port()), env=env)
             assert second.returncode == 3
             assert json.loads(second.stdout)["error"] == "store_locked"
             assert "POS API on" not in second.stderr  # no banner before it failed
@@ -160,13 +155,7 @@ def test_serve_on_a_taken_port_says_so_without_a_banner(setup):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        out = subprocess.run(
-            [*KASSA, "agent", "serve", "--config", str(cfg)],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = kassa_run("agent", "serve", "--config", str(cfg))
     assert out.returncode == 1, out.stdout + out.stderr
     err = json.loads(out.stdout)
     assert err["error"] == "port_in_use" and err["details"]["port"] == port
@@ -176,22 +165,10 @@ def test_serve_on_a_taken_port_says_so_without_a_banner(setup):
 def test_serve_refuses_a_missing_store_and_a_remote_host_without_opt_in(tmp_path):
     cfg = tmp_path / "kassa.toml"
     cfg.write_text(f'[store]\npath = "{tmp_path / "none.db"}"\n', encoding="utf-8")
-    out = subprocess.run(
-        [*KASSA, "agent", "serve", "--config", str(cfg), "--quiet"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = kassa_run("agent", "serve", "--config", str(cfg), "--quiet")
     assert out.returncode == 3 and "kassa init" in json.loads(out.stdout)["message_en"]
     cfg.write_text('[api]\nhost = "0.0.0.0"\n', encoding="utf-8")
-    out = subprocess.run(
-        [*KASSA, "agent", "serve", "--config", str(cfg)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = kassa_run("agent", "serve", "--config", str(cfg))
     assert out.returncode == 2
     err = json.loads(out.stdout)
     assert err["error"] == "config_error" and err["details"]["key"] == "api.host"
