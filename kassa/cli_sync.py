@@ -304,14 +304,12 @@ def _http(url: str) -> Any:
 
 
 def _refused(e: Exception, what_en: str, what_ru: str, **details: Any) -> BackofficeRefused:
-    """A ``PermanentError`` as the CLI error: the back office's code when its message
-    carries one (``...: <code>: <message>``), a Russian reading of the known ones."""
-    import re
-
+    """A ``PermanentError`` as the CLI error: the back office's code when it answered with
+    one (``PermanentError.code``), with a Russian reading of the known ones."""
     text = str(e)
-    m = re.search(r"(?:^|: )([a-z][a-z0-9_]*): (.*)$", text)
-    code = m.group(1) if m else None
-    ru = REFUSALS_RU.get(code or "", f"{what_ru}: {m.group(2) if m else text}")
+    code = getattr(e, "code", None)
+    detail = getattr(e, "detail", None)
+    ru = REFUSALS_RU.get(code or "", f"{what_ru}: {detail or text}")
     return BackofficeRefused(code, f"{what_en}: {text}", ru, reason=text, **details)
 
 

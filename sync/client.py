@@ -50,7 +50,25 @@ class TransientError(Exception):
 
 
 class PermanentError(Exception):
-    """The server refused the request itself (auth, protocol): needs a person."""
+    """The server refused the request itself (auth, protocol): needs a person. ``code``:
+    the back office's error code when it answered with one (``bad_token``,
+    ``enroll_code_used``), for callers that explain it; ``detail``: its message."""
+
+    def __init__(self, message: str, code: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+    @classmethod
+    def answer(cls, prefix: str, error: dict[str, Any]) -> PermanentError:
+        """The refusal in an error answer ``error`` (``{"error": code, "message": ...}``):
+        ``"<prefix>: <code>: <message>"``, with the code and message kept as fields."""
+        code, detail = error.get("error"), error.get("message")
+        return cls(
+            f"{prefix}: {code}: {detail}",
+            code if isinstance(code, str) else None,
+            detail if isinstance(detail, str) else None,
+        )
 
 
 @dataclass
@@ -166,9 +184,7 @@ class SyncClient:
             self.max_events = max(1, len(batch) // 2)
             self._inflight = None
             raise TransientError("batch too large; halving")
-        raise PermanentError(
-            f"HTTP {resp.status_code}: {error.get('error')}: {error.get('message')}"
-        )
+        raise PermanentError.answer(f"HTTP {resp.status_code}", error)
 
     def drain(
         self, *, progress: Callable[[int, int], None] | None = None, max_batches: int | None = None
@@ -203,7 +219,7 @@ class SyncClient:
         resp = self._request("GET", "/v1/verdicts", params={"after": after, "limit": limit})
         if resp.status_code != 200:
             e = _error_of(resp)
-            raise PermanentError(f"HTTP {resp.status_code}: {e.get('error')}: {e.get('message')}")
+            raise PermanentError.answer(f"HTTP {resp.status_code}", e)
         data = resp.json()
         ids = [v["event_id"] for v in data["verdicts"]]
         batch = journal.outbox_events(self.store, ids)
@@ -235,7 +251,7 @@ class SyncClient:
             return self.bootstrap(), False
         if resp.status_code != 200:
             e = _error_of(resp)
-            raise PermanentError(f"HTTP {resp.status_code}: {e.get('error')}: {e.get('message')}")
+            raise PermanentError.answer(f"HTTP {resp.status_code}", e)
         data = resp.json()
         changes = [_change(c) for c in data["changes"]]
         if journal.apply_changes(self.store, changes, data["next_cursor"], self._now_iso()):
@@ -259,7 +275,7 @@ class SyncClient:
                     if resp.status_code >= 500:
                         raise TransientError(f"HTTP {resp.status_code}")
                     e = _error_of(resp)
-                    raise PermanentError(f"HTTP {resp.status_code}: {e.get('error')}")
+                    raise PermanentError.answer(f"HTTP {resp.status_code}", e)
                 batches = _ndjson_batches(resp.iter_bytes())
                 first = next(batches, [])
                 head = json.loads(first[0]) if first else {}

@@ -49,7 +49,7 @@ def enroll_till(
             if resp.headers.get("content-type", "").startswith("application/json")
             else {}
         )
-        raise PermanentError(f"enrollment refused: {data.get('error')}: {data.get('message')}")
+        raise PermanentError.answer("enrollment refused", data)
     data = resp.json()
     with Store(store_path) as store:
         os.chmod(store_path, 0o600)
