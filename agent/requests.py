@@ -218,6 +218,15 @@ def redeem_from_json(data: Mapping[str, Any]) -> int | Literal["max"]:
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+def iso_date(text: str) -> date | None:
+    """``text`` as a ``YYYY-MM-DD`` date; None when it is not of that form (on Python 3.11
+    ``date.fromisoformat`` alone also takes ``19900228`` and week dates like
+    ``1990-W09-3``); ``ValueError`` when it is but names no day (``1990-02-31``)."""
+    if not _ISO_DATE.fullmatch(text):
+        return None
+    return date.fromisoformat(text)
+
+
 def birthday_from_json(value: Any) -> date | None:
     """A ``birthday`` field: ``"YYYY-MM-DD"``, or absent/empty for none.
 
@@ -228,14 +237,15 @@ def birthday_from_json(value: Any) -> date | None:
         return None
     if isinstance(value, str):
         try:
-            return date.fromisoformat(value)
+            day = iso_date(value)
         except ValueError:
-            if _ISO_DATE.fullmatch(value):
-                raise InputError(
-                    f"birthday {value}: no such date in the calendar",
-                    f"дата рождения {value}: такой даты нет в календаре",
-                    field="birthday",
-                ) from None
+            raise InputError(
+                f"birthday {value}: no such date in the calendar",
+                f"дата рождения {value}: такой даты нет в календаре",
+                field="birthday",
+            ) from None
+        if day is not None:
+            return day
     shown = repr(value)[:40]
     raise InputError(
         f"birthday must be text YYYY-MM-DD (e.g. 1990-02-28), got {shown}",

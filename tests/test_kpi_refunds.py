@@ -85,6 +85,12 @@ def test_refunds_in_revenue_cheques_members_and_breakdowns(cluster: Cluster) -> 
     # the fraud signals look at every cheque the cashier rang, returned or not
     assert cashiers["anna"]["top_member_cheques"] == 2
 
+    # a day's row is the report of that day alone (B-3 came back only on day 2)
+    for row in rep["by_day"]:
+        alone = kpi.report(cluster.bo, kpi.period(row["day"], row["day"]))["totals"]
+        for key in ("cheques", "refunded_cheques", "members_with_purchase", "repeat_buyers"):
+            assert row[key] == alone[key], (row["day"], key, row, alone)
+
     # a closed period keeps its figures: day 1 alone, before B-3 came back
     d1 = kpi.report(cluster.bo, kpi.period(DAY1, DAY1))["totals"]
     assert (d1["cheques"], d1["refunded_cheques"], d1["revenue_kop"]) == (2, 1, 2 * DRESS)
@@ -120,3 +126,28 @@ def test_report_command_on_the_same_ledger(
         "сигналы",
     ]
     assert "чеки: без возвращённых полностью" in text  # the legend under the table
+
+
+def test_a_return_completes_by_the_refunds_dates_not_their_arrival(cluster: Cluster) -> None:
+    """Refunds can reach the ledger out of date order (a till's clock corrected between
+    them). B-1's two dresses come back in refunds dated day 10 and then day 2: over days
+    1-5 only one of them came back, so B-1 still counts, and so does its member."""
+    till = cluster.till()
+    a = _member_with_points(cluster, till, 0)
+    till.sale("B-1", a, ("DR-1001", 2), cashier="anna")
+    cluster.clock.advance(days=9)
+    till.agent.refund("F-1", "B-1", {1: 1}, cashier_id="anna")  # dated day 10
+    cluster.clock.advance(days=-8)
+    till.agent.refund("F-2", "B-1", {1: 1}, cashier_id="anna")  # dated day 2, taken later
+    till.client.drain()
+    assert cluster.ledger("SELECT count(*) FROM events WHERE status <> 'applied'")[0][0] == 0
+    assert sorted(d for (d,) in cluster.ledger("SELECT day FROM refunds")) == [
+        DAY2,
+        "2026-06-24",
+    ]
+    t = kpi.report(cluster.bo, kpi.period(DAY1, "2026-06-19"))["totals"]
+    assert (t["cheques"], t["refunded_cheques"], t["revenue_kop"]) == (1, 0, DRESS)
+    assert t["members_with_purchase"] == 1
+    t = kpi.report(cluster.bo, kpi.period(DAY1, "2026-06-24"))["totals"]
+    assert (t["cheques"], t["refunded_cheques"], t["revenue_kop"]) == (0, 1, 0)
+    assert t["members_with_purchase"] == 0

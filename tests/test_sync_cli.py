@@ -141,6 +141,12 @@ def test_bad_period_is_a_clear_error() -> None:
     with pytest.raises(kpi.PeriodError, match="ISO dates") as bad:
         kpi.period("yesterday", None)
     assert bad.value.code == "bad_period" and bad.value.details["field"] == "from"
+    for text in ("20260201", "2026-W05-1"):  # ISO forms fromisoformat takes, not YYYY-MM-DD
+        with pytest.raises(kpi.PeriodError, match="ISO dates"):
+            kpi.period(text, None)
+    with pytest.raises(kpi.PeriodError, match="no such date") as missing:
+        kpi.period(None, "2026-02-30")
+    assert missing.value.details["field"] == "to" and "такой даты нет" in missing.value.message_ru
     with pytest.raises(kpi.PeriodError, match="before") as reversed_:
         kpi.period("2026-02-01", "2026-01-01")
     assert "раньше" in reversed_.value.message_ru

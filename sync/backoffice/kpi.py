@@ -2,8 +2,11 @@
 
 Definitions (all amounts integer points or kopecks; days are the programme's local days).
 A refund counts on the day, at the store and for the cashier of the refund, not of the
-sale it undoes (as a shop's takings do), so every figure below adds up exactly over the
-stores, the days and the cashiers, and a refund never rewrites an earlier period:
+sale it undoes (as a shop's takings do), so the sums below (new members, cheques, refunded
+cheques, revenue, points) add up exactly over the stores and the days, cheques and refunded
+cheques over the cashiers too (a cashier's row has no money columns), and a refund never
+rewrites an earlier period. Distinct-member counts do not add up (one member buys in two
+stores):
 - revenue (``revenue_kop``): what members paid for the period's cheques after the points
   and coupon discounts, minus what the period's refunds gave back (the refunded units'
   share of what was paid): net takings of the programme's members;
@@ -13,7 +16,8 @@ stores, the days and the cashiers, and a refund never rewrites an earlier period
   rung in the period are ``cheques + refunded_cheques``. A partly refunded cheque counts;
 - new members: registrations in the period;
 - members with a purchase / repeat buyers: distinct members with >= 1 / >= 2 of the
-  period's cheques that were not returned in full by the end of the period;
+  period's cheques that were not returned in full by the end of the period (in a day's
+  row: by the end of that day, so the row equals the report of that day alone);
 - points issued: accrual + bonuses of the period's cheques + welcome bonuses, minus
   accrual and bonuses reversed by the period's refunds; points spent: redeemed minus
   points given back by the period's refunds;
@@ -36,6 +40,7 @@ from typing import Any
 
 from agent.errors import InputError
 from agent.money import format_points, format_rub
+from agent.requests import iso_date
 from sync.backoffice import project
 from sync.backoffice.db import Tx
 from sync.backoffice.service import Backoffice
@@ -66,15 +71,26 @@ def period(start: str | None, end: str | None) -> Period:
         ("from", "начала", start, date(2000, 1, 1)),
         ("to", "конца", end, date(2100, 1, 1)),
     ):
+        if not text:
+            days.append(default)
+            continue
         try:
-            days.append(date.fromisoformat(text) if text else default)
+            day = iso_date(text)
         except ValueError:
+            raise PeriodError(
+                f"{name} {text}: no such date in the calendar",
+                f"дата {ru} периода ({name}) {text}: такой даты нет в календаре",
+                field=name,
+                value=text,
+            ) from None
+        if day is None:
             raise PeriodError(
                 "from/to must be ISO dates (YYYY-MM-DD)",
                 f"дата {ru} периода ({name}) должна быть в виде ГГГГ-ММ-ДД, а не {text}",
                 field=name,
                 value=text,
-            ) from None
+            )
+        days.append(day)
     if days[1] < days[0]:
         raise PeriodError(
             "to is before from",
@@ -84,9 +100,12 @@ def period(start: str | None, end: str | None) -> Period:
     return Period(days[0], days[1])
 
 
-def _returned_in_full(tx: Tx, d0: str, d1: str) -> dict[str, str]:
-    """Cheques a refund of the period returned in full: purchase event -> the refund event
-    that completed the return (the last of its refunds the ledger applied)."""
+def _returned_in_full(tx: Tx, d0: str, d1: str) -> dict[str, tuple[str, str]]:
+    """Cheques a refund of the period returned in full: purchase event -> (the refund
+    event that completed the return, its day). The completing refund is the cheque's last
+    refund by date (then by when the ledger took it): refunds can arrive out of order (an
+    offline till, a corrected clock), and a cheque is returned in full by a day only when
+    all its refunds are dated on or before it."""
     touched = "SELECT purchase_event_id FROM refunds WHERE day >= ? AND day <= ?"
     full = set()
     for event_id, refunded, effects in tx.all(
@@ -102,12 +121,12 @@ def _returned_in_full(tx: Tx, d0: str, d1: str) -> dict[str, str]:
     for purchase, refund_event, day in tx.all(
         "SELECT r.purchase_event_id, r.event_id, r.day FROM refunds r "
         f"JOIN events e ON e.event_id = r.event_id WHERE r.purchase_event_id IN ({touched}) "
-        "ORDER BY e.pos",
+        "ORDER BY r.day, r.occurred_at, e.pos",
         (d0, d1),
     ):
         if purchase in full:
             last[purchase] = (refund_event, day)
-    return {purchase: ev for purchase, (ev, day) in last.items() if d0 <= day <= d1}
+    return {purchase: done for purchase, done in last.items() if d0 <= done[1] <= d1}
 
 
 def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, Any]:
@@ -140,7 +159,7 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         expired, liability = _lots_now(
             tx.all("SELECT state FROM members WHERE merged_into IS NULL"), now
         )
-    completing = set(returned.values())
+    completing = {refund_event for refund_event, _ in returned.values()}
 
     def blank() -> dict[str, Any]:
         return {
@@ -167,12 +186,13 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         }
     )
     for event_id, store, day, cashier, member, how, paid, earned, bonus, spent in cheques:
-        for agg in (total, by_store[store], by_day[day]):
+        done = returned.get(event_id)
+        for agg, upto in ((total, d1), (by_store[store], d1), (by_day[day], day)):
             agg["cheques"] += 1
             agg["revenue_kop"] += int(paid)
             agg["points_issued"] += int(earned) + int(bonus)
             agg["points_spent"] += int(spent)
-            if event_id not in returned:
+            if done is None or done[1] > upto:  # not returned in full by the row's end
                 agg["_members"][member] += 1
         c = cashiers[cashier or "-"]
         c["cheques"] += 1
