@@ -18,7 +18,7 @@ from agent import journal
 from agent.errors import ConflictError
 from agent.service import Agent, Clock
 from agent.store import Store
-from sync.client import PermanentError, SyncClient
+from sync.client import PermanentError, SyncClient, TransientError
 
 
 def enroll_till(
@@ -31,6 +31,12 @@ def enroll_till(
     bootstrap: bool = True,
     clock: Clock | None = None,
 ) -> dict[str, Any]:
+    """Join a till to the back office with a one-time ``code`` and make its store at
+    ``store_path`` (keys, rules, token; with ``bootstrap`` the member snapshot too).
+    Raises ``ConflictError`` when the store exists, ``TransientError`` when the back office
+    cannot answer now (5xx, 429: the code is still good), ``PermanentError`` when it
+    refuses (its code and message as fields) or cannot be reached (``__cause__``: the
+    ``httpx`` error)."""
     if store_path.exists():
         raise ConflictError(
             f"{store_path} already exists",
@@ -43,13 +49,17 @@ def enroll_till(
         )
     except httpx.HTTPError as e:
         raise PermanentError(f"back office not reachable: {e}") from e
+    if resp.status_code >= 500 or resp.status_code == 429:
+        # The back office is there but cannot answer now (its database, a restart, too
+        # many requests): the code is still good, try again later.
+        raise TransientError(f"HTTP {resp.status_code} from the back office; try again")
     if resp.status_code != 200:
         data = (
             resp.json()
             if resp.headers.get("content-type", "").startswith("application/json")
             else {}
         )
-        raise PermanentError.answer("enrollment refused", data)
+        raise PermanentError.answer(f"HTTP {resp.status_code}", data)
     data = resp.json()
     with Store(store_path) as store:
         os.chmod(store_path, 0o600)

@@ -179,6 +179,7 @@ def test_enroll_errors(
         assert_error(out, "enroll_code_used")
         assert "уже использован" in out["message_ru"]
         assert "enrollment code was already used" in out["message_en"]
+        assert out["message_en"].count("enrollment refused") == 1, out["message_en"]
         assert err.startswith("kassa: Бэк-офис отказал: ")
         code, out, _ = run(
             capsys, "enroll", "--url", server.url, "--code", "NOPE-NOPE", "--store", str(store)
@@ -292,3 +293,44 @@ def test_argument_errors_are_the_error_json(
     assert_error(out, "bad_arguments")
     assert "kassa:" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_enroll_against_a_back_office_that_cannot_answer_now_is_unreachable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A back office that answers 503 (its database down) or 429 has not refused the till:
+    exit 4 (try again, the code is still good), not 2, and no store is made."""
+    import http.server
+    import threading
+
+    for status in (503, 429):
+
+        class Busy(http.server.BaseHTTPRequestHandler):
+            answer = status
+
+            def do_POST(self) -> None:
+                body = b'{"error": "db_unavailable", "message": "database unavailable"}'
+                self.send_response(self.answer)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            store = tmp_path / f"till-{status}.db"
+            code, out, _ = run(
+                capsys, "enroll", "--url", url, "--code", "AB", "--store", str(store)
+            )
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert code == 4, out
+        assert_error(out, "backoffice_unreachable")
+        assert f"HTTP {status}" in out["message_en"]
+        assert not store.exists()
