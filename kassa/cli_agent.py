@@ -7,6 +7,7 @@ Kept apart from ``kassa.cli`` so the till's JSON commands do not import the web 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import socket
@@ -27,6 +28,16 @@ class PortInUseError(AgentError):
     title_en = "Port in use"
 
 
+class ListenError(AgentError):
+    """The POS API's address cannot be used for another reason than a listener already
+    there: a host name that does not resolve, a port below 1024 without the privilege,
+    an address this machine does not have."""
+
+    code = "cannot_listen"
+    title_ru = "Нельзя открыть адрес POS API"
+    title_en = "Cannot listen"
+
+
 def _emit(obj: Any) -> None:
     from agent.codec import to_plain
 
@@ -40,10 +51,15 @@ def _config(args: argparse.Namespace) -> Any:
     return with_store(cfg, getattr(args, "store", None))
 
 
+_ADDRESS_IN_USE = {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", errno.EADDRINUSE)}
+
+
 def check_port(host: str, port: int) -> None:
     """Bind (and release) every address uvicorn will listen on, as asyncio binds them
     (``SO_REUSEADDR`` except on Windows), so a port another program holds is reported
-    as ``PortInUseError`` before anything says the API is up."""
+    as ``PortInUseError`` before anything says the API is up; any other failure (an
+    address this machine does not have, a name that does not resolve, a port below 1024
+    without the privilege) is a ``ListenError`` saying what the system said."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         for family, kind, proto, _, address in infos:
@@ -52,6 +68,16 @@ def check_port(host: str, port: int) -> None:
                     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(address)
     except OSError as e:
+        if e.errno not in _ADDRESS_IN_USE:
+            raise ListenError(
+                f"the POS API cannot listen on {host}:{port}: {e.strerror or e} (check api.host "
+                "and api.port: a port below 1024 needs privileges)",
+                f"POS API не может открыть {host}:{port}: {e.strerror or e} (проверьте api.host "
+                "и api.port; порт ниже 1024 требует прав администратора)",
+                host=host,
+                port=port,
+                reason=str(e),
+            ) from None
         raise PortInUseError(
             f"the POS API cannot listen on {host}:{port}: {e.strerror or e} (another agent "
             "or program uses the port? set api.port or --port)",

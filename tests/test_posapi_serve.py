@@ -225,3 +225,19 @@ def test_runtime_prints_committed_slips_and_keeps_the_store_private(tmp_path, cl
         rt.close()
         printer.close()
     assert rt.agent is None
+
+
+def test_an_address_that_cannot_be_used_is_not_called_a_taken_port():
+    """Only "address in use" is ``port_in_use``; an address this machine does not have
+    (TEST-NET-1) says what the system said, as ``cannot_listen``."""
+    from kassa.cli_agent import ListenError, PortInUseError, check_port
+
+    with pytest.raises(ListenError) as e:
+        check_port("192.0.2.1", free_port())
+    assert not isinstance(e.value, PortInUseError)
+    assert e.value.code == "cannot_listen" and e.value.details["reason"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(PortInUseError):
+            check_port("127.0.0.1", taken.getsockname()[1])
