@@ -66,6 +66,9 @@ def test_refunds_in_revenue_cheques_members_and_breakdowns(cluster: Cluster) -> 
     assert (t["members_with_purchase"], t["repeat_buyers"]) == (2, 0)
     assert t["points_spent"] == 0  # the 500 came back with B-1
     assert t["points_issued"] == _ledger_points(cluster)
+    # the base now, loaded members included (they are not "new": nobody registered them)
+    (base,) = cluster.ledger("SELECT count(*) FROM members WHERE merged_into IS NULL")[0]
+    assert t["members_now"] == base > 0 and t["new_members"] == 0
 
     days = {d["day"]: d for d in rep["by_day"]}
     assert (days[DAY1]["cheques"], days[DAY1]["refunded_cheques"]) == (2, 1)
@@ -113,6 +116,7 @@ def test_report_command_on_the_same_ledger(
     assert main(["backoffice", "report", "--db", db]) == 0
     text = capsys.readouterr().out
     assert f"12{NBSP}998,00{NBSP}₽" in text  # revenue, grouped, in roubles
+    assert "Участников в базе сейчас" in text and "зарегистрированы на кассах" in text
     liability = f"{t['liability_points']:,}".replace(",", NBSP)
     assert f"{liability}{NBSP}бонус" in text  # grouped (was 19565185)
     header = next(line for line in text.splitlines() if line.strip().startswith("кассир"))

@@ -14,7 +14,9 @@ stores):
   full (counted on the day of the refund that completed the return, so a day with only
   refunds can be negative); ``refunded_cheques`` counts those returns, so the cheques
   rung in the period are ``cheques + refunded_cheques``. A partly refunded cheque counts;
-- new members: registrations in the period;
+- new members: registrations at the tills in the period (members loaded into the base,
+  as by ``seed``, are not new); ``members_now``: members in the base now (merged ones
+  counted once), whatever the period;
 - members with a purchase / repeat buyers: distinct members with >= 1 / >= 2 of the
   period's cheques that were not returned in full by the end of the period (in a day's
   row: by the end of that day, so the row equals the report of that day alone);
@@ -156,9 +158,8 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         flags = dict(tx.all("SELECT kind, count(*) FROM flags GROUP BY kind"))
         verify_backlog = int(tx.one("SELECT count(*) FROM verify_queue")[0])
         project_backlog = int(tx.one(f"SELECT count(*) FROM events WHERE {project.AFTER}")[0])
-        expired, liability = _lots_now(
-            tx.all("SELECT state FROM members WHERE merged_into IS NULL"), now
-        )
+        states = tx.all("SELECT state FROM members WHERE merged_into IS NULL")
+        expired, liability = _lots_now(states, now)
     completing = {refund_event for refund_event, _ in returned.values()}
 
     def blank() -> dict[str, Any]:
@@ -231,6 +232,7 @@ def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, 
         return out
 
     totals = finish(total)
+    totals["members_now"] = len(states)
     totals["points_expired"] = expired
     totals["liability_points"] = liability
     totals["liability_kop"] = liability * rules.point_value_kop
@@ -329,7 +331,8 @@ def table(data: dict[str, Any]) -> str:
     """The report as plain text tables for ``kassa backoffice report`` (Russian)."""
     t = data["totals"]
     lines = [
-        ("Новые участники", str(t["new_members"])),
+        ("Участников в базе сейчас", str(t["members_now"])),
+        ("Новые участники (зарегистрированы на кассах)", str(t["new_members"])),
         ("Участники с покупкой", str(t["members_with_purchase"])),
         ("Повторные покупатели", str(t["repeat_buyers"])),
         ("Чеков (без возвращённых)", str(t["cheques"])),
