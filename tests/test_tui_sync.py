@@ -182,3 +182,29 @@ def test_sync_message_follows_a_language_switch(tmp_path: Path) -> None:
                 assert "No link" in widget_text(pilot.app, "#say")
 
     asyncio.run(main())
+
+
+def test_a_refusal_is_not_called_no_link(tmp_path: Path) -> None:
+    """The back office answers no (here: the till's token is not valid any more): the
+    screen names the refusal and asks for the administrator, instead of "no link, it
+    will go later", which would never happen by itself; the queue is kept."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                assert h.services is not None and h.services.sync is not None
+                await sign_in(h, pilot)
+                await sell(h, pilot, 1)
+                h.services.sync.token = "revoked-" + "0" * 24
+                await sync_now(pilot)
+                done = h.of(SyncFinished)[-1]
+                assert done.ok is False and done.refused
+                said = widget_text(pilot.app, "#say")
+                assert f"Бэк-офис отказал ({done.refused})" in said, said
+                assert "Связи нет" not in said
+                assert journal.status(h.services.store).events_waiting == 1
+                await pilot.press("f10")
+                await settle(pilot)
+                assert "The back office refused" in widget_text(pilot.app, "#say")
+
+    asyncio.run(main())

@@ -58,6 +58,10 @@ register_strings(
             "Связи нет: {e}. События ждут в очереди и уйдут позже",
             "No link: {e}. Events wait in the queue and go later",
         ),
+        "sync.refused": (
+            "Бэк-офис отказал ({code}): нужен администратор. События ждут в очереди",
+            "The back office refused ({code}): call the administrator. Events wait in the queue",
+        ),
         "sync.no_client": (
             "Касса не подключена к бэк-офису (kassa enroll)",
             "This till is not enrolled with a back office (kassa enroll)",
@@ -80,6 +84,7 @@ class SyncFinished(Message):
     ok: bool
     report: dict[str, int]
     error: str = ""
+    refused: str | None = None  # the back office's refusal code (bad_token, ...), if it refused
 
 
 def read_sync(s: Services) -> SyncRead:
@@ -108,7 +113,8 @@ def sync_now(s: Services) -> SyncFinished:
             report = client.sync_now()
     except (TransientError, PermanentError) as e:
         journal.record_error(s.store, str(e), s.clock.now().isoformat())
-        return SyncFinished(False, {}, str(e))
+        refused = (e.code or "refused") if isinstance(e, PermanentError) else None
+        return SyncFinished(False, {}, str(e), refused)
     return SyncFinished(True, {k: int(v) for k, v in report.items()})
 
 
@@ -211,6 +217,9 @@ class SyncScreen(KassaScreen):
             )
         elif message.error == "no_client":
             self.say_t("sync.no_client", error=True)
+        elif message.refused:
+            # Not "no link": the back office answered no, and retrying will not help.
+            self.say_t("sync.refused", code=message.refused, error=True)
         else:
             self.say_t("sync.failed", e=message.error, error=True)
         self.request(read_sync)
