@@ -1030,11 +1030,16 @@ class Agent:
     # ----------------------------------------------------------------- journal views
     def pending_events(self, limit: int = 500) -> list[dict[str, Any]]:
         """Journal rows not yet acknowledged by the back office, in ``seq`` order."""
+        return self.pending_page(limit)[0]
+
+    def pending_page(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The oldest ``limit`` journal rows waiting (``pending_events``) and how many wait
+        in all, read together (the count is taken before the LIMIT, in the same query)."""
         with self.store.read() as conn:
             rows = conn.execute(
                 "SELECT seq, event_id, terminal_id, terminal_epoch, type, schema_version, "
-                "created_at, payload, payload_hash FROM outbox WHERE status = 'pending' "
-                "ORDER BY seq LIMIT ?",
+                "created_at, payload, payload_hash, count(*) OVER () FROM outbox "
+                "WHERE status = 'pending' ORDER BY seq LIMIT ?",
                 (limit,),
             ).fetchall()
         keys = (
@@ -1048,7 +1053,8 @@ class Agent:
             "payload",
             "payload_hash",
         )
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        total = int(rows[0][-1]) if rows else 0
+        return [dict(zip(keys, r[:-1], strict=True)) for r in rows], total
 
     def print_job(self, job_id: int) -> Slip:
         row = self.store.one("SELECT slip FROM print_jobs WHERE job_id = ?", (job_id,))

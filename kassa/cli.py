@@ -290,15 +290,12 @@ JOURNAL_LIMIT = 50
 def _journal(agent: Any, args: Any) -> Any:
     """The oldest ``--limit`` events waiting, and whether more wait: ``shown``, ``total``
     (events waiting when counted) and ``truncated`` (true when more wait than shown)."""
-    rows = agent.pending_events(args.limit + 1)  # one more: are there more than shown?
-    shown = rows[: args.limit]
-    counted = agent.store.one("SELECT count(*) FROM outbox WHERE status = 'pending'")
-    total = max(int(counted[0]) if counted else 0, len(rows))
+    shown, total = agent.pending_page(args.limit)
     return {
         "pending": shown,
         "shown": len(shown),
         "total": total,
-        "truncated": len(rows) > args.limit,
+        "truncated": total > len(shown),
         "limit": args.limit,
         "status": agent.offline_status(),
     }

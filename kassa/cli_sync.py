@@ -137,13 +137,6 @@ def _fail(error: AgentError, exit_code: int) -> int:
     return exit_code
 
 
-def _sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite ``--db`` (as ``Database.open`` reads it), None for PostgreSQL."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return None
-    return Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
-
-
 def _check_backoffice_file(path: Path) -> None:
     """Refuse a path that holds no back office, creating nothing: neither the file nor its
     -wal/-shm (a read-only probe)."""
@@ -183,17 +176,18 @@ def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[A
 
     import psycopg
 
-    from sync.backoffice.db import Database
+    from kassa.config import mask_url_password
+    from sync.backoffice.db import Database, sqlite_path
     from sync.backoffice.service import Backoffice
 
-    path = _sqlite_path(args.db)
+    path = sqlite_path(args.db)
     if path is not None and not create:
         _check_backoffice_file(path)
     try:
         bo = Backoffice(Database.open(args.db))
         bo.initialise()
     except (psycopg.OperationalError, sqlite3.DatabaseError) as e:
-        where = str(path) if path is not None else _masked(args.db)
+        where = str(path) if path is not None else mask_url_password(args.db)
         raise BackofficeDbError(
             f"cannot open the back office database {where}: {e}",
             f"не удалось открыть базу бэк-офиса {where}: {e}",
@@ -204,17 +198,6 @@ def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[A
         yield bo
     finally:
         bo.db.close()
-
-
-def _masked(url: str) -> str:
-    """A PostgreSQL URL without its password, for messages."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

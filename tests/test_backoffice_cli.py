@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -162,6 +163,14 @@ def test_missing_postgresql_database_is_an_error_not_a_traceback(
     assert_error(out, "backoffice_db_error")
     assert "does not exist" in out["details"]["reason"]
     assert err.startswith("kassa: Ошибка базы бэк-офиса: ")
+    # a password in the URL is not repeated in the error (trust auth here ignores it)
+    parts = urlsplit(url)
+    user = parts.username or "postgres"
+    netloc = f"{user}:hunter2@{parts.hostname}:{parts.port or 5432}"
+    with_password = parts._replace(netloc=netloc).geturl()
+    code, out, err = run(capsys, "backoffice", "report", "--db", with_password)
+    assert code == 3 and "hunter2" not in json.dumps(out) + err
+    assert f"{user}:***@" in out["details"]["db"]
 
 
 def test_enroll_errors(

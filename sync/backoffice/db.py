@@ -194,6 +194,14 @@ class Tx:
         return self.execute(sql, params).fetchall()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The SQLite file a back-office ``url`` names (a path, or ``sqlite:///`` + path);
+    None for a PostgreSQL URL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
+    return Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+
+
 class Database:
     """Open with ``Database.open(url)``: a path / ``sqlite:///path`` or ``postgresql://...``."""
 
@@ -201,10 +209,10 @@ class Database:
 
     @staticmethod
     def open(url: str, *, pool_size: int = 4) -> Database:
-        if url.startswith(("postgresql://", "postgres://")):
+        path = sqlite_path(url)
+        if path is None:
             return PostgresDatabase(url, pool_size)
-        path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-        return SqliteDatabase(Path(path))
+        return SqliteDatabase(path)
 
     @contextlib.contextmanager
     def transaction(self, *, feed: bool = False, accept: bool = False) -> Iterator[Tx]:
