@@ -36,10 +36,18 @@ def cmd_tui(args: argparse.Namespace) -> int:
         scanner_port=args.scanner,
     )
     try:
-        KassaApp(services).run()
+        return run_cashier_app(KassaApp(services))
     finally:
         services.stop()
-    return 0
+
+
+def run_cashier_app(app: Any) -> int:
+    """Run the cashier app until it exits and return the process exit status: the app's
+    own return code, which Textual sets to 1 when the app died of an error (a stylesheet
+    that cannot be read, an exception in a handler), 0 after the cashier quit."""
+    app.run()
+    code = app.return_code
+    return int(code) if code is not None else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
