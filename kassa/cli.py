@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from agent.errors import AgentError, InputError, StoreError
+from agent.version import version
 
 
 class ArgumentsError(InputError):
@@ -311,6 +312,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = KassaArgumentParser(prog="kassa", description="Kassa loyalty agent for checkouts")
+    parser.add_argument("--version", action="version", version=f"kassa {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(

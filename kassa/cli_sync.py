@@ -127,6 +127,17 @@ class Progress:
             self.last = 0.0
 
 
+def _counted(
+    rows: Iterator[tuple[Any, ...]], bar: Progress, total: int
+) -> Iterator[tuple[Any, ...]]:
+    """``rows`` unchanged, telling ``bar`` how many went by (every 5,000 rows)."""
+    for n, row in enumerate(rows, start=1):
+        if n % 5_000 == 0:
+            bar(n, total)
+        yield row
+    bar(total, total)
+
+
 def _fail(error: AgentError, exit_code: int) -> int:
     """Print ``error`` as ``kassa.cli.main`` prints every error, for an exit code of its
     own (``main`` gives 2 or 3)."""
@@ -205,7 +216,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     with _backoffice(args, create=True) as bo:
         sys.stderr.write(f"kassa back office on http://{args.host}:{args.port} ({bo.db.dialect})\n")
-        serve(bo, args.host, args.port)
+        serve(bo, args.host, args.port, metrics=args.metrics)
+    return 0
+
+
+def cmd_terminals(args: argparse.Namespace) -> int:
+    with _backoffice(args) as bo:
+        _emit({"terminals": bo.terminals()})
     return 0
 
 
@@ -225,10 +242,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
             have = int(tx.one("SELECT count(*) FROM members")[0])
         if have == 0 and args.members:
             key = bytes.fromhex(bo.setting("phone_hash_key"))
-            loaded = bo.load_members(
-                member_rows(args.members, demo_programme(), key, datetime.now(UTC)),
-                store_id="s1",
-            )
+            bar = Progress("Участники")
+            rows = member_rows(args.members, demo_programme(), key, datetime.now(UTC))
+            try:
+                loaded = bo.load_members(_counted(rows, bar, args.members), store_id="s1")
+            finally:
+                bar.done()
         token = bo.new_admin_token()
     _emit(
         {
@@ -304,10 +323,12 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     store = Path(args.store)
     existed = store.exists()  # enroll_till refuses an existing store (ConflictError)
+    bar = Progress("Загрузка участников")
     try:
         with _http(args.url) as http:
-            info = enroll_till(store, http, args.code, name=args.name or "")
+            info = enroll_till(store, http, args.code, name=args.name or "", progress=bar)
     except (PermanentError, TransientError) as e:
+        bar.done()
         if not existed and store.exists():
             # joined, but the member snapshot did not arrive: `sync now` loads it
             en = f"the till is enrolled but the members were not loaded ({e}): run `kassa sync now`"
@@ -333,6 +354,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         raise _refused(
             e, "enrollment refused", "бэк-офис отказал в подключении", url=args.url
         ) from None
+    finally:
+        bar.done()
     _emit(info)
     return 0
 
@@ -454,6 +477,9 @@ def add_commands(sub: Any, store_default: str) -> None:
     p = add("serve", "serve the back office API (uvicorn)", cmd_serve)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8780, help="TCP port")
+    p.add_argument(
+        "--metrics", action="store_true", help="serve Prometheus metrics at /metrics (counts only)"
+    )
     p = add("seed", "demo data: stores, members, enrollment codes", cmd_seed)
     p.add_argument(
         "--members",
@@ -477,6 +503,7 @@ def add_commands(sub: Any, store_default: str) -> None:
     p = add("publish-rules", "publish a programme version to every till", cmd_publish_rules)
     p.add_argument("file", help="rules file (.toml or .json)")
     add("admin-token", "issue a new admin token (KPI endpoint)", cmd_admin_token)
+    add("terminals", "enrolled tills: last contact and the software each runs", cmd_terminals)
 
     p = sub.add_parser(
         "enroll",

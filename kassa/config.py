@@ -79,6 +79,8 @@ class ApiConfig:
     """Requests accepted at once above the sustained rate."""
     hold_ttl_s: int = 900
     """Default lifetime of a points hold, seconds (a POS may ask for 10 s .. 24 h)."""
+    metrics: bool = False
+    """Serve Prometheus metrics at ``/metrics`` (no token; counts and queue depths only)."""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ from agent.errors import (
 from agent.model import Quote
 from agent.money import MAX_CHEQUE_KOP
 from agent.service import Agent
+from agent.version import version
+from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 
 log = logging.getLogger("kassa.posapi")
 
@@ -280,11 +282,13 @@ def create_app(
     take_scan: Callable[[], dict[str, Any] | None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     max_concurrency: int = 64,
+    metrics: bool = False,
 ) -> Starlette:
     """The ASGI app over one open ``Agent``. ``printer_status`` reports the print worker
     for ``/v1/status``; ``on_print`` wakes it after a slip was queued; ``take_scan`` hands
     the POS the next scan read by a serial scanner attached to the agent;
-    ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once."""
+    ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once;
+    ``metrics`` adds ``GET /metrics`` (Prometheus text, no token: counts only, no data)."""
     from kassa.cli import _checkout, _identify, _refund, _register
     from sync.protocol import strict_json
 
@@ -406,6 +410,7 @@ def create_app(
             return {
                 "ok": True,
                 "api_version": API_VERSION,
+                "version": version(),
                 "terminal_id": agent.terminal_id,
                 "rules_version": agent.programme().version,
                 "online": off.online,
@@ -418,6 +423,31 @@ def create_app(
             }
 
         return await call(run)
+
+    async def live(request: Request) -> Any:
+        """Liveness for store monitoring: the agent answers. Public, no data, no store."""
+        return {"ok": True}
+
+    async def metrics_text(request: Request) -> Response:
+        def gauges() -> list[Gauge]:
+            off = agent.offline_status()
+            return [
+                Gauge("online", "1 while the back office answers, else 0.", int(off.online)),
+                Gauge("events_waiting", "Journal events not yet sent.", off.events_waiting),
+                Gauge(
+                    "print_queue_jobs",
+                    "Slips waiting for the printer.",
+                    printq.queue_depth(agent.store),
+                ),
+                Gauge(
+                    "holds_active",
+                    "Points holds in force.",
+                    holds.active_count(agent.store, agent.clock.now()),
+                ),
+            ]
+
+        text = exposition(counter, await call(gauges), version())
+        return Response(text, media_type=CONTENT_TYPE)
 
     async def identify(request: Request) -> Any:
         data = _object(await body_json(request))
@@ -553,6 +583,7 @@ def create_app(
         Route("/v1/slips/{job_id}", guarded(slip), methods=["GET"]),
         Route("/v1/slips/{job_id}/print", guarded(print_slip), methods=["POST"]),
         Route("/v1/status", guarded(status), methods=["GET"]),
+        Route("/v1/live", guarded(live, public=True), methods=["GET"]),
         Route("/openapi.json", guarded(spec, public=True), methods=["GET"]),
     ]
 
@@ -581,10 +612,16 @@ def create_app(
             body = error_body("http_error", str(exc.detail), str(exc.detail))
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
+    if metrics:
+        routes.append(Route("/metrics", guarded(metrics_text, public=True), methods=["GET"]))
+    counter = RequestMetrics("kassa_agent", routes)
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error},
-        middleware=[Middleware(ConcurrencyLimit, limit=max_concurrency)],
+        middleware=[
+            *([Middleware(MetricsMiddleware, metrics=counter)] if metrics else []),
+            Middleware(ConcurrencyLimit, limit=max_concurrency),
+        ],
     )
     app.state.agent = agent
     return app
@@ -799,6 +836,13 @@ def openapi() -> dict[str, Any]:
         },
         "paths": {
             "/v1/status": {"get": op("agent status: online, queue, printer, holds", None)},
+            "/v1/live": {
+                "get": {
+                    "summary": "liveness for monitoring: the agent answers (no token, no data)",
+                    "security": [],
+                    "responses": {"200": {"description": "alive"}},
+                }
+            },
             "/v1/scans/next": {
                 "get": op("the next scan from the agent's serial scanner, or null", None)
             },

@@ -308,6 +308,7 @@ class Runtime:
             rate_burst=api.rate_burst,
             hold_ttl_s=api.hold_ttl_s,
             max_concurrency=MAX_CONCURRENCY,
+            metrics=api.metrics,
             printer_status=self.printer_status,
             on_print=self.printer.notify if self.printer else None,
             take_scan=self.take_scan,

@@ -36,7 +36,11 @@ import orjson
 from agent import journal
 from agent.journal import Change, Settlement, member_record_from_wire
 from agent.service import Agent
+from agent.version import user_agent
 from sync.protocol import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, encode_push
+
+AGENT_USER_AGENT = user_agent("agent")
+"""Sent with every call to the back office, which records it as the till's software."""
 
 log = logging.getLogger("kassa.sync")
 
@@ -114,6 +118,7 @@ class SyncClient:
     def _headers(self) -> dict[str, str]:
         return {
             "authorization": f"Bearer {self.token}",
+            "user-agent": AGENT_USER_AGENT,
             "x-kassa-sent-at": self.agent.clock.now().isoformat(),
             "content-type": "application/json",
         }

@@ -9,6 +9,7 @@ the token. Then the member snapshot is loaded.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from agent import journal
 from agent.errors import ConflictError
 from agent.service import Agent, Clock
 from agent.store import Store
-from sync.client import PermanentError, SyncClient, TransientError
+from sync.client import AGENT_USER_AGENT, PermanentError, SyncClient, TransientError
 
 
 def enroll_till(
@@ -30,13 +31,14 @@ def enroll_till(
     terminal_id: str | None = None,
     bootstrap: bool = True,
     clock: Clock | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Join a till to the back office with a one-time ``code`` and make its store at
     ``store_path`` (keys, rules, token; with ``bootstrap`` the member snapshot too).
     Raises ``ConflictError`` when the store exists, ``TransientError`` when the back office
     cannot answer now (5xx, 429: the code is still good), ``PermanentError`` when it
     refuses (its code and message as fields) or cannot be reached (``__cause__``: the
-    ``httpx`` error)."""
+    ``httpx`` error). ``progress`` is told the members loaded so far (every 10,000)."""
     if store_path.exists():
         raise ConflictError(
             f"{store_path} already exists",
@@ -45,7 +47,9 @@ def enroll_till(
         )
     try:
         resp = http.post(
-            "/v1/enroll", json={"code": code, "name": name, "terminal_id": terminal_id}
+            "/v1/enroll",
+            json={"code": code, "name": name, "terminal_id": terminal_id},
+            headers={"user-agent": AGENT_USER_AGENT},
         )
     except httpx.HTTPError as e:
         raise PermanentError(f"back office not reachable: {e}") from e
@@ -80,7 +84,7 @@ def enroll_till(
             journal.install_rules_document(
                 conn, int(data["rules"]["version"]), data["rules"]["document"], now
             )
-        members = SyncClient(agent, http).bootstrap() if bootstrap else 0
+        members = SyncClient(agent, http).bootstrap(progress) if bootstrap else 0
     return {
         "store": str(store_path),
         "terminal_id": data["terminal_id"],

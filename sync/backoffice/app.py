@@ -18,14 +18,17 @@ import orjson
 import uvicorn
 from anyio import to_thread
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agent.errors import AgentError
+from agent.version import version
 from sync.backoffice import kpi, project, verify
 from sync.backoffice.service import Backoffice
 from sync.backoffice.terminal import Terminal
+from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 from sync.protocol import (
     MAX_BATCH_BYTES,
     MAX_ENVELOPE_INT,
@@ -75,18 +78,32 @@ def _int_param(request: Request, name: str, default: str, most: int) -> int:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = True) -> Starlette:
+def create_app(
+    bo: Backoffice,
+    *,
+    bare_endpoint: bool = False,
+    verifier: bool = True,
+    metrics: bool = False,
+) -> Starlette:
     """The ASGI app over an initialised ``Backoffice``. ``bare_endpoint`` adds
-    ``POST /v1/bare`` (reads the body, answers a constant) for the drain benchmark.
+    ``POST /v1/bare`` (reads the body, answers a constant) for the drain benchmark;
+    ``metrics`` adds ``GET /metrics`` (Prometheus text, no authentication: counts only).
     ``verifier``: while the app runs (its lifespan, as under uvicorn) background threads
     apply accepted events to the ledger (``project.Projector``, ``app.state.projector``)
     and re-score applied purchases (``verify.Verifier``, ``app.state.verifier``)."""
+
+    software_seen: dict[str, str | None] = {}
+    """The User-Agent last recorded per till: the loop skips the thread hop when unchanged."""
 
     async def terminal(request: Request) -> Terminal:
         token = _bearer(request)
         term = await to_thread.run_sync(bo.authenticate, token)
         if term is None:
             raise ProtocolError(401, "bad_token", "token is not valid or was revoked")
+        agent_software = request.headers.get("user-agent")
+        if agent_software != software_seen.get(term.terminal_id):
+            await to_thread.run_sync(bo.note_software, term.terminal_id, agent_software)
+            software_seen[term.terminal_id] = agent_software
         return term
 
     async def admin(request: Request) -> None:
@@ -116,6 +133,7 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
         return JSONResponse(
             {
                 "ok": True,
+                "version": version(),
                 "rules_version": bo.active_rules_version(),
                 "project_backlog": waiting,
                 "verify_backlog": backlog,
@@ -216,12 +234,35 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
         )
         return JSONResponse(out)
 
+    async def live(request: Request) -> Response:
+        """Liveness for monitoring: the process answers. Public, no data, no database."""
+        return JSONResponse({"ok": True})
+
+    async def metrics_text(request: Request) -> Response:
+        def gauges() -> list[Gauge]:
+            return [
+                Gauge(
+                    "project_backlog_events",
+                    "Accepted events not yet applied to the ledger.",
+                    project.backlog(bo),
+                ),
+                Gauge(
+                    "verify_backlog_events",
+                    "Applied purchases not yet re-scored.",
+                    verify.backlog(bo),
+                ),
+            ]
+
+        text = exposition(counter, await to_thread.run_sync(gauges), version())
+        return Response(text, media_type=CONTENT_TYPE)
+
     async def bare(request: Request) -> Response:
         body = await request.body()
         return JSONResponse({"ok": True, "bytes": len(body)})
 
     routes = [
         Route("/v1/health", guarded(health), methods=["GET"]),
+        Route("/v1/live", live, methods=["GET"]),
         Route("/openapi.json", guarded(spec), methods=["GET"]),
         Route("/v1/enroll", guarded(enroll), methods=["POST"]),
         Route("/v1/events", guarded(events), methods=["POST"]),
@@ -235,6 +276,9 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
     ]
     if bare_endpoint:
         routes.append(Route("/v1/bare", bare, methods=["POST"]))
+    if metrics:
+        routes.append(Route("/metrics", guarded(metrics_text), methods=["GET"]))
+    counter = RequestMetrics("kassa_backoffice", routes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -252,7 +296,11 @@ def create_app(bo: Backoffice, *, bare_endpoint: bool = False, verifier: bool = 
                 if w is not None:
                     await to_thread.run_sync(w.stop)
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(MetricsMiddleware, metrics=counter)] if metrics else [],
+    )
     app.state.backoffice = bo
     app.state.projector = None
     app.state.verifier = None

@@ -125,6 +125,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         END $$
         """,
     ),
+    (
+        # What each till runs (its User-Agent, e.g. kassa-agent/0.1.0), for the console.
+        "0005_terminal_software",
+        """
+        ALTER TABLE terminals ADD COLUMN software TEXT;
+        """,
+    ),
 )
 
 

@@ -55,12 +55,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+SOFTWARE_MAX = 100
+"""The most characters of a till's User-Agent the back office keeps."""
+
+
 class Backoffice:
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self._rules: dict[int, Programme] = {}
         self._terminals: dict[str, Terminal] = {}
+        self._software: dict[str, str] = {}
         self._settings: dict[str, str] = {}
         self.last_push = 0.0  # time.monotonic() of the last push (the verifier yields to it)
 
@@ -193,6 +198,29 @@ class Backoffice:
         term = Terminal(*row)
         self._terminals[key] = term
         return term
+
+    def note_software(self, terminal_id: str, user_agent: str | None) -> None:
+        """Record what a till runs (its User-Agent) when it changed: one small write after
+        an upgrade or restart, none on the calls in between. Only printable ASCII of it is
+        kept, at most ``SOFTWARE_MAX`` characters (it is shown in the console as sent)."""
+        text = "".join(c for c in (user_agent or "") if " " <= c <= "~")[:SOFTWARE_MAX]
+        if not text or self._software.get(terminal_id) == text:
+            return
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE terminals SET software = ? WHERE terminal_id = ?", (text, terminal_id)
+            )
+        self._software[terminal_id] = text
+
+    def terminals(self) -> list[dict[str, Any]]:
+        """Every enrolled till: store, name, enrolment, last contact, software, revoked."""
+        with self.db.reading() as tx:
+            rows = tx.all(
+                "SELECT terminal_id, store_id, name, enrolled_at, last_seen, software, revoked "
+                "FROM terminals ORDER BY store_id, terminal_id"
+            )
+        keys = ("terminal_id", "store_id", "name", "enrolled_at", "last_seen", "software")
+        return [{**dict(zip(keys, r[:6], strict=True)), "revoked": bool(r[6])} for r in rows]
 
     # ------------------------------------------------------------------ rules
     def publish_rules(self, programme: Programme) -> int:
