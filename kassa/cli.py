@@ -310,6 +310,37 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_template(args: argparse.Namespace) -> int:
+    """Write the commented demo programme as a starting point for a chain's own rules: to
+    stdout, or to a new file (an existing one is never overwritten)."""
+    from importlib import resources
+
+    text = resources.files("agent").joinpath("data/demo_programme.toml").read_text("utf-8")
+    if args.file is None:
+        sys.stdout.write(text)
+        return 0
+    dest = Path(args.file)
+    try:
+        with dest.open("x", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        raise InputError(
+            f"{dest} already exists; choose another name or remove it",
+            f"файл {dest} уже существует: выберите другое имя или удалите его",
+            field="file",
+            path=str(dest),
+        ) from None
+    except OSError as e:
+        raise InputError(
+            f"cannot write {dest}: {e.strerror}",
+            f"не удалось записать {dest}: {e.strerror}",
+            field="file",
+            path=str(dest),
+        ) from None
+    _emit({"ok": True, "file": str(dest), "next": f"kassa rules check {dest}"})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = KassaArgumentParser(prog="kassa", description="Kassa loyalty agent for checkouts")
     parser.add_argument("--version", action="version", version=f"kassa {version()}")
@@ -409,6 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("file", help="rules file (.toml or .json)")
     rc.set_defaults(func=cmd_rules_check)
     json_errors(rc)
+    rt = rsub.add_parser(
+        "template",
+        help="the commented demo programme, to start a programme of your own",
+        description="write the commented demo programme to FILE (never overwritten) or stdout",
+    )
+    rt.add_argument("file", nargs="?", help="new rules file to write (default: stdout)")
+    rt.set_defaults(func=cmd_rules_template)
+    json_errors(rt)
     from kassa.cli_sync import add_commands
 
     add_commands(sub, str(default_store_path()))
