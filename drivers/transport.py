@@ -1,9 +1,11 @@
 """Byte transports to receipt printers, each with explicit timeouts and explicit open/close.
 
-Why our own layer over python-escpos: its printers open lazily when ``.device`` is read, a
-USB write has no timeout by default (an open cover blocks the till forever), network errors
-surface as three unrelated exception types, and importing ``escpos.printer`` writes a pickle
-to a new temp dir and installs a root log handler (notes/drivers.md). Every transport here:
+Why our own layer and not python-escpos's printers: they open lazily when ``.device`` is
+read, a USB write has no timeout by default (an open cover blocks the till forever),
+network errors surface as three unrelated exception types, and importing ``escpos.printer``
+writes a pickle to a new temp dir and installs a root log handler (notes/drivers.md). The
+library is not a runtime dependency at all: USB goes through pyusb directly. Every
+transport here:
 
 - is opened by ``open()`` and released by ``close()`` (idempotent), or used as a context
   manager; nothing opens as a side effect;
@@ -23,7 +25,7 @@ URLs (:func:`transport_from_url`)::
                                               exist (opened, never created: a missing one
                                               is OFFLINE); a regular file would be
                                               overwritten from its start on every open
-    usb://0x04b8:0x0202?in_ep=0x82&out_ep=0x01 USB through python-escpos + pyusb
+    usb://0x04b8:0x0202?in_ep=0x82&out_ep=0x01 USB through pyusb (libusb-1.0)
     spooler://EPSON TM-T20II                  Windows spooler, RAW datatype
     capture:///var/tmp/slips.bin              no printer: append to a file, created with
                                               its directory (demo, preview); capture://
@@ -37,15 +39,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
-import logging
 import os
 import select
 import socket
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -59,10 +58,12 @@ from drivers.status import PrinterError, PrinterFault
 __all__ = [
     "CaptureTransport",
     "DeviceFileTransport",
+    "PyUsbPrinter",
     "SerialTransport",
     "TcpTransport",
     "Transport",
     "TransportConfigError",
+    "UsbLibraryMissing",
     "UsbTransport",
     "WindowsSpoolerTransport",
     "transport_from_url",
@@ -510,98 +511,76 @@ class DeviceFileTransport(_Base):
 # ---------------------------------------------------------------------------- USB
 
 
-def _escpos_cache_dir() -> Path:
-    """Our private, persistent home for python-escpos's capabilities pickle (instead of a
-    new ``mkdtemp()`` on every import): ``$KASSA_CACHE_DIR/escpos``, else the user cache
-    dir (``$XDG_CACHE_HOME``, ``~/.cache``, ``%LOCALAPPDATA%``)."""
-    if base := os.environ.get("KASSA_CACHE_DIR"):
-        root = Path(base)
-    elif sys.platform == "win32":  # pragma: no cover - Windows tills
-        root = Path(os.environ.get("LOCALAPPDATA", Path.home())) / "kassa" / "cache"
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kassa"
-    path = root / "escpos"
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError:  # read-only home: a per-user dir under the temp dir, still reused
-        user = os.environ.get("USER") or os.environ.get("USERNAME") or "user"
-        path = Path(tempfile.gettempdir()) / f"kassa-escpos-{user}"
-        path.mkdir(exist_ok=True, mode=0o700)
-    return path
+class UsbLibraryMissing(Exception):
+    """pyusb or a libusb back end (libusb-1.0 on Linux, libusb-1.0.dll on Windows) is absent."""
 
 
-_IMPORT_LOCK = threading.Lock()
+class PyUsbPrinter:
+    """Finds and claims a USB printer with pyusb, as python-escpos 3.1's ``Usb.open`` did,
+    without that library (it pulls Pillow, PyYAML and python-barcode in for nothing: our
+    renderer makes the bytes) and without its import side effects.
 
-
-@contextlib.contextmanager
-def contained_root_logger() -> Iterator[None]:
-    """Leave the root logger exactly as it was around python-escpos calls.
-
-    The library calls ``logging.basicConfig()`` at import and logs with module-level
-    ``logging.info/error`` (which call ``basicConfig`` too): on a Textual screen that draws
-    log lines over the UI. While inside, a NullHandler makes ``basicConfig`` a no-op and
-    keeps ``logging.lastResort`` from writing to stderr; on exit handlers, level and
-    ``disabled`` are restored.
+    Opening: ``usb.core.find`` by vendor/product id; with the libusb-1.0 back end the
+    kernel's usblp driver is detached from interface 0 (it would hold the device); then
+    the default configuration is set. No USB reset after it (python-escpos resets, which
+    re-enumerates the device and can hand it back to usblp). ``device`` is the pyusb
+    device; ``timeout`` is in milliseconds, given to every write and read by the caller.
     """
-    root = logging.getLogger()
-    handlers, level, disabled = list(root.handlers), root.level, root.disabled
-    guard = logging.NullHandler()
-    if not handlers:
-        root.addHandler(guard)
-    try:
-        yield
-    finally:
-        for h in list(root.handlers):
-            if h not in handlers:
-                root.removeHandler(h)
-        for h in handlers:
-            if h not in root.handlers:
-                root.addHandler(h)
-        root.setLevel(level)
-        root.disabled = disabled
 
+    def __init__(
+        self, vendor_id: int, product_id: int, *, timeout: int, in_ep: int, out_ep: int
+    ) -> None:
+        self.vendor_id = vendor_id
+        self.product_id = product_id
+        self.timeout = timeout
+        self.in_ep = in_ep
+        self.out_ep = out_ep
+        self.device: Any = None
 
-def import_escpos_printer() -> Any:
-    """Import ``escpos.printer`` with its side effects contained; returns the module.
-
-    ``escpos.capabilities`` does ``environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR", mkdtemp())``:
-    the default is evaluated first, so the variable alone still leaves a new empty temp
-    dir behind on every start. For the import only, the variable names our private cache
-    (:func:`_escpos_cache_dir`, so the pickle is reused across runs) and ``mkdtemp`` called
-    from that module returns the same dir instead of creating one; both are restored after,
-    and the root logger is left unchanged (:func:`contained_root_logger`).
-    """
-    if "escpos.printer" in sys.modules:
-        return sys.modules["escpos.printer"]
-    with _IMPORT_LOCK, contained_root_logger():
-        key = "ESCPOS_CAPABILITIES_PICKLE_DIR"
-        before = os.environ.get(key)
-        private = before or str(_escpos_cache_dir())
-        real_mkdtemp = tempfile.mkdtemp
-
-        def mkdtemp(*args: Any, **kwargs: Any) -> Any:
-            if sys._getframe(1).f_globals.get("__name__") == "escpos.capabilities":
-                return private
-            return real_mkdtemp(*args, **kwargs)
-
-        os.environ[key] = private
-        tempfile.mkdtemp = mkdtemp
+    def open(self, raise_not_found: bool = True) -> None:
         try:
-            return importlib.import_module("escpos.printer")
-        finally:
-            tempfile.mkdtemp = real_mkdtemp
-            if before is None:
-                os.environ.pop(key, None)
+            core = importlib.import_module("usb.core")
+        except ImportError as e:
+            raise UsbLibraryMissing("pyusb is not installed (pip install pyusb)") from e
+        try:
+            device = core.find(idVendor=self.vendor_id, idProduct=self.product_id)
+        except core.NoBackendError as e:
+            raise UsbLibraryMissing(
+                "no libusb back end for pyusb (libusb-1.0 on Linux, libusb-1.0.dll on Windows)"
+            ) from e
+        if device is None:
+            if raise_not_found:
+                raise OSError(
+                    errno.ENODEV,
+                    f"USB device {self.vendor_id:04x}:{self.product_id:04x} not found",
+                )
+            return
+        try:
+            if device.backend.__module__.endswith("libusb1"):
+                with contextlib.suppress(NotImplementedError):
+                    if device.is_kernel_driver_active(0):
+                        device.detach_kernel_driver(0)
+            device.set_configuration()
+        except core.USBError as e:
+            with contextlib.suppress(Exception):
+                importlib.import_module("usb.util").dispose_resources(device)
+            raise OSError(e.errno, f"cannot claim the USB printer: {e}") from e
+        self.device = device
+
+    def close(self) -> None:
+        device, self.device = self.device, None
+        if device is not None:
+            importlib.import_module("usb.util").dispose_resources(device)
 
 
 class UsbTransport(_Base):
-    """A USB printer through python-escpos (``escpos.printer.Usb``) and pyusb.
+    """A USB printer through pyusb (:class:`PyUsbPrinter`).
 
-    The library is imported inside ``open()`` (it is slow and has import side effects, see
-    :func:`import_escpos_printer`), so the TUI starts without it. Writes and reads go to the
-    pyusb device with an explicit timeout (the library default is none). pyusb is an
-    optional dependency: without it ``open()`` raises ``PrinterError`` with reason
-    ``usb_library_missing``. ``usb_class`` is injectable for tests.
+    pyusb is imported inside ``open()``, so the TUI starts without it. Writes and reads go
+    to the pyusb device with an explicit timeout (pyusb's default is none). Without pyusb or
+    libusb ``open()`` raises ``PrinterError`` with reason ``usb_library_missing``.
+    ``usb_class`` (same constructor and ``open``/``device``/``close`` as
+    :class:`PyUsbPrinter`) is injectable for tests.
     """
 
     def __init__(
@@ -619,36 +598,27 @@ class UsbTransport(_Base):
         self.write_timeout_s = write_timeout_s
         self.in_ep = in_ep
         self.out_ep = out_ep
-        self._usb_class = usb_class
+        self._usb_class = usb_class if usb_class is not None else PyUsbPrinter
         self.description = f"usb://0x{vendor_id:04x}:0x{product_id:04x}"
         self._printer: Any = None
         self._device: Any = None
 
     def open(self) -> None:
         self.close()
-        usb_class = self._usb_class
-        if usb_class is None:
-            usb_class = import_escpos_printer().Usb
-            if not usb_class.is_usable():
-                raise self._error(
-                    PrinterFault.UNKNOWN,
-                    "usb_library_missing",
-                    "pyusb is not installed (pip install pyusb; libusb-1.0 on Linux)",
-                )
         ms = max(1, int(self.write_timeout_s * 1000))
-        with contained_root_logger():
-            printer = usb_class(
-                self.vendor_id, self.product_id, timeout=ms, in_ep=self.in_ep, out_ep=self.out_ep
-            )
-            try:
-                printer.open(raise_not_found=True)
-            except Exception as e:
-                _disarm(printer)
-                cause = e.__context__ if e.__context__ is not None else e
-                fault, reason = _errno_fault(getattr(cause, "errno", None))
-                if reason == "io_error":
-                    fault, reason = PrinterFault.OFFLINE, "not_found"
-                raise self._error(fault, reason, e) from e
+        printer = self._usb_class(
+            self.vendor_id, self.product_id, timeout=ms, in_ep=self.in_ep, out_ep=self.out_ep
+        )
+        try:
+            printer.open(raise_not_found=True)
+        except UsbLibraryMissing as e:
+            raise self._error(PrinterFault.UNKNOWN, "usb_library_missing", e) from e
+        except Exception as e:
+            cause = e.__context__ if e.__context__ is not None else e
+            fault, reason = _errno_fault(getattr(cause, "errno", None) or getattr(e, "errno", None))
+            if reason == "io_error":
+                fault, reason = PrinterFault.OFFLINE, "not_found"
+            raise self._error(fault, reason, e) from e
         self._printer = printer
         self._device = printer.device
 
@@ -681,16 +651,8 @@ class UsbTransport(_Base):
     def close(self) -> None:
         printer, self._printer, self._device = self._printer, None, None
         if printer is not None:
-            with contained_root_logger(), contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):
                 printer.close()
-            _disarm(printer)
-
-
-def _disarm(printer: Any) -> None:
-    """python-escpos closes in ``__del__``; without pyusb that close raises (an "Exception
-    ignored" on stderr). We close explicitly, so the finaliser has nothing left to do."""
-    with contextlib.suppress(Exception):
-        printer.close = lambda: None
 
 
 # ---------------------------------------------------------------------------- spooler

@@ -183,12 +183,8 @@ def _check_backoffice_file(path: Path) -> None:
 def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[Any]:
     """The back office of ``--db``, migrated, closed on leaving. ``create``: a missing
     SQLite file becomes a new back office (serve, seed); otherwise ``BackofficeNotFound``."""
-    import sqlite3
-
-    import psycopg
-
     from kassa.config import mask_url_password
-    from sync.backoffice.db import Database, sqlite_path
+    from sync.backoffice.db import Database, open_errors, sqlite_path
     from sync.backoffice.service import Backoffice
 
     path = sqlite_path(args.db)
@@ -197,7 +193,7 @@ def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[A
     try:
         bo = Backoffice(Database.open(args.db))
         bo.initialise()
-    except (psycopg.OperationalError, sqlite3.DatabaseError) as e:
+    except open_errors() as e:
         where = str(path) if path is not None else mask_url_password(args.db)
         raise BackofficeDbError(
             f"cannot open the back office database {where}: {e}",

@@ -5,7 +5,8 @@
 - TCP 9100 on loopback: a port that refuses, a printer that never reads (small buffers, a
   big job: the send times out), one that resets the connection, and a healthy one.
 - Device file: a FIFO with no reader, a reader that never reads, and one that reads.
-- USB: python-escpos's import side effects stay contained (checked in a subprocess).
+- USB: pyusb alone (python-escpos never imported, checked in a subprocess) over a fake
+  pyusb bus: usblp detached, a busy or missing device and a missing libusb classified.
 
 Each fault ends in the right ``PrinterFault`` within its timeout, and with the print worker
 the slip prints exactly once after the printer recovers.
@@ -616,17 +617,23 @@ def test_device_file_permission(tmp_path):
 # ----------------------------------------------------------------------------- USB, spooler
 
 
-def test_usb_import_side_effects_are_contained(tmp_path):
-    """Importing python-escpos must not leave a root log handler (it would draw over the
-    TUI) nor a new temp dir per import (its capabilities pickle goes to our cache)."""
+def test_usb_opens_without_python_escpos_and_leaves_no_side_effects(tmp_path):
+    """A usb:// printer is opened with pyusb alone: python-escpos (not installed on a till)
+    is never imported, the root logger gets no handler (it would draw over the TUI) and no
+    temp dir is left behind; with no device or no libusb the error is a PrinterError."""
     tmp, cache = tmp_path / "tmp", tmp_path / "cache"
     tmp.mkdir()
     code = """
 import json, logging, os, sys
+class _NoEscpos:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "escpos":
+            raise ModuleNotFoundError("No module named 'escpos'", name=name)
+sys.meta_path.insert(0, _NoEscpos())
 root = logging.getLogger()
 root.setLevel(logging.ERROR)
 import drivers.transport as t
-lazy = "escpos" not in sys.modules
+lazy = "usb" not in sys.modules
 try:
     t.transport_from_url("usb://0x04b8:0x0202?timeout=1").open()
     error = None
@@ -634,18 +641,13 @@ except Exception as e:
     error = [type(e).__name__, getattr(e, "reason", None)]
 print(json.dumps({
     "lazy": lazy,
-    "loaded": "escpos.printer" in sys.modules,
+    "escpos": any(m.split(".")[0] == "escpos" for m in sys.modules),
     "handlers": [type(h).__name__ for h in root.handlers],
     "level": root.level,
-    "env_left": "ESCPOS_CAPABILITIES_PICKLE_DIR" in os.environ,
     "error": error,
 }))
 """
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("ESCPOS_CAPABILITIES_PICKLE_DIR", "KASSA_CACHE_DIR")
-    }
+    env = {k: v for k, v in os.environ.items() if k != "KASSA_CACHE_DIR"}
     env |= {"TMPDIR": str(tmp), "XDG_CACHE_HOME": str(cache), "PYTHONWARNINGS": "error"}
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -657,14 +659,95 @@ print(json.dumps({
         timeout=60,
     )
     result = json.loads(out.stdout)
-    assert result["lazy"] and result["loaded"]
+    assert result["lazy"] and not result["escpos"]
     assert result["handlers"] == [] and result["level"] == 40  # root logger untouched
-    assert not result["env_left"]
     assert result["error"][0] == "PrinterError"
     assert result["error"][1] in ("usb_library_missing", "not_found", "permission")
     assert list(tmp.iterdir()) == []  # no mkdtemp() litter
-    assert list((cache / "kassa" / "escpos").glob("*.capabilities.pickle"))
     assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr
+
+
+class FakeUsbDevice:
+    """A pyusb device as libusb-1.0 gives it, with the kernel's usblp bound to it."""
+
+    def __init__(self, busy: OSError | None = None) -> None:
+        self.backend = type("Backend", (), {"__module__": "usb.backend.libusb1"})()
+        self.kernel_driver = True
+        self.configured = False
+        self.disposed = False
+        self.busy = busy
+
+    def is_kernel_driver_active(self, interface: int) -> bool:
+        return self.kernel_driver
+
+    def detach_kernel_driver(self, interface: int) -> None:
+        self.kernel_driver = False
+
+    def set_configuration(self) -> None:
+        if self.busy is not None:
+            raise self.busy
+        self.configured = True
+
+
+@pytest.fixture
+def fake_pyusb(monkeypatch):
+    """pyusb's ``usb.core``/``usb.util`` with a bus the test fills (pyusb is the hardware
+    edge: there is no USB printer here)."""
+    import types
+
+    class USBError(OSError):
+        pass
+
+    class NoBackendError(ValueError):
+        pass
+
+    bus: dict[tuple[int, int], FakeUsbDevice] = {}
+    state = {"backend": True}
+
+    def find(idVendor: int, idProduct: int) -> FakeUsbDevice | None:  # noqa: N803 (pyusb)
+        if not state["backend"]:
+            raise NoBackendError("No backend available")
+        return bus.get((idVendor, idProduct))
+
+    core = types.ModuleType("usb.core")
+    core.find = find
+    core.USBError = USBError
+    core.NoBackendError = NoBackendError
+    util = types.ModuleType("usb.util")
+    util.dispose_resources = lambda device: setattr(device, "disposed", True)
+    pkg = types.ModuleType("usb")
+    pkg.core, pkg.util = core, util
+    monkeypatch.setitem(sys.modules, "usb", pkg)
+    monkeypatch.setitem(sys.modules, "usb.core", core)
+    monkeypatch.setitem(sys.modules, "usb.util", util)
+    return types.SimpleNamespace(bus=bus, state=state, USBError=USBError)
+
+
+def test_pyusb_printer_detaches_usblp_and_configures(fake_pyusb):
+    device = fake_pyusb.bus[(0x04B8, 0x0202)] = FakeUsbDevice()
+    t = UsbTransport(0x04B8, 0x0202)
+    t.open()
+    assert not device.kernel_driver and device.configured
+    t.close()
+    assert device.disposed
+
+
+def test_pyusb_printer_faults_are_classified(fake_pyusb):
+    with pytest.raises(PrinterError) as e:
+        UsbTransport(0x04B8, 0x0202).open()  # nothing on the bus
+    assert (e.value.fault, e.value.reason) == (PrinterFault.OFFLINE, "not_found")
+    fake_pyusb.bus[(0x04B8, 0x0202)] = FakeUsbDevice(
+        busy=fake_pyusb.USBError(errno.EBUSY, "Resource busy")
+    )
+    with pytest.raises(PrinterError) as e:
+        UsbTransport(0x04B8, 0x0202).open()
+    assert (e.value.fault, e.value.reason) == (PrinterFault.BUSY, "busy")
+    assert fake_pyusb.bus[(0x04B8, 0x0202)].disposed
+    fake_pyusb.state["backend"] = False
+    with pytest.raises(PrinterError) as e:
+        UsbTransport(0x04B8, 0x0202).open()
+    assert e.value.reason == "usb_library_missing"
+    assert "libusb" in str(e.value)
 
 
 class FakeUsbError(OSError):
@@ -676,7 +759,7 @@ class USBTimeoutError(FakeUsbError):
 
 
 class FakeUsb:
-    """Stands in for escpos.printer.Usb (pyusb is optional and there is no device here)."""
+    """Stands in for drivers.transport.PyUsbPrinter (there is no USB device here)."""
 
     fail_open: OSError | None = None
 

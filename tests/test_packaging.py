@@ -53,7 +53,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for hook in ("build_wheel", "build_sdist"):  # one process each, as a frontend does
         code = f"import sys; from setuptools import build_meta as b; b.{hook}(sys.argv[1])"
         run = subprocess.run(
-            [sys.executable, "-c", code, str(out)], cwd=src, capture_output=True, text=True
+            [sys.executable, "-c", code, str(out)],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert run.returncode == 0, run.stderr[-3000:]
     (wheel,) = out.glob("kassa-*.whl")
@@ -143,6 +147,7 @@ def test_the_cashier_app_exits_non_zero_when_it_dies_of_an_error(tmp_path):
     env = {**os.environ, "TERM": "xterm-256color", "HOME": str(tmp_path)}
     init = subprocess.run(
         [sys.executable, "-m", "kassa.cli", "init", "--store", str(store)],
+        check=False,
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -163,3 +168,54 @@ def test_the_cashier_app_exits_non_zero_when_it_dies_of_an_error(tmp_path):
     )
     assert "gone.tcss" in screen, screen[-2000:]
     assert status == 1, screen[-2000:]
+
+
+BLOCK = (
+    "import sys\n"
+    "ABSENT = set(sys.argv.pop(1).split(','))\n"
+    "class _Absent:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ABSENT:\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, _Absent())\n"
+    "from kassa.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+"""``python -c BLOCK absent,modules kassa ...``: the CLI on an install without those
+distributions (an import of them fails as it would there)."""
+
+
+def _kassa_without(absent: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK, absent, *args],
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(cwd)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_demo_runs_without_the_back_office_and_usb_extras(tmp_path):
+    """The scripted demo (a SQLite back office and a till) needs neither psycopg nor
+    python-escpos, which a till's install no longer carries."""
+    run = _kassa_without("psycopg,escpos", "demo", "--script", "--members", "200", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "psycopg" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_postgresql_back_office_without_the_driver_names_the_extra(tmp_path):
+    run = _kassa_without(
+        "psycopg",
+        "backoffice",
+        "seed",
+        "--db",
+        "postgresql://kassa:secret@127.0.0.1:1/kassa",
+        cwd=tmp_path,
+    )
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert "postgres_driver_missing" in run.stdout + run.stderr
+    assert "kassa[backoffice]" in run.stdout + run.stderr
+    assert "secret" not in run.stdout + run.stderr

@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import sys
 from datetime import datetime
 from typing import Any
-
-import psycopg
 
 from sync.protocol import (
     EVENT_TYPES,
@@ -113,10 +112,12 @@ def nonneg(value: Any, path: str) -> int:
 
 def is_db_outage(e: Exception) -> bool:
     """A lost database connection is not the event's fault: let the push fail (5xx, the
-    till resends) instead of rejecting a good event."""
-    return isinstance(e, psycopg.OperationalError | sqlite3.OperationalError) and not isinstance(
-        e, psycopg.errors.DataError
-    )
+    till resends) instead of rejecting a good event. psycopg's errors count only once it is
+    loaded (it is the optional ``backoffice`` extra, imported with a PostgreSQL URL)."""
+    if isinstance(e, sqlite3.OperationalError):
+        return True
+    pg = sys.modules.get("sync.backoffice.pg")
+    return pg is not None and isinstance(e, pg.OperationalError) and not isinstance(e, pg.DataError)
 
 
 def opt(payload: dict[str, Any], key: str, limit: int = 200) -> str | None:

@@ -21,16 +21,14 @@ import contextlib
 import queue
 import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast
-
-import psycopg
-from psycopg.abc import Buffer
-from psycopg.adapt import Dumper
+from typing import Any, Protocol
 
 from agent import checkpoint
+from agent.errors import AgentError
 
 FEED_LOCK_KEY = 7_301_001
 ACCEPT_LOCK_KEY = 7_301_002
@@ -61,24 +59,37 @@ def marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class _Utf8TextDumper(Dumper):
-    oid = psycopg.adapters.types["text"].oid
+class PostgresDriverMissing(AgentError):
+    """A ``postgresql://`` back office on an install without the ``backoffice`` extra (a
+    till's install carries no PostgreSQL driver)."""
 
-    def __init__(self, cls: type, context: Any = None) -> None:
-        super().__init__(cls, context)
-        conn = self.connection
-        self._encoding = conn.info.encoding if conn is not None else "utf-8"
-
-    def dump(self, obj: Any) -> Buffer:
-        if self._encoding == "utf-8":
-            return cast(Buffer, obj)  # the bytes are the text format already
-        return bytes(obj).decode("utf-8").encode(self._encoding)  # another client encoding
+    code = "postgres_driver_missing"
+    title_ru = "Нет драйвера PostgreSQL"
+    title_en = "PostgreSQL driver missing"
 
 
 def _pg_connect(url: str) -> Any:
-    conn = psycopg.connect(url, autocommit=False)
-    conn.adapters.register_dumper(Utf8Text, _Utf8TextDumper)
-    return conn
+    """A connection through ``sync.backoffice.pg``, imported only now (psycopg is optional)."""
+    try:
+        from sync.backoffice import pg  # noqa: PLC0415 - psycopg is the backoffice extra
+    except ImportError as e:
+        raise PostgresDriverMissing(
+            "a PostgreSQL back office needs the driver: pip install 'kassa[backoffice]' "
+            f"(or use a SQLite file for --db); {e}",
+            "для бэк-офиса на PostgreSQL нужен драйвер: pip install 'kassa[backoffice]' "
+            f"(или укажите в --db файл SQLite); {e}",
+            extra="backoffice",
+        ) from None
+    return pg.connect(url)
+
+
+def open_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that mean "the database could not be opened or reached": SQLite's,
+    and psycopg's when it is loaded (it is only once a PostgreSQL URL was opened)."""
+    errors: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
+    if (pg := sys.modules.get("sync.backoffice.pg")) is not None:
+        errors += (pg.OperationalError,)
+    return errors
 
 
 class Cursor(Protocol):
