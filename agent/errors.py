@@ -21,6 +21,7 @@ lines stay English.
     │   ├── CouponError                 coupon not applicable / already used
     │   ├── RedemptionError             asked to spend more than allowed
     │   ├── RefundError                 refund of more than was bought, unknown receipt
+    │   │   └── AmbiguousReceiptError   a short cheque number that names several cheques
     │   └── ConsentError                registration without the programme consent
     ├── NotFoundError                   member / receipt not in this till's store
     ├── ConflictError                   same receipt id with another payload
@@ -140,6 +141,15 @@ class RefundError(InputError):
     code = "bad_refund"
     title_ru = "Возврат невозможен"
     title_en = "Refund refused"
+
+
+class AmbiguousReceiptError(RefundError):
+    """Several cheques of this till end with the typed characters; ``details['candidates']``
+    lists them (newest first)."""
+
+    code = "ambiguous_receipt"
+    title_ru = "Уточните номер чека"
+    title_en = "Which cheque?"
 
 
 class ConsentError(InputError):

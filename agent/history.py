@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent import codec
+from agent import codec, receipts
 from agent.errors import InputError, NotFoundError
 from agent.ledger import PurchaseEffects, RefundResult, apply_refund
 from agent.model import MemberState
@@ -152,6 +152,40 @@ def find_by_name(store: Store, fragment: str, limit: int = NAME_MATCH_LIMIT) -> 
     return [MemberMatch(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5])) for r in rows]
 
 
+def find_cheques(store: Store, text: str) -> list[str]:
+    """The cheques of this till ``text`` names as a cashier types it: the full number, the
+    short number (``7``, ``000007``) or the last characters of a recent cheque
+    (``agent.receipts.matches``), newest first; several when the last characters are
+    shared."""
+    with store.read() as conn:
+        return receipts.matches(conn, text)
+
+
+def cheque_entries(store: Store, receipt_ids: list[str]) -> list[HistoryEntry]:
+    """The purchases ``receipt_ids`` as history entries, in the order given (to pick one)."""
+    out: list[HistoryEntry] = []
+    with store.read() as conn:
+        for rid in receipt_ids:
+            row = conn.execute(
+                "SELECT created_at, result, offline FROM purchases WHERE receipt_id = ?", (rid,)
+            ).fetchone()
+            if row is None:
+                continue
+            q = codec.loads(CommitResult, row[1]).quote
+            out.append(
+                HistoryEntry(
+                    "purchase",
+                    rid,
+                    None,
+                    datetime.fromisoformat(row[0]),
+                    q.payable_kop,
+                    q.total_earned - q.redeem_points,
+                    bool(row[2]),
+                )
+            )
+    return out
+
+
 def _cart_names(store: Store, op_id: str) -> dict[int, str]:
     """Line names from the purchase's journal event, while the till still keeps it (rows
     are deleted long after the back office acknowledged them); {} when it is gone."""
@@ -163,11 +197,14 @@ def _cart_names(store: Store, op_id: str) -> dict[int, str]:
 
 
 def cheque(store: Store, receipt_id: str) -> Cheque:
-    """A cheque of this till with what is left to refund on each line."""
-    rid = receipt_id.strip()
-    if not rid:
+    """A cheque of this till with what is left to refund on each line. ``receipt_id`` is
+    found as a cashier types it (``agent.receipts.resolve``): the full number, the short
+    number or the last characters; several cheques ending the same way are an
+    ``AmbiguousReceiptError`` naming them."""
+    if not receipt_id.strip():
         raise InputError("enter a cheque number", "введите номер чека", field="receipt_id")
     with store.read() as conn:
+        rid = receipts.resolve(conn, receipt_id)
         row = conn.execute(
             "SELECT p.member_id, p.created_at, p.effects, p.refunded, p.op_id, m.code, "
             "m.phone_masked FROM purchases p JOIN members m ON m.member_id = p.member_id "

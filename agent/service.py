@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from agent import codec, engine, holds, journal, quotememo
+from agent import codec, engine, holds, journal, quotememo, receipts
 from agent.errors import (
     ConflictError,
     ConsentError,
@@ -591,6 +591,7 @@ class Agent:
                 stored = self._stored_commit(receipt_id, request_hash)
                 if stored is not None:
                     return stored
+            receipts.claim(conn, receipt_id)  # this till's own number: taken now, gapless
             status, last_seq = self._status(
                 conn, now, values=dict(zip(_STATUS_NAMES, row[_STATUS_AT:], strict=False))
             )
@@ -820,13 +821,17 @@ class Agent:
         cashier_id: str | None = None,
         shift_id: str | None = None,
     ) -> RefundOutcome:
-        """Refund units of a committed cheque, idempotent by ``refund_id``."""
+        """Refund units of a committed cheque, idempotent by ``refund_id``. ``receipt_id``
+        is found as a cashier types it (``agent.receipts.resolve``: the full number, this
+        till's short number, or the last characters of a recent cheque)."""
         if not refund_id or len(refund_id) > 64:
             raise InputError(
                 "refund id must be 1-64 characters",
                 "номер возврата должен быть от 1 до 64 символов",
                 field="refund_id",
             )
+        with self.store.read() as conn:
+            receipt_id = receipts.resolve(conn, receipt_id)
         request = {int(k): int(v) for k, v in lines.items()}
         request_hash = codec.digest(codec.dumps({"receipt_id": receipt_id, "lines": request}))
         stored = self._stored_refund(refund_id, request_hash)

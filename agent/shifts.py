@@ -364,22 +364,3 @@ def queue_report(store: Store, report: XReport, store_name: str) -> int:
             (slip.receipt_id, "x_report", report.generated_at.isoformat(), codec.dumps(slip)),
         )
         return int(cur.lastrowid or 0)
-
-
-RECEIPT_PREFIX_MAX = 48
-"""Characters of the terminal id kept in a cheque number (``<till>-<n>``; 64 at most)."""
-
-
-def next_receipt_id(store: Store) -> str:
-    """A new loyalty cheque number for a till without POS integration: ``<till>-<n>``,
-    gapless per till (the POS's own receipt id is used when it sends one)."""
-    with store.write() as conn:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'receipt_counter'").fetchone()
-        n = int(row[0]) + 1 if row else 1
-        Store.set_meta(conn, "receipt_counter", str(n))
-        terminal = conn.execute("SELECT value FROM meta WHERE key = 'terminal_id'").fetchone()
-    # The whole terminal id: a refund finds the cheque by this number, and a cut id is
-    # shared by tills (``t-`` plus 12 hex digits cut to 8 characters kept 6 of them; a
-    # training copy's ``TRN-`` took 4 more). Bounded so the number fits a receipt id (64).
-    prefix = str(terminal[0])[:RECEIPT_PREFIX_MAX].upper() if terminal else "T"
-    return f"{prefix}-{n:06d}"

@@ -13,8 +13,16 @@ How "nothing is sent as real" is guaranteed (at the store, not by the UI remembe
   ``sync.client.SyncClient`` refuses a store marked ``training`` outright.
 - Every slip queued in the copy is marked training by a trigger (``Slip.training``: the
   renderer prints «УЧЕБНЫЙ РЕЖИМ» at the top and «НЕ ЧЕК» at the bottom).
-- Receipt numbers come from the copy's terminal id (``TRN-TILL-000007``), so a training
-  cheque number never equals a real one.
+- Receipt numbers come from the copy's terminal id and a counter of the copy's own that
+  starts again at 1 (``TRN-TILL-000001``), so a training cheque number never equals a real
+  one, in full or in its short number (``agent.receipts``).
+- Training has a shift of its own (``start_training_shift``): opened in the copy when
+  training starts, by the signed-in cashier, on the copy's terminal id. The X report in
+  training counts the training cheques from that opening time; the real shift is neither
+  reported nor closed from training, and the training shift ends with the copy.
+- The copy's files are the store's kind: created 0600 (``-wal``/``-shm`` take the mode of
+  the database file), and all of them, its ownership lock file included, are deleted when
+  training ends.
 
 The link state is the till's as training began, held for the session: the copy's
 programme allows a day of grace after the last contact, so training behaves as the till
@@ -25,12 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import uuid
 from datetime import datetime
 from pathlib import Path
 
-from agent import codec
+from agent import codec, receipts, shifts
 from agent.store import Store
 
 TRAINING_META = "training"
@@ -60,10 +69,24 @@ def is_training(store: Store) -> bool:
     return store.meta(TRAINING_META) == "1"
 
 
+def training_files(path: Path) -> tuple[Path, ...]:
+    """Every file a training copy at ``path`` has: the database, its WAL and shared-memory
+    files, and the ownership lock file ``Store`` takes beside it."""
+    return (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.lock"))
+
+
 def _remove(path: Path) -> None:
-    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for p in training_files(path):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 whatever the umask: member data lives in it,
+    and SQLite gives the ``-wal``/``-shm`` files it makes the database file's mode."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
 
 
 def open_training_store(real: Store, now: datetime, path: Path | None = None) -> Store:
@@ -75,6 +98,7 @@ def open_training_store(real: Store, now: datetime, path: Path | None = None) ->
     if target.resolve() == real.path.resolve():
         raise ValueError("the training copy cannot replace the till store")
     _remove(target)
+    _create_private(target)
     dest = sqlite3.connect(str(target))
     try:
         with real.read() as conn:
@@ -87,6 +111,7 @@ def open_training_store(real: Store, now: datetime, path: Path | None = None) ->
             for table in ("outbox", "quarantine", "print_jobs", "holds"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM meta WHERE key IN ('sync_token', 'backoffice_url')")
+            conn.execute("DELETE FROM meta WHERE key = ?", (receipts.COUNTER_META,))
             terminal = conn.execute("SELECT value FROM meta WHERE key = 'terminal_id'").fetchone()
             last = conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
             now_iso = now.isoformat()
@@ -121,3 +146,11 @@ def discard_training_store(store: Store) -> None:
             raise ValueError("not a training store")
         store.close()
     _remove(store.path)
+
+
+def start_training_shift(store: Store, cashier_id: str, now: datetime) -> shifts.Shift:
+    """Open the training shift of ``cashier_id`` in a training copy (see module
+    docstring): the X report in training is this shift's, from ``now``."""
+    if not is_training(store):
+        raise ValueError("not a training store")
+    return shifts.open_shift(store, cashier_id, now)

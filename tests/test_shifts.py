@@ -12,7 +12,6 @@ from agent.errors import ConflictError, InputError, NotFoundError
 from agent.printq import get_job
 from agent.seed import demo_phone
 from agent.service import CheckoutRequest
-from agent.store import Store
 
 
 def test_cashier_needs_a_digit_pin_and_is_unique(till: Till) -> None:
@@ -115,18 +114,3 @@ def test_x_report_counts_the_shift_only(till: Till, clock: FakeClock) -> None:
     slip = get_job(till.store, job).slip
     assert slip.kind == "x_report" and slip.receipt_id.startswith("Z-")
     assert ("Чеков с картой", "2") in [(ln.label, ln.value) for ln in slip.lines]
-
-
-def test_receipt_ids_are_gapless_per_till(till: Till) -> None:
-    first = shifts.next_receipt_id(till.store)
-    second = shifts.next_receipt_id(till.store)
-    assert first.endswith("-000001") and second.endswith("-000002")
-    assert first.split("-")[0] == "TILL"
-
-
-def test_receipt_ids_keep_the_whole_terminal_id(till: Till) -> None:
-    """A cheque number is what a refund searches by: the terminal id is never cut (the
-    demo's ``t-`` plus 12 hex digits lost 6 of them), in training (``TRN-``) neither."""
-    with till.store.write() as conn:
-        Store.set_meta(conn, "terminal_id", "TRN-t-2a9f1c3b4d5e")
-    assert shifts.next_receipt_id(till.store) == "TRN-T-2A9F1C3B4D5E-000001"

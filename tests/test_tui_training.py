@@ -22,8 +22,9 @@ from agent.store import Store
 from agent.training import is_training, open_training_store
 from drivers.profiles import load_profile
 from sync.client import PermanentError, SyncClient
-from tui.messages import CheckoutCommitted
+from tui.messages import CheckoutCommitted, ShiftClosed, XReportReady
 from tui.screens.register import MemberRegistered
+from tui.screens.shift import ShiftScreen
 from tui.screens.sync import SyncFinished
 from tui.screens.training import TrainingScreen, TrainingToggled
 
@@ -209,7 +210,11 @@ def test_training_copy_cannot_be_pushed_even_by_hand(tmp_path: Path) -> None:
                 open_training_store(real, h.clock.now(), real.path)
 
 
-def test_a_shift_closed_in_training_stays_open_for_real(tmp_path: Path) -> None:
+def test_training_has_its_own_shift_report_and_no_close_key(tmp_path: Path) -> None:
+    """In training the X report is the training shift's: its own opening time and the
+    training cheques only, with the screen saying so; F12 «Закрыть смену» is not offered
+    and does nothing; leaving training gives the real shift back, open, with its report."""
+
     async def main() -> None:
         with harness(tmp_path) as h:
             async with h.run() as pilot:
@@ -218,15 +223,36 @@ def test_a_shift_closed_in_training_stays_open_for_real(tmp_path: Path) -> None:
                 real_store = h.services.store
                 shift = h.services.shift
                 assert shift is not None
+                await sell(h, pilot, 1)  # a real cheque in the real shift
+                h.clock.advance(hours=2)
                 await toggle(pilot)
+                training_shift = h.services.shift
+                assert training_shift is not None and training_shift.shift_id != shift.shift_id
+                assert training_shift.opened_at == h.clock.now()
+                assert training_shift.terminal_id.startswith("TRN-")
+                await sell(h, pilot, 2)  # two training cheques
+                await sell(h, pilot, 3)
                 await pilot.press("f11")
                 await settle(pilot)
-                await pilot.press("f12", "enter")  # close the (training) shift
+                report = h.of(XReportReady)[-1].report
+                assert report.cheques == 2 and report.shift.shift_id == training_shift.shift_id
+                local_open = h.clock.now().astimezone(report.shift.opened_at.tzinfo)
+                assert report.shift.opened_at == local_open
+                panel = widget_text(pilot.app, "#xreport")
+                assert local_open.strftime("%d.%m %H:%M") in panel
+                assert "Учебная смена" in widget_text(pilot.app, "#say")
+                assert "Закрыть смену" not in widget_text(pilot.app, "#keys")
+                await pilot.press("f12", "enter")  # not offered: nothing happens
                 await settle(pilot)
-                assert h.services.shift is None
-                await sign_in(h, pilot)  # a new shift, in the training copy
-                assert h.services.shift is not None
-                assert h.services.shift.shift_id != shift.shift_id
+                assert isinstance(pilot.app.screen, ShiftScreen)
+                assert h.services.shift == training_shift
+                assert not h.of(ShiftClosed)
+                await pilot.press("f10")  # the note follows the language
+                await settle(pilot)
+                assert "Training shift" in widget_text(pilot.app, "#say")
+                assert "Close shift" not in widget_text(pilot.app, "#keys")
+                await pilot.press("f10", "escape")
+                await settle(pilot)
                 await toggle(pilot)  # training off
                 assert h.services.store is real_store
                 assert h.services.shift is not None
@@ -238,6 +264,12 @@ def test_a_shift_closed_in_training_stays_open_for_real(tmp_path: Path) -> None:
                 )
                 assert row == (None,)
                 assert real_store.one("SELECT count(*) FROM shifts") == (1,)
+                await pilot.press("f11")
+                await settle(pilot)
+                real_report = h.of(XReportReady)[-1].report
+                assert real_report.shift.shift_id == shift.shift_id and real_report.cheques == 1
+                assert "Закрыть смену" in widget_text(pilot.app, "#keys")
+                assert "Учебная" not in widget_text(pilot.app, "#say")
 
     asyncio.run(main())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from agent import shifts
+from agent import receipts, shifts
 from agent.errors import InputError
 from tui.messages import (
     CashiersListed,
@@ -57,6 +57,13 @@ def x_report(s: Services) -> XReportReady:
 
 
 def close_shift(s: Services) -> ShiftClosed:
+    if s.training:
+        raise InputError(
+            "in training the shift is not closed: leave training (F9), the training shift "
+            "ends with it",
+            "в учебном режиме смена не закрывается: выйдите из учебного режима (F9), "
+            "учебная смена закроется сама",
+        )
     report = shifts.close_shift(s.store, _shift_id(s), s.clock.now())
     s.shift = None
     s.cashier = None
@@ -78,4 +85,6 @@ def print_x_report(s: Services) -> ReportQueued:
 
 
 def new_receipt(s: Services) -> ReceiptStarted:
-    return ReceiptStarted(shifts.next_receipt_id(s.store))
+    """The number the cheque being started will get at its commit (nothing is taken: a
+    cheque cancelled before its commit uses no number)."""
+    return ReceiptStarted(receipts.upcoming(s.store))

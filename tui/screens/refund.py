@@ -1,8 +1,11 @@
 """Refund (F3): find the purchase, pick the lines, see what the points will do, confirm.
 
-Finding: type the cheque number (printed on the slip as «Чек …»), or scan the slip's QR
-or the member's card/app (the slip's QR carries the member code): a member's recent
-cheques on this till are listed, pick one with the arrows and Enter.
+Finding: type the cheque number as printed on the slip («Чек …»): whole, or only its
+short number after the till's id (``7`` or ``000007``), or its last characters (several
+recent cheques ending the same way are listed to pick from; ``agent.receipts``); or scan
+the slip's QR or the member's card/app (the slip's QR carries the member code): a
+member's recent cheques on this till are listed. Pick with the arrows and Enter; the
+entry line keeps the typing all along (a new number typed there is a new search).
 
 Picking: the entry line takes ``2`` (all that is left of line 2), ``2*1`` (one unit of
 line 2), ``*`` (everything left), ``-2`` (drop line 2). After each change the core's
@@ -22,6 +25,7 @@ from typing import ClassVar, Literal
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
@@ -49,6 +53,14 @@ register_strings(
         "refund.pick_cheque": (
             "Чеки участника на этой кассе — выберите (↑↓ Enter)",
             "The member's cheques on this till: pick one (↑↓ Enter)",
+        ),
+        "refund.matched": (
+            "Несколько чеков оканчиваются на «{text}» — выберите (↑↓ Enter)",
+            "Several cheques end with «{text}»: pick one (↑↓ Enter)",
+        ),
+        "refund.busy": (
+            "Сначала проведите этот возврат (F12) или отмените его (Esc)",
+            "Finish this refund first (F12) or cancel it (Esc)",
         ),
         "refund.no_cheques": (
             "У участника нет чеков на этой кассе",
@@ -100,6 +112,14 @@ class MemberCheques(Message):
 
 
 @dataclass
+class ChequesMatched(Message):
+    """Several cheques of this till end with what was typed: the cashier picks one."""
+
+    text: str
+    entries: list[history.HistoryEntry]
+
+
+@dataclass
 class RefundPreviewed(Message):
     request: dict[int, int]
     result: RefundResult
@@ -113,29 +133,32 @@ class RefundMade(Message):
 
 
 # ---------------------------------------------------------------------- ops (workers)
-def find_cheque(s: Services, text: str) -> ChequeFound | MemberCheques:
-    """A cheque number of this till, or a member (code, card/slip/app scan, phone): their
-    purchases on this till to pick from."""
+def find_cheque(s: Services, text: str) -> ChequeFound | MemberCheques | ChequesMatched:
+    """A cheque of this till by its number (whole, short or last characters: one found, or
+    several to pick from), or a member (code, card/slip/app scan, phone): their purchases
+    on this till to pick from."""
     value = text.strip()
     if not value:
         raise InputError("enter a cheque number", "введите номер чека", field="receipt_id")
-    try:
-        return ChequeFound(history.cheque(s.store, value))
-    except NotFoundError:
-        pass
+    found = history.find_cheques(s.store, value)
+    if len(found) == 1:
+        return ChequeFound(history.cheque(s.store, found[0]))
     try:
         card = s.agent.identify(value)
     except InputError:
         card = None  # not a member code or phone either: say the cheque is unknown
     except NotFoundError:
         card = None
+    tz = s.agent.programme().tz
+    if card is None and found:
+        entries = history.cheque_entries(s.store, found)
+        return ChequesMatched(value, [replace(e, at=e.at.astimezone(tz)) for e in entries])
     if card is None:
         raise NotFoundError(
             f"cheque {value} not found on this till",
             f"чек {value} не найден на этой кассе",
             receipt_id=value,
         )
-    tz = s.agent.programme().tz
     entries = [
         replace(e, at=e.at.astimezone(tz))
         for e in history.member_history(s.store, card.member_id)
@@ -212,11 +235,13 @@ class RefundScreen(KassaScreen):
     HELP_LINES: ClassVar[tuple[str, ...]] = ("help.refund.1", "help.refund.2", "help.refund.3")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f12", "confirm", "bind.refund_confirm", id="refund_confirm"),
+        Binding("up", "pick(-1)", show=False),
+        Binding("down", "pick(1)", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.stage: Stage = "find"
+        self._stage: Stage = "find"
         self.cheque: history.Cheque | None = None
         self.chosen: dict[int, int] = {}
         self.preview: RefundResult | None = None
@@ -225,11 +250,29 @@ class RefundScreen(KassaScreen):
         self.made: RefundMade | None = None
         self.member_label = ""
         self.entries: list[history.HistoryEntry] = []
+        self._pick_key, self._pick_text = "refund.pick_cheque", ""
+
+    @property
+    def stage(self) -> Stage:
+        return self._stage
+
+    @stage.setter
+    def stage(self, stage: Stage) -> None:
+        """Where the flow is; the key bar follows (F12 is offered only with lines to pick)."""
+        self._stage = stage
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "confirm" and self._stage != "lines":
+            return None
+        return True
 
     def compose_body(self) -> Iterable[Widget]:
         with VerticalScroll(id="refund-box", classes="panel") as box:
             box.border_title = self.t("refund.title")
-            yield OptionList(id="refund-cheques")
+            cheques = OptionList(id="refund-cheques")
+            cheques.can_focus = False  # the arrows move it from the entry line (``action_pick``)
+            yield cheques
             yield Static("", id="refund-body")
         yield Input(placeholder=self.t("refund.find"), id="refund-entry")
 
@@ -251,7 +294,7 @@ class RefundScreen(KassaScreen):
         elif self.stage == "lines" and self.cheque is not None:
             box.border_title = self.t("refund.lines", r=self.cheque.receipt_id)
             body.update(self._lines_view(self.cheque))
-        elif self.stage == "pick":
+        elif self.stage == "pick" and self.member_label:
             body.update(Text(self.t("refund.member", m=self.member_label), style="dim"))
         else:
             body.update("")
@@ -316,12 +359,28 @@ class RefundScreen(KassaScreen):
         return table
 
     # ------------------------------------------------------------------ input
+    def on_key(self, event: events.Key) -> None:
+        """Typing always reaches the entry line: a character typed while the focus is
+        elsewhere (a Tab to the panel) moves the focus back and is kept."""
+        entry = self.query_one("#refund-entry", Input)
+        if self.focused is entry or not event.is_printable or not event.character:
+            return
+        event.stop()
+        event.prevent_default()
+        entry.focus()
+        entry.insert_text_at_cursor(event.character)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         value = event.value
         event.input.value = ""
-        if self.stage == "done":
+        if self.stage == "done":  # Enter: the next refund; a typed number: its search
             self.reset()
+            if value.strip():
+                self.request(find_cheque, value)
+            return
+        if self.stage == "pick" and not value.strip():
+            self._pick_highlighted()
             return
         if self.stage == "lines" and self.cheque is not None:
             if not value.strip():
@@ -336,9 +395,30 @@ class RefundScreen(KassaScreen):
         self.request(find_cheque, value)
 
     def on_scanned(self, message: Scanned) -> None:
-        if self.stage in ("find", "pick", "done"):
-            self.reset()
-            self.request(find_cheque, message.text)
+        if self.stage == "lines" and self.chosen:  # never drop a chosen refund unasked
+            self.say_t("refund.busy", error=True)
+            return
+        self.reset()
+        self.request(find_cheque, message.text)
+
+    def _pick_highlighted(self) -> None:
+        options = self.query_one("#refund-cheques", OptionList)
+        index = options.highlighted
+        if index is None:
+            self.say(lambda: self.t(self._pick_key, text=self._pick_text))
+            return
+        option_id = options.get_option_at_index(index).id
+        if option_id:
+            self.request(load_cheque, option_id)
+
+    def action_pick(self, step: int) -> None:
+        """Up/Down: move through the listed cheques (the entry line keeps the focus)."""
+        options = self.query_one("#refund-cheques", OptionList)
+        if self.stage != "pick" or not options.option_count:
+            return
+        index = options.highlighted
+        index = 0 if index is None else min(max(index + step, 0), options.option_count - 1)
+        options.highlighted = index
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
@@ -359,10 +439,19 @@ class RefundScreen(KassaScreen):
     # ------------------------------------------------------------------ answers
     def on_member_cheques(self, message: MemberCheques) -> None:
         self.member_label = message.member_label
-        self.entries = message.entries
+        self._list(message.entries, "refund.pick_cheque", "")
+
+    def on_cheques_matched(self, message: ChequesMatched) -> None:
+        self.member_label = ""
+        self._list(message.entries, "refund.matched", message.text)
+
+    def _list(self, entries: list[history.HistoryEntry], key: str, text: str) -> None:
+        """Show ``entries`` to pick from, under the message ``key`` (with ``text``)."""
+        self.entries = entries
+        self._pick_key, self._pick_text = key, text
         options = self.query_one("#refund-cheques", OptionList)
         options.clear_options()
-        if not message.entries:
+        if not entries:
             options.display = False
             self.stage = "find"
             self.say_t("refund.no_cheques", error=True)
@@ -370,9 +459,9 @@ class RefundScreen(KassaScreen):
             return
         self._fill_cheques(0)
         options.display = True
-        options.focus()
+        self.query_one("#refund-entry", Input).focus()
         self.stage = "pick"
-        self.say_t("refund.pick_cheque")
+        self.say_t(key, text=text)
         self.render_all()
 
     def _fill_cheques(self, highlighted: int | None) -> None:

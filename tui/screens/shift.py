@@ -84,6 +84,15 @@ class ShiftScreen(KassaScreen):
     def on_xreport_ready(self, message: XReportReady) -> None:
         self.report = message.report
         self.query_one("#xreport", Static).update(report_table(message.report, self.lang))
+        if self.kassa.services.training:  # the training shift: it ends with training
+            self.say_t("training.shift_note")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """In training F12 is not offered: the real shift is not closed from training,
+        and the training shift ends when training does."""
+        if action == "close_shift" and self.kassa.services.training:
+            return None
+        return True
 
     def action_print(self) -> None:
         self.request(ops.print_x_report)

@@ -5,8 +5,12 @@ cashier app then runs on it (the Agent, the print queue) while the real store st
 it was. The sync client keeps its own reference to the real store, so the real journal
 still drains in the background and nothing from the copy can reach it; the copy's
 journal is never pending and its slips are marked «УЧЕБНЫЙ РЕЖИМ» (see agent/training.py).
-Off: back to the real store; the copy is closed and deleted (also when the app closes
-while training).
+Training has a shift of its own, opened in the copy as training starts
+(``agent.training.start_training_shift``): the X report (F11) shows the training cheques
+from that time, and F12 there is not offered (the shift screen says so): the real shift
+can be neither reported on nor closed from training, and the training shift ends with it.
+Off: back to the real store and the real shift; the copy is closed and deleted with all
+its files (also when the app closes while training).
 
 The status bar shows the training mark on every screen while it is on.
 """
@@ -27,8 +31,9 @@ from textual.widgets import Static
 from agent import shifts
 from agent.errors import InputError
 from agent.store import Store
-from agent.training import discard_training_store, open_training_store
+from agent.training import discard_training_store, open_training_store, start_training_shift
 from tui.i18n import register_strings
+from tui.messages import CoreFailed, Scanned
 from tui.screens.base import KassaScreen
 from tui.services import Services
 
@@ -52,6 +57,20 @@ register_strings(
         ),
         "training.off": ("Учебный режим выключен", "Training mode off"),
         "bind.training_toggle": ("Вкл/выкл", "On/off"),
+        "training.shift_note": (
+            "Учебная смена: отчёт — только учебные чеки с её открытия; закрывать не нужно — "
+            "она закроется при выходе из учебного режима (F9)",
+            "Training shift: the report shows only training cheques since it opened; no "
+            "need to close it: it closes when you leave training (F9)",
+        ),
+        "training.drop_ask": (
+            "Открыт чек — он будет отменён. Enter — переключить режим, Esc — вернуться к чеку",
+            "A cheque is open and will be cancelled. Enter: switch mode, Esc: keep the cheque",
+        ),
+        "training.drop_kept": (
+            "Режим не переключён, чек сохранён: Esc — к чеку",
+            "Mode not switched, the cheque is kept: Esc to return to it",
+        ),
         "training.working": (
             "Готовлю учебную копию кассы…",
             "Preparing the training copy of the till…",
@@ -99,12 +118,18 @@ def switch_training(s: Services, on: bool) -> TrainingToggled:
         s.sync  # noqa: B018 - bind the sync client to the real store before the swap
         live = s.agent.store
         copy = open_training_store(live, s.clock.now())
+        try:
+            training_shift = start_training_shift(copy, s.shift.cashier_id, s.clock.now())
+        except BaseException:
+            discard_training_store(copy)
+            raise
         setattr(s, _REAL, live)
         if not getattr(s, _CLOSER, False):  # app exit while training: drop the copy
             s.on_close.insert(0, lambda: _discard_current(s))
             setattr(s, _CLOSER, True)
         _swap_core(s, copy)
         s.training = True
+        s.shift = training_shift
         return TrainingToggled(True)
     assert real is not None
     copy = s.agent.store
@@ -112,7 +137,7 @@ def switch_training(s: Services, on: bool) -> TrainingToggled:
     setattr(s, _REAL, None)
     s.training = False
     discard_training_store(copy)
-    # A shift closed or opened while training happened in the copy only: the real one
+    # The training shift (or any shift opened in the copy) ended with it: the real one
     # (still open) is the cashier's shift again.
     shift = shifts.current_shift(real)
     if shift is not None and (s.shift is None or s.shift.shift_id != shift.shift_id):
@@ -150,6 +175,8 @@ class TrainingScreen(KassaScreen):
     def __init__(self) -> None:
         super().__init__()
         self.on: bool | None = None  # unknown until the worker answers
+        self.busy = False  # a switch is under way: another Enter must not switch back
+        self.drop_asked = False  # a cheque is open underneath: Enter again drops it
 
     def on_mount(self) -> None:
         self.request(training_state)
@@ -171,13 +198,50 @@ class TrainingScreen(KassaScreen):
         body.append(self.t("training.off_hint" if self.on else "training.on_hint"), style="bold")
         self.query_one("#training-body", Static).update(body)
 
+    def _open_cheque(self) -> bool:
+        """Whether the screen underneath (checkout) has a cheque in progress: lines or a
+        member, not yet committed. Switching starts a new cheque, so it would drop it."""
+        stack = self.app.screen_stack
+        under: Any = stack[-2] if len(stack) > 1 else None
+        if under is None or getattr(under, "stage", "done") == "done":
+            return False
+        return bool(getattr(under, "lines", None) or getattr(under, "card", None))
+
     def action_switch(self) -> None:
-        if self.on is not None:
-            if not self.on:
-                self.say_t("training.working")
-            self.request(switch_training, not self.on)
+        if self.on is None or self.busy:
+            return
+        if self._open_cheque() and not self.drop_asked:
+            self.drop_asked = True
+            self.say_t("training.drop_ask", error=True)
+            return
+        self.drop_asked = False
+        self.busy = True
+        if not self.on:
+            self.say_t("training.working")
+        self.request(switch_training, not self.on)
+
+    def action_back(self) -> None:
+        """Esc: keep the open cheque the switch asked about, else back to checkout."""
+        if self.drop_asked:
+            self.drop_asked = False
+            self.say_t("training.drop_kept")
+            return
+        super().action_back()
+
+    def on_core_failed(self, message: CoreFailed) -> None:
+        self.busy = False
+        super().on_core_failed(message)
+
+    def on_scanned(self, message: Scanned) -> None:
+        """A scan is for the cheque: back to checkout with it (training unchanged)."""
+        message.stop()
+        if self.busy:
+            return
+        self.app.pop_screen()
+        self.app.screen.post_message(Scanned(message.text, message.source, message.layout_repaired))
 
     def on_training_toggled(self, message: TrainingToggled) -> None:
+        self.busy = False
         self.kassa.refresh_status()
         # Back to checkout with a new cheque: nothing half-built crosses the switch.
         self.app.pop_screen()
