@@ -1,12 +1,14 @@
 # The two commands that do all set-up on a fresh machine with Python 3.11+:
 #   make demo   - run the product on its embedded defaults (the cashier app, demo back office + till)
 #   make test   - run every check: format, lint, types, import contracts, tests
+#   make smoke  - the wheel as a store installs it: clean venv, no extras, app and demo run
+#   make frozen - the PyInstaller one-file binary, built and run (slow, not in make test)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck contracts pytest bench clean
+.PHONY: demo test check lint typecheck contracts pytest smoke frozen bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +35,12 @@ contracts: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+smoke: $(STAMP)
+	bash packaging/smoke/wheel.sh $(BIN)/python $(PY)
+
+frozen:
+	bash packaging/smoke/frozen.sh $(PY)
 
 bench: $(STAMP)
 	$(BIN)/python bench/checkout.py
