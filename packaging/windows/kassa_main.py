@@ -1,9 +1,10 @@
 """Entry point frozen by PyInstaller into kassa.exe and the Linux one-file binary (same
 commands as the `kassa` script).
 
-``freeze_support`` first: ``kassa init --demo`` seeds a big member base in a spawned
-worker process (``multiprocessing`` "spawn"), and in a frozen program that child is this
-same executable, which must run the worker instead of the CLI.
+``freeze_support`` first: in a frozen program a ``multiprocessing`` "spawn" child is this
+same executable, which must then run its worker instead of the CLI. (The demo seeding in
+``kassa.setup`` already stays in one process when ``sys.frozen`` is set; this keeps any
+other pool from starting a second CLI.)
 """
 
 import multiprocessing
