@@ -29,10 +29,15 @@ PACKAGES = ("agent", "sync", "drivers", "tui", "kassa")
 
 
 def _tracked(*paths: str) -> list[str]:
+    """The work tree's files under ``paths``: tracked, and new ones not ignored."""
     out = subprocess.run(
-        ["git", "ls-files", "--", *paths], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    return out.stdout.split()
+    return [p for p in out.stdout.split() if (ROOT / p).is_file()]
 
 
 def runtime_data_files() -> list[str]:
