@@ -260,7 +260,9 @@ class RefundScreen(KassaScreen):
     def stage(self, stage: Stage) -> None:
         """Where the flow is; the key bar follows (F12 is offered only with lines to pick)."""
         self._stage = stage
-        self.refresh_bindings()
+        if self.is_mounted:
+            self.refresh_bindings()
+            self.refresh_chrome()  # the key bar reads the bindings enabled now
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "confirm" and self._stage != "lines":
@@ -274,7 +276,9 @@ class RefundScreen(KassaScreen):
             cheques.can_focus = False  # the arrows move it from the entry line (``action_pick``)
             yield cheques
             yield Static("", id="refund-body")
-        yield Input(placeholder=self.t("refund.find"), id="refund-entry")
+        # Focus coming back (``on_key``) must not select the text: the next key would
+        # replace what was typed.
+        yield Input(placeholder=self.t("refund.find"), id="refund-entry", select_on_focus=False)
 
     def on_mount(self) -> None:
         self.query_one("#refund-cheques", OptionList).display = False

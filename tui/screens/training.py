@@ -237,8 +237,11 @@ class TrainingScreen(KassaScreen):
         message.stop()
         if self.busy:
             return
+        stack = self.app.screen_stack
+        under = stack[-2] if len(stack) > 1 else None
         self.app.pop_screen()
-        self.app.screen.post_message(Scanned(message.text, message.source, message.layout_repaired))
+        if under is not None:
+            under.post_message(Scanned(message.text, message.source, message.layout_repaired))
 
     def on_training_toggled(self, message: TrainingToggled) -> None:
         self.busy = False
@@ -250,8 +253,9 @@ class TrainingScreen(KassaScreen):
         if callable(reset):
             reset()
         say_t = getattr(top, "say_t", None)
-        if callable(say_t):  # re-labelled on a language switch
-            say_t("training.on" if message.on else "training.off")
+        if callable(say_t):  # re-labelled on a language switch; after the screen's resume
+            # (which sets its own message line), so the switch is what the line says
+            top.call_later(say_t, "training.on" if message.on else "training.off")
 
     def relabel(self) -> None:
         super().relabel()
