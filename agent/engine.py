@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
+from agent import limits
 from agent.errors import CartError, CatalogError, CouponError, RedemptionError
 from agent.model import (
     Bonus,
@@ -162,6 +163,7 @@ def validate_cart(cart: Cart, rules: Programme) -> None:
                 "сумма строки должна быть от 0 до цены x количества",
                 field="amount_kop",
             )
+        limits.check_line(line.price_kop * line.qty, line.line_no)
         if not line.category:
             raise CatalogError(
                 f"line {line.line_no}: no category",
@@ -177,8 +179,7 @@ def validate_cart(cart: Cart, rules: Programme) -> None:
                 field="category",
                 category=line.category,
             )
-    if cart.total_kop > MAX_CHEQUE_KOP:
-        raise _bad(None, "cheque total is absurd", "сумма чека слишком большая", field="total")
+    limits.check_cheque(cart.total_kop)
 
 
 def accrues(line: CartLine, rules: Programme) -> bool:

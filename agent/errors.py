@@ -16,6 +16,7 @@ lines stay English.
     │   │   ├── TokenForged             signature does not verify (or unknown key)
     │   │   └── TokenExpired            signature fine, lifetime over
     │   ├── CartError                   empty cart, negative or absurd amounts, bad lines
+    │   │   └── ChequeLimitError        a line or the cheque above its sanity ceiling
     │   ├── CatalogError                unknown SKU or category
     │   ├── RulesError                  programme rules file invalid
     │   ├── CouponError                 coupon not applicable / already used
@@ -111,6 +112,15 @@ class CartError(InputError):
     code = "bad_cart"
     title_ru = "Ошибка в чеке"
     title_en = "Bad cheque"
+
+
+class ChequeLimitError(CartError):
+    """A line or the whole cheque above its sanity ceiling (``agent.limits``): a typo such
+    as an extra zero, never a real sale; ``details`` names the amount and the ceiling."""
+
+    code = "cheque_limit"
+    title_ru = "Сумма больше допустимой"
+    title_en = "Amount over the limit"
 
 
 class CatalogError(InputError):

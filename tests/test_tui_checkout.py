@@ -466,8 +466,9 @@ def test_sale_slip_shows_the_coupon_discount(tmp_path: Path) -> None:
 
 
 def test_cheque_panel_with_coupon_fits_80x24(tmp_path: Path) -> None:
-    """At 80x24 with a coupon on: the coupon row reads «Купон −10 %» and its discount (not
-    the 32-digit coupon id) and every summary label is shown whole."""
+    """At 80x24 with a coupon on: the coupon row reads «Купон -10 %» and its discount (not
+    the 32-digit coupon id), with the one minus sign of every amount on the cheque, and
+    every summary label is shown whole."""
 
     async def main() -> None:
         with harness(tmp_path) as h:
@@ -484,14 +485,15 @@ def test_cheque_panel_with_coupon_fits_80x24(tmp_path: Path) -> None:
                 text = widget_text(pilot.app, "#cheque-box").replace("\u00a0", " ")
                 assert q.coupon_id not in text
                 rows = text.split("\n")
-                coupon_rows = [r for r in rows if "Купон −10 %" in r]
+                assert "−" not in text  # one minus sign: the amounts' (and the slip's)
+                coupon_rows = [r for r in rows if "Купон -10 %" in r]
                 assert len(coupon_rows) == 1 and "-649,90 ₽" in coupon_rows[0], text
                 for label in ("Итого", "Можно списать", "Списываем (всё)", "Начислим", "К оплате"):
                     assert any(label in r for r in rows), (label, text)
                 await pilot.press("f10")
                 await settle(pilot)
                 text = widget_text(pilot.app, "#cheque-box")
-                assert "Coupon −10 %" in text and q.coupon_id not in text
+                assert "Coupon -10 %" in text and q.coupon_id not in text
                 for label in ("Total", "May spend", "Spend (all)", "Earn", "To pay"):
                     assert label in text, (label, text)
 

@@ -22,10 +22,11 @@ from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import ModalScreen
 from textual.widgets import Input
 
 from agent.errors import AgentError
-from tui.i18n import LANGS, t
+from tui.i18n import LANGS, register_strings, t
 from tui.messages import (
     CashiersListed,
     CoreFailed,
@@ -42,6 +43,16 @@ if TYPE_CHECKING:
     from drivers.wedge import WedgeClassifier
 
 log = logging.getLogger("kassa.tui")
+
+register_strings(
+    {
+        "quit.ask": (
+            "Выйти из кассы? Не сохранится: {what}. Ctrl+Q или Enter — да, Esc — нет",
+            "Quit the till? Not kept: {what}. Ctrl+Q or Enter - yes, Esc - no",
+        ),
+        "quit.kept": ("Выход отменён: всё на месте", "Not quitting: everything kept"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +119,8 @@ class KassaApp(App[int]):
         self.cashier_name: str | None = None
         self._before_burst: str | None = None
         self._warming = False
+        self._quit_asked = False
+        """Ctrl+Q asked "quit?": the next key answers it (``_answer_quit``)."""
 
     def t(self, key: str, **fields: object) -> str:
         return t(self.lang, key, **fields)
@@ -279,6 +292,59 @@ class KassaApp(App[int]):
             if relabel is not None and screen.is_mounted:
                 relabel()
 
+    # ------------------------------------------------------------------ quitting
+    def open_work(self) -> list[str]:
+        """What quitting now would throw away: the i18n keys that screens with work open
+        (a cheque, a half-filled form) give from ``open_work()``, bottom screen first."""
+        found: list[str] = []
+        for screen in self.screen_stack:
+            ask = getattr(screen, "open_work", None)
+            key = ask() if callable(ask) else None
+            if isinstance(key, str) and key not in found:
+                found.append(key)
+        return found
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q: quit at once with nothing open; with work open, ask first in F8's
+        style: Ctrl+Q again or an empty Enter quits, Esc stays, any other key stays and
+        is taken as the key it is (``_answer_quit``)."""
+        work = self.open_work()
+        if not work or self._quit_asked:
+            self.exit()
+            return
+        while isinstance(self.screen, ModalScreen):  # F1 help: the question goes below
+            await self.pop_screen()
+        say = getattr(self.screen, "say", None)
+        if not callable(say):
+            self.exit()
+            return
+        self._quit_asked = True
+
+        def text() -> str:
+            return self.t("quit.ask", what=", ".join(self.t(key) for key in work))
+
+        say(text, error=True)
+
+    def _answer_quit(self, event: events.Key) -> bool:
+        """The key after Ctrl+Q's question; True when it was the answer (used up)."""
+        self._quit_asked = False
+        say = getattr(self.screen, "say", None)
+        if event.key == "escape":
+            event.prevent_default()
+            event.stop()
+            if callable(say):
+                say(lambda: self.t("quit.kept"))
+            return True
+        focused = self.focused
+        if event.key == "enter" and not (isinstance(focused, Input) and focused.value.strip()):
+            event.prevent_default()
+            event.stop()
+            self.exit()
+            return True
+        if callable(say):
+            say("")  # the question is closed; the key goes on to do what it does
+        return False
+
     # ------------------------------------------------------------------ devices
     def on_scanned(self, message: Scanned) -> None:
         """A serial scan arrives at the App (posted from the reader thread): hand it to
@@ -286,6 +352,9 @@ class KassaApp(App[int]):
         self.screen.post_message(Scanned(message.text, message.source))
 
     async def on_event(self, event: events.Event) -> None:
+        key = event if isinstance(event, events.Key) else None
+        if key is not None and self._quit_asked and key.key != "ctrl+q" and self._answer_quit(key):
+            return
         if isinstance(event, events.Key) and self.wedge is not None:
             d = self.wedge.feed(event.key, event.character, self.key_clock(event), event_id=event)
             if d.kind == "duplicate":

@@ -115,6 +115,16 @@ class QuoteReady(Message):
 
 
 @dataclass
+class CouponRead(Message):
+    """A coupon read before a member is identified: its signature and dates are good;
+    whether it fits the member and the cheque is the quote's answer later."""
+
+    text: str
+    kind: str
+    value: int
+
+
+@dataclass
 class CheckoutCommitted(Message):
     result: CommitResult
     slip_text: str

@@ -17,12 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from agent import engine
-from agent.errors import InputError
+from agent import engine, limits
+from agent.errors import CouponError, InputError
 from agent.model import Cart, CartLine
 from agent.service import CheckoutRequest
 from agent.slip import slip_text
-from tui.messages import CatalogItemFound, CheckoutCommitted, MemberIdentified, QuoteReady
+from tui.messages import (
+    CatalogItemFound,
+    CheckoutCommitted,
+    CouponRead,
+    MemberIdentified,
+    QuoteReady,
+)
 from tui.ops_shift import (
     close_shift,
     list_cashiers,
@@ -46,6 +52,7 @@ __all__ = [
     "new_receipt",
     "print_x_report",
     "quote",
+    "read_coupon",
     "sign_in",
     "total_line",
     "x_report",
@@ -61,11 +68,22 @@ def member_card(s: Services, member_id: str) -> MemberIdentified:
     return MemberIdentified(s.agent.card(member_id), "refresh")
 
 
-def catalog_item(s: Services, sku: str, qty: int, sale: bool) -> CatalogItemFound:
+def within_limits(amount_kop: int, cheque_kop: int, line_no: int) -> None:
+    """Refuse a new line of ``amount_kop`` as line ``line_no`` of a cheque already worth
+    ``cheque_kop`` (kopecks) if either goes over ``agent.limits``: the cashier hears it
+    when typing the line, before any member is there to quote for."""
+    limits.check_line(amount_kop, line_no)
+    limits.check_cheque(cheque_kop + amount_kop)
+
+
+def catalog_item(
+    s: Services, sku: str, qty: int, sale: bool, cheque_kop: int = 0, line_no: int = 1
+) -> CatalogItemFound:
     found = s.agent.catalog_lookup(sku)
     if found is None:
         raise InputError(f"SKU {sku} not in the catalogue", f"артикул {sku} не найден", sku=sku)
     name, category, collection, price = found
+    within_limits(price * qty, cheque_kop, line_no)
     return CatalogItemFound(sku, name, category, collection, price, qty, sale)
 
 
@@ -86,17 +104,28 @@ def _category(s: Services, category: str | None) -> str:
     return category
 
 
-def total_line(s: Services, amount_kop: int, category: str | None) -> CatalogItemFound:
+def total_line(
+    s: Services, amount_kop: int, category: str | None, cheque_kop: int = 0, line_no: int = 1
+) -> CatalogItemFound:
     """A cheque entered as one total (a till without POS integration)."""
+    within_limits(amount_kop, cheque_kop, line_no)
     return CatalogItemFound(
         "TOTAL", "Сумма чека", _category(s, category), None, amount_kop, 1, False
     )
 
 
 def free_line(
-    s: Services, sku: str, category: str, price_kop: int, qty: int, sale: bool
+    s: Services,
+    sku: str,
+    category: str,
+    price_kop: int,
+    qty: int,
+    sale: bool,
+    cheque_kop: int = 0,
+    line_no: int = 1,
 ) -> CatalogItemFound:
     """A line typed in full (an item missing from the till's catalogue)."""
+    within_limits(price_kop * qty, cheque_kop, line_no)
     return CatalogItemFound(sku, sku, _category(s, category), None, price_kop, qty, sale)
 
 
@@ -148,6 +177,22 @@ def coupon_terms(s: Services, text: str | None) -> tuple[str, int]:
     except AgentError:
         return "", 0
     return c.kind, c.value
+
+
+def read_coupon(s: Services, text: str) -> CouponRead:
+    """A coupon scanned or typed before the member: its signature and dates checked now
+    (offline, with the programme's key), so a bad one is refused at once with its reason;
+    the member, the cheque and single use are checked by the quote."""
+    from agent.tokens import verify_coupon
+
+    verifier = s.agent.token_verifier()
+    if verifier is None:
+        raise CouponError(
+            "till has no back office key to check coupons",
+            "касса не может проверить купон: нет ключа программы",
+        )
+    c = verify_coupon(verifier, text.strip(), s.clock.now())
+    return CouponRead(text, c.kind, c.value)
 
 
 def commit(s: Services, d: Draft) -> CheckoutCommitted:

@@ -3,19 +3,26 @@
 The most common path is three keys at most: scan the card (no key: the wedge/serial scan
 is caught anywhere), Enter (accept the quote), Enter (confirm); the slip preview appears.
 The entry line grammar is in ``tui.entry``. F6 toggles spending all / none, ``-N`` spends
-N points, F7 takes a coupon, F8 starts a new cheque, Esc clears the member.
+N points, F7 takes a coupon, F8 starts a new cheque, Up/Down select a line and Del voids
+it, Esc steps back (unselect, keep the cheque, leave the confirmation) or clears the member.
+
+No keystroke throws work away: a question (F8's "drop this cheque?", "commit?") is
+answered yes only by its own key or an empty Enter; anything typed or scanned there is
+taken as what it is. After a commit the next entry starts the next cheque with it. The
+entry line is the only focusable widget and keeps the keyboard whatever moved the focus.
 
 State lives here as plain data (``Draft`` parts); every core call is an op in a worker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
@@ -29,12 +36,15 @@ from tui.messages import (
     CatalogItemFound,
     CheckoutCommitted,
     CoreFailed,
+    CouponRead,
     MemberIdentified,
     QuoteReady,
     ReceiptStarted,
     Scanned,
 )
+from tui.screens import checkout_text  # noqa: F401  (registers the strings)
 from tui.screens.base import KassaScreen
+from tui.widgets.keybar import KeyBar
 from tui.widgets.member import MemberCardView
 
 if TYPE_CHECKING:
@@ -52,14 +62,24 @@ def cheque_view(
     lang: str,
     limit: str = "",
     coupon_terms: tuple[str, int] = ("", 0),
+    selected: int | None = None,
 ) -> Table:
-    """The cheque lines with per-line discount and the quote summary (pure)."""
+    """The cheque lines with per-line discount and the quote summary (pure).
+
+    ``selected``: the 0-based line the cashier picked (shown reversed, Del voids it). A
+    coupon with known ``coupon_terms`` but no quote yet (no member) is shown as waiting.
+    Every discount carries the one minus sign of money (``agent.money``, as on paper)."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=14)
     table.add_column(justify="right", no_wrap=True)
     table.add_column(justify="right", no_wrap=True, style="green")
+    waiting = ""
+    if coupon and quote is None and coupon_terms[0]:
+        waiting = f"{coupon_label(lang, *coupon_terms)} ({t(lang, 'co.coupon_pending')})"
     if not lines:
         table.add_row(Text(t(lang, "co.empty"), style="dim"), "", "")
+        if waiting:
+            table.add_row(Text(waiting, style="yellow"), "", "")
         return table
     qlines = {ql.line_no: ql for ql in quote.lines} if quote else {}
     for n, line in enumerate(lines, start=1):
@@ -75,9 +95,12 @@ def cheque_view(
             disc = "-" + money(lang, ql.coupon_discount_kop + ql.points_discount_kop)
         # the quantity sits with the amount: a long name is cut at the end, not "×3"
         qty = f"×{line.qty} " if line.qty > 1 else ""
-        table.add_row(name, qty + money(lang, line.amount_kop), disc)
+        row_style = "reverse" if selected == n - 1 else None
+        table.add_row(name, qty + money(lang, line.amount_kop), disc, style=row_style)
     table.add_row("", "", "")
     if quote is None:
+        if waiting:
+            table.add_row(Text(waiting, style="yellow"), "", "")
         return table
     table.add_row(Text(t(lang, "co.total"), style="bold"), money(lang, quote.total_kop), "")
     table.add_row(t(lang, "co.max"), points(lang, quote.max_redeem_points), "")
@@ -103,13 +126,14 @@ def cheque_view(
 
 
 def coupon_label(lang: str, kind: str, value: int) -> str:
-    """A coupon as the cashier names it: «Купон −10 %», «Купон −500,00 ₽», «Купон +200 бонусов»."""
+    """A coupon as the cashier names it: «Купон -10 %», «Купон -500,00 ₽», «Купон +200 бонусов»
+    (the minus of the amounts beside it and of the slip)."""
     base = t(lang, "co.coupon")
     if kind == "percent":
         pct = str(value // 100) if value % 100 == 0 else f"{value / 100:.2f}".rstrip("0")
-        return f"{base} −{pct.replace('.', ',') if lang == 'ru' else pct} %"
+        return f"{base} -{pct.replace('.', ',') if lang == 'ru' else pct} %"
     if kind == "fixed":
-        return f"{base} −{money(lang, value)}"
+        return f"{base} -{money(lang, value)}"
     if kind == "points":
         return f"{base} +{points(lang, value)}"
     return base
@@ -122,12 +146,20 @@ class CheckoutScreen(KassaScreen):
         "help.checkout.3",
         "help.checkout.4",
         "help.checkout.5",
+        "help.checkout.6",
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "bind.back", id="clear_member"),
         Binding("f6", "toggle_redeem", "bind.redeem_toggle", id="redeem_toggle"),
         Binding("f7", "coupon", "bind.coupon", id="coupon"),
         Binding("f8", "new_cheque", "bind.new_cheque", id="new_cheque"),
+        Binding("up", "select_line(-1)", show=False, id="line_up"),
+        Binding("down", "select_line(1)", show=False, id="line_down"),
+        # Priority: the entry line's own Del (delete right) would take it first. Offered
+        # only with a line selected and nothing typed, so Del still edits a typed entry.
+        Binding("delete", "void_line", "bind.void_line", id="void_line", priority=True),
+        Binding("pageup", "scroll_cheque(-1)", show=False, id="cheque_up"),
+        Binding("pagedown", "scroll_cheque(1)", show=False, id="cheque_down"),
     ]
 
     def __init__(self) -> None:
@@ -147,6 +179,11 @@ class CheckoutScreen(KassaScreen):
         # quote's hint, so the re-quote does not hide the reason.
         self.refusal: CoreFailed | None = None
         self.discard_asked = False  # F8 on a cheque in progress: waiting for F8/Enter or Esc
+        self.selected: int | None = None  # the 0-based line Up/Down picked (Del voids it)
+        self.coupon_terms: tuple[str, int] = ("", 0)  # of a coupon read before the member
+        # What the message line says once the next quote is in, instead of its hint (a
+        # voided line): the re-quote must not hide it.
+        self.notice: Callable[[], str] | None = None
 
     # ------------------------------------------------------------------ layout
     def compose_body(self) -> Iterable[Widget]:
@@ -156,6 +193,7 @@ class CheckoutScreen(KassaScreen):
             yield card
             with VerticalScroll(id="cheque-box", classes="panel") as box:
                 box.border_title = self.t("co.cheque")
+                box.can_focus = False  # PageUp/PageDown scroll it; the keyboard stays below
                 yield Static(id="cheque")
         yield Input(placeholder=self.t("co.entry"), id="entry")
 
@@ -177,11 +215,20 @@ class CheckoutScreen(KassaScreen):
             box.border_title = self.t("slip.preview")
             cheque.update(Text(self.committed.slip_text))
         else:
-            terms = ("", 0)
+            terms = self.coupon_terms if self.coupon else ("", 0)
             if self.quote_msg is not None and self.quote_msg.quote is self.quote:
                 terms = (self.quote_msg.coupon_kind, self.quote_msg.coupon_value)
             cheque.update(
-                cheque_view(self.lines, self.quote, self.redeem, self.coupon, self.lang, "", terms)
+                cheque_view(
+                    self.lines,
+                    self.quote,
+                    self.redeem,
+                    self.coupon,
+                    self.lang,
+                    "",
+                    terms,
+                    self.selected,
+                )
             )
         box.set_class(self.stage == "confirm", "-confirm")
 
@@ -219,6 +266,9 @@ class CheckoutScreen(KassaScreen):
         self.awaiting_coupon = False
         self.refusal = None
         self.discard_asked = False
+        self.selected = None
+        self.coupon_terms = ("", 0)
+        self.notice = None
         self.receipt_id = None
         self.quote_token += 1
         self.request(ops.new_receipt)
@@ -227,47 +277,98 @@ class CheckoutScreen(KassaScreen):
 
     # ------------------------------------------------------------------ input
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter. Only an empty Enter answers a question (drop the cheque, commit it, start
+        the next one); anything typed closes the question and is taken as the entry it is."""
         event.stop()
         entry_box = event.input
-        value = event.value
+        value = event.value.strip()
         entry_box.value = ""
-        if self.stage == "done" or self.discard_asked:
-            self.reset()
+        self.set_selected(None)
+        if self.discard_asked:
+            self.discard_asked = False
+            if not value:
+                self.reset()
+                return
+        if self.stage == "done":
+            self.reset()  # the next cheque, starting with what was typed
+            if value:
+                self.handle_entry(value, "typed")
             return
         if self.stage == "confirm":
+            if value:  # not a yes: one more entry on the cheque, asked again later
+                self.stage = "entry"
+                self.render_all()
+                self.handle_entry(value, "typed")
+                return
             draft = self.draft()
             if draft is not None and self.quote is not None:
                 self.say_t("co.confirm_title")
                 self.request(ops.commit, draft)
             return
-        if self.awaiting_coupon and value.strip():
+        if self.awaiting_coupon:
             self.awaiting_coupon = False
-            self.coupon = value.strip()
-            self.requote()
+            if value:
+                self.take_coupon(value)
+            else:
+                self.say("")
             return
         self.handle_entry(value, "typed")
+
+    def take_coupon(self, text: str) -> None:
+        """A coupon typed or scanned: with a member the quote applies or refuses it; with
+        none yet its signature and dates are read now and it waits for the member."""
+        self.awaiting_coupon = False
+        self.coupon = text
+        self.coupon_terms = ("", 0)
+        if self.card is None:
+            self.request(ops.read_coupon, text)
+        self.requote()
+
+    def cheque_kop(self) -> int:
+        """The lines so far (kopecks), for the ceiling check of the next line."""
+        return sum(line.amount_kop for line in self.lines)
 
     def handle_entry(self, value: str, source: str) -> None:
         """One entry (typed or scanned). It replaces whatever the message line said: its
         own answer (or the quote's hint) follows, an old error never stays under it."""
         entry = parse_entry(value)
         self.say("")
+        self.notice = None
         if entry.kind == "empty":
             self.accept()
         elif entry.kind == "identify":
             self.request(ops.identify, entry.text, source)
         elif entry.kind == "coupon":
-            self.coupon = entry.text
-            self.requote()
+            self.take_coupon(entry.text)
         elif entry.kind == "sku":
-            self.request(ops.catalog_item, entry.text, entry.qty, entry.sale)
+            self.request(
+                ops.catalog_item,
+                entry.text,
+                entry.qty,
+                entry.sale,
+                self.cheque_kop(),
+                len(self.lines) + 1,
+            )
         elif entry.kind == "line":
             assert entry.category is not None
             self.request(
-                ops.free_line, entry.text, entry.category, entry.amount_kop, entry.qty, entry.sale
+                ops.free_line,
+                entry.text,
+                entry.category,
+                entry.amount_kop,
+                entry.qty,
+                entry.sale,
+                self.cheque_kop(),
+                len(self.lines) + 1,
             )
         elif entry.kind == "total":
-            self.request(ops.total_line, entry.amount_kop, entry.category)
+            self.request(
+                ops.total_line,
+                entry.amount_kop,
+                entry.category,
+                self.cheque_kop(),
+                len(self.lines) + 1,
+            )
         elif entry.kind == "redeem":
             if self.card is None:  # points belong to a member: nothing to spend yet
                 self.say_t("co.member_first", error=True)
@@ -290,12 +391,14 @@ class CheckoutScreen(KassaScreen):
 
     def on_scanned(self, message: Scanned) -> None:
         self.discard_asked = False  # a scan carries on with the cheque
+        self.set_selected(None)
         if self.stage == "done":
             self.reset()
+        elif self.stage == "confirm":  # a scan is no yes: the cheque goes on
+            self.stage = "entry"
+            self.render_all()
         if message.text.upper().startswith("KC1:"):
-            self.awaiting_coupon = False  # the scan answers the F7 prompt
-            self.coupon = message.text
-            self.requote()
+            self.take_coupon(message.text)  # the scan answers the F7 prompt
         elif parse_entry(message.text).kind in ("sku", "line"):
             # A product barcode scanned at a till without POS integration: a cheque line.
             self.handle_entry(message.text, message.source)
@@ -308,11 +411,16 @@ class CheckoutScreen(KassaScreen):
         self.requote()
 
     def on_member_identified(self, message: MemberIdentified) -> None:
-        if message.source == "refresh":  # the balance after the committed cheque
+        if message.source == "refresh":  # the balance after a commit, or a refund on F3
             if self.card is not None and self.card.member_id == message.card.member_id:
                 how = self.card.identified_by
-                self.card = message.card if not how else replace(message.card, identified_by=how)
-                self.render_all()
+                card = message.card if not how else replace(message.card, identified_by=how)
+                changed = card != self.card
+                self.card = card
+                if changed and self.stage != "done":
+                    self.requote()  # what may be spent moved with the balance
+                else:
+                    self.render_all()
             return
         self.card = message.card
         self.say("")
@@ -336,6 +444,15 @@ class CheckoutScreen(KassaScreen):
         self.say("")
         self.requote()
 
+    def on_coupon_read(self, message: CouponRead) -> None:
+        if message.text != self.coupon:
+            return  # another coupon came since
+        self.coupon_terms = (message.kind, message.value)
+        if self.card is None:
+            label = coupon_label(self.lang, message.kind, message.value)
+            self.say(lambda: self.t("co.coupon_waits", coupon=label))
+        self.render_all()
+
     def on_quote_ready(self, message: QuoteReady) -> None:
         if message.token != self.quote_token:
             return  # an older quote; a newer one is on its way
@@ -345,6 +462,9 @@ class CheckoutScreen(KassaScreen):
             refusal = self.refusal
             self.say(lambda: self.failure_text(refusal), error=True)
             self.refusal = None
+        elif self.notice is not None:
+            self.say(self.notice)
+            self.notice = None
         else:
             self.say_t("co.accept")
         self.render_all()
@@ -361,14 +481,19 @@ class CheckoutScreen(KassaScreen):
             self.request(ops.member_card, self.card.member_id)
 
     def on_core_failed(self, message: CoreFailed) -> None:
-        if message.op_name == "quote":
+        if message.op_name == "read_coupon":
+            message = coupon_refusal(message)
+            self.coupon, self.coupon_terms = None, ("", 0)
+            self.render_all()
+        elif message.op_name == "quote":
             # A refused coupon or points amount is dropped and the cheque quoted again
             # without it; any other refusal just shows (no retry loop).
             changed = False
             if (
                 self.coupon is not None and message.code in ("bad_coupon", "bad_token")
             ) or message.code.startswith("token_"):
-                self.coupon, changed = None, True
+                message = coupon_refusal(message)
+                self.coupon, self.coupon_terms, changed = None, ("", 0), True
             elif self.redeem != 0 and message.code.startswith("redemption"):
                 self.redeem, changed = 0, True
             if changed:
@@ -394,24 +519,36 @@ class CheckoutScreen(KassaScreen):
             return
         self.awaiting_coupon = True
         self.say_t("co.coupon_prompt")
-        self.query_one("#entry", Input).focus()
+        self.focus_entry()
 
     def action_new_cheque(self) -> None:
         """F8: a new cheque; one in progress (lines or a member) is dropped only after F8
         again or Enter (Esc keeps it)."""
-        in_progress = self.stage != "done" and (self.lines or self.card is not None)
-        if in_progress and not self.discard_asked:
+        self.focus_entry()
+        self.set_selected(None)
+        if self.open_work() is not None and not self.discard_asked:
             self.discard_asked = True
             self.say_t("co.discard_ask", error=True)
             return
         self.reset()
 
+    def open_work(self) -> str | None:
+        """What leaving now would throw away (an i18n key), or None: the app's quit asks
+        first when a screen has some (``tui.app``)."""
+        if self.stage != "done" and (self.lines or self.card is not None):
+            return "quit.what.cheque"
+        return None
+
     def action_back(self) -> None:
-        """Esc: step back (keep the cheque F8 asked about; confirm -> quote), else forget
-        the member and the cheque."""
+        """Esc: step back (keep the cheque F8 asked about; unselect the line; confirm ->
+        quote), else forget the member (the lines stay)."""
+        self.focus_entry()
         if self.discard_asked:
             self.discard_asked = False
             self.say_t("co.discard_kept")
+        elif self.selected is not None:
+            self.set_selected(None)
+            self.say("")
         elif self.stage == "confirm":
             self.stage = "entry"
             self.say_t("co.accept")
@@ -423,8 +560,127 @@ class CheckoutScreen(KassaScreen):
             self.card = None
             self.requote()
 
+    # ------------------------------------------------------------------ lines
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Del voids only a selected line with nothing typed (else it edits the entry);
+        Up/Down select only while there are lines to pick."""
+        if action == "void_line":
+            typed = self.query_one("#entry", Input).value
+            return self.selected is not None and not typed and self.stage != "done"
+        if action == "select_line":
+            return bool(self.lines) and self.stage != "done"
+        return True
+
+    def set_selected(self, index: int | None) -> None:
+        """Select the 0-based line ``index`` (None: no line); the key bar follows."""
+        if index == self.selected:
+            return
+        self.selected = index
+        self.render_all()
+        self.refresh_bindings()
+        for keys in self.query(KeyBar):
+            keys.refresh_keys()
+
+    def action_select_line(self, step: int) -> None:
+        """Up/Down: Up from the entry picks the last line, Down the first; Down past the
+        last line goes back to the entry."""
+        n = len(self.lines)
+        if self.selected is None:
+            index: int | None = n - 1 if step < 0 else 0
+        else:
+            index = max(0, self.selected + step)
+            if index >= n:
+                index = None
+        self.set_selected(index)
+        if index is None:
+            self.say("")
+        else:
+            self.say_t("co.line_selected", n=index + 1)
+
+    def action_void_line(self) -> None:
+        """Del: the selected line leaves the cheque; the others are numbered again and the
+        cheque is quoted anew (the message says which line went)."""
+        index = self.selected
+        if index is None or index >= len(self.lines):
+            return
+        gone = self.lines[index]
+        rest = self.lines[:index] + self.lines[index + 1 :]
+        self.lines = [replace(line, line_no=n) for n, line in enumerate(rest, start=1)]
+        self.set_selected(None)
+        self.notice = lambda: self.t("co.line_voided", n=index + 1, name=gone.name)
+        self.say(self.notice)
+        self.requote()
+
+    def action_scroll_cheque(self, pages: int) -> None:
+        """PageUp/PageDown: scroll the cheque or the slip preview (the focus stays)."""
+        box = self.query_one("#cheque-box", VerticalScroll)
+        if pages < 0:
+            box.scroll_page_up(animate=False)
+        else:
+            box.scroll_page_down(animate=False)
+
+    # ------------------------------------------------------------------ focus
+    def focus_entry(self) -> None:
+        entry = self.query_one("#entry", Input)
+        if self.focused is not entry:
+            entry.focus()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Nothing but the entry line keeps the focus here (Tab, a click, a screen's
+        leftovers): typing always lands in it."""
+        if event.widget.id != "entry":
+            self.call_after_refresh(self.focus_entry)
+
+    async def on_key(self, event: events.Key) -> None:
+        """A key that reached the screen with no focus on the entry (focus cleared): give
+        it to the entry line as if it had the focus."""
+        entry = self.query_one("#entry", Input)
+        if self.focused is entry:
+            return
+        entry.focus()
+        if event.is_printable and event.character is not None:
+            event.stop()
+            entry.insert_text_at_cursor(event.character)
+        elif event.key == "backspace":
+            event.stop()
+            entry.action_delete_left()
+        elif event.key == "enter":
+            event.stop()
+            await entry.action_submit()
+
+    def on_screen_resume(self) -> None:
+        """Back from another screen: the keyboard is the entry's again, an old message does
+        not come back over the cheque, and the member's balance is read again (a refund
+        or a registration there may have moved it)."""
+        super().on_screen_resume()
+        self.focus_entry()
+        if self.stage == "done":
+            return
+        if self.stage == "confirm":
+            self.say(lambda: f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}")
+        elif self.quote is not None:
+            self.say_t("co.accept")
+        else:
+            self.say("")
+        if self.card is not None:
+            self.request(ops.member_card, self.card.member_id)
+
     def relabel(self) -> None:
         self.query_one("#card", MemberCardView).border_title = self._card_title()
         self.query_one("#entry", Input).placeholder = self.t("co.entry")
         self.render_all()
         super().relabel()
+
+
+def coupon_refusal(message: CoreFailed) -> CoreFailed:
+    """A coupon's refusal headed as one («Купон не принят»), not as a refused app QR: the
+    token checks are shared by both kinds of code, their reason says what was wrong."""
+    return CoreFailed(
+        message.op_name,
+        message.code,
+        t("ru", "co.coupon_refused"),
+        message.message_ru,
+        message.message_en,
+        t("en", "co.coupon_refused"),
+        dict(message.details),
+    )

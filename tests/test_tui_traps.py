@@ -1,0 +1,210 @@
+"""Pilot tests: on the checkout screen no keystroke throws work away without a word.
+
+A prompt (F8's "drop this cheque?", Ctrl+Q's "quit?") is confirmed only by its own key
+or an empty Enter; anything else typed or scanned there closes it and is taken as what
+it is. Typing always reaches the entry line, whatever Tab or another screen did to the
+focus. Real till store and back office (tui_helpers)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from test_tui_checkout import purchases, said, sign_in
+from textual.widgets import Input
+from tui_helpers import Harness, harness, settle
+
+from agent.seed import demo_phone
+from tui.messages import CheckoutCommitted
+from tui.screens.checkout import CheckoutScreen
+
+
+def run(coro: Any) -> None:
+    asyncio.run(coro)
+
+
+def entry(pilot: Any) -> Input:
+    return pilot.app.screen.query_one("#entry", Input)
+
+
+async def cheque_with_member(h: Harness, pilot: Any, phone_n: int = 6) -> CheckoutScreen:
+    await sign_in(h, pilot)
+    await h.type(pilot, "DR-1001")
+    await h.type(pilot, demo_phone(phone_n))
+    screen = pilot.app.screen
+    assert isinstance(screen, CheckoutScreen)
+    assert screen.card is not None and [ln.sku for ln in screen.lines] == ["DR-1001"]
+    return screen
+
+
+def test_f8_prompt_takes_a_typed_sku_as_a_line_and_keeps_the_cheque(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                receipt, card = screen.receipt_id, screen.card
+                await pilot.press("f8")
+                await settle(pilot)
+                assert "Отменить этот чек?" in said(pilot)
+                await h.type(pilot, "SH-2001")  # not a yes: closes the prompt, adds the line
+                assert [ln.sku for ln in screen.lines] == ["DR-1001", "SH-2001"]
+                assert screen.receipt_id == receipt and screen.card == card
+                assert "Отменить" not in said(pilot)
+                await h.type(pilot, "")  # the next empty Enter accepts the quote, no drop
+                assert screen.stage == "confirm" and len(screen.lines) == 2
+                await pilot.press("escape")
+                await settle(pilot)
+                await pilot.press("f8")
+                await settle(pilot)
+                await h.scan(pilot, "OW-4001")  # a scan at the prompt: a line too
+                assert [ln.sku for ln in screen.lines] == ["DR-1001", "SH-2001", "OW-4001"]
+                await h.type(pilot, "")  # the prompt is closed: Enter accepts
+                assert screen.stage == "confirm" and screen.receipt_id == receipt
+
+    run(main())
+
+
+def test_confirm_prompt_takes_a_typed_sku_as_a_line_not_as_yes(tmp_path: Path) -> None:
+    """At "Провести чек?" a typed SKU is one more line and the cheque is not committed."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await h.type(pilot, "")
+                assert screen.stage == "confirm"
+                await h.type(pilot, "SH-2001")
+                assert h.of(CheckoutCommitted) == [] and purchases(h) == []
+                assert [ln.sku for ln in screen.lines] == ["DR-1001", "SH-2001"]
+                assert screen.stage == "entry"
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                committed = h.of(CheckoutCommitted)
+                assert len(committed) == 1 and len(committed[0].result.quote.lines) == 2
+
+    run(main())
+
+
+def test_sku_after_a_committed_cheque_starts_the_next_one_with_it(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                done = h.of(CheckoutCommitted)[-1].result.receipt_id
+                assert screen.stage == "done" and "проведён" in said(pilot)
+                await h.type(pilot, "SH-2001")  # typed
+                assert screen.stage == "entry" and screen.card is None
+                assert [ln.sku for ln in screen.lines] == ["SH-2001"]
+                assert screen.receipt_id not in (None, done)
+                await h.type(pilot, demo_phone(7))
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                assert screen.stage == "done"
+                await h.scan(pilot, "OW-4001")  # scanned
+                assert [ln.sku for ln in screen.lines] == ["OW-4001"]
+                await pilot.press("f8")  # nothing member-bound yet but a line: asks
+                await settle(pilot)
+                await pilot.press("f8")
+                await settle(pilot)
+                await h.type(pilot, demo_phone(7))
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                await h.type(pilot, "=4999")  # a total
+                assert [(ln.sku, ln.amount_kop) for ln in screen.lines] == [("TOTAL", 499_900)]
+                assert screen.stage == "entry"
+
+    run(main())
+
+
+def test_tab_never_strands_typing_and_esc_brings_the_focus_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                screen = pilot.app.screen
+                await pilot.press("tab")
+                await settle(pilot)
+                await h.type(pilot, "=4999")
+                assert [ln.amount_kop for ln in screen.lines] == [499_900]
+                await pilot.press("tab", "shift+tab", "tab")
+                await settle(pilot)
+                await h.type(pilot, "DR-1001")
+                assert [ln.sku for ln in screen.lines] == ["TOTAL", "DR-1001"]
+                screen.query_one("#cheque-box").focus()  # whatever took the focus
+                await settle(pilot)
+                await h.type(pilot, "SH-2001")
+                assert [ln.sku for ln in screen.lines] == ["TOTAL", "DR-1001", "SH-2001"]
+                screen.set_focus(None)
+                await settle(pilot)
+                await pilot.press("f8", "escape")
+                await settle(pilot)
+                assert screen.focused is entry(pilot)
+                await pilot.press("f4")  # the lookup screen, then back
+                await settle(pilot)
+                assert not isinstance(pilot.app.screen, CheckoutScreen)
+                await pilot.press("escape")
+                await settle(pilot)
+                assert pilot.app.screen is screen and screen.focused is entry(pilot)
+                await h.type(pilot, "OW-4001")
+                assert len(screen.lines) == 4
+
+    run(main())
+
+
+def test_ctrl_q_with_an_open_cheque_asks_first(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                app = pilot.app
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                assert app.is_running and "Выйти" in said(pilot), said(pilot)
+                await pilot.press("escape")  # no: the cheque and the member stay
+                await settle(pilot)
+                assert app.is_running and screen.card is not None and len(screen.lines) == 1
+                assert "Выйти" not in said(pilot)
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                await h.type(pilot, "SH-2001")  # other input: no, and it is a line
+                assert app.is_running and [ln.sku for ln in screen.lines] == [
+                    "DR-1001",
+                    "SH-2001",
+                ]
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                await pilot.press("f4")  # another key: no, and it does what it does
+                await settle(pilot)
+                assert app.is_running and not isinstance(app.screen, CheckoutScreen)
+                await pilot.press("ctrl+q")  # from the lookup: the cheque below is open
+                await settle(pilot)
+                assert app.is_running and "Выйти" in said(pilot)
+                await pilot.press("enter")  # an empty Enter: yes
+                await settle(pilot)
+                assert not app.is_running
+
+    run(main())
+
+
+def test_ctrl_q_twice_quits_and_with_nothing_open_at_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await cheque_with_member(h, pilot)
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                assert pilot.app.is_running
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                assert not pilot.app.is_running
+        with harness(tmp_path / "2") as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                assert not pilot.app.is_running
+
+    run(main())
