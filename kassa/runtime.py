@@ -54,24 +54,38 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": scrub(record.getMessage()),
         }
+        if rid := getattr(record, "request_id", None):
+            out["request_id"] = rid
         if record.exc_info:
             out["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False)
 
 
 def setup_logging(cfg: Config, *, stderr: bool = True) -> Path:
-    """Rotating JSON log in ``cfg.log_dir()`` (and stderr for journald). Returns the file."""
+    """Rotating JSON log in ``cfg.log_dir()``, and stderr: JSON lines on a terminal or a
+    pipe, or journal lines (priority prefix, no timestamp) when stderr is systemd's
+    journal stream, which it then is whatever ``stderr`` says (under the service manager
+    stderr is the log: ``--quiet`` must not leave ``journalctl`` with the banner alone).
+    Every line carries the POS call's request id when there is one. Returns the file."""
+    from kassa.logs import JournalFormatter, RequestIdFilter, RotatingFile, stderr_is_journal
+
     directory = cfg.log_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "kassa-agent.log"
-    handler = logging.handlers.RotatingFileHandler(
+    handler = RotatingFile(
         path, maxBytes=cfg.log.max_bytes, backupCount=cfg.log.backups, encoding="utf-8"
     )
+    handler.setFormatter(JsonFormatter())
     handlers: list[logging.Handler] = [handler]
-    if stderr:
+    if stderr_is_journal():
+        journal = logging.StreamHandler()
+        journal.setFormatter(JournalFormatter(scrub))
+        handlers.append(journal)
+    elif stderr:
         handlers.append(logging.StreamHandler())
+        handlers[-1].setFormatter(JsonFormatter())
     for h in handlers:
-        h.setFormatter(JsonFormatter())
+        h.addFilter(RequestIdFilter())
     # uvicorn's own lines (start-up, shutdown, protocol warnings) go through the same JSON
     # handlers: no plain-text line in the JSON log. ``serve`` passes ``log_config=None``
     # so uvicorn does not install its own handlers over these.
@@ -106,10 +120,27 @@ def _server_class() -> Any:
 
     import uvicorn
 
+    from kassa.sdnotify import Supervision
+
     class Server(uvicorn.Server):
         """uvicorn re-raises a captured SIGTERM/SIGINT after its graceful shutdown, which
         would kill the process before our workers stop and the store closes. We take the
-        signal as "shut down cleanly" and return normally instead (exit code 0)."""
+        signal as "shut down cleanly" and return normally instead (exit code 0).
+
+        Under systemd (``Type=notify``) it says ``READY=1`` once the sockets are bound
+        (the store is ours already: ``Runtime.open`` ran first) and pings the watchdog
+        from its event loop until shutdown begins (``kassa.sdnotify``)."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            self.supervision = Supervision()
+            await super().startup(sockets)
+            if self.started:
+                cfg = self.config
+                self.supervision.ready(f"listening on http://{cfg.host}:{cfg.port}")
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            await self.supervision.stopping()
+            await super().shutdown(sockets)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -298,9 +329,10 @@ class Runtime:
 
     def app(self) -> Any:
         from kassa.posapi import create_app
+        from kassa.requestid import RequestId
 
         api = self.cfg.api
-        return create_app(
+        app = create_app(
             self.agent,
             token=ensure_token(self.cfg),
             max_body_bytes=api.max_body_bytes,
@@ -313,6 +345,7 @@ class Runtime:
             on_print=self.printer.notify if self.printer else None,
             take_scan=self.take_scan,
         )
+        return RequestId(app)
 
     def serve(self) -> None:
         """Run until SIGTERM/SIGINT (uvicorn handles the signals), then close."""

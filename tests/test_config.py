@@ -196,17 +196,6 @@ def test_systemd_accepts_the_unit(tmp_path):
     assert problems == [], problems
 
 
-def test_udev_rules_are_well_formed():
-    rule = re.compile(r'^[A-Z_]+(\{[A-Za-z_]+\})?(==|=|\+=)"[^"]*"$')
-    lines = (PACKAGING / "udev" / "99-kassa.rules").read_text(encoding="utf-8").splitlines()
-    rules = [line for line in lines if line.strip() and not line.startswith("#")]
-    assert len(rules) >= 10
-    for line in rules:
-        for part in (p.strip() for p in line.split(", ")):
-            assert rule.match(part), part
-        assert 'MODE="0660"' in line  # group access, never world-writable
-
-
 @pytest.mark.parametrize(
     ("text", "ru"),
     [
