@@ -13,9 +13,9 @@ from tui_helpers import harness, settle, widget_text
 
 from agent.seed import demo_phone
 from agent.training import is_training
-from tui.messages import MemberIdentified
+from tui.messages import CoreRequested, MemberIdentified
 from tui.screens.checkout import CheckoutScreen
-from tui.screens.training import TrainingScreen, TrainingToggled
+from tui.screens.training import TrainingScreen, TrainingToggled, switch_training
 
 
 def test_a_second_enter_while_switching_does_not_switch_back(tmp_path: Path) -> None:
@@ -26,8 +26,16 @@ def test_a_second_enter_while_switching_does_not_switch_back(tmp_path: Path) -> 
                 await sign_in(h, pilot)
                 await pilot.press("f9")
                 await settle(pilot)
-                await pilot.press("enter", "enter", "enter")
+                screen = pilot.app.screen
+                assert isinstance(screen, TrainingScreen)
+                # Enter pressed again before the worker has answered (the copy of a big
+                # store takes seconds): both presses reach the screen in one go.
+                screen.action_switch()
+                screen.action_switch()
                 await settle(pilot)
+                # One switch only: two would copy the store concurrently onto one file.
+                switches = [m for m in h.of(CoreRequested) if m.op is switch_training]
+                assert [m.args for m in switches] == [(True,)]
                 assert [m.on for m in h.of(TrainingToggled)] == [True]
                 assert h.services.training and is_training(h.services.store)
                 assert isinstance(pilot.app.screen, CheckoutScreen)
