@@ -32,6 +32,10 @@ kassa="$work/dist/kassa"
 echo "frozen: built $(du -m "$kassa" | cut -f1) MB one-file binary in $(( $(date +%s) - start )) s"
 
 mkdir "$work/run" && cd "$work/run"   # nothing from the source tree or the venv on the path
+want=$("$py" -c "import importlib.metadata as m; print(m.version('kassa'))")
+got=$("$kassa" --version)
+[ "$got" = "kassa $want" ] || fail "kassa --version says '$got', the build is $want"
+echo "frozen: $got (the distribution metadata is bundled)"
 export HOME="$work/run" XDG_CONFIG_HOME="$work/run/config" XDG_DATA_HOME="$work/run/data"
 env -i HOME="$HOME" PATH=/usr/bin:/bin "$kassa" printer test --printer "capture://$work/run/slip.bin" \
     >out.txt 2>&1 || { cat out.txt >&2; fail "kassa printer test failed"; }
