@@ -25,8 +25,10 @@ builder               bytes                       meaning
 ``LF``                ``0x0A``                    print the line buffer and feed a line
 ====================  ==========================  =====================================
 
-python-escpos itself is only needed for the USB transport; :func:`import_python_escpos`
-imports it lazily with its import-time side effects contained.
+python-escpos is not needed at run time (USB printers go through pyusb directly, see
+``drivers.transport.PyUsbPrinter``); :func:`import_python_escpos` imports it, with its
+import-time side effects contained, for tests and benchmarks that compare its bytes with ours
+(it is in the ``dev`` extra only).
 """
 
 from __future__ import annotations
@@ -175,8 +177,7 @@ def import_python_escpos(cache_dir: Path | None = None) -> ModuleType:
     ``ESCPOS_CAPABILITIES_PICKLE_DIR`` wins), the root logger gets back exactly its previous
     handlers and level, and the library's loggers get a ``NullHandler`` so its warnings do
     not fall back to Python's last-resort stderr handler (they still propagate to whatever
-    handlers the application configured). Call it only where a USB transport is opened:
-    importing it costs tens of milliseconds.
+    handlers the application configured). Importing it costs tens of milliseconds.
     """
     import logging  # noqa: PLC0415 (only here: the renderer never needs logging)
 
