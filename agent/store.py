@@ -627,17 +627,34 @@ MEMBER_LOAD_COLUMNS = (
 )
 
 
+WINDOWS_LOCK_OFFSET = 1 << 30
+"""The byte of ``<db>.lock`` locked on Windows (an offset, bytes): far past the owner's pid
+written at the file's start. Windows byte-range locks are mandatory: were the pid's bytes
+locked, a second process could not read them (PermissionError) to name the owner in its
+``StoreLockedError``. Windows allows locking past the end of a file."""
+
+
+def windows_lock(handle: Any, msvcrt: Any, mode: int) -> None:
+    """``msvcrt.locking`` of the one byte at ``WINDOWS_LOCK_OFFSET``; the file position is
+    kept (``mode``: ``LK_NBLCK`` to take the lock without waiting, ``LK_UNLCK`` to free it)."""
+    handle.flush()
+    position = handle.tell()
+    handle.seek(WINDOWS_LOCK_OFFSET)
+    try:
+        msvcrt.locking(handle.fileno(), mode, 1)
+    finally:
+        handle.seek(position)
+
+
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows tills
     import msvcrt
 
     def _lock_exclusive(handle: Any) -> None:
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        windows_lock(handle, msvcrt, msvcrt.LK_NBLCK)
 
     def _unlock(handle: Any) -> None:
-        handle.seek(0)
         with contextlib.suppress(OSError):
-            msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+            windows_lock(handle, msvcrt, msvcrt.LK_UNLCK)
 
 else:
     import fcntl

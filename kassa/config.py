@@ -435,9 +435,23 @@ def ensure_token(cfg: Config) -> str:
                 key="api.token_file",
             )
         return token
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        # A service user cannot write its config dir (/etc/kassa): say where the token
+        # belongs instead of a traceback and a restart loop.
+        raise ConfigError(
+            f"{path}: cannot create the token file: {e.strerror or e}; set api.token_file "
+            "to a file in a directory this user can write (the service's state directory, "
+            "e.g. /var/lib/kassa/api-token)",
+            f"{path}: не удалось создать файл токена: {e.strerror or e}; укажите в "
+            "api.token_file файл в папке, доступной для записи этому пользователю "
+            "(например /var/lib/kassa/api-token)",
+            file=str(path),
+            key="api.token_file",
+        ) from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
     return token

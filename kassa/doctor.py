@@ -212,14 +212,14 @@ def _lock_held(lock: Path) -> bool:
     if sys.platform == "win32":  # pragma: no cover - Windows tills
         import msvcrt
 
+        from agent.store import windows_lock
+
         with open(lock, "a+", encoding="utf-8") as h:
             try:
-                h.seek(0)
-                msvcrt.locking(h.fileno(), msvcrt.LK_NBLCK, 1)
+                windows_lock(h, msvcrt, msvcrt.LK_NBLCK)
             except OSError:
                 return True
-            h.seek(0)
-            msvcrt.locking(h.fileno(), msvcrt.LK_UNLCK, 1)
+            windows_lock(h, msvcrt, msvcrt.LK_UNLCK)
             return False
     import fcntl
 
@@ -441,6 +441,50 @@ def check_disk(cfg: Config) -> Finding:
     return _f("disk", "ok", f"свободно {mb} МБ", f"{mb} MB free")
 
 
+def check_dirs(cfg: Config) -> list[Finding]:
+    """Every directory the agent writes, writable by the user running this check (run it
+    as the service's user: ``sudo -u kassa kassa doctor``): the store's (the database and
+    its ``-wal``, ``-shm``, ``.lock`` files are created beside it), the log's, and the
+    token file's while the token is still to be created on first start. A directory not
+    made yet counts as writable if its nearest existing parent is (the agent makes it)."""
+    wanted = [
+        ("store", Path(cfg.store.path).absolute().parent),
+        ("log", cfg.log_dir().absolute()),
+    ]
+    if not cfg.api.token and not cfg.token_path().exists():
+        wanted.append(("token", cfg.token_path().parent))
+    out: list[Finding] = []
+    for what, directory in wanted:
+        where = directory
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        if where.is_dir() and os.access(where, os.W_OK | os.X_OK):
+            out.append(
+                _f(
+                    "dirs",
+                    "ok",
+                    f"папка ({what}) {directory} доступна для записи",
+                    f"{what} directory {directory} is writable",
+                )
+            )
+            continue
+        out.append(
+            _f(
+                "dirs",
+                "error",
+                f"папка ({what}) {directory}: нет права записи для этого пользователя; "
+                "служба не сможет запуститься",
+                f"{what} directory {directory} is not writable by this user: the service "
+                "cannot start",
+                "служба systemd: StateDirectory=kassa (/var/lib/kassa), LogsDirectory=kassa "
+                "(/var/log/kassa); api.token_file = /var/lib/kassa/api-token",
+                "systemd service: StateDirectory=kassa (/var/lib/kassa), LogsDirectory=kassa "
+                "(/var/log/kassa); api.token_file = /var/lib/kassa/api-token",
+            )
+        )
+    return out
+
+
 def check_token(cfg: Config) -> Finding:
     path = cfg.token_path()
     if cfg.api.token:
@@ -483,5 +527,6 @@ def run_checks(cfg: Config, *, get: Callable[[str], Any] | None = None) -> list[
     findings += check_printer(cfg)
     findings += check_scanners(cfg)
     findings.append(check_disk(cfg))
+    findings += check_dirs(cfg)
     findings.append(check_token(cfg))
     return findings
