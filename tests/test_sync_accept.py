@@ -227,7 +227,7 @@ def test_migration_gives_existing_events_positions_in_order(tmp_path: Path) -> N
                 "VALUES (?, 't', 'e', ?, 'purchase', 1, 'h', '{}', ?, ?, 'applied')",
                 (f"e{i}", i + 1, received, received),
             )
-    assert schema.migrate(db) == ["0003_accepted_events", "0004_events_payload_lz4"]
+    assert schema.migrate(db) == [name for name, _ in saved[2:]]  # the rest, in order
     with db.reading() as tx:
         assert tx.all("SELECT event_id FROM events ORDER BY pos") == [("e1",), ("e0",), ("e2",)]
         assert tx.one("SELECT value FROM settings WHERE key = 'events_pos'")[0] == "3"
