@@ -179,6 +179,32 @@ def _check_backoffice_file(path: Path) -> None:
         )
 
 
+def read_db_file(args: argparse.Namespace) -> None:
+    """``--db-file``: the database URL read from a file (its first line), so a PostgreSQL
+    password is neither on the command line (``ps`` shows it to every user) nor in the
+    unit; e.g. systemd's ``LoadCredential=`` file. Sets ``args.db``."""
+    name = getattr(args, "db_file", None)
+    if not name:
+        return
+    try:
+        url = Path(name).read_text(encoding="utf-8").strip().splitlines()
+    except OSError as e:
+        raise BackofficeDbError(
+            f"cannot read the database URL from {name}: {e.strerror or e}",
+            f"не удалось прочитать адрес базы из {name}: {e.strerror or e}",
+            db=name,
+            reason=str(e),
+        ) from None
+    if not url or not url[0].strip():
+        raise BackofficeDbError(
+            f"{name} holds no database URL (expected one line, e.g. postgresql://...)",
+            f"в {name} нет адреса базы (нужна одна строка, например postgresql://...)",
+            db=name,
+            reason="empty",
+        )
+    args.db = url[0].strip()
+
+
 @contextlib.contextmanager
 def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[Any]:
     """The back office of ``--db``, migrated, closed on leaving. ``create``: a missing
@@ -187,6 +213,7 @@ def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[A
     from sync.backoffice.db import Database, open_errors, sqlite_path
     from sync.backoffice.service import Backoffice
 
+    read_db_file(args)
     path = sqlite_path(args.db)
     if path is not None and not create:
         _check_backoffice_file(path)
@@ -208,11 +235,50 @@ def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[A
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sync.backoffice.app import serve
+    """Serve until SIGTERM/SIGINT (then exit 0). Under systemd (``Type=notify``) it says
+    ``READY=1`` once the port is bound and pings the watchdog, as the agent does."""
+    import uvicorn
+
+    from kassa.runtime import _Server
+    from sync.backoffice.app import create_app, settle_for_serving
 
     with _backoffice(args, create=True) as bo:
         sys.stderr.write(f"kassa back office on http://{args.host}:{args.port} ({bo.db.dialect})\n")
-        serve(bo, args.host, args.port, metrics=args.metrics)
+        app = create_app(bo, metrics=args.metrics)
+        settle_for_serving()
+        _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).run()
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """SQLite: online backup API; PostgreSQL: pg_dump (``kassa.backoffice_backup``)."""
+    from datetime import UTC, datetime
+
+    from kassa.backoffice_backup import backup_postgres, backup_sqlite
+    from sync.backoffice.db import sqlite_path
+
+    read_db_file(args)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = sqlite_path(args.db)
+    if path is not None:
+        dest = Path(args.dest) if args.dest else path.with_name(f"backoffice-backup-{stamp}.db")
+        _emit(backup_sqlite(path, dest))
+    else:
+        dest = Path(args.dest) if args.dest else Path(f"backoffice-backup-{stamp}.dump")
+        _emit(backup_postgres(args.db, dest))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from kassa.backoffice_backup import restore_postgres, restore_sqlite
+    from sync.backoffice.db import sqlite_path
+
+    read_db_file(args)
+    path = sqlite_path(args.db)
+    if path is not None:
+        _emit(restore_sqlite(Path(args.backup), path))
+    else:
+        _emit(restore_postgres(Path(args.backup), args.db))
     return 0
 
 
@@ -226,6 +292,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from agent.seed import demo_programme, member_rows
+    from kassa.config import mask_url_password
 
     with _backoffice(args, create=True) as bo:
         codes = {}
@@ -247,7 +314,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
         token = bo.new_admin_token()
     _emit(
         {
-            "db": args.db,
+            "db": mask_url_password(args.db),
             "members_loaded": loaded,
             "members_before": have,
             "enroll_codes": codes,
@@ -465,7 +532,14 @@ def add_commands(sub: Any, store_default: str) -> None:
         p.add_argument(
             "--db",
             default=default_backoffice_db(),
-            help="SQLite file (default) or postgresql://user@host/db",
+            help="SQLite file or postgresql://user@host/db (default: $KASSA_BACKOFFICE_DB, "
+            "else backoffice.db in the user data dir; never put a password here: use "
+            "$KASSA_BACKOFFICE_DB or --db-file)",
+        )
+        p.add_argument(
+            "--db-file",
+            help="file whose first line is the database URL (overrides --db; for a "
+            "password: mode 0600 or a systemd credential)",
         )
         p.set_defaults(func=fn)
         return p if fn is cmd_serve else json_errors(p)
@@ -500,6 +574,10 @@ def add_commands(sub: Any, store_default: str) -> None:
     p.add_argument("file", help="rules file (.toml or .json)")
     add("admin-token", "issue a new admin token (KPI endpoint)", cmd_admin_token)
     add("terminals", "enrolled tills: last contact and the software each runs", cmd_terminals)
+    p = add("backup", "back up the database (SQLite online backup, or pg_dump)", cmd_backup)
+    p.add_argument("dest", nargs="?", help="backup file to create (default: a dated name)")
+    p = add("restore", "restore a backup (stop the back office first)", cmd_restore)
+    p.add_argument("backup", help="file made by `kassa backoffice backup`")
 
     p = sub.add_parser(
         "enroll",
