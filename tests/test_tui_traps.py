@@ -13,10 +13,10 @@ from typing import Any
 
 from test_tui_checkout import purchases, said, sign_in
 from textual.widgets import Input
-from tui_helpers import Harness, harness, settle
+from tui_helpers import Harness, harness, settle, widget_text
 
 from agent.seed import demo_phone
-from tui.messages import CheckoutCommitted
+from tui.messages import CheckoutCommitted, CoreFailed, QuoteReady
 from tui.screens.checkout import CheckoutScreen
 
 
@@ -206,5 +206,145 @@ def test_ctrl_q_twice_quits_and_with_nothing_open_at_once(tmp_path: Path) -> Non
                 await pilot.press("ctrl+q")
                 await settle(pilot)
                 assert not pilot.app.is_running
+
+    run(main())
+
+
+def test_a_line_is_selected_with_up_down_and_voided_with_del(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await h.type(pilot, "SH-2001")
+                await h.type(pilot, "OW-4001")
+                before = h.of(QuoteReady)[-1].quote
+                assert "Сторно" not in widget_text(pilot.app, "#keys")
+                await pilot.press("up")  # the last line
+                await settle(pilot)
+                assert screen.selected == 2 and "Строка 3" in said(pilot)
+                await pilot.press("up")
+                await settle(pilot)
+                assert screen.selected == 1
+                assert "Del Сторно" in widget_text(pilot.app, "#keys")
+                await pilot.press("delete")
+                await settle(pilot)
+                assert [ln.sku for ln in screen.lines] == ["DR-1001", "OW-4001"]
+                assert [ln.line_no for ln in screen.lines] == [1, 2]
+                assert screen.selected is None
+                q = h.of(QuoteReady)[-1].quote
+                assert q.total_kop < before.total_kop and len(q.lines) == 2
+                assert "Строка 2" in said(pilot) and "удалена" in said(pilot)
+                assert "Сторно" not in widget_text(pilot.app, "#keys")
+                # Del with text typed edits the text, it voids nothing
+                await pilot.press("up")
+                await h.type(pilot, "SH-2001", submit=False)
+                await pilot.press("left", "delete")
+                await settle(pilot)
+                assert entry(pilot).value == "SH-200" and len(screen.lines) == 2
+                entry(pilot).value = ""
+                await pilot.press("up", "escape")  # Esc unselects; the member stays
+                await settle(pilot)
+                assert screen.selected is None and screen.card is not None
+                await pilot.press("down", "delete", "enter", "enter")  # void line 1, commit
+                await settle(pilot)
+                sold = h.of(CheckoutCommitted)[-1].result.quote.lines
+                assert [ln.amount_kop for ln in sold] == [screen.lines[0].amount_kop]
+                rows = purchases(h)
+                assert len(rows) == 1
+
+    run(main())
+
+
+def test_cheque_ceilings_refuse_a_typo_with_the_reason(tmp_path: Path) -> None:
+    """=4999,50 then =100000000: the second line is refused (no member needed to hear
+    it), the cheque keeps its one line; a line under the ceiling that would take the
+    cheque over 10 000 000 ₽ is refused too."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                screen = pilot.app.screen
+                await h.type(pilot, "=4999,50")
+                await h.type(pilot, "=100000000")
+                assert [ln.amount_kop for ln in screen.lines] == [499_950]
+                refused = h.of(CoreFailed)[-1]
+                assert refused.code == "cheque_limit"
+                text = said(pilot).replace("\u00a0", " ").replace("\n", " ")
+                assert "Сумма больше допустимой" in text and "1 000 000,00 ₽" in text, text
+                for _ in range(10):
+                    await h.type(pilot, "=999999")
+                assert len(screen.lines) == 10
+                assert h.of(CoreFailed)[-1].details["limit_kop"] == 10_000_000_00
+                await h.type(pilot, demo_phone(6))
+                assert h.of(QuoteReady)[-1].quote.total_kop == sum(
+                    ln.amount_kop for ln in screen.lines
+                )
+
+    run(main())
+
+
+def test_coupon_before_the_member_waits_for_one_or_says_why_not(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            coupon = h.coupon(percent_bp=1000)
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                screen = pilot.app.screen
+                await h.type(pilot, "DR-1001")
+                await h.scan(pilot, coupon)
+                assert screen.coupon == coupon
+                assert "Купон -10 % принят" in said(pilot) and "участника" in said(pilot)
+                assert "ждёт участника" in widget_text(pilot.app, "#cheque-box")
+                await h.type(pilot, demo_phone(6))
+                q = h.of(QuoteReady)[-1].quote
+                assert q.coupon_id is not None and q.coupon_discount_kop == 64_990
+                await pilot.press("f8", "f8")
+                await settle(pilot)
+                await pilot.press("f7")
+                await h.type(pilot, "KC1:AAAA")  # typed and broken: refused at once
+                assert screen.coupon is None
+                text = said(pilot)
+                assert text.strip().startswith("Купон не принят:"), text
+                assert "QR-код" not in text
+                assert "ждёт" not in widget_text(pilot.app, "#cheque-box")
+
+    run(main())
+
+
+def test_typed_coupon_refused_with_a_member_is_headed_as_a_coupon(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await pilot.press("f7")
+                await h.type(pilot, "KC1:AAAA")
+                assert screen.coupon is None and h.of(CoreFailed)[-1].code.startswith("token_")
+                text = said(pilot)
+                assert text.strip().startswith("Купон не принят:") and "QR-код" not in text
+                await pilot.press("f10")
+                await settle(pilot)
+                assert said(pilot).strip().startswith("Coupon refused:")
+
+    run(main())
+
+
+def test_an_old_error_does_not_come_back_from_another_screen(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await h.type(pilot, "ZZ-0000")
+                assert "ZZ-0000" in said(pilot)
+                await pilot.press("f3")
+                await settle(pilot)
+                assert not isinstance(pilot.app.screen, CheckoutScreen)
+                await pilot.press("escape")
+                await settle(pilot)
+                assert pilot.app.screen is screen
+                assert "ZZ-0000" not in said(pilot) and "Enter — принять" in said(pilot)
+                await pilot.press("f10")  # nor after a language switch
+                await settle(pilot)
+                assert "ZZ-0000" not in said(pilot)
 
     run(main())

@@ -481,6 +481,7 @@ class CheckoutScreen(KassaScreen):
             self.request(ops.member_card, self.card.member_id)
 
     def on_core_failed(self, message: CoreFailed) -> None:
+        original = message
         if message.op_name == "read_coupon":
             message = coupon_refusal(message)
             self.coupon, self.coupon_terms = None, ("", 0)
@@ -503,6 +504,9 @@ class CheckoutScreen(KassaScreen):
             self.stage = "entry"
             self.render_all()
         super().on_core_failed(message)
+        # Textual would call the base handler too, with the refusal as it came (a coupon
+        # headed as a refused QR): this one has said it.
+        original.prevent_default()
 
     # ------------------------------------------------------------------ actions
     def action_toggle_redeem(self) -> None:
@@ -651,8 +655,7 @@ class CheckoutScreen(KassaScreen):
     def on_screen_resume(self) -> None:
         """Back from another screen: the keyboard is the entry's again, an old message does
         not come back over the cheque, and the member's balance is read again (a refund
-        or a registration there may have moved it)."""
-        super().on_screen_resume()
+        or a registration there may have moved it). ``KassaScreen``'s handler runs too."""
         self.focus_entry()
         if self.stage == "done":
             return
