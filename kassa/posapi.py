@@ -45,8 +45,8 @@ from agent.errors import (
     NotFoundError,
     StoreError,
 )
+from agent.limits import LINE_MAX_KOP
 from agent.model import Quote
-from agent.money import MAX_CHEQUE_KOP
 from agent.service import Agent
 from agent.version import version
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
@@ -651,14 +651,15 @@ def openapi() -> dict[str, Any]:
             "price_kop": {
                 "type": "integer",
                 "minimum": 0,
-                "maximum": MAX_CHEQUE_KOP,
-                "description": "unit price, kopecks",
+                "maximum": LINE_MAX_KOP,
+                "description": "unit price, kopecks; price x qty at most 1 000 000 ₽ a line "
+                "and the lines at most 10 000 000 ₽ a cheque (400 cheque_limit)",
             },
             "qty": {"type": "integer", "minimum": 1, "maximum": 10000},
             "amount_kop": {
                 "type": "integer",
                 "minimum": 0,
-                "maximum": MAX_CHEQUE_KOP * 10,
+                "maximum": LINE_MAX_KOP,
                 "description": "line total after POS discounts, kopecks (default price*qty)",
             },
             "sale": {"type": "boolean"},
