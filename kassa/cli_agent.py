@@ -280,7 +280,12 @@ def add_commands(sub: Any, store_default: str) -> None:
         type=int_arg("--port", 1, 65535, "must be a TCP port 1-65535", "нужен порт TCP 1-65535"),
         help="POS API port (overrides api.port)",
     )
-    p.add_argument("--quiet", action="store_true", help="log to the file only, not stderr")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="log to the file only, not stderr (under systemd's journal stderr is the log, "
+        "so it is written there anyway)",
+    )
     p.set_defaults(func=cmd_serve)
 
     cp = sub.add_parser("config", help="the agent's configuration file")

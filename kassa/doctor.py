@@ -401,8 +401,8 @@ def check_scanners(cfg: Config) -> list[Finding]:
                     "error",
                     f"порт сканера {port} не найден",
                     f"scanner port {port} not found",
-                    "проверьте кабель; правила udev дают постоянное имя /dev/kassa-scanner",
-                    "check the cable; the udev rules give a stable /dev/kassa-scanner name",
+                    "проверьте кабель; правила udev дают постоянное имя /dev/kassa-scanner-<порт>",
+                    "check the cable; the udev rules give a stable /dev/kassa-scanner-<port> name",
                 )
             )
         elif not os.access(p, os.R_OK | os.W_OK):
