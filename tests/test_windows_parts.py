@@ -132,3 +132,46 @@ def test_rotation_works_again_once_the_file_is_free(tmp_path: Path) -> None:
         handler.close()
     assert path.with_name("kassa-agent.log.1").exists()
     assert handler.rotation_failures == 0
+
+
+WINDOWS = Path(__file__).resolve().parent.parent / "packaging" / "windows"
+
+
+def test_the_windows_install_keeps_data_under_programdata_and_lets_the_pos_read_the_token():
+    import re
+    import tomllib
+    import xml.etree.ElementTree as ET
+
+    from kassa.config import parse_config
+
+    guide = (WINDOWS / "INSTALL.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```toml\n(.*?)```", guide, re.S)
+    assert snippet is not None
+    cfg = parse_config(tomllib.loads(snippet[1]), r"C:\ProgramData\Kassa\kassa.toml")
+    root = r"C:\ProgramData\Kassa"
+    data = root + "\\"
+    for path in (cfg.store.path, cfg.api.token_file, cfg.log.dir):
+        assert path.startswith(data), path
+    token_dir = cfg.api.token_file.rsplit("\\", 1)[0]
+    # the data folder is Administrators' and SYSTEM's only; the token's folder is readable
+    # by the POS users' group (the POS runs as a normal user)
+    assert f"icacls {root} /inheritance:r /grant:r Administrators:" in guide
+    assert f"icacls {token_dir} /grant KassaPOS:(OI)(CI)RX" in guide
+    service = ET.parse(WINDOWS / "kassa-agent.xml").getroot()
+    assert data in (service.findtext("arguments") or "")
+    assert (service.findtext("workingdirectory") or "").startswith(root)
+    env = {e.get("name"): e.get("value") for e in service.iter("env")}
+    assert env["KASSA_CONFIG"] == data + "kassa.toml"
+
+
+def test_winsw_is_pinned_by_version_and_sha256_in_both_files():
+    import re
+
+    pins = []
+    for name in ("INSTALL.md", "kassa-agent.xml"):
+        text = (WINDOWS / name).read_text(encoding="utf-8")
+        url = re.findall(r"https://github\.com/winsw/winsw/releases/download/(v[\d.]+)/", text)
+        sha = re.findall(r"\b[0-9a-f]{64}\b", text)
+        assert len(set(url)) == 1 and len(set(sha)) == 1, name
+        pins.append((url[0], sha[0]))
+    assert pins[0] == pins[1] and pins[0][0] == "v2.12.0"
