@@ -348,3 +348,75 @@ def test_an_old_error_does_not_come_back_from_another_screen(tmp_path: Path) -> 
                 assert "ZZ-0000" not in said(pilot)
 
     run(main())
+
+
+def test_another_key_closes_the_f8_question_so_enter_keeps_the_cheque(tmp_path: Path) -> None:
+    """F8 (drop?), then F7 (a coupon after all), then an empty Enter: the coupon prompt
+    is closed, the cheque is not dropped."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                receipt = screen.receipt_id
+                await pilot.press("f8", "f7")
+                await settle(pilot)
+                await h.type(pilot, "")
+                assert screen.receipt_id == receipt and len(screen.lines) == 1
+                assert screen.card is not None
+                await pilot.press("f8", "up")
+                await settle(pilot)
+                await h.type(pilot, "")
+                assert screen.receipt_id == receipt and len(screen.lines) == 1
+
+    run(main())
+
+
+def test_keys_after_a_commit_do_something(tmp_path: Path) -> None:
+    """After a commit F6 says how to go on; F7 opens the next cheque at the coupon prompt."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            coupon = h.coupon(percent_bp=1000)
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                done = h.of(CheckoutCommitted)[-1].result.receipt_id
+                await pilot.press("f6")
+                await settle(pilot)
+                assert "новый чек" in said(pilot) and screen.stage == "done"
+                await pilot.press("f7")
+                await settle(pilot)
+                assert screen.stage == "entry" and screen.receipt_id not in (None, done)
+                assert screen.awaiting_coupon and "Купон" in said(pilot)
+                await h.type(pilot, coupon)
+                assert screen.coupon == coupon
+
+    run(main())
+
+
+def test_enter_on_a_cheque_the_core_refused_says_why_again(tmp_path: Path) -> None:
+    """A catalogue item whose category the programme does not know: the quote is refused;
+    Enter to accept says the reason again instead of doing nothing."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            from agent.store import Store
+
+            with Store(h.path) as store, store.write() as conn:
+                conn.execute(
+                    "INSERT INTO catalog(sku, name, category, collection, price_kop) "
+                    "VALUES ('BG-1', 'Табурет', 'furniture', NULL, 100000)"
+                )
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                screen = pilot.app.screen
+                await h.type(pilot, "BG-1")
+                await h.type(pilot, demo_phone(6))
+                assert h.of(CoreFailed)[-1].code == "unknown_item"
+                await h.type(pilot, "Z")  # any other entry replaces the message
+                await h.type(pilot, "")
+                assert "furniture" in said(pilot) and screen.stage == "entry"
+
+    run(main())

@@ -145,8 +145,7 @@ class CheckoutScreen(KassaScreen):
         "help.checkout.2",
         "help.checkout.3",
         "help.checkout.4",
-        "help.checkout.5",
-        "help.checkout.6",
+        "help.checkout.keys",  # F8, the line void, Esc
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "bind.back", id="clear_member"),
@@ -184,6 +183,7 @@ class CheckoutScreen(KassaScreen):
         # What the message line says once the next quote is in, instead of its hint (a
         # voided line): the re-quote must not hide it.
         self.notice: Callable[[], str] | None = None
+        self.quote_failure: CoreFailed | None = None  # why the cheque has no quote
 
     # ------------------------------------------------------------------ layout
     def compose_body(self) -> Iterable[Widget]:
@@ -247,6 +247,7 @@ class CheckoutScreen(KassaScreen):
 
     def requote(self) -> None:
         self.quote = None
+        self.quote_failure = None
         self.quote_token += 1
         if self.stage == "confirm":
             self.stage = "entry"
@@ -269,6 +270,7 @@ class CheckoutScreen(KassaScreen):
         self.selected = None
         self.coupon_terms = ("", 0)
         self.notice = None
+        self.quote_failure = None
         self.receipt_id = None
         self.quote_token += 1
         self.request(ops.new_receipt)
@@ -388,6 +390,11 @@ class CheckoutScreen(KassaScreen):
             self.stage = "confirm"
             self.say(lambda: f"{self.t('co.confirm_title')} {self.t('co.confirm_hint')}")
             self.render_all()
+        elif self.quote_failure is not None:  # the quote was refused: say why again
+            failure = self.quote_failure
+            self.say(lambda: self.failure_text(failure), error=True)
+        else:  # the quote is on its way: Enter is not lost without a word
+            self.say_t("co.quoting")
 
     def on_scanned(self, message: Scanned) -> None:
         self.discard_asked = False  # a scan carries on with the cheque
@@ -449,8 +456,8 @@ class CheckoutScreen(KassaScreen):
             return  # another coupon came since
         self.coupon_terms = (message.kind, message.value)
         if self.card is None:
-            label = coupon_label(self.lang, message.kind, message.value)
-            self.say(lambda: self.t("co.coupon_waits", coupon=label))
+            kind, value = message.kind, message.value
+            self.say(lambda: self.t("co.coupon_waits", coupon=coupon_label(self.lang, kind, value)))
         self.render_all()
 
     def on_quote_ready(self, message: QuoteReady) -> None:
@@ -500,6 +507,8 @@ class CheckoutScreen(KassaScreen):
             if changed:
                 self.refusal = message
                 self.requote()
+            else:
+                self.quote_failure = message
         elif message.op_name == "commit":
             self.stage = "entry"
             self.render_all()
@@ -509,8 +518,15 @@ class CheckoutScreen(KassaScreen):
         original.prevent_default()
 
     # ------------------------------------------------------------------ actions
+    def close_prompt(self) -> None:
+        """Another key after F8's question: the question is closed (its empty Enter would
+        otherwise still drop the cheque under the new prompt)."""
+        self.discard_asked = False
+
     def action_toggle_redeem(self) -> None:
-        if self.stage == "done":
+        self.close_prompt()
+        if self.stage == "done":  # the spend choice belongs to the next cheque's member
+            self.say(lambda: self.t("co.next"), error=True)
             return
         if self.card is None:
             self.say_t("co.member_first", error=True)
@@ -519,8 +535,9 @@ class CheckoutScreen(KassaScreen):
         self.requote()
 
     def action_coupon(self) -> None:
+        self.close_prompt()
         if self.stage == "done":
-            return
+            self.reset()  # the coupon opens the next cheque
         self.awaiting_coupon = True
         self.say_t("co.coupon_prompt")
         self.focus_entry()
@@ -588,6 +605,7 @@ class CheckoutScreen(KassaScreen):
     def action_select_line(self, step: int) -> None:
         """Up/Down: Up from the entry picks the last line, Down the first; Down past the
         last line goes back to the entry."""
+        self.close_prompt()
         n = len(self.lines)
         if self.selected is None:
             index: int | None = n - 1 if step < 0 else 0

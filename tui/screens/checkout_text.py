@@ -19,9 +19,13 @@ register_strings(
         ),
         "co.coupon_pending": ("ждёт участника", "waits for the member"),
         "co.coupon_refused": ("Купон не принят", "Coupon refused"),
-        "help.checkout.6": (
-            "↑↓ — выбрать строку чека, Del — сторно строки",
-            "Up/Down - select a cheque line, Del - void it",
+        "co.quoting": (
+            "Чек ещё считается — нажмите Enter ещё раз",
+            "The cheque is still being quoted - press Enter again",
+        ),
+        "help.checkout.keys": (
+            "F8 — новый чек; ↑↓, Del — сторно строки; Esc — шаг назад",
+            "F8 - new cheque; Up/Down, Del - void a line; Esc - step back",
         ),
         "quit.what.cheque": ("открытый чек", "the open cheque"),
     }
