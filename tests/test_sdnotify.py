@@ -185,3 +185,16 @@ def test_watchdog_interval_is_half_and_only_for_this_process():
 def test_an_unsafe_request_id_is_replaced_not_echoed(sent):
     made = accept_or_make(sent)
     assert made != sent and re.fullmatch(r"[0-9a-f]{32}", made)
+
+
+def test_journal_mode_only_when_stderr_is_the_stream_systemd_named(tmp_path):
+    from kassa.logs import stderr_is_journal
+
+    with (tmp_path / "a").open("w") as a, (tmp_path / "b").open("w") as b:
+        st = os.fstat(a.fileno())
+        named = {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        assert stderr_is_journal(named, a.fileno()) is True
+        # inherited by a child whose stderr was redirected: not the journal any more
+        assert stderr_is_journal(named, b.fileno()) is False
+        assert stderr_is_journal({"JOURNAL_STREAM": "junk"}, a.fileno()) is False
+        assert stderr_is_journal({}, a.fileno()) is False
