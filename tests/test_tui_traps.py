@@ -420,3 +420,49 @@ def test_enter_on_a_cheque_the_core_refused_says_why_again(tmp_path: Path) -> No
                 assert "furniture" in said(pilot) and screen.stage == "entry"
 
     run(main())
+
+
+def test_points_chosen_for_one_member_are_not_spent_from_the_next(tmp_path: Path) -> None:
+    """-100 for one member, then another member is identified (or Esc clears the first):
+    the cheque spends nothing until the cashier chooses again."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await h.type(pilot, "-100")
+                assert h.of(QuoteReady)[-1].quote.redeem_points == 100
+                await h.type(pilot, demo_phone(7))
+                assert screen.redeem == 0 and h.of(QuoteReady)[-1].quote.redeem_points == 0
+                await pilot.press("f6")
+                await settle(pilot)
+                assert screen.redeem == "max"
+                await pilot.press("escape")  # forget the member
+                await settle(pilot)
+                assert screen.card is None and screen.redeem == 0
+                await h.type(pilot, demo_phone(7))
+                assert h.of(QuoteReady)[-1].quote.redeem_points == 0
+
+    run(main())
+
+
+def test_an_item_answered_after_the_commit_starts_the_next_cheque(tmp_path: Path) -> None:
+    """A SKU typed while the cheque was committing: its answer arrives after the commit
+    and opens the next cheque with it (the committed cheque's lines are not touched)."""
+    from tui.messages import CatalogItemFound
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                done = h.of(CheckoutCommitted)[-1].result.receipt_id
+                assert screen.stage == "done"
+                late = CatalogItemFound("SH-2001", "Рубашка", "shirts", None, 349_900, 1, False)
+                screen.post_message(late)  # as the catalogue worker answers
+                await settle(pilot)
+                assert screen.stage == "entry" and [ln.sku for ln in screen.lines] == ["SH-2001"]
+                assert screen.receipt_id not in (None, done)
+
+    run(main())

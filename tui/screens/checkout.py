@@ -429,11 +429,15 @@ class CheckoutScreen(KassaScreen):
                 else:
                     self.render_all()
             return
+        if self.card is None or self.card.member_id != message.card.member_id:
+            self.redeem = 0  # points chosen for one member are never spent from another's
         self.card = message.card
         self.say("")
         self.requote()
 
     def on_catalog_item_found(self, m: CatalogItemFound) -> None:
+        if self.stage == "done":  # typed while the last cheque was committing: the next one
+            self.reset()
         amount = m.price_kop * m.qty
         self.lines.append(
             CartLine(
@@ -579,6 +583,7 @@ class CheckoutScreen(KassaScreen):
             self.say("")
         else:
             self.card = None
+            self.redeem = 0  # the points chosen were that member's
             self.requote()
 
     # ------------------------------------------------------------------ lines
