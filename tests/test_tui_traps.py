@@ -466,3 +466,26 @@ def test_an_item_answered_after_the_commit_starts_the_next_cheque(tmp_path: Path
                 assert screen.receipt_id not in (None, done)
 
     run(main())
+
+
+def test_f7_prompt_takes_a_sku_or_a_card_scan_as_what_it_is(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                screen = pilot.app.screen
+                await pilot.press("f7")
+                await h.type(pilot, "SH-2001")  # a SKU, not a coupon
+                assert [ln.sku for ln in screen.lines] == ["SH-2001"]
+                assert screen.coupon is None and not screen.awaiting_coupon
+                await pilot.press("f7")
+                await settle(pilot)
+                assert h.services is not None
+                code = h.services.agent.identify(demo_phone(4)).code
+                await h.scan(pilot, code)  # a member card closes the prompt too
+                assert screen.card is not None and not screen.awaiting_coupon
+                await h.type(pilot, "OW-4001")
+                assert [ln.sku for ln in screen.lines] == ["SH-2001", "OW-4001"]
+                assert screen.coupon is None
+
+    run(main())

@@ -309,10 +309,12 @@ class CheckoutScreen(KassaScreen):
             return
         if self.awaiting_coupon:
             self.awaiting_coupon = False
-            if value:
-                self.take_coupon(value)
-            else:
+            if not value:
                 self.say("")
+            elif parse_entry(value).kind in ("coupon", "invalid"):
+                self.take_coupon(value)  # refused with what is wrong with it, if it is
+            else:  # a SKU, a phone, =total: the prompt is closed, the entry taken as it is
+                self.handle_entry(value, "typed")
             return
         self.handle_entry(value, "typed")
 
@@ -398,6 +400,7 @@ class CheckoutScreen(KassaScreen):
 
     def on_scanned(self, message: Scanned) -> None:
         self.discard_asked = False  # a scan carries on with the cheque
+        self.awaiting_coupon = False  # and answers F7's prompt, whatever it scanned
         self.set_selected(None)
         if self.stage == "done":
             self.reset()
