@@ -489,3 +489,21 @@ def test_f7_prompt_takes_a_sku_or_a_card_scan_as_what_it_is(tmp_path: Path) -> N
                 assert screen.coupon is None
 
     run(main())
+
+
+def test_a_serial_scan_answers_the_quit_question_with_no(tmp_path: Path) -> None:
+    from tui.messages import Scanned
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                pilot.app.post_message(Scanned("SH-2001", "serial"))  # as SerialScanner does
+                await settle(pilot)
+                assert [ln.sku for ln in screen.lines] == ["DR-1001", "SH-2001"]
+                await h.type(pilot, "")  # an Enter now accepts the quote, it does not quit
+                assert pilot.app.is_running and screen.stage == "confirm"
+
+    run(main())

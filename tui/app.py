@@ -348,7 +348,8 @@ class KassaApp(App[int]):
     # ------------------------------------------------------------------ devices
     def on_scanned(self, message: Scanned) -> None:
         """A serial scan arrives at the App (posted from the reader thread): hand it to
-        the active screen."""
+        the active screen. It answers Ctrl+Q's question as any other input: no."""
+        self._quit_asked = False
         self.screen.post_message(Scanned(message.text, message.source))
 
     async def on_event(self, event: events.Event) -> None:
