@@ -148,6 +148,7 @@ def test_after_a_refund_a_typed_number_starts_the_next(tmp_path: Path) -> None:
                 assert "Провести возврат" in widget_text(pilot.app, "#keys")
                 await h.type(pilot, "1*1")
                 assert screen.chosen == {1: 1}
+                assert "F12 или Enter — провести возврат" in widget_text(pilot.app, "#say")
                 slip = h.services.agent.print_job(second.print_job_id) if h.services else None
                 assert slip is not None and slip.qr_payload
                 await h.scan(pilot, slip.qr_payload)  # another member's card mid-refund

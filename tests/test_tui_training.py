@@ -247,6 +247,14 @@ def test_training_has_its_own_shift_report_and_no_close_key(tmp_path: Path) -> N
                 assert isinstance(pilot.app.screen, ShiftScreen)
                 assert h.services.shift == training_shift
                 assert not h.of(ShiftClosed)
+                await pilot.press("f1")  # help names no F12 either
+                await settle(pilot)
+                help_text = widget_text(pilot.app, "#help-text")
+                assert "Учебная смена закроется" in help_text, help_text
+                assert "F12" not in help_text and "закрыть смену" not in help_text
+                await pilot.press("escape")
+                await settle(pilot)
+                assert isinstance(pilot.app.screen, ShiftScreen)
                 await pilot.press("f10")  # the note follows the language
                 await settle(pilot)
                 assert "Training shift" in widget_text(pilot.app, "#say")

@@ -212,15 +212,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "F8 — новый чек; Esc — шаг назад или убрать покупателя",
         "F8 - new cheque; Esc - step back or clear the member",
     ),
-    "help.refund.1": (
-        "Введите номер чека или отсканируйте слип или карту, Enter",
-        "Type the cheque number or scan the slip or card, Enter",
-    ),
     "help.refund.2": (
         "Строки: 2 (всю), 2*1 (одну шт.), * (всё), -2 (убрать)",
         "Lines: 2 (all of it), 2*1 (one unit), * (everything), -2 (drop)",
     ),
-    "help.refund.3": ("F12 — провести возврат; Esc — назад", "F12 - refund; Esc - back"),
     "help.lookup.1": (
         "Введите телефон, номер участника или часть имени, Enter",
         "Type the phone, member code or part of the name, Enter",

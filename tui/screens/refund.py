@@ -47,8 +47,20 @@ register_strings(
     {
         "refund.title": ("Возврат", "Refund"),
         "refund.find": (
-            "Номер чека, скан слипа или карты участника",
-            "Cheque number, scan of the slip or member card",
+            "Номер чека (или последние цифры), скан слипа или карты участника",
+            "Cheque number (or its last digits), scan of the slip or member card",
+        ),
+        "refund.help.1": (
+            "Номер чека: целиком, короткий (7, 000007) или последние цифры; Enter",
+            "Cheque number: whole, short (7, 000007) or last digits; Enter",
+        ),
+        "refund.help.scan": (
+            "Или скан слипа или карты: чеки участника на этой кассе, ↑↓ Enter",
+            "Or scan the slip or card: the member's cheques here, ↑↓ Enter",
+        ),
+        "refund.help.3": (
+            "F12 или Enter на пустой строке — провести возврат; Esc — назад",
+            "F12 or Enter on an empty line: make the refund; Esc: back",
         ),
         "refund.pick_cheque": (
             "Чеки участника на этой кассе — выберите (↑↓ Enter)",
@@ -83,7 +95,10 @@ register_strings(
         "refund.balance": ("Баланс: {a} → {b}", "Balance: {a} → {b}"),
         "refund.debt": ("Задолженность после: {p}", "Debt after: {p}"),
         "refund.none": ("Выберите строки для возврата", "Pick lines to refund"),
-        "refund.confirm_hint": ("F12 — провести возврат", "F12: make the refund"),
+        "refund.confirm_hint": (
+            "F12 или Enter — провести возврат",
+            "F12 or Enter: make the refund",
+        ),
         "refund.done": ("Возврат {r} проведён", "Refund {r} done"),
         "refund.next": ("Enter — новый возврат", "Enter: next refund"),
         "refund.bad_entry": ("Не понял «{text}»", "Cannot read «{text}»"),
@@ -232,7 +247,12 @@ class RefundScreen(KassaScreen):
     #refund-box { height: 1fr; }
     #refund-cheques { height: auto; max-height: 12; border: none; }
     """
-    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.refund.1", "help.refund.2", "help.refund.3")
+    HELP_LINES: ClassVar[tuple[str, ...]] = (
+        "refund.help.1",
+        "refund.help.scan",
+        "help.refund.2",
+        "refund.help.3",
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f12", "confirm", "bind.refund_confirm", id="refund_confirm"),
         Binding("up", "pick(-1)", show=False),

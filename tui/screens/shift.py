@@ -79,6 +79,8 @@ class ShiftScreen(KassaScreen):
         yield panel
 
     def on_mount(self) -> None:
+        if self.kassa.services.training:  # F1 help names no F12 there (``check_action``)
+            setattr(self, "HELP_LINES", ("help.shift.1", "training.shift_help"))  # noqa: B010
         self.request(ops.x_report)
 
     def on_xreport_ready(self, message: XReportReady) -> None:

@@ -63,6 +63,10 @@ register_strings(
             "Training shift: the report shows only training cheques since it opened; no "
             "need to close it: it closes when you leave training (F9)",
         ),
+        "training.shift_help": (
+            "Учебная смена закроется сама при выходе из учебного режима (F9)",
+            "The training shift closes by itself when you leave training (F9)",
+        ),
         "training.drop_ask": (
             "Открыт чек — он будет отменён. Enter — переключить режим, Esc — вернуться к чеку",
             "A cheque is open and will be cancelled. Enter: switch mode, Esc: keep the cheque",
