@@ -166,7 +166,7 @@ def test_help_follows_the_language(tmp_path: Path) -> None:
                 await settle(pilot)
                 text = widget_text(pilot.app, "#help-box")
                 assert has_key(text, "F8", "Новый чек")
-                assert t("ru", "help.checkout.5") in text
+                assert t("ru", CheckoutScreen.HELP_LINES[-1]) in text
 
     run(main())
 
