@@ -507,3 +507,27 @@ def test_a_serial_scan_answers_the_quit_question_with_no(tmp_path: Path) -> None
                 assert pilot.app.is_running and screen.stage == "confirm"
 
     run(main())
+
+
+def test_page_keys_scroll_the_slip_preview_and_typing_still_lands(tmp_path: Path) -> None:
+    """At 80x24 the slip preview is taller than its box: PageDown/PageUp scroll it (no
+    Tab to it needed), and the keyboard stays on the entry line."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run(size=(80, 24)) as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                box = screen.query_one("#cheque-box")
+                assert screen.stage == "done" and box.max_scroll_y > 0
+                await pilot.press("pagedown")
+                await settle(pilot)
+                assert box.scroll_y > 0 and screen.focused is entry(pilot)
+                await pilot.press("pageup")
+                await settle(pilot)
+                assert box.scroll_y == 0
+                await h.type(pilot, "SH-2001")
+                assert [ln.sku for ln in screen.lines] == ["SH-2001"]
+
+    run(main())
