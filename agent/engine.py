@@ -62,8 +62,16 @@ _LIMIT_TEXT = {
         "нет связи, а данные участника устарели — списание невозможно",
     ),
     "offline_provisional": (
-        "offline: a member registered on this till cannot spend yet",
-        "нет связи: новый участник сможет списать бонусы после синхронизации",
+        "offline: a member who joined here spends after the back office confirms the "
+        "registration",
+        "нет связи: новый участник сможет списать бонусы, когда бэк-офис подтвердит "
+        "регистрацию",
+    ),
+    "offline_welcome_only": (
+        "offline: until the back office confirms the registration only the welcome bonus "
+        "may be spent",
+        "нет связи: до подтверждения регистрации бэк-офисом можно списать только "
+        "приветственный бонус",
     ),
     "offline_per_transaction": (
         "offline limit per cheque reached",
@@ -90,6 +98,34 @@ def redeem_limit_text(key: str, rules: Programme) -> tuple[str, str]:
     whole, frac = divmod(rules.redeem_cap_bp, 100)
     cap = f"{whole},{frac:02d}\u00a0%" if frac else f"{whole}\u00a0%"
     return en.format(cap=cap), ru.format(cap=cap)
+
+
+def unconfirmed_spendable(member: MemberState, rules: Programme, now: datetime) -> Points:
+    """The most a member whom the back office has not yet seen (registered at this till,
+    ``provisional``) may spend while the till is offline, before the offline caps: the
+    welcome bonus left in its lot when the programme allows it (``welcome.spend_before_sync``),
+    else 0 (points).
+
+    Why only the welcome bonus: it is the one grant the back office makes identically from
+    the registration itself (``agent.ledger.registration_lots``), so the re-score at the
+    centre finds the same points; a phone registered twice offline keeps one bonus at the
+    centre and what the duplicate spent becomes the survivor's debt, bounded by the caps.
+    """
+    if not rules.welcome_spend_before_sync:
+        return 0
+    welcome = sum(
+        lot.points for lot in member.lots if lot.source == "welcome" and lot.is_available(now)
+    )
+    return min(welcome, member.spendable(now))
+
+
+UNCONFIRMED_SLIP_NOTES: dict[bool, tuple[str, ...]] = {
+    False: ("Списать бонусы можно будет", "после подтверждения регистрации"),
+    True: ("До подтверждения регистрации", "списывается только", "приветственный бонус"),
+}
+"""The sale slip's lines for a member the back office has not yet confirmed, printed at an
+offline till, by ``welcome.spend_before_sync`` (at most 32 characters each: the narrowest
+printer)."""
 
 
 def tier_info(tier: Tier) -> TierInfo:

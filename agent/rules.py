@@ -108,6 +108,11 @@ class Programme:
     expiry_warning_days: int
     welcome_points: Points
     welcome_expiry_days: int
+    welcome_spend_before_sync: bool
+    """``[welcome] spend_before_sync``: a member who joined at a till while it is offline
+    may spend the welcome bonus there before the back office has seen the registration,
+    within the offline caps (``OfflinePolicy``); false (the default): the bonus waits for
+    the back office. Only the welcome bonus: nothing else such a member holds is spent."""
     birthday_points: Points
     birthday_days_before: int
     birthday_days_after: int
@@ -352,6 +357,7 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         expiry_warning_days=r.integer("expiry_warning_days", 0, 365, 30),
         welcome_points=welcome.integer("points", 0, _MAX_POINTS, 0),
         welcome_expiry_days=welcome.integer("expiry_days", 1, 3650, 90),
+        welcome_spend_before_sync=welcome.flag("spend_before_sync", False),
         birthday_points=birthday.integer("points", 0, _MAX_POINTS, 0),
         birthday_days_before=birthday.integer("days_before", 0, 60, 3),
         birthday_days_after=birthday.integer("days_after", 0, 60, 7),
@@ -361,6 +367,8 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         offline=_offline(r.table("offline", {})),
         consent_text_version=r.text("consent_text_version", "2026-01", max_len=64),
     )
+    if programme.welcome_spend_before_sync and programme.welcome_points == 0:
+        raise welcome.fail("spend_before_sync", "needs a welcome bonus (welcome.points > 0)")
     welcome.done()
     birthday.done()
     r.done()
@@ -423,7 +431,11 @@ def programme_to_dict(p: Programme) -> dict[str, Any]:
         "pending_days": p.pending_days,
         "expiry_days": p.expiry_days,
         "expiry_warning_days": p.expiry_warning_days,
-        "welcome": {"points": p.welcome_points, "expiry_days": p.welcome_expiry_days},
+        "welcome": {
+            "points": p.welcome_points,
+            "expiry_days": p.welcome_expiry_days,
+            "spend_before_sync": p.welcome_spend_before_sync,
+        },
         "birthday": {
             "points": p.birthday_points,
             "days_before": p.birthday_days_before,

@@ -241,7 +241,9 @@ def test_offline_spending_bounded_with_reasons(till):
     )
 
 
-def test_provisional_member_cannot_spend_offline(till):
+def test_provisional_member_cannot_spend_offline(till, rules):
+    """Unless the programme says ``welcome.spend_before_sync`` (tests/test_welcome_offline.py)."""
+    till.agent.install_rules(replace(rules, version=2, welcome_spend_before_sync=False))
     reg = till.agent.register(
         phone="+79995550123", first_name="Вера", consent_programme=True, consent_marketing=False
     )
