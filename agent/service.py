@@ -105,6 +105,11 @@ class MemberCard:
     provisional: bool
     unsynced_events: int
     identified_by: str = ""
+    spendable_after_sync: Points = 0
+    """Points the member holds but may spend only once the back office has confirmed the
+    registration: a member who joined at this till (``provisional``) while it is offline,
+    under the programme's ``welcome.spend_before_sync`` (``spendable`` is then what may be
+    spent now, before the per-cheque offline caps)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +344,10 @@ class Agent:
         exp_points, exp_on = engine.expiring_soon(state.lots, rules, now)
         today = engine.local_date(rules, now)
         bday = engine.birthday_occurrence(rules, state, today)
+        spendable = state.spendable(now)
+        after_sync = 0
+        if row[5] and not self.offline_status().online:
+            after_sync = spendable - engine.unconfirmed_spendable(state, rules, now)
         progress = tuple(
             CollectionProgress(m.id, m.name_ru, state.collection_progress(m.id), m.target)
             for m in rules.collections
@@ -352,7 +361,7 @@ class Agent:
             balance=state.balance(now),
             available=state.available_points(now),
             pending=state.pending_points(now),
-            spendable=state.spendable(now),
+            spendable=spendable - after_sync,
             debt=state.debt,
             expiring_points=exp_points,
             expiring_on=exp_on,
@@ -363,6 +372,7 @@ class Agent:
             consent_marketing=bool(row[6]),
             provisional=bool(row[5]),
             unsynced_events=int(row[7]),
+            spendable_after_sync=after_sync,
         )
 
     # ----------------------------------------------------------------- offline policy
@@ -434,22 +444,36 @@ class Agent:
         self._cache = _Cached()
 
     def _offline_limit(
-        self, status: OfflineStatus, row: tuple[Any, ...], rules: Programme, now: datetime
+        self,
+        status: OfflineStatus,
+        row: tuple[Any, ...],
+        state: MemberState,
+        rules: Programme,
+        now: datetime,
     ) -> tuple[str, Points] | None:
-        """The bound on spending for this cheque when offline (DESIGN.md §3), or None."""
+        """The bound on spending for this cheque when offline (DESIGN.md §3), or None.
+
+        A member who joined here and whom the back office has not confirmed (``provisional``)
+        spends only what ``engine.unconfirmed_spendable`` allows (the welcome bonus, if the
+        programme says so), within the caps; the cache-age check does not apply to them:
+        their row is this till's own registration."""
         if status.online:
             return None
         policy = rules.offline
         synced_at = row[8]
+        bounds: dict[str, Points] = {}
         if row[5]:
-            return ("offline_provisional", 0)
-        if synced_at is None or now - datetime.fromisoformat(synced_at) > timedelta(
+            unconfirmed = engine.unconfirmed_spendable(state, rules, now)
+            if unconfirmed <= 0:
+                return ("offline_provisional", 0)
+            bounds["offline_welcome_only"] = unconfirmed
+        elif synced_at is None or now - datetime.fromisoformat(synced_at) > timedelta(
             hours=policy.max_cache_age_hours
         ):
             return ("offline_stale_cache", 0)
         if status.consecutive_offline >= policy.consecutive_limit:
             return ("offline_consecutive", 0)
-        bounds = {
+        bounds |= {
             "offline_per_transaction": policy.per_transaction_points,
             "offline_per_member": policy.per_member_points - int(row[9]),
             "offline_terminal_budget": policy.terminal_budget_points
@@ -532,7 +556,7 @@ class Agent:
         """``held``: the member's points reserved by other cheques, if already read."""
         rules = self.programme()
         coupon = self._coupon(req.coupon, row[1], now)
-        limit = self._offline_limit(status, row, rules, now)
+        limit = self._offline_limit(status, row, state, rules, now)
         # Points reserved by other cheques in progress (agent.holds) are not spendable here.
         if held is None:
             held = holds.held_points(self.store, req.member_id, now, req.cart.receipt_id)
@@ -782,6 +806,10 @@ class Agent:
         bonus_notes = [f"{b.note_ru}: +{b.points}" for b in q.bonuses]
         if q.tier_after != q.tier_before:
             bonus_notes.append(f"Новый уровень: «{q.tier_after.name_ru}»")
+        if provisional and row[5]:  # offline, and the back office has not seen the member
+            bonus_notes.extend(
+                engine.UNCONFIRMED_SLIP_NOTES[self.programme().welcome_spend_before_sync]
+            )
         return Slip(
             kind="sale",
             store_name=self.store_name,
