@@ -531,3 +531,22 @@ def test_page_keys_scroll_the_slip_preview_and_typing_still_lands(tmp_path: Path
                 assert [ln.sku for ln in screen.lines] == ["SH-2001"]
 
     run(main())
+
+
+def test_ctrl_q_over_the_help_asks_on_the_screen_below(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await cheque_with_member(h, pilot)
+                await pilot.press("f1")
+                await settle(pilot)
+                assert pilot.app.screen is not screen
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                assert pilot.app.is_running and pilot.app.screen is screen
+                assert "Выйти из кассы?" in said(pilot)
+                await pilot.press("escape")
+                await settle(pilot)
+                assert pilot.app.is_running and len(screen.lines) == 1
+
+    run(main())
