@@ -14,7 +14,7 @@ phone; the Russian message echoes the input back to the cashier who typed it.
 Member codes are digits only (13 = 12 payload digits + 1 Damm check digit) because digits
 are the only characters a keyboard-wedge scanner types identically under every keyboard
 layout. Everything else a wedge scanner types under a Russian layout comes out in
-Cyrillic; :func:`repair_layout` maps it back.
+Cyrillic; :func:`agent.layout.repair_layout` maps it back.
 
 No I/O, no clock reads: the current time is passed in as an aware UTC ``datetime``.
 """
@@ -31,6 +31,7 @@ from typing import Literal, Protocol
 import phonenumbers
 
 from agent.errors import InputError, MemberCodeError, PhoneError, TokenError
+from agent.layout import repair_layout
 
 __all__ = [
     "MEMBER_CODE_LENGTH",
@@ -367,54 +368,6 @@ def looks_like_member_code(text: str) -> bool:
     except MemberCodeError:
         return False
     return True
-
-
-# --------------------------------------------------------------------------------------
-# Keyboard layout repair
-# --------------------------------------------------------------------------------------
-
-_US_KEYS = (
-    "`1234567890-=qwertyuiop[]\\asdfghjkl;'zxcvbnm,./"
-    '~!@#$%^&*()_+QWERTYUIOP{}|ASDFGHJKL:"ZXCVBNM<>?'
-)
-_RU_KEYS = (
-    "ё1234567890-=йцукенгшщзхъ\\фывапролджэячсмитьбю."
-    'Ё!"№;%:?*()_+ЙЦУКЕНГШЩЗХЪ/ФЫВАПРОЛДЖЭЯЧСМИТЬБЮ,'
-)
-"""The same physical keys, unshifted then with Shift, under US-QWERTY and the standard
-Russian (ЙЦУКЕН, PC) layout of Windows and Linux."""
-
-_RU_TO_US = str.maketrans({ru: us for ru, us in zip(_RU_KEYS, _US_KEYS, strict=True) if ru != us})
-
-_CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
-
-
-def repair_layout(text: str) -> str:
-    """Undo a keyboard-wedge scan typed while the PC keyboard was in the Russian layout.
-
-    The scanner sends key presses, not characters: under ЙЦУКЕН ``KM1:`` arrives as
-    ``ЛЬ1Ж``. Each character is mapped back to the US-QWERTY character on the same key
-    (with the same Shift state): letters, ``Ж``->``:``, ``ж``->``;``, ``Б``->``<``,
-    ``ю``->``.``, ``Х``->``{``, ``ё``->`` ` ``, and the punctuation that the Russian
-    layout puts elsewhere: ``"``->``@``, ``№``->``#``, ``;``->``$``, ``:``->``^``,
-    ``?``->``&``, ``/``->``|``, ``.``->``/``, ``,``->``?``.
-
-    Only text containing Cyrillic is transformed; other text is returned unchanged.
-
-    Limits (punctuation is ambiguous because both layouts share ASCII symbols):
-
-    - a scan with no letters at all is not detectable: ``@1`` typed under ЙЦУКЕН is
-      ``"1`` and stays ``"1``. Digits, space, ``-``, ``=``, ``!``, ``%``, ``*``, ``(``,
-      ``)``, ``_``, ``+`` and ``\\`` are the same on both layouts and need no repair;
-    - text mixing layouts (a genuine Cyrillic word next to ASCII punctuation, or a layout
-      switch in the middle of a scan) is mapped as a whole, so its ASCII ``. , ; : ? " /``
-      are rewritten too;
-    - Caps Lock inverts letter case; other layouts (Ukrainian, Kazakh, the "typewriter"
-      Russian variant, macOS "Russian" rather than "Russian - PC") are not handled.
-    """
-    if not _CYRILLIC_RE.search(text):
-        return text
-    return text.translate(_RU_TO_US)
 
 
 # --------------------------------------------------------------------------------------

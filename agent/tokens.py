@@ -14,10 +14,10 @@ Wire format of a token (contract)::
 
 Base32 keeps the text inside the QR alphanumeric character set (A-Z, 2-7, ":"), which
 makes the QR smaller than byte mode and survives a wedge scanner under a Russian layout
-(``agent.identify.repair_layout`` maps the Cyrillic back). The prefix is signed, so a
-coupon body cannot be replayed as a member token or vice versa. Decoding is
-case-insensitive (Caps Lock flips the case of wedge scans); signatures are over bytes, so
-this opens no forgery.
+(``agent.layout.repair_layout`` maps the Cyrillic back; decoding does it too, so a token
+typed under ЙЦУКЕН is read as well). The prefix is signed, so a coupon body cannot be
+replayed as a member token or vice versa. Decoding is case-insensitive (Caps Lock flips
+the case of wedge scans); signatures are over bytes, so this opens no forgery.
 
 Payloads (big-endian, times as unix seconds UTC)::
 
@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agent.errors import CouponError, MemberCodeError, TokenExpired, TokenForged, TokenMalformed
 from agent.identify import MEMBER_CODE_LENGTH, TOKEN_PREFIX_RE, check_member_code
+from agent.layout import repair_layout
 
 __all__ = [
     "COUPON_CODEC",
@@ -274,6 +275,9 @@ class TokenCodec:
         token with a bad signature or unknown key is ``TokenForged``.
         """
         text = text.strip()
+        if text[: len(self.prefix)].upper() != self.prefix:
+            # Base32 has no Cyrillic: a token in Cyrillic was typed or scanned under ЙЦУКЕН.
+            text = repair_layout(text)
         head = text[: len(self.prefix)].upper()
         if head != self.prefix:
             self._wrong_prefix(text)

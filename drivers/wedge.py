@@ -4,7 +4,8 @@ A wedge scanner is a keyboard: it types the code and a suffix key. Measured (not
 drivers.md): scanner bursts have 0.2-8 ms between keys, people ~150 ms; the suffix arrives
 as ``enter`` (CR), ``ctrl+j`` (LF) or ``tab``. Under the Russian layout the scanner's key
 presses come out Cyrillic (``KM1:`` is typed ``ЛЬ1Ж``); the text is repaired with
-:func:`agent.identify.repair_layout` when it contains Cyrillic.
+:func:`agent.layout.repair_layout` when it contains Cyrillic (the same key table
+repairs a SKU or coupon typed at checkout, ``tui.entry``).
 
 :class:`WedgeClassifier` is pure: keys and times in, decisions out; the clock is whatever
 the caller passes (Textual's ``event.time``, or a fake in tests, because ``Pilot.press``
@@ -48,7 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.identify import repair_layout
+from agent.layout import repair_layout
 
 __all__ = ["DEFAULT_TERMINATORS", "WedgeClassifier", "WedgeDecision"]
 

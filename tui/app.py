@@ -27,6 +27,7 @@ from textual.widgets import Input
 
 from agent.errors import AgentError
 from tui.i18n import LANGS, register_strings, t
+from tui.keys import with_layout_twins
 from tui.messages import (
     CashiersListed,
     CoreFailed,
@@ -89,12 +90,14 @@ class KassaApp(App[int]):
     CSS_PATH = str(Path(__file__).with_name("kassa.tcss"))  # absolute: subclasses elsewhere
     TITLE = "Kassa"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "help", "bind.help", id="help"),
-        *_flow_bindings(),
-        Binding("f10", "toggle_language", "bind.language", id="language"),
-        Binding("ctrl+q", "quit", "bind.quit", id="quit", priority=True),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = with_layout_twins(  # letters: both layouts
+        [
+            Binding("f1", "help", "bind.help", id="help"),
+            *_flow_bindings(),
+            Binding("f10", "toggle_language", "bind.language", id="language"),
+            Binding("ctrl+q", "quit", "bind.quit", id="quit", priority=True),
+        ]
+    )
     STATUS_PERIOD_S = 1.0
     """How often the status bar is refreshed from the store (seconds)."""
 

@@ -13,6 +13,12 @@ One line takes everything, so the hands stay on the keyboard:
   category) for a till without POS integration;
 - ``-500`` -> spend 500 points; ``-`` alone -> spend none; ``-*`` -> spend all allowed.
 
+Typed under the Russian layout by the Latin key labels (``ВК-1001`` for ``DR-1001``,
+``ЛС1Ж…`` for a coupon), an entry is repaired with the same key table as a wedge scan
+(:func:`agent.layout.repair_layout`), but only when it means nothing as typed and the
+repaired text can be nothing else: a token prefix, a total, or a SKU with letters and
+digits. A Cyrillic word (a name) is not turned into a Latin SKU.
+
 Money is parsed to integer kopecks without floats.
 """
 
@@ -21,6 +27,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from agent.layout import has_cyrillic, repair_layout
 
 Kind = Literal["empty", "identify", "coupon", "sku", "line", "total", "redeem", "invalid"]
 
@@ -48,6 +56,24 @@ MAX_QTY = 999
 
 
 def parse_entry(raw: str) -> Entry:
+    """What one typed or scanned line means (see the module docstring)."""
+    entry = _parse(raw)
+    if entry.kind != "invalid" or not has_cyrillic(raw):
+        return entry
+    repaired = _parse(repair_layout(raw))
+    if repaired.kind in ("invalid", "empty"):
+        return entry
+    if repaired.kind in ("sku", "line") and not _CODE_SHAPED.match(repaired.text):
+        return entry
+    return repaired
+
+
+_CODE_SHAPED = re.compile(r"^(?=.*[A-Z])(?=.*\d)")
+"""A SKU that has both letters and digits (``DR-1001``): a Russian-layout slip, where a
+word of letters only could be a name typed in Russian on purpose."""
+
+
+def _parse(raw: str) -> Entry:
     text = raw.strip()
     if not text:
         return Entry("empty")

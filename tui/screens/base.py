@@ -2,6 +2,8 @@
 message line above it, and helpers to ask the core (``request``) and translate (``t``).
 
 Subclasses implement ``compose_body()`` and, for a language switch, ``relabel()``.
+Every letter key in a subclass's ``BINDINGS`` works in both cases and under the Russian
+layout too (``tui.keys``): the class does nothing for it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.i18n import t
+from tui.keys import with_layout_twins
 from tui.messages import CoreFailed, CoreRequested
 from tui.widgets.keybar import KeyBar
 from tui.widgets.status import StatusBar
@@ -28,13 +31,21 @@ if TYPE_CHECKING:
 class KassaScreen(Screen[Any]):
     """Base of the app's screens (status bar, body, message line, key bar)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "bind.back", id="back"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = with_layout_twins(
+        [Binding("escape", "back", "bind.back", id="back")]
+    )
 
     HELP_LINES: ClassVar[tuple[str, ...]] = ()
     """i18n keys of the lines F1 help shows above this screen's keys (what to do here);
     empty: a general text (``tui.screens.help``)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A screen's letter keys get their other-case and Russian-layout twins before
+        Textual merges the bindings (``p`` also answers ``P``, ``з``, ``З``)."""
+        own = cls.__dict__.get("BINDINGS")
+        if own is not None:
+            cls.BINDINGS = with_layout_twins(own)
+        super().__init_subclass__(**kwargs)
 
     _said: tuple[Callable[[], str], bool] | None = None
     """The message line as a renderer (and its error flag): a language switch calls it

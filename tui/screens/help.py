@@ -31,6 +31,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from tui.i18n import STRINGS, t
+from tui.keys import with_layout_twins
 from tui.messages import Scanned
 from tui.widgets.keybar import key_label, key_order
 
@@ -76,12 +77,14 @@ def help_text(lang: str, lines: Iterable[str], bindings: Iterable[ActiveBinding]
 class HelpScreen(ModalScreen[None]):
     """See the module docstring. ``under`` is the screen help was opened over."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "bind.close", id="help_close"),
-        Binding("f1", "close", "bind.close", id="help_close_f1", show=False),
-        # A modal screen hides the App's bindings: the language switch is repeated here.
-        Binding("f10", "app.toggle_language", "bind.language", id="help_language"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = with_layout_twins(
+        [
+            Binding("escape", "close", "bind.close", id="help_close"),
+            Binding("f1", "close", "bind.close", id="help_close_f1", show=False),
+            # A modal screen hides the App's bindings: the language switch is repeated here.
+            Binding("f10", "app.toggle_language", "bind.language", id="help_language"),
+        ]
+    )
 
     def __init__(self, under: Screen[Any]) -> None:
         super().__init__()

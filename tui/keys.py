@@ -1,0 +1,48 @@
+"""Letter keys that work whatever layout and case the till keyboard is in.
+
+Russian tills sit in the ЙЦУКЕН layout, and Caps Lock or Shift is often on: the key
+labelled ``P`` then types ``з``, ``З`` or ``P``, and a binding on ``"p"`` alone would do
+nothing. :func:`with_layout_twins` gives every single-letter binding its three twins (the
+other case, and both cases of the Russian letter on the same key, from the same key table
+that repairs scans: :func:`agent.layout.russian_layout_char`). The twins are hidden and
+carry no description, so the key bar and F1 help show the binding once, as written.
+
+``KassaScreen`` applies it to every screen's ``BINDINGS`` when the class is created, so a
+screen added later gets it without doing anything; the App and modal screens call it on
+their own ``BINDINGS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from textual.binding import Binding, BindingType
+
+from agent.layout import russian_layout_char
+
+__all__ = ["key_twins", "with_layout_twins"]
+
+
+def key_twins(key: str) -> tuple[str, ...]:
+    """The other keys that mean ``key`` (``"p"`` -> ``("P", "з", "З")``); ``()`` for a key
+    that is not one Latin letter (F-keys, ``ctrl+…``, digits are the same in every layout).
+    """
+    if len(key) != 1 or not (key.isascii() and key.isalpha()):
+        return ()
+    lower, upper = key.lower(), key.upper()
+    forms = (lower, upper, russian_layout_char(lower), russian_layout_char(upper))
+    return tuple(dict.fromkeys(k for k in forms if k != key))
+
+
+def with_layout_twins(bindings: Iterable[BindingType]) -> list[BindingType]:
+    """``bindings`` as Textual reads them (one ``Binding`` per key), each single-letter
+    binding followed by its hidden twins (same action, id and priority)."""
+    out: list[BindingType] = []
+    for binding in Binding.make_bindings(bindings):
+        out.append(binding)
+        out.extend(
+            replace(binding, key=twin, description="", show=False, key_display=None)
+            for twin in key_twins(binding.key)
+        )
+    return out
