@@ -59,6 +59,8 @@ class Shift:
     terminal_id: str
     opened_at: datetime
     closed_at: datetime | None
+    number: int = 0
+    """The shift's number on this till (1 = its first shift), printed on the reports."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,10 @@ class XReport:
     refund_kop: int
     points_reversed: int
     points_returned: int
+    coupons: int = 0
+    """Cheques with a coupon applied."""
+    coupon_kop: int = 0
+    """The coupons' discount on those cheques, kopecks."""
 
 
 def _hash_pin(pin: str, salt: bytes) -> str:
@@ -189,7 +195,9 @@ def verify_pin(store: Store, cashier_id: str, pin: str) -> Cashier:
 
 
 _SHIFT_SQL = (
-    "SELECT s.shift_id, s.cashier_id, c.name, s.terminal_id, s.opened_at, s.closed_at "
+    "SELECT s.shift_id, s.cashier_id, c.name, s.terminal_id, s.opened_at, s.closed_at, "
+    "(SELECT count(*) FROM shifts p WHERE p.terminal_id = s.terminal_id "
+    "AND p.opened_at <= s.opened_at) "
     "FROM shifts s JOIN cashiers c ON c.cashier_id = s.cashier_id"
 )
 
@@ -202,6 +210,7 @@ def _shift(row: tuple[object, ...]) -> Shift:
         str(row[3]),
         datetime.fromisoformat(str(row[4])),
         datetime.fromisoformat(str(row[5])) if row[5] else None,
+        int(str(row[6])) if len(row) > 6 else 0,
     )
 
 
@@ -282,6 +291,8 @@ def x_report(store: Store, shift_id: str, now: datetime) -> XReport:
             "refund_kop",
             "points_reversed",
             "points_returned",
+            "coupons",
+            "coupon_kop",
         ],
         0,
     )
@@ -305,6 +316,10 @@ def x_report(store: Store, shift_id: str, now: datetime) -> XReport:
                 int(b["points"]) for b in quote["bonuses"]
             )
             figures["points_spent"] += int(quote["redeem_points"])
+            coupon_kop = sum(int(ln["coupon_discount_kop"]) for ln in quote["lines"])
+            if quote.get("coupon_id") or coupon_kop:
+                figures["coupons"] += 1
+                figures["coupon_kop"] += coupon_kop
         elif kind == "refund":
             result = data["result"]
             figures["refunds"] += 1
@@ -318,49 +333,67 @@ def x_report(store: Store, shift_id: str, now: datetime) -> XReport:
     return XReport(shift=shift, generated_at=now, **figures)
 
 
-def report_slip(report: XReport, store_name: str) -> Slip:
-    """The X-report as a slip for the receipt printer (same renderer as sales)."""
+def report_slip(report: XReport, store_name: str, *, training: bool = False) -> Slip:
+    """The shift report as a slip for the receipt printer: the X report ("без гашения")
+    while the shift is open, the Z report (closing) once it is closed. The layout is the
+    renderer's (``drivers.render``: header rows, then sections under their headings)."""
     s = report.shift
     closed = s.closed_at is not None
-    lines = (
+    header = (
+        SlipLine("Касса", s.terminal_id),
         SlipLine("Кассир", s.cashier_name),
-        SlipLine("Смена открыта", s.opened_at.strftime("%d.%m %H:%M")),
+        SlipLine("Смена №", str(s.number) if s.number else s.shift_id[:8]),
+        SlipLine("Открыта", s.opened_at.strftime("%d.%m.%Y %H:%M")),
         SlipLine(
-            "Смена закрыта" if closed else "Отчёт на",
-            (s.closed_at or report.generated_at).strftime("%d.%m %H:%M"),
+            "Закрыта" if closed else "Отчёт на",
+            (s.closed_at or report.generated_at).strftime("%d.%m.%Y %H:%M"),
         ),
+    )
+    lines = (
+        SlipLine("Продажи", "", "heading"),
         SlipLine("Чеков с картой", str(report.cheques)),
         SlipLine("  по скану", str(report.by_scan)),
         SlipLine("  по телефону", str(report.by_phone)),
         SlipLine("  без связи", str(report.offline_cheques)),
-        SlipLine("Сумма чеков", format_rub(report.sales_kop)),
+        SlipLine("Сумма чеков", format_rub(report.sales_kop), "total"),
         SlipLine("Скидки", format_rub(report.discount_kop)),
+        SlipLine("Возвраты", "", "heading"),
+        SlipLine("Возвратов", str(report.refunds)),
+        SlipLine("Сумма возвратов", format_rub(report.refund_kop), "total"),
+        SlipLine("Бонусы", "", "heading"),
         SlipLine("Начислено", format_points(report.points_earned)),
         SlipLine("Списано", format_points(report.points_spent)),
+        SlipLine("Отменено начислений", format_points(report.points_reversed)),
+        SlipLine("Возвращено бонусов", format_points(report.points_returned)),
+        SlipLine("Купоны", "", "heading"),
+        SlipLine("Чеков с купоном", str(report.coupons)),
+        SlipLine("Скидка по купонам", format_rub(report.coupon_kop)),
+        SlipLine("Участники", "", "heading"),
         SlipLine("Регистраций", str(report.registrations)),
-        SlipLine("Возвратов", str(report.refunds)),
-        SlipLine("  на сумму", format_rub(report.refund_kop)),
-        SlipLine("  отменено начислений", format_points(report.points_reversed)),
-        SlipLine("  возвращено бонусов", format_points(report.points_returned)),
     )
     return Slip(
-        kind="x_report",
+        kind="z_report" if closed else "x_report",
         store_name=store_name,
         terminal_id=s.terminal_id,
         receipt_id=("Z-" if closed else "X-") + s.shift_id[:8],
         printed_at=report.generated_at,
-        member="—",
-        tier="—",
+        member="",
+        tier="",
         lines=lines,
+        header=header,
+        training=training,
     )
 
 
-def queue_report(store: Store, report: XReport, store_name: str) -> int:
-    """Queue the X-report on the receipt printer; returns the print job id."""
-    slip = report_slip(report, store_name)
+def queue_report(
+    store: Store, report: XReport, store_name: str, *, training: bool = False
+) -> int:
+    """Queue the shift's report on the receipt printer (X while open, Z once closed);
+    returns the print job id."""
+    slip = report_slip(report, store_name, training=training)
     with store.write() as conn:
         cur = conn.execute(
             "INSERT INTO print_jobs(receipt_id, kind, created_at, slip) VALUES (?,?,?,?)",
-            (slip.receipt_id, "x_report", report.generated_at.isoformat(), codec.dumps(slip)),
+            (slip.receipt_id, slip.kind, report.generated_at.isoformat(), codec.dumps(slip)),
         )
         return int(cur.lastrowid or 0)

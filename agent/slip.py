@@ -16,15 +16,19 @@ from agent.money import format_points, format_rub
 
 @dataclass(frozen=True, slots=True)
 class SlipLine:
+    """One label/value row. ``style``: "" (plain), "heading" (a section title of a shift
+    report: the label alone, bold) or "total" (bold)."""
+
     label: str
     value: str
+    style: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Slip:
     """What the member sees on paper. Amounts already formatted for the cashier's language."""
 
-    kind: str  # "sale" | "refund" | "registration"
+    kind: str  # "sale" | "refund" | "registration" | "x_report" | "z_report"
     store_name: str
     terminal_id: str
     receipt_id: str
@@ -37,6 +41,30 @@ class Slip:
     copy: bool = False
     training: bool = False
     promo: str | None = None  # one campaign or coupon message, printed boxed under the body
+    header: tuple[SlipLine, ...] = ()
+    """Shift reports: the rows under the title (till, cashier, shift number, times)."""
+
+
+REPORT_TITLES = {
+    "x_report": "Сменный отчёт без гашения",
+    "z_report": "Отчёт о закрытии смены",
+}
+"""Shift report kinds and their printed titles (the X report and the closing Z report)."""
+
+KIND_TITLES = {
+    "sale": "БОНУСЫ ЗА ПОКУПКУ",
+    "refund": "ВОЗВРАТ",
+    "registration": "ДОБРО ПОЖАЛОВАТЬ!",
+}
+"""The line under the programme's name on a cheque slip, by kind."""
+
+
+def qr_caption(payload: str) -> str:
+    """What is printed above a slip's QR: an app link is for the member's phone camera,
+    a member code is for the till's scanner."""
+    if payload.startswith(("http://", "https://")):
+        return "Приложение: наведите камеру"
+    return "Покажите этот код на кассе"
 
 
 def _dm(day: date) -> str:
@@ -85,7 +113,10 @@ def sale_lines(
 
 
 def slip_text(slip: Slip, width: int = 42) -> str:
-    """A fixed-width plain-text rendering (the preview printer)."""
+    """A fixed-width plain-text rendering for consoles without the printer profile (the
+    demo's console, ``kassa print-job``, the POS API). The cashier screen shows the
+    printer's own lines instead (``drivers.preview``), QR drawn; here the QR is its
+    payload."""
 
     def row(label: str, value: str) -> str:
         if not label:
@@ -99,7 +130,24 @@ def slip_text(slip: Slip, width: int = 42) -> str:
     if slip.copy:
         out.append("КОПИЯ".center(width))
     out.append(slip.store_name.center(width))
+    if slip.kind in REPORT_TITLES:
+        out.append(REPORT_TITLES[slip.kind].center(width))
+        out.append("Программа лояльности".center(width))
+        out.append("-" * width)
+        out.extend(row(line.label, line.value) for line in slip.header)
+        for line in slip.lines:
+            if line.style == "heading":
+                out.append("-" * width)
+                out.append(line.label)
+            else:
+                out.append(row(line.label, line.value))
+        out.append("=" * width)
+        if slip.kind == "z_report":
+            out.append("СМЕНА ЗАКРЫТА".center(width))
+        return "\n".join(out).replace("\u00a0", " ")
     out.append("Программа лояльности".center(width))
+    if title := KIND_TITLES.get(slip.kind):
+        out.append(title.center(width))
     out.append("-" * width)
     out.append(row("Чек", slip.receipt_id))
     out.append(row("Дата", slip.printed_at.strftime("%d.%m.%Y %H:%M")))
@@ -116,6 +164,7 @@ def slip_text(slip: Slip, width: int = 42) -> str:
         out.append(slip.promo.center(width))
     if slip.qr_payload:
         out.append("-" * width)
+        out.append(qr_caption(slip.qr_payload).center(width))
         out.append(f"[QR] {slip.qr_payload}")
     out.append("=" * width)
     return "\n".join(out).replace("\u00a0", " ")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.slip import Slip
+from agent.slip import KIND_TITLES, REPORT_TITLES, Slip, SlipLine, qr_caption
 from drivers import escpos, qr
 from drivers.profiles import Profile, ProfileError
 from drivers.text import NBSP, encode, sanitise
@@ -32,11 +32,6 @@ from drivers.text import NBSP, encode, sanitise
 QR_LEVEL = "M"
 """QR error correction on slips: M (15 %) survives thermal fade and a crease."""
 
-KIND_TITLES = {
-    "sale": "БОНУСЫ ЗА ПОКУПКУ",
-    "refund": "ВОЗВРАТ",
-    "registration": "ДОБРО ПОЖАЛОВАТЬ!",
-}
 
 _BREAK_AFTER = frozenset("-/.,:;_)]}+=&?")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -114,6 +109,29 @@ def row(label: str, value: str, width: int) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- document
+@dataclass(frozen=True, slots=True)
+class PrintedLine:
+    """One line as it lands on paper: sanitised text (NBSP printed as a space, trailing
+    spaces dropped) and the style it is printed in. ``scale`` 2 is double width and height."""
+
+    text: str
+    align: int
+    bold: bool
+    scale: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrintedQr:
+    """A QR symbol as printed (raster image or the printer's own drawing of ``payload``)."""
+
+    matrix: qr.QrMatrix
+    payload: str
+
+
+Printed = PrintedLine | PrintedQr
+"""What :func:`printed` lists: the job's content in paper order, without the commands."""
+
+
 @dataclass(slots=True)
 class _Style:
     align: int = escpos.LEFT
@@ -130,6 +148,7 @@ class _Job:
         self.enc = profile.encoding
         self.out = bytearray(escpos.start(profile.slot))
         self.style = _Style()  # what ESC @ leaves
+        self.printed: list[Printed] = []  # the same content, for the on-screen preview
 
     def clean(self, text: str) -> str:
         return sanitise(text, self.enc)
@@ -145,8 +164,11 @@ class _Job:
 
     def lines(self, lines: list[str], style: _Style | None = None) -> None:
         self.set(style or _Style())
+        s = self.style
         for line in lines:
-            self.out += encode(line.replace(NBSP, " ").rstrip(), self.enc) + escpos.LF
+            text = line.replace(NBSP, " ").rstrip()
+            self.out += encode(text, self.enc) + escpos.LF
+            self.printed.append(PrintedLine(text, s.align, s.bold, s.width))
 
     def para(
         self, text: str, *, align: int = escpos.LEFT, bold: bool = False, big: bool = False
@@ -175,6 +197,7 @@ class _Job:
         except ValueError:  # too long for any QR version: print it as text instead
             self.para(payload, align=escpos.CENTER)
             return
+        self.printed.append(PrintedQr(m, payload))
         dots = p.qr_module_dots
         while dots > 1 and (m.size + 2 * qr.QUIET_MODULES) * dots > p.dots:
             dots -= 1
@@ -201,23 +224,40 @@ class _Job:
         return bytes(self.out)
 
 
-def _qr_caption(payload: str) -> str:
-    if payload.startswith(("http://", "https://")):
-        return "Приложение: наведите камеру"
-    return "Покажите этот код на кассе"
-
-
 def render(slip: Slip, profile: Profile) -> bytes:
     """The complete ESC/POS job for ``slip`` on ``profile``'s printer.
 
-    Blocks, top to bottom: training and copy marks, store, programme, kind; cheque number,
-    date/time, member (masked phone or member code), tier; the body rows (balance before
-    and after, earned with "доступны с", spent, expiring, tier and collection progress,
-    notes); «ПРЕДВАРИТЕЛЬНО» for an offline-provisional balance; the campaign or coupon
-    line; the QR with its caption; feed and cut as the profile says. Raises
-    ``ProfileError`` if the profile asks for native QR its model lacks.
+    Cheques (sale, refund, registration), top to bottom: training and copy marks, store,
+    programme, kind; cheque number, date/time, member (masked phone or member code), tier;
+    the body rows (balance before and after, earned with "доступны с", spent, expiring,
+    tier and collection progress, notes); «ПРЕДВАРИТЕЛЬНО» for an offline-provisional
+    balance; the campaign or coupon line; the QR with its caption; feed and cut as the
+    profile says. Shift reports (``REPORT_TITLES``) have their own layout
+    (:func:`_report`). Raises ``ProfileError`` if the profile asks for native QR its model
+    lacks.
     """
+    return _compose(slip, profile).finish()
+
+
+def printed(slip: Slip, profile: Profile) -> tuple[Printed, ...]:
+    """The lines and QR codes :func:`render` prints for ``slip``, in paper order.
+
+    Built by the same layout run as the bytes, so an on-screen preview made from it
+    (``drivers.preview``) holds exactly the printed lines.
+    """
+    return tuple(_compose(slip, profile).printed)
+
+
+def _compose(slip: Slip, profile: Profile) -> _Job:
     job = _Job(profile)
+    if slip.kind in REPORT_TITLES:
+        _report(job, slip)
+    else:
+        _cheque(job, slip)
+    return job
+
+
+def _cheque(job: _Job, slip: Slip) -> None:
     center = escpos.CENTER
     if slip.training:
         job.para("*** УЧЕБНЫЙ РЕЖИМ ***", align=center, bold=True)
@@ -245,7 +285,7 @@ def render(slip: Slip, profile: Profile) -> bytes:
         job.rule("*")
     if slip.qr_payload:
         job.rule()
-        job.para(_qr_caption(slip.qr_payload), align=center)
+        job.para(qr_caption(slip.qr_payload), align=center)
         job.qr_code(slip.qr_payload)
         if not slip.qr_payload.startswith(("http://", "https://")):
             job.para(slip.qr_payload, align=center)
@@ -254,4 +294,41 @@ def render(slip: Slip, profile: Profile) -> bytes:
     if slip.training:
         job.para("*** УЧЕБНЫЙ РЕЖИМ: НЕ ЧЕК ***", align=center, bold=True)
     job.rule("=")
-    return job.finish()
+
+
+def _report_rows(job: _Job, lines: tuple[SlipLine, ...]) -> None:
+    """Section headings (``style="heading"``) bold on their own line after a thin rule;
+    ``style="total"`` rows bold; the rest label/value rows."""
+    for line in lines:
+        if line.style == "heading":
+            job.rule()
+            job.para(line.label, bold=True)
+        else:
+            job.row(line.label, line.value, bold=line.style == "total")
+
+
+def _report(job: _Job, slip: Slip) -> None:
+    """A shift report as Russian tills print it: the store, the report's title (X: "без
+    гашения", Z: closing), the programme; the header (till, cashier, shift number, opened,
+    closed or "report at"); the sections of the body; the end mark of a Z report."""
+    center = escpos.CENTER
+    if slip.training:
+        job.para("*** УЧЕБНЫЙ РЕЖИМ ***", align=center, bold=True)
+    if slip.copy:
+        job.para("КОПИЯ", align=center, bold=True, big=True)
+    job.para(slip.store_name, align=center, bold=True)
+    job.para(REPORT_TITLES[slip.kind], align=center, bold=True)
+    job.para("Программа лояльности", align=center)
+    job.rule()
+    for line in slip.header:
+        job.row(line.label, line.value)
+    _report_rows(job, slip.lines)
+    job.rule("=")
+    if slip.kind == "z_report":
+        job.para("СМЕНА ЗАКРЫТА", align=center, bold=True)
+    if slip.copy:
+        job.para("КОПИЯ", align=center, bold=True)
+    if slip.training:
+        job.para("*** УЧЕБНЫЙ РЕЖИМ: НЕ ОТЧЁТ ***", align=center, bold=True)
+    if slip.kind == "z_report" or slip.copy or slip.training:
+        job.rule("=")

@@ -112,5 +112,6 @@ def test_x_report_counts_the_shift_only(till: Till, clock: FakeClock) -> None:
     assert later.cheques == closed.cheques == 2
     job = shifts.queue_report(till.store, later, "Тест")
     slip = get_job(till.store, job).slip
-    assert slip.kind == "x_report" and slip.receipt_id.startswith("Z-")
+    assert slip.kind == "z_report" and slip.receipt_id.startswith("Z-")  # a closed shift
+    assert get_job(till.store, job).kind == "z_report"
     assert ("Чеков с картой", "2") in [(ln.label, ln.value) for ln in slip.lines]

@@ -269,8 +269,17 @@ class KassaApp(App[int]):
         self.post_message(StatusUpdated(snap))
 
     def on_status_updated(self, message: StatusUpdated) -> None:
-        self.last_status = message.snapshot
+        before, now = self.last_status, message.snapshot
+        self.last_status = now
         self._refresh_bars()
+        if before is not None and (before.events_waiting, before.last_contact) != (
+            now.events_waiting,
+            now.last_contact,
+        ):  # the back office may have counted a shown member's events: re-read the card
+            from tui.widgets.member import MemberCardView
+
+            for view in self.screen.query(MemberCardView):
+                view.sync_moved()
 
     def on_printer_changed(self, message: PrinterChanged) -> None:
         if message.kind == "fault":

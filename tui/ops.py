@@ -21,7 +21,6 @@ from agent import engine, limits
 from agent.errors import CouponError, InputError
 from agent.model import Cart, CartLine
 from agent.service import CheckoutRequest
-from agent.slip import slip_text
 from tui.messages import (
     CatalogItemFound,
     CheckoutCommitted,
@@ -203,5 +202,7 @@ def commit(s: Services, d: Draft) -> CheckoutCommitted:
     result = s.agent.commit(checkout_request(s, d))
     if s.printer is not None:
         s.printer.notify()
-    text = slip_text(s.agent.print_job(result.print_job_id), s.slip_width)
+    from tui.widgets.slip import slip_preview
+
+    text = slip_preview(s, s.agent.print_job(result.print_job_id))
     return CheckoutCommitted(result, text)

@@ -3,6 +3,7 @@ so the sign-in screen works before the scoring engine is loaded (start-up time).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from agent import receipts, shifts
@@ -16,6 +17,8 @@ from tui.messages import (
     XReportReady,
 )
 from tui.services import Services
+
+log = logging.getLogger(__name__)
 
 
 def list_cashiers(s: Services) -> CashiersListed:
@@ -64,24 +67,30 @@ def close_shift(s: Services) -> ShiftClosed:
             "в учебном режиме смена не закрывается: выйдите из учебного режима (F9), "
             "учебная смена закроется сама",
         )
-    report = shifts.close_shift(s.store, _shift_id(s), s.clock.now())
+    report = _local(s, shifts.close_shift(s.store, _shift_id(s), s.clock.now()))
     s.shift = None
     s.cashier = None
-    return ShiftClosed(_local(s, report))
+    try:  # the Z report goes to the print queue; the shift is closed whatever happens here
+        shifts.queue_report(s.store, report, s.agent.store_name)
+    except Exception:
+        log.exception("the closing report could not be queued (the shift is closed)")
+    else:
+        if s.printer is not None:
+            s.printer.notify()
+    return ShiftClosed(report)
 
 
 def print_x_report(s: Services) -> ReportQueued:
     report = _local(s, shifts.x_report(s.store, _shift_id(s), s.clock.now()))
-    job = shifts.queue_report(s.store, report, s.agent.store_name)
+    job = shifts.queue_report(s.store, report, s.agent.store_name, training=s.training)
     if s.printer is not None:
         s.printer.notify()
     if s.preview is None:
         return ReportQueued(job)
-    from agent.slip import slip_text
+    from agent.printq import get_job
+    from tui.widgets.slip import slip_preview
 
-    return ReportQueued(
-        job, slip_text(shifts.report_slip(report, s.agent.store_name), s.slip_width)
-    )
+    return ReportQueued(job, slip_preview(s, get_job(s.store, job).slip))
 
 
 def new_receipt(s: Services) -> ReceiptStarted:

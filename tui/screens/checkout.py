@@ -46,6 +46,7 @@ from tui.screens import checkout_text  # noqa: F401  (registers the strings)
 from tui.screens.base import KassaScreen
 from tui.widgets.keybar import KeyBar
 from tui.widgets.member import MemberCardView
+from tui.widgets.slip import hide_slip, show_slip
 
 if TYPE_CHECKING:
     from agent.model import Quote
@@ -212,9 +213,9 @@ class CheckoutScreen(KassaScreen):
         title = self.t("co.cheque") + (f" {self.receipt_id}" if self.receipt_id else "")
         box.border_title = title
         if self.stage == "done" and self.committed is not None:
-            box.border_title = self.t("slip.preview")
-            cheque.update(Text(self.committed.slip_text))
+            show_slip(box, cheque, self.committed.slip_text, self.lang)
         else:
+            hide_slip(box)
             terms = self.coupon_terms if self.coupon else ("", 0)
             if self.quote_msg is not None and self.quote_msg.quote is self.quote:
                 terms = (self.quote_msg.coupon_kind, self.quote_msg.coupon_value)

@@ -37,11 +37,11 @@ from agent import history
 from agent.errors import InputError, NotFoundError
 from agent.ledger import RefundResult
 from agent.service import RefundOutcome
-from agent.slip import slip_text
 from tui.i18n import money, points, register_strings
 from tui.messages import Scanned
 from tui.screens.base import KassaScreen
 from tui.services import Services
+from tui.widgets.slip import hide_slip, show_slip, slip_preview
 
 register_strings(
     {
@@ -209,7 +209,7 @@ def make_refund(
     )
     if s.printer is not None:
         s.printer.notify()
-    return RefundMade(outcome, slip_text(s.agent.print_job(outcome.print_job_id), s.slip_width))
+    return RefundMade(outcome, slip_preview(s, s.agent.print_job(outcome.print_job_id)))
 
 
 _ENTRY = re.compile(r"^\s*(-)?\s*(\d+)\s*(?:[*xх×]\s*(\d+))?\s*$", re.IGNORECASE)
@@ -257,6 +257,8 @@ class RefundScreen(KassaScreen):
         Binding("f12", "confirm", "bind.refund_confirm", id="refund_confirm"),
         Binding("up", "pick(-1)", show=False),
         Binding("down", "pick(1)", show=False),
+        Binding("pageup", "scroll_box(-1)", show=False),  # the slip preview; the focus stays
+        Binding("pagedown", "scroll_box(1)", show=False),
     ]
 
     def __init__(self) -> None:
@@ -283,6 +285,13 @@ class RefundScreen(KassaScreen):
         if self.is_mounted:
             self.refresh_bindings()
             self.refresh_chrome()  # the key bar reads the bindings enabled now
+
+    def action_scroll_box(self, pages: int) -> None:
+        box = self.query_one("#refund-box", VerticalScroll)
+        if pages < 0:
+            box.scroll_page_up(animate=False)
+        else:
+            box.scroll_page_down(animate=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "confirm" and self._stage != "lines":
@@ -312,9 +321,9 @@ class RefundScreen(KassaScreen):
         entry = self.query_one("#refund-entry", Input)
         entry.placeholder = self.t("refund.entry" if self.stage == "lines" else "refund.find")
         box.border_title = self.t("refund.title")
+        hide_slip(box)
         if self.stage == "done" and self.made is not None:
-            box.border_title = self.t("slip.preview")
-            body.update(Text(self.made.slip_text))
+            show_slip(box, body, self.made.slip_text, self.lang)
         elif self.stage == "lines" and self.cheque is not None:
             box.border_title = self.t("refund.lines", r=self.cheque.receipt_id)
             body.update(self._lines_view(self.cheque))

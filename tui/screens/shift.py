@@ -1,8 +1,8 @@
 """The shift: the X-report of the loyalty operations on screen; print it; close the shift.
 
-F11 from checkout. P prints the report (the receipt printer or the on-screen preview);
-F12 asks to close the shift (Enter confirms, Esc cancels); after closing, the App returns
-to sign-in.
+F11 from checkout. P prints the X report (the receipt printer or the on-screen preview,
+PageUp/PageDown scroll it); F12 asks to close the shift (Enter confirms, Esc cancels);
+closing queues the Z report on the printer and the App returns to sign-in.
 """
 
 from __future__ import annotations
@@ -11,29 +11,39 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
-from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
 from tui import ops_shift as ops
+from tui.i18n import register_strings
 from tui.messages import ReportQueued, ShiftClosed, XReportReady
 from tui.screens.base import KassaScreen
+from tui.widgets.slip import hide_slip, show_slip
+
+register_strings(
+    {
+        "xr.number": ("Смена №", "Shift no."),
+        "xr.coupons": ("Чеков с купоном", "Cheques with a coupon"),
+        "xr.coupon_kop": ("  скидка по купонам", "  coupon discount"),
+    }
+)
 
 if TYPE_CHECKING:
     from agent.shifts import XReport
 
 
 def report_table(report: XReport, lang: str) -> Table:
-    """The X-report as a two-column table (pure: the screen and the tests share it)."""
+    """The X-report on screen: the shift and its sales on the left, refunds, points and
+    coupons on the right, so the whole report fits a 24-line terminal (pure: the screen
+    and the tests share it)."""
     from tui.i18n import money, points, t
 
     s = report.shift
-    table = Table.grid(padding=(0, 2))
-    table.add_column()
-    table.add_column(justify="right")
-    rows = [
+    left = [
         ("xr.cashier", s.cashier_name),
+        ("xr.number", str(s.number) if s.number else s.shift_id[:8]),
         ("xr.opened", s.opened_at.strftime("%d.%m %H:%M")),
         (
             "xr.closed" if s.closed_at else "xr.at",
@@ -45,16 +55,28 @@ def report_table(report: XReport, lang: str) -> Table:
         ("xr.offline", str(report.offline_cheques)),
         ("xr.sales", money(lang, report.sales_kop)),
         ("xr.discount", money(lang, report.discount_kop)),
+        ("xr.registrations", str(report.registrations)),
+    ]
+    right = [
         ("xr.earned", points(lang, report.points_earned)),
         ("xr.spent", points(lang, report.points_spent)),
-        ("xr.registrations", str(report.registrations)),
         ("xr.refunds", str(report.refunds)),
         ("xr.refund_kop", money(lang, report.refund_kop)),
         ("xr.reversed", points(lang, report.points_reversed)),
         ("xr.returned", points(lang, report.points_returned)),
+        ("xr.coupons", str(report.coupons)),
+        ("xr.coupon_kop", money(lang, report.coupon_kop)),
     ]
-    for key, value in rows:
-        table.add_row(t(lang, key), value)
+    table = Table.grid(padding=(0, 1))
+    table.add_column()
+    table.add_column(justify="right")
+    table.add_column(width=2)
+    table.add_column()
+    table.add_column(justify="right")
+    for i in range(max(len(left), len(right))):
+        lk, lv = left[i] if i < len(left) else ("", "")
+        rk, rv = right[i] if i < len(right) else ("", "")
+        table.add_row(t(lang, lk) if lk else "", lv, "", t(lang, rk) if rk else "", rv)
     return table
 
 
@@ -65,6 +87,8 @@ class ShiftScreen(KassaScreen):
         Binding("p", "print", "bind.print", id="print_x_report"),
         Binding("f12", "close_shift", "bind.close_shift", id="close_shift"),
         Binding("enter", "confirm", show=False),
+        Binding("pageup", "scroll_report(-1)", show=False),
+        Binding("pagedown", "scroll_report(1)", show=False),
     ]
 
     def __init__(self) -> None:
@@ -74,9 +98,10 @@ class ShiftScreen(KassaScreen):
         self.preview = ""
 
     def compose_body(self) -> Iterable[Widget]:
-        panel = Static("…", id="xreport", classes="panel")
-        panel.border_title = self.t("shift.title")
-        yield panel
+        with VerticalScroll(id="xreport", classes="panel") as panel:
+            panel.border_title = self.t("shift.title")
+            panel.can_focus = False  # PageUp/PageDown scroll it
+            yield Static("…", id="xreport-body")
 
     def on_mount(self) -> None:
         if self.kassa.services.training:  # F1 help names no F12 there (``check_action``)
@@ -85,7 +110,7 @@ class ShiftScreen(KassaScreen):
 
     def on_xreport_ready(self, message: XReportReady) -> None:
         self.report = message.report
-        self.query_one("#xreport", Static).update(report_table(message.report, self.lang))
+        self.query_one("#xreport-body", Static).update(report_table(message.report, self.lang))
         if self.kassa.services.training:  # the training shift: it ends with training
             self.say_t("training.shift_note")
 
@@ -106,9 +131,15 @@ class ShiftScreen(KassaScreen):
         self.say_t("shift.printed")
 
     def render_preview(self) -> None:
-        panel = self.query_one("#xreport", Static)
-        panel.border_title = self.t("slip.preview")
-        panel.update(Text(self.preview))
+        panel = self.query_one("#xreport", VerticalScroll)
+        show_slip(panel, self.query_one("#xreport-body", Static), self.preview, self.lang)
+
+    def action_scroll_report(self, pages: int) -> None:
+        panel = self.query_one("#xreport", VerticalScroll)
+        if pages < 0:
+            panel.scroll_page_up(animate=False)
+        else:
+            panel.scroll_page_down(animate=False)
 
     def action_close_shift(self) -> None:
         self.confirming = True
@@ -130,10 +161,11 @@ class ShiftScreen(KassaScreen):
         self.kassa.signed_out(message)
 
     def relabel(self) -> None:
-        panel = self.query_one("#xreport", Static)
+        panel = self.query_one("#xreport", VerticalScroll)
         panel.border_title = self.t("shift.title")
+        hide_slip(panel)
         if self.preview:
             self.render_preview()
         elif self.report is not None:
-            panel.update(report_table(self.report, self.lang))
+            self.query_one("#xreport-body", Static).update(report_table(self.report, self.lang))
         super().relabel()

@@ -2,24 +2,44 @@
 
 Shows name, masked phone, tier, balance, available and pending points, points expiring
 soon with the date, a birthday today, progress to the next tier and in collections, the
-marketing-consent state and the offline-provisional marker. ``card_text`` is pure (the
-widget and the snapshot tests share it).
+marketing-consent state and the provisional marker. ``card_text`` is pure (the widget and
+the snapshot tests share it).
+
+The provisional marker says what is true: this member has events the back office has not
+counted yet (a registration or cheques still in the queue or awaiting its verdict), so the
+balance shown may still move. It goes once the card is read again after the back office
+counted them (``MemberCardView.sync_moved``, called when the queue or the last contact
+changes). In training nothing is ever sent, so the card says training instead.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.i18n import money, points, t
+from tui.i18n import money, points, register_strings, t
 
 if TYPE_CHECKING:
     from agent.service import MemberCard
 
+register_strings(
+    {
+        "card.training": (
+            "УЧЕБНЫЙ РЕЖИМ: баланс не меняется",
+            "TRAINING: the balance does not change",
+        ),
+    }
+)
 
-def card_text(card: MemberCard | None, lang: str) -> Text:
+
+def is_provisional(card: MemberCard) -> bool:
+    """Whether the back office has yet to count events of this member (see module doc)."""
+    return card.provisional or card.unsynced_events > 0
+
+
+def card_text(card: MemberCard | None, lang: str, *, training: bool = False) -> Text:
     out = Text()
     if card is None:
         out.append(t(lang, "co.no_member"), style="dim")
@@ -58,7 +78,9 @@ def card_text(card: MemberCard | None, lang: str) -> Text:
     if card.identified_by:
         how = t(lang, f"how.{card.identified_by}")
         out.append(t(lang, "card.by", how=how) + "\n", style="dim")
-    if card.provisional or card.unsynced_events:
+    if training:
+        out.append(t(lang, "card.training"), style="bold black on yellow")
+    elif is_provisional(card):
         out.append(t(lang, "card.provisional"), style="bold black on yellow")
     return out
 
@@ -66,5 +88,25 @@ def card_text(card: MemberCard | None, lang: str) -> Text:
 class MemberCardView(Static):
     DEFAULT_CLASSES = "member-card"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.card: MemberCard | None = None
+
+    def _training(self) -> bool:
+        services = getattr(self.app, "services", None)
+        return bool(getattr(services, "training", False))
+
     def show(self, card: MemberCard | None, lang: str) -> None:
-        self.update(card_text(card, lang))
+        self.card = card
+        self.update(card_text(card, lang, training=self._training()))
+
+    def sync_moved(self) -> None:
+        """The queue or the last contact changed: a card marked provisional asks its
+        screen's core for a fresh copy (the answer is a ``MemberIdentified`` refresh)."""
+        card = self.card
+        if card is None or self._training() or not is_provisional(card):
+            return
+        from tui import ops
+        from tui.messages import CoreRequested
+
+        self.post_message(CoreRequested(ops.member_card, (card.member_id,), reply_to=self.screen))

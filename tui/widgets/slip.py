@@ -1,0 +1,79 @@
+"""The slip preview on the cashier's screens (checkout, refund, shift report).
+
+The text is the printer's own lines (``drivers.preview``: the same layout run that makes
+the ESC/POS bytes), so the screen holds exactly what the paper gets. Here it is only
+dressed for the terminal: the QR rows are drawn white on black whatever the theme (so a
+phone or a scanner reads the symbol off the screen), and the box's subtitle names the keys
+that scroll it (PageUp/PageDown: the focus stays on the entry line; at 80x24 a slip with a
+QR is taller than the box).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from rich.style import Style
+from rich.text import Text
+from textual.containers import ScrollableContainer
+from textual.widgets import Static
+
+from tui.i18n import register_strings, t
+
+if TYPE_CHECKING:
+    from agent.slip import Slip
+    from drivers.profiles import Profile
+    from tui.services import Services
+
+register_strings(
+    {
+        "slip.scroll": ("PgUp/PgDn — листать слип", "PgUp/PgDn - scroll the slip"),
+    }
+)
+
+QR_STYLE = Style(color="#ffffff", bgcolor="#000000")
+"""Blocks (light modules and quiet zone) white, the rest (dark modules) black."""
+
+
+@lru_cache(maxsize=8)
+def _profile(name: str) -> Profile:
+    from drivers.profiles import load_profile
+
+    return load_profile(name)
+
+
+def slip_preview(services: Services, slip: Slip) -> str:
+    """The slip as the till's printer profile prints it, for the screen (worker thread)."""
+    from drivers.preview import preview_text
+
+    return preview_text(slip, _profile(services.profile))
+
+
+def slip_renderable(text: str) -> Text:
+    """The preview text with its QR rows in :data:`QR_STYLE` (the margin left plain)."""
+    from drivers.preview import is_qr_row
+
+    out = Text(no_wrap=True, overflow="crop")
+    for i, line in enumerate(text.split("\n")):
+        if i:
+            out.append("\n")
+        if is_qr_row(line):
+            body = line.lstrip(" ")
+            out.append(line[: len(line) - len(body)])
+            out.append(body, style=QR_STYLE)
+        else:
+            out.append(line)
+    return out
+
+
+def show_slip(box: ScrollableContainer, body: Static, text: str, lang: str) -> None:
+    """Put the slip ``text`` in ``body`` inside the scrolling ``box``, titled as the
+    preview, its subtitle naming the scroll keys."""
+    box.border_title = t(lang, "slip.preview")
+    box.border_subtitle = t(lang, "slip.scroll")
+    body.update(slip_renderable(text))
+
+
+def hide_slip(box: ScrollableContainer) -> None:
+    """The box shows something else again: no scroll hint under it."""
+    box.border_subtitle = ""
