@@ -104,9 +104,10 @@ def _shown(text: str, limit: int = 40) -> str:
 
 def _phone_error(reason: str, text: str, digits: int, **details: object) -> PhoneError:
     en, ru = _PHONE_TEXT[reason]
+    # The title (``PhoneError``) already says "not recognised": the message says why.
     return PhoneError(
-        f"Phone number not recognised: {en} ({digits} digits)",
-        f"Номер телефона не распознан: {_shown(text)} ({ru})",
+        f"{en} ({digits} digits)",
+        f"{_shown(text)} — {ru}",
         reason=reason,
         digits=digits,
         **details,
@@ -147,9 +148,9 @@ def normalize_phone(text: str, region: str = "RU") -> str:
         if not bad:  # only a misplaced "+"
             bad = ["+"]
         raise PhoneError(
-            "Phone number contains characters other than digits, separators and a leading +",
-            f"Номер телефона не распознан: {_shown(text)} (лишние символы: {' '.join(bad)}; "
-            "можно только цифры, пробелы, дефисы, скобки и + в начале)",
+            "characters other than digits, separators and a leading +",
+            f"{_shown(text)} — лишние символы: {' '.join(bad)}; "
+            "можно только цифры, пробелы, дефисы, скобки и + в начале",
             reason="invalid_characters",
             digits=digits,
             bad_chars=len(bad),

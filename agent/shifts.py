@@ -6,7 +6,9 @@ only calls these functions from a worker.
 
 - A PIN is 4-8 digits, stored as PBKDF2-SHA256 (salted, ``PIN_ITERATIONS`` rounds), never
   in clear. A wrong PIN is a ``PinError``; after ``MAX_PIN_FAILURES`` wrong PINs in a row
-  the cashier is locked until a supervisor resets the PIN (``set_pin``).
+  the cashier is locked until a supervisor resets the PIN (``set_pin``): that attempt and
+  every one after it, the right PIN too, is a ``PinLockedError`` saying so and how to
+  unlock, and the sign-in list marks the cashier (``Cashier.locked``).
 - One till has at most one open shift. Opening while another cashier's shift is open is a
   ``ConflictError`` naming that cashier; the same cashier signing in again resumes it.
 - The X-report counts what the journal holds for this terminal between the shift's
@@ -43,12 +45,35 @@ class PinError(InputError):
     title_en = "Wrong PIN"
 
 
+class PinLockedError(PinError):
+    """The cashier is locked (too many wrong PINs): no PIN opens a shift until
+    ``set_pin``; ``details``: ``locked=True``, ``tries_left=0``, ``cashier_id``."""
+
+    code = "pin_locked"
+    title_ru = "PIN заблокирован"
+    title_en = "PIN locked"
+
+
+def _locked_error(cashier_id: str, failures: int) -> PinLockedError:
+    return PinLockedError(
+        f"{failures} wrong PINs in a row; the administrator unlocks it: "
+        f"kassa cashier set-pin --id {cashier_id}",
+        f"{failures} неверных PIN подряд; разблокирует администратор: "
+        f"kassa cashier set-pin --id {cashier_id}",
+        cashier_id=cashier_id,
+        locked=True,
+        tries_left=0,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Cashier:
     cashier_id: str
     name: str
     role: str
     active: bool
+    locked: bool = False
+    """Too many wrong PINs: signing in is refused until ``set_pin`` (shown in the list)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +175,17 @@ def set_pin(store: Store, cashier_id: str, pin: str) -> None:
 
 
 def cashiers(store: Store) -> list[Cashier]:
-    """Active cashiers, by name (the sign-in list)."""
+    """Active cashiers, by name (the sign-in list), each with its PIN lock."""
     with store.read() as conn:
         rows = conn.execute(
-            "SELECT cashier_id, name, role, active FROM cashiers WHERE active = 1 ORDER BY name"
+            "SELECT c.cashier_id, c.name, c.role, c.active, "
+            "COALESCE(CAST(m.value AS INTEGER), 0) FROM cashiers c "
+            "LEFT JOIN meta m ON m.key = 'pin_failures:' || c.cashier_id "
+            "WHERE c.active = 1 ORDER BY c.name"
         ).fetchall()
-    return [Cashier(r[0], r[1], r[2], bool(r[3])) for r in rows]
+    return [
+        Cashier(r[0], r[1], r[2], bool(r[3]), locked=int(r[4]) >= MAX_PIN_FAILURES) for r in rows
+    ]
 
 
 def verify_pin(store: Store, cashier_id: str, pin: str) -> Cashier:
@@ -170,12 +200,7 @@ def verify_pin(store: Store, cashier_id: str, pin: str) -> Cashier:
         )
     failures = int(store.meta(f"pin_failures:{cashier_id}") or 0)
     if failures >= MAX_PIN_FAILURES:
-        raise PinError(
-            f"cashier {cashier_id} is locked after {failures} wrong PINs; a supervisor resets it",
-            "PIN заблокирован после неверных попыток — обратитесь к старшему кассиру",
-            cashier_id=cashier_id,
-            locked=True,
-        )
+        raise _locked_error(cashier_id, failures)
     scheme, iterations, salt, digest = str(row[4]).split("$")
     ok = scheme == "pbkdf2_sha256" and hmac.compare_digest(
         hashlib.pbkdf2_hmac("sha256", pin.encode("utf-8"), bytes.fromhex(salt), int(iterations)),
@@ -185,9 +210,11 @@ def verify_pin(store: Store, cashier_id: str, pin: str) -> Cashier:
         Store.set_meta(conn, f"pin_failures:{cashier_id}", "0" if ok else str(failures + 1))
     if not ok:
         left = MAX_PIN_FAILURES - failures - 1
+        if left <= 0:
+            raise _locked_error(cashier_id, failures + 1)
         raise PinError(
-            f"wrong PIN for cashier {cashier_id}; {left} tries left",
-            f"Неверный PIN, осталось попыток: {left}",
+            f"cashier {cashier_id}: {left} tries left",  # the title says "wrong PIN"
+            f"осталось попыток: {left}",
             cashier_id=cashier_id,
             tries_left=left,
         )

@@ -505,7 +505,7 @@ _HEX32_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def _coupon_error(reason: str, en: str, ru: str, **details: object) -> CouponError:
-    return CouponError(en, f"Купон не принят: {ru}", reason=reason, **details)
+    return CouponError(en, ru, reason=reason, **details)  # the title says "refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,18 +70,6 @@ STRINGS: dict[str, tuple[str, str]] = {
         "{name}, {left} tries left. Another cashier: Up/Down",
     ),
     "signin.pin_for": ("PIN кассира: ", "PIN for: "),
-    "signin.locked": (
-        "{name}: PIN заблокирован. Другой кассир — ↑↓; разблокирует администратор: "
-        "kassa cashier set-pin --id {cashier_id}",
-        "{name}: PIN locked. Another cashier: Up/Down (↑↓); the administrator unlocks "
-        "it: kassa cashier set-pin --id {cashier_id}",
-    ),
-    "signin.locked_demo": (
-        "{name}: PIN заблокирован. Другой кассир — ↑↓; в демо блокировка снимается "
-        "перезапуском: Ctrl+Q, затем make demo",
-        "{name}: PIN locked. Another cashier: Up/Down (↑↓); in the demo a restart "
-        "unlocks it: Ctrl+Q, then make demo",
-    ),
     # ------------------------------------------------------------------ shift / X-report
     "shift.title": ("Смена и X-отчёт", "Shift and X-report"),
     "shift.opened": ("Смена открыта: {name}, {t}", "Shift open: {name}, {t}"),

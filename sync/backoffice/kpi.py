@@ -41,7 +41,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from agent.errors import InputError
-from agent.money import format_points, format_rub
+from agent.money import NBSP, format_points, format_rub
 from agent.requests import iso_date
 from sync.backoffice import project
 from sync.backoffice.db import Tx
@@ -316,6 +316,12 @@ def _grid(headers: list[str], rows: list[list[str]], text: tuple[int, ...] = (0,
     ]
 
 
+def _percent(ratio: float, decimals: int) -> str:
+    """A share (0.1355) as Russian print writes it: "13,55 %" (decimal comma, a
+    non-breaking space before the sign, as ``agent.money`` spaces its units)."""
+    return f"{ratio * 100:.{decimals}f}".replace(".", ",") + f"{NBSP}%"
+
+
 def _money_columns(agg: dict[str, Any]) -> list[str]:
     return [
         str(agg["new_members"]),
@@ -343,7 +349,7 @@ def table(data: dict[str, Any]) -> str:
         ("Сгорело", format_points(t["points_expired"])),
         ("Обязательства", format_points(t["liability_points"])),
         ("Обязательства в рублях", format_rub(t["liability_kop"])),
-        ("Доля списания", f"{t['redemption_rate']:.2%}"),
+        ("Доля списания", _percent(t["redemption_rate"], 2)),
     ]
     label_w = max(len(label) for label, _ in lines)
     value_w = max(len(value) for _, value in lines)
@@ -369,7 +375,7 @@ def table(data: dict[str, Any]) -> str:
                     c["cashier_id"][:14],
                     str(c["cheques"]),
                     str(c["refunded_cheques"]),
-                    f"{c['phone_share']:.0%}",
+                    _percent(c["phone_share"], 0),
                     str(c["top_member_cheques"]),
                     ", ".join(SIGNALS_RU.get(s, s) for s in c["signals"]) or "-",
                 ]

@@ -45,8 +45,8 @@ register_strings(
             "{n} found: pick one (↑↓ Enter)",
         ),
         "lookup.more": (
-            "Показаны первые {n}: уточните запрос",
-            "First {n} shown: refine the query",
+            "Показаны первые {n}, есть и другие: уточните запрос или выберите (↑↓ Enter)",
+            "The first {n} shown, there are more: refine the query or pick one (↑↓ Enter)",
         ),
         "lookup.none": ("Никого не найдено по «{q}»", "Nobody found for «{q}»"),
         "lookup.history": ("Чеки на этой кассе", "Cheques on this till"),
@@ -71,8 +71,12 @@ class MemberLooked(Message):
 
 @dataclass
 class MembersMatched(Message):
+    """Name matches; ``more``: there are others beyond these (the list is cut at
+    ``history.NAME_MATCH_LIMIT``), so the count shown is a floor, not a total."""
+
     query: str
     matches: list[history.MemberMatch]
+    more: bool = False
 
 
 def _local(s: Services, entries: list[history.HistoryEntry]) -> list[history.HistoryEntry]:
@@ -90,7 +94,11 @@ def look_up(s: Services, text: str) -> MemberLooked | MembersMatched:
     except InputError:
         if not any(ch.isalpha() for ch in query):
             raise  # digits that are neither a phone nor a code: say why
-        return MembersMatched(query, history.find_by_name(s.store, query))
+        # One more than is shown tells "exactly 20" from "20 and more" without counting
+        # them all (a name scan of a million members takes ~1 s).
+        limit = history.NAME_MATCH_LIMIT
+        found = history.find_by_name(s.store, query, limit + 1)
+        return MembersMatched(query, found[:limit], more=len(found) > limit)
     return MemberLooked(card, _local(s, history.member_history(s.store, card.member_id)))
 
 
@@ -216,14 +224,7 @@ class LookupScreen(KassaScreen):
         options.highlighted = 0
         options.focus()
         n = len(message.matches)
-
-        def text() -> str:
-            out = self.t("lookup.matches", n=n)
-            if n >= history.NAME_MATCH_LIMIT:
-                out += ". " + self.t("lookup.more", n=n)
-            return out
-
-        self.say(text)
+        self.say_t("lookup.more" if message.more else "lookup.matches", n=n)
         self.render_all()
 
     def relabel(self) -> None:

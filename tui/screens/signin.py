@@ -1,7 +1,8 @@
 """Sign-in: the cashier picks their name and types the PIN; the shift opens (or resumes).
 
 Enter on a name, or the PIN's first digit, moves to the PIN; Enter on the PIN asks the
-core (``ops.sign_in``). On ``ShiftOpened`` the App switches to checkout.
+core (``ops.sign_in``). On ``ShiftOpened`` the App switches to checkout. A cashier locked
+by wrong PINs is marked in the list, and the refusal says what unlocks it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,28 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui import ops_shift as ops
+from tui.i18n import register_strings
 from tui.messages import CashiersListed, CoreFailed, ShiftOpened
 from tui.screens.base import KassaScreen
+
+register_strings(
+    {
+        # After the heading «PIN заблокирован: » (the core's title), so not said twice.
+        "signin.locked_how": (
+            "{name}. Другой кассир — ↑↓; разблокирует администратор: "
+            "kassa cashier set-pin --id {cashier_id}",
+            "{name}. Another cashier: Up/Down (↑↓); the administrator unlocks it: "
+            "kassa cashier set-pin --id {cashier_id}",
+        ),
+        "signin.locked_how_demo": (
+            "{name}. Другой кассир — ↑↓; в демо блокировку снимает перезапуск: "
+            "Ctrl+Q, затем make demo",
+            "{name}. Another cashier: Up/Down (↑↓); in the demo a restart unlocks it: "
+            "Ctrl+Q, then make demo",
+        ),
+        "signin.locked_mark": ("PIN заблокирован", "PIN locked"),
+    }
+)
 
 
 class SignInScreen(KassaScreen):
@@ -32,6 +53,7 @@ class SignInScreen(KassaScreen):
         super().__init__()
         self.names: dict[str, str] = {}  # cashier id -> display name
         self.pending: str | None = None  # the cashier whose PIN is being checked
+        self.locked: set[str] = set()  # cashier ids locked by wrong PINs (marked in the list)
 
     def compose_body(self) -> Iterable[Widget]:
         with Vertical(id="signin", classes="panel") as box:
@@ -62,6 +84,7 @@ class SignInScreen(KassaScreen):
         options = self.query_one("#cashiers", OptionList)
         options.clear_options()
         self.names = {c.cashier_id: c.name for c in message.cashiers}
+        self.locked = {c.cashier_id for c in message.cashiers if c.locked}
         options.add_options(Option(f"  {c.name}", id=c.cashier_id) for c in message.cashiers)
         if message.cashiers:
             options.highlighted = 0
@@ -103,12 +126,15 @@ class SignInScreen(KassaScreen):
         return self.names.get(options.get_option_at_index(idx).id or "", "")
 
     def _show_whose_pin(self) -> None:
-        """The selected name is marked ▸ (also without colours) and the label beside the
-        PIN field names that cashier."""
+        """The selected name is marked ▸ (also without colours), a locked one says so, and
+        the label beside the PIN field names the selected cashier."""
         options = self.query_one("#cashiers", OptionList)
         for i in range(options.option_count):
-            name = self.names.get(options.get_option_at_index(i).id or "", "")
+            cashier_id = options.get_option_at_index(i).id or ""
+            name = self.names.get(cashier_id, "")
             mark = "▸ " if i == options.highlighted else "  "
+            if cashier_id in self.locked:
+                name += f" — {self.t('signin.locked_mark')}"
             options.replace_option_prompt_at_index(i, mark + name)
         self.query_one("#pin", Input).placeholder = self.t("signin.pin")
         name = self._selected_name()
@@ -136,13 +162,15 @@ class SignInScreen(KassaScreen):
         pin.focus()
         who = message.details.get("cashier_id") or self.pending
         name = self.names.get(str(who), "")
-        if message.code == "wrong_pin" and name:
+        if message.code in ("wrong_pin", "pin_locked") and name:
             # the core's text names the cashier by id; the cashier reads their name
             left = message.details.get("tries_left", "?")
             key = "signin.wrong_pin"
             if message.details.get("locked") or left == 0:
-                # No timeout unlocks a PIN (agent.shifts): say what does.
-                key = "signin.locked_demo" if self.kassa.hints else "signin.locked"
+                # No timeout unlocks a PIN (agent.shifts): say what does, mark the list.
+                key = "signin.locked_how_demo" if self.kassa.hints else "signin.locked_how"
+                self.locked.add(str(who))
+                self._show_whose_pin()
             self.say(
                 lambda: (
                     f"{message.heading(self.lang)}: "
