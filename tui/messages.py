@@ -139,6 +139,9 @@ class Scanned(Message, bubble=False):
     text: str
     source: str  # "wedge" | "serial"
     layout_repaired: bool = False
+    raw: str = ""
+    """The characters as typed, before the layout repair ("": the same as ``text``): a
+    form's text field (a name) takes these."""
 
 
 @dataclass

@@ -6,6 +6,16 @@ journals the registration (consent text version, time, cashier); the back office
 a phone registered twice offline. The QR on screen carries the new member code: the
 member app's "add card" scan reads it to finish the profile, and any till identifies the
 member by it. Tab moves between fields, Space ticks a box, F12 registers.
+
+Nothing typed is thrown away without a word: Esc on a form with anything in it asks first
+(Enter leaves, Esc or any other key stays, and that key does what it does); so does Ctrl+Q
+(``open_work``). A scan or a fast paste (the keyboard wedge takes a burst ending in Tab or
+Enter as a scan) fills a field: a phone goes into the phone field, other text into the
+field that has the focus, as it was typed (no layout repair); a member card or app QR is
+someone already in the programme, and Enter opens them at the checkout. A phone that is
+already registered offers the same. After a registration Enter takes the new member to
+the checkout (the first purchase may spend the welcome bonus), and typing starts the next
+form with what was typed.
 """
 
 from __future__ import annotations
@@ -14,20 +24,24 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Static
 
 from agent.errors import InputError
+from agent.identify import TOKEN_PREFIX_RE, looks_like_member_code
 from agent.service import Registration
 from drivers import qr
+from tui.entry import parse_entry
 from tui.i18n import points, register_strings
-from tui.messages import CoreFailed
+from tui.messages import CoreFailed, MemberIdentified, Scanned
 from tui.screens.base import KassaScreen
 from tui.services import Services
 
@@ -56,6 +70,15 @@ register_strings(
         "register.done": ("Участник зарегистрирован", "Member registered"),
         "register.code": ("Номер участника", "Member code"),
         "register.welcome": ("Приветственный бонус", "Welcome bonus"),
+        "register.welcome_now": ("можно списать сразу", "spendable at once"),
+        "register.welcome_now_offline": (
+            "можно списать сразу, без связи — в пределах офлайн-лимитов",
+            "spendable at once; offline within the offline limits",
+        ),
+        "register.welcome_after_sync": (
+            "списать можно после подтверждения регистрации бэк-офисом",
+            "spendable once the back office confirms the registration",
+        ),
         "register.provisional": (
             "Без связи: карта предварительная, бэк-офис подтвердит позже",
             "Offline: provisional card, the back office confirms it later",
@@ -64,8 +87,42 @@ register_strings(
             "Покажите покупателю: QR для приложения и профиля",
             "Show the customer: QR for the app and the profile",
         ),
-        "register.again": ("F12 — следующая регистрация", "F12: next registration"),
-        "bind.register_submit": ("Зарегистрировать", "Register"),
+        "register.again": (
+            "Enter — к покупке с участником, F12 — следующая регистрация, Esc — на кассу",
+            "Enter: to a purchase with the member, F12: next registration, Esc: to the till",
+        ),
+        "register.leave_ask": (
+            "Бросить анкету? Введённое не сохранится. Enter — да, Esc — нет",
+            "Drop this form? What was entered is lost. Enter - yes, Esc - no",
+        ),
+        "register.kept": ("Анкета на месте", "The form is kept"),
+        "register.busy": (
+            "Идёт регистрация: дождитесь ответа",
+            "Registering: wait for the answer",
+        ),
+        "register.member_scanned": (
+            "Это карта участника {name} ({code}): он уже в программе. "
+            "Enter — открыть его на кассе, Esc — остаться",
+            "This is the card of member {name} ({code}), already in the programme. "
+            "Enter - open them at the till, Esc - stay",
+        ),
+        "register.phone_taken": (
+            "Телефон уже зарегистрирован: участник {code}. "
+            "Enter — открыть его на кассе, Esc — исправить телефон",
+            "This phone is already registered: member {code}. "
+            "Enter - open them at the till, Esc - correct the phone",
+        ),
+        "register.phone_taken_title": ("Телефон уже в программе", "Phone already registered"),
+        "register.coupon_scanned": (
+            "Это купон, а не карта: отсканируйте его на кассе, в чеке",
+            "This is a coupon, not a card: scan it at the till, on the cheque",
+        ),
+        "register.scan_no_field": (
+            "Считано «{text}»: встаньте в поле анкеты (Tab) и повторите",
+            'Read "{text}": move to a form field (Tab) and scan again',
+        ),
+        "register.scan_filled": ("Считано в поле: {field}", "Read into the field: {field}"),
+        "register.what.form": ("незаконченная анкета участника", "the unfinished member form"),
     }
 )
 
@@ -146,6 +203,60 @@ def consent_version(s: Services) -> ConsentVersion:
     return ConsentVersion(s.agent.programme().consent_text_version)
 
 
+class TickBox(Checkbox):
+    """A consent box whose mark says ticked or not without colour: ``[x]`` / ``[ ]``
+    (Textual's box draws the same X both ways, only its colour changes)."""
+
+    @property
+    def _button(self) -> Content:
+        style = self.get_visual_style("toggle--button")
+        return Content.styled("[x]" if self.value else "[ ]", style)
+
+
+class FormInput(Input):
+    """A form field that tells its screen of each typed character first: a character is an
+    answer too ("no" to a pending question), and ``Input`` stops it before the screen."""
+
+    def __init__(self, *, placeholder: str, id: str) -> None:
+        # No select-all on focus: a field re-entered with Tab (or after a scan moved on)
+        # is edited, not replaced by the first character typed.
+        super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
+
+    async def _on_key(self, event: events.Key) -> None:
+        screen = self.screen
+        if event.is_printable and isinstance(screen, RegisterScreen):
+            screen.typed_over_question()
+        await super()._on_key(event)
+
+
+ScanKind = Literal["member", "coupon", "phone", "text"]
+
+FIELDS: tuple[str, ...] = ("#phone", "#first-name", "#birthday")
+"""The form's text fields, in Tab order."""
+
+_FIELD_OF = {"phone": "#phone", "first_name": "#first-name", "birthday": "#birthday"}
+"""An error's ``field`` (or its code) -> the widget that holds the value at fault."""
+
+
+def scan_kind(text: str) -> ScanKind:
+    """What a scan (or a fast paste) on the form is: a member card or app QR (``member``),
+    a coupon, a phone number (10+ digits, phone punctuation only), or other ``text``."""
+    body = text.strip()
+    upper = body.upper()
+    if upper.startswith("KC1:"):
+        return "coupon"
+    if upper.startswith("]Q") or TOKEN_PREFIX_RE.match(body) or looks_like_member_code(body):
+        return "member"
+    if parse_entry(body).kind == "identify":
+        return "phone"
+    return "text"
+
+
+def find_member(s: Services, text: str, source: str) -> MemberIdentified:
+    """A member card scanned on the form: who it is (``NotFoundError`` if no one)."""
+    return MemberIdentified(s.agent.identify(text), source)
+
+
 class RegisterScreen(KassaScreen):
     DEFAULT_CSS = """
     #register-form { height: 1fr; }
@@ -164,22 +275,28 @@ class RegisterScreen(KassaScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f12", "submit", "bind.register_submit", id="register_submit"),
     ]
+    KEEP_QUESTION: ClassVar[frozenset[str]] = frozenset({"f1", "f10"})
+    """Keys that leave a pending question open (help, the language switch)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.version = ""
         self.done: MemberRegistered | None = None
         self.busy = False
+        self.leave_asked = False
+        """Esc asked "drop this form?": the next key answers it (``on_key``)."""
+        self.offer: str | None = None
+        """A member code Enter would open at the checkout (a card scanned, a phone taken)."""
 
     def compose_body(self) -> Iterable[Widget]:
         with Vertical(id="register-form", classes="panel") as form:
             form.border_title = self.t("register.title")
-            yield Input(placeholder=self.t("register.phone"), id="phone")
-            yield Input(placeholder=self.t("register.name"), id="first-name")
-            yield Input(placeholder=self.t("register.birthday"), id="birthday")
+            yield FormInput(placeholder=self.t("register.phone"), id="phone")
+            yield FormInput(placeholder=self.t("register.name"), id="first-name")
+            yield FormInput(placeholder=self.t("register.birthday"), id="birthday")
             yield Static("", id="consent-version", classes="dim-line")
-            yield Checkbox(self.t("register.consent_rules"), id="consent-rules")
-            yield Checkbox(self.t("register.consent_marketing"), id="consent-marketing")
+            yield TickBox(self.t("register.consent_rules"), id="consent-rules")
+            yield TickBox(self.t("register.consent_marketing"), id="consent-marketing")
         with Horizontal(id="register-done", classes="panel"):
             yield Static("", id="register-result")
             yield Static("", id="register-qr")
@@ -212,7 +329,144 @@ class RegisterScreen(KassaScreen):
             self.query_one("#consent-marketing", Checkbox).value,
         )
 
+    def open_work(self) -> str | None:
+        """What leaving now would throw away (an i18n key), or None: a form with anything
+        typed or ticked. A registration shown is done: nothing is lost."""
+        if self.done is not None:
+            return None
+        f = self.form()
+        typed = any(v.strip() for v in (f.phone, f.first_name, f.birthday))
+        if typed or f.consent_programme or f.consent_marketing:
+            return "register.what.form"
+        return None
+
+    # ------------------------------------------------------------------ keys
+    def close_questions(self) -> None:
+        self.leave_asked = False
+        self.offer = None
+
+    def typed_over_question(self) -> None:
+        """A character typed into a field: any question pending is answered no."""
+        if self.leave_asked or self.offer is not None:
+            self.close_questions()
+            self.say("")
+
+    async def on_key(self, event: events.Key) -> None:
+        """The key after a question (Esc's "drop this form?", a member to open): Enter is
+        yes, Esc is no, any other key is no and does what it does. On the registration
+        shown, Enter opens the new member at the checkout and a typed character starts the
+        next form with it."""
+        if event.key in self.KEEP_QUESTION:
+            return
+        if self.leave_asked or self.offer is not None:
+            offer, leaving = self.offer, self.leave_asked
+            self.close_questions()
+            if event.key in ("enter", "escape"):
+                event.stop()
+                event.prevent_default()
+                if event.key == "escape":
+                    self.say_t("register.kept" if leaving else "register.hint")
+                elif leaving:
+                    self.app.pop_screen()
+                elif offer is not None:
+                    self.open_member(offer)
+                return
+            self.say("")
+        if self.done is None:
+            return
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.open_member(self.done.registration.card.code)
+        elif event.is_printable and event.character is not None:
+            event.stop()
+            event.prevent_default()
+            self.reset()
+            self.query_one("#phone", Input).insert_text_at_cursor(event.character)
+
+    def action_back(self) -> None:
+        """Esc: back to the checkout; a form with something in it asks first."""
+        if self.busy:
+            self.say_t("register.busy")
+            return
+        if self.open_work() is None:
+            self.app.pop_screen()
+            return
+        self.leave_asked = True
+        self.say_t("register.leave_ask", error=True)
+
+    def open_member(self, code: str) -> None:
+        """Back to the checkout with the member of ``code`` identified there, as a scan of
+        their card would (whatever screens lie between are left too)."""
+        from tui.screens.checkout import CheckoutScreen
+
+        app = self.app
+        target = next(
+            (s for s in reversed(app.screen_stack) if isinstance(s, CheckoutScreen)), None
+        )
+        if target is None:
+            app.pop_screen()
+            return
+        while app.screen is not target and len(app.screen_stack) > 1:
+            app.pop_screen()
+        target.post_message(Scanned(code, "typed"))
+
+    # ------------------------------------------------------------------ scans
+    def on_scanned(self, message: Scanned) -> None:
+        """A scan or a burst of keys: the focused text field's value is restored by the
+        App after the burst's keys, so the scan is placed after that (``call_later`` on
+        the same widget)."""
+        self.close_questions()
+        focused = self.focused
+        if isinstance(focused, Input):
+            focused.call_later(self._take_scan, message)
+        else:
+            self._take_scan(message)
+
+    def _take_scan(self, message: Scanned) -> None:
+        kind = scan_kind(message.text)
+        focused = self.focused
+        if kind in ("member", "coupon"):
+            if isinstance(focused, Input):
+                _unburst(focused, message)
+            if kind == "coupon":
+                self.say_t("register.coupon_scanned", error=True)
+            else:
+                self.request(find_member, message.text, message.source)
+            return
+        if self.done is not None:
+            self.reset()
+            focused = self.query_one("#phone", Input)
+        target: Input | None
+        if kind == "phone":
+            target = self.query_one("#phone", Input)
+            text = message.text.strip()
+        else:
+            target = focused if isinstance(focused, Input) else None
+            text = (message.raw or message.text).strip()
+        if target is None:
+            shown = text[:40]
+            self.say(lambda: self.t("register.scan_no_field", text=shown), error=True)
+            return
+        if isinstance(focused, Input) and focused is not target:
+            _unburst(focused, message)
+        target.value = text
+        target.cursor_position = len(text)
+        chain = self.focus_chain  # on to the next field, as the burst's Tab or Enter would
+        after = chain[(chain.index(target) + 1) % len(chain)] if target in chain else target
+        after.focus()
+        label = target.placeholder
+        self.say(lambda: self.t("register.scan_filled", field=label))
+
+    def on_member_identified(self, message: MemberIdentified) -> None:
+        card = message.card
+        self.offer = card.code
+        name = card.first_name or card.phone_masked or card.code
+        self.say(lambda: self.t("register.member_scanned", name=name, code=card.code), error=True)
+
+    # ------------------------------------------------------------------ register
     def action_submit(self) -> None:
+        self.close_questions()
         if self.done is not None:
             self.reset()
             return
@@ -222,16 +476,51 @@ class RegisterScreen(KassaScreen):
         self.request(register_member, self.form())
 
     def on_core_failed(self, message: CoreFailed) -> None:
-        self.busy = False
+        message.prevent_default()  # said here (Textual would run the base handler too)
+        if message.op_name == "register_member":
+            self.busy = False
+        if message.op_name == "register_member" and message.code == "conflict":
+            code = str(message.details.get("member_code", ""))
+            self.offer = code or None
+            self.query_one("#phone", Input).focus()
+            self.say(
+                lambda: (
+                    f"{self.t('register.phone_taken_title')}: "
+                    f"{self.t('register.phone_taken', code=code)}"
+                ),
+                error=True,
+            )
+            return
+        field = _FIELD_OF.get(str(message.details.get("field", "")))
+        if message.code == "bad_phone":
+            field = "#phone"
+        if field is not None:
+            self.query_one(field, Input).focus()
+        elif message.code == "consent_required":
+            self.query_one("#consent-rules", Checkbox).focus()
         super().on_core_failed(message)
 
     def on_member_registered(self, message: MemberRegistered) -> None:
         self.busy = False
+        self.close_questions()
         self.done = message
         self.query_one("#register-form").display = False
         self.query_one("#register-done").display = True
+        self.set_focus(None)
         self._render_done()
         self.say_t("register.again")
+
+    def welcome_note(self) -> str:
+        """Whether the welcome bonus may be spent now, as the checkout will allow it (the
+        card's ``spendable_after_sync``: the programme's ``welcome.spend_before_sync``)."""
+        if self.done is None:
+            return ""
+        card = self.done.registration.card
+        if card.spendable_after_sync > 0:
+            return self.t("register.welcome_after_sync")
+        if card.provisional and self.done.offline:
+            return self.t("register.welcome_now_offline")
+        return self.t("register.welcome_now")
 
     def _render_done(self) -> None:
         if self.done is None:
@@ -244,7 +533,11 @@ class RegisterScreen(KassaScreen):
         body.append(f"{self.t('register.code')}: ", style="dim")
         body.append(f"{card.code}\n", style="bold")
         body.append(f"{self.t('register.welcome')}: ", style="dim")
-        body.append(f"+{points(self.lang, reg.welcome_points)}\n", style="bold green")
+        body.append(f"+{points(self.lang, reg.welcome_points)}", style="bold green")
+        if reg.welcome_points:
+            waits = card.spendable_after_sync > 0
+            body.append(f", {self.welcome_note()}", style="yellow" if waits else "green")
+        body.append("\n")
         body.append(self.t("register.consent_version", v=self.done.consent_text_version) + "\n")
         if card.provisional and self.done.offline:
             body.append("\n" + self.t("register.provisional") + "\n", style="yellow")
@@ -255,7 +548,8 @@ class RegisterScreen(KassaScreen):
 
     def reset(self) -> None:
         self.done = None
-        for field in ("#phone", "#first-name", "#birthday"):
+        self.close_questions()
+        for field in FIELDS:
             self.query_one(field, Input).value = ""
         for box in ("#consent-rules", "#consent-marketing"):
             self.query_one(box, Checkbox).value = False
@@ -274,3 +568,11 @@ class RegisterScreen(KassaScreen):
         self.query_one("#consent-marketing", Checkbox).label = self.t("register.consent_marketing")
         self._render_version()
         self._render_done()
+
+
+def _unburst(box: Input, message: Scanned) -> None:
+    """Take a scan's characters back out of a field they were typed into (a burst that
+    began where nothing kept a restore point, e.g. the first key started a new form)."""
+    raw = message.raw or message.text
+    if raw and box.value.endswith(raw):
+        box.value = box.value[: -len(raw)]
