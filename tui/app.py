@@ -386,7 +386,7 @@ class KassaApp(App[int]):
                     # its value after them, not now.
                     focused.call_later(setattr, focused, "value", self._before_burst)
                 self._before_burst = None
-                self.screen.post_message(Scanned(d.text, "wedge", d.layout_repaired))
+                self.screen.post_message(Scanned(d.text, "wedge", d.layout_repaired, d.raw))
                 return
         await super().on_event(event)
 
