@@ -17,6 +17,7 @@ from typing import ClassVar
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -132,7 +133,9 @@ class LookupScreen(KassaScreen):
                 right.border_title = self.t("lookup.title")
                 yield OptionList(id="lookup-matches")
                 yield Static("", id="lookup-history")
-        yield Input(placeholder=self.t("lookup.entry"), id="lookup-entry")
+        # select_on_focus off: a character typed on the list and carried here must not be
+        # selected (and replaced by the next one) when the focus comes back.
+        yield Input(placeholder=self.t("lookup.entry"), id="lookup-entry", select_on_focus=False)
 
     def show_matches(self, on: bool) -> None:
         """The name matches take the whole panel (as many rows as fit) in place of the
@@ -185,6 +188,27 @@ class LookupScreen(KassaScreen):
         return Group(note, table)
 
     # ------------------------------------------------------------------ input
+    def on_key(self, event: events.Key) -> None:
+        """Typing always reaches the entry line: after a name search the match list has
+        the focus, and a character typed there (refining the query, as the message line
+        asks) moves the focus back and is kept, so the next Enter searches again instead
+        of opening the highlighted match. Down from the entry goes into the list."""
+        entry = self.query_one("#lookup-entry", Input)
+        matches = self.query_one("#lookup-matches", OptionList)
+        if self.focused is entry:
+            if event.key == "down" and matches.display and matches.option_count:
+                event.stop()
+                event.prevent_default()
+                # After this key is done: focused now, the list would take it as its own
+                # Down and skip the first match.
+                self.call_later(matches.focus)
+            return
+        if event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            entry.focus()
+            entry.insert_text_at_cursor(event.character)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         value = event.value
