@@ -35,7 +35,7 @@ async def open_form(h: Harness, pilot: Any) -> RegisterScreen:
 
 
 def said(pilot: Any) -> str:
-    return widget_text(pilot.app, "#say").replace("\n", " ")
+    return " ".join(widget_text(pilot.app, "#say").split())
 
 
 def value(screen: RegisterScreen, field: str) -> str:
@@ -192,6 +192,8 @@ def test_consent_boxes_show_a_visible_tick(tmp_path: Path) -> None:
                     ln for ln in screen_text(pilot.app).split("\n") if "правилами" in ln
                 )
                 assert "[ ]" in rules_line and "[x]" not in rules_line
+                keys = widget_text(pilot.app, "#keys")
+                assert "Зарегистрировать" in keys and "bind." not in keys
                 screen.query_one("#consent-rules").focus()
                 await pilot.press("space")
                 await settle(pilot)

@@ -123,6 +123,7 @@ register_strings(
         ),
         "register.scan_filled": ("Считано в поле: {field}", "Read into the field: {field}"),
         "register.what.form": ("незаконченная анкета участника", "the unfinished member form"),
+        "bind.register_submit": ("Зарегистрировать", "Register"),
     }
 )
 
