@@ -305,10 +305,18 @@ class Agent:
         else:
             row = self._member_row("code = ?", ident.member_code)
             how = "scan_token" if ident.kind == "token" else "scan_code"
-        if row is None:
-            raise NotFoundError(
-                "member not found", "участник не найден — можно зарегистрировать", kind=ident.kind
-            )
+        if row is None:  # under the title «Не найдено»: the message says what, not again
+            if ident.kind == "phone":
+                en, ru = (
+                    "no member with this phone; they can be registered",
+                    "с этим телефоном участника нет — можно зарегистрировать",
+                )
+            else:
+                en, ru = (
+                    "no member with this code on this till",
+                    "участника с этим кодом нет на кассе",
+                )
+            raise NotFoundError(en, ru, kind=ident.kind)
         return replace(self._card(row, now), identified_by=how)
 
     def card(self, member_id: str) -> MemberCard:

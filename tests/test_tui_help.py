@@ -71,7 +71,8 @@ def test_f1_on_sign_in_lists_its_keys_and_keeps_the_pin(tmp_path: Path) -> None:
                 assert t("ru", "help.signin.2") in text
                 assert has_key(text, "F1", "Помощь")
                 assert has_key(text, "F10", "English")
-                assert has_key(text, "Esc", "Назад")  # hidden in the key bar, described
+                assert has_key(text, "Esc", "Стереть PIN")  # hidden in the key bar, described
+                assert "Назад" not in text  # sign-in is the first screen: no "back"
                 # no shift yet: the checkout's keys and the flows do not work here
                 for key, desc in (("F6", "Списать/нет"), ("F8", "Новый чек"), ("F2", "Регистр.")):
                     assert not has_key(text, key, desc)

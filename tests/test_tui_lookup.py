@@ -119,7 +119,9 @@ def test_bad_queries_are_named(tmp_path: Path) -> None:
                 assert "слишком мало цифр" in widget_text(pilot.app, "#say")
                 assert pilot.app.screen.looked is None
                 await h.type(pilot, "+7 999 000-00-00")  # a valid phone nobody has
-                assert "не найден" in widget_text(pilot.app, "#say")
+                assert "Не найдено: с этим телефоном участника нет" in widget_text(
+                    pilot.app, "#say"
+                )
                 await h.type(pilot, "я")  # one letter is too little for a name search
                 assert "2 буквы" in widget_text(pilot.app, "#say")
                 assert footprint(h) == before

@@ -39,6 +39,7 @@ register_strings(
             "Ctrl+Q, then make demo",
         ),
         "signin.locked_mark": ("PIN заблокирован", "PIN locked"),
+        "bind.clear_pin": ("Стереть PIN", "Clear PIN"),
     }
 )
 
@@ -46,7 +47,7 @@ register_strings(
 class SignInScreen(KassaScreen):
     HELP_LINES: ClassVar[tuple[str, ...]] = ("help.signin.1", "help.signin.2", "help.signin.3")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "clear", "bind.back", show=False),
+        Binding("escape", "clear", "bind.clear_pin", show=False),  # nothing to go back to
     ]
 
     def __init__(self) -> None:
