@@ -103,8 +103,9 @@ def test_without_the_setting_every_face_says_the_bonus_waits(tmp_path: Path) -> 
                 assert isinstance(checkout, CheckoutScreen) and checkout.card is not None
                 assert checkout.card.code == reg.registration.card.code
                 assert checkout.card.spendable == 0
-                card_text = " ".join(widget_text(pilot.app, "#card").split())
+                card_text = " ".join(widget_text(pilot.app, "#card").replace("│", " ").split())
                 assert "Доступно: 0" in card_text
+                assert "500 бонусов — после подтверждения регистрации" in card_text
                 await h.type(pilot, "SH-2001")
                 q = h.of(QuoteReady)[-1].quote
                 assert q.max_redeem_points == 0 and q.redeem_limited_by == "offline_provisional"

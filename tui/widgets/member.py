@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 register_strings(
     {
+        "card.after_sync": (
+            "{p} — после подтверждения регистрации",
+            "{p} once the back office confirms the registration",
+        ),
         "card.training": (
             "УЧЕБНЫЙ РЕЖИМ: баланс не меняется",
             "TRAINING: the balance does not change",
@@ -56,6 +60,9 @@ def card_text(card: MemberCard | None, lang: str, *, training: bool = False) -> 
     if card.pending:
         out.append(f"  {t(lang, 'card.pending')}: {points(lang, card.pending)}")
     out.append("\n")
+    if card.spendable_after_sync:  # joined offline here: the programme keeps them for now
+        after = t(lang, "card.after_sync", p=points(lang, card.spendable_after_sync))
+        out.append(after + "\n", style="yellow")
     if card.debt:
         out.append(t(lang, "card.debt", p=points(lang, card.debt)) + "\n", style="red")
     if card.expiring_points and card.expiring_on:
