@@ -105,7 +105,9 @@ def test_offline_registration_spends_part_of_the_welcome_bonus_at_once(till) -> 
     text = slip_text(slip, 32)
     assert slip.provisional and "Списано" in text
     assert "списывается только" in text and "приветственный бонус" in text
-    assert all(len(line) <= 32 for notes in engine.UNCONFIRMED_SLIP_NOTES.values() for line in notes)
+    assert all(
+        len(line) <= 32 for notes in engine.UNCONFIRMED_SLIP_NOTES.values() for line in notes
+    )
     after = till.agent.card(card.member_id)
     assert after.spendable == 300 and after.spendable_after_sync == 0
     # The offline caps still bound it: a per-cheque cap below the bonus is the limit.
@@ -145,3 +147,38 @@ def test_a_known_member_offline_is_unchanged(till) -> None:
     assert card.spendable_after_sync == 0
     q = till.agent.quote(CheckoutRequest(card.member_id, make_cart("R-1", ("SH-2001", 1))))
     assert q.max_redeem_points == 0 and q.redeem_limited_by == "offline_stale_cache"
+
+
+# ---------------------------------------------------------------------- the back office
+def test_a_phone_registered_at_two_offline_tills_spends_one_bonus_at_the_centre(cluster) -> None:
+    """Both tills let the new member spend 200 of the welcome bonus; the centre merges the
+    two into the first registration, which holds one bonus and both cheques, and its
+    re-score of the cheques agrees with the tills."""
+    from sync.backoffice import project, verify
+
+    a, b = cluster.till("till-a"), cluster.till("till-b")
+    cluster.clock.advance(seconds=a.agent.programme().offline.online_grace_seconds + 1)
+    assert not a.agent.offline_status().online and not b.agent.offline_status().online
+    regs = [
+        t.agent.register(
+            phone="+7 999 123-45-67",
+            first_name="Ира",
+            consent_programme=True,
+            consent_marketing=False,
+        )
+        for t in (a, b)
+    ]
+    sales = [
+        t.sale(f"{t.agent.terminal_id}-1", r.card.member_id, ("SH-2001", 1), redeem=200)
+        for t, r in zip((a, b), regs, strict=True)
+    ]
+    assert all(s.offline and s.quote.redeem_points == 200 for s in sales)
+    a.client.drain()
+    b.client.drain()
+    project.run_all(cluster.bo)
+    verify.run_all(cluster.bo)
+    survivor = regs[0].card.member_id
+    earned = sum(s.quote.total_earned for s in sales)
+    assert cluster.server_balance(survivor) == 500 - 2 * 200 + earned
+    kinds = [k for (k,) in cluster.ledger("SELECT kind FROM flags")]
+    assert "rescore_mismatch" not in kinds and "merge" in kinds
