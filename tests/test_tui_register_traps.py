@@ -98,7 +98,12 @@ def test_a_burst_ending_in_tab_fills_the_fields_and_registers(tmp_path: Path) ->
                 await h.scan(pilot, "+79995550123", suffix="tab")  # a paste, then Tab
                 assert value(screen, "#phone") == "+79995550123"
                 assert screen.query_one("#first-name", Input).has_focus
-                assert "Считано в поле" in said(pilot)
+                assert "Считано в поле: Телефон" in said(pilot)
+                await pilot.press("f10")  # the message follows the language switch
+                await settle(pilot)
+                assert "Read into the field: Phone" in said(pilot)
+                await pilot.press("f10")
+                await settle(pilot)
                 # A Cyrillic name pasted fast: kept as typed (no scanner layout repair).
                 await h.scan(pilot, "Екатерина", suffix="tab")
                 assert value(screen, "#first-name") == "Екатерина"

@@ -235,6 +235,13 @@ ScanKind = Literal["member", "coupon", "phone", "text"]
 FIELDS: tuple[str, ...] = ("#phone", "#first-name", "#birthday")
 """The form's text fields, in Tab order."""
 
+_LABEL_OF = {
+    "#phone": "register.phone",
+    "#first-name": "register.name",
+    "#birthday": "register.birthday",
+}
+"""A text field -> the i18n key of its label."""
+
 _FIELD_OF = {"phone": "#phone", "first_name": "#first-name", "birthday": "#birthday"}
 """An error's ``field`` (or its code) -> the widget that holds the value at fault."""
 
@@ -456,8 +463,8 @@ class RegisterScreen(KassaScreen):
         chain = self.focus_chain  # on to the next field, as the burst's Tab or Enter would
         after = chain[(chain.index(target) + 1) % len(chain)] if target in chain else target
         after.focus()
-        label = target.placeholder
-        self.say(lambda: self.t("register.scan_filled", field=label))
+        label = _LABEL_OF.get(f"#{target.id}", "register.phone")
+        self.say(lambda: self.t("register.scan_filled", field=self.t(label)))
 
     def on_member_identified(self, message: MemberIdentified) -> None:
         card = message.card
