@@ -220,7 +220,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Прочитайте согласия покупателю, Пробел — отметить",
         "Read the consents to the customer, Space ticks a box",
     ),
-    "help.register.3": ("F12 — зарегистрировать; Esc — назад", "F12 - register; Esc - back"),
+    "help.register.3": (
+        "F12 — зарегистрировать, затем Enter — к покупке; Esc — назад (спросит)",
+        "F12 - register, then Enter - to a purchase; Esc - back (asks first)",
+    ),
     "help.shift.1": ("P — напечатать X-отчёт", "P - print the X-report"),
     "help.shift.2": (
         "F12 — закрыть смену (Enter — да, Esc — нет)",
