@@ -89,6 +89,7 @@ def test_every_screen_and_a_later_one_bind_letters_in_both_layouts() -> None:
                 twins = letters.get(twin) or letters.get(russian_layout_char(twin))
                 assert twins, (cls.__name__, key, twin)
                 assert [b.action for b in twins] == [b.action for b in bound]
+    assert "ctrl+й" in KassaApp._merged_bindings.key_to_bindings  # Ctrl+Q, kitty protocol
     later = letter_keys(LaterScreen._merged_bindings)
     assert sorted(later) == sorted(["r", "R", "к", "К"])
     assert [b.show for b in later["к"]] == [False] and later["r"][0].show
@@ -152,5 +153,24 @@ def test_coupon_typed_in_the_russian_layout_applies(tmp_path: Path) -> None:
                 await h.type(pilot, in_russian_layout(coupon))  # on the entry line
                 assert h.of(QuoteReady)[-1].quote.coupon_discount_kop == 64_990
                 assert not h.of(CoreFailed)
+
+    run(main())
+
+
+def test_ctrl_q_under_the_russian_layout_asks_then_quits(tmp_path: Path) -> None:
+    """A kitty-protocol terminal reports Ctrl+Q pressed under ЙЦУКЕН as Ctrl+Й."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")  # an open cheque: asked first
+                app = pilot.app
+                await pilot.press("ctrl+й")
+                await settle(pilot)
+                assert app.is_running and "Выйти из кассы?" in said(pilot), said(pilot)
+                await pilot.press("ctrl+й")  # again: yes
+                await settle(pilot)
+                assert not app.is_running
 
     run(main())

@@ -27,7 +27,7 @@ from textual.widgets import Input
 
 from agent.errors import AgentError
 from tui.i18n import LANGS, register_strings, t
-from tui.keys import with_layout_twins
+from tui.keys import key_twins, with_layout_twins
 from tui.messages import (
     CashiersListed,
     CoreFailed,
@@ -54,6 +54,10 @@ register_strings(
         "quit.kept": ("Выход отменён: всё на месте", "Not quitting: everything kept"),
     }
 )
+
+
+_QUIT_KEYS = frozenset({"ctrl+q", *key_twins("ctrl+q")})
+"""Ctrl+Q as any layout reports it: pressed again it answers "quit?" with yes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +370,8 @@ class KassaApp(App[int]):
 
     async def on_event(self, event: events.Event) -> None:
         key = event if isinstance(event, events.Key) else None
-        if key is not None and self._quit_asked and key.key != "ctrl+q" and self._answer_quit(key):
+        quit_key = key is not None and key.key in _QUIT_KEYS
+        if key is not None and self._quit_asked and not quit_key and self._answer_quit(key):
             return
         if isinstance(event, events.Key) and self.wedge is not None:
             d = self.wedge.feed(event.key, event.character, self.key_clock(event), event_id=event)

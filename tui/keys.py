@@ -7,6 +7,9 @@ other case, and both cases of the Russian letter on the same key, from the same 
 that repairs scans: :func:`agent.layout.russian_layout_char`). The twins are hidden and
 carry no description, so the key bar and F1 help show the binding once, as written.
 
+``ctrl+<letter>`` gets the Russian letter's twin too: a terminal speaking the kitty
+keyboard protocol (Textual asks for it) reports Ctrl+Й, not Ctrl+Q, under ЙЦУКЕН.
+
 ``KassaScreen`` applies it to every screen's ``BINDINGS`` when the class is created, so a
 screen added later gets it without doing anything; the App and modal screens call it on
 their own ``BINDINGS``.
@@ -24,11 +27,18 @@ from agent.layout import russian_layout_char
 __all__ = ["key_twins", "with_layout_twins"]
 
 
+def _latin_letter(key: str) -> bool:
+    return len(key) == 1 and key.isascii() and key.isalpha()
+
+
 def key_twins(key: str) -> tuple[str, ...]:
-    """The other keys that mean ``key`` (``"p"`` -> ``("P", "з", "З")``); ``()`` for a key
-    that is not one Latin letter (F-keys, ``ctrl+…``, digits are the same in every layout).
-    """
-    if len(key) != 1 or not (key.isascii() and key.isalpha()):
+    """The other keys that mean ``key``: ``"p"`` -> ``("P", "з", "З")``, ``"ctrl+q"`` ->
+    ``("ctrl+й",)``; ``()`` for other keys (F-keys and digits are the same in every
+    layout)."""
+    modifier, _, letter = key.rpartition("+")
+    if modifier == "ctrl" and _latin_letter(letter):
+        return (f"ctrl+{russian_layout_char(letter.lower())}",)
+    if not _latin_letter(key):
         return ()
     lower, upper = key.lower(), key.upper()
     forms = (lower, upper, russian_layout_char(lower), russian_layout_char(upper))
