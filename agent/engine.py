@@ -62,10 +62,8 @@ _LIMIT_TEXT = {
         "нет связи, а данные участника устарели — списание невозможно",
     ),
     "offline_provisional": (
-        "offline: a member who joined here spends after the back office confirms the "
-        "registration",
-        "нет связи: новый участник сможет списать бонусы, когда бэк-офис подтвердит "
-        "регистрацию",
+        "offline: a member who joined here spends after the back office confirms the registration",
+        "нет связи: новый участник сможет списать бонусы, когда бэк-офис подтвердит регистрацию",
     ),
     "offline_welcome_only": (
         "offline: until the back office confirms the registration only the welcome bonus "
