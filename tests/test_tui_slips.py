@@ -290,3 +290,28 @@ def test_provisional_marker_goes_once_counted_and_training_says_training(
                 assert "TRAINING" in widget_text(pilot.app, "#card")
 
     asyncio.run(main())
+
+
+def test_an_80mm_printers_slip_is_shown_whole_at_80x24(tmp_path: Path) -> None:
+    """48 columns (epson-tm-80 and the other 80 mm presets): the preview box widens to the
+    printer's line and the card gives up the room, so no slip line is wrapped or cut."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run(profile="epson-tm-80") as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(7))
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                rows = h.of(CheckoutCommitted)[-1].slip_text.split("\n")
+                assert max(len(r) for r in rows) == 48
+                box = widget_text(pilot.app, "#cheque-box").split("\n")
+                shown = [r for r in rows if r.startswith(("Чек ", "Участник ", "Баланс до"))]
+                assert len(shown) == 3 and all(any(r in b for b in box) for r in shown), box
+                assert "Баланс:" in widget_text(pilot.app, "#card")  # the card is still there
+                await pilot.press("f8")
+                await settle(pilot)
+                assert pilot.app.screen.query_one("#card").region.width == 32  # back as it was
+
+    asyncio.run(main())

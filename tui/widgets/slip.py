@@ -1,11 +1,12 @@
 """The slip preview on the cashier's screens (checkout, refund, shift report).
 
 The text is the printer's own lines (``drivers.preview``: the same layout run that makes
-the ESC/POS bytes), so the screen holds exactly what the paper gets. Here it is only
-dressed for the terminal: the QR rows are drawn white on black whatever the theme (so a
-phone or a scanner reads the symbol off the screen), and the box's subtitle names the keys
-that scroll it (PageUp/PageDown: the focus stays on the entry line; at 80x24 a slip with a
-QR is taller than the box).
+the ESC/POS bytes), so the screen holds exactly what the paper gets, and the box is as
+wide as the printer's line (an 80 mm printer's 48 columns too: a wrapped or cut line would
+not be the slip). Here it is only dressed for the terminal: the QR rows are drawn white on
+black whatever the theme (so a phone or a scanner reads the symbol off the screen), and the
+box's subtitle names the keys that scroll it (PageUp/PageDown: the focus stays on the entry
+line; at 80x24 a slip with a QR is taller than the box).
 """
 
 from __future__ import annotations
@@ -72,8 +73,16 @@ def show_slip(box: ScrollableContainer, body: Static, text: str, lang: str) -> N
     box.border_title = t(lang, "slip.preview")
     box.border_subtitle = t(lang, "slip.scroll")
     body.update(slip_renderable(text))
+    styles = box.styles
+    widest = max((len(line) for line in text.split("\n")), default=0)
+    styles.width = widest + styles.gutter.width + styles.scrollbar_size_vertical
+    if box.parent is not None:  # a panel beside it gives up the room (kassa.tcss: -slip)
+        box.parent.add_class("-slip")
 
 
 def hide_slip(box: ScrollableContainer) -> None:
-    """The box shows something else again: no scroll hint under it."""
+    """The box shows something else again: no scroll hint under it, its usual width."""
     box.border_subtitle = ""
+    box.styles.width = None  # the stylesheet's width again
+    if box.parent is not None:
+        box.parent.remove_class("-slip")
