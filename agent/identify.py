@@ -323,6 +323,7 @@ def check_member_code(text: str) -> str:
     with ``details["reason"]``: ``"not_digits"``, ``"wrong_length"`` or
     ``"bad_check_digit"`` (a typo: one wrong digit or two swapped neighbours).
     """
+    # Under the title «Неверный код участника» the messages say what is wrong, not again.
     code = _compact_code(text)
     if not code:
         raise MemberCodeError(
@@ -334,23 +335,23 @@ def check_member_code(text: str) -> str:
         )
     if not (code.isascii() and code.isdigit()):
         raise MemberCodeError(
-            "Member code must contain digits only",
-            f"Код участника состоит только из цифр: {_shown(text)}",
+            "digits only, please",
+            f"{_shown(text)} — в коде только цифры",
             reason="not_digits",
             length=len(code),
         )
     if len(code) != MEMBER_CODE_LENGTH:
         raise MemberCodeError(
-            f"Member code has {len(code)} digits, expected {MEMBER_CODE_LENGTH}",
-            f"В коде участника {MEMBER_CODE_LENGTH} цифр, введено {len(code)}: {_shown(text)}",
+            f"{len(code)} digits, expected {MEMBER_CODE_LENGTH}",
+            f"{_shown(text)} — нужно {MEMBER_CODE_LENGTH} цифр, введено {len(code)}",
             reason="wrong_length",
             length=len(code),
             expected=MEMBER_CODE_LENGTH,
         )
     if damm_check_digit(code) != 0:
         raise MemberCodeError(
-            "Member code check digit does not match: a digit is mistyped or two are swapped",
-            f"Код участника введён с ошибкой: {code}. Проверьте цифры",
+            "the check digit does not match: a digit is mistyped or two are swapped",
+            f"{code} — ошибка в цифре или переставлены соседние цифры, проверьте",
             reason="bad_check_digit",
             length=len(code),
         )

@@ -174,3 +174,30 @@ def test_ctrl_q_under_the_russian_layout_asks_then_quits(tmp_path: Path) -> None
                 assert not app.is_running
 
     run(main())
+
+
+def test_a_letter_key_listed_in_help_works_from_help(tmp_path: Path) -> None:
+    """F1 over the shift screen lists P: P (or з) pressed there closes help and prints,
+    as an F-key does."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await pilot.press("f11")
+                await settle(pilot)
+                for n, key in enumerate(("з", "P"), 1):
+                    await pilot.press("f1")
+                    await settle(pilot)
+                    assert isinstance(pilot.app.screen, HelpScreen)
+                    await pilot.press(key)
+                    await settle(pilot)
+                    assert isinstance(pilot.app.screen, ShiftScreen), key
+                    assert len(h.of(ReportQueued)) == n, key
+                await pilot.press("f1")
+                await settle(pilot)
+                await pilot.press("x")  # not a key of the shift screen: help stays
+                await settle(pilot)
+                assert isinstance(pilot.app.screen, HelpScreen)
+
+    run(main())

@@ -24,8 +24,8 @@ from test_tui_checkout import said
 from tui_helpers import harness, settle, widget_text
 
 from agent import history, shifts
-from agent.errors import AgentError, CouponError, PhoneError
-from agent.identify import normalize_phone
+from agent.errors import AgentError, CouponError, MemberCodeError, PhoneError
+from agent.identify import check_member_code, normalize_phone
 from agent.seed import demo_phone
 from agent.tokens import Coupon
 from sync.backoffice import kpi
@@ -60,6 +60,16 @@ def test_phone_refusals_do_not_repeat_their_title(typed: str) -> None:
         normalize_phone(typed)
     assert not says_title_twice(info.value), info.value.message_ru
     assert typed.strip() in info.value.message_ru  # the cashier still sees what they typed
+
+
+@pytest.mark.parametrize("typed", ["12345678901x", "000100000001", "0001000000019"])
+def test_member_code_refusals_do_not_repeat_their_title(typed: str) -> None:
+    with pytest.raises(MemberCodeError) as info:
+        check_member_code(typed)
+    e = info.value
+    assert "код участника" not in e.message_ru.lower(), e.message_ru
+    assert "member code" not in e.message_en.lower(), e.message_en
+    assert typed in e.message_ru
 
 
 def test_coupon_and_pin_refusals_do_not_repeat_their_title(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ While help is open:
 
 - a scan (keyboard wedge or serial) closes help and goes to the screen underneath, as if
   help had not been open (the customer at the till is waiting for it);
-- a function key listed for the screen underneath (F2-F12) closes help and does what it
-  does there; other keys only scroll the help.
+- a function key or a letter key listed for the screen underneath (F2-F12, P on the
+  shift screen, in either layout and case) closes help and does what it does there; other
+  keys only scroll the help.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from tui.i18n import STRINGS, t
-from tui.keys import with_layout_twins
+from tui.keys import key_twins, with_layout_twins
 from tui.messages import Scanned
 from tui.widgets.keybar import key_label, key_order
 
@@ -47,6 +48,12 @@ _OWN_KEYS = frozenset({"escape", "f1", "f10"})
 
 def _is_function_key(key: str) -> bool:
     return key.startswith("f") and key[1:].isdigit()
+
+
+def _passes_through(key: str) -> bool:
+    """Keys help hands to the screen underneath: F-keys and letters (help scrolls with
+    the arrows and pages, and never takes typing)."""
+    return _is_function_key(key) or (len(key) == 1 and key.isalpha())
 
 
 def help_bindings(screen: Screen[Any]) -> list[ActiveBinding]:
@@ -128,10 +135,19 @@ class HelpScreen(ModalScreen[None]):
         self.under.post_message(Scanned(message.text, message.source, message.layout_repaired))
 
     def on_key(self, event: events.Key) -> None:
-        """A function key of the screen underneath: close help, then do what it does."""
-        if event.key in _OWN_KEYS or not _is_function_key(event.key):
+        """A function or letter key of the screen underneath: close help, then do what it
+        does (a letter in the other layout or case too)."""
+        if event.key in _OWN_KEYS or not _passes_through(event.key):
             return
-        target = next((ab for ab in self.keys if ab.binding.key == event.key), None)
+        target = next(
+            (
+                ab
+                for ab in self.keys
+                if _passes_through(ab.binding.key)
+                and event.key in (ab.binding.key, *key_twins(ab.binding.key))
+            ),
+            None,
+        )
         if target is None:
             return
         event.stop()
