@@ -76,6 +76,15 @@ def test_esc_on_a_filled_form_asks_first_and_only_enter_leaves(tmp_path: Path) -
                 await pilot.press("escape")
                 await settle(pilot)
                 assert pilot.app.is_running and pilot.app.screen is screen
+                # Ctrl+Q over Esc's question closes it: after "not quitting", an Enter is
+                # the field's own again, not a yes nobody saw.
+                await pilot.press("escape", "ctrl+q", "escape")
+                await settle(pilot)
+                assert "Выход отменён" in said(pilot)
+                await pilot.press("enter")
+                await settle(pilot)
+                assert pilot.app.screen is screen and value(screen, "#phone") == "+79995550"
+                screen.query_one("#first-name", Input).focus()
                 # Esc, Enter: gone, to the checkout.
                 await pilot.press("escape", "enter")
                 await settle(pilot)
@@ -221,6 +230,9 @@ def test_after_a_registration_typing_starts_the_next_form(tmp_path: Path) -> Non
                 await settle(pilot)
                 assert screen.done is not None
                 assert "Enter — к покупке" in said(pilot)
+                await pilot.press("space")  # a stray Space keeps the card and its QR
+                await settle(pilot)
+                assert screen.done is not None
                 await h.type(pilot, "+7", submit=False)  # the next customer's phone
                 assert screen.done is None and value(screen, "#phone") == "+7"
                 assert screen.query_one("#phone", Input).has_focus
@@ -239,3 +251,12 @@ def test_scan_kind() -> None:
     assert scan_kind("KC1:xyz") == "coupon"
     assert scan_kind("+7 999 555-01-23") == "phone" and scan_kind("89995550123") == "phone"
     assert scan_kind("Екатерина") == "text" and scan_kind("05.03.1990") == "text"
+
+
+def test_birthday_dots_typed_under_the_russian_layout() -> None:
+    from datetime import date
+
+    from tui.screens.register import parse_birthday
+
+    assert parse_birthday("05ю03ю1990") == parse_birthday("05б03б1990") == date(1990, 3, 5)
+    assert parse_birthday("05,03,1990") == date(1990, 3, 5)

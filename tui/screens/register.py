@@ -21,7 +21,7 @@ form with what was typed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import ClassVar, Literal
@@ -153,15 +153,20 @@ _BIRTHDAY = (
 """``DD.MM.YYYY`` (also with ``/`` or ``-``) and ISO ``YYYY-MM-DD``."""
 
 
+_LAYOUT_DOTS = str.maketrans(dict.fromkeys("юЮбБ,", "."))
+"""The full stop's key and its neighbour typed under the Russian layout (``ю``, ``б``), and
+that layout's own Shift+/ comma: read as the date's dots."""
+
+
 def parse_birthday(text: str) -> date | None:
-    """``DD.MM.YYYY`` (also with ``/`` or ``-``) -> date; empty -> None. A date in the
-    right format that is not on the calendar (31.02.1990) is named as such, not as a
-    format error."""
+    """``DD.MM.YYYY`` (also with ``/`` or ``-``; the dots typed under the Russian layout,
+    ``05ю03ю1990``, are dots too) -> date; empty -> None. A date in the right format that
+    is not on the calendar (31.02.1990) is named as such, not as a format error."""
     raw = text.strip()
     if not raw:
         return None
     for pattern in _BIRTHDAY:
-        m = pattern.fullmatch(raw)
+        m = pattern.fullmatch(raw.translate(_LAYOUT_DOTS))
         if m is None:
             continue
         try:
@@ -295,6 +300,8 @@ class RegisterScreen(KassaScreen):
         """Esc asked "drop this form?": the next key answers it (``on_key``)."""
         self.offer: str | None = None
         """A member code Enter would open at the checkout (a card scanned, a phone taken)."""
+        self._question: Callable[[], str] | None = None
+        """The pending question's renderer, as given to ``say`` (``question_shown``)."""
 
     def compose_body(self) -> Iterable[Widget]:
         with Vertical(id="register-form", classes="panel") as form:
@@ -349,15 +356,31 @@ class RegisterScreen(KassaScreen):
         return None
 
     # ------------------------------------------------------------------ keys
+    def ask(
+        self, text: Callable[[], str], *, leaving: bool = False, offer: str | None = None
+    ) -> None:
+        """Put a question on the message line: Esc's "drop this form?" (``leaving``) or
+        "open this member?" (``offer``, a member code); the next key answers it."""
+        self.leave_asked, self.offer = leaving, offer
+        self._question = text
+        self.say(text, error=True)
+
+    def question_shown(self) -> bool:
+        """A question is pending and still on the line (another message over it, such as
+        Ctrl+Q's question, has closed it: an Enter later must not answer it unseen)."""
+        pending = self.leave_asked or self.offer is not None
+        return pending and self._said is not None and self._said[0] is self._question
+
     def close_questions(self) -> None:
         self.leave_asked = False
         self.offer = None
+        self._question = None
 
     def typed_over_question(self) -> None:
         """A character typed into a field: any question pending is answered no."""
-        if self.leave_asked or self.offer is not None:
-            self.close_questions()
+        if self.question_shown():
             self.say("")
+        self.close_questions()
 
     async def on_key(self, event: events.Key) -> None:
         """The key after a question (Esc's "drop this form?", a member to open): Enter is
@@ -367,9 +390,9 @@ class RegisterScreen(KassaScreen):
         if event.key in self.KEEP_QUESTION:
             return
         if self.leave_asked or self.offer is not None:
-            offer, leaving = self.offer, self.leave_asked
+            offer, leaving, shown = self.offer, self.leave_asked, self.question_shown()
             self.close_questions()
-            if event.key in ("enter", "escape"):
+            if shown and event.key in ("enter", "escape"):
                 event.stop()
                 event.prevent_default()
                 if event.key == "escape":
@@ -379,14 +402,15 @@ class RegisterScreen(KassaScreen):
                 elif offer is not None:
                     self.open_member(offer)
                 return
-            self.say("")
+            if shown:
+                self.say("")
         if self.done is None:
             return
         if event.key == "enter":
             event.stop()
             event.prevent_default()
             self.open_member(self.done.registration.card.code)
-        elif event.is_printable and event.character is not None:
+        elif event.is_printable and event.character and not event.character.isspace():
             event.stop()
             event.prevent_default()
             self.reset()
@@ -400,8 +424,7 @@ class RegisterScreen(KassaScreen):
         if self.open_work() is None:
             self.app.pop_screen()
             return
-        self.leave_asked = True
-        self.say_t("register.leave_ask", error=True)
+        self.ask(lambda: self.t("register.leave_ask"), leaving=True)
 
     def open_member(self, code: str) -> None:
         """Back to the checkout with the member of ``code`` identified there, as a scan of
@@ -468,9 +491,10 @@ class RegisterScreen(KassaScreen):
 
     def on_member_identified(self, message: MemberIdentified) -> None:
         card = message.card
-        self.offer = card.code
         name = card.first_name or card.phone_masked or card.code
-        self.say(lambda: self.t("register.member_scanned", name=name, code=card.code), error=True)
+        self.ask(
+            lambda: self.t("register.member_scanned", name=name, code=card.code), offer=card.code
+        )
 
     # ------------------------------------------------------------------ register
     def action_submit(self) -> None:
@@ -489,14 +513,13 @@ class RegisterScreen(KassaScreen):
             self.busy = False
         if message.op_name == "register_member" and message.code == "conflict":
             code = str(message.details.get("member_code", ""))
-            self.offer = code or None
             self.query_one("#phone", Input).focus()
-            self.say(
+            self.ask(
                 lambda: (
                     f"{self.t('register.phone_taken_title')}: "
                     f"{self.t('register.phone_taken', code=code)}"
                 ),
-                error=True,
+                offer=code or None,
             )
             return
         field = _FIELD_OF.get(str(message.details.get("field", "")))
