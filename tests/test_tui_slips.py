@@ -199,6 +199,7 @@ def test_x_and_z_reports_print_their_own_layouts(tmp_path: Path) -> None:
                 await pilot.press("f12", "enter")
                 await settle(pilot)
                 assert isinstance(pilot.app.screen, SignInScreen)
+                assert "Z-отчёт отправлен на принтер" in widget_text(pilot.app, "#say")
                 closed = h.of(ShiftClosed)[-1].report
                 h.services.printer.drain()
                 z_lines = paper_lines(paper(h.services.preview.data[mark:]))

@@ -73,7 +73,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     # ------------------------------------------------------------------ shift / X-report
     "shift.title": ("Смена и X-отчёт", "Shift and X-report"),
     "shift.opened": ("Смена открыта: {name}, {t}", "Shift open: {name}, {t}"),
-    "shift.closed": ("Смена закрыта", "Shift closed"),
+    "shift.closed": (
+        "Смена закрыта, Z-отчёт отправлен на принтер",
+        "Shift closed, the Z report is sent to the printer",
+    ),
     "shift.close_confirm": (
         "Закрыть смену? Enter — да, Esc — нет",
         "Close the shift? Enter - yes, Esc - no",

@@ -31,8 +31,8 @@ register_strings(
             "{p} once the back office confirms the registration",
         ),
         "card.training": (
-            "УЧЕБНЫЙ РЕЖИМ: баланс не меняется",
-            "TRAINING: the balance does not change",
+            "УЧЕБНЫЙ РЕЖИМ: баланс учебный, настоящий не меняется",
+            "TRAINING: a practice balance, the real one is unchanged",
         ),
     }
 )
