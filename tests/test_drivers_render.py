@@ -700,3 +700,93 @@ def test_cli_member_qr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "█" in shown and shown.rstrip().endswith("2000001234569")
     assert run_cli(["member", "qr", "2000001234560", "--text"]) == 2  # bad check digit
     assert "ошибкой" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- preview, reports
+def _preview_qr_image(rows: list[str]) -> np.ndarray:
+    """Half-block rows as the screen draws them (blocks light, the rest dark), 4 px/module."""
+    top = {"█": False, "▀": False, "▄": True, " ": True}
+    bottom = {"█": False, "▀": True, "▄": False, " ": True}
+    width = max(len(r) for r in rows)
+    grid = []
+    for row_text in rows:
+        cells = row_text.ljust(width)
+        grid.append([top[c] for c in cells])
+        grid.append([bottom[c] for c in cells])
+    return np.kron(np.array(grid, dtype=bool), np.ones((4, 4), dtype=bool))
+
+
+@pytest.mark.parametrize("name", presets())
+def test_preview_is_the_printed_job_line_for_line(name: str) -> None:
+    """Every line the printer gets is on screen, in order and with the same text (also the
+    kind's title, the QR caption, the copy and training marks), and the drawn QR reads as
+    the printed one."""
+    from drivers.preview import is_qr_row, preview_lines
+
+    profile = load_profile(name)
+    slip = replace(sample_slip(), copy=True, training=True, provisional=True)
+    w = decode(render(slip, profile), profile)
+    screen = preview_lines(slip, profile)
+    text = [ln for ln in screen if not is_qr_row(ln)]
+    assert [ln.strip() for ln in text] == [ln.text.strip() for ln in w.lines]
+    for shown, line in zip(text, w.lines, strict=True):  # left-aligned rows keep their columns
+        if line.align == escpos.LEFT:
+            assert shown == line.text.rstrip()
+    assert all(len(ln) <= profile.columns for ln in screen)
+    qr_rows = [ln.strip() for ln in screen if is_qr_row(ln)]
+    printed = [t for r in w.rasters for t in decode_qr(r.image)]
+    printed += [q.payload.decode() for q in w.of(NativeQr)]  # type: ignore[attr-defined]
+    assert printed == [slip.qr_payload]
+    assert decode_qr(_preview_qr_image(qr_rows)) == [slip.qr_payload]
+
+
+def _report(kind: str) -> Slip:
+    header = (
+        SlipLine("Касса", "till-1"),
+        SlipLine("Кассир", "Анна Петрова"),
+        SlipLine("Смена №", "12"),
+        SlipLine("Открыта", "15.06.2026 09:00"),
+        SlipLine("Закрыта" if kind == "z_report" else "Отчёт на", "15.06.2026 21:00"),
+    )
+    lines = (
+        SlipLine("Продажи", "", "heading"),
+        SlipLine("Чеков с картой", "41"),
+        SlipLine("Сумма чеков", format_rub(123_456_700), "total"),
+        SlipLine("Бонусы", "", "heading"),
+        SlipLine("Начислено", format_points(12_345)),
+        SlipLine("Купоны", "", "heading"),
+        SlipLine("Чеков с купоном", "3"),
+    )
+    return Slip(
+        kind=kind,
+        store_name='ТЦ "Европейский", Москва',
+        terminal_id="till-1",
+        receipt_id="Z-1234abcd",
+        printed_at=datetime(2026, 6, 15, 21, 0),
+        member="",
+        tier="",
+        lines=lines,
+        header=header,
+    )
+
+
+@pytest.mark.parametrize("name", ["generic-58", "epson-tm-42", "epson-tm-80"])
+def test_x_and_z_reports_have_their_own_layout(name: str) -> None:
+    profile = load_profile(name)
+    for kind, title in (
+        ("x_report", "Сменный отчёт без гашения"),
+        ("z_report", "Отчёт о закрытии смены"),
+    ):
+        w = decode(render(_report(kind), profile), profile)
+        assert_fits(w, profile)
+        text = [ln.text for ln in w.lines]
+        assert text[1] == title and w.lines[1].bold and w.lines[1].align == escpos.CENTER
+        labels = [t.split("  ")[0] for t in text]
+        assert not {"Чек", "Участник", "Уровень"} & set(labels)  # not the cheque's template
+        assert labels.index("Касса") < labels.index("Смена №") < labels.index("Продажи")
+        headings = [ln for ln in w.lines if ln.text in ("Продажи", "Бонусы", "Купоны")]
+        assert len(headings) == 3 and all(h.bold for h in headings)
+        total = next(ln for ln in w.lines if ln.text.startswith("Сумма чеков"))
+        assert total.bold and total.text.endswith("1 234 567,00 руб.")
+        assert ("СМЕНА ЗАКРЫТА" in text) == (kind == "z_report")
+        assert not w.rasters and not w.of(NativeQr)
