@@ -153,7 +153,7 @@ def _script(agent: Agent, path: Path) -> None:
         f"код {card2.code}, {format_points(card2.balance)}"
     )
 
-    _say("6. Регистрация нового участника с согласием")
+    _say("6. Регистрация нового участника с согласием и первая покупка")
     reg = agent.register(
         phone="+7 (999) 555-01-23",
         first_name="Вера",
@@ -162,8 +162,24 @@ def _script(agent: Agent, path: Path) -> None:
     )
     print(
         f"Участник {reg.card.code} ({reg.card.phone_masked}), приветственный бонус "
-        f"{format_points(reg.welcome_points)}; в базе только хэш и маска телефона"
+        f"{format_points(reg.welcome_points)}, можно списать сейчас "
+        f"{format_points(reg.card.spendable)}; в базе только хэш и маска телефона"
     )
+    if reg.card.spendable:  # the programme's welcome.spend_before_sync when offline
+        first = agent.commit(
+            CheckoutRequest(
+                reg.card.member_id,
+                demo_cart("DEMO-0003", [("SH-2001", 1)]),
+                min(200, reg.card.spendable),
+                identified_by="phone",
+            )
+        ).quote
+        print(
+            f"Первая покупка: списано {format_points(first.redeem_points)} из приветственного "
+            "бонуса, "
+            f"начислено {format_points(first.total_earned)}, баланс "
+            f"{format_points(first.balance_after)}"
+        )
 
     _say("7. Частичный возврат: платье вернули")
     refund = agent.refund("DEMO-R-0001", "DEMO-0001", {2: 1})

@@ -182,3 +182,30 @@ def test_a_phone_registered_at_two_offline_tills_spends_one_bonus_at_the_centre(
     assert cluster.server_balance(survivor) == 500 - 2 * 200 + earned
     kinds = [k for (k,) in cluster.ledger("SELECT kind FROM flags")]
     assert "rescore_mismatch" not in kinds and "merge" in kinds
+
+
+# ---------------------------------------------------------------------- the demo
+def test_the_scripted_demo_spends_part_of_the_welcome_bonus_on_the_first_purchase(
+    tmp_path,
+) -> None:
+    """``kassa demo --script`` (a real process, an offline till): the new member's first
+    purchase spends 200 of the 500-point welcome bonus."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    kassa = Path(sys.executable).with_name("kassa")
+    run = subprocess.run(
+        [str(kassa), "demo", "--script", "--members", "200"],
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = run.stdout.replace("\u00a0", " ")
+    assert "можно списать сейчас 500 бонусов" in out
+    assert "Первая покупка: списано 200 бонусов из приветственного бонуса" in out
