@@ -213,8 +213,8 @@ def cheque(store: Store, receipt_id: str) -> Cheque:
         ).fetchone()
     if row is None:
         raise NotFoundError(
-            f"cheque {rid} not found on this till",
-            f"чек {rid} не найден на этой кассе",
+            f"no cheque {rid} on this till",
+            f"чека {rid} нет на этой кассе",
             receipt_id=rid,
         )
     effects = codec.loads(PurchaseEffects, row[2])
@@ -247,8 +247,8 @@ def refund_preview(
         ).fetchone()
     if row is None:
         raise NotFoundError(
-            f"cheque {receipt_id} not found on this till",
-            f"чек {receipt_id} не найден на этой кассе",
+            f"no cheque {receipt_id} on this till",
+            f"чека {receipt_id} нет на этой кассе",
             receipt_id=receipt_id,
         )
     effects = codec.loads(PurchaseEffects, row[0])

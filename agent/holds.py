@@ -40,6 +40,8 @@ DEFAULT_TTL_S = 900
 """A hold lives 15 minutes unless the POS asks otherwise (seconds)."""
 
 ACTIVE, COMMITTED, CANCELLED, EXPIRED = "active", "committed", "cancelled", "expired"
+_STATUS_RU = {COMMITTED: "уже использован", CANCELLED: "отменён", EXPIRED: "срок истёк"}
+"""A hold's state as said after the title «Резерв бонусов недействителен: »."""
 
 
 class HoldError(ConflictError):
@@ -143,8 +145,8 @@ def check_cheque(store: Store, hold_id: str, req: CheckoutRequest) -> None:
             f"the cheque differs from the one hold {hold_id} was placed for (receipt "
             f"{row[0]}): lines, points or coupon changed; place the hold again for this "
             "cheque, or commit without hold_id",
-            f"чек {row[0]} отличается от зарезервированного (резерв {hold_id}): изменились "
-            "товары, бонусы или купон; зарезервируйте бонусы заново",
+            f"чек {row[0]}, резерв {hold_id}: изменились товары, бонусы или купон; "
+            "зарезервируйте бонусы заново",
             hold_id=hold_id,
             receipt_id=row[0],
         )
@@ -223,7 +225,7 @@ def get(store: Store, hold_id: str, now: datetime) -> Hold:
     """The hold with its current status (an active one past its time reads ``expired``)."""
     row = store.one(f"SELECT {_COLS} FROM holds WHERE hold_id = ?", (hold_id,))
     if row is None:
-        raise NotFoundError(f"hold {hold_id} not found", "резерв не найден", hold_id=hold_id)
+        raise NotFoundError(f"no hold {hold_id}", "такого резерва нет", hold_id=hold_id)
     return _hold(row, now)
 
 
@@ -233,7 +235,7 @@ def cancel(store: Store, hold_id: str, now: datetime) -> Hold:
     with store.write() as conn:
         row = conn.execute(f"SELECT {_COLS} FROM holds WHERE hold_id = ?", (hold_id,)).fetchone()
         if row is None:
-            raise NotFoundError(f"hold {hold_id} not found", "резерв не найден", hold_id=hold_id)
+            raise NotFoundError(f"no hold {hold_id}", "такого резерва нет", hold_id=hold_id)
         if row[4] == COMMITTED:
             raise HoldError(
                 f"hold {hold_id} was committed with its cheque; refund the cheque instead",
@@ -264,7 +266,7 @@ def consume(
             (hold_id,),
         ).fetchone()
         if row is None:
-            raise NotFoundError(f"hold {hold_id} not found", "резерв не найден", hold_id=hold_id)
+            raise NotFoundError(f"no hold {hold_id}", "такого резерва нет", hold_id=hold_id)
         status = EXPIRED if row[2] == ACTIVE and row[3] <= stamp(now) else row[2]
         if row[0] != receipt_id or row[1] != member_id:
             raise HoldError(
@@ -275,7 +277,7 @@ def consume(
         if status != ACTIVE:
             raise HoldError(
                 f"hold {hold_id} is {status}; place a new hold or commit without it",
-                f"резерв недействителен ({status}): зарезервируйте бонусы заново",
+                f"{_STATUS_RU.get(status, status)}: зарезервируйте бонусы заново",
                 hold_id=hold_id,
                 status=status,
             )

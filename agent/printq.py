@@ -154,7 +154,7 @@ def get_job(store: Store, job_id: int) -> PrintJob:
     with store.read() as conn:
         job = _select(conn, "job_id = ?", (job_id,))
     if job is None:
-        raise NotFoundError(f"print job {job_id} not found", f"Слип №{job_id} не найден")
+        raise NotFoundError(f"no print job {job_id}", f"слипа №{job_id} нет")
     return job
 
 
@@ -183,7 +183,7 @@ def enqueue_copy(store: Store, job_id: int, now: datetime) -> int:
     with store.write() as conn:
         job = _select(conn, "job_id = ?", (job_id,))
         if job is None:
-            raise NotFoundError(f"print job {job_id} not found", f"Слип №{job_id} не найден")
+            raise NotFoundError(f"no print job {job_id}", f"слипа №{job_id} нет")
         slip = replace(job.slip, copy=True)
         cur = conn.execute(
             "INSERT INTO print_jobs(receipt_id, kind, created_at, slip, copy) "

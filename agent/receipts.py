@@ -136,8 +136,8 @@ def resolve(conn: sqlite3.Connection, text: str) -> str:
     typed = text.strip()
     if not found:
         raise NotFoundError(
-            f"cheque {typed} not found on this till",
-            f"чек {typed} не найден на этой кассе",
+            f"no cheque {typed} on this till",
+            f"чека {typed} нет на этой кассе",
             receipt_id=typed,
         )
     if len(found) > 1:

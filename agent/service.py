@@ -323,7 +323,7 @@ class Agent:
         row = self._member_row("member_id = ?", member_id)
         if row is None:
             raise NotFoundError(
-                f"member {member_id} not found", "участник не найден", member_id=member_id
+                f"no member {member_id} on this till", "такого участника нет", member_id=member_id
             )
         return self._card(row, self.clock.now())
 
@@ -536,7 +536,9 @@ class Agent:
             held = None
         if row is None:
             raise NotFoundError(
-                f"member {req.member_id} not found", "участник не найден", member_id=req.member_id
+                f"no member {req.member_id} on this till",
+                "такого участника нет",
+                member_id=req.member_id,
             )
         state = self._state(row[4])
         return self._quote(req, row, state, now, status, held)
@@ -629,8 +631,8 @@ class Agent:
             )
             if row[0] is None:
                 raise NotFoundError(
-                    f"member {req.member_id} not found",
-                    "участник не найден",
+                    f"no member {req.member_id} on this till",
+                    "такого участника нет",
                     member_id=req.member_id,
                 )
             if hold_id is not None or row[12]:  # else there is no hold to check or close
@@ -887,8 +889,8 @@ class Agent:
             ).fetchone()
             if purchase is None:
                 raise NotFoundError(
-                    f"receipt {receipt_id} not found on this till",
-                    f"чек {receipt_id} не найден",
+                    f"no receipt {receipt_id} on this till",
+                    f"чека {receipt_id} нет на этой кассе",
                     receipt_id=receipt_id,
                 )
             member = conn.execute(
@@ -1100,7 +1102,7 @@ class Agent:
     def print_job(self, job_id: int) -> Slip:
         row = self.store.one("SELECT slip FROM print_jobs WHERE job_id = ?", (job_id,))
         if row is None:
-            raise NotFoundError(f"print job {job_id} not found", "задание печати не найдено")
+            raise NotFoundError(f"no print job {job_id}", f"слипа №{job_id} нет")
         return codec.loads(Slip, row[0])
 
 

@@ -169,7 +169,7 @@ def set_pin(store: Store, cashier_id: str, pin: str) -> None:
         )
         if cur.rowcount == 0:
             raise NotFoundError(
-                f"cashier {cashier_id} not found", "кассир не найден", cashier_id=cashier_id
+                f"no cashier {cashier_id}", "такого кассира нет", cashier_id=cashier_id
             )
         Store.set_meta(conn, f"pin_failures:{cashier_id}", "0")
 
@@ -195,9 +195,7 @@ def verify_pin(store: Store, cashier_id: str, pin: str) -> Cashier:
         (cashier_id,),
     )
     if row is None or not row[3]:
-        raise NotFoundError(
-            f"cashier {cashier_id} not found", "кассир не найден", cashier_id=cashier_id
-        )
+        raise NotFoundError(f"no cashier {cashier_id}", "такого кассира нет", cashier_id=cashier_id)
     failures = int(store.meta(f"pin_failures:{cashier_id}") or 0)
     if failures >= MAX_PIN_FAILURES:
         raise _locked_error(cashier_id, failures)
@@ -251,7 +249,7 @@ def current_shift(store: Store) -> Shift | None:
 def get_shift(store: Store, shift_id: str) -> Shift:
     row = store.one(f"{_SHIFT_SQL} WHERE s.shift_id = ?", (shift_id,))
     if row is None:
-        raise NotFoundError(f"shift {shift_id} not found", "смена не найдена", shift_id=shift_id)
+        raise NotFoundError(f"no shift {shift_id}", "такой смены нет", shift_id=shift_id)
     return _shift(row)
 
 
@@ -412,9 +410,7 @@ def report_slip(report: XReport, store_name: str, *, training: bool = False) -> 
     )
 
 
-def queue_report(
-    store: Store, report: XReport, store_name: str, *, training: bool = False
-) -> int:
+def queue_report(store: Store, report: XReport, store_name: str, *, training: bool = False) -> int:
     """Queue the shift's report on the receipt printer (X while open, Z once closed);
     returns the print job id."""
     slip = report_slip(report, store_name, training=training)

@@ -241,7 +241,7 @@ _ENOSPC_HINTS = (
 
 def _write_error(e: sqlite3.Error) -> StoreWriteError:
     return StoreWriteError(
-        f"store write failed, nothing was written: {e}",
+        f"nothing was written: {e}",
         f"Не удалось записать в базу кассы, операция не выполнена: {e}",
         sqlite_error=str(e),
     )
@@ -354,7 +354,7 @@ class Store:
             owner = handle.read().strip() or "unknown"
             handle.close()
             raise StoreLockedError(
-                f"till store {self.path} is in use by another process (pid {owner})",
+                f"{self.path} is open in another process (pid {owner})",
                 f"База кассы {self.path} уже открыта другой программой (pid {owner})",
                 path=str(self.path),
                 owner_pid=owner,

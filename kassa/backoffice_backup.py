@@ -74,9 +74,7 @@ def backup_sqlite(source: Path, dest: Path) -> dict[str, Any]:
             dst.close()
     except sqlite3.Error as e:
         tmp.unlink(missing_ok=True)
-        raise BackupError(
-            f"backup of {source} failed: {e}", f"резервная копия {source} не создана: {e}"
-        ) from None
+        raise BackupError(f"{source}: {e}", f"{source}: {e}") from None
     finally:
         src.close()
     if check != "ok":

@@ -158,7 +158,7 @@ def _check_backoffice_file(path: Path) -> None:
     if not path.is_file():
         raise BackofficeNotFound(
             f"no back office database at {path}: {hint_en}",
-            f"база бэк-офиса {path} не найдена: {hint_ru}",
+            f"нет базы бэк-офиса {path}: {hint_ru}",
             path=str(path),
         )
     try:

@@ -528,7 +528,7 @@ def create_app(
                 field="job_id",
             )
         if len(text) > 12:
-            raise NotFoundError(f"print job {text[:32]!r} not found", "слип не найден")
+            raise NotFoundError(f"no print job {text[:32]!r}", "такого слипа нет")
         return int(text)
 
     async def slip(request: Request) -> Any:

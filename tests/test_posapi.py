@@ -156,7 +156,7 @@ def test_commit_with_a_hold_must_be_the_held_cheque(api, till):
         assert err["error"] == "hold_cheque_changed", err
         assert err["details"] == {"hold_id": hold["hold_id"], "receipt_id": "HH-1"}
         assert hold["hold_id"] in err["message_en"] and "differs" in err["message_en"]
-        assert "отличается от зарезервированного" in err["message_ru"]
+        assert "изменились товары, бонусы или купон" in err["message_ru"]
         assert counts(till) == before
     assert api.get(f"/v1/holds/{hold['hold_id']}").json()["status"] == "active"
     # The held cheque itself commits: without redeem_points, with "max", with the points.

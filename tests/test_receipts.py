@@ -89,7 +89,7 @@ def test_found_by_full_short_number_or_last_digits(till: Till) -> None:
             receipts.resolve(conn, "770")
         assert err.value.details["candidates"] == ["R-2026-2770", "R-2026-1770"]
         assert "R-2026-1770" in err.value.message("ru")
-        with pytest.raises(NotFoundError, match="12 not found"):
+        with pytest.raises(NotFoundError, match="no cheque 12 on this till"):
             receipts.resolve(conn, "12")
         with pytest.raises(NotFoundError):
             receipts.resolve(conn, "%")  # LIKE wildcards are literal

@@ -184,7 +184,7 @@ def test_more_than_bought_and_unknown_cheque_write_nothing(tmp_path: Path) -> No
                 screen = await open_refund(pilot)
                 before = footprint(h)
                 await h.type(pilot, "NO-SUCH-1")
-                assert "чек NO-SUCH-1 не найден" in widget_text(pilot.app, "#say")
+                assert "чека NO-SUCH-1 нет" in widget_text(pilot.app, "#say")
                 assert screen.stage == "find"
                 await h.type(pilot, sale.receipt_id)
                 await h.type(pilot, "1*3")  # two were bought

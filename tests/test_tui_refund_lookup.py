@@ -84,10 +84,10 @@ def test_refund_finds_the_cheque_by_its_short_number(tmp_path: Path) -> None:
                 await pilot.press("escape")
                 await settle(pilot)
                 await h.type(pilot, "3")  # no cheque 3 yet: said so, in both languages
-                assert "чек 3 не найден на этой кассе" in widget_text(pilot.app, "#say")
+                assert "чека 3 нет на этой кассе" in widget_text(pilot.app, "#say")
                 await pilot.press("f10")
                 await settle(pilot)
-                assert "cheque 3 not found on this till" in widget_text(pilot.app, "#say")
+                assert "no cheque 3 on this till" in widget_text(pilot.app, "#say")
 
     asyncio.run(main())
 

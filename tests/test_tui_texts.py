@@ -196,3 +196,60 @@ def test_kpi_report_writes_shares_the_russian_way(tmp_path: Path) -> None:
     shown = f"{rate * 100:.2f}".replace(".", ",") + "\u00a0%"
     assert line.endswith(shown), line
     assert not re.search(r"\d\.\d+%", text) and not re.search(r"\d%", text), text
+
+
+def _error_classes() -> dict[str, type[AgentError]]:
+    """Every AgentError subclass by name (the core's and the front doors' own)."""
+    import importlib
+
+    for mod in ("agent.shifts", "agent.holds", "kassa.cli", "kassa.cli_sync", "kassa.config"):
+        importlib.import_module(mod)
+    for mod in ("kassa.cli_agent", "kassa.backoffice_backup"):
+        importlib.import_module(mod)
+    found: dict[str, type[AgentError]] = {}
+    todo: list[type[AgentError]] = [AgentError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def _literal(node: Any) -> str | None:
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    return None
+
+
+def test_no_error_raised_anywhere_repeats_its_title() -> None:
+    """Every place that raises an AgentError with literal texts: the message (shown after
+    «title: ») does not say the title again («Не найдено: чек 7 не найден»)."""
+    import ast
+
+    classes = _error_classes()
+    root = Path(__file__).resolve().parent.parent
+    seen, doubled = 0, []
+    for package in ("agent", "sync", "drivers", "tui", "kassa"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id in classes
+                    and len(node.args) >= 2
+                ):
+                    continue
+                cls = classes[node.func.id]
+                en, ru = _literal(node.args[0]), _literal(node.args[1])
+                if en is None or ru is None:
+                    continue
+                seen += 1
+                error = cls(en, ru)
+                if says_title_twice(error):
+                    doubled.append(f"{path.relative_to(root)}:{node.lineno} {ru!r} / {en!r}")
+    assert seen > 100  # the scan found the raise sites
+    assert doubled == [], "\n".join(doubled)

@@ -170,8 +170,8 @@ def find_cheque(s: Services, text: str) -> ChequeFound | MemberCheques | Cheques
         return ChequesMatched(value, [replace(e, at=e.at.astimezone(tz)) for e in entries])
     if card is None:
         raise NotFoundError(
-            f"cheque {value} not found on this till",
-            f"чек {value} не найден на этой кассе",
+            f"no cheque {value} on this till",
+            f"чека {value} нет на этой кассе",
             receipt_id=value,
         )
     entries = [
