@@ -82,7 +82,8 @@ def show_slip(box: ScrollableContainer, body: Static, text: str, lang: str) -> N
 
 def hide_slip(box: ScrollableContainer) -> None:
     """The box shows something else again: no scroll hint under it, its usual width."""
+    if box.parent is None or not box.parent.has_class("-slip"):
+        return  # not showing a slip: nothing to undo (no relayout while a cheque is typed)
     box.border_subtitle = ""
     box.styles.width = None  # the stylesheet's width again
-    if box.parent is not None:
-        box.parent.remove_class("-slip")
+    box.parent.remove_class("-slip")
