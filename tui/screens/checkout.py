@@ -436,6 +436,8 @@ class CheckoutScreen(KassaScreen):
         if self.card is None or self.card.member_id != message.card.member_id:
             self.redeem = 0  # points chosen for one member are never spent from another's
         self.card = message.card
+        if message.source in ("registration", "phone"):  # opened from F2 (tui.screens.register)
+            self.card = replace(message.card, identified_by=message.source)
         self.say("")
         self.requote()
 
