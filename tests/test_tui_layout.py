@@ -105,6 +105,7 @@ def test_entry_typed_in_the_russian_layout_is_repaired_only_when_it_is_a_code() 
     for word in ("Иванов", "Анна", "привет мир"):  # words, not codes: left as typed
         assert (parse_entry(word).kind, parse_entry(word).text) == ("invalid", word)
     assert parse_entry("SH-2001х2").qty == 2  # the Cyrillic "х" as "times" still works
+    assert parse_entry("ЫР-2001 х3!") == parse_entry("SH-2001*3!")  # also after a slip
 
 
 def test_sku_typed_in_the_russian_layout_is_a_cheque_line(tmp_path: Path) -> None:

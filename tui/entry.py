@@ -60,13 +60,16 @@ def parse_entry(raw: str) -> Entry:
     entry = _parse(raw)
     if entry.kind != "invalid" or not has_cyrillic(raw):
         return entry
-    repaired = _parse(repair_layout(raw))
+    # A Cyrillic «х» before the quantity is meant as "times", not as the key it sits on.
+    repaired = _parse(repair_layout(_CYRILLIC_TIMES.sub(r"*\1", raw)))
     if repaired.kind in ("invalid", "empty"):
         return entry
     if repaired.kind in ("sku", "line") and not _CODE_SHAPED.match(repaired.text):
         return entry
     return repaired
 
+
+_CYRILLIC_TIMES = re.compile(r"\s*[хХ]\s*(\d{1,3}\s*!?\s*)$")
 
 _CODE_SHAPED = re.compile(r"^(?=.*[A-Z])(?=.*\d)")
 """A SKU that has both letters and digits (``DR-1001``): a Russian-layout slip, where a
