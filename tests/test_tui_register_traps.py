@@ -193,6 +193,7 @@ def test_a_phone_already_registered_says_so_and_offers_the_member(tmp_path: Path
                 checkout = pilot.app.screen
                 assert isinstance(checkout, CheckoutScreen)
                 assert checkout.card is not None and checkout.card.code == known.code
+                assert checkout.card.identified_by == "phone"  # typed there, not scanned
 
     asyncio.run(main())
 

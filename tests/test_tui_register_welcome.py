@@ -56,6 +56,7 @@ def test_register_offline_then_spend_part_of_the_welcome_bonus(tmp_path: Path) -
                 assert checkout.card is not None
                 assert checkout.card.code == reg.registration.card.code
                 assert checkout.card.spendable == 500
+                assert checkout.card.identified_by == "registration"  # not a card scan
                 assert "Доступно: 500" in " ".join(widget_text(pilot.app, "#card").split())
                 await h.type(pilot, "SH-2001")
                 q = h.of(QuoteReady)[-1].quote

@@ -124,6 +124,7 @@ register_strings(
         "register.scan_filled": ("Считано в поле: {field}", "Read into the field: {field}"),
         "register.what.form": ("незаконченная анкета участника", "the unfinished member form"),
         "bind.register_submit": ("Зарегистрировать", "Register"),
+        "how.registration": ("регистрация", "registration"),
     }
 )
 
@@ -301,6 +302,8 @@ class RegisterScreen(KassaScreen):
         self.offer: str | None = None
         """A member code Enter would open at the checkout (a card scanned, a phone taken)."""
         self._question: Callable[[], str] | None = None
+        self.offer_how = "typed"
+        """How the offered member was found (the scan's source, or "phone")."""
         """The pending question's renderer, as given to ``say`` (``question_shown``)."""
 
     def compose_body(self) -> Iterable[Widget]:
@@ -357,11 +360,17 @@ class RegisterScreen(KassaScreen):
 
     # ------------------------------------------------------------------ keys
     def ask(
-        self, text: Callable[[], str], *, leaving: bool = False, offer: str | None = None
+        self,
+        text: Callable[[], str],
+        *,
+        leaving: bool = False,
+        offer: str | None = None,
+        how: str = "typed",
     ) -> None:
         """Put a question on the message line: Esc's "drop this form?" (``leaving``) or
         "open this member?" (``offer``, a member code); the next key answers it."""
         self.leave_asked, self.offer = leaving, offer
+        self.offer_how = how
         self._question = text
         self.say(text, error=True)
 
@@ -400,7 +409,7 @@ class RegisterScreen(KassaScreen):
                 elif leaving:
                     self.app.pop_screen()
                 elif offer is not None:
-                    self.open_member(offer)
+                    self.open_member(offer, self.offer_how)
                 return
             if shown:
                 self.say("")
@@ -409,7 +418,7 @@ class RegisterScreen(KassaScreen):
         if event.key == "enter":
             event.stop()
             event.prevent_default()
-            self.open_member(self.done.registration.card.code)
+            self.open_member(self.done.registration.card.code, "registration")
         elif event.is_printable and event.character and not event.character.isspace():
             event.stop()
             event.prevent_default()
@@ -426,9 +435,11 @@ class RegisterScreen(KassaScreen):
             return
         self.ask(lambda: self.t("register.leave_ask"), leaving=True)
 
-    def open_member(self, code: str) -> None:
+    def open_member(self, code: str, how: str) -> None:
         """Back to the checkout with the member of ``code`` identified there, as a scan of
-        their card would (whatever screens lie between are left too)."""
+        their card would (whatever screens lie between are left too); ``how`` is the
+        source the checkout shows and journals: the scan's, "phone" (a phone typed here
+        that is registered already) or "registration"."""
         from tui.screens.checkout import CheckoutScreen
 
         app = self.app
@@ -440,7 +451,7 @@ class RegisterScreen(KassaScreen):
             return
         while app.screen is not target and len(app.screen_stack) > 1:
             app.pop_screen()
-        target.post_message(Scanned(code, "typed"))
+        target.post_message(Scanned(code, how))
 
     # ------------------------------------------------------------------ scans
     def on_scanned(self, message: Scanned) -> None:
@@ -493,7 +504,9 @@ class RegisterScreen(KassaScreen):
         card = message.card
         name = card.first_name or card.phone_masked or card.code
         self.ask(
-            lambda: self.t("register.member_scanned", name=name, code=card.code), offer=card.code
+            lambda: self.t("register.member_scanned", name=name, code=card.code),
+            offer=card.code,
+            how=message.source,
         )
 
     # ------------------------------------------------------------------ register
@@ -520,6 +533,7 @@ class RegisterScreen(KassaScreen):
                     f"{self.t('register.phone_taken', code=code)}"
                 ),
                 offer=code or None,
+                how="phone",
             )
             return
         field = _FIELD_OF.get(str(message.details.get("field", "")))
