@@ -74,6 +74,12 @@ def test_every_screen_and_a_later_one_bind_letters_in_both_layouts() -> None:
     class LaterScreen(KassaScreen):  # a screen written later does nothing for it
         BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reprint", "bind.print")]
 
+    class AgainScreen(ShiftScreen):  # its list already has the twins: none added again
+        BINDINGS: ClassVar[list[BindingType]] = [*ShiftScreen.BINDINGS]
+
+    again = letter_keys(AgainScreen._merged_bindings)
+    assert {k: len(v) for k, v in again.items()} == {"p": 1, "P": 1, "з": 1, "З": 1}
+
     screens: list[Any] = [KassaApp, HelpScreen, LaterScreen]
     todo = list(KassaScreen.__subclasses__())
     while todo:

@@ -49,10 +49,14 @@ def with_layout_twins(bindings: Iterable[BindingType]) -> list[BindingType]:
     """``bindings`` as Textual reads them (one ``Binding`` per key), each single-letter
     binding followed by its hidden twins (same action, id and priority)."""
     out: list[BindingType] = []
+    seen: set[tuple[str, str]] = set()  # a list that already has twins gets none again
     for binding in Binding.make_bindings(bindings):
+        if (binding.key, binding.action) in seen:
+            continue
         out.append(binding)
-        out.extend(
-            replace(binding, key=twin, description="", show=False, key_display=None)
-            for twin in key_twins(binding.key)
-        )
+        seen.add((binding.key, binding.action))
+        for twin in key_twins(binding.key):
+            if (twin, binding.action) not in seen:
+                seen.add((twin, binding.action))
+                out.append(replace(binding, key=twin, description="", show=False, key_display=None))
     return out
