@@ -1,8 +1,8 @@
 """Pilot tests: traps found walking sign-in, lookup and help in both languages.
 
 Typing on the lookup screen always reaches its entry line (the match list has the focus
-after a name search, and the message tells the cashier to refine the query). Real till
-store and back office (tui_helpers).
+after a name search, and the message tells the cashier to refine the query); a scan at
+sign-in leaves nothing in the PIN field. Real till store and back office (tui_helpers).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from test_tui_checkout import said
 from textual.widgets import Input, OptionList
 from tui_helpers import Harness, harness, settle
 
+from tui.messages import CoreFailed, ShiftOpened
 from tui.screens.lookup import LookupScreen, MemberLooked, MembersMatched
+from tui.screens.signin import SignInScreen
 
 
 def run(coro: Any) -> None:
@@ -59,5 +61,25 @@ def test_refining_a_name_search_types_into_the_entry_line(tmp_path: Path) -> Non
                 await settle(pilot)
                 assert h.of(MemberLooked)[-1].card.member_id == matched[0].member_id
                 assert screen.focused is entry
+
+    run(main())
+
+
+def test_a_scan_at_sign_in_leaves_no_digits_in_the_pin(tmp_path: Path) -> None:
+    """A member card scanned before signing in: its digits do not stay in the PIN field
+    (the PIN typed next would be refused and cost a try); the cashier is told why."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = pilot.app.screen
+                assert isinstance(screen, SignInScreen)
+                await h.scan(pilot, "0001000000018")
+                await settle(pilot)
+                assert screen.query_one("#pin", Input).value == ""
+                assert "Сначала войдите" in said(pilot)
+                await h.type(pilot, "1111")
+                assert not h.of(CoreFailed)
+                assert [o.cashier.cashier_id for o in h.of(ShiftOpened)] == ["anna"]
 
     run(main())

@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from tui import ops_shift as ops
 from tui.i18n import register_strings
-from tui.messages import CashiersListed, CoreFailed, ShiftOpened
+from tui.messages import CashiersListed, CoreFailed, Scanned, ShiftOpened
 from tui.screens.base import KassaScreen
 
 register_strings(
@@ -40,6 +40,10 @@ register_strings(
         ),
         "signin.locked_mark": ("PIN заблокирован", "PIN locked"),
         "bind.clear_pin": ("Стереть PIN", "Clear PIN"),
+        "signin.scan_first": (
+            "Сначала войдите: выберите себя и введите PIN; сканируйте после входа",
+            "Sign in first: pick your name and type your PIN; scan after signing in",
+        ),
     }
 )
 
@@ -115,6 +119,20 @@ class SignInScreen(KassaScreen):
             pin.insert_text_at_cursor(event.character)
             event.stop()
             event.prevent_default()
+
+    def on_scanned(self, message: Scanned) -> None:
+        """A card or code scanned before anyone signed in: its digits went into the PIN
+        field (a digit on the list starts the PIN), where the next PIN typed would be
+        refused and cost a try. They are wiped (after the burst's keys still queued for
+        the field) and the cashier is told to sign in first."""
+        pin = self.query_one("#pin", Input)
+
+        def wipe() -> None:
+            pin.value = ""
+            self.query_one("#cashiers", OptionList).focus()
+
+        pin.call_later(wipe)
+        self.say_t("signin.scan_first", error=True)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self._show_whose_pin()
