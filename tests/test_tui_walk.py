@@ -83,3 +83,18 @@ def test_a_scan_at_sign_in_leaves_no_digits_in_the_pin(tmp_path: Path) -> None:
                 assert [o.cashier.cashier_id for o in h.of(ShiftOpened)] == ["anna"]
 
     run(main())
+
+
+def test_a_scan_on_the_match_list_leaves_the_entry_line_empty(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path, members=200) as h:
+            async with h.run() as pilot:
+                screen = await open_lookup(h, pilot)
+                await h.type(pilot, "ан")
+                assert isinstance(screen.focused, OptionList)
+                await h.scan(pilot, "0001000000018")
+                await settle(pilot)
+                assert [m.card.code for m in h.of(MemberLooked)] == ["0001000000018"]
+                assert screen.query_one("#lookup-entry", Input).value == ""
+
+    run(main())

@@ -216,6 +216,11 @@ class LookupScreen(KassaScreen):
         self.request(look_up, value)
 
     def on_scanned(self, message: Scanned) -> None:
+        """A scan is the whole query. Begun on the match list, its characters were carried
+        into the entry line (``on_key``): they are wiped after the keys still queued there,
+        so the next Enter does not search the code again."""
+        entry = self.query_one("#lookup-entry", Input)
+        entry.call_later(setattr, entry, "value", "")
         self.request(look_up, message.text)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
