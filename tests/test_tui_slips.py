@@ -316,3 +316,42 @@ def test_an_80mm_printers_slip_is_shown_whole_at_80x24(tmp_path: Path) -> None:
                 assert pilot.app.screen.query_one("#card").region.width == 32  # back as it was
 
     asyncio.run(main())
+
+
+def test_page_down_stops_at_the_qr_so_it_is_drawn_whole(tmp_path: Path) -> None:
+    """A training slip (its marks make the tail longer than the box at 80x24): PageDown
+    stops with the QR's top row at the top of the box, the QR whole and readable there;
+    PageUp goes back to the top."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await pilot.press("f9")
+                await settle(pilot)
+                await pilot.press("enter")
+                await settle(pilot)
+                assert h.services is not None and h.services.training
+                await h.type(pilot, "DR-1001")
+                await h.type(pilot, demo_phone(7))
+                await pilot.press("enter", "enter")
+                await settle(pilot)
+                code = h.services.agent.identify(demo_phone(7)).code
+                first_rows = []
+                for _ in range(4):
+                    await pilot.press("pagedown")
+                    await settle(pilot)
+                    inner = widget_text(pilot.app, "#cheque-box").split("\n")[1:-1]
+                    first = inner[0].strip("│ ▁▂▃▄▅▆▇")
+                    first_rows.append(first)
+                    if first and set(first) == {"█"}:  # the QR's quiet-zone row on top
+                        assert decode_qr(screen_image(pilot.app, "#cheque-box")) == [code]
+                        break
+                else:
+                    raise AssertionError(f"PageDown never stopped at the QR: {first_rows}")
+                for _ in range(4):
+                    await pilot.press("pageup")
+                    await settle(pilot)
+                assert "*** УЧЕБНЫЙ РЕЖИМ ***" in widget_text(pilot.app, "#cheque-box")
+
+    asyncio.run(main())

@@ -46,7 +46,7 @@ from tui.screens import checkout_text  # noqa: F401  (registers the strings)
 from tui.screens.base import KassaScreen
 from tui.widgets.keybar import KeyBar
 from tui.widgets.member import MemberCardView
-from tui.widgets.slip import hide_slip, show_slip
+from tui.widgets.slip import hide_slip, scroll_slip, show_slip
 
 if TYPE_CHECKING:
     from agent.model import Quote
@@ -647,7 +647,9 @@ class CheckoutScreen(KassaScreen):
     def action_scroll_cheque(self, pages: int) -> None:
         """PageUp/PageDown: scroll the cheque or the slip preview (the focus stays)."""
         box = self.query_one("#cheque-box", VerticalScroll)
-        if pages < 0:
+        if self.stage == "done":  # the slip: a page that crosses the QR stops at it
+            scroll_slip(box, pages)
+        elif pages < 0:
             box.scroll_page_up(animate=False)
         else:
             box.scroll_page_down(animate=False)

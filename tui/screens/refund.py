@@ -41,7 +41,7 @@ from tui.i18n import money, points, register_strings
 from tui.messages import Scanned
 from tui.screens.base import KassaScreen
 from tui.services import Services
-from tui.widgets.slip import hide_slip, show_slip, slip_preview
+from tui.widgets.slip import hide_slip, scroll_slip, show_slip, slip_preview
 
 register_strings(
     {
@@ -287,11 +287,7 @@ class RefundScreen(KassaScreen):
             self.refresh_chrome()  # the key bar reads the bindings enabled now
 
     def action_scroll_box(self, pages: int) -> None:
-        box = self.query_one("#refund-box", VerticalScroll)
-        if pages < 0:
-            box.scroll_page_up(animate=False)
-        else:
-            box.scroll_page_down(animate=False)
+        scroll_slip(self.query_one("#refund-box", VerticalScroll), pages)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "confirm" and self._stage != "lines":

@@ -20,7 +20,7 @@ from tui import ops_shift as ops
 from tui.i18n import register_strings
 from tui.messages import ReportQueued, ShiftClosed, XReportReady
 from tui.screens.base import KassaScreen
-from tui.widgets.slip import hide_slip, show_slip
+from tui.widgets.slip import hide_slip, scroll_slip, show_slip
 
 register_strings(
     {
@@ -135,11 +135,7 @@ class ShiftScreen(KassaScreen):
         show_slip(panel, self.query_one("#xreport-body", Static), self.preview, self.lang)
 
     def action_scroll_report(self, pages: int) -> None:
-        panel = self.query_one("#xreport", VerticalScroll)
-        if pages < 0:
-            panel.scroll_page_up(animate=False)
-        else:
-            panel.scroll_page_down(animate=False)
+        scroll_slip(self.query_one("#xreport", VerticalScroll), pages)
 
     def action_close_shift(self) -> None:
         self.confirming = True

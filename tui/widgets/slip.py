@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from rich.style import Style
 from rich.text import Text
@@ -34,6 +35,9 @@ register_strings(
 
 QR_STYLE = Style(color="#ffffff", bgcolor="#000000")
 """Blocks (light modules and quiet zone) white, the rest (dark modules) black."""
+
+_QR_ROW: WeakKeyDictionary[ScrollableContainer, int] = WeakKeyDictionary()
+"""The first QR row of the slip a box shows (where the scroll keys stop, see ``scroll_slip``)."""
 
 
 @lru_cache(maxsize=8)
@@ -73,6 +77,14 @@ def show_slip(box: ScrollableContainer, body: Static, text: str, lang: str) -> N
     box.border_title = t(lang, "slip.preview")
     box.border_subtitle = t(lang, "slip.scroll")
     body.update(slip_renderable(text))
+    from drivers.preview import is_qr_row
+
+    rows = text.split("\n")
+    qr = next((i for i, line in enumerate(rows) if is_qr_row(line)), None)
+    if qr is None:
+        _QR_ROW.pop(box, None)
+    else:
+        _QR_ROW[box] = qr
     styles = box.styles
     widest = max((len(line) for line in text.split("\n")), default=0)
     styles.width = widest + styles.gutter.width + styles.scrollbar_size_vertical
@@ -85,5 +97,24 @@ def hide_slip(box: ScrollableContainer) -> None:
     if box.parent is None or not box.parent.has_class("-slip"):
         return  # not showing a slip: nothing to undo (no relayout while a cheque is typed)
     box.border_subtitle = ""
+    _QR_ROW.pop(box, None)
     box.styles.width = None  # the stylesheet's width again
     box.parent.remove_class("-slip")
+
+
+def scroll_slip(box: ScrollableContainer, pages: int) -> None:
+    """PageDown (``pages`` > 0) or PageUp: a page, except that a page crossing the QR's top
+    row stops there, so the QR is drawn whole once (it is shorter than the box at 80x24)
+    and a phone or scanner can read it off the screen."""
+    y = round(box.scroll_y)
+    page = max(1, box.scrollable_content_region.height)
+    qr = _QR_ROW.get(box)
+    if pages > 0:
+        target = y + page
+        if qr is not None and y < qr < target:
+            target = qr
+    else:
+        target = y - page
+        if qr is not None and target < qr < y:
+            target = qr
+    box.scroll_to(y=max(0, min(target, round(box.max_scroll_y))), animate=False)
