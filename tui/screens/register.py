@@ -301,9 +301,9 @@ class RegisterScreen(KassaScreen):
         """Esc asked "drop this form?": the next key answers it (``on_key``)."""
         self.offer: str | None = None
         """A member code Enter would open at the checkout (a card scanned, a phone taken)."""
-        self._question: Callable[[], str] | None = None
         self.offer_how = "typed"
         """How the offered member was found (the scan's source, or "phone")."""
+        self._question: Callable[[], str] | None = None
         """The pending question's renderer, as given to ``say`` (``question_shown``)."""
 
     def compose_body(self) -> Iterable[Widget]:
