@@ -229,8 +229,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "help.shift.1": ("P — напечатать X-отчёт", "P - print the X-report"),
     "help.shift.2": (
-        "F12 — закрыть смену (Enter — да, Esc — нет)",
-        "F12 - close the shift (Enter - yes, Esc - no)",
+        "F12 — закрыть смену и напечатать Z-отчёт (Enter — да, Esc — нет)",
+        "F12 - close the shift, print the Z report (Enter - yes, Esc - no)",
     ),
     "help.sync.1": ("F5 — связаться с бэк-офисом сейчас", "F5 - sync with the back office now"),
     "help.sync.2": (

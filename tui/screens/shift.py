@@ -27,6 +27,7 @@ register_strings(
         "xr.number": ("Смена №", "Shift no."),
         "xr.coupons": ("Чеков с купоном", "Cheques with a coupon"),
         "xr.coupon_kop": ("  скидка по купонам", "  coupon discount"),
+        "help.shift.3": ("PgUp/PgDn — листать отчёт", "PgUp/PgDn - scroll the report"),
     }
 )
 
@@ -81,7 +82,7 @@ def report_table(report: XReport, lang: str) -> Table:
 
 
 class ShiftScreen(KassaScreen):
-    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.shift.1", "help.shift.2")
+    HELP_LINES: ClassVar[tuple[str, ...]] = ("help.shift.1", "help.shift.2", "help.shift.3")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "bind.back", id="back"),
         Binding("p", "print", "bind.print", id="print_x_report"),
@@ -105,7 +106,8 @@ class ShiftScreen(KassaScreen):
 
     def on_mount(self) -> None:
         if self.kassa.services.training:  # F1 help names no F12 there (``check_action``)
-            setattr(self, "HELP_LINES", ("help.shift.1", "training.shift_help"))  # noqa: B010
+            lines = ("help.shift.1", "training.shift_help", "help.shift.3")
+            setattr(self, "HELP_LINES", lines)  # noqa: B010
         self.request(ops.x_report)
 
     def on_xreport_ready(self, message: XReportReady) -> None:
