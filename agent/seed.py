@@ -22,6 +22,7 @@ from typing import Any
 from agent import codec, engine
 from agent.identify import MEMBER_CODE_LENGTH, damm_check_digit, make_member_code
 from agent.model import MemberState, PointLot
+from agent.private import prepare_sqlite_file
 from agent.rules import Programme, load_programme_text
 from agent.store import MEMBER_LOAD_COLUMNS, Store
 
@@ -140,6 +141,7 @@ def write_member_rows(
     part, so a big demo base is built on two cores. Returns the number of rows."""
     cols = ", ".join(MEMBER_LOAD_COLUMNS)
     marks = ", ".join("?" * len(MEMBER_LOAD_COLUMNS))
+    prepare_sqlite_file(path)
     conn = sqlite3.connect(str(path), isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=OFF")

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent import checkpoint
 from agent.errors import StoreError, StoreLockedError, StoreWriteError
+from agent.private import create_private, prepare_sqlite_file
 
 if TYPE_CHECKING:  # sqlite-utils is imported only when a store needs migrating (start-up)
     import sqlite_utils
@@ -281,6 +282,7 @@ class Store:
             return
         self._lock_file = self._acquire_lock()
         try:
+            prepare_sqlite_file(self.path)
             self.conn = sqlite3.connect(
                 str(self.path),
                 isolation_level=None,
@@ -346,6 +348,7 @@ class Store:
     def _acquire_lock(self) -> Any:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
+        create_private(lock_path)
         handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
         try:
             _lock_exclusive(handle)

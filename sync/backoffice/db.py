@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from agent import checkpoint
 from agent.errors import AgentError
+from agent.private import prepare_sqlite_file
 
 FEED_LOCK_KEY = 7_301_001
 ACCEPT_LOCK_KEY = 7_301_002
@@ -245,7 +246,7 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_file(path)
         self.path = path
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(

@@ -1,0 +1,61 @@
+"""Owner-only files: the one place that creates the SQLite files Kassa keeps.
+
+A till store, its copies and backups and the back-office database hold member phones
+(hashed with the till's key), the sync token and private keys, so they are mode 0600
+whatever the process umask. SQLite gives the ``-wal``/``-shm`` files it creates the
+database file's own mode, so creating the database file 0600 before SQLite first opens it
+is what keeps all three private; :func:`prepare_sqlite_file` also tightens sidecars left
+by an older version. POSIX only: elsewhere these are no-ops (the OS's ACLs apply).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+OWNER_ONLY = 0o600
+"""Mode of every file Kassa creates that holds member data, keys or tokens."""
+
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside a database, named by suffix on the database's name."""
+
+
+def create_private(path: Path, *, exclusive: bool = False) -> bool:
+    """Create ``path`` empty with mode 0600 if it does not exist (``exclusive``: refuse
+    with ``FileExistsError`` if it does). Returns whether it was created here. The mode
+    is set by ``fchmod`` too, so a umask of 0o000 or 0o077 makes no difference."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, OWNER_ONLY)
+    except FileExistsError:
+        if exclusive:
+            raise
+        return False
+    try:
+        if os.name == "posix":
+            os.fchmod(fd, OWNER_ONLY)
+    finally:
+        os.close(fd)
+    return True
+
+
+def make_owner_only(path: Path) -> None:
+    """Drop group and other permissions from ``path`` if it exists and has any (a file
+    this user does not own is left as it is: ``kassa doctor`` reports it)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            path.chmod(mode & 0o700 | OWNER_ONLY)
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Make ``path`` ready for ``sqlite3.connect``: its folder exists, the database file
+    exists with mode 0600 (created here if new), and it and its sidecars are owner-only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not create_private(path):
+        make_owner_only(path)
+    for suffix in SQLITE_SIDECARS:
+        make_owner_only(path.with_name(path.name + suffix))
