@@ -79,6 +79,30 @@ def test_x_report_print_and_close_shift(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_closing_the_shift_names_an_open_cheque_and_f12_twice_closes(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001")  # a cheque in progress, not committed
+                await pilot.press("f11")
+                await settle(pilot)
+                await pilot.press("f12")
+                await settle(pilot)
+                said = widget_text(pilot.app, "#say")
+                assert "Закрыть смену?" in said and "чек" in said  # what would be lost
+                await pilot.press("escape")
+                await settle(pilot)
+                assert h.services is not None
+                assert current_shift(h.services.store) is not None
+                await pilot.press("f12", "f12")  # F12 again is yes, as F8's prompt
+                await settle(pilot)
+                assert current_shift(h.services.store) is None
+                assert isinstance(pilot.app.screen, SignInScreen)
+
+    asyncio.run(main())
+
+
 def _check_snapshot(name: str, app: Any) -> None:
     """Compare the screen with tests/snapshots/<name>.txt; KASSA_UPDATE_SNAPSHOTS=1
     rewrites it. The key bar's rows are left out: it lists every routed flow, which grows

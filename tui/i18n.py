@@ -78,8 +78,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Shift closed, the Z report is sent to the printer",
     ),
     "shift.close_confirm": (
-        "Закрыть смену? Enter — да, Esc — нет",
-        "Close the shift? Enter - yes, Esc - no",
+        "Закрыть смену? F12 или Enter — да, Esc — нет",
+        "Close the shift? F12 or Enter - yes, Esc - no",
+    ),
+    "shift.close_confirm_work": (
+        "Закрыть смену? Не сохранится: {what}. F12 или Enter — да, Esc — нет",
+        "Close the shift? Lost: {what}. F12 or Enter - yes, Esc - no",
     ),
     "shift.printed": ("X-отчёт отправлен на принтер", "X-report sent to the printer"),
     "xr.cashier": ("Кассир", "Cashier"),

@@ -124,6 +124,7 @@ class ShiftScreen(KassaScreen):
         return True
 
     def action_print(self) -> None:
+        self.confirming = False  # another key answers the close question with no
         self.request(ops.print_x_report)
 
     def on_report_queued(self, message: ReportQueued) -> None:
@@ -140,8 +141,22 @@ class ShiftScreen(KassaScreen):
         scroll_slip(self.query_one("#xreport", VerticalScroll), pages)
 
     def action_close_shift(self) -> None:
+        """F12 asks first (F12 again or Enter closes) and names what closing would throw
+        away: a cheque or a half-filled form left open under this screen."""
+        if self.confirming:
+            self.action_confirm()
+            return
         self.confirming = True
-        self.say_t("shift.close_confirm")
+        work = [key for key in self.kassa.open_work() if key]
+        if work:
+            self.say(
+                lambda: self.t(
+                    "shift.close_confirm_work", what=", ".join(self.t(key) for key in work)
+                ),
+                error=True,
+            )
+        else:
+            self.say_t("shift.close_confirm")
 
     def action_confirm(self) -> None:
         if self.confirming:
