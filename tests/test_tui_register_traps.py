@@ -261,3 +261,26 @@ def test_birthday_dots_typed_under_the_russian_layout() -> None:
 
     assert parse_birthday("05ю03ю1990") == parse_birthday("05б03б1990") == date(1990, 3, 5)
     assert parse_birthday("05,03,1990") == date(1990, 3, 5)
+
+
+def test_quit_question_names_enter_only_where_enter_would_quit(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                screen = await open_form(h, pilot)
+                await h.type(pilot, "+7999555", submit=False)
+                await pilot.press("ctrl+q")  # the phone field holds text: Enter is its own
+                await settle(pilot)
+                assert "Ctrl+Q — да, Esc — нет" in said(pilot)
+                assert "Enter — да" not in said(pilot)
+                await pilot.press("escape")
+                screen.query_one("#first-name", Input).focus()  # an empty field
+                await settle(pilot)
+                await pilot.press("ctrl+q")
+                await settle(pilot)
+                assert "Ctrl+Q или Enter — да" in said(pilot)
+                await pilot.press("enter")  # and Enter there does quit
+                await settle(pilot)
+                assert not pilot.app.is_running
+
+    asyncio.run(main())

@@ -51,6 +51,10 @@ register_strings(
             "Выйти из кассы? Не сохранится: {what}. Ctrl+Q или Enter — да, Esc — нет",
             "Quit the till? Not kept: {what}. Ctrl+Q or Enter - yes, Esc - no",
         ),
+        "quit.ask_typed": (
+            "Выйти из кассы? Не сохранится: {what}. Ctrl+Q — да, Esc — нет",
+            "Quit the till? Not kept: {what}. Ctrl+Q - yes, Esc - no",
+        ),
         "quit.kept": ("Выход отменён: всё на месте", "Not quitting: everything kept"),
     }
 )
@@ -336,8 +340,15 @@ class KassaApp(App[int]):
             return
         self._quit_asked = True
 
+        # Enter answers yes only on an empty field (a typed line's Enter is that line's):
+        # the question names Enter only when it would quit.
+        focused = self.focused
+        key = (
+            "quit.ask_typed" if isinstance(focused, Input) and focused.value.strip() else "quit.ask"
+        )
+
         def text() -> str:
-            return self.t("quit.ask", what=", ".join(self.t(key) for key in work))
+            return self.t(key, what=", ".join(self.t(k) for k in work))
 
         say(text, error=True)
 
