@@ -203,10 +203,6 @@ STRINGS: dict[str, tuple[str, str]] = {
         "F6 — списать все баллы/ничего, -N — списать N; F7 — купон",
         "F6 - spend all points/none, -N - spend N; F7 - coupon",
     ),
-    "help.checkout.5": (
-        "F8 — новый чек; Esc — шаг назад или убрать покупателя",
-        "F8 - new cheque; Esc - step back or clear the member",
-    ),
     "help.refund.2": (
         "Строки: 2 (всю), 2*1 (одну шт.), * (всё), -2 (убрать)",
         "Lines: 2 (all of it), 2*1 (one unit), * (everything), -2 (drop)",
