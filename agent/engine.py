@@ -36,6 +36,7 @@ from agent.model import (
     TierInfo,
 )
 from agent.money import MAX_CHEQUE_KOP, Kopecks, Points, allocate, format_rub
+from agent.requests import text_fault
 from agent.rules import Campaign, Programme, Tier
 from agent.tokens import Coupon
 
@@ -154,8 +155,9 @@ def validate_cart(cart: Cart, rules: Programme) -> None:
     if not cart.receipt_id or len(cart.receipt_id) > 64 or not cart.receipt_id.isprintable():
         raise _bad(
             None,
-            "receipt id must be 1-64 printable characters",
-            "номер чека должен быть от 1 до 64 символов",
+            "receipt id must be 1-64 printable characters (no control or direction marks)",
+            "номер чека — от 1 до 64 печатаемых символов (без управляющих символов и "
+            "символов смены направления текста)",
             field="receipt_id",
         )
     if not cart.lines:
@@ -176,6 +178,15 @@ def validate_cart(cart: Cart, rules: Programme) -> None:
         seen.add(line.line_no)
         if not line.sku or len(line.sku) > 64:
             raise _bad(line, "SKU must be 1-64 characters", "не указан артикул", field="sku")
+        for field, text in (
+            ("sku", line.sku),
+            ("name", line.name),
+            ("category", line.category),
+            ("collection", line.collection or ""),
+        ):
+            fault = text_fault(text)
+            if fault:
+                raise _bad(line, f"{field} {fault[0]}", f"{field}: {fault[1]}", field=field)
         if not 1 <= line.qty <= MAX_QTY:
             raise _bad(
                 line,
@@ -213,6 +224,15 @@ def validate_cart(cart: Cart, rules: Programme) -> None:
                 field="category",
                 category=line.category,
             )
+    if cart.total_kop < 1:
+        raise _bad(
+            None,
+            "the cheque costs 0 kopecks: nothing is bought, so nothing is committed (a free "
+            "gift line may go on a cheque with something paid)",
+            "сумма чека 0 копеек: покупки нет, чек не проводится (бесплатный подарок можно "
+            "пробить вместе с оплачиваемым товаром)",
+            field="lines",
+        )
     limits.check_cheque(cart.total_kop)
 
 

@@ -47,6 +47,131 @@ REGISTER_FIELDS = frozenset(
 IDENTIFY_FIELDS = frozenset({"input"})
 
 
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+"""Characters that reorder the text shown after them (U+202E makes ``gpj.exe`` read as
+``exe.jpg``): refused in every text field, as they would be echoed to terminals and slips."""
+
+MAX_REQUEST_DEPTH = 32
+"""How deeply a JSON request may nest (objects and lists); a request is a few levels."""
+
+MAX_REQUEST_INT = 2**62
+"""Largest magnitude of any JSON number in a request: beyond it SQLite's 64-bit integers
+and sums of them overflow (real amounts are far below: ``MAX_CHEQUE_KOP``)."""
+
+
+def text_fault(value: str) -> tuple[str, str] | None:
+    """Why ``value`` cannot be stored or shown as a text field, as ``(en, ru)``, or None
+    when it can. Refused: control characters (NUL, BEL, ESC, line breaks, tab: category
+    Cc), line and paragraph separators, bidi controls (``BIDI_CONTROLS``) and lone
+    surrogates (``"\\ud800"`` from JSON, which no UTF-8 file or terminal can hold)."""
+    for index, ch in enumerate(value):
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            return (
+                f"has a lone surrogate U+{code:04X} at position {index + 1} (not valid Unicode)",
+                f"содержит недопустимый символ U+{code:04X} в позиции {index + 1} "
+                "(половина суррогатной пары, не Unicode)",
+            )
+        if code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029":
+            return (
+                f"has a control character U+{code:04X} at position {index + 1}",
+                f"содержит управляющий символ U+{code:04X} в позиции {index + 1}",
+            )
+        if ch in BIDI_CONTROLS:
+            return (
+                f"has a text-direction control U+{code:04X} at position {index + 1}",
+                f"содержит символ смены направления текста U+{code:04X} в позиции {index + 1}",
+            )
+    return None
+
+
+def check_request_json(value: Any, where: str = "", depth: int = 0) -> None:
+    """Refuse a parsed JSON request that no field of it could be right with, naming the
+    path: a key or string with a ``text_fault``, nesting deeper than ``MAX_REQUEST_DEPTH``,
+    a number beyond ``MAX_REQUEST_INT``. Every front door taking JSON (CLI, POS API, back
+    office) runs it before reading fields, so a hostile value never reaches a message,
+    the terminal or the store. ``InputError`` with ``details.field`` the JSON path."""
+    name = where or "request"
+    if depth > MAX_REQUEST_DEPTH:
+        raise InputError(
+            f"{name}: nested too deeply", f"{name}: слишком глубокая вложенность", field=name
+        )
+    if isinstance(value, str):
+        fault = text_fault(value)
+        if fault:
+            raise InputError(f"{name}: {fault[0]}", f"{name}: {fault[1]}", field=name)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if abs(value) >= MAX_REQUEST_INT:
+            raise InputError(
+                f"{name}: number out of range (at most {MAX_REQUEST_INT - 1} in magnitude)",
+                f"{name}: слишком большое число",
+                field=name,
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            label = f"{where}.{key}" if where else str(key)
+            if not isinstance(key, str) or text_fault(key):
+                shown = ascii(key)[:40]
+                raise InputError(
+                    f"{where or 'request'}: bad field name {shown}",
+                    f"{where or 'запрос'}: неверное имя поля {shown}",
+                    field=where or "request",
+                )
+            check_request_json(item, label, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_request_json(item, f"{where}[{index}]", depth + 1)
+
+
+def request_object(data: Any) -> dict[str, Any]:
+    """``data`` if it is a JSON object; else ``InputError`` "must be an object"."""
+    if not isinstance(data, dict):
+        raise InputError(
+            f"request must be a JSON object {{...}}, got {_json_kind(data)}",
+            f"запрос должен быть объектом JSON {{...}}, а не {_json_kind_ru(data)}",
+            field="request",
+        )
+    return data
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool) or value is None:
+        return "true/false/null"
+    return "a number"
+
+
+def _json_kind_ru(value: Any) -> str:
+    if isinstance(value, list):
+        return "список"
+    if isinstance(value, str):
+        return "строка"
+    if isinstance(value, bool) or value is None:
+        return "true/false/null"
+    return "число"
+
+
+def optional_text(data: Mapping[str, Any], field: str, *, max_len: int = 128) -> str | None:
+    """A top-level optional text field: None when absent or null; refused naming the field
+    when it is not a string, is longer than ``max_len`` or has a ``text_fault``."""
+    return _str(data, field, "", max_len=max_len, error=InputError)
+
+
+def required_text(data: Mapping[str, Any], field: str, *, max_len: int = 128) -> str:
+    """A top-level text field that must be given (empty text is the callee's to judge)."""
+    value = _str(data, field, "", max_len=max_len, error=InputError)
+    if value is None:
+        raise InputError(f"{field}: is required", f"{field}: обязательное поле", field=field)
+    return value
+
+
 def _labels(path: str, line: int | None) -> tuple[str, str]:
     """How an error names a field: its JSON path, and for a cheque line also the line's
     1-based number (the same in both languages)."""
@@ -117,18 +242,26 @@ def _str(
     default: str | None = None,
     max_len: int = 128,
     line: int | None = None,
+    error: type[InputError] = CartError,
 ) -> str | None:
     value = data.get(field, default)
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > max_len:
-        raise _field_error(
+        kind = "must be a string" if not isinstance(value, str) else "is too long"
+        kind_ru = "должно быть строкой" if not isinstance(value, str) else "слишком длинное"
+        fail = _field_error(
             where,
             field,
-            f"must be text up to {max_len} characters",
-            f"должно быть строкой до {max_len} символов",
+            f"{kind} (text up to {max_len} characters)",
+            f"{kind_ru} (текст до {max_len} символов)",
             line,
         )
+        raise error(fail.message_en, fail.message_ru, **fail.details)
+    fault = text_fault(value)
+    if fault:
+        fail = _field_error(where, field, *fault, line)
+        raise error(fail.message_en, fail.message_ru, **fail.details)
     return value
 
 

@@ -136,10 +136,22 @@ def _emit(obj: Any) -> None:
 
 def _read_json(args: argparse.Namespace) -> Any:
     from agent.errors import InputError
+    from agent.requests import check_request_json
 
-    text = args.json if args.json is not None else sys.stdin.read()
     try:
-        return json.loads(text)
+        text = args.json if args.json is not None else sys.stdin.read()
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"request is not UTF-8 text: byte {e.start + 1} is {e.object[e.start]:#04x}",
+            f"запрос не в кодировке UTF-8: неверный байт {e.start + 1}",
+            field="json",
+        ) from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise InputError(
+            "request is nested too deeply", "запрос слишком глубоко вложен", field="json"
+        ) from None
     except json.JSONDecodeError as e:
         # Python's reason is English: it goes to message_en and details, message_ru says
         # where the error is.
@@ -151,6 +163,14 @@ def _read_json(args: argparse.Namespace) -> Any:
             column=e.colno,
             reason=e.msg,
         ) from None
+    except ValueError as e:  # a number of over 4300 digits (Python's int limit)
+        raise InputError(
+            f"request has a number too long to read: {e}",
+            "в запросе слишком длинное число",
+            field="json",
+        ) from None
+    check_request_json(data)
+    return data
 
 
 def _open_agent(
@@ -207,73 +227,83 @@ def _checkout(agent: Any, data: Any, extra: frozenset[str] = frozenset()) -> Any
     """A ``CheckoutRequest`` from a request object; unknown fields are refused (400 naming
     the field), ``extra``: the fields the caller handles itself (``ttl_s``, ``hold_id``)."""
     from agent.errors import InputError
-    from agent.requests import CHECKOUT_FIELDS, cart_from_json, check_fields, redeem_from_json
+    from agent.requests import (
+        CHECKOUT_FIELDS,
+        cart_from_json,
+        check_fields,
+        optional_text,
+        redeem_from_json,
+        request_object,
+    )
     from agent.service import CheckoutRequest
 
-    if not isinstance(data, dict):
-        raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
-    check_fields(data, CHECKOUT_FIELDS | extra)
-    member_id = data.get("member_id")
-    identified_by = str(data.get("identified_by", "api"))
-    if member_id is None and "identify" in data:
-        card = agent.identify(str(data["identify"]))
+    check_fields(request_object(data), CHECKOUT_FIELDS | extra)
+    member_id = optional_text(data, "member_id", max_len=64)
+    identified_by = optional_text(data, "identified_by", max_len=32) or "api"
+    identify = optional_text(data, "identify", max_len=4096)
+    if member_id is None and identify is not None:
+        card = agent.identify(identify)
         member_id, identified_by = card.member_id, card.identified_by
-    if not isinstance(member_id, str):
+    if member_id is None:
         raise InputError(
             "member_id (or identify) is required", "не указан участник", field="member_id"
         )
     cart = cart_from_json(data, agent.catalog_lookup)
-    coupon = data.get("coupon")
     return CheckoutRequest(
         member_id,
         cart,
         redeem_from_json(data),
-        coupon if isinstance(coupon, str) else None,
-        data.get("cashier_id"),
-        data.get("shift_id"),
+        optional_text(data, "coupon", max_len=4096),
+        optional_text(data, "cashier_id", max_len=64),
+        optional_text(data, "shift_id", max_len=64),
         identified_by,
     )
 
 
 def _identify(agent: Any, data: Any) -> Any:
-    from agent.requests import IDENTIFY_FIELDS, check_fields
+    from agent.requests import IDENTIFY_FIELDS, check_fields, request_object, required_text
 
-    if isinstance(data, dict):
-        check_fields(data, IDENTIFY_FIELDS)
-    text = data.get("input") if isinstance(data, dict) else data
-    return agent.identify(str(text or ""))
+    check_fields(request_object(data), IDENTIFY_FIELDS)
+    return agent.identify(required_text(data, "input", max_len=4096))
 
 
 def _register(agent: Any, data: Any) -> Any:
-    from agent.errors import InputError
-    from agent.requests import REGISTER_FIELDS, birthday_from_json, check_fields, flag_from_json
+    from agent.requests import (
+        REGISTER_FIELDS,
+        birthday_from_json,
+        check_fields,
+        flag_from_json,
+        optional_text,
+        request_object,
+    )
 
-    if not isinstance(data, dict):
-        raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
-    check_fields(data, REGISTER_FIELDS)
+    check_fields(request_object(data), REGISTER_FIELDS)
     return agent.register(
-        phone=str(data.get("phone", "")),
-        first_name=str(data.get("first_name", "")),
+        phone=optional_text(data, "phone", max_len=64) or "",
+        first_name=optional_text(data, "first_name", max_len=128) or "",
         birthday=birthday_from_json(data.get("birthday")),
         consent_programme=flag_from_json(data, "consent_programme"),
         consent_marketing=flag_from_json(data, "consent_marketing"),
-        cashier_id=data.get("cashier_id"),
+        cashier_id=optional_text(data, "cashier_id", max_len=64),
     )
 
 
 def _refund(agent: Any, data: Any) -> Any:
-    from agent.errors import InputError
-    from agent.requests import REFUND_FIELDS, check_fields, refund_lines_from_json
+    from agent.requests import (
+        REFUND_FIELDS,
+        check_fields,
+        optional_text,
+        refund_lines_from_json,
+        request_object,
+    )
 
-    if not isinstance(data, dict):
-        raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
-    check_fields(data, REFUND_FIELDS)
+    check_fields(request_object(data), REFUND_FIELDS)
     return agent.refund(
-        str(data.get("refund_id", "")),
-        str(data.get("receipt_id", "")),
+        optional_text(data, "refund_id", max_len=64) or "",
+        optional_text(data, "receipt_id", max_len=64) or "",
         refund_lines_from_json(data.get("lines")),
-        cashier_id=data.get("cashier_id"),
-        shift_id=data.get("shift_id"),
+        cashier_id=optional_text(data, "cashier_id", max_len=64),
+        shift_id=optional_text(data, "shift_id", max_len=64),
     )
 
 

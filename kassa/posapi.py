@@ -47,6 +47,7 @@ from agent.errors import (
 )
 from agent.limits import LINE_MAX_KOP
 from agent.model import Quote
+from agent.requests import text_fault
 from agent.service import Agent
 from agent.version import version
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
@@ -171,16 +172,15 @@ def _check_text(value: Any, where: str, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise ApiError(400, "too_deep", f"{where}: nested too deeply", f"{where}: слишком глубоко")
     if isinstance(value, str):
-        if len(value) > 4096 or "\x00" in value:
+        if len(value) > 4096:
             raise ApiError(
-                400, "bad_text", f"{where}: text too long or has NUL", f"{where}: неверный текст"
+                400, "bad_text", f"{where}: text too long", f"{where}: слишком длинный текст"
             )
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
+        fault = text_fault(value)
+        if fault:
             raise ApiError(
-                400, "bad_text", f"{where}: not valid Unicode text", f"{where}: неверный текст"
-            ) from None
+                400, "bad_text", f"{where}: {fault[0]}", f"{where}: {fault[1]}", field=where
+            )
     elif isinstance(value, bool):
         return
     elif isinstance(value, int):

@@ -437,3 +437,86 @@ def test_cashier_set_pin_unlocks_a_locked_cashier(tmp_path):
     assert code == 2 and out["error"] == "not_found"
     code, out, _ = kassa(path, "cashier", "set-pin", "--id", "anna", "--pin", "12")
     assert code == 2 and out["error"]
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "field", "says"),
+    [
+        ("identify", '{"input": "\\ud800"}', "input", "U+D800"),
+        ("identify", '{"input": 123}', "input", "must be a string"),
+        ("identify", "[1, 2]", "request", "must be a JSON object"),
+        ("identify", '"0001000000018"', "request", "must be a JSON object"),
+        ("identify", '{"input": "1' + "1" * 5000 + '"}', "input", "too long"),
+        ("identify", '{"input": ' + "1" * 5000 + "}", "json", "number too long"),
+        ("identify", "[" * 5000 + "]" * 5000, None, "nested too deeply"),
+        ("register", '{"phone": 79161242486, "first_name": "A"}', "phone", "must be a string"),
+        ("register", '{"phone": "+79161242486", "first_name": "A\\u0007"}', "first_name", "U+0007"),
+        ("refund", '{"refund_id": 5, "receipt_id": "X", "lines": {}}', "refund_id", "string"),
+        ("quote", '{"identify": 18, "receipt_id": "X", "lines": []}', "identify", "string"),
+        (
+            "commit",
+            '{"identify": "0001000000018", "receipt_id": "BAD-1", "coupon": 5,'
+            ' "lines": [{"sku": "DR-1001"}]}',
+            "coupon",
+            "must be a string",
+        ),
+        (
+            "commit",
+            '{"identify": "0001000000018", "receipt_id": "BAD-2",'
+            ' "lines": [{"sku": "DR-1001\\u0000"}]}',
+            "lines[0].sku",
+            "U+0000",
+        ),
+        (
+            "commit",
+            '{"identify": "0001000000018", "receipt_id": "BAD-3",'
+            ' "lines": [{"sku": "DR-1001", "name": "gpj\\u202eexe"}]}',
+            "lines[0].name",
+            "U+202E",
+        ),
+        (
+            "commit",
+            '{"identify": "0001000000018", "receipt_id": "BAD-4\\u0007",'
+            ' "lines": [{"sku": "DR-1001"}]}',
+            "receipt_id",
+            "U+0007",
+        ),
+        (
+            "commit",
+            '{"identify": "0001000000018", "receipt_id": "BAD-5",'
+            ' "lines": [{"sku": "DR-1001", "price_kop": 1' + "0" * 30 + "}]}",
+            "lines[0].price_kop",
+            "out of range",
+        ),
+        (
+            "commit",
+            '{"identify": "0001000000018", "receipt_id": "BAD-6",'
+            ' "lines": [{"sku": "DR-1001", "price_kop": 0}]}',
+            "lines",
+            "0 kopecks",
+        ),
+    ],
+)
+def test_hostile_json_is_refused_naming_the_field_and_nothing_is_committed(
+    store, command, body, field, says
+):
+    """Valid JSON of the wrong shape or with text no till may keep (control and bidi
+    characters, lone surrogates), numbers too big: a JSON error naming the field and exit
+    2, never a traceback; stderr shows no raw control character; nothing is journaled."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "kassa.cli", command, "--store", str(store)],
+        input=body.encode(),
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr.decode(errors="replace")
+    assert b"Traceback" not in proc.stderr
+    out = json.loads(proc.stdout)
+    assert says in out["message_en"], out
+    if field is not None:
+        assert out["details"]["field"] == field, out
+    assert out["message_ru"] and out["message_ru"] != out["message_en"]
+    err = proc.stderr.decode()
+    assert not [c for c in err.rstrip("\n") if ord(c) < 0x20 or c in "\u202e\ud800"]
+    journal = kassa(store, "journal")[1]
+    assert "BAD-" not in json.dumps(journal)
