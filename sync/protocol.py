@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from agent.requests import text_fault
+
 PROTOCOL_VERSION = 1
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 2_000_000
@@ -123,8 +125,15 @@ MAX_ENVELOPE_INT = 2**62
 MAX_TEXT = 200
 
 
-def clean_text(value: str, where: str, max_len: int = MAX_TEXT, **details: Any) -> str:
-    """A text field both databases can store: no NUL, valid UTF-8, bounded length."""
+def clean_text(
+    value: str, where: str, max_len: int = MAX_TEXT, *, plain: bool = True, **details: Any
+) -> str:
+    """A text field both databases can store: no NUL, valid UTF-8, bounded length; a
+    ``plain`` one (every field but an event's JSON payload) also none of the control or
+    bidi characters ``agent.requests.text_fault`` refuses at the tills' front doors."""
+    fault = text_fault(value) if plain else None
+    if fault:
+        raise ProtocolError(400, "bad_field", f"{where} {fault[0]}", **details)
     if "\x00" in value or len(value) > max_len:
         raise ProtocolError(
             400, "bad_field", f"{where} must be text of at most {max_len} characters", **details
@@ -152,7 +161,7 @@ def _field(obj: Mapping[str, Any], key: str, kind: type, index: int | None = Non
         if not isinstance(value, str):
             raise ProtocolError(400, "bad_field", f"{where} must be a string", **at)
         limit = MAX_BATCH_BYTES if key == "payload" else MAX_TEXT
-        clean_text(value, where, limit, **at)
+        clean_text(value, where, limit, plain=key != "payload", **at)
     return value
 
 
