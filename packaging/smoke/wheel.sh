@@ -3,7 +3,7 @@
 # it WITHOUT extras into a clean venv, then from that venv run the cashier app under Pilot
 # (packaging/smoke/tui_signin.py) and `kassa demo --script`. Prints the runtime install's
 # size (site-packages, MB). Usage: wheel.sh BUILD_PYTHON [BASE_PYTHON]
-#   BUILD_PYTHON  a python with setuptools>=70.1 (the dev venv): builds without isolation
+#   BUILD_PYTHON  a python with setuptools>=77 (the dev venv): builds without isolation
 #   BASE_PYTHON   the interpreter the clean venv is made from (default python3)
 set -euo pipefail
 build_py=${1:?usage: wheel.sh BUILD_PYTHON [BASE_PYTHON]}
