@@ -225,7 +225,8 @@ def test_a_line_is_selected_with_up_down_and_voided_with_del(tmp_path: Path) -> 
                 await pilot.press("up")
                 await settle(pilot)
                 assert screen.selected == 1
-                assert "Del Сторно" in widget_text(pilot.app, "#keys")
+                keys = widget_text(pilot.app, "#keys")  # what the 80x24 bar shows
+                assert "Del Сторно" in keys and "Esc Назад" in keys and "F1 Помощь" in keys
                 await pilot.press("delete")
                 await settle(pilot)
                 assert [ln.sku for ln in screen.lines] == ["DR-1001", "OW-4001"]
@@ -550,3 +551,18 @@ def test_ctrl_q_over_the_help_asks_on_the_screen_below(tmp_path: Path) -> None:
                 assert pilot.app.is_running and len(screen.lines) == 1
 
     run(main())
+
+
+def test_a_full_key_bar_gives_way_by_rarity_never_cutting_esc() -> None:
+    from tui.widgets.keybar import fit_keys
+
+    keys = [(f"f{n}", "Длинная подпись") for n in range(1, 12)]
+    keys += [("delete", "Сторно"), ("ctrl+q", "Выход"), ("escape", "Назад")]
+    lines = fit_keys(keys, 80, 2).plain.split("\n")
+    assert len(lines) <= 2 and all(len(line) <= 80 for line in lines)
+    text = " ".join(lines)
+    for kept in ("Esc Назад", "Del Сторно", "^Q Выход", " F1 ", " F8 ", " F11 "):
+        assert kept in f" {text} ", kept
+    assert " F10 " not in f" {text} "  # the rarest key left first; it still works (F1 lists it)
+    roomy = fit_keys(keys, 400, 2).plain
+    assert " F10 " in roomy and "\n" not in roomy  # nothing leaves when there is room
