@@ -234,3 +234,33 @@ def test_entry_grammar() -> None:
     assert apply_entry("-1", c, {1: 1, 2: 1}) == {2: 1}
     assert apply_entry("1*0", c, {1: 1}) == {}
     assert apply_entry("два", c, {}) is None
+
+
+def test_esc_with_lines_chosen_asks_before_dropping_them(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                sale = await sell(h, pilot, with_points(h))
+                screen = await open_refund(pilot)
+                await h.type(pilot, sale.receipt_id)
+                await h.type(pilot, "1*1")
+                assert screen.chosen == {1: 1}
+                before = footprint(h)
+                await pilot.press("escape")  # asks: the chosen line is still there
+                await settle(pilot)
+                assert screen.stage == "lines" and screen.chosen == {1: 1}
+                assert "Бросить выбранные строки" in widget_text(pilot.app, "#say")
+                await pilot.press("enter")  # Enter at the question is no, and refunds nothing
+                await settle(pilot)
+                assert screen.stage == "lines" and screen.chosen == {1: 1}
+                assert footprint(h) == before and not h.of(RefundMade)
+                await pilot.press("escape")
+                await h.type(pilot, "2")  # a typed entry is no, and is taken as itself
+                assert screen.chosen == {1: 1, 2: 1}
+                await pilot.press("escape", "escape")  # asked, then yes: back to finding
+                await settle(pilot)
+                assert screen.stage == "find" and screen.chosen == {}
+                assert footprint(h) == before
+
+    asyncio.run(main())

@@ -45,6 +45,14 @@ from tui.widgets.slip import hide_slip, scroll_slip, show_slip, slip_preview
 
 register_strings(
     {
+        "refund.drop_ask": (
+            "Бросить выбранные строки возврата? Esc — да, Enter — нет (вернуться к строкам)",
+            "Drop the lines chosen for this refund? Esc - yes, Enter - no (back to the lines)",
+        ),
+        "refund.drop_kept": (
+            "Строки возврата на месте",
+            "The refund's lines are kept",
+        ),
         "refund.title": ("Возврат", "Refund"),
         "refund.find": (
             "Номер чека (или последние цифры), скан слипа или карты участника",
@@ -270,6 +278,9 @@ class RefundScreen(KassaScreen):
         self.token = 0
         self.refund_id = ""
         self.made: RefundMade | None = None
+        self.drop_asked = False
+        """Esc asked whether to drop the chosen lines: a second Esc drops them; Enter or
+        any typed entry keeps them (and a typed entry is taken as what it is)."""
         self.member_label = ""
         self.entries: list[history.HistoryEntry] = []
         self._pick_key, self._pick_text = "refund.pick_cheque", ""
@@ -403,6 +414,11 @@ class RefundScreen(KassaScreen):
         event.stop()
         value = event.value
         event.input.value = ""
+        if self.drop_asked:
+            self.drop_asked = False
+            if not value.strip():  # Enter at the question: no, and nothing else
+                self.say_t("refund.drop_kept")
+                return
         if self.stage == "done":  # Enter: the next refund; a typed number: its search
             self.reset()
             if value.strip():
@@ -537,6 +553,7 @@ class RefundScreen(KassaScreen):
 
     # ------------------------------------------------------------------ actions
     def action_confirm(self) -> None:
+        self.drop_asked = False
         if self.stage != "lines" or self.cheque is None:
             return
         if not self.chosen or self.preview is None:
@@ -554,7 +571,13 @@ class RefundScreen(KassaScreen):
         self.render_all()
 
     def action_back(self) -> None:
-        """Esc: from the lines back to finding a cheque; from finding, leave the flow."""
+        """Esc: from the lines back to finding a cheque (asking first when lines are
+        chosen: Esc again drops them); from finding, leave the flow."""
+        if self.stage == "lines" and self.chosen and not self.drop_asked:
+            self.drop_asked = True
+            self.say_t("refund.drop_ask", error=True)
+            return
+        self.drop_asked = False
         if self.stage in ("lines", "pick"):
             self.reset()
         else:
