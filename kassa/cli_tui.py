@@ -79,10 +79,26 @@ def _open_store(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     return Store(path, read_only=read_only)
 
 
+def ask_new_pin(first: str = "PIN: ") -> str:
+    """A new PIN asked without echo and then again: a typo in a PIN nobody saw would lock
+    the cashier out at the till. Two different answers: ``InputError``, nothing is made."""
+    from agent.errors import InputError
+
+    pin = getpass.getpass(first)
+    again = getpass.getpass("PIN ещё раз / again: ")
+    if pin != again:
+        raise InputError(
+            "the two PINs typed differ; nothing was changed, run the command again",
+            "введённые PIN-коды не совпадают; ничего не изменено, повторите команду",
+            field="pin",
+        )
+    return pin
+
+
 def cmd_cashier_add(args: argparse.Namespace) -> int:
     from agent import shifts
 
-    pin = args.pin if args.pin is not None else getpass.getpass("PIN: ")
+    pin = args.pin if args.pin is not None else ask_new_pin()
     with _open_store(args) as store:
         shifts.add_cashier(store, args.id, args.name, pin, args.role)
     print(json.dumps({"ok": True, "cashier_id": args.id}, ensure_ascii=False))
@@ -93,7 +109,7 @@ def cmd_cashier_set_pin(args: argparse.Namespace) -> int:
     """A new PIN for a cashier; it also unlocks one locked after wrong PINs."""
     from agent import shifts
 
-    pin = args.pin if args.pin is not None else getpass.getpass("New PIN: ")
+    pin = args.pin if args.pin is not None else ask_new_pin("New PIN: ")
     with _open_store(args) as store:
         shifts.set_pin(store, args.id, pin)
     print(json.dumps({"ok": True, "cashier_id": args.id, "unlocked": True}, ensure_ascii=False))

@@ -520,3 +520,67 @@ def test_hostile_json_is_refused_naming_the_field_and_nothing_is_committed(
     assert not [c for c in err.rstrip("\n") if ord(c) < 0x20 or c in "\u202e\ud800"]
     journal = kassa(store, "journal")[1]
     assert "BAD-" not in json.dumps(journal)
+
+
+def _cashier_on_a_terminal(path, answers, *argv):
+    """Run `kassa cashier ...` on a real pseudo-terminal (its controlling tty, as when an
+    administrator types there), answering each no-echo prompt in turn; (exit code, screen)."""
+    import fcntl
+    import pty
+    import select
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+
+    def take_tty():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kassa.cli", "cashier", *argv, "--store", str(path)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=take_tty,  # noqa: PLW1509 - the child needs the pty as its terminal
+    )
+    os.close(slave)
+    screen = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not select.select([master], [], [], 0.1)[0]:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+        asked = screen.count(b"PIN")  # each prompt names the PIN; answer each once
+        if pending and screen.endswith(b": ") and asked > len(answers) - len(pending):
+            os.write(master, pending.pop(0).encode() + b"\n")
+    code = proc.wait(timeout=30)
+    os.close(master)
+    return code, screen.decode(errors="replace")
+
+
+def test_cashier_add_asks_the_pin_twice_and_a_mismatch_makes_no_cashier(tmp_path):
+    path = tmp_path / "till.db"
+    assert kassa(path, "init", "--demo", "--members", "10")[0] == 0
+    add = ("add", "--id", "olga", "--name", "Ольга")
+    code, screen = _cashier_on_a_terminal(path, ["1357", "1375"], *add)
+    assert code == 2, screen
+    assert "PIN ещё раз / again:" in screen and "не совпадают" in screen
+    assert "1357" not in screen  # no echo
+    code, out, _ = kassa(path, "cashier", "list")
+    assert "olga" not in json.dumps(out)
+    code, screen = _cashier_on_a_terminal(path, ["1357", "1357"], *add)
+    assert code == 0, screen
+    code, out, _ = kassa(path, "cashier", "list")
+    assert "olga" in json.dumps(out)
+    code, screen = _cashier_on_a_terminal(path, ["2468", "8642"], "set-pin", "--id", "olga")
+    assert code == 2 and "не совпадают" in screen
