@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent import codec
 from agent.errors import NotFoundError
@@ -188,6 +188,6 @@ def enqueue_copy(store: Store, job_id: int, now: datetime) -> int:
         cur = conn.execute(
             "INSERT INTO print_jobs(receipt_id, kind, created_at, slip, copy) "
             "VALUES (?, ?, ?, ?, 1)",
-            (job.receipt_id, job.kind, now.isoformat(), codec.dumps(slip)),
+            (job.receipt_id, job.kind, now.astimezone(UTC).isoformat(), codec.dumps(slip)),
         )
         return int(cur.lastrowid or 0)

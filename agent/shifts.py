@@ -25,7 +25,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from agent import codec
 from agent.errors import ConflictError, InputError, NotFoundError
@@ -410,6 +410,11 @@ def report_slip(report: XReport, store_name: str, *, training: bool = False) -> 
     )
 
 
+def utc_text(moment: datetime) -> str:
+    """``moment`` as ISO 8601 in UTC (``+00:00``), as the store's timestamps are kept."""
+    return moment.astimezone(UTC).isoformat()
+
+
 def queue_report(store: Store, report: XReport, store_name: str, *, training: bool = False) -> int:
     """Queue the shift's report on the receipt printer (X while open, Z once closed);
     returns the print job id."""
@@ -417,6 +422,7 @@ def queue_report(store: Store, report: XReport, store_name: str, *, training: bo
     with store.write() as conn:
         cur = conn.execute(
             "INSERT INTO print_jobs(receipt_id, kind, created_at, slip) VALUES (?,?,?,?)",
-            (slip.receipt_id, slip.kind, report.generated_at.isoformat(), codec.dumps(slip)),
+            # created_at is UTC like every other row; the slip keeps the local time printed
+            (slip.receipt_id, slip.kind, utc_text(report.generated_at), codec.dumps(slip)),
         )
         return int(cur.lastrowid or 0)
