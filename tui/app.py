@@ -11,8 +11,11 @@ Routing: ``FLOWS`` maps a key to a screen class path; see ``tui/__init__.py``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +157,7 @@ class KassaApp(App[int]):
     def on_mount(self) -> None:
         from tui.screens.signin import SignInScreen
 
+        self._exit_on_signals()
         self.push_screen(SignInScreen())
         # Fallback if the sign-in list never arrives (the store failed): warm up anyway.
         self.set_timer(2.0, self.warm_up)
@@ -190,6 +194,24 @@ class KassaApp(App[int]):
 
     def on_unmount(self) -> None:
         self.services.stop()
+
+    STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+    """``kill``, a service manager's stop, the terminal window closed: each ends the app
+    as Ctrl+Q does (terminal restored, services stopped), never by dying mid-screen."""
+
+    def _exit_on_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for name in self.STOP_SIGNALS:
+            number = getattr(signal, name, None)
+            if number is None:  # Windows has no SIGHUP
+                continue
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                # the loop's own handler: runs on the loop, safe to end the app from
+                loop.add_signal_handler(number, self._stop_on_signal, number)
+
+    def _stop_on_signal(self, number: int) -> None:
+        log.warning("signal %s: closing the cashier app", signal.Signals(number).name)
+        self.exit(return_code=128 + number)
 
     # ------------------------------------------------------------------ routing
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
