@@ -91,3 +91,42 @@ def test_a_name_too_long_for_any_bar_is_cut_at_its_end() -> None:
     assert "ПРИНТЕР: нет бумаги" in plain and " │ Константин-" in plain
     assert "Константинопольский" not in plain  # the surname went first
     assert text.overflow == "ellipsis" and text.no_wrap  # the rest is cut by the widget
+
+
+def test_a_capture_file_printer_is_known_not_unknown(tmp_path) -> None:
+    """A till printing to a file (``capture:///path``) knows where its slips go: the bar
+    says so instead of "Принтер ?", which it keeps for printers that cannot answer."""
+    import subprocess
+    import sys
+
+    from tui.services import open_services
+
+    store = tmp_path / "till.db"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kassa.cli",
+            "init",
+            "--demo",
+            "--members",
+            "5",
+            "--store",
+            str(store),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    services = open_services(store, printer_url=f"capture://{tmp_path / 'slips.bin'}")
+    try:
+        services._build_printer()
+        shown = status_text(services.status(), "ru", None, None, width=200).plain
+        assert "Принтер: файл" in shown and "Принтер ?" not in shown
+    finally:
+        services.stop()
+    services = open_services(store, printer_url="tcp://127.0.0.1:9")  # cannot answer yet
+    try:
+        services._build_printer()
+        assert "Принтер ?" in status_text(services.status(), "ru", None, None, width=200).plain
+    finally:
+        services.stop()

@@ -50,6 +50,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.printer.unknown": ("Принтер ?", "Printer ?"),
     "status.printer.fault": ("ПРИНТЕР: {m}", "PRINTER: {m}"),
     "status.printer.preview": ("Принтер: экран", "Printer: screen"),
+    "status.printer.file": ("Принтер: файл", "Printer: file"),
     "status.printer.queue": ("в очереди {n}", "queued {n}"),
     "status.printer.queue_only": ("Печать: очередь {n}", "Print queue {n}"),
     "status.training": ("УЧЕБНЫЙ РЕЖИМ", "TRAINING MODE"),

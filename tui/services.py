@@ -58,6 +58,9 @@ class StatusSnapshot:
     print_queue: int
     training: bool
     now: datetime
+    printer_file: bool = False
+    """The printer is a capture file (``capture:///path``): slips are written to it, so
+    its state is known without a reply (a write failure shows as a fault)."""
 
 
 @dataclass
@@ -214,6 +217,10 @@ class Services:
             print_queue=printq.queue_depth(self.store),
             training=self.training,
             now=self.clock.now().astimezone(self.agent.programme().tz),
+            printer_file=self.preview is None
+            and bool(self.printer_url)
+            and str(self.printer_url).startswith("capture://")
+            and len(str(self.printer_url)) > len("capture://"),
         )
 
 

@@ -102,6 +102,8 @@ def _parts(
     else:
         if snap.printer_preview:
             printer.append((t(lang, "status.printer.preview"), ""))
+        elif snap.printer_file:
+            printer.append((t(lang, "status.printer.file"), "green"))
         elif snap.printer_fault == "ok":
             printer.append((t(lang, "status.printer.ok"), "green"))
         else:
