@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 OWNER_ONLY = 0o600
@@ -59,3 +61,55 @@ def prepare_sqlite_file(path: Path) -> None:
         make_owner_only(path)
     for suffix in SQLITE_SIDECARS:
         make_owner_only(path.with_name(path.name + suffix))
+
+
+@dataclass(frozen=True)
+class SqliteCopy:
+    """What ``online_copy`` made: the verdict of ``PRAGMA quick_check`` on the copy
+    (``"ok"`` when sound) and the copy's ``last_seq`` meta value, if it has one."""
+
+    quick_check: str
+    last_seq: int | None
+
+
+def online_copy(source: Path, dest: Path) -> SqliteCopy:
+    """Copy the live SQLite database ``source`` into the new file ``dest`` with SQLite's
+    online backup API: a consistent snapshot even while another process writes (a file
+    copy of a WAL database is not one). Written as ``dest.partial`` (0600: it holds keys
+    and member data), checked, and renamed into place only when ``quick_check`` says ok;
+    one self-contained file (journal mode DELETE). Raises ``FileExistsError`` if ``dest``
+    exists, ``sqlite3.Error`` if the copy failed, ``ValueError`` (with the verdict) if
+    the copy is not sound; nothing is left at ``dest`` or beside it then."""
+    if dest.exists():
+        raise FileExistsError(str(dest))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    create_private(tmp, exclusive=True)
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=10.0)
+        try:
+            dst = sqlite3.connect(tmp)
+            try:
+                src.backup(dst)
+                check = str(dst.execute("PRAGMA quick_check").fetchone()[0])
+                dst.execute("PRAGMA journal_mode=DELETE")
+                has_meta = dst.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+                ).fetchone()
+                seq = (
+                    dst.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+                    if has_meta
+                    else None
+                )
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        if check != "ok":
+            raise ValueError(check)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dest)
+    return SqliteCopy(check, int(seq[0]) if seq else None)

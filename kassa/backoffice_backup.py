@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from agent.errors import InputError, StoreError
+from agent.private import online_copy
 
 
 class BackupError(StoreError):
@@ -61,26 +62,13 @@ def backup_sqlite(source: Path, dest: Path) -> dict[str, Any]:
     if not source.is_file():
         raise BackupError(f"no back office at {source}", f"база бэк-офиса {source} не найдена")
     _refuse_existing(dest)
-    tmp = dest.with_name(dest.name + ".partial")
-    _new_private_file(tmp)
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=10.0)
     try:
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-            check = dst.execute("PRAGMA quick_check").fetchone()[0]
-            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-        finally:
-            dst.close()
+        copy = online_copy(source, dest)
     except sqlite3.Error as e:
-        tmp.unlink(missing_ok=True)
         raise BackupError(f"{source}: {e}", f"{source}: {e}") from None
-    finally:
-        src.close()
-    if check != "ok":
-        tmp.unlink(missing_ok=True)
-        raise BackupError(f"the copy failed quick_check: {check}", f"копия повреждена: {check}")
-    os.replace(tmp, dest)
+    except ValueError as e:
+        raise BackupError(f"the copy failed quick_check: {e}", f"копия повреждена: {e}") from None
+    check = copy.quick_check
     return {"backup": str(dest), "bytes": dest.stat().st_size, "quick_check": check}
 
 

@@ -165,37 +165,21 @@ def backup_store(source: Path, dest: Path) -> dict[str, Any]:
         raise InputError(
             f"{dest} already exists; choose a new file", f"{dest} уже существует", field="dest"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".partial")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(fd)
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=10.0)
+    from agent.private import online_copy
+
     try:
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-            check = dst.execute("PRAGMA quick_check").fetchone()[0]
-            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-            seq = dst.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        finally:
-            dst.close()
+        copy = online_copy(source, dest)
     except sqlite3.Error as e:
-        tmp.unlink(missing_ok=True)
         raise StoreError(
             f"backup of {source} failed: {e}", f"резервная копия не создана: {e}"
         ) from None
-    finally:
-        src.close()
-    if check != "ok":
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"backup failed quick_check: {check}", "копия повреждена")
-    os.replace(tmp, dest)
+    except ValueError as e:
+        raise StoreError(f"backup failed quick_check: {e}", "копия повреждена") from None
     return {
         "backup": str(dest),
         "bytes": dest.stat().st_size,
-        "last_seq": int(seq[0]) if seq else 0,
-        "quick_check": check,
+        "last_seq": copy.last_seq or 0,
+        "quick_check": copy.quick_check,
     }
 
 
