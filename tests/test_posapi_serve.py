@@ -50,11 +50,12 @@ def wait_ready(client: httpx.Client, proc: subprocess.Popen, token: str) -> None
     raise AssertionError("agent did not start")
 
 
-@pytest.fixture
-def setup(tmp_path):
+def demo_till_config(tmp_path: Path, members: int = 50) -> tuple[Path, Path, int]:
+    """A demo till store (``kassa init --demo``) and a config serving it on a free port,
+    logging into ``tmp_path/log``: (store, config file, port)."""
     store = tmp_path / "till.db"
     subprocess.run(
-        [*KASSA, "init", "--demo", "--members", "50", "--store", str(store)],
+        [*KASSA, "init", "--demo", "--members", str(members), "--store", str(store)],
         check=True,
         capture_output=True,
     )
@@ -64,7 +65,12 @@ def setup(tmp_path):
         f'[store]\npath = "{store}"\n[api]\nport = {port}\n[log]\ndir = "{tmp_path / "log"}"\n',
         encoding="utf-8",
     )
-    return tmp_path, store, cfg, port
+    return store, cfg, port
+
+
+@pytest.fixture
+def setup(tmp_path):
+    return (tmp_path, *demo_till_config(tmp_path))
 
 
 def test_agent_serves_over_loopback_and_stops_on_sigterm(setup):

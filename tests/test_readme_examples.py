@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_posapi_serve import KASSA, free_port, wait_ready
+from test_posapi_serve import KASSA, demo_till_config, wait_ready
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -33,18 +33,7 @@ def readme_block(language: str, first_line: str) -> str:
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    store = tmp_path / "till.db"
-    subprocess.run(
-        [*KASSA, "init", "--demo", "--members", "50", "--store", str(store)],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    cfg = tmp_path / "kassa.toml"
-    cfg.write_text(
-        f'[store]\npath = "{store}"\n[api]\nport = {port}\n[log]\ndir = "{tmp_path / "log"}"\n',
-        encoding="utf-8",
-    )
+    _, cfg, port = demo_till_config(tmp_path)
     env = {**os.environ, "KASSA_CONFIG": str(cfg)}
     proc = subprocess.Popen(
         [*KASSA, "agent", "serve", "--quiet"],

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_posapi_serve import demo_till_config
 
 from agent.errors import StoreLockedError
 from agent.store import Store
@@ -25,27 +26,9 @@ from kassa.requestid import accept_or_make
 KASSA = [sys.executable, "-m", "kassa.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> tuple[Path, Path, int]:
-    store = tmp_path / "till.db"
-    subprocess.run(
-        [*KASSA, "init", "--demo", "--members", "20", "--store", str(store)],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    cfg = tmp_path / "kassa.toml"
-    cfg.write_text(
-        f'[store]\npath = "{store}"\n[api]\nport = {port}\n[log]\ndir = "{tmp_path / "log"}"\n',
-        encoding="utf-8",
-    )
-    return store, cfg, port
+    return demo_till_config(tmp_path, members=20)
 
 
 class FakeSystemd:
