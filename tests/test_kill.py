@@ -39,6 +39,10 @@ for n in itertools.count(start):
 
 KILLS = int(os.environ.get("KASSA_KILLS", "25"))
 
+# Real processes killed at random moments: on a parallel run they share one worker with
+# the other real-process tests, so two of them never load the machine at once.
+pytestmark = pytest.mark.xdist_group("real_processes")
+
 
 def check_consistent(path: Path) -> int:
     with Store(path) as store:

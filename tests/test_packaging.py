@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import tempfile
 import termios
 import time
 import zipfile
@@ -159,18 +160,21 @@ def test_the_cashier_app_exits_non_zero_when_it_dies_of_an_error(tmp_path):
         text=True,
     )
     assert init.returncode == 0, init.stderr
-    missing = tmp_path / "gone.tcss"
-    code = (
-        "import sys, tui.app\n"
-        f"tui.app.KassaApp.CSS_PATH = {str(missing)!r}\n"
-        "from kassa.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    status, screen = _run_in_pty(
-        [sys.executable, "-c", code, "tui", "--store", str(store), "--printer", "none"],
-        env={**env, "PYTHONPATH": str(ROOT)},
-        timeout_s=60,
-    )
+    # A short directory: the traceback wraps at 80 columns, and a long base temp path (a
+    # pytest-xdist worker's) would split the file name across two lines of the screen.
+    with tempfile.TemporaryDirectory(prefix="k") as short:
+        missing = Path(short) / "gone.tcss"
+        code = (
+            "import sys, tui.app\n"
+            f"tui.app.KassaApp.CSS_PATH = {str(missing)!r}\n"
+            "from kassa.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n"
+        )
+        status, screen = _run_in_pty(
+            [sys.executable, "-c", code, "tui", "--store", str(store), "--printer", "none"],
+            env={**env, "PYTHONPATH": str(ROOT)},
+            timeout_s=60,
+        )
     assert "gone.tcss" in screen, screen[-2000:]
     assert status == 1, screen[-2000:]
 

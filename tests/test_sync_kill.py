@@ -50,6 +50,10 @@ for n in itertools.count(start):
 
 KILLS = int(os.environ.get("KASSA_SYNC_KILLS", "100"))
 
+# Real processes killed at random moments: on a parallel run they share one worker with
+# the other real-process tests, so two of them never load the machine at once.
+pytestmark = pytest.mark.xdist_group("real_processes")
+
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_sigkill_during_sales_and_sync_is_exactly_once(tmp_path: Path) -> None:

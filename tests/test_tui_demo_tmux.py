@@ -20,9 +20,14 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
+    ),
+    # Typed keys are timed against the scanner gap: on a parallel run this shares one worker
+    # with the other real-process tests (SIGKILL loops), never running beside them.
+    pytest.mark.xdist_group("real_processes"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 KASSA = Path(sys.executable).with_name("kassa")
