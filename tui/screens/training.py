@@ -35,6 +35,7 @@ from agent.training import discard_training_store, open_training_store, start_tr
 from tui.i18n import register_strings
 from tui.messages import CoreFailed, Scanned
 from tui.screens.base import KassaScreen
+from tui.screens.checkout import CheckoutScreen
 from tui.services import Services
 
 register_strings(
@@ -74,6 +75,14 @@ register_strings(
         "training.drop_kept": (
             "Режим не переключён, чек сохранён: Esc — к чеку",
             "Mode not switched, the cheque is kept: Esc to return to it",
+        ),
+        "training.drop_ask_work": (
+            "Не сохранится: {what}. Enter — переключить режим, Esc — вернуться",
+            "Will be lost: {what}. Enter: switch mode, Esc: go back",
+        ),
+        "training.work_kept": (
+            "Режим не переключён, всё на месте: Esc — назад",
+            "Mode not switched, nothing is lost: Esc to go back",
         ),
         "training.working": (
             "Готовлю учебную копию кассы…",
@@ -202,21 +211,23 @@ class TrainingScreen(KassaScreen):
         body.append(self.t("training.off_hint" if self.on else "training.on_hint"), style="bold")
         self.query_one("#training-body", Static).update(body)
 
-    def _open_cheque(self) -> bool:
-        """Whether the screen underneath (checkout) has a cheque in progress: lines or a
-        member, not yet committed. Switching starts a new cheque, so it would drop it."""
-        stack = self.app.screen_stack
-        under: Any = stack[-2] if len(stack) > 1 else None
-        if under is None or getattr(under, "stage", "done") == "done":
-            return False
-        return bool(getattr(under, "lines", None) or getattr(under, "card", None))
+    def _open_work(self) -> list[str]:
+        """What switching would throw away (i18n keys): a cheque in progress or a
+        half-filled form on any screen under this one (F9 pressed over F11 or F2 too),
+        as Ctrl+Q and F12 name it. Switching starts a new cheque on the other store."""
+        return [key for key in self.kassa.open_work() if key]
 
     def action_switch(self) -> None:
         if self.on is None or self.busy:
             return
-        if self._open_cheque() and not self.drop_asked:
+        work = self._open_work()
+        if work and not self.drop_asked:
             self.drop_asked = True
-            self.say_t("training.drop_ask", error=True)
+            if work == ["quit.what.cheque"]:
+                self.say_t("training.drop_ask", error=True)
+            else:
+                what = ", ".join(self.t(key) for key in work)
+                self.say(lambda: self.t("training.drop_ask_work", what=what), error=True)
             return
         self.drop_asked = False
         self.busy = True
@@ -228,7 +239,10 @@ class TrainingScreen(KassaScreen):
         """Esc: keep the open cheque the switch asked about, else back to checkout."""
         if self.drop_asked:
             self.drop_asked = False
-            self.say_t("training.drop_kept")
+            work = self._open_work()
+            self.say_t(
+                "training.drop_kept" if work == ["quit.what.cheque"] else "training.work_kept"
+            )
             return
         super().action_back()
 
@@ -250,9 +264,15 @@ class TrainingScreen(KassaScreen):
     def on_training_toggled(self, message: TrainingToggled) -> None:
         self.busy = False
         self.kassa.refresh_status()
-        # Back to checkout with a new cheque: nothing half-built crosses the switch.
+        # Back to checkout with a new cheque: nothing half-built crosses the switch. The
+        # screens opened over the checkout (an X report, a refund, a form) showed the other
+        # store, so they close too; the checkout's cheque number is the other store's.
         self.app.pop_screen()
-        top: Any = self.app.screen
+        stack = self.app.screen_stack
+        if any(isinstance(screen, CheckoutScreen) for screen in stack):
+            while not isinstance(self.app.screen_stack[-1], CheckoutScreen):
+                self.app.pop_screen()
+        top: Any = self.app.screen_stack[-1]
         reset = getattr(top, "reset", None)
         if callable(reset):
             reset()
