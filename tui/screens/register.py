@@ -112,7 +112,6 @@ register_strings(
             "This phone is already registered: member {code}. "
             "Enter - open them at the till, Esc - correct the phone",
         ),
-        "register.phone_taken_title": ("Телефон уже в программе", "Phone already registered"),
         "register.coupon_scanned": (
             "Это купон, а не карта: отсканируйте его на кассе, в чеке",
             "This is a coupon, not a card: scan it at the till, on the cheque",
@@ -528,10 +527,7 @@ class RegisterScreen(KassaScreen):
             code = str(message.details.get("member_code", ""))
             self.query_one("#phone", Input).focus()
             self.ask(
-                lambda: (
-                    f"{self.t('register.phone_taken_title')}: "
-                    f"{self.t('register.phone_taken', code=code)}"
-                ),
+                lambda: self.t("register.phone_taken", code=code),
                 offer=code or None,
                 how="phone",
             )
