@@ -33,8 +33,10 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
+# Four workers on two cores: most of the time is the cashier app's Pilot tests waiting for
+# the app to go idle, not CPU. The SIGKILL and tmux tests share one worker (xdist_group).
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4 --dist loadgroup
 
 smoke: $(STAMP)
 	bash packaging/smoke/wheel.sh $(BIN)/python $(PY)
