@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_sdnotify import FakeSystemd, free_port
+from test_posapi_serve import free_port
+from test_sdnotify import FakeSystemd
 
 from kassa.backoffice_backup import _pg_args
 from sync.backoffice.db import Database
