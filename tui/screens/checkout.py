@@ -68,7 +68,8 @@ def cheque_view(
     """The cheque lines with per-line discount and the quote summary (pure).
 
     ``selected``: the 0-based line the cashier picked (shown reversed, Del voids it). A
-    coupon with known ``coupon_terms`` but no quote yet (no member) is shown as waiting.
+    coupon with known ``coupon_terms`` but no quote yet (no member) is shown as waiting;
+    with no quote the total is the lines' sum (kopecks, before loyalty).
     Every discount carries the one minus sign of money (``agent.money``, as on paper)."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=14)
@@ -100,6 +101,9 @@ def cheque_view(
         table.add_row(name, qty + money(lang, line.amount_kop), disc, style=row_style)
     table.add_row("", "", "")
     if quote is None:
+        # No member yet: the lines' sum before loyalty, so the cashier can name it.
+        total = sum(line.amount_kop for line in lines)
+        table.add_row(Text(t(lang, "co.total"), style="bold"), money(lang, total), "")
         if waiting:
             table.add_row(Text(waiting, style="yellow"), "", "")
         return table
