@@ -251,16 +251,45 @@ def test_esc_with_lines_chosen_asks_before_dropping_them(tmp_path: Path) -> None
                 await settle(pilot)
                 assert screen.stage == "lines" and screen.chosen == {1: 1}
                 assert "Бросить выбранные строки" in widget_text(pilot.app, "#say")
-                await pilot.press("enter")  # Enter at the question is no, and refunds nothing
+                assert "Enter — да, Esc — нет" in widget_text(pilot.app, "#say")
+                await pilot.press("escape")  # Esc at the question is no: the lines stay
                 await settle(pilot)
                 assert screen.stage == "lines" and screen.chosen == {1: 1}
                 assert footprint(h) == before and not h.of(RefundMade)
                 await pilot.press("escape")
                 await h.type(pilot, "2")  # a typed entry is no, and is taken as itself
                 assert screen.chosen == {1: 1, 2: 1}
-                await pilot.press("escape", "escape")  # asked, then yes: back to finding
+                await pilot.press("escape", "enter")  # asked, then yes: back to finding
                 await settle(pilot)
                 assert screen.stage == "find" and screen.chosen == {}
                 assert footprint(h) == before
+
+    asyncio.run(main())
+
+
+def test_an_empty_enter_asks_before_making_the_refund(tmp_path: Path) -> None:
+    """A scanner's Enter and then the cashier's must not make a refund unasked: the first
+    empty Enter asks (as the checkout asks before a commit), the second makes it."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                sale = await sell(h, pilot, with_points(h))
+                screen = await open_refund(pilot)
+                await h.type(pilot, sale.receipt_id)
+                await h.type(pilot, "1*1")
+                before = footprint(h)
+                await pilot.press("enter")
+                await settle(pilot)
+                assert "Провести возврат?" in widget_text(pilot.app, "#say")
+                assert footprint(h) == before and not h.of(RefundMade)
+                await pilot.press("escape")  # no: nothing made, the lines stay
+                await settle(pilot)
+                assert screen.chosen == {1: 1} and not h.of(RefundMade)
+                await pilot.press("enter", "enter")  # asked, yes
+                await settle(pilot)
+                assert len(h.of(RefundMade)) == 1
+                assert footprint(h)[0] == before[0] + 1
 
     asyncio.run(main())

@@ -46,8 +46,16 @@ from tui.widgets.slip import hide_slip, scroll_slip, show_slip, slip_preview
 register_strings(
     {
         "refund.drop_ask": (
-            "Бросить выбранные строки возврата? Esc — да, Enter — нет (вернуться к строкам)",
-            "Drop the lines chosen for this refund? Esc - yes, Enter - no (back to the lines)",
+            "Бросить выбранные строки возврата? Enter — да, Esc — нет",
+            "Drop the lines chosen for this refund? Enter - yes, Esc - no",
+        ),
+        "refund.confirm_ask": (
+            "Провести возврат? Enter или F12 — да, Esc — нет",
+            "Make the refund? Enter or F12 - yes, Esc - no",
+        ),
+        "refund.confirm_kept": (
+            "Возврат не проведён: строки на месте",
+            "No refund made: the lines are kept",
         ),
         "refund.drop_kept": (
             "Строки возврата на месте",
@@ -279,8 +287,11 @@ class RefundScreen(KassaScreen):
         self.refund_id = ""
         self.made: RefundMade | None = None
         self.drop_asked = False
-        """Esc asked whether to drop the chosen lines: a second Esc drops them; Enter or
+        """Esc asked whether to drop the chosen lines: an empty Enter drops them; Esc or
         any typed entry keeps them (and a typed entry is taken as what it is)."""
+        self.confirm_asked = False
+        """An empty Enter asked whether to make the refund (as the checkout asks before a
+        commit): a second Enter or F12 makes it; Esc or a typed entry does not."""
         self.member_label = ""
         self.entries: list[history.HistoryEntry] = []
         self._pick_key, self._pick_text = "refund.pick_cheque", ""
@@ -416,9 +427,10 @@ class RefundScreen(KassaScreen):
         event.input.value = ""
         if self.drop_asked:
             self.drop_asked = False
-            if not value.strip():  # Enter at the question: no, and nothing else
-                self.say_t("refund.drop_kept")
+            if not value.strip():  # Enter at the question: yes, the lines go
+                self.reset()
                 return
+        asked, self.confirm_asked = self.confirm_asked, False
         if self.stage == "done":  # Enter: the next refund; a typed number: its search
             self.reset()
             if value.strip():
@@ -429,7 +441,11 @@ class RefundScreen(KassaScreen):
             return
         if self.stage == "lines" and self.cheque is not None:
             if not value.strip():
-                self.action_confirm()
+                if asked or not self.chosen or self.preview is None:
+                    self.action_confirm()  # yes; or it says what is missing
+                else:
+                    self.confirm_asked = True
+                    self.say_t("refund.confirm_ask", error=True)
                 return
             chosen = apply_entry(value, self.cheque, self.chosen)
             if chosen is None:
@@ -553,7 +569,7 @@ class RefundScreen(KassaScreen):
 
     # ------------------------------------------------------------------ actions
     def action_confirm(self) -> None:
-        self.drop_asked = False
+        self.drop_asked = self.confirm_asked = False
         if self.stage != "lines" or self.cheque is None:
             return
         if not self.chosen or self.preview is None:
@@ -573,11 +589,18 @@ class RefundScreen(KassaScreen):
     def action_back(self) -> None:
         """Esc: from the lines back to finding a cheque (asking first when lines are
         chosen: Esc again drops them); from finding, leave the flow."""
-        if self.stage == "lines" and self.chosen and not self.drop_asked:
+        if self.confirm_asked:  # Esc at "make the refund?": no, the lines stay
+            self.confirm_asked = False
+            self.say_t("refund.confirm_kept")
+            return
+        if self.drop_asked:  # Esc at "drop the lines?": no
+            self.drop_asked = False
+            self.say_t("refund.drop_kept")
+            return
+        if self.stage == "lines" and self.chosen:
             self.drop_asked = True
             self.say_t("refund.drop_ask", error=True)
             return
-        self.drop_asked = False
         if self.stage in ("lines", "pick"):
             self.reset()
         else:
