@@ -43,7 +43,16 @@ def test_entry_forms(text: str, expected: Entry) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["=0", "=-5", "=12.345", "DR-1001*0", "DR-1001*1000", "??", "a b c", "-5x", "X shirts 0"],
+    ["=0", "=-5", "=12.345", "??", "a b c", "-5x", "X shirts 0"],
 )
 def test_entries_refused(text: str) -> None:
     assert parse_entry(text).kind == "invalid"
+
+
+@pytest.mark.parametrize(
+    "text", ["DR-1001*0", "DR-1001*1000", "DR-1001 х 5000", "X-1 shirts 100 *1000", "ВК-1001*1000"]
+)
+def test_a_quantity_out_of_range_is_named_as_such(text: str) -> None:
+    """A SKU with a quantity the till does not take is refused for its quantity (the
+    cashier is told the limit), not as input the till cannot read."""
+    assert parse_entry(text).kind == "bad_qty"

@@ -566,3 +566,17 @@ def test_a_full_key_bar_gives_way_by_rarity_never_cutting_esc() -> None:
     assert " F10 " not in f" {text} "  # the rarest key left first; it still works (F1 lists it)
     roomy = fit_keys(keys, 400, 2).plain
     assert " F10 " in roomy and "\n" not in roomy  # nothing leaves when there is room
+
+
+def test_a_quantity_over_the_limit_is_named_not_misread(tmp_path: Path) -> None:
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await h.type(pilot, "DR-1001*1000")
+                await settle(pilot)
+                assert "от 1 до 999" in said(pilot) and "Не понял" not in said(pilot)
+                screen = pilot.app.screen
+                assert isinstance(screen, CheckoutScreen) and screen.lines == []
+
+    run(main())

@@ -30,7 +30,9 @@ from typing import Literal
 
 from agent.layout import has_cyrillic, repair_layout
 
-Kind = Literal["empty", "identify", "coupon", "sku", "line", "total", "redeem", "invalid"]
+Kind = Literal[
+    "empty", "identify", "coupon", "sku", "line", "total", "redeem", "bad_qty", "invalid"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,8 @@ _LINE = re.compile(
     r"\s*(?:[*xXхХ]\s*(\d{1,3}))?\s*(!)?$"
 )
 _REDEEM = re.compile(r"^-\s*(\d{1,9}|\*)?$")
+_QTY_TRIED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}(?:\s+\S+)*\s*[*xXхХ]\s*(\d+)\s*!?$")
+"""A SKU (or free line) with a quantity of any size: to name the limit when it is out."""
 MAX_QTY = 999
 
 
@@ -100,8 +104,10 @@ def _parse(raw: str) -> Entry:
         sku, category, rub, kop, qty, sale = m.groups()
         price = int(rub) * 100 + int((kop or "0").ljust(2, "0"))
         n = int(qty) if qty else 1
-        if price <= 0 or not 1 <= n <= MAX_QTY:
+        if price <= 0:
             return Entry("invalid", text)
+        if not 1 <= n <= MAX_QTY:
+            return Entry("bad_qty", text)
         return Entry(
             "line", sku.upper(), qty=n, sale=bool(sale), amount_kop=price, category=category
         )
@@ -112,6 +118,8 @@ def _parse(raw: str) -> Entry:
         sku, qty, sale = m.groups()
         n = int(qty) if qty else 1
         if not 1 <= n <= MAX_QTY:
-            return Entry("invalid", text)
+            return Entry("bad_qty", text)
         return Entry("sku", sku.upper(), qty=n, sale=bool(sale))
+    if (m := _QTY_TRIED.match(text)) and not 1 <= int(m.group(1)) <= MAX_QTY:
+        return Entry("bad_qty", text)  # the cashier meant a quantity: say its limits
     return Entry("invalid", text)

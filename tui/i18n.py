@@ -139,6 +139,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "co.total_line": ("Сумма без товаров", "Total without items"),
     "co.unknown_sku": ("Артикул {sku} не найден", "SKU {sku} not found"),
     "co.bad_entry": ("Не понял ввод: {text}", "Cannot read: {text}"),
+    "co.bad_qty": (
+        "Количество в «{text}» — от 1 до {most} в одной строке",
+        "The quantity in «{text}» must be 1 to {most} on one line",
+    ),
     "co.member_first": (
         "Сначала найдите участника: скан карты или телефон",
         "Identify a member first: scan the card or type the phone",

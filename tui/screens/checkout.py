@@ -30,7 +30,7 @@ from textual.widgets import Input, Static
 
 from agent.model import CartLine
 from tui import ops
-from tui.entry import parse_entry
+from tui.entry import MAX_QTY, parse_entry
 from tui.i18n import money, points, t
 from tui.messages import (
     CatalogItemFound,
@@ -384,6 +384,8 @@ class CheckoutScreen(KassaScreen):
                 return
             self.redeem = entry.points
             self.requote()
+        elif entry.kind == "bad_qty":
+            self.say_t("co.bad_qty", error=True, text=entry.text, most=MAX_QTY)
         else:
             self.say_t("co.bad_entry", error=True, text=entry.text)
 
