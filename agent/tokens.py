@@ -56,7 +56,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from agent.errors import CouponError, MemberCodeError, TokenExpired, TokenForged, TokenMalformed
+from agent.errors import (
+    CouponError,
+    MemberCodeError,
+    TokenError,
+    TokenExpired,
+    TokenForged,
+    TokenMalformed,
+)
 from agent.identify import MEMBER_CODE_LENGTH, TOKEN_PREFIX_RE, check_member_code
 from agent.layout import repair_layout
 
@@ -295,7 +302,7 @@ class TokenCodec:
                 "wrong_length",
                 f"{self.name_en} has {len(body_text)} characters, expected {expected}: "
                 "truncated or not ours",
-                f"{self.name_ru.capitalize()} прочитан не полностью. Отсканируйте ещё раз",
+                "Код прочитан не полностью: отсканируйте ещё раз",
                 kind=self.prefix,
                 length=len(body_text),
                 expected=expected,
@@ -323,8 +330,8 @@ class TokenCodec:
         if public_key is None:
             raise TokenForged(
                 f"{self.name_en} is signed with unknown key id {key_id}",
-                f"{self.name_ru.capitalize()} подписан неизвестным ключом. Если ключи "
-                "недавно менялись, дождитесь связи с офисом",
+                "Код подписан неизвестным ключом. Если ключи недавно менялись, "
+                "дождитесь связи с офисом",
                 reason="unknown_key",
                 kind=self.prefix,
                 key_id=key_id,
@@ -335,8 +342,7 @@ class TokenCodec:
         except InvalidSignature as e:
             raise TokenForged(
                 f"{self.name_en}: signature does not verify",
-                f"{self.name_ru.capitalize()} не прошёл проверку подписи: код подделан "
-                "или повреждён",
+                "Код не прошёл проверку подписи: подделан или повреждён",
                 reason="bad_signature",
                 kind=self.prefix,
                 key_id=key_id,
@@ -632,6 +638,19 @@ def issue_coupon(signer: TokenSigner, coupon: Coupon) -> str:
 
 def verify_coupon(verifier: TokenVerifier, text: str, now: datetime) -> Coupon:
     """Till: check a scanned coupon offline and return it, valid at ``now`` (aware UTC).
+
+    Its errors are headed as a coupon's ("Купон не принят"), whatever their class: the
+    cashier typed or scanned a coupon, not a member's QR code.
+    """
+    try:
+        return _verify_coupon(verifier, text, now)
+    except TokenError as e:
+        e.title_ru, e.title_en = CouponError.title_ru, CouponError.title_en
+        raise
+
+
+def _verify_coupon(verifier: TokenVerifier, text: str, now: datetime) -> Coupon:
+    """Check a scanned coupon offline and return it, valid at ``now`` (aware UTC).
 
     Raises :class:`TokenMalformed` (also when a genuinely signed coupon has impossible
     contents: unknown kind, unknown flags, a value out of range; reason ``"bad_content"``

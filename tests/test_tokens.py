@@ -18,6 +18,7 @@ from agent.errors import (
     AgentError,
     CouponError,
     MemberCodeError,
+    TokenError,
     TokenExpired,
     TokenForged,
     TokenMalformed,
@@ -599,3 +600,21 @@ def test_sealed_garbage_is_malformed(text: str, reason: str) -> None:
         open_sealed(text, BACKOFFICE_X)
     assert info.value.details["reason"] == reason
     assert_cashier_readable(info.value)
+
+
+@pytest.mark.parametrize("damage", ["cut", "forged", "unknown_key"])
+def test_a_refused_coupon_is_headed_as_a_coupon_and_says_it_once(damage: str) -> None:
+    """A coupon read wrong is "Купон не принят: <why>", never "QR-код не принят" (the
+    cashier scanned a coupon), and the reason does not name the coupon again."""
+    text = issue_coupon(SIGNER, coupon())
+    if damage == "cut":
+        text = text[:-3]
+    elif damage == "forged":
+        text = text[:-2] + ("AA" if text[-2:] != "AA" else "BB")
+    else:
+        text = issue_coupon(SIGNER_2, coupon())
+    with pytest.raises(TokenError) as caught:
+        verify_coupon(VERIFIER, text, NOW)
+    shown = caught.value.to_dict()
+    assert (shown["title"], caught.value.title_en) == ("Купон не принят", "Coupon refused")
+    assert "купон" not in shown["message_ru"].lower()
