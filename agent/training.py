@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import uuid
 from datetime import datetime
 from pathlib import Path
 
 from agent import codec, receipts, shifts
+from agent.private import create_private
 from agent.store import Store
 
 TRAINING_META = "training"
@@ -81,14 +81,6 @@ def _remove(path: Path) -> None:
             p.unlink()
 
 
-def _create_private(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 whatever the umask: member data lives in it,
-    and SQLite gives the ``-wal``/``-shm`` files it makes the database file's mode."""
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-
-
 def open_training_store(real: Store, now: datetime, path: Path | None = None) -> Store:
     """A fresh training copy of ``real`` (see module docstring), open and owned by the
     caller, who closes it. The previous training copy, if any, is thrown away."""
@@ -98,7 +90,7 @@ def open_training_store(real: Store, now: datetime, path: Path | None = None) ->
     if target.resolve() == real.path.resolve():
         raise ValueError("the training copy cannot replace the till store")
     _remove(target)
-    _create_private(target)
+    create_private(target, exclusive=True)  # SQLite's -wal/-shm take the file's 0600
     dest = sqlite3.connect(str(target))
     try:
         with real.read() as conn:

@@ -1,6 +1,6 @@
 """bench/tui.py: the cashier app's start-up, scan-to-card latency and memory.
 
-Figures (targets from issue 5):
+Figures and their targets:
 
 - ``start_s``: from ``Popen`` of a fresh Python process running the app on a till store
   with the member cache to the first usable screen (the sign-in list filled from the

@@ -1,1 +1,1 @@
-"""Devices: ESC/POS printer, scanners, QR helpers (issue 4). Depends on `agent.model` only."""
+"""Devices: ESC/POS printer, scanners, QR helpers. Depends on `agent.model` only."""

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from agent.errors import InputError, StoreError
-from agent.private import online_copy
+from agent.private import create_private, online_copy
 
 
 class BackupError(StoreError):
@@ -42,9 +42,10 @@ def _stamp() -> str:
 
 
 def _new_private_file(path: Path) -> None:
+    """``path`` made anew, empty and 0600 (a partial file left by a killed run goes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    create_private(path, exclusive=True)
 
 
 def _refuse_existing(dest: Path) -> None:

@@ -1,10 +1,10 @@
 """`kassa demo`: the whole loyalty flow on a real SQLite store, scripted in the terminal.
 
-Until the cashier UI exists (issue 5) this is the product on its embedded defaults: it
-creates a till store with the demo programme and members, then identifies members (typed
-phone, scanned app QR typed under a Russian layout), quotes and commits cheques, prints
-the slips as text, registers a member with consent, refunds part of a cheque and shows
-the journal waiting for the back office. Nothing keeps running after it exits.
+The printed walk-through (``kassa demo --script``, no terminal needed): it creates a till
+store with the demo programme and members, then identifies members (typed phone, scanned
+app QR typed under a Russian layout), quotes and commits cheques, prints the slips as text,
+registers a member with consent, refunds part of a cheque and shows the journal waiting
+for the back office. Nothing keeps running after it exits.
 """
 
 from __future__ import annotations

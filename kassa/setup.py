@@ -1,6 +1,6 @@
 """`kassa init`: create a till store, optionally with the demo programme and members.
 
-A real till gets its keys from the back office at enrollment (issue 3). For the demo the
+A real till gets its keys from the back office at enrollment (``kassa enroll``). For the demo the
 "back office" keys are made here and kept in ``backoffice-keys.json`` beside the store
 (mode 0600): the private halves stand in for the back office (issuing app QR codes and
 coupons, opening sealed phones); the till's store receives only the public halves and the

@@ -1,1 +1,1 @@
-"""Wire protocol, till sync client and the reference back office (issue 3)."""
+"""Wire protocol, till sync client and the reference back office."""

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the rules engine and the ledger (DESIGN.md §3, issue 2):
+"""Hypothesis properties of the rules engine and the ledger (DESIGN.md §3):
 the cap is never exceeded, line discounts sum exactly, a full refund returns the member to
 the state before the purchase, points are conserved, partial refunds add up."""
 

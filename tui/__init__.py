@@ -1,4 +1,4 @@
-"""Textual cashier UI (issue 5). Reaches the core only through workers that call `agent.Agent`.
+"""Textual cashier UI. Reaches the core only through workers that call `agent.Agent`.
 
 Layout: ``app.py`` (``KassaApp``: routing, workers, language, wedge-scan detection),
 ``services.py`` (``Services``: Agent, sync client, print worker, clock; built by
@@ -14,15 +14,13 @@ Keys (visible in the key bar; descriptions are i18n keys):
 
 ====  =========================  ====  =========================
 F1    help (this screen's keys)
-F2    register a member (*)       F8    new cheque (checkout)
-F3    refund (*)                  F9    training mode (*)
-F4    member lookup (*)           F10   language ru/en
-F5    sync screen (*)             F11   shift and X-report
+F2    register a member           F8    new cheque (checkout)
+F3    refund                      F9    training mode
+F4    member lookup               F10   language ru/en
+F5    sync screen                 F11   shift and X/Z reports
 F6    spend all / none (checkout) F12   close shift (on the shift screen)
 F7    coupon (checkout)           Esc   back; Ctrl+Q quit
 ====  =========================  ====  =========================
-
-(*) reserved for the flows of the second half of issue 5.
 
 How to add a screen (e.g. registration on F2):
 

@@ -92,18 +92,14 @@ def create_app(
     apply accepted events to the ledger (``project.Projector``, ``app.state.projector``)
     and re-score applied purchases (``verify.Verifier``, ``app.state.verifier``)."""
 
-    software_seen: dict[str, str | None] = {}
-    """The User-Agent last recorded per till: the loop skips the thread hop when unchanged."""
-
     async def terminal(request: Request) -> Terminal:
         token = _bearer(request)
         term = await to_thread.run_sync(bo.authenticate, token)
         if term is None:
             raise ProtocolError(401, "bad_token", "token is not valid or was revoked")
         agent_software = request.headers.get("user-agent")
-        if agent_software != software_seen.get(term.terminal_id):
+        if not bo.knows_software(term.terminal_id, agent_software):  # a write, rarely
             await to_thread.run_sync(bo.note_software, term.terminal_id, agent_software)
-            software_seen[term.terminal_id] = agent_software
         return term
 
     async def admin(request: Request) -> None:

@@ -199,13 +199,24 @@ class Backoffice:
         self._terminals[key] = term
         return term
 
+    @staticmethod
+    def _software_text(user_agent: str | None) -> str:
+        """What is kept of a till's User-Agent: its printable ASCII, at most
+        ``SOFTWARE_MAX`` characters (the console shows it as sent)."""
+        return "".join(c for c in (user_agent or "") if " " <= c <= "~")[:SOFTWARE_MAX]
+
+    def knows_software(self, terminal_id: str, user_agent: str | None) -> bool:
+        """Whether ``note_software`` would write nothing (no thread hop, no transaction:
+        the calls between a till's upgrades and restarts)."""
+        text = self._software_text(user_agent)
+        return not text or self._software.get(terminal_id) == text
+
     def note_software(self, terminal_id: str, user_agent: str | None) -> None:
         """Record what a till runs (its User-Agent) when it changed: one small write after
-        an upgrade or restart, none on the calls in between. Only printable ASCII of it is
-        kept, at most ``SOFTWARE_MAX`` characters (it is shown in the console as sent)."""
-        text = "".join(c for c in (user_agent or "") if " " <= c <= "~")[:SOFTWARE_MAX]
-        if not text or self._software.get(terminal_id) == text:
+        an upgrade or restart, none on the calls in between."""
+        if self.knows_software(terminal_id, user_agent):
             return
+        text = self._software_text(user_agent)
         with self.db.transaction() as tx:
             tx.execute(
                 "UPDATE terminals SET software = ? WHERE terminal_id = ?", (text, terminal_id)
