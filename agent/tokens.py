@@ -293,7 +293,7 @@ class TokenCodec:
             raise _malformed(
                 "bad_encoding",
                 f"{self.name_en} contains characters outside base32",
-                f"Это не {self.name_ru}: в коде недопустимые символы",
+                "В коде недопустимые символы: отсканируйте ещё раз",
                 kind=self.prefix,
             )
         expected = self.text_size - len(self.prefix)
@@ -313,14 +313,14 @@ class TokenCodec:
             raise _malformed(
                 "bad_encoding",
                 f"{self.name_en}: invalid base32 ({e})",
-                f"Это не {self.name_ru}: код повреждён",
+                "Код повреждён: отсканируйте ещё раз",
                 kind=self.prefix,
             ) from e
         if base64.b32encode(body).decode("ascii").rstrip("=") != body_text:
             raise _malformed(
                 "bad_encoding",
                 f"{self.name_en}: non-canonical base32",
-                f"Это не {self.name_ru}: код повреждён",
+                "Код повреждён: отсканируйте ещё раз",
                 kind=self.prefix,
             )
         key_id = body[0]
