@@ -130,3 +130,25 @@ def test_a_capture_file_printer_is_known_not_unknown(tmp_path) -> None:
         assert "Принтер ?" in status_text(services.status(), "ru", None, None, width=200).plain
     finally:
         services.stop()
+
+
+def test_a_status_or_printer_event_after_the_last_screen_left_is_ignored(tmp_path) -> None:
+    """The status read and the print worker post from threads; one can land while the app
+    closes, after its last screen left. It is dropped, never a ScreenStackError (which
+    would turn a clean quit into a traceback and exit 1)."""
+    import asyncio
+
+    from tui_helpers import harness
+
+    from tui.messages import PrinterChanged, StatusUpdated
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            app = h.make_app()
+            async with app.run_test(size=(80, 24)):
+                pass
+            assert not app.screen_stack  # closed: no screen left
+            app.on_status_updated(StatusUpdated(snap()))
+            app.on_printer_changed(PrinterChanged("printed", "ok", "", ""))
+
+    asyncio.run(main())

@@ -301,6 +301,8 @@ class KassaApp(App[int]):
     def on_status_updated(self, message: StatusUpdated) -> None:
         before, now = self.last_status, message.snapshot
         self.last_status = now
+        if not self.screen_stack:  # a late status while the app closes: nothing to show
+            return
         self._refresh_bars()
         if before is not None and (before.events_waiting, before.last_contact) != (
             now.events_waiting,
@@ -320,8 +322,12 @@ class KassaApp(App[int]):
         self.refresh_status()
 
     def _refresh_bars(self) -> None:
+        """Redraw the status bars of the screen shown; none while the app closes (a status
+        read or printer event can land after the last screen left)."""
         from tui.widgets.status import StatusBar
 
+        if not self.screen_stack:
+            return
         for bar in self.screen.query(StatusBar):
             bar.refresh_from_app()
 
