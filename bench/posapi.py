@@ -159,7 +159,7 @@ def core_loop(store: Path, members: int, cheques: int, seed: int) -> tuple[list[
     what the API adds is the difference (ns per call)."""
     from agent.service import Agent
     from agent.store import Store
-    from kassa.cli import _checkout
+    from kassa.cli.till import _checkout
 
     rng = random.Random(seed)
     quote_ns: list[int] = []

@@ -46,7 +46,7 @@ def default_config_path() -> Path:
 
 
 def _default_store() -> str:
-    from kassa.cli import default_store_path
+    from kassa.paths import default_store_path
 
     return str(default_store_path())
 

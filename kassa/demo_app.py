@@ -102,7 +102,7 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
 
 def run_app_demo(directory: Path | None = None, *, members: int = 2000, lang: str = "ru") -> int:
     """Prepare the demo site and run the cashier app on it until the cashier quits."""
-    from kassa.cli_tui import run_cashier_app
+    from kassa.apprun import run_cashier_app
     from tui.app import KassaApp
     from tui.services import open_services
 

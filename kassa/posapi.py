@@ -289,7 +289,7 @@ def create_app(
     the POS the next scan read by a serial scanner attached to the agent;
     ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once;
     ``metrics`` adds ``GET /metrics`` (Prometheus text, no token: counts only, no data)."""
-    from kassa.cli import _checkout, _identify, _refund, _register
+    from kassa.cli.till import _checkout, _identify, _refund, _register
     from sync.protocol import strict_json
 
     if len(token) < 16:

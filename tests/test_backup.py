@@ -16,7 +16,7 @@ from synchelp import portal
 
 from agent.errors import StoreLockedError
 from agent.store import Store
-from kassa.cli_agent import backup_store, restore_store
+from kassa.till_backup import backup_store, restore_store
 from tests.conftest import Till
 
 M1 = "m00000001"

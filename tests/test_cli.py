@@ -277,7 +277,7 @@ def test_journal_says_when_it_shows_only_part_of_the_queue(tmp_path, capsys):
     "truncated"), and the default is in --help. 53 offline cheques: 50 shown of 53."""
     from agent.service import Agent
     from agent.store import Store
-    from kassa.cli import _checkout
+    from kassa.cli.till import _checkout
 
     path = tmp_path / "till.db"
     assert run_main(capsys, "init", "--demo", "--members", "20", "--store", str(path))[0] == 0

@@ -167,7 +167,7 @@ def test_service_files_run_commands_that_exist():
     for key in ("ExecStart", "ExecStartPre"):
         argv = shlex.split(service[key])
         args = build_parser().parse_args(argv[1:])
-        assert args.func.__module__ == "kassa.cli_agent"
+        assert args.func.__module__ == "kassa.cli.agent"
     xml = ET.parse(PACKAGING / "windows" / "kassa-agent.xml").getroot()
     args = build_parser().parse_args(shlex.split(xml.findtext("arguments") or ""))
     assert args.agent_command == "serve" and args.quiet

@@ -632,7 +632,7 @@ def test_python_escpos_import_is_contained(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- CLI
 def run_cli(argv: list[str]) -> int:
-    from kassa.cli_drivers import add_commands
+    from kassa.cli.drivers import add_commands
 
     parser = argparse.ArgumentParser(prog="kassa")
     add_commands(parser.add_subparsers(dest="command", required=True), "till.db")

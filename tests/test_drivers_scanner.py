@@ -22,7 +22,7 @@ import serial
 from agent.identify import make_member_code
 from drivers.scanner import Frame, FrameAssembler, ScannerStatus, SerialScanner
 from drivers.wedge import WedgeClassifier, WedgeDecision
-from kassa import cli_scanner
+from kassa.cli import scanner as cli_scanner
 
 CODE = make_member_code(100_000_001)  # "0001000000018", a valid member code
 

@@ -236,7 +236,7 @@ def test_runtime_prints_committed_slips_and_keeps_the_store_private(tmp_path, cl
 def test_an_address_that_cannot_be_used_is_not_called_a_taken_port():
     """Only "address in use" is ``port_in_use``; an address this machine does not have
     (TEST-NET-1) says what the system said, as ``cannot_listen``."""
-    from kassa.cli_agent import ListenError, PortInUseError, check_port
+    from kassa.cli.agent import ListenError, PortInUseError, check_port
 
     with pytest.raises(ListenError) as e:
         check_port("192.0.2.1", free_port())

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+from kassa.apprun import end_cleanly_on_signals, run_cashier_app
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -40,35 +41,6 @@ def cmd_tui(args: argparse.Namespace) -> int:
         return run_cashier_app(KassaApp(services))
     finally:
         services.stop()
-
-
-def end_cleanly_on_signals() -> None:
-    """SIGTERM and SIGHUP outside the app (while the demo is set up or torn down) raise
-    ``SystemExit(128 + signal)``, so every ``finally`` runs: servers stop, the demo's temp
-    dir goes. While the app runs, it handles them itself (``KassaApp._exit_on_signals``);
-    its event loop puts the default back when it closes, so this is called again after."""
-
-    def stop(number: int, frame: object) -> None:
-        raise SystemExit(128 + number)
-
-    for name in ("SIGTERM", "SIGHUP"):
-        number = getattr(signal, name, None)
-        if number is not None:
-            signal.signal(number, stop)
-
-
-def run_cashier_app(app: Any) -> int:
-    """Run the cashier app until it exits and return the process exit status: the app's
-    own return code, which Textual sets to 1 when the app died of an error (a stylesheet
-    that cannot be read, an exception in a handler), 0 after the cashier quit, 128 + N
-    after signal N (SIGTERM, SIGHUP)."""
-    end_cleanly_on_signals()
-    try:
-        app.run()
-    finally:
-        end_cleanly_on_signals()
-    code = app.return_code
-    return int(code) if code is not None else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

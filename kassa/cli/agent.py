@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import socket
-import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.errors import AgentError, InputError, StoreError
+from agent.errors import AgentError
+from kassa.cli.common import emit
 
 
 class PortInUseError(AgentError):
@@ -36,12 +35,6 @@ class ListenError(AgentError):
     code = "cannot_listen"
     title_ru = "Нельзя открыть адрес POS API"
     title_en = "Cannot listen"
-
-
-def _emit(obj: Any) -> None:
-    from agent.codec import to_plain
-
-    sys.stdout.write(json.dumps(to_plain(obj), ensure_ascii=False, indent=2) + "\n")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -120,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PortInUseError as e:
         # Exit 1, not 2/3: the port may free itself (an agent still shutting down), so
         # systemd's Restart=on-failure may try again.
-        _emit(e.to_dict())
+        emit(e.to_dict())
         sys.stderr.write(f"kassa: {e.title}: {e.message_ru}\n")
         return 1
     return 0
@@ -129,13 +122,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_config_show(args: argparse.Namespace) -> int:
     from kassa.config import redacted
 
-    _emit(redacted(_config(args)))
+    emit(redacted(_config(args)))
     return 0
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    _emit({"ok": True, "source": cfg.source})
+    emit({"ok": True, "source": cfg.source})
     return 0
 
 
@@ -148,83 +141,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except ConfigError as e:
         findings = [Finding("config", "error", e.message_ru, e.message_en)]
     if args.json:
-        _emit({"findings": findings, "exit_code": exit_code(findings)})
+        emit({"findings": findings, "exit_code": exit_code(findings)})
     else:
         sys.stdout.write(render(findings, args.lang) + "\n")
     return exit_code(findings)
-
-
-# ---------------------------------------------------------------------- backup / restore
-def backup_store(source: Path, dest: Path) -> dict[str, Any]:
-    """Copy a live store with SQLite's online backup API (a consistent snapshot even while
-    the agent writes; never a file copy of a WAL database). The copy is written beside
-    ``dest`` and renamed into place after ``quick_check``; mode 0600 (it holds keys)."""
-    if not source.exists():
-        raise StoreError(f"no till store at {source}", f"база кассы {source} не найдена")
-    if dest.exists():
-        raise InputError(
-            f"{dest} already exists; choose a new file", f"{dest} уже существует", field="dest"
-        )
-    from agent.private import online_copy
-
-    try:
-        copy = online_copy(source, dest)
-    except sqlite3.Error as e:
-        raise StoreError(
-            f"backup of {source} failed: {e}", f"резервная копия не создана: {e}"
-        ) from None
-    except ValueError as e:
-        raise StoreError(f"backup failed quick_check: {e}", "копия повреждена") from None
-    return {
-        "backup": str(dest),
-        "bytes": dest.stat().st_size,
-        "last_seq": copy.last_seq or 0,
-        "quick_check": copy.quick_check,
-    }
-
-
-def restore_store(backup: Path, target: Path) -> dict[str, Any]:
-    """Restore ``backup`` over ``target`` and give it a new terminal epoch.
-
-    Takes the store's ownership lock first, so a running agent makes this fail instead of
-    being overwritten under it. The store being replaced is itself backed up first
-    (``<target>.before-restore-<time>``). Events journalled after the restore carry the
-    new epoch, so the back office never mistakes them for the original's (DESIGN §3)."""
-    from agent import journal
-    from agent.store import Store
-
-    if not backup.exists():
-        raise InputError(f"no backup at {backup}", f"копия {backup} не найдена", field="backup")
-    src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
-    try:
-        check = src.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise StoreError(f"backup {backup} is damaged: {check}", "копия повреждена")
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        saved = None
-        if target.exists():
-            saved = target.with_name(f"{target.name}.before-restore-{stamp}")
-        with Store(target) as store:  # the lock: refused while an agent runs
-            if saved is not None:
-                keep = sqlite3.connect(saved)
-                try:
-                    store.conn.backup(keep)
-                finally:
-                    keep.close()
-                os.chmod(saved, 0o600)
-            src.backup(store.conn)
-        with Store(target) as store:  # migrations run forward on the restored data
-            epoch = journal.start_new_epoch(store, datetime.now(UTC).isoformat())
-            waiting = journal.status(store).events_waiting
-    finally:
-        src.close()
-    return {
-        "restored": str(target),
-        "from": str(backup),
-        "previous_saved_as": str(saved) if saved else None,
-        "terminal_epoch": epoch,
-        "events_waiting": waiting,
-    }
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -233,13 +153,17 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if dest is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         dest = Path(cfg.store.path).with_name(f"till-backup-{stamp}.db")
-    _emit(backup_store(Path(cfg.store.path), dest))
+    from kassa.till_backup import backup_store
+
+    emit(backup_store(Path(cfg.store.path), dest))
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    _emit(restore_store(Path(args.backup), Path(cfg.store.path)))
+    from kassa.till_backup import restore_store
+
+    emit(restore_store(Path(args.backup), Path(cfg.store.path)))
     return 0
 
 
@@ -247,7 +171,7 @@ def add_commands(sub: Any, store_default: str) -> None:
     """``agent serve``, ``config show|check`` and ``store backup|restore`` print JSON (their
     argument errors too, see ``kassa.cli.json_errors``); ``doctor`` is for people (text
     by default) and keeps argparse's usage text."""
-    from kassa.cli import int_arg, json_errors
+    from kassa.cli.common import int_arg, json_errors
 
     def common(p: argparse.ArgumentParser, *, json_out: bool = True) -> None:
         p.add_argument("--config", help="config file (default: $KASSA_CONFIG or the user dir)")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentError, InputError, NotFoundError, StoreError
+from kassa.cli.common import emit
 
 UNREACHABLE_EXIT = 4
 """Exit code of an enroll or sync that could not reach the back office (try again)."""
@@ -93,10 +93,6 @@ def default_backoffice_db() -> str:
     return str(base / "kassa" / "backoffice.db")
 
 
-def _emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-
-
 class Progress:
     """A one-line text progress bar on stderr (only when stderr is a terminal or forced)."""
 
@@ -141,7 +137,7 @@ def _counted(
 def _fail(error: AgentError, exit_code: int) -> int:
     """Print ``error`` as ``kassa.cli.main`` prints every error, for an exit code of its
     own (``main`` gives 2 or 3)."""
-    from kassa.cli import _emit as emit_error
+    from kassa.cli.common import emit as emit_error
 
     emit_error(error.to_dict())
     sys.stderr.write(f"kassa: {error.title}: {error.message_ru}\n")
@@ -262,10 +258,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     path = sqlite_path(args.db)
     if path is not None:
         dest = Path(args.dest) if args.dest else path.with_name(f"backoffice-backup-{stamp}.db")
-        _emit(backup_sqlite(path, dest))
+        emit(backup_sqlite(path, dest))
     else:
         dest = Path(args.dest) if args.dest else Path(f"backoffice-backup-{stamp}.dump")
-        _emit(backup_postgres(args.db, dest))
+        emit(backup_postgres(args.db, dest))
     return 0
 
 
@@ -276,15 +272,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
     read_db_file(args)
     path = sqlite_path(args.db)
     if path is not None:
-        _emit(restore_sqlite(Path(args.backup), path))
+        emit(restore_sqlite(Path(args.backup), path))
     else:
-        _emit(restore_postgres(Path(args.backup), args.db))
+        emit(restore_postgres(Path(args.backup), args.db))
     return 0
 
 
 def cmd_terminals(args: argparse.Namespace) -> int:
     with _backoffice(args) as bo:
-        _emit({"terminals": bo.terminals()})
+        emit({"terminals": bo.terminals()})
     return 0
 
 
@@ -312,7 +308,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
             finally:
                 bar.done()
         token = bo.new_admin_token()
-    _emit(
+    emit(
         {
             "db": mask_url_password(args.db),
             "members_loaded": loaded,
@@ -328,7 +324,7 @@ def cmd_enroll_code(args: argparse.Namespace) -> int:
     with _backoffice(args) as bo:
         bo.ensure_store(args.store_id, args.store_name or args.store_id)
         code = bo.enroll_code(args.store_id)
-    _emit({"store_id": args.store_id, "code": code})
+    emit({"store_id": args.store_id, "code": code})
     return 0
 
 
@@ -339,7 +335,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with _backoffice(args) as bo:
         data = kpi.report(bo, days)
     if args.json:
-        _emit(data)
+        emit(data)
     else:
         sys.stdout.write(kpi.table(data) + "\n")
     return 0
@@ -351,14 +347,14 @@ def cmd_publish_rules(args: argparse.Namespace) -> int:
     programme = load_programme(Path(args.file))  # a bad file opens nothing
     with _backoffice(args) as bo:
         version = bo.publish_rules(programme)
-    _emit({"published": version})
+    emit({"published": version})
     return 0
 
 
 def cmd_admin_token(args: argparse.Namespace) -> int:
     with _backoffice(args) as bo:
         token = bo.new_admin_token()
-    _emit({"admin_token": token})
+    emit({"admin_token": token})
     return 0
 
 
@@ -419,14 +415,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         ) from None
     finally:
         bar.done()
-    _emit(info)
+    emit(info)
     return 0
 
 
 def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
-    from kassa.cli import _open_agent
+    from kassa.cli.common import open_agent
 
-    return _open_agent(args, "kassa enroll", read_only=read_only)
+    return open_agent(args, "kassa enroll", read_only=read_only)
 
 
 def cmd_sync_status(args: argparse.Namespace) -> int:
@@ -444,7 +440,7 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
         st["quarantine"] = journal.quarantine_rows(agent.store)[-10:]
     finally:
         agent.store.close()
-    _emit(st)
+    emit(st)
     return 0
 
 
@@ -492,7 +488,7 @@ def cmd_sync_now(args: argparse.Namespace) -> int:
                     ),
                     UNREACHABLE_EXIT,
                 )
-        _emit(
+        emit(
             {
                 "ok": True,
                 "pushed": pushed.sent,
@@ -522,7 +518,7 @@ def _status(agent: Any) -> dict[str, Any]:
 def add_commands(sub: Any, store_default: str) -> None:
     """The back-office, enroll and sync commands. Every one but ``backoffice serve`` prints
     JSON, so their argument errors print the error JSON too (``kassa.cli.json_errors``)."""
-    from kassa.cli import int_arg, json_errors
+    from kassa.cli.common import int_arg, json_errors
 
     bo = sub.add_parser("backoffice", help="the central back office")
     bsub = bo.add_subparsers(dest="backoffice_command", required=True)

@@ -1,0 +1,5 @@
+"""``python -m kassa.cli``: the ``kassa`` command."""
+
+from kassa.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""What every ``kassa`` command module shares: the parser class whose JSON commands report
+argument errors as the error JSON, whole-number arguments, reading a JSON request, printing
+a JSON answer, and opening the till service over the store named by ``--store``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from agent.errors import InputError, StoreError
+
+
+class ArgumentsError(InputError):
+    """A JSON command called with a missing, unknown or bad argument."""
+
+    code = "bad_arguments"
+    title_ru = "Неверные аргументы команды"
+    title_en = "Bad command arguments"
+
+
+# argparse's own messages (Python 3.11+) and their Russian; argparse's English text stays
+# in message_en. Anything not listed gets a general Russian line.
+_ARGPARSE_RU = (
+    (r"the following arguments are required: (.+)", "не указаны обязательные аргументы: {0}"),
+    (r"unrecognized arguments: (.+)", "неизвестные аргументы: {0}"),
+    (r"argument (.+?): expected .*argument.*", "аргумент {0}: не указано значение"),
+    (
+        r"argument (.+?): invalid choice: (.+?) \(choose from (.+)\)",
+        "аргумент {0}: недопустимое значение {1} (можно: {2})",
+    ),
+    (r"argument (.+?): invalid \w+ value: (.+)", "аргумент {0}: неверное значение {1}"),
+    (r"ambiguous option: (\S+) could match (.+)", "параметр {0} неоднозначен (подходят: {1})"),
+    (r"argument (.+?): ignored explicit argument (.+)", "аргумент {0}: значение {1} не нужно"),
+)
+
+
+def _arguments_error(prog: str, message: str, usage: str) -> ArgumentsError:
+    ru = "неверные аргументы команды"
+    for pattern, template in _ARGPARSE_RU:
+        if m := re.fullmatch(pattern, message):
+            ru = template.format(*m.groups())
+            break
+    details = {"reason": message, "usage": usage.strip()}
+    if argument := re.match(r"argument (.+?): ", message):
+        details["argument"] = argument.group(1)
+    return ArgumentsError(
+        f"{prog}: {message} (see {prog} --help)",
+        f"{prog}: {ru} (справка: {prog} --help)",
+        **details,
+    )
+
+
+class KassaArgumentParser(argparse.ArgumentParser):
+    """argparse, except that a parser marked with :func:`json_errors` raises
+    :class:`ArgumentsError` (printed as the documented error JSON, exit 2) where argparse
+    would print its usage text and exit 2. Subparsers are of this class too."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            raise _arguments_error(self.prog, message, self.format_usage())
+        super().error(message)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extras = super().parse_known_args(args, namespace)
+        # Remember the innermost parser that ran (the command), so `main` can report
+        # unrecognized arguments in that command's manner.
+        if "_kassa_parser" not in vars(ns):
+            ns._kassa_parser = self
+        return ns, extras
+
+
+def json_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Mark a command whose output is JSON: its argument errors print the error JSON."""
+    parser.json_errors = True  # type: ignore[attr-defined]
+    return parser
+
+
+def int_arg(
+    name: str, lo: int, hi: int, en: str, ru: str, choices: Sequence[int] = ()
+) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number ``lo..hi`` (and one of ``choices`` if given);
+    anything else is an ``ArgumentsError`` naming the argument (``en``/``ru``: what it
+    must be). argparse lets this exception through unchanged (it only catches
+    ``ValueError``/``TypeError``), so the message is ours in both languages."""
+
+    def parse(text: str) -> int:
+        value = int(text) if re.fullmatch(r"[+-]?[0-9]{1,18}", text.strip()) else None
+        if value is None or not lo <= value <= hi or (choices and value not in choices):
+            raise ArgumentsError(
+                f"{name}: {en}, got {text[:32]!r}",
+                f"{name}: {ru}, получено «{text[:32]}»",
+                argument=name,
+                value=text[:32],
+            )
+        return value
+
+    return parse
+
+
+def emit(obj: Any) -> None:
+    from agent.codec import to_plain
+
+    sys.stdout.write(json.dumps(to_plain(obj), ensure_ascii=False, indent=2) + "\n")
+
+
+def read_json(args: argparse.Namespace) -> Any:
+    from agent.errors import InputError
+    from agent.requests import check_request_json
+
+    try:
+        text = args.json if args.json is not None else sys.stdin.read()
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"request is not UTF-8 text: byte {e.start + 1} is {e.object[e.start]:#04x}",
+            f"запрос не в кодировке UTF-8: неверный байт {e.start + 1}",
+            field="json",
+        ) from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise InputError(
+            "request is nested too deeply", "запрос слишком глубоко вложен", field="json"
+        ) from None
+    except json.JSONDecodeError as e:
+        # Python's reason is English: it goes to message_en and details, message_ru says
+        # where the error is.
+        raise InputError(
+            f"request is not valid JSON: {e}",
+            f"запрос не является JSON: ошибка в строке {e.lineno}, столбце {e.colno}",
+            field="json",
+            line=e.lineno,
+            column=e.colno,
+            reason=e.msg,
+        ) from None
+    except ValueError as e:  # a number of over 4300 digits (Python's int limit)
+        raise InputError(
+            f"request has a number too long to read: {e}",
+            "в запросе слишком длинное число",
+            field="json",
+        ) from None
+    check_request_json(data)
+    return data
+
+
+def open_agent(
+    args: argparse.Namespace, create_with: str = "kassa init", *, read_only: bool = False
+) -> Any:
+    """Open the till store named by ``--store``; a missing one names the command to run.
+
+    ``read_only``: for commands that only read (journal, slip, sync status): the store is
+    opened without its ownership lock, so they work while `kassa agent serve` runs."""
+    from agent.service import Agent
+    from agent.store import Store
+
+    path = Path(args.store)
+    if not path.exists():
+        raise StoreError(
+            f"no till store at {path} (run `{create_with}`)",
+            f"база кассы {path} не найдена (выполните {create_with})",
+            path=str(path),
+        )
+    return Agent(Store(path, read_only=read_only))
+
+
+def with_agent(
+    fn: Callable[[Any, Any], Any], needs_json: bool = True, *, read_only: bool = False
+) -> Callable[..., int]:
+    def run(args: argparse.Namespace) -> int:
+        data = read_json(args) if needs_json else None
+        agent = open_agent(args, read_only=read_only)
+        try:
+            emit(fn(agent, data if needs_json else args))
+        finally:
+            agent.store.close()
+        return 0
+
+    return run
+
+
+def add_command(
+    sub: Any,
+    name: str,
+    help_: str,
+    fn: Callable[[argparse.Namespace], int],
+    store_default: str,
+    json_in: bool = False,
+) -> argparse.ArgumentParser:
+    """A JSON command on the till store: ``--store`` (and ``--json`` for a request)."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument(
+        "--store",
+        default=store_default,
+        help="till store file (default: $KASSA_STORE or the user data dir)",
+    )
+    if json_in:
+        p.add_argument("--json", help="request JSON (default: read stdin)")
+    p.set_defaults(func=fn)
+    return json_errors(p)
