@@ -239,7 +239,7 @@ def _floor_rows(
     """The ``events`` rows of a parsed push for the storage floor, hashes checked, made
     while the database takes the previous ones as the real acceptance does (on
     PostgreSQL a COPY overlaps the checks)."""
-    from sync.backoffice.db import Utf8Text
+    from sync.backoffice.utf8 import Utf8Text
 
     for n, ev in enumerate(events, first):
         raw = ev["payload"].encode()

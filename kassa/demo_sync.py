@@ -84,7 +84,7 @@ class LoopbackServer:
 
 
 def _kpi_line(bo: Backoffice) -> str:
-    t = kpi.report(bo, kpi.period(None, None))["totals"]
+    t = kpi.report(bo.context, kpi.period(None, None))["totals"]
     return (
         f"KPI: новых {t['new_members']}, с покупкой {t['members_with_purchase']}, "
         f"чеков {t['cheques']}, начислено {t['points_issued']}, списано {t['points_spent']}"
@@ -168,5 +168,5 @@ def run_sync_demo(root: Path, say: object, members: int = 2000) -> None:
             )
         print(_kpi_line(bo))
         print()
-        print(kpi.table(kpi.report(bo, kpi.period(None, None))))
+        print(kpi.table(kpi.report(bo.context, kpi.period(None, None))))
     bo.db.close()

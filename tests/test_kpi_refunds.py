@@ -56,7 +56,7 @@ def _ledger_points(cluster: Cluster) -> int:
 
 def test_refunds_in_revenue_cheques_members_and_breakdowns(cluster: Cluster) -> None:
     _sell_and_refund(cluster)
-    rep = kpi.report(cluster.bo, kpi.period(None, None))
+    rep = kpi.report(cluster.bo.context, kpi.period(None, None))
     t = rep["totals"]
     # paid: B-1 599 900 (500 points off), B-2 and B-3 649 900, B-4 1 299 800;
     # refunded: B-1 599 900, one dress of B-4 649 900, B-3 649 900
@@ -90,15 +90,15 @@ def test_refunds_in_revenue_cheques_members_and_breakdowns(cluster: Cluster) -> 
 
     # a day's row is the report of that day alone (B-3 came back only on day 2)
     for row in rep["by_day"]:
-        alone = kpi.report(cluster.bo, kpi.period(row["day"], row["day"]))["totals"]
+        alone = kpi.report(cluster.bo.context, kpi.period(row["day"], row["day"]))["totals"]
         for key in ("cheques", "refunded_cheques", "members_with_purchase", "repeat_buyers"):
             assert row[key] == alone[key], (row["day"], key, row, alone)
 
     # a closed period keeps its figures: day 1 alone, before B-3 came back
-    d1 = kpi.report(cluster.bo, kpi.period(DAY1, DAY1))["totals"]
+    d1 = kpi.report(cluster.bo.context, kpi.period(DAY1, DAY1))["totals"]
     assert (d1["cheques"], d1["refunded_cheques"], d1["revenue_kop"]) == (2, 1, 2 * DRESS)
     assert (d1["members_with_purchase"], d1["repeat_buyers"]) == (2, 0)
-    d2 = kpi.report(cluster.bo, kpi.period(DAY2, DAY2))["totals"]
+    d2 = kpi.report(cluster.bo.context, kpi.period(DAY2, DAY2))["totals"]
     assert (d2["cheques"], d2["refunded_cheques"], d2["revenue_kop"]) == (0, 1, 0)
     assert d2["members_with_purchase"] == 1  # B, with the half of B-4 kept
 
@@ -149,9 +149,9 @@ def test_a_return_completes_by_the_refunds_dates_not_their_arrival(cluster: Clus
         DAY2,
         "2026-06-24",
     ]
-    t = kpi.report(cluster.bo, kpi.period(DAY1, "2026-06-19"))["totals"]
+    t = kpi.report(cluster.bo.context, kpi.period(DAY1, "2026-06-19"))["totals"]
     assert (t["cheques"], t["refunded_cheques"], t["revenue_kop"]) == (1, 0, DRESS)
     assert t["members_with_purchase"] == 1
-    t = kpi.report(cluster.bo, kpi.period(DAY1, "2026-06-24"))["totals"]
+    t = kpi.report(cluster.bo.context, kpi.period(DAY1, "2026-06-24"))["totals"]
     assert (t["cheques"], t["refunded_cheques"], t["revenue_kop"]) == (0, 1, 0)
     assert t["members_with_purchase"] == 0

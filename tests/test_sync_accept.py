@@ -55,9 +55,9 @@ def test_backlog_is_accepted_then_projected_then_confirmed(cluster: Cluster) -> 
     assert {m: till.balance(m) for m in MEMBERS} == local
     assert till.client.confirm_once() == (0, False)  # nothing decided yet
 
-    assert project.backlog(cluster.bo) == BACKLOG
-    assert project.run_all(cluster.bo) == BACKLOG
-    assert project.run_all(cluster.bo) == 0  # each event is projected once
+    assert project.backlog(cluster.bo.context) == BACKLOG
+    assert project.run_all(cluster.bo.context) == BACKLOG
+    assert project.run_all(cluster.bo.context) == 0  # each event is projected once
     assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == BACKLOG
     assert till.client.confirm_all() == BACKLOG
     assert _statuses(till) == {"acked": BACKLOG}
@@ -71,7 +71,7 @@ def test_verdicts_are_a_prefix_and_the_cursor_never_skips(cluster: Cluster) -> N
     till = cluster.till()
     _sales(till, BACKLOG)
     till.client.drain()
-    assert project.run_once(cluster.bo, 30) == 30
+    assert project.run_once(cluster.bo.context, 30) == 30
     # the projector's mark: every event still accepted lies after it
     mark = cluster.ledger("SELECT value FROM settings WHERE key = 'projected_pos'")[0][0]
     assert int(mark) == cluster.ledger("SELECT max(pos) FROM events WHERE status = 'applied'")[0][0]
@@ -79,19 +79,19 @@ def test_verdicts_are_a_prefix_and_the_cursor_never_skips(cluster: Cluster) -> N
         cluster.ledger("SELECT min(pos) FROM events WHERE status = 'accepted'")[0][0]
         == int(mark) + 1
     )
-    assert project.backlog(cluster.bo) == BACKLOG - 30
+    assert project.backlog(cluster.bo.context) == BACKLOG - 30
     assert till.client.confirm_all() == 30
     assert _statuses(till) == {"acked": 30, "accepted": BACKLOG - 30}
     acked_seqs = [seq for seq, *_, status in till.outbox() if status == "acked"]
     assert acked_seqs == list(range(1, 31))  # the oldest first, none skipped
     cursor = int(till.store.sync_value("verdict_cursor") or 0)
-    page = project.verdicts(cluster.bo, till.agent.terminal_id, cursor, 500)
+    page = project.verdicts(cluster.bo.context, till.agent.terminal_id, cursor, 500)
     assert page["verdicts"] == [] and page["waiting"] is True and page["next"] == cursor
 
-    project.run_all(cluster.bo)
+    project.run_all(cluster.bo.context)
     assert till.client.confirm_all() == BACKLOG - 30
     # A verdict page received twice (a lost answer) changes nothing the second time.
-    page = project.verdicts(cluster.bo, till.agent.terminal_id, 0, 500)
+    page = project.verdicts(cluster.bo.context, till.agent.terminal_id, 0, 500)
     assert len(page["verdicts"]) == BACKLOG and page["waiting"] is False
     batch = journal.outbox_events(till.store, [v["event_id"] for v in page["verdicts"]])
     results = [journal.Settlement(v["event_id"], v["status"]) for v in page["verdicts"]]
@@ -119,7 +119,7 @@ def test_a_verdict_refusal_is_quarantined_and_releases_the_member(cluster: Clust
         )
     till.client.drain()
     assert _statuses(till) == {"accepted": BACKLOG}
-    project.run_all(cluster.bo)
+    project.run_all(cluster.bo.context)
     till.client.confirm_all()
     assert _statuses(till) == {"acked": BACKLOG - 1, "quarantined": 1}
     row = till.store.one("SELECT seq, status, code FROM quarantine")
@@ -145,11 +145,11 @@ def test_a_crash_mid_projection_leaves_everything_accepted(
 
     monkeypatch.setattr(Batch, "flush", crash)
     with pytest.raises(sqlite3.OperationalError):
-        project.run_once(cluster.bo)
+        project.run_once(cluster.bo.context)
     assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == 0
-    assert project.backlog(cluster.bo) == BACKLOG
+    assert project.backlog(cluster.bo.context) == BACKLOG
     monkeypatch.setattr(Batch, "flush", real_flush)
-    assert project.run_all(cluster.bo) == BACKLOG
+    assert project.run_all(cluster.bo.context) == BACKLOG
     assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == BACKLOG
     assert cluster.ledger("SELECT count(*) FROM verify_queue")[0][0] == BACKLOG
 
@@ -165,7 +165,7 @@ def test_resending_an_accepted_event_is_still_accepted_and_applied_once(cluster:
     headers = {"authorization": f"Bearer {till.client.token}"}
     again = cluster.http.post("/v1/events", content=body, headers=headers).json()
     assert {r["status"] for r in again["results"]} == {"accepted"}
-    project.run_all(cluster.bo)
+    project.run_all(cluster.bo.context)
     third = cluster.http.post("/v1/events", content=body, headers=headers).json()
     assert {r["status"] for r in third["results"]} == {"duplicate"}
     assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == BACKLOG
@@ -176,7 +176,7 @@ def test_verdicts_belong_to_their_terminal_and_check_parameters(cluster: Cluster
     a, b = cluster.till("till-a"), cluster.till("till-b")
     _sales(a, BACKLOG)
     a.client.drain()
-    project.run_all(cluster.bo)
+    project.run_all(cluster.bo.context)
     headers_b = {"authorization": f"Bearer {b.client.token}"}
     page = cluster.http.get("/v1/verdicts", params={"after": 0}, headers=headers_b).json()
     assert page["verdicts"] == [] and page["waiting"] is False
@@ -197,15 +197,15 @@ def test_the_projector_thread_catches_up(cluster: Cluster) -> None:
     till = cluster.till()
     _sales(till, BACKLOG)
     till.client.drain()
-    worker = project.Projector(cluster.bo)
+    worker = project.Projector(cluster.bo.context)
     worker.start()
     try:
         deadline = time.monotonic() + 60
-        while project.backlog(cluster.bo) and time.monotonic() < deadline:
+        while project.backlog(cluster.bo.context) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         worker.stop()
-    assert project.backlog(cluster.bo) == 0 and worker.done == BACKLOG
+    assert project.backlog(cluster.bo.context) == 0 and worker.done == BACKLOG
     assert till.client.confirm_all() == BACKLOG
     health = cluster.http.get("/v1/health").json()
     assert health["project_backlog"] == 0
@@ -261,7 +261,7 @@ def test_pushes_while_the_projector_works_are_applied_once(cluster: Cluster) -> 
     a, b = cluster.till("till-a"), cluster.till("till-b")
     _sales(a, BACKLOG, "A")
     _sales(b, BACKLOG, "B")
-    worker = project.Projector(cluster.bo)
+    worker = project.Projector(cluster.bo.context)
     worker.start()
     try:
         with ThreadPoolExecutor(2) as pool:
@@ -269,7 +269,7 @@ def test_pushes_while_the_projector_works_are_applied_once(cluster: Cluster) -> 
                 assert f.result().acked == BACKLOG
     finally:
         worker.stop()
-    project.run_all(cluster.bo)
+    project.run_all(cluster.bo.context)
     for t in (a, b):
         t.client.confirm_all()
         assert _statuses(t) == {"acked": BACKLOG}
@@ -287,10 +287,10 @@ def test_the_projector_lets_a_burst_in_first_but_never_starves(cluster: Cluster)
     till = cluster.till()
     _sales(till, BACKLOG)
     till.client.drain()
-    worker = project.Projector(cluster.bo)
+    worker = project.Projector(cluster.bo.context)
     cluster.bo.last_push = time.monotonic()  # tills are pushing right now
     assert worker.round(busy=True) == 0  # the burst first
-    assert project.backlog(cluster.bo) == BACKLOG
+    assert project.backlog(cluster.bo.context) == BACKLOG
     cluster.clock.advance(seconds=project.BUSY_LAG_S + 1)
     assert worker.round(busy=True) == project.BUSY_CHUNK  # waited long enough: a share
     assert worker.round(busy=False) == BACKLOG - project.BUSY_CHUNK  # idle: the rest
@@ -304,7 +304,7 @@ def test_sync_now_counts_every_event_awaiting_its_verdict(cluster: Cluster) -> N
     out = till.client.sync_now()
     assert (out["pushed"], out["acked"], out["confirmed"]) == (520, 520, 0)
     assert out["awaiting_verdict"] == journal.status(till.store).awaiting_verdict == 520
-    project.run_all(cluster.bo)
+    project.run_all(cluster.bo.context)
     out = till.client.sync_now()
     assert (out["confirmed"], out["awaiting_verdict"]) == (520, 0)
 
@@ -358,7 +358,7 @@ def test_insert_many_stores_utf8_bytes_as_text(db_url: str) -> None:
     """``Tx.insert_many`` (the events insert of a push): ``Utf8Text`` values land as text
     on SQLite (CAST) and on PostgreSQL (binary COPY; with a client encoding other than
     UTF-8, a text COPY that converts them)."""
-    from sync.backoffice.db import UTF8_TEXT, Utf8Text
+    from sync.backoffice.utf8 import UTF8_TEXT, Utf8Text
 
     urls = [db_url]
     if db_url.startswith("postgresql"):

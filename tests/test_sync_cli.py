@@ -130,7 +130,10 @@ def test_kpi_fraud_signals_per_cashier(tmp_path: Path) -> None:
                 identified_by=card.identified_by,
             )
         till.client.drain()
-        rows = {r["cashier_id"]: r for r in kpi.report(c.bo, kpi.period(None, None))["by_cashier"]}
+        rows = {
+            r["cashier_id"]: r
+            for r in kpi.report(c.bo.context, kpi.period(None, None))["by_cashier"]
+        }
         c.close()
     assert rows["olga"]["signals"] == ["manual_phone_share", "same_member_many_cheques"]
     assert (rows["olga"]["phone_share"], rows["olga"]["top_member_cheques"]) == (1.0, 10)

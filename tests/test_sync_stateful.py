@@ -153,7 +153,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule(limit=st.integers(1, 5))
     def project(self, limit: int) -> None:
-        project.run_once(self.cluster.bo, limit)
+        project.run_once(self.cluster.bo.context, limit)
 
     @rule(fault=st.sampled_from(FAULTS))
     def confirm(self, fault: str | None) -> None:
@@ -200,7 +200,7 @@ class SyncMachine(RuleBasedStateMachine):
         local = {m: self.till.balance(m) for m in self.touched}
         self.next_fault = None
         self.till.client.drain()  # liveness: the faults have stopped, the queue drains
-        project.run_all(self.cluster.bo)  # ... the projector catches up
+        project.run_all(self.cluster.bo.context)  # ... the projector catches up
         self.till.client.confirm_all()  # ... and the till learns every verdict
         rows = self.till.outbox()
         assert {r[3] for r in rows} <= {"acked"}

@@ -63,14 +63,14 @@ def test_mismatch_is_flagged_by_the_verifier_once_and_the_backlog_is_visible(
     assert _flags(cluster) == []
     health = cluster.http.get("/v1/health").json()
     assert health["verify_backlog"] == 2
-    report = kpi.report(cluster.bo, kpi.period(None, None))
+    report = kpi.report(cluster.bo.context, kpi.period(None, None))
     assert report["verify_backlog"] == 2
     assert "Ждут повторной проверки чека: 2" in kpi.table(report)
 
-    assert verify.run_once(cluster.bo, limit=1) == 1
-    assert verify.backlog(cluster.bo) == 1
-    assert verify.run_all(cluster.bo) == 1
-    assert verify.run_all(cluster.bo) == 0  # each purchase is verified exactly once
+    assert verify.run_once(cluster.bo.context, limit=1) == 1
+    assert verify.backlog(cluster.bo.context) == 1
+    assert verify.run_all(cluster.bo.context) == 1
+    assert verify.run_all(cluster.bo.context) == 0  # each purchase is verified exactly once
     flags = _flags(cluster)
     assert [(k, e) for k, e, _ in flags] == [("rescore_mismatch", bad["event_id"])]
     detail = flags[0][2]
@@ -114,7 +114,7 @@ def test_verifier_scores_against_the_state_before_each_purchase(cluster: Cluster
     final = cluster.ledger("SELECT state FROM members WHERE member_id = ?", (M1,))[0][0]
     assert after == codec.loads(MemberState, final)
     # scored by the till against exactly these states: the verifier agrees
-    assert verify.run_all(cluster.bo) == 2
+    assert verify.run_all(cluster.bo.context) == 2
     assert [k for k, _, _ in _flags(cluster)] == []
 
 
@@ -161,8 +161,8 @@ def test_the_verifier_yields_to_the_projector(cluster: Cluster, monkeypatch: Any
     for i in range(6):
         till.sale(f"R{i}", "m00000001", ("BG-7001", 1))
     till.client.drain()
-    assert project.run_once(cluster.bo, 4) == 4  # two still wait for the projector
-    worker = verify.Verifier(cluster.bo)
+    assert project.run_once(cluster.bo.context, 4) == 4  # two still wait for the projector
+    worker = verify.Verifier(cluster.bo.context)
     assert worker.round(busy=False) == 2  # a small chunk: the projector has work
-    project.run_all(cluster.bo)
+    project.run_all(cluster.bo.context)
     assert worker.round(busy=False) == 4  # the rest at once

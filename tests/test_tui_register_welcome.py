@@ -77,8 +77,8 @@ def test_register_offline_then_spend_part_of_the_welcome_bonus(tmp_path: Path) -
                 h.network_up()
                 sent = await asyncio.to_thread(h.services.sync.drain)
                 assert sent.acked == 2
-                project.run_all(h.bo)
-                verify.run_all(h.bo)
+                project.run_all(h.bo.context)
+                verify.run_all(h.bo.context)
                 with h.bo.db.reading() as tx:
                     flags = tx.all("SELECT kind, detail FROM flags")
                     row = tx.one("SELECT balance FROM members WHERE code = ?", (till_card.code,))

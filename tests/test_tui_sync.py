@@ -143,7 +143,7 @@ def test_accepted_events_show_until_their_verdict(tmp_path: Path, monkeypatch: A
                 assert status.events_waiting == 0 and status.awaiting_verdict == 2
                 assert applied(h) == 0
                 assert "Приняты, ждут учёта  2" in widget_text(pilot.app, "#sync-box")
-                assert project.run_all(h.bo) == 2
+                assert project.run_all(h.bo.context) == 2
                 await pilot.press("f5")
                 await settle(pilot)
                 assert h.of(SyncFinished)[-1].report["confirmed"] == 2

@@ -187,7 +187,7 @@ def test_kpi_report_writes_shares_the_russian_way(tmp_path: Path) -> None:
         card = till.agent.identify(demo_phone(1))
         till.sale("O-2", card.member_id, ("BG-7001", 1), redeem=7, cashier="olga")
         till.client.drain()
-        data = kpi.report(c.bo, kpi.period(None, None))
+        data = kpi.report(c.bo.context, kpi.period(None, None))
         c.close()
     rate = data["totals"]["redemption_rate"]
     assert 0 < rate < 1

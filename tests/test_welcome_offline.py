@@ -175,8 +175,8 @@ def test_a_phone_registered_at_two_offline_tills_spends_one_bonus_at_the_centre(
     assert all(s.offline and s.quote.redeem_points == 200 for s in sales)
     a.client.drain()
     b.client.drain()
-    project.run_all(cluster.bo)
-    verify.run_all(cluster.bo)
+    project.run_all(cluster.bo.context)
+    verify.run_all(cluster.bo.context)
     survivor = regs[0].card.member_id
     earned = sum(s.quote.total_earned for s in sales)
     assert cluster.server_balance(survivor) == 500 - 2 * 200 + earned

@@ -333,7 +333,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     days = kpi.period(args.date_from, args.date_to)  # a bad period opens nothing
     with _backoffice(args) as bo:
-        data = kpi.report(bo, days)
+        data = kpi.report(bo.context, days)
     if args.json:
         emit(data)
     else:

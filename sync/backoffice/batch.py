@@ -42,7 +42,7 @@ from sync.backoffice.effects import BatchMember, BatchPurchase
 from sync.protocol import WireEvent
 
 if TYPE_CHECKING:
-    from sync.backoffice.service import Backoffice
+    from sync.backoffice.context import Programmes
     from sync.backoffice.terminal import Terminal
 
 IN_CHUNK = 400  # ids per ``IN (...)`` list (SQLite allows 999 variables at the least)
@@ -105,12 +105,16 @@ def storable(message: str | None, limit: int = 500) -> str | None:
 
 
 class Batch:
-    """The work of one run of events of one terminal, inside the projector's transaction."""
+    """The work of one run of events of one terminal, inside the projector's transaction.
+
+    ``effects`` applies each event through the public methods below (the ``effects.Run``
+    interface): reads through the run's caches, changes with undo, writes staged until the
+    event is applied."""
 
     def __init__(
-        self, bo: Backoffice, terminal: Terminal, now: datetime, tx: Tx, careful: bool
+        self, programmes: Programmes, terminal: Terminal, now: datetime, tx: Tx, careful: bool
     ) -> None:
-        self.bo = bo
+        self.programmes = programmes
         self.terminal = terminal
         self.now = now
         self.now_iso = now.isoformat()
@@ -132,7 +136,7 @@ class Batch:
     @property
     def rules(self) -> Programme:
         if self._rules is None:
-            rules = self.bo.rules(None, self.tx)
+            rules = self.programmes.get(None, self.tx)
             assert rules is not None
             self._rules = rules
         return self._rules
@@ -265,13 +269,6 @@ class Batch:
             undo()
         self.ev_ops, self.ev_flags, self.ev_undo, self.ev_done = [], [], [], []
 
-    def _write(self, sql: str, row: tuple[Any, ...]) -> None:
-        """A write outside any event's undo scope (conflicts): collected as well."""
-        if self.careful:
-            self.tx.execute(sql, row)
-        else:
-            self.ops.setdefault(sql, []).append(row)
-
     def write_ops(self) -> None:
         """Run the collected writes: one ``executemany`` per statement, updates last (an
         update may refer to a row this batch inserts; the order within each is kept)."""
@@ -279,8 +276,17 @@ class Batch:
             self.tx.executemany(sql, self.ops[sql])
         self.ops.clear()
 
-    # -- in-memory changes with undo
-    def _set_state(self, m: BatchMember, state: MemberState) -> None:
+    def finish(self) -> None:
+        """After the run's last event: its collected writes, its members and verdicts
+        (``flush``), and its flags."""
+        self.write_ops()
+        self.flush()
+        self.flags.extend(self.ev_flags)
+        self.tx.executemany(FLAG_INSERT, self.flags)
+
+    # -- the interface of ``effects`` (``effects.Run``): in-memory changes with undo
+    def set_state(self, m: BatchMember, state: MemberState) -> None:
+        """Give ``m`` a new state (undone if the event is refused)."""
         old = (m.state, m.dirty, m.text, m.merged_into, m.phone_hash)
 
         def undo() -> None:
@@ -288,6 +294,62 @@ class Batch:
 
         self.ev_undo.append(undo)
         m.state, m.dirty, m.text = state, True, None
+
+    def add_member(self, m: BatchMember) -> None:
+        """A member this event registers (forgotten if the event is refused)."""
+        self.members[m.member_id] = m
+
+        def forget() -> None:
+            self.members.pop(m.member_id, None)
+
+        self.ev_undo.append(forget)
+
+    def stage(self, sql: str, row: tuple[Any, ...]) -> None:
+        """A write of this event, run only once the event is applied."""
+        self.ev_ops.append((sql, row))
+
+    def when_applied(self, done: Callable[[], None]) -> None:
+        """Run ``done`` once this event is applied (never if it is refused)."""
+        self.ev_done.append(done)
+
+    def has_receipt(self, receipt_id: str) -> bool:
+        """Whether this terminal's ``receipt_id`` is in the ledger (or applied in this run)."""
+        return receipt_id in self.receipts
+
+    def purchase(self, event_id: str) -> BatchPurchase | None:
+        """The purchase ``event_id`` (from the ledger or this run), or None if unknown."""
+        return self.purchases.get(event_id)
+
+    def record_purchase(self, event_id: str, receipt_id: str, bought: BatchPurchase) -> None:
+        """Once this event is applied, its receipt is taken and its purchase refundable."""
+
+        def done() -> None:
+            self.receipts.add(receipt_id)
+            self.purchases[event_id] = bought
+
+        self.when_applied(done)
+
+    def member_exists(self, member_id: str, code: str) -> bool:
+        """Whether a member has this id or this member code (in this run or the ledger)."""
+        return bool(
+            member_id in self.members
+            or any(x.new and x.code == code for x in self.members.values())
+            or self.tx.one(
+                "SELECT 1 FROM members WHERE member_id = ? OR code = ?", (member_id, code)
+            )
+        )
+
+    def phone_owner(self, phone_hash: str) -> str | None:
+        """The member first registered with ``phone_hash`` (in this run or before it) and
+        not merged away, or None."""
+        for x in self.members.values():
+            if x.new and x.phone_hash == phone_hash and x.merged_into is None:
+                return x.member_id
+        row = self.tx.one(
+            "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL",
+            (phone_hash,),
+        )
+        return None if row is None else str(row[0])
 
     def member(self, member_id: Any) -> BatchMember:
         if not isinstance(member_id, str) or not member_id:
@@ -308,7 +370,7 @@ class Batch:
         raise Rejected("unknown_member", f"member {asked} merge chain too long")
 
     def rules_for(self, version: Any, ev: WireEvent) -> Programme:
-        rules = self.bo.rules(version, self.tx) if isinstance(version, int) else None
+        rules = self.programmes.get(version, self.tx) if isinstance(version, int) else None
         if rules is None:
             self.flag("unknown_rules_version", ev, None, {"version": version})
             return self.rules
@@ -327,7 +389,6 @@ class Batch:
         )
         (self.ev_flags if ev is not None else self.flags).append(row)
 
-    # -- apply
     # -- write back
     def flush(self) -> None:
         """Write every changed member once with its change-feed entry, then the verdicts."""

@@ -30,29 +30,13 @@ from typing import Any, Protocol
 from agent import checkpoint
 from agent.errors import AgentError
 from agent.private import prepare_sqlite_file
+from sync.backoffice.utf8 import UTF8_TEXT
 
 FEED_LOCK_KEY = 7_301_001
 ACCEPT_LOCK_KEY = 7_301_002
 _PLAIN_INSERT = re.compile(r"^INSERT INTO (\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(\?(?:\s*,\s*\?)*\)$")
 _PINNED = ("enable_seqscan", "enable_bitmapscan", "enable_sort")
 SQLITE_CACHE_KIB = 65_536  # 64 MiB page cache for the back office's one connection
-
-
-class Utf8Text(bytes):
-    """Text that is already UTF-8 bytes (valid, no NUL), for a TEXT column: the pushed
-    payloads were encoded once to be hashed, and storing the bytes spares encoding each
-    again. PostgreSQL gets them as text (``_Utf8TextDumper``, also in ``COPY``); SQLite
-    binds them as a BLOB, so its statements say ``CAST(? AS TEXT)`` (the same bytes, as
-    text in the database's encoding, UTF-8)."""
-
-    __slots__ = ()
-
-
-UTF8_TEXT = "bytea"
-"""``Tx.insert_many``'s type for a TEXT column of ``Utf8Text`` values. On PostgreSQL psycopg
-sends bytes as they are in a binary ``COPY``, and UTF-8 bytes are the binary form of a
-text value when the client encoding is UTF-8 (with another encoding ``insert_many`` uses a
-text ``COPY``, where ``Utf8Text`` converts); on SQLite the value is ``CAST(? AS TEXT)``."""
 
 
 def marks(n: int) -> str:

@@ -1,29 +1,30 @@
 """What each event type does to the ledger: purchase, refund, registration.
 
-Called by the projector for one accepted event at a time, inside a run (``batch.Batch``):
-reads go through the run's caches (members, receipts, purchases prefetched for the run),
-changes to members go through ``_set_state`` (undone if the event is refused later), and
-rows are appended to the event's pending writes (``batch.ev_ops``), run only once the event is
-applied. A ``Rejected`` (or ``AgentError``) raised here refuses the event, naming why.
+Called by the projector for one accepted event at a time, inside a run (``batch.Batch``,
+seen here only through the ``Run`` interface): reads go through the run's caches (members,
+receipts, purchases prefetched for the run), changes to members go through
+``Run.set_state`` (undone if the event is refused later), and rows are staged as the
+event's writes (``Run.stage``), run only once the event is applied. A ``Rejected`` (or
+``AgentError``) raised here refuses the event, naming why.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent import codec, engine
 from agent.errors import AgentError
 from agent.identify import check_member_code
 from agent.ledger import PurchaseEffects, apply_purchase, apply_refund
 from agent.model import Cart, MemberState, PointLot, Quote
+from agent.rules import Programme
 from sync.backoffice.checks import Rejected, moment, nonneg, opt, text
+from sync.backoffice.terminal import Terminal
 from sync.protocol import WireEvent
-
-if TYPE_CHECKING:
-    from sync.backoffice.batch import Batch
 
 
 @dataclass(eq=False, slots=True)
@@ -58,7 +59,41 @@ class BatchPurchase:
     in_batch: bool
 
 
-def apply(batch: Batch, ev: WireEvent, payload: dict[str, Any]) -> str:
+class Run(Protocol):
+    """What an event's effects need from the run applying it (``batch.Batch``)."""
+
+    @property
+    def terminal(self) -> Terminal: ...
+    @property
+    def now_iso(self) -> str: ...
+    @property
+    def rules(self) -> Programme:
+        """The active programme."""
+        ...
+
+    def rules_for(self, version: Any, ev: WireEvent) -> Programme:
+        """The programme ``version`` (the active one, flagged, if it is not known)."""
+        ...
+
+    def member(self, member_id: Any) -> BatchMember:
+        """The member (following merges) or ``Rejected``."""
+        ...
+
+    def member_exists(self, member_id: str, code: str) -> bool: ...
+    def phone_owner(self, phone_hash: str) -> str | None: ...
+    def has_receipt(self, receipt_id: str) -> bool: ...
+    def purchase(self, event_id: str) -> BatchPurchase | None: ...
+    def set_state(self, m: BatchMember, state: MemberState) -> None: ...
+    def add_member(self, m: BatchMember) -> None: ...
+    def stage(self, sql: str, row: tuple[Any, ...]) -> None: ...
+    def when_applied(self, done: Callable[[], None]) -> None: ...
+    def record_purchase(self, event_id: str, receipt_id: str, bought: BatchPurchase) -> None: ...
+    def flag(
+        self, kind: str, ev: WireEvent | None, member_id: str | None, detail: dict[str, Any]
+    ) -> None: ...
+
+
+def apply(batch: Run, ev: WireEvent, payload: dict[str, Any]) -> str:
     if ev.type == "purchase":
         return purchase(batch, ev, payload)
     if ev.type == "refund":
@@ -66,7 +101,7 @@ def apply(batch: Batch, ev: WireEvent, payload: dict[str, Any]) -> str:
     return registration(batch, ev, payload)
 
 
-def purchase(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+def purchase(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     m = batch.member(p.get("member_id"))
     occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
     try:
@@ -87,7 +122,7 @@ def purchase(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
         raise Rejected("bad_payload", "line redemptions do not add up to redeem_points")
     rules = batch.rules_for(q.rules_version, ev)
     engine.validate_cart(cart, rules)
-    if receipt_id in batch.receipts:
+    if batch.has_receipt(receipt_id):
         raise Rejected("duplicate_receipt", f"receipt {receipt_id} already in the ledger")
     before = m.text if m.text is not None else codec.dumps(m.state)
     if q.member_id != m.member_id:  # the till knew the member under a merged id
@@ -130,34 +165,25 @@ def purchase(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
         q.redeem_points,
         codec.dumps(effects),
     )
-    batch._set_state(m, new_state)
-    batch.ev_ops.append(
-        (
-            "INSERT INTO purchases(event_id, receipt_id, terminal_id, store_id, member_id, "
-            "occurred_at, day, cashier_id, identified_by, offline, amount_kop, paid_kop, "
-            "earned, bonus, spent, effects) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            row,
-        )
+    batch.set_state(m, new_state)
+    batch.stage(
+        "INSERT INTO purchases(event_id, receipt_id, terminal_id, store_id, member_id, "
+        "occurred_at, day, cashier_id, identified_by, offline, amount_kop, paid_kop, "
+        "earned, bonus, spent, effects) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        row,
     )
-    batch.ev_ops.append(
-        (
-            "INSERT INTO verify_queue(event_id, member_id, state, queued_at) VALUES (?,?,?,?)",
-            (ev.event_id, m.member_id, before, batch.now_iso),
-        )
+    batch.stage(
+        "INSERT INTO verify_queue(event_id, member_id, state, queued_at) VALUES (?,?,?,?)",
+        (ev.event_id, m.member_id, before, batch.now_iso),
     )
-
-    def done() -> None:
-        batch.receipts.add(receipt_id)
-        batch.purchases[ev.event_id] = BatchPurchase(m.member_id, effects, {}, True)
-
-    batch.ev_done.append(done)
+    batch.record_purchase(ev.event_id, receipt_id, BatchPurchase(m.member_id, effects, {}, True))
     return m.member_id
 
 
-def refund(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+def refund(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
     purchase_event = text(p, "purchase_event_id")
-    bought = batch.purchases.get(purchase_event)
+    bought = batch.purchase(purchase_event)
     if bought is None:
         raise Rejected("unknown_purchase", f"purchase {purchase_event} is not in the ledger")
     lines = p.get("lines")
@@ -186,44 +212,40 @@ def refund(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
     after = dict(before)
     for k, v in request.items():
         after[k] = after.get(k, 0) + v
-    batch._set_state(m, new_state)
-    batch.ev_ops.append(
-        (
-            "UPDATE purchases SET refunded = ? WHERE event_id = ?",
-            (json.dumps({str(k): v for k, v in sorted(after.items())}), purchase_event),
-        )
+    batch.set_state(m, new_state)
+    batch.stage(
+        "UPDATE purchases SET refunded = ? WHERE event_id = ?",
+        (json.dumps({str(k): v for k, v in sorted(after.items())}), purchase_event),
     )
-    batch.ev_ops.append(
+    batch.stage(
+        "INSERT INTO refunds(event_id, refund_id, purchase_event_id, terminal_id, "
+        "store_id, member_id, occurred_at, day, cashier_id, amount_kop, earn_reversed, "
+        "bonus_reversed, returned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
-            "INSERT INTO refunds(event_id, refund_id, purchase_event_id, terminal_id, "
-            "store_id, member_id, occurred_at, day, cashier_id, amount_kop, earn_reversed, "
-            "bonus_reversed, returned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                ev.event_id,
-                refund_id,
-                purchase_event,
-                batch.terminal.terminal_id,
-                batch.terminal.store_id,
-                m.member_id,
-                occurred.isoformat(),
-                engine.local_date(batch.rules, occurred).isoformat(),
-                cashier,
-                result.amount_kop,
-                result.earn_reversed,
-                result.bonus_reversed,
-                result.points_returned,
-            ),
-        )
+            ev.event_id,
+            refund_id,
+            purchase_event,
+            batch.terminal.terminal_id,
+            batch.terminal.store_id,
+            m.member_id,
+            occurred.isoformat(),
+            engine.local_date(batch.rules, occurred).isoformat(),
+            cashier,
+            result.amount_kop,
+            result.earn_reversed,
+            result.bonus_reversed,
+            result.points_returned,
+        ),
     )
 
     def done() -> None:
         bought.refunded = after
 
-    batch.ev_done.append(done)
+    batch.when_applied(done)
     return m.member_id
 
 
-def registration(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
+def registration(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     member_id = text(p, "member_id")
     try:
         code = check_member_code(text(p, "member_code"))
@@ -236,11 +258,7 @@ def registration(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
     if p.get("consent_programme") is not True:
         raise Rejected("no_consent", "a member must consent to the programme rules")
     welcome = nonneg(p.get("welcome_points", 0), "payload.welcome_points")
-    if (
-        member_id in batch.members
-        or any(x.new and x.code == code for x in batch.members.values())
-        or batch.tx.one("SELECT 1 FROM members WHERE member_id = ? OR code = ?", (member_id, code))
-    ):
+    if batch.member_exists(member_id, code):
         raise Rejected("member_exists", f"member {member_id} or code {code} already exists")
     rules = batch.rules
     if welcome != rules.welcome_points:
@@ -269,17 +287,7 @@ def registration(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
         )
     state = MemberState(member_id, lots=lots, birthday=born)
     # The first registration of a phone wins, in this batch or before it.
-    survivor_row = next(
-        (
-            (x.member_id,)
-            for x in batch.members.values()
-            if x.new and x.phone_hash == phone and x.merged_into is None
-        ),
-        None,
-    ) or batch.tx.one(
-        "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL",
-        (phone,),
-    )
+    first = batch.phone_owner(phone)
     m = BatchMember(
         member_id,
         state,
@@ -300,31 +308,24 @@ def registration(batch: Batch, ev: WireEvent, p: dict[str, Any]) -> str:
         "registered_at": occurred.isoformat(),
         "cashier_id": opt(p, "cashier_id"),
     }
-    batch.members[member_id] = m
-
-    def forget() -> None:
-        batch.members.pop(member_id, None)
-
-    batch.ev_undo.append(forget)
-    if survivor_row is not None:
+    batch.add_member(m)
+    if first is not None:
         # Registered twice (two tills offline, or a till that did not know the member):
         # the first registration wins; the welcome bonus is not given twice. Points the
         # duplicate already spent are owed by the survivor (its later events follow the
         # merge), so nothing the tills did is lost.
-        survivor = batch.member(survivor_row[0])
+        survivor = batch.member(first)
         m.merged_into = survivor.member_id
         m.phone_hash = None
         m.state = replace(state, lots=())
         batch.flag("merge", ev, survivor.member_id, {"merged": member_id})
-        batch.ev_ops.append(
+        batch.stage(
+            "INSERT INTO changes(kind, member_id, body, created_at) VALUES ('merge', ?, ?, ?)",
             (
-                "INSERT INTO changes(kind, member_id, body, created_at) VALUES ('merge', ?, ?, ?)",
-                (
-                    member_id,
-                    json.dumps({"from": member_id, "into": survivor.member_id}),
-                    batch.now_iso,
-                ),
-            )
+                member_id,
+                json.dumps({"from": member_id, "into": survivor.member_id}),
+                batch.now_iso,
+            ),
         )
-        batch._set_state(survivor, survivor.state)
+        batch.set_state(survivor, survivor.state)
     return member_id

@@ -42,11 +42,12 @@ from typing import TYPE_CHECKING, Any
 from sync.backoffice import project
 from sync.backoffice.batch import FLAG_INSERT, chunks, flag_row, storable
 from sync.backoffice.checks import Rejected, check_envelope, is_db_outage
-from sync.backoffice.db import UTF8_TEXT, Tx, Utf8Text, marks
+from sync.backoffice.context import Context
+from sync.backoffice.db import Tx, marks
+from sync.backoffice.utf8 import UTF8_TEXT, Utf8Text
 from sync.protocol import EventResult, WireEvent
 
 if TYPE_CHECKING:
-    from sync.backoffice.service import Backoffice
     from sync.backoffice.terminal import Terminal
 
 log = logging.getLogger("kassa.backoffice.ingest")
@@ -64,7 +65,7 @@ EVENT_COLUMNS = (  # the events row of an accepted (or refused) event; PostgreSQ
     ("type", "text"),
     ("schema_version", "int4"),
     ("payload_hash", "text"),
-    ("payload", UTF8_TEXT),  # the UTF-8 bytes the hash was checked on (``db.Utf8Text``)
+    ("payload", UTF8_TEXT),  # the UTF-8 bytes the hash was checked on (``utf8.Utf8Text``)
     ("created_at", "text"),
     ("received_at", "text"),
     ("status", "text"),
@@ -76,11 +77,11 @@ _NO_PAYLOAD = Utf8Text(b"")  # a refused event's row keeps no payload
 
 
 def push(
-    bo: Backoffice, terminal: Terminal, events: tuple[WireEvent, ...], now: datetime, skew: Any
+    ctx: Context, terminal: Terminal, events: tuple[WireEvent, ...], now: datetime, skew: Any
 ) -> dict[str, Any]:
     """Accept a batch (see module doc); returns the answer without ``server_time``."""
     results: list[EventResult] = []
-    with bo.db.transaction(accept=True) as tx:
+    with ctx.db.transaction(accept=True) as tx:
         accept = _Acceptance(tx, terminal, now)
         accept.prepare(events)
         # The rows are checked and made while the database takes them (on PostgreSQL a
@@ -95,9 +96,9 @@ def push(
     members: dict[str, Any] = {}
     if waiting and len(waiting) <= INLINE_MAX_EVENTS:
         try:
-            if not project.backlog_over(bo, INLINE_MAX_EVENTS):
-                project.run_once(bo, INLINE_MAX_EVENTS)
-                verdicts, members = project.verdicts_of(bo, waiting)
+            if not project.backlog_over(ctx, INLINE_MAX_EVENTS):
+                project.run_once(ctx, INLINE_MAX_EVENTS)
+                verdicts, members = project.verdicts_of(ctx, waiting)
                 results = [_decided(r, verdicts.get(r.event_id)) for r in results]
         except Exception as e:
             if not is_db_outage(e):

@@ -44,8 +44,8 @@ from agent.errors import InputError
 from agent.money import NBSP, format_points, format_rub
 from agent.requests import iso_date
 from sync.backoffice import project
+from sync.backoffice.context import Context
 from sync.backoffice.db import Tx
-from sync.backoffice.service import Backoffice
 
 PHONE_SHARE_SIGNAL = 0.5
 PHONE_SHARE_MIN_CHEQUES = 10
@@ -131,12 +131,12 @@ def _returned_in_full(tx: Tx, d0: str, d1: str) -> dict[str, tuple[str, str]]:
     return {purchase: done for purchase, done in last.items() if d0 <= done[1] <= d1}
 
 
-def report(bo: Backoffice, p: Period, now: datetime | None = None) -> dict[str, Any]:
-    now = now or bo.clock.now()
-    rules = bo.rules()
+def report(ctx: Context, p: Period, now: datetime | None = None) -> dict[str, Any]:
+    now = now or ctx.clock.now()
+    rules = ctx.programmes.get()
     assert rules is not None
     d0, d1 = p.start.isoformat(), p.end.isoformat()
-    with bo.db.reading() as tx:
+    with ctx.db.reading() as tx:
         stores = dict(tx.all("SELECT store_id, name FROM stores"))
         cheques = tx.all(
             "SELECT event_id, store_id, day, cashier_id, member_id, identified_by, paid_kop, "

@@ -13,7 +13,7 @@ import psycopg
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper
 
-from sync.backoffice.db import Utf8Text
+from sync.backoffice.utf8 import Utf8Text
 
 OperationalError = psycopg.OperationalError
 DataError = psycopg.errors.DataError

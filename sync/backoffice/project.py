@@ -26,18 +26,16 @@ own push anyway); it catches up at full speed when they stop. Its backlog is in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sync.backoffice.batch import FLAG_INSERT, Batch, chunks
+from sync.backoffice.batch import Batch, chunks
 from sync.backoffice.checks import Rejected, is_db_outage, parse_payload
+from sync.backoffice.context import Context
 from sync.backoffice.db import Tx, marks
 from sync.backoffice.feed import member_records
 from sync.backoffice.terminal import Terminal
 from sync.backoffice.worker import RoundWorker
 from sync.protocol import EventResult, WireEvent
-
-if TYPE_CHECKING:
-    from sync.backoffice.service import Backoffice
 
 CHUNK = 500  # accepted events per pass when the back office is idle
 BUSY_CHUNK = 50  # ... while pushes are arriving
@@ -61,24 +59,24 @@ _ACCEPTED = (
 )
 
 
-def backlog(bo: Backoffice) -> int:
+def backlog(ctx: Context) -> int:
     """Accepted events not yet projected."""
-    with bo.db.reading() as tx:
+    with ctx.db.reading() as tx:
         return int(tx.one(f"SELECT count(*) FROM events WHERE {AFTER}")[0])
 
 
-def oldest_wait_s(bo: Backoffice) -> float:
+def oldest_wait_s(ctx: Context) -> float:
     """How long the oldest accepted event has waited for the projector (0 if none)."""
-    with bo.db.reading() as tx:
+    with ctx.db.reading() as tx:
         row = tx.one(f"SELECT received_at FROM events WHERE {AFTER} ORDER BY pos LIMIT 1")
     if row is None:
         return 0.0
-    return (bo.clock.now() - datetime.fromisoformat(row[0])).total_seconds()
+    return (ctx.clock.now() - datetime.fromisoformat(row[0])).total_seconds()
 
 
-def backlog_over(bo: Backoffice, n: int) -> bool:
+def backlog_over(ctx: Context, n: int) -> bool:
     """Whether more than ``n`` events wait (reads at most ``n + 1`` index entries)."""
-    with bo.db.reading() as tx:
+    with ctx.db.reading() as tx:
         row = tx.one(
             f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {AFTER} LIMIT ?) AS w",
             (n + 1,),
@@ -86,28 +84,28 @@ def backlog_over(bo: Backoffice, n: int) -> bool:
     return int(row[0]) > n
 
 
-def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
+def run_once(ctx: Context, limit: int = CHUNK) -> int:
     """Project up to ``limit`` accepted events (oldest first); returns how many."""
     try:
-        return _pass(bo, limit, careful=False)
+        return _pass(ctx, limit, careful=False)
     except Exception as e:
         if is_db_outage(e):
             raise
         # A collected write was refused by the database: again, event by event.
-        return _pass(bo, limit, careful=True)
+        return _pass(ctx, limit, careful=True)
 
 
-def run_all(bo: Backoffice) -> int:
+def run_all(ctx: Context) -> int:
     """Project everything accepted (tests, ``kassa backoffice report``); returns how many."""
     total = 0
-    while n := run_once(bo):
+    while n := run_once(ctx):
         total += n
     return total
 
 
-def _pass(bo: Backoffice, limit: int, *, careful: bool) -> int:
-    now = bo.clock.now()
-    with bo.db.transaction(feed=True) as tx:
+def _pass(ctx: Context, limit: int, *, careful: bool) -> int:
+    now = ctx.clock.now()
+    with ctx.db.transaction(feed=True) as tx:
         rows = tx.all_by_index(_ACCEPTED, (limit,))
         if not rows:
             return 0
@@ -130,7 +128,7 @@ def _pass(bo: Backoffice, limit: int, *, careful: bool) -> int:
                 WireEvent(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]), r[6], r[7], r[8])
                 for r in rows[start:end]
             ]
-            _apply_run(bo, terminals[tid], events, now, tx, careful)
+            _apply_run(ctx, terminals[tid], events, now, tx, careful)
             start = end
         tx.execute(
             "INSERT INTO settings(key, value) VALUES ('projected_pos', ?) "
@@ -141,7 +139,7 @@ def _pass(bo: Backoffice, limit: int, *, careful: bool) -> int:
 
 
 def _apply_run(
-    bo: Backoffice,
+    ctx: Context,
     terminal: Terminal,
     events: list[WireEvent],
     now: datetime,
@@ -156,23 +154,20 @@ def _apply_run(
             payloads.append(parse_payload(ev))
         except Rejected as e:
             payloads.append(e)
-    batch = Batch(bo, terminal, now, tx, careful)
+    batch = Batch(ctx.programmes, terminal, now, tx, careful)
     batch.prefetch(events, payloads)
     for ev, payload in zip(events, payloads, strict=True):
         batch.one(ev, payload)
-    batch.write_ops()
-    batch.flush()
-    batch.flags.extend(batch.ev_flags)
-    tx.executemany(FLAG_INSERT, batch.flags)
+    batch.finish()
 
 
 # ---------------------------------------------------------------------- verdicts
 def verdicts_of(
-    bo: Backoffice, event_ids: list[str]
+    ctx: Context, event_ids: list[str]
 ) -> tuple[dict[str, EventResult], dict[str, dict[str, Any]]]:
     """The decided verdicts among ``event_ids`` and the records of their members."""
     out: dict[str, EventResult] = {}
-    with bo.db.reading() as tx:
+    with ctx.db.reading() as tx:
         for part in chunks(event_ids):
             for event_id, seq, status, code, message, member_id in tx.all(
                 "SELECT event_id, seq, status, code, message, member_id FROM events "
@@ -184,11 +179,11 @@ def verdicts_of(
     return out, members
 
 
-def verdicts(bo: Backoffice, terminal_id: str, after: int, limit: int) -> dict[str, Any]:
+def verdicts(ctx: Context, terminal_id: str, after: int, limit: int) -> dict[str, Any]:
     """A page of this terminal's decided events after position ``after``, in ``pos``
     order, up to the first one still waiting (so ``next`` never passes an undecided
     event), with the current records of the members they touched."""
-    with bo.db.reading() as tx:
+    with ctx.db.reading() as tx:
         rows = tx.all(
             "SELECT pos, event_id, seq, status, code, message, member_id FROM events "
             "WHERE terminal_id = ? AND pos > ? ORDER BY pos LIMIT ?",
@@ -224,9 +219,9 @@ class Projector(RoundWorker):
     idle_s = IDLE_S
 
     def round(self, busy: bool) -> int:
-        if busy and oldest_wait_s(self.bo) < BUSY_LAG_S:
+        if busy and oldest_wait_s(self.ctx) < BUSY_LAG_S:
             return 0
-        return run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
+        return run_once(self.ctx, BUSY_CHUNK if busy else CHUNK)
 
     def busy_pause(self, elapsed: float) -> float:
         return BUSY_YIELD * elapsed

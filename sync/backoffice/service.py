@@ -15,11 +15,9 @@ ledger honours. How a batch is applied is in ``ingest``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,9 +25,9 @@ from typing import Any
 from agent import codec
 from agent.errors import AgentError
 from agent.identify import check_member_code
-from agent.rules import Programme, parse_programme, programme_to_dict
+from agent.rules import Programme, programme_to_dict
 from agent.seed import demo_programme
-from agent.service import Clock, SystemClock
+from agent.service import Clock
 from agent.tokens import (
     TokenSigner,
     generate_programme_keys,
@@ -37,6 +35,7 @@ from agent.tokens import (
     load_ed25519_private_key,
 )
 from sync.backoffice import feed, ingest
+from sync.backoffice.context import Context
 from sync.backoffice.db import Database, Tx
 from sync.backoffice.schema import migrate
 from sync.backoffice.terminal import Terminal
@@ -60,14 +59,25 @@ SOFTWARE_MAX = 100
 
 
 class Backoffice:
+    """The back office's use cases (enrollment, authentication, rules, pushes, the feed,
+    members) over one ``Context``, which it hands down to the modules doing the work."""
+
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self.context = Context.over(db, clock)
         self.db = db
-        self.clock: Clock = clock or SystemClock()
-        self._rules: dict[int, Programme] = {}
+        self.clock: Clock = self.context.clock
         self._terminals: dict[str, Terminal] = {}
         self._software: dict[str, str] = {}
         self._settings: dict[str, str] = {}
-        self.last_push = 0.0  # time.monotonic() of the last push (the verifier yields to it)
+
+    @property
+    def last_push(self) -> float:
+        """``time.monotonic()`` of the last push answered (the workers yield to it)."""
+        return self.context.pushes.last
+
+    @last_push.setter
+    def last_push(self, value: float) -> None:
+        self.context.pushes.last = value
 
     # ------------------------------------------------------------------ set-up
     def initialise(self) -> None:
@@ -264,34 +274,13 @@ class Backoffice:
         return programme.version
 
     def active_rules_version(self, tx: Tx | None = None) -> int | None:
-        with self._read(tx) as t:
-            row = t.one("SELECT version FROM rules WHERE active = 1")
-        return None if row is None else int(row[0])
+        return self.context.programmes.active_version(tx)
 
     def rules_document(self, version: int, tx: Tx | None = None) -> str:
-        with self._read(tx) as t:
-            row = t.one("SELECT document FROM rules WHERE version = ?", (version,))
-        if row is None:
-            raise KeyError(version)
-        return str(row[0])
-
-    def _read(self, tx: Tx | None) -> contextlib.AbstractContextManager[Tx]:
-        """Inside a transaction, read through it (never a second connection)."""
-        return contextlib.nullcontext(tx) if tx is not None else self.db.reading()
+        return self.context.programmes.document(version, tx)
 
     def rules(self, version: int | None = None, tx: Tx | None = None) -> Programme | None:
-        if version is None:
-            version = self.active_rules_version(tx)
-            if version is None:
-                return None
-        hit = self._rules.get(version)
-        if hit is None:
-            try:
-                doc = self.rules_document(version, tx)
-            except KeyError:
-                return None
-            hit = self._rules[version] = parse_programme(json.loads(doc), f"rules v{version}")
-        return hit
+        return self.context.programmes.get(version, tx)
 
     # ------------------------------------------------------------------ ingest
     def push(
@@ -310,8 +299,8 @@ class Backoffice:
                 )
         now = self.clock.now()
         skew = (sent_at - now).total_seconds() if sent_at else None
-        out = ingest.push(self, terminal, req.events, now, skew)
-        self.last_push = time.monotonic()
+        out = ingest.push(self.context, terminal, req.events, now, skew)
+        self.context.pushes.note()
         out["server_time"] = now.isoformat()
         out["clock_skew_seconds"] = None if skew is None else round(skew, 1)
         return out

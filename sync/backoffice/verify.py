@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent import codec, engine
 from agent.errors import AgentError, RedemptionError
 from agent.model import Cart, MemberState, Quote
 from sync.backoffice import project
 from sync.backoffice.batch import FLAG_INSERT, flag_row
+from sync.backoffice.context import Context
 from sync.backoffice.worker import RoundWorker
-
-if TYPE_CHECKING:
-    from sync.backoffice.service import Backoffice
 
 CHUNK = 200  # purchases per verifier transaction when the back office is idle
 BUSY_CHUNK = 50  # ... while pushes are arriving
@@ -38,18 +36,18 @@ BUSY_PAUSE_S = 1.0  # pause between chunks while busy
 IDLE_S = 1.0  # pause when the queue is empty
 
 
-def backlog(bo: Backoffice) -> int:
+def backlog(ctx: Context) -> int:
     """Applied purchases not yet re-scored."""
-    with bo.db.reading() as tx:
+    with ctx.db.reading() as tx:
         return int(tx.one("SELECT count(*) FROM verify_queue")[0])
 
 
-def rescore(bo: Backoffice, payload: dict[str, Any], state: MemberState) -> dict[str, Any] | None:
+def rescore(ctx: Context, payload: dict[str, Any], state: MemberState) -> dict[str, Any] | None:
     """Score a purchase again; the flag detail if it differs from the till's, else None."""
     cart = codec.from_plain(Cart, payload["cart"])
     q = codec.from_plain(Quote, payload["quote"])
     at = datetime.fromisoformat(payload["occurred_at"])
-    rules = bo.rules(q.rules_version) or bo.rules()
+    rules = ctx.programmes.get(q.rules_version) or ctx.programmes.get()
     assert rules is not None
     try:
         try:
@@ -65,9 +63,9 @@ def rescore(bo: Backoffice, payload: dict[str, Any], state: MemberState) -> dict
     return None
 
 
-def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
+def run_once(ctx: Context, limit: int = CHUNK) -> int:
     """Verify up to ``limit`` queued purchases (oldest first); returns how many."""
-    with bo.db.reading() as tx:
+    with ctx.db.reading() as tx:
         rows = tx.all(
             "SELECT v.id, v.event_id, v.member_id, v.state, e.payload, e.terminal_id "
             "FROM verify_queue v JOIN events e ON e.event_id = v.event_id "
@@ -76,11 +74,11 @@ def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
         )
     if not rows:
         return 0
-    now = bo.clock.now().isoformat()
+    now = ctx.clock.now().isoformat()
     flags: dict[int, tuple[Any, ...]] = {}
     for qid, event_id, member_id, state_text, payload, terminal_id in rows:
         try:
-            detail = rescore(bo, json.loads(payload), codec.loads(MemberState, state_text))
+            detail = rescore(ctx, json.loads(payload), codec.loads(MemberState, state_text))
         except Exception as e:  # an applied payload the engine cannot read: say so
             detail = {"error": f"cannot rescore: {type(e).__name__}"}
         if detail is not None:
@@ -88,7 +86,7 @@ def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
                 "rescore_mismatch", event_id, member_id, terminal_id, detail, now
             )
     ids = [int(r[0]) for r in rows]
-    with bo.db.transaction() as tx:
+    with ctx.db.transaction() as tx:
         marks = ",".join("?" * len(ids))
         won = {
             int(r[0])
@@ -98,10 +96,10 @@ def run_once(bo: Backoffice, limit: int = CHUNK) -> int:
     return len(won)
 
 
-def run_all(bo: Backoffice) -> int:
+def run_all(ctx: Context) -> int:
     """Verify everything queued (tests, ``kassa backoffice report``); returns how many."""
     total = 0
-    while n := run_once(bo):
+    while n := run_once(ctx):
         total += n
     return total
 
@@ -116,10 +114,10 @@ class Verifier(RoundWorker):
     idle_s = IDLE_S
 
     def round(self, busy: bool) -> int:
-        if not busy and project.backlog_over(self.bo, 0):
+        if not busy and project.backlog_over(self.ctx, 0):
             busy = True
             self.stop_event.wait(BUSY_PAUSE_S)
-        return run_once(self.bo, BUSY_CHUNK if busy else CHUNK)
+        return run_once(self.ctx, BUSY_CHUNK if busy else CHUNK)
 
     def busy_pause(self, elapsed: float) -> float:
         return BUSY_PAUSE_S

@@ -12,10 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sync.backoffice.service import Backoffice
+from sync.backoffice.context import Context
 
 log = logging.getLogger("kassa.backoffice")
 
@@ -29,8 +27,8 @@ class RoundWorker:
     name = "kassa-worker"
     idle_s = 1.0  # pause when the queue is empty
 
-    def __init__(self, bo: Backoffice) -> None:
-        self.bo = bo
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
         self.stop_event = threading.Event()
         self.done = 0  # items handled since start
         self._thread: threading.Thread | None = None
@@ -51,7 +49,7 @@ class RoundWorker:
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():
-            busy = time.monotonic() - self.bo.last_push < BUSY_WINDOW_S
+            busy = self.ctx.pushes.seconds_since() < BUSY_WINDOW_S
             began = time.monotonic()
             try:
                 n = self.round(busy)
