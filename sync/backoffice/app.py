@@ -90,7 +90,10 @@ def create_app(
     ``metrics`` adds ``GET /metrics`` (Prometheus text, no authentication: counts only).
     ``verifier``: while the app runs (its lifespan, as under uvicorn) background threads
     apply accepted events to the ledger (``project.Projector``, ``app.state.projector``)
-    and re-score applied purchases (``verify.Verifier``, ``app.state.verifier``)."""
+    and re-score applied purchases (``verify.Verifier``, ``app.state.verifier``). The
+    handlers call ``bo`` for its use cases and hand its ``Context`` to the projector, the
+    verifier and the KPI report."""
+    ctx = bo.context
 
     async def terminal(request: Request) -> Terminal:
         token = _bearer(request)
@@ -124,8 +127,8 @@ def create_app(
         return run
 
     async def health(request: Request) -> Response:
-        backlog = await to_thread.run_sync(verify.backlog, bo)
-        waiting = await to_thread.run_sync(project.backlog, bo)
+        backlog = await to_thread.run_sync(verify.backlog, ctx)
+        waiting = await to_thread.run_sync(project.backlog, ctx)
         return JSONResponse(
             {
                 "ok": True,
@@ -186,7 +189,7 @@ def create_app(
         limit = _int_param(request, "limit", "500", project.VERDICTS_PAGE_MAX)
         if limit < 1:
             raise ProtocolError(400, "bad_limit", "limit must be a positive integer")
-        out = await to_thread.run_sync(project.verdicts, bo, term.terminal_id, after, limit)
+        out = await to_thread.run_sync(project.verdicts, ctx, term.terminal_id, after, limit)
         return JSONResponse(out)
 
     async def snapshot(request: Request) -> Response:
@@ -226,7 +229,7 @@ def create_app(
         await admin(request)
         q = request.query_params
         out = await to_thread.run_sync(
-            lambda: kpi.report(bo, kpi.period(q.get("from"), q.get("to")))
+            lambda: kpi.report(ctx, kpi.period(q.get("from"), q.get("to")))
         )
         return JSONResponse(out)
 
@@ -240,12 +243,12 @@ def create_app(
                 Gauge(
                     "project_backlog_events",
                     "Accepted events not yet applied to the ledger.",
-                    project.backlog(bo),
+                    project.backlog(ctx),
                 ),
                 Gauge(
                     "verify_backlog_events",
                     "Applied purchases not yet re-scored.",
-                    verify.backlog(bo),
+                    verify.backlog(ctx),
                 ),
             ]
 
@@ -278,8 +281,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        projector = project.Projector(bo) if verifier else None
-        worker = verify.Verifier(bo) if verifier else None
+        projector = project.Projector(ctx) if verifier else None
+        worker = verify.Verifier(ctx) if verifier else None
         app.state.projector = projector
         app.state.verifier = worker
         for w in (projector, worker):
