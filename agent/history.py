@@ -11,72 +11,40 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
 from agent import codec, receipts
 from agent.errors import InputError, NotFoundError
-from agent.ledger import PurchaseEffects, RefundResult, apply_refund
+from agent.ledger import PurchaseEffects, apply_refund
 from agent.model import MemberState
-from agent.service import CommitResult, RefundOutcome
+from agent.results import (
+    Cheque,
+    ChequeLine,
+    CommitResult,
+    HistoryEntry,
+    MemberMatch,
+    RefundOutcome,
+    RefundResult,
+)
 from agent.store import Store
+
+__all__ = [
+    "NAME_MATCH_LIMIT",
+    "Cheque",
+    "ChequeLine",
+    "HistoryEntry",
+    "MemberMatch",
+    "cheque",
+    "cheque_entries",
+    "find_by_name",
+    "find_cheques",
+    "member_history",
+    "refund_preview",
+]
+
 
 NAME_MATCH_LIMIT = 20
 """The most members a name search lists (a fragment is ambiguous; refine to see others)."""
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One cheque of the member on this till: a purchase or a refund."""
-
-    kind: str  # "purchase" | "refund"
-    receipt_id: str
-    refund_id: str | None
-    at: datetime
-    amount_kop: int
-    """Purchase: what the member paid (after discounts); refund: the amount refunded."""
-    points_delta: int
-    """Purchase: earned minus spent; refund: the balance change (returned minus reversed)."""
-    offline: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class MemberMatch:
-    member_id: str
-    code: str
-    first_name: str | None
-    phone_masked: str | None
-    balance: int
-    provisional: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ChequeLine:
-    """A purchased line as the refund screen shows it (integer kopecks)."""
-
-    line_no: int
-    name: str
-    qty: int
-    refunded: int
-    payable_kop: int
-
-    @property
-    def left(self) -> int:
-        return self.qty - self.refunded
-
-
-@dataclass(frozen=True, slots=True)
-class Cheque:
-    receipt_id: str
-    member_id: str
-    member_code: str
-    member_label: str  # masked phone or member code
-    at: datetime
-    lines: tuple[ChequeLine, ...]
-
-    @property
-    def refundable(self) -> bool:
-        return any(ln.left > 0 for ln in self.lines)
 
 
 def member_history(store: Store, member_id: str, limit: int = 20) -> list[HistoryEntry]:

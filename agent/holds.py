@@ -22,17 +22,42 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent import codec
 from agent.errors import ConflictError, InputError, NotFoundError
 from agent.model import Quote
+from agent.results import CheckoutRequest, Hold
 
 if TYPE_CHECKING:  # pragma: no cover - types only; the service imports this module
-    from agent.service import Agent, CheckoutRequest
+    from agent.service import Agent
     from agent.store import Store
+
+__all__ = [
+    "ACTIVE",
+    "CANCELLED",
+    "COMMITTED",
+    "DEFAULT_TTL_S",
+    "EXPIRED",
+    "HELD_SQL",
+    "MAX_TTL_S",
+    "MIN_TTL_S",
+    "Hold",
+    "HoldChequeChangedError",
+    "HoldError",
+    "active_count",
+    "cancel",
+    "check_cheque",
+    "cheque_hash",
+    "consume",
+    "expire_due",
+    "get",
+    "held_points",
+    "place",
+    "stamp",
+]
+
 
 MIN_TTL_S = 10
 MAX_TTL_S = 24 * 3600
@@ -58,22 +83,6 @@ class HoldChequeChangedError(HoldError):
     code = "hold_cheque_changed"
     title_ru = "Чек отличается от зарезервированного"
     title_en = "Cheque differs from the held one"
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A reservation of ``points`` (integer points) for the POS cheque ``receipt_id``."""
-
-    hold_id: str
-    receipt_id: str
-    member_id: str
-    points: int
-    status: str
-    created_at: str
-    expires_at: str
-    closed_at: str | None
-    quote: Quote
-    duplicate: bool = False
 
 
 def stamp(moment: datetime) -> str:

@@ -27,7 +27,38 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agent.results import SyncStatus
 from agent.store import MEMBER_LOAD_COLUMNS, Store
+
+__all__ = [
+    "ACCEPTED",
+    "EVENT_OVERHEAD_BYTES",
+    "SETTLED_OK",
+    "Change",
+    "EventStatus",
+    "MemberRecord",
+    "OutboxEvent",
+    "SettleSummary",
+    "Settlement",
+    "SyncStatus",
+    "apply_changes",
+    "has_awaiting_verdict",
+    "install_rules_document",
+    "load_snapshot",
+    "load_snapshot_wire",
+    "mark_contact",
+    "member_record_from_wire",
+    "next_batch",
+    "outbox_events",
+    "quarantine_rows",
+    "record_error",
+    "settle",
+    "snapshot_row",
+    "start_new_epoch",
+    "status",
+    "upsert_members",
+]
+
 
 EventStatus = Literal["accepted", "applied", "duplicate", "conflict", "rejected"]
 SETTLED_OK: frozenset[str] = frozenset({"applied", "duplicate"})
@@ -130,21 +161,6 @@ class SettleSummary:
     quarantined: int  # refused (now or by a verdict)
     members_refreshed: int
     accepted: int = 0  # on the server, waiting for its verdict
-
-
-@dataclass(frozen=True, slots=True)
-class SyncStatus:
-    """What the UI and ``kassa sync status`` show."""
-
-    last_contact: str | None
-    events_waiting: int
-    oldest_waiting: str | None
-    quarantined: int
-    last_quarantine: str | None
-    cursor: str | None
-    last_error: str | None
-    clock_skew_seconds: float | None
-    awaiting_verdict: int = 0  # accepted by the back office, not yet in its ledger
 
 
 _OUTBOX_COLS = (

@@ -25,7 +25,19 @@ from agent.engine import accrues, counts_for_tier, fifo_plan, local_date
 from agent.errors import RefundError
 from agent.model import Cart, LotSource, MemberState, PointLot, Quote, replacer
 from agent.money import Kopecks, Points
+from agent.results import RefundLine, RefundResult
 from agent.rules import Programme
+
+__all__ = [
+    "Grant",
+    "PurchaseEffects",
+    "RecordLine",
+    "RefundLine",
+    "RefundResult",
+    "apply_purchase",
+    "apply_refund",
+    "registration_lots",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,37 +81,6 @@ class PurchaseEffects:
     collection_mechanics: tuple[tuple[str, str, int, Points], ...]
     birthday_year_before: int | None
     overdraft: Points = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RefundLine:
-    line_no: int
-    qty: int
-    amount_kop: Kopecks
-    earn_reversed: Points
-    points_returned: Points
-
-
-@dataclass(frozen=True, slots=True)
-class RefundResult:
-    """The loyalty side of a refund, for the cashier, the slip and the journal."""
-
-    receipt_id: str
-    member_id: str
-    lines: tuple[RefundLine, ...]
-    earn_reversed: Points
-    bonus_reversed: Points
-    points_returned: Points
-    amount_kop: Kopecks
-    balance_before: Points
-    balance_after: Points
-    debt_after: Points
-    complete: bool
-
-    @property
-    def net_points(self) -> Points:
-        """Change of the member's balance: returned spent points minus reversed accrual."""
-        return self.points_returned - self.earn_reversed - self.bonus_reversed
 
 
 def _with_points(lot: PointLot, points: Points) -> PointLot:

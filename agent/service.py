@@ -18,12 +18,14 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, Protocol
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
 
-from agent import codec, engine, holds, journal, quotememo, receipts
+from agent import codec, engine, history, holds, journal, printq, quotememo, receipts, shifts
+from agent.clock import Clock, SystemClock
 from agent.errors import (
+    AgentError,
     ConflictError,
     ConsentError,
     CouponError,
@@ -41,15 +43,35 @@ from agent.identify import (
 from agent.ids import time_ordered_id
 from agent.ledger import (
     PurchaseEffects,
-    RefundResult,
     apply_purchase,
     apply_refund,
     registration_lots,
 )
-from agent.model import Cart, CollectionProgress, MemberState, Quote, TierInfo
+from agent.model import CollectionProgress, MemberState, Quote
 from agent.money import Points, format_points, format_rub
+from agent.results import (
+    Cashier,
+    CheckoutRequest,
+    Cheque,
+    CommitResult,
+    HistoryEntry,
+    Hold,
+    JournalPage,
+    MemberCard,
+    MemberMatch,
+    OfflineStatus,
+    RefundOutcome,
+    RefundResult,
+    Registration,
+    Reprint,
+    Shift,
+    SlipView,
+    SyncView,
+    TillStatus,
+    XReport,
+)
 from agent.rules import Programme, parse_programme, programme_to_dict
-from agent.slip import Slip, SlipLine, sale_lines
+from agent.slip import Slip, SlipLine, sale_lines, slip_text
 from agent.store import Store
 from agent.tokens import (
     Coupon,
@@ -60,7 +82,25 @@ from agent.tokens import (
     verify_coupon,
 )
 
+# The value types are re-exported for callers that still import them from here; their
+# home is agent.results (and the clock's agent.clock).
+__all__ = [
+    "SCHEMA_VERSION",
+    "Agent",
+    "CheckoutRequest",
+    "Clock",
+    "CommitResult",
+    "MemberCard",
+    "OfflineStatus",
+    "RefundOutcome",
+    "Registration",
+    "SystemClock",
+]
+
 SCHEMA_VERSION = 1
+
+SLIP_WIDTHS = (32, 42, 48)
+"""Characters a line of a slip rendered as text (``Agent.slip``): the common roll widths."""
 
 # The counters the offline policy and the journal read (``Agent._STATUS_SQL``), and where
 # they and the stored request hash stand in a row of ``Agent._CHEQUE_READ_SQL`` (after the
@@ -68,99 +108,6 @@ SCHEMA_VERSION = 1
 _STATUS_NAMES = ("last_contact", "acked_events", "offline_consecutive", "offline_spent", "last_seq")
 _STATUS_AT = 13
 _STORED_HASH = _STATUS_AT + len(_STATUS_NAMES)
-
-
-class Clock(Protocol):
-    """Where the agent reads time; tests and benchmarks pass a controllable one."""
-
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class MemberCard:
-    """What the cashier sees after identifying a member."""
-
-    member_id: str
-    code: str
-    phone_masked: str | None
-    first_name: str | None
-    tier: TierInfo
-    balance: Points
-    available: Points
-    pending: Points
-    spendable: Points
-    debt: Points
-    expiring_points: Points
-    expiring_on: date | None
-    next_tier: TierInfo | None
-    to_next_tier_kop: int | None
-    collections: tuple[CollectionProgress, ...]
-    birthday_window: bool
-    consent_marketing: bool
-    provisional: bool
-    unsynced_events: int
-    identified_by: str = ""
-    spendable_after_sync: Points = 0
-    """Points the member holds but may spend only once the back office has confirmed the
-    registration: a member who joined at this till (``provisional``) while it is offline,
-    under the programme's ``welcome.spend_before_sync`` (``spendable`` is then what may be
-    spent now, before the per-cheque offline caps)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OfflineStatus:
-    online: bool
-    last_contact: datetime | None
-    consecutive_offline: int
-    terminal_offline_spent: Points
-    events_waiting: int
-
-
-@dataclass(frozen=True, slots=True)
-class CheckoutRequest:
-    """A cheque to score or commit. ``redeem_points`` may be "max" (spend the most allowed)."""
-
-    member_id: str
-    cart: Cart
-    redeem_points: Points | Literal["max"] = 0
-    coupon: str | None = None
-    cashier_id: str | None = None
-    shift_id: str | None = None
-    identified_by: str = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class CommitResult:
-    receipt_id: str
-    event_id: str
-    seq: int
-    quote: Quote
-    offline: bool
-    print_job_id: int
-    duplicate: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RefundOutcome:
-    refund_id: str
-    event_id: str
-    seq: int
-    result: RefundResult
-    print_job_id: int
-    duplicate: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    card: MemberCard
-    event_id: str
-    welcome_points: Points
-    qr_payload: str
 
 
 @dataclass
@@ -491,16 +438,21 @@ class Agent:
         return (key, bounds[key])
 
     # ----------------------------------------------------------------- quote
-    def _coupon(self, text: str | None, member_code: str, now: datetime) -> Coupon | None:
-        if not text:
-            return None
+    def _read_coupon(self, text: str, now: datetime) -> Coupon:
+        """The coupon ``text`` with its signature and dates checked at ``now`` (offline,
+        with the programme's key); ``CouponError`` (or a token error) saying why not."""
         verifier = self.token_verifier()
         if verifier is None:
             raise CouponError(
                 "till has no back office key to check coupons",
                 "касса не может проверить купон: нет ключа программы",
             )
-        coupon = verify_coupon(verifier, text.strip(), now)
+        return verify_coupon(verifier, text.strip(), now)
+
+    def _coupon(self, text: str | None, member_code: str, now: datetime) -> Coupon | None:
+        if not text:
+            return None
+        coupon = self._read_coupon(text, now)
         if coupon.member_code is not None and coupon.member_code != member_code:
             raise CouponError(
                 "personal coupon of another member",
@@ -572,8 +524,9 @@ class Agent:
             held = holds.held_points(self.store, req.member_id, now, req.cart.receipt_id)
         if held and (limit is None or state.spendable(now) - held < limit[1]):
             limit = ("on_hold", state.spendable(now) - held)
+        redeem = _redeem(req)
         # Every input of engine.quote but ``now`` (agent.quotememo says what ``now`` moves).
-        key = (req.cart, req.redeem_points, row[4], limit)
+        key = (req.cart, redeem, row[4], limit)
         if coupon is None:
             memoised = quotememo.recall(self._quote_memo, key, rules, now)
             if memoised is not None:
@@ -583,7 +536,7 @@ class Agent:
             state,
             rules,
             now,
-            redeem_points=req.redeem_points,
+            redeem_points=redeem,
             coupon=coupon,
             redeem_limit=limit,
         )
@@ -596,9 +549,12 @@ class Agent:
         """Commit a cheque: member state, purchase, journal event and print job, atomically.
 
         Idempotent by ``req.cart.receipt_id``. ``hold_id`` names the points hold placed for
-        this cheque (``agent.holds``); it must still be active. Any active hold of this
+        this cheque (``agent.holds``): it must still be active and be for this very cheque
+        (``HoldChequeChangedError``, 409, when its lines, coupon or points differ), and
+        ``req.redeem_points`` None spends the points it reserved. Any active hold of this
         receipt is consumed in the same transaction.
         """
+        req = self._with_hold(req, hold_id)
         # The request, the cart and the quote are made JSON-ready once each and shared by
         # the documents that hold them (request hash, journal payload, stored result).
         req_plain = codec.to_plain_with(req, cart=None)
@@ -1104,6 +1060,185 @@ class Agent:
         if row is None:
             raise NotFoundError(f"no print job {job_id}", f"слипа №{job_id} нет")
         return codec.loads(Slip, row[0])
+
+    def _with_hold(self, req: CheckoutRequest, hold_id: str | None) -> CheckoutRequest:
+        """``req`` as committed with ``hold_id``: points None become the hold's (or 0
+        without one); a cheque that is not the held one is refused before anything is
+        read for the commit (``holds.check_cheque``)."""
+        if hold_id is None:
+            return req if req.redeem_points is not None else replace(req, redeem_points=0)
+        if not 0 < len(hold_id) <= 64:
+            raise InputError(
+                "hold_id: must be the hold id text from POST /v1/holds",
+                "hold_id: номер резерва из POST /v1/holds",
+                field="hold_id",
+            )
+        if req.redeem_points is None:  # spend what the hold reserved
+            req = replace(req, redeem_points=self.get_hold(hold_id).points)
+        holds.check_cheque(self.store, hold_id, req)  # 409: not the held cheque
+        return req
+
+    # ----------------------------------------------------------------- members
+    def find_members(self, query: str, limit: int = history.NAME_MATCH_LIMIT) -> list[MemberMatch]:
+        """Members whose first name contains ``query`` (at most ``limit``)."""
+        return history.find_by_name(self.store, query, limit)
+
+    def member_history(self, member_id: str) -> list[HistoryEntry]:
+        """The member's recent cheques and refunds on this till, newest first."""
+        return history.member_history(self.store, member_id)
+
+    # ----------------------------------------------------------------- sales
+    def read_coupon(self, text: str) -> Coupon:
+        """A coupon scanned before the member: its signature and dates checked now; the
+        member, the cheque and single use are checked by the quote."""
+        return self._read_coupon(text, self.clock.now())
+
+    def coupon_terms(self, text: str | None) -> tuple[str, int]:
+        """The kind and value of a coupon (a short label instead of its id); ("", 0) when
+        there is none or it cannot be read (any reason)."""
+        if not text or self.token_verifier() is None:
+            return "", 0
+        try:
+            coupon = self.read_coupon(text)
+        except AgentError:
+            return "", 0
+        return coupon.kind, coupon.value
+
+    def redeem_limit_text(self, reason: str) -> tuple[str, str]:
+        """What limited the points of a quote (``Quote.redeem_limited_by``), in English
+        and Russian, with the programme's figures."""
+        return engine.redeem_limit_text(reason, self.programme())
+
+    def upcoming_receipt(self) -> str:
+        """The number this till's next own cheque gets (``agent.receipts``)."""
+        return receipts.upcoming(self.store)
+
+    # ----------------------------------------------------------------- holds
+    def place_hold(self, req: CheckoutRequest, ttl_s: int = holds.DEFAULT_TTL_S) -> Hold:
+        """Reserve the points ``req`` spends for ``ttl_s`` seconds (``agent.holds``)."""
+        if req.redeem_points is None:
+            req = replace(req, redeem_points=0)
+        return holds.place(self, req, ttl_s)
+
+    def get_hold(self, hold_id: str) -> Hold:
+        """The hold with its status now (an active one past its time reads expired)."""
+        return holds.get(self.store, hold_id, self.clock.now())
+
+    def cancel_hold(self, hold_id: str) -> Hold:
+        """Release a hold (idempotent; a committed one cannot be cancelled)."""
+        return holds.cancel(self.store, hold_id, self.clock.now())
+
+    def holds_active(self) -> int:
+        """Holds in force now."""
+        return holds.active_count(self.store, self.clock.now())
+
+    # ----------------------------------------------------------------- refunds
+    def find_cheques(self, text: str) -> list[str]:
+        """The cheques ``text`` names as a cashier types it, newest first."""
+        return history.find_cheques(self.store, text)
+
+    def cheque(self, receipt_id: str) -> Cheque:
+        """A cheque of this till with what is left to refund on each line."""
+        return history.cheque(self.store, receipt_id)
+
+    def cheque_entries(self, receipt_ids: list[str]) -> list[HistoryEntry]:
+        """The purchases ``receipt_ids`` as history entries, in the order given."""
+        return history.cheque_entries(self.store, receipt_ids)
+
+    def refund_preview(self, receipt_id: str, lines: Mapping[int, int]) -> RefundResult:
+        """What ``refund`` would do for ``lines`` (line -> units) now, writing nothing."""
+        return history.refund_preview(self.store, receipt_id, lines, self.clock.now())
+
+    # ----------------------------------------------------------------- slips
+    def slip(self, job_id: int, width: int = 42) -> SlipView:
+        """Print job ``job_id`` as text ``width`` characters wide (``SLIP_WIDTHS``)."""
+        if width not in SLIP_WIDTHS:
+            raise InputError("width: must be 32, 42 or 48", "ширина: 32, 42 или 48", field="width")
+        job = printq.get_job(self.store, job_id)
+        return SlipView(
+            job_id, job.receipt_id, job.kind, job.status, width, slip_text(job.slip, width)
+        )
+
+    def reprint(self, job_id: int) -> Reprint:
+        """Queue a copy of print job ``job_id`` (printed «КОПИЯ»)."""
+        return Reprint(printq.enqueue_copy(self.store, job_id, self.clock.now()), job_id)
+
+    def print_queue_depth(self) -> int:
+        """Slips waiting for the printer."""
+        return printq.queue_depth(self.store)
+
+    # ----------------------------------------------------------------- shifts
+    def cashiers(self) -> list[Cashier]:
+        return shifts.cashiers(self.store)
+
+    def verify_pin(self, cashier_id: str, pin: str) -> Cashier:
+        """The cashier if ``pin`` is theirs (``PinError``, ``PinLockedError`` else)."""
+        return shifts.verify_pin(self.store, cashier_id, pin)
+
+    def open_shift(self, cashier_id: str) -> Shift:
+        """Open a shift for the cashier now, or resume the one they have open."""
+        return shifts.open_shift(self.store, cashier_id, self.clock.now())
+
+    def close_shift(self, shift_id: str) -> XReport:
+        """Close the shift now; its final report (Z)."""
+        return shifts.close_shift(self.store, shift_id, self.clock.now())
+
+    def x_report(self, shift_id: str) -> XReport:
+        """The shift's figures so far."""
+        return shifts.x_report(self.store, shift_id, self.clock.now())
+
+    def queue_report(self, report: XReport, *, training: bool = False) -> int:
+        """Queue ``report`` for the printer; the print job's id."""
+        return shifts.queue_report(self.store, report, self.store_name, training=training)
+
+    # ----------------------------------------------------------------- status
+    def status(self) -> TillStatus:
+        """The till at a glance (``/v1/status``)."""
+        off = self.offline_status()
+        return TillStatus(
+            terminal_id=self.terminal_id,
+            rules_version=self.programme().version,
+            online=off.online,
+            enrolled=self.store.meta("sync_token") is not None,
+            last_contact=off.last_contact,
+            events_waiting=off.events_waiting,
+            holds_active=self.holds_active(),
+            print_queue=self.print_queue_depth(),
+        )
+
+    def journal(self, limit: int) -> JournalPage:
+        """The oldest ``limit`` events waiting, and whether more wait."""
+        shown, total = self.pending_page(limit)
+        return JournalPage(
+            pending=shown,
+            shown=len(shown),
+            total=total,
+            truncated=total > len(shown),
+            limit=limit,
+            status=self.offline_status(),
+        )
+
+    def sync_status(self) -> SyncView:
+        """What ``kassa sync status`` prints: the journal's sync state, whether the back
+        office answers now, the enrolment and the last ten quarantined events."""
+        st = journal.status(self.store)
+        return SyncView(
+            **asdict(st),
+            online=self.offline_status().online,
+            enrolled=self.store.meta("sync_token") is not None,
+            backoffice_url=self.store.meta("backoffice_url"),
+            terminal_id=self.terminal_id,
+            quarantine=tuple(journal.quarantine_rows(self.store)[-10:]),
+        )
+
+    def record_sync_error(self, text: str) -> None:
+        """Remember why the last exchange with the back office failed (shown by status)."""
+        journal.record_error(self.store, text, self._now_iso())
+
+
+def _redeem(req: CheckoutRequest) -> Points | Literal["max"]:
+    """The points ``req`` asks to spend: None (no hold named) is none."""
+    return 0 if req.redeem_points is None else req.redeem_points
 
 
 def _refund_lines(result: RefundResult) -> tuple[SlipLine, ...]:

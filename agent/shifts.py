@@ -24,14 +24,37 @@ import hmac
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agent import codec
 from agent.errors import ConflictError, InputError, NotFoundError
 from agent.money import format_points, format_rub
+from agent.results import Cashier, Shift, XReport
 from agent.slip import Slip, SlipLine
 from agent.store import Store
+
+__all__ = [
+    "MAX_PIN_FAILURES",
+    "PIN_ITERATIONS",
+    "Cashier",
+    "PinError",
+    "PinLockedError",
+    "Shift",
+    "XReport",
+    "add_cashier",
+    "cashiers",
+    "close_shift",
+    "current_shift",
+    "get_shift",
+    "open_shift",
+    "queue_report",
+    "report_slip",
+    "set_pin",
+    "utc_text",
+    "verify_pin",
+    "x_report",
+]
+
 
 PIN_ITERATIONS = 60_000
 """PBKDF2 rounds: ~30 ms per check on a till CPU; a 4-digit PIN is guarded by the lockout."""
@@ -64,53 +87,6 @@ def _locked_error(cashier_id: str, failures: int) -> PinLockedError:
         locked=True,
         tries_left=0,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Cashier:
-    cashier_id: str
-    name: str
-    role: str
-    active: bool
-    locked: bool = False
-    """Too many wrong PINs: signing in is refused until ``set_pin`` (shown in the list)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Shift:
-    shift_id: str
-    cashier_id: str
-    cashier_name: str
-    terminal_id: str
-    opened_at: datetime
-    closed_at: datetime | None
-    number: int = 0
-    """The shift's number on this till (1 = its first shift), printed on the reports."""
-
-
-@dataclass(frozen=True, slots=True)
-class XReport:
-    """The loyalty operations of one shift. Points are integer points, amounts kopecks."""
-
-    shift: Shift
-    generated_at: datetime
-    cheques: int
-    by_scan: int
-    by_phone: int
-    offline_cheques: int
-    sales_kop: int
-    discount_kop: int
-    points_earned: int
-    points_spent: int
-    registrations: int
-    refunds: int
-    refund_kop: int
-    points_reversed: int
-    points_returned: int
-    coupons: int = 0
-    """Cheques with a coupon applied."""
-    coupon_kop: int = 0
-    """The coupons' discount on those cheques, kopecks."""
 
 
 def _hash_pin(pin: str, salt: bytes) -> str:
