@@ -1,23 +1,67 @@
-"""The JSON-in/JSON-out command line, as a script or the host POS would drive it."""
+"""The JSON-in/JSON-out command line, as a script or the host POS would drive it.
 
+Every command runs in this process (:func:`run_cli`: ``kassa.cli.main`` with its own
+stdin, stdout and stderr, as a process would have them); a few smoke tests at the end run
+``python -m kassa.cli`` as a real process."""
+
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import traceback
+from contextlib import ExitStack
+from dataclasses import dataclass
+from unittest import mock
 
 import pytest
 
 
+@dataclass(frozen=True)
+class Ran:
+    """One ``kassa`` command's outcome: exit status, stdout and stderr (text)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(argv, stdin=None, env=None):
+    """``kassa ARGV`` in this process, as a process would run it: ``stdin`` (text, bytes,
+    or nothing) as a UTF-8 stream, stdout strict UTF-8 and stderr with backslash escapes
+    (Python's own streams), ``env`` over ``os.environ``, 80 columns for argparse's help.
+    argparse's exits give their status; an uncaught exception is a traceback on stderr
+    and status 1, as the interpreter reports it."""
+    from kassa import cli
+
+    data = stdin.encode() if isinstance(stdin, str) else stdin or b""
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = {
+        "stdin": io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"),
+        "stdout": io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+        "stderr": io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace"),
+    }
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.dict(os.environ, {"COLUMNS": "80", **(env or {})}))
+        for name, stream in streams.items():
+            stack.enter_context(mock.patch.object(sys, name, stream))
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        except Exception:
+            sys.stderr.write(traceback.format_exc())
+            code = 1
+        for stream in streams.values():
+            stream.flush()
+    return Ran(code, out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8"))
+
+
 def kassa(store, *args, stdin=None):
-    proc = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", *args, "--store", str(store)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr
+    """``kassa ARGS --store STORE``: (exit status, the JSON printed or None, stderr)."""
+    ran = run_cli([*args, "--store", str(store)], stdin)
+    return ran.returncode, json.loads(ran.stdout) if ran.stdout.strip() else None, ran.stderr
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +152,7 @@ def test_rules_check_names_the_bad_key(tmp_path):
         'name_ru="Б"\nname_en="B"\nthreshold_kop=0\naccrual_bp=500\n',
         "utf-8",
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", "rules", "check", str(bad)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_cli(["rules", "check", str(bad)])
     out = json.loads(proc.stdout)
     assert proc.returncode == 2 and out["details"]["key"] == "redeem_cap_bp"
 
@@ -226,12 +265,9 @@ def test_every_command_and_option_has_help():
     walk(build_parser(), "kassa")
     assert not missing, missing
     for command in (["enroll"], ["doctor"], ["tui"], ["demo"], ["journal"], ["slip"]):
-        out = subprocess.run(
-            [sys.executable, "-m", "kassa.cli", *command, "--help"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        helped = run_cli([*command, "--help"])
+        assert helped.returncode == 0, helped.stderr
+        out = helped.stdout
         usage_end = out.index("\n\n")
         assert out[usage_end:].strip().split("\n")[0] not in ("options:", "positional arguments:")
 
@@ -296,12 +332,9 @@ def test_journal_says_when_it_shows_only_part_of_the_queue(tmp_path, capsys):
     assert out["status"]["events_waiting"] == 53
     code, out, _ = run_main(capsys, "journal", "--limit", "53", "--store", str(path))
     assert (len(out["pending"]), out["total"], out["truncated"]) == (53, 53, False)
-    helped = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", "journal", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    helped = run_cli(["journal", "--help"])
+    assert helped.returncode == 0, helped.stderr
+    helped = helped.stdout
     assert "default: 50" in helped and "truncated" in helped
 
 
@@ -326,13 +359,7 @@ def test_journal_says_when_it_shows_only_part_of_the_queue(tmp_path, capsys):
 def test_json_commands_report_bad_arguments_as_the_error_json(store, argv, argument):
     """A JSON command's wrong arguments print the documented error JSON and exit 2 (not
     argparse's usage text); message_ru is Russian, argparse's English stays in message_en."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "KASSA_STORE": str(store)},
-    )
+    proc = run_cli(argv, env={"KASSA_STORE": str(store)})
     assert proc.returncode == 2, proc.stdout + proc.stderr
     err = json.loads(proc.stdout)
     assert err["error"] == "bad_arguments" and set(err) == {
@@ -352,16 +379,9 @@ def test_human_commands_keep_argparse_usage_and_help_works(store):
     """`tui`, `demo`, `doctor` are for people: argparse's usage text stays; --help of a
     JSON command is argparse's help, exit 0."""
     for argv in (["tui", "--nope"], ["demo", "--nope"], ["doctor", "--lang", "xx"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "kassa.cli", *argv], capture_output=True, text=True, check=False
-        )
+        proc = run_cli(argv)
         assert proc.returncode == 2 and "usage:" in proc.stderr and not proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", "slip", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_cli(["slip", "--help"])
     assert proc.returncode == 0 and proc.stdout.startswith("usage: kassa slip")
 
 
@@ -503,20 +523,15 @@ def test_hostile_json_is_refused_naming_the_field_and_nothing_is_committed(
     """Valid JSON of the wrong shape or with text no till may keep (control and bidi
     characters, lone surrogates), numbers too big: a JSON error naming the field and exit
     2, never a traceback; stderr shows no raw control character; nothing is journaled."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", command, "--store", str(store)],
-        input=body.encode(),
-        capture_output=True,
-        check=False,
-    )
-    assert proc.returncode == 2, proc.stderr.decode(errors="replace")
-    assert b"Traceback" not in proc.stderr
+    proc = run_cli([command, "--store", str(store)], stdin=body.encode())
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
     out = json.loads(proc.stdout)
     assert says in out["message_en"], out
     if field is not None:
         assert out["details"]["field"] == field, out
     assert out["message_ru"] and out["message_ru"] != out["message_en"]
-    err = proc.stderr.decode()
+    err = proc.stderr
     assert not [c for c in err.rstrip("\n") if ord(c) < 0x20 or c in "\u202e\ud800"]
     journal = kassa(store, "journal")[1]
     assert "BAD-" not in json.dumps(journal)
@@ -584,3 +599,27 @@ def test_cashier_add_asks_the_pin_twice_and_a_mismatch_makes_no_cashier(tmp_path
     assert "olga" in json.dumps(out)
     code, screen = _cashier_on_a_terminal(path, ["2468", "8642"], "set-pin", "--id", "olga")
     assert code == 2 and "не совпадают" in screen
+
+
+def test_smoke_python_m_kassa_cli_runs_as_a_process(store):
+    """The real entry point, as a script or the host POS runs it: ``--version``, one JSON
+    command end to end (stdin in, JSON out, exit 0) and its error contract (exit 2, the
+    error JSON on stdout, the cashier's line on stderr)."""
+
+    def process(*argv, stdin=None):
+        return subprocess.run(
+            [sys.executable, "-m", "kassa.cli", *argv],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    version = process("--version")
+    assert version.returncode == 0 and version.stdout.startswith("kassa "), version.stderr
+    card = process("identify", "--store", str(store), stdin='{"input": "0001000000018"}')
+    assert card.returncode == 0, card.stderr
+    assert json.loads(card.stdout)["balance"] > 0
+    bad = process("identify", "--store", str(store), stdin='{"input": "+7 12"}')
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"] == "bad_phone"
+    assert bad.stderr.startswith("kassa: ") and "Traceback" not in bad.stderr

@@ -1,4 +1,4 @@
-"""`kassa refund` (a real process) finds the cheque as the core does for the cashier: by
+"""`kassa refund` finds the cheque as the core does for the cashier: by
 the last digits of a recent cheque, refusing digits that several cheques end with (and
 naming them), writing nothing then."""
 

@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from test_cli import run_cli
 
 from kassa.config import (
     SECTIONS,
@@ -116,22 +117,14 @@ def test_show_masks_secrets_and_check_says_ok(tmp_path):
     secret = "s3cret-token-that-must-not-show"
     path = write(tmp_path, f"[api]\ntoken = '{secret}'\n[store]\npath = '{tmp_path}/t.db'\n")
     assert redacted(load_config(path))["api"]["token"] == "********"
-    run = [sys.executable, "-m", "kassa.cli", "config"]
-    shown = subprocess.run(
-        [*run, "show", "--config", str(path)], capture_output=True, text=True, check=True
-    )
+    shown = run_cli(["config", "show", "--config", str(path)])
+    assert shown.returncode == 0, shown.stderr
     assert secret not in shown.stdout + shown.stderr
     assert json.loads(shown.stdout)["api"]["token"] == "********"
-    ok = subprocess.run(
-        [*run, "check", "--config", str(path)], capture_output=True, text=True, check=True
-    )
+    ok = run_cli(["config", "check", "--config", str(path)])
+    assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == {"ok": True, "source": str(path)}
-    bad = subprocess.run(
-        [*run, "check", "--config", str(write(tmp_path, "[api]\nprot = 1\n"))],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    bad = run_cli(["config", "check", "--config", str(write(tmp_path, "[api]\nprot = 1\n"))])
     assert bad.returncode == 2 and json.loads(bad.stdout)["details"]["key"] == "api.prot"
 
 
@@ -225,12 +218,7 @@ def test_check_reports_every_problem_in_one_run(tmp_path):
         load_config(path)
     assert [p["key"] for p in e.value.details["problems"]] == expected
     assert e.value.details["key"] == "api.port"  # the first, as for a single problem
-    bad = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", "config", "check", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    bad = run_cli(["config", "check", "--config", str(path)])
     assert bad.returncode == 2
     out = json.loads(bad.stdout)
     assert [p["key"] for p in out["details"]["problems"]] == expected
@@ -244,12 +232,8 @@ def test_show_masks_passwords_inside_urls(tmp_path):
         "[sync]\nurl = 'http://user:pa55word@bo:8780'\n[printer]\nurl = 'tcp://10.0.0.5:9100'\n",
     )
     assert redacted(load_config(path))["sync"]["url"] == "http://user:***@bo:8780"
-    shown = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", "config", "show", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    shown = run_cli(["config", "show", "--config", str(path)])
+    assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
     assert "pa55word" not in shown.stdout
     assert data["sync"]["url"] == "http://user:***@bo:8780"

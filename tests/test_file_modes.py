@@ -4,19 +4,15 @@ scratch files) is owner-only (0600) whatever the umask: they hold member data an
 import json
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
+from test_cli import run_cli
 
 from agent.private import create_private, prepare_sqlite_file
 from agent.store import Store
 from sync.backoffice.db import SqliteDatabase
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
-
-
-UMASK_022 = ["sh", "-c", 'umask 022 && exec "$@"', "sh"]
 
 
 def mode(path):
@@ -30,28 +26,16 @@ def loose_umask():
     os.umask(old)
 
 
-def test_kassa_init_makes_an_owner_only_store_and_doctor_is_quiet_about_it(tmp_path):
+def test_kassa_init_makes_an_owner_only_store_and_doctor_is_quiet_about_it(tmp_path, loose_umask):
     store = tmp_path / "till.db"
-    env = {**os.environ, "KASSA_CONFIG": str(tmp_path / "none.toml")}
-    run = subprocess.run(
-        [*UMASK_022, sys.executable, "-m", "kassa.cli", "init", "--store", str(store)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    env = {"KASSA_CONFIG": str(tmp_path / "none.toml")}
+    run = run_cli(["init", "--store", str(store)], env=env)
     assert run.returncode == 0, run.stderr
     made = sorted(p.name for p in tmp_path.iterdir())
     assert "till.db" in made
     for name in made:
         assert mode(tmp_path / name) == 0o600, (name, oct(mode(tmp_path / name)))
-    doctor = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", "doctor", "--store", str(store), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    doctor = run_cli(["doctor", "--store", str(store), "--json"], env=env)
     findings = json.loads(doctor.stdout)["findings"]
     assert not [f for f in findings if "readable by other" in json.dumps(f, ensure_ascii=False)]
 

@@ -1,15 +1,14 @@
 """The cheque ceilings (agent.limits) hold at every front door: the POS API and the CLI
-(a real process) refuse a line over 1 000 000 ₽ and a cheque over 10 000 000 ₽ with
+refuse a line over 1 000 000 ₽ and a cheque over 10 000 000 ₽ with
 ``cheque_limit``, naming the amount and the ceiling, and write nothing; the ceilings
 themselves are accepted."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from test_cli import run_cli
 from test_posapi import AUTH, RICH, TOKEN, TestClient, counts
 
 from agent.limits import CHEQUE_MAX_KOP, LINE_MAX_KOP
@@ -50,13 +49,7 @@ def test_pos_api_refuses_a_line_and_a_cheque_over_the_ceilings(till):
 
 
 def kassa(store: Path, *args: str, stdin: str | None = None) -> tuple[int, dict[str, object]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "kassa.cli", *args, "--store", str(store)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_cli([*args, "--store", str(store)], stdin)
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {}
 
 
