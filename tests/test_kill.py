@@ -7,41 +7,23 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from kill_victims import sell, victim
 
 from agent import codec
 from agent.model import MemberState
 from agent.store import Store
 from kassa.setup import init_store
 
-WORKER = r"""
-import sys, itertools
-from agent.store import Store
-from agent.service import Agent, CheckoutRequest
-from agent.identify import make_member_code
-from tests.conftest import make_cart
-store = Store(sys.argv[1]); agent = Agent(store)
-start = int(sys.argv[2])
-print("ready", flush=True)
-for n in itertools.count(start):
-    card = agent.identify(make_member_code(100_000_000 + n % 50))
-    cart = make_cart(f"K-{n}", ("DR-1001", 1), ("OW-4002", 1))
-    agent.commit(CheckoutRequest(card.member_id, cart, "max" if n % 2 else 0))
-    if n % 7 == 0:
-        agent.refund(f"KR-{n}", f"K-{n}", {1: 1})
-"""
-
 KILLS = int(os.environ.get("KASSA_KILLS", "25"))
 
 # Real processes killed at random moments: on a parallel run they share one worker with
 # the other real-process tests, so two of them never load the machine at once.
-pytestmark = pytest.mark.xdist_group("real_processes")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_processes")]
 
 
 def check_consistent(path: Path) -> int:
@@ -71,20 +53,11 @@ def test_sigkill_during_sales_never_half_writes(tmp_path):
     path = tmp_path / "till.db"
     init_store(path, demo=True, members=60)
     rng = random.Random(1234)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     total, start = 0, 0
     for _ in range(KILLS):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(path), str(start)],
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.005, 0.15))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
+        with victim(sell, str(path), start) as kill:
+            time.sleep(rng.uniform(0.005, 0.15))
+            kill()
         count = check_consistent(path)
         assert count >= total  # nothing committed was lost
         total = count

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from kill_victims import sell_and_sync, victim
 
 from agent import codec
 from agent.model import MemberState
@@ -27,32 +26,11 @@ from sync.backoffice.service import Backoffice
 from sync.client import SyncClient
 from sync.enroll import enroll_till
 
-WORKER = r"""
-import sys, itertools, httpx
-from agent.store import Store
-from agent.service import Agent, CheckoutRequest
-from agent.identify import make_member_code
-from sync.client import SyncClient, TransientError
-from tests.conftest import make_cart
-store = Store(sys.argv[1]); agent = Agent(store)
-client = SyncClient(agent, httpx.Client(base_url=sys.argv[2], timeout=5), max_events=7)
-start = int(sys.argv[3])
-print("ready", flush=True)
-for n in itertools.count(start):
-    card = agent.identify(make_member_code(100_000_000 + n % 40))
-    agent.commit(CheckoutRequest(card.member_id, make_cart(f"K-{n}", ("BG-7001", 1)),
-                                 "max" if n % 3 == 0 else 0))
-    if n % 5 == 0:
-        agent.refund(f"KR-{n}", f"K-{n}", {1: 1})
-    if n % 2 == 0:
-        client.drain()
-"""
-
 KILLS = int(os.environ.get("KASSA_SYNC_KILLS", "100"))
 
 # Real processes killed at random moments: on a parallel run they share one worker with
 # the other real-process tests, so two of them never load the machine at once.
-pytestmark = pytest.mark.xdist_group("real_processes")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_processes")]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
@@ -68,7 +46,6 @@ def test_sigkill_during_sales_and_sync_is_exactly_once(tmp_path: Path) -> None:
     bo.load_members(member_rows(40, demo_programme(), key, datetime.now(UTC)), store_id="s1")
     path = tmp_path / "till.db"
     rng = random.Random(99)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     with LoopbackServer(bo) as server:
         with httpx.Client(base_url=server.url, timeout=5) as http:
             enroll_till(path, http, bo.enroll_code("s1"), name="k1")
@@ -76,17 +53,9 @@ def test_sigkill_during_sales_and_sync_is_exactly_once(tmp_path: Path) -> None:
             seed_catalog(store)
         start = 0
         for _ in range(KILLS):
-            proc = subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(path), server.url, str(start)],
-                stdout=subprocess.PIPE,
-                env=env,
-                text=True,
-            )
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-            time.sleep(rng.uniform(0.01, 0.25))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            proc.stdout.close()
+            with victim(sell_and_sync, str(path), server.url, start) as kill:
+                time.sleep(rng.uniform(0.01, 0.25))
+                kill()
             with Store(path) as store:
                 assert store.quick_check() == "ok"
                 start = int(store.meta("last_seq") or 0) + 1000 * (_ + 1)
