@@ -114,29 +114,29 @@ class Batch:
     def __init__(
         self, programmes: Programmes, terminal: Terminal, now: datetime, tx: Tx, careful: bool
     ) -> None:
-        self.programmes = programmes
+        self._programmes = programmes
         self.terminal = terminal
-        self.now = now
+        self._now = now
         self.now_iso = now.isoformat()
-        self.tx = tx
-        self.careful = careful
-        self.members: dict[str, BatchMember] = {}
-        self.flags: list[tuple[Any, ...]] = []
-        self.verdicts: list[tuple[Any, ...]] = []  # (status, code, message, member, event_id)
-        self.ops: dict[str, list[tuple[Any, ...]]] = {}  # statement -> rows, first-use order
-        self.receipts: set[str] = set()  # this terminal's receipt ids in the ledger
-        self.purchases: dict[str, BatchPurchase | None] = {}
+        self._tx = tx
+        self._careful = careful
+        self._members: dict[str, BatchMember] = {}
+        self._flags: list[tuple[Any, ...]] = []
+        self._verdicts: list[tuple[Any, ...]] = []  # (status, code, message, member, event_id)
+        self._ops: dict[str, list[tuple[Any, ...]]] = {}  # statement -> rows, first-use order
+        self._receipts: set[str] = set()  # this terminal's receipt ids in the ledger
+        self._purchases: dict[str, BatchPurchase | None] = {}
         self._rules: Programme | None = None
         # this event's pending work, kept apart until it is applied
-        self.ev_ops: list[tuple[str, tuple[Any, ...]]] = []
-        self.ev_flags: list[tuple[Any, ...]] = []
-        self.ev_undo: list[Callable[[], None]] = []
-        self.ev_done: list[Callable[[], None]] = []
+        self._ev_ops: list[tuple[str, tuple[Any, ...]]] = []
+        self._ev_flags: list[tuple[Any, ...]] = []
+        self._ev_undo: list[Callable[[], None]] = []
+        self._ev_done: list[Callable[[], None]] = []
 
     @property
     def rules(self) -> Programme:
         if self._rules is None:
-            rules = self.programmes.get(None, self.tx)
+            rules = self._programmes.get(None, self._tx)
             assert rules is not None
             self._rules = rules
         return self._rules
@@ -162,44 +162,44 @@ class Batch:
             elif ev.type == "refund" and isinstance(p.get("purchase_event_id"), str):
                 bought.add(p["purchase_event_id"])
         for part in chunks(sorted(bought)):
-            for row in self.tx.all(
+            for row in self._tx.all(
                 "SELECT event_id, member_id, effects, refunded FROM purchases "
                 f"WHERE event_id IN ({marks(len(part))})",
                 part,
             ):
                 refunded = {int(k): int(v) for k, v in json.loads(row[3]).items()}
                 done = codec.loads(PurchaseEffects, row[2])
-                self.purchases[row[0]] = BatchPurchase(row[1], done, refunded, False)
+                self._purchases[row[0]] = BatchPurchase(row[1], done, refunded, False)
                 member_ids.add(row[1])
         tid = self.terminal.terminal_id
-        if self.tx.dialect == "postgresql" and receipts:
+        if self._tx.dialect == "postgresql" and receipts:
             # one probe of the (terminal_id, receipt_id) index per receipt (LATERAL): with
             # an IN list the planner walked all of the terminal's purchases on every pass
-            for (receipt,) in self.tx.all(
+            for (receipt,) in self._tx.all(
                 "SELECT x.receipt_id FROM unnest(?::text[]) AS r(id), LATERAL ("
                 "SELECT receipt_id FROM purchases WHERE terminal_id = ? AND receipt_id = r.id"
                 ") AS x",
                 (sorted(receipts), tid),
             ):
-                self.receipts.add(receipt)
+                self._receipts.add(receipt)
         else:
             for part in chunks(sorted(receipts)):
-                for (receipt,) in self.tx.all(
+                for (receipt,) in self._tx.all(
                     "SELECT receipt_id FROM purchases WHERE terminal_id = ? "
                     f"AND receipt_id IN ({marks(len(part))})",
                     [tid, *part],
                 ):
-                    self.receipts.add(receipt)
+                    self._receipts.add(receipt)
         wanted = member_ids
         for _ in range(5):  # merge chains are at most a few links
             merged: set[str] = set()
             for part in chunks(sorted(wanted)):
-                for row in self.tx.all_by_index(
+                for row in self._tx.all_by_index(
                     f"SELECT {MEMBER_COLS} FROM members WHERE member_id IN ({marks(len(part))})",
                     part,
                 ):
-                    self.members[row[0]] = self._loaded(row)
-                    if row[8] is not None and row[8] not in self.members:
+                    self._members[row[0]] = self._loaded(row)
+                    if row[8] is not None and row[8] not in self._members:
                         merged.add(row[8])
             if not merged:
                 break
@@ -225,17 +225,17 @@ class Batch:
         """Apply one accepted event (or refuse it, leaving no trace) and record its verdict."""
         member_id: str | None = None
         status, code, message = "applied", None, None
-        if self.careful:
+        if self._careful:
             # Careful mode: the event's reads and writes run under a savepoint of their own.
-            self.tx.execute("SAVEPOINT event")
+            self._tx.execute("SAVEPOINT event")
         try:
             if isinstance(payload, Rejected):
                 raise payload
             member_id = effects.apply(self, ev, payload)
             self._commit_event()
         except Exception as e:
-            if self.careful:
-                self.tx.execute("ROLLBACK TO SAVEPOINT event")
+            if self._careful:
+                self._tx.execute("ROLLBACK TO SAVEPOINT event")
             self._undo_event()
             member_id = None
             if isinstance(e, Rejected):
@@ -248,41 +248,41 @@ class Batch:
             else:
                 raise
         finally:
-            if self.careful:
-                self.tx.execute("RELEASE SAVEPOINT event")
-        self.verdicts.append((status, code, storable(message), member_id, ev.event_id))
+            if self._careful:
+                self._tx.execute("RELEASE SAVEPOINT event")
+        self._verdicts.append((status, code, storable(message), member_id, ev.event_id))
 
     def _commit_event(self) -> None:
-        if self.careful:
-            for sql, row in self.ev_ops:
-                self.tx.execute(sql, row)
+        if self._careful:
+            for sql, row in self._ev_ops:
+                self._tx.execute(sql, row)
         else:
-            for sql, row in self.ev_ops:
-                self.ops.setdefault(sql, []).append(row)
-        self.flags.extend(self.ev_flags)
-        for done in self.ev_done:
+            for sql, row in self._ev_ops:
+                self._ops.setdefault(sql, []).append(row)
+        self._flags.extend(self._ev_flags)
+        for done in self._ev_done:
             done()
-        self.ev_ops, self.ev_flags, self.ev_undo, self.ev_done = [], [], [], []
+        self._ev_ops, self._ev_flags, self._ev_undo, self._ev_done = [], [], [], []
 
     def _undo_event(self) -> None:
-        for undo in reversed(self.ev_undo):
+        for undo in reversed(self._ev_undo):
             undo()
-        self.ev_ops, self.ev_flags, self.ev_undo, self.ev_done = [], [], [], []
+        self._ev_ops, self._ev_flags, self._ev_undo, self._ev_done = [], [], [], []
 
     def write_ops(self) -> None:
         """Run the collected writes: one ``executemany`` per statement, updates last (an
         update may refer to a row this batch inserts; the order within each is kept)."""
-        for sql in sorted(self.ops, key=lambda s: s.startswith("UPDATE")):
-            self.tx.executemany(sql, self.ops[sql])
-        self.ops.clear()
+        for sql in sorted(self._ops, key=lambda s: s.startswith("UPDATE")):
+            self._tx.executemany(sql, self._ops[sql])
+        self._ops.clear()
 
     def finish(self) -> None:
         """After the run's last event: its collected writes, its members and verdicts
         (``flush``), and its flags."""
         self.write_ops()
         self.flush()
-        self.flags.extend(self.ev_flags)
-        self.tx.executemany(FLAG_INSERT, self.flags)
+        self._flags.extend(self._ev_flags)
+        self._tx.executemany(FLAG_INSERT, self._flags)
 
     # -- the interface of ``effects`` (``effects.Run``): in-memory changes with undo
     def set_state(self, m: BatchMember, state: MemberState) -> None:
@@ -292,49 +292,49 @@ class Batch:
         def undo() -> None:
             m.state, m.dirty, m.text, m.merged_into, m.phone_hash = old
 
-        self.ev_undo.append(undo)
+        self._ev_undo.append(undo)
         m.state, m.dirty, m.text = state, True, None
 
     def add_member(self, m: BatchMember) -> None:
         """A member this event registers (forgotten if the event is refused)."""
-        self.members[m.member_id] = m
+        self._members[m.member_id] = m
 
         def forget() -> None:
-            self.members.pop(m.member_id, None)
+            self._members.pop(m.member_id, None)
 
-        self.ev_undo.append(forget)
+        self._ev_undo.append(forget)
 
     def stage(self, sql: str, row: tuple[Any, ...]) -> None:
         """A write of this event, run only once the event is applied."""
-        self.ev_ops.append((sql, row))
+        self._ev_ops.append((sql, row))
 
     def when_applied(self, done: Callable[[], None]) -> None:
         """Run ``done`` once this event is applied (never if it is refused)."""
-        self.ev_done.append(done)
+        self._ev_done.append(done)
 
     def has_receipt(self, receipt_id: str) -> bool:
         """Whether this terminal's ``receipt_id`` is in the ledger (or applied in this run)."""
-        return receipt_id in self.receipts
+        return receipt_id in self._receipts
 
     def purchase(self, event_id: str) -> BatchPurchase | None:
         """The purchase ``event_id`` (from the ledger or this run), or None if unknown."""
-        return self.purchases.get(event_id)
+        return self._purchases.get(event_id)
 
     def record_purchase(self, event_id: str, receipt_id: str, bought: BatchPurchase) -> None:
         """Once this event is applied, its receipt is taken and its purchase refundable."""
 
         def done() -> None:
-            self.receipts.add(receipt_id)
-            self.purchases[event_id] = bought
+            self._receipts.add(receipt_id)
+            self._purchases[event_id] = bought
 
         self.when_applied(done)
 
     def member_exists(self, member_id: str, code: str) -> bool:
         """Whether a member has this id or this member code (in this run or the ledger)."""
         return bool(
-            member_id in self.members
-            or any(x.new and x.code == code for x in self.members.values())
-            or self.tx.one(
+            member_id in self._members
+            or any(x.new and x.code == code for x in self._members.values())
+            or self._tx.one(
                 "SELECT 1 FROM members WHERE member_id = ? OR code = ?", (member_id, code)
             )
         )
@@ -342,10 +342,10 @@ class Batch:
     def phone_owner(self, phone_hash: str) -> str | None:
         """The member first registered with ``phone_hash`` (in this run or before it) and
         not merged away, or None."""
-        for x in self.members.values():
+        for x in self._members.values():
             if x.new and x.phone_hash == phone_hash and x.merged_into is None:
                 return x.member_id
-        row = self.tx.one(
+        row = self._tx.one(
             "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL",
             (phone_hash,),
         )
@@ -356,21 +356,21 @@ class Batch:
             raise Rejected("bad_payload", "payload.member_id must be a non-empty string")
         asked = member_id
         for _ in range(5):  # follow merges (a chain is at most a few links)
-            m = self.members.get(member_id)
+            m = self._members.get(member_id)
             if m is None:
-                row = self.tx.one(
+                row = self._tx.one(
                     f"SELECT {MEMBER_COLS} FROM members WHERE member_id = ?", (member_id,)
                 )
                 if row is None:
                     raise Rejected("unknown_member", f"member {member_id} is not known")
-                m = self.members[member_id] = self._loaded(row)
+                m = self._members[member_id] = self._loaded(row)
             if m.merged_into is None:
                 return m
             member_id = m.merged_into
         raise Rejected("unknown_member", f"member {asked} merge chain too long")
 
     def rules_for(self, version: Any, ev: WireEvent) -> Programme:
-        rules = self.programmes.get(version, self.tx) if isinstance(version, int) else None
+        rules = self._programmes.get(version, self._tx) if isinstance(version, int) else None
         if rules is None:
             self.flag("unknown_rules_version", ev, None, {"version": version})
             return self.rules
@@ -387,7 +387,7 @@ class Batch:
             detail,
             self.now_iso,
         )
-        (self.ev_flags if ev is not None else self.flags).append(row)
+        (self._ev_flags if ev is not None else self._flags).append(row)
 
     # -- write back
     def flush(self) -> None:
@@ -396,10 +396,10 @@ class Batch:
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         changes: list[tuple[Any, ...]] = []
-        for mid, m in self.members.items():
+        for mid, m in self._members.items():
             if mid != m.member_id or not m.dirty:
                 continue
-            s = engine.member_summary(m.state, rules, self.now)
+            s = engine.member_summary(m.state, rules, self._now)
             state_text = codec.dumps(m.state)
             expiring_on = s.expiring_on.isoformat() if s.expiring_on else None
             body = {
@@ -458,7 +458,7 @@ class Batch:
                 changes.append(
                     ("member", m.member_id, json.dumps(body, ensure_ascii=False), self.now_iso)
                 )
-        self.tx.executemany(
+        self._tx.executemany(
             "INSERT INTO members(member_id, code, phone_hash, phone_masked, phone_sealed, "
             "first_name, birthday, consent_programme, consent_marketing, "
             "consent_text_version, registered_at, store_id, terminal_id, cashier_id, "
@@ -466,8 +466,8 @@ class Batch:
             "updated_at) VALUES (?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,'',0,0,0,0,'',?)",
             inserts,
         )
-        self.tx.update_many("members", "member_id", _MEMBER_UPDATE, updates)
-        self.tx.executemany(
+        self._tx.update_many("members", "member_id", _MEMBER_UPDATE, updates)
+        self._tx.executemany(
             "INSERT INTO changes(kind, member_id, body, created_at) VALUES (?,?,?,?)", changes
         )
-        self.tx.update_many("events", "event_id", _VERDICT_UPDATE, self.verdicts)
+        self._tx.update_many("events", "event_id", _VERDICT_UPDATE, self._verdicts)
