@@ -313,9 +313,10 @@ class SyncClient:
         return count
 
     # ---------------------------------------------------------------- once
-    def sync_now(self) -> dict[str, Any]:
-        """Push everything, then pull everything (``kassa sync now``)."""
-        pushed = self.drain()
+    def sync_now(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Push everything, then pull everything (``kassa sync now``); ``progress`` is told
+        the events pushed so far of those waiting (``drain``)."""
+        pushed = self.drain(progress=progress)
         confirmed = self.confirm_all()
         pulled = self.pull_all()
         return {

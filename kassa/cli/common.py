@@ -168,15 +168,27 @@ def open_agent(
             f"база кассы {path} не найдена (выполните {create_with})",
             path=str(path),
         )
-    return Agent(Store(path, read_only=read_only))
+    store = Store(path, read_only=read_only)
+    try:
+        return Agent(store)
+    except BaseException:
+        store.close()  # the ownership lock too: a caller in the same process may retry
+        raise
 
 
 def with_agent(
-    fn: Callable[[Any, Any], Any], needs_json: bool = True, *, read_only: bool = False
+    fn: Callable[[Any, Any], Any],
+    needs_json: bool = True,
+    *,
+    read_only: bool = False,
+    create_with: str = "kassa init",
 ) -> Callable[..., int]:
+    """A command: ``fn(agent, request)`` (the JSON read, or the parsed arguments when not
+    ``needs_json``) on the till named by ``--store``, its answer printed as JSON."""
+
     def run(args: argparse.Namespace) -> int:
         data = read_json(args) if needs_json else None
-        agent = open_agent(args, read_only=read_only)
+        agent = open_agent(args, create_with, read_only=read_only)
         try:
             emit(fn(agent, data if needs_json else args))
         finally:

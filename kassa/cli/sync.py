@@ -425,89 +425,59 @@ def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     return open_agent(args, "kassa enroll", read_only=read_only)
 
 
-def cmd_sync_status(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from agent import journal
-
-    agent = _open(args, read_only=True)  # works while `kassa agent serve` owns the store
-    try:
-        st = asdict(journal.status(agent.store))
-        st["online"] = agent.offline_status().online
-        st["enrolled"] = agent.store.meta("sync_token") is not None
-        st["backoffice_url"] = agent.store.meta("backoffice_url")
-        st["terminal_id"] = agent.terminal_id
-        st["quarantine"] = journal.quarantine_rows(agent.store)[-10:]
-    finally:
-        agent.store.close()
-    emit(st)
-    return 0
-
-
 def cmd_sync_now(args: argparse.Namespace) -> int:
-    from agent import journal
+    """One exchange with the back office (``SyncClient.sync_now``: push every waiting
+    event, then pull verdicts and changes), its figures and the journal's after it."""
+    from agent.training import is_training
     from sync.client import PermanentError, SyncClient, TransientError
 
     agent = _open(args)
     try:
-        url = args.url or agent.store.meta("backoffice_url")
+        url = args.url or agent.sync_status().backoffice_url
         if not url:
             raise InputError(
                 "no back office URL (enroll the till or pass --url)",
                 "не задан адрес бэк-офиса (kassa enroll или --url)",
                 field="url",
             )
-        if agent.store.meta("training") == "1":  # agent.training: never sent as real
+        if is_training(agent.store):  # never sent as real
             raise InputError(
                 "this is a training store: its journal is never sent",
                 "это учебная база: её события никогда не отправляются в бэк-офис",
                 store=str(args.store),
             )
-        with _http(url) as http:
-            client = SyncClient(agent, http)
-            bar = Progress("Отправка событий")
-            try:
-                pushed = client.drain(progress=bar)
-                bar.done()
-                confirmed = client.confirm_all()
-                pulled = client.pull_all()
-            except (TransientError, PermanentError) as e:
-                bar.done()
-                journal.record_error(agent.store, str(e), agent.clock.now().isoformat())
-                if isinstance(e, PermanentError):
-                    raise _refused(
-                        e, "sync refused", "бэк-офис отказал", url=url, **_status(agent)
-                    ) from None
-                return _fail(
-                    BackofficeUnreachable(
-                        f"back office {url} not reachable: {e}; the events stay queued",
-                        f"бэк-офис {url} недоступен; события сохранены и будут отправлены позже",
-                        url=url,
-                        reason=str(e),
-                        **_status(agent),
-                    ),
-                    UNREACHABLE_EXIT,
-                )
-        emit(
-            {
-                "ok": True,
-                "pushed": pushed.sent,
-                "acked": pushed.acked,
-                "quarantined": pushed.quarantined,
-                "confirmed": confirmed,
-                "pulled": pulled,
-                **_status(agent),
-            }
-        )
+        bar = Progress("Отправка событий")
+        try:
+            with _http(url) as http:
+                done = SyncClient(agent, http).sync_now(progress=bar)
+        except (TransientError, PermanentError) as e:
+            bar.done()
+            agent.record_sync_error(str(e))
+            if isinstance(e, PermanentError):
+                raise _refused(
+                    e, "sync refused", "бэк-офис отказал", url=url, **_status(agent)
+                ) from None
+            return _fail(
+                BackofficeUnreachable(
+                    f"back office {url} not reachable: {e}; the events stay queued",
+                    f"бэк-офис {url} недоступен; события сохранены и будут отправлены позже",
+                    url=url,
+                    reason=str(e),
+                    **_status(agent),
+                ),
+                UNREACHABLE_EXIT,
+            )
+        bar.done()
+        emit({"ok": True, **done, **_status(agent)})
     finally:
         agent.store.close()
     return 0
 
 
 def _status(agent: Any) -> dict[str, Any]:
-    from agent import journal
-
-    st = journal.status(agent.store)
+    """The journal's figures after an exchange: events waiting, awaiting a verdict and
+    quarantined."""
+    st = agent.sync_status()
     return {
         "events_waiting": st.events_waiting,
         "awaiting_verdict": st.awaiting_verdict,
@@ -518,7 +488,7 @@ def _status(agent: Any) -> dict[str, Any]:
 def add_commands(sub: Any, store_default: str) -> None:
     """The back-office, enroll and sync commands. Every one but ``backoffice serve`` prints
     JSON, so their argument errors print the error JSON too (``kassa.cli.json_errors``)."""
-    from kassa.cli.common import int_arg, json_errors
+    from kassa.cli.common import int_arg, json_errors, with_agent
 
     bo = sub.add_parser("backoffice", help="the central back office")
     bsub = bo.add_subparsers(dest="backoffice_command", required=True)
@@ -596,7 +566,14 @@ def add_commands(sub: Any, store_default: str) -> None:
     ssub = sp.add_subparsers(dest="sync_command", required=True)
     p = ssub.add_parser("status", help="online/offline, events waiting, quarantine")
     p.add_argument("--store", default=store_default, help="till store file")
-    p.set_defaults(func=cmd_sync_status)
+    # read-only: works while `kassa agent serve` owns the store
+    status = with_agent(
+        lambda agent, _: agent.sync_status(),
+        needs_json=False,
+        read_only=True,
+        create_with="kassa enroll",
+    )
+    p.set_defaults(func=status)
     json_errors(p)
     p = ssub.add_parser("now", help="push every waiting event, then pull changes")
     p.add_argument("--store", default=store_default, help="till store file")
