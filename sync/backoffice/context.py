@@ -13,8 +13,8 @@ import json
 import time
 from dataclasses import dataclass
 
+from agent.clock import Clock, SystemClock
 from agent.rules import Programme, parse_programme
-from agent.service import Clock, SystemClock
 from sync.backoffice.db import Database, Tx
 
 

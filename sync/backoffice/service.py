@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent import codec
+from agent.clock import Clock
 from agent.errors import AgentError
 from agent.identify import check_member_code
 from agent.rules import Programme, programme_to_dict
 from agent.seed import demo_programme
-from agent.service import Clock
 from agent.tokens import (
     TokenSigner,
     generate_programme_keys,
