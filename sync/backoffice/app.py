@@ -28,15 +28,9 @@ from agent.version import version
 from sync.backoffice import kpi, project, verify
 from sync.backoffice.service import Backoffice
 from sync.backoffice.terminal import Terminal
+from sync.backoffice_api import openapi, parse_enroll
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
-from sync.protocol import (
-    MAX_BATCH_BYTES,
-    MAX_ENVELOPE_INT,
-    ProtocolError,
-    openapi,
-    parse_push,
-    strict_json,
-)
+from sync.protocol import MAX_BATCH_BYTES, MAX_ENVELOPE_INT, ProtocolError, parse_push
 
 log = logging.getLogger("kassa.backoffice")
 
@@ -143,18 +137,8 @@ def create_app(
         return JSONResponse(openapi())
 
     async def enroll(request: Request) -> Response:
-        body = await _body(request, MAX_SMALL_BODY)
-        try:
-            data = strict_json(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ProtocolError(400, "bad_json", "body is not valid JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("code"), str):
-            raise ProtocolError(400, "missing_field", "code is required", field="code")
-        name = data.get("name", "")
-        tid = data.get("terminal_id")
-        if not isinstance(name, str) or (tid is not None and not isinstance(tid, str)):
-            raise ProtocolError(400, "bad_field", "name and terminal_id must be strings")
-        out = await to_thread.run_sync(lambda: bo.enroll(data["code"], name, tid))
+        req = parse_enroll(await _body(request, MAX_SMALL_BODY))
+        out = await to_thread.run_sync(bo.enroll, req.code, req.name, req.terminal_id)
         return JSONResponse(out)
 
     async def events(request: Request) -> Response:

@@ -1,0 +1,297 @@
+"""The back office's HTTP API declared once: request and response models, query
+parameters, and the OpenAPI 3.1 document built from them (``openapi``).
+
+The push's models (``PushRequest``, ``WireEvent``, ``EventResult``) live in
+``sync.protocol``, shared with the till's uploader; a member's record is the till's own
+``agent.journal.MemberRecord``; the rest of the API's bodies are here.
+``sync.backoffice.app`` decodes request bodies with these types and its handlers answer
+with the shapes they declare; the tests run schemathesis over the document against the
+app, so a response that leaves its declared shape fails them. Counts are integers
+(points, positions); times are ISO 8601 text with a UTC offset.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from agent.journal import MemberRecord as Member
+from sync.backoffice.project import VERDICTS_PAGE_MAX
+from sync.openapi import Operation, Param, document
+from sync.protocol import (
+    MAX_ENVELOPE_INT,
+    PLAIN_TEXT,
+    PROTOCOL_VERSION,
+    TERMINAL_ID_RE,
+    EventResult,
+    ProtocolError,
+    PushRequest,
+    clean_text,
+)
+
+CHANGES_LIMIT_MAX = 999_999
+"""The largest ``limit`` ``GET /v1/changes`` reads (six digits; the page is capped lower
+by the feed)."""
+
+ENROLL_NAME_MAX = 80
+
+
+class Error(msgspec.Struct, omit_defaults=True):
+    """Every 4xx/5xx answer: a stable ``error`` code and an English ``message``; ``field``
+    and ``index`` name what was wrong (``index``: the event of a push), ``limit`` the
+    bound that was passed, ``supported`` the protocol versions, ``pruned_through`` the
+    last change a cursor can no longer reach."""
+
+    error: str
+    message: str
+    field: str | None = None
+    index: int | None = None
+    limit: int | None = None
+    supported: list[int] | None = None
+    pruned_through: int | None = None
+
+
+class Gap(msgspec.Struct):
+    """Seqs of one terminal epoch missing between the events received (both included)."""
+
+    epoch: str
+    from_: int = msgspec.field(name="from")
+    to: int
+
+
+class PushResponse(msgspec.Struct):
+    """One result per pushed event, in order; ``members``: the records of the members
+    the applied events touched; ``clock_skew_seconds``: the till's ``X-Kassa-Sent-At``
+    minus the server's clock (null without the header)."""
+
+    results: list[EventResult]
+    gaps: list[Gap]
+    members: dict[str, Member]
+    server_time: Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+    clock_skew_seconds: float | None
+
+
+class VerdictsPage(msgspec.Struct):
+    verdicts: list[EventResult]
+    members: dict[str, Member]
+    next: int
+    more: bool
+    waiting: bool
+
+
+class Change(msgspec.Struct):
+    seq: int
+    kind: str
+    member_id: str | None
+    body: dict[str, Any]
+
+
+class ChangesPage(msgspec.Struct):
+    changes: list[Change]
+    next_cursor: str
+    more: bool
+
+
+class EnrollRequest(msgspec.Struct):
+    """``code``: the one-time enrollment code; ``name``: the till's display name;
+    ``terminal_id``: the id it asks for (else one is made)."""
+
+    code: str
+    name: Annotated[str, Meta(max_length=ENROLL_NAME_MAX, pattern=PLAIN_TEXT)] = ""
+    terminal_id: Annotated[str, Meta(pattern=TERMINAL_ID_RE.pattern)] | None = None
+
+
+class RulesDocument(msgspec.Struct):
+    """The active programme: its version and its canonical JSON text."""
+
+    version: int
+    document: str
+
+
+class Enrolled(msgspec.Struct):
+    """A new till's credentials: its bearer ``token`` is shown only here."""
+
+    terminal_id: str
+    token: str
+    store_id: str
+    store_name: str
+    phone_hash_key: str
+    token_public_key: str
+    seal_public_key: str
+    rules: RulesDocument
+
+
+class MemberToken(msgspec.Struct):
+    token: str
+    expires_at: str
+
+
+class Health(msgspec.Struct):
+    ok: bool
+    version: str
+    rules_version: int | None
+    project_backlog: int
+    verify_backlog: int
+
+
+class Live(msgspec.Struct):
+    ok: bool
+
+
+_ENROLL = msgspec.json.Decoder(EnrollRequest)
+
+
+def parse_enroll(body: bytes) -> EnrollRequest:
+    """Read ``POST /v1/enroll``'s body or raise ``ProtocolError`` 400: ``bad_json``,
+    ``missing_field`` (no ``code`` string), ``bad_field`` (``name`` or ``terminal_id``)."""
+    try:
+        return _ENROLL.decode(body)
+    except msgspec.ValidationError as e:  # a DecodeError too: caught first
+        data = msgspec.json.decode(body)
+        if not isinstance(data, dict) or not isinstance(data.get("code"), str):
+            raise ProtocolError(400, "missing_field", "code is required", field="code") from None
+        name, tid = data.get("name", ""), data.get("terminal_id")
+        if not isinstance(name, str) or not isinstance(tid, str | None):
+            raise ProtocolError(400, "bad_field", "name and terminal_id must be strings") from None
+        clean_text(name, "name", ENROLL_NAME_MAX)
+        raise ProtocolError(
+            400, "bad_field", "terminal_id: 1-64 letters, digits, _ . : -", field="terminal_id"
+        ) from e
+    except msgspec.DecodeError:
+        raise ProtocolError(400, "bad_json", "body is not valid JSON") from None
+
+
+def _query(name: str, kind: Any, description: str = "") -> Param:
+    return Param(name, "query", msgspec.json.schema(kind), required=False, description=description)
+
+
+Position = Annotated[int, Meta(ge=0, le=MAX_ENVELOPE_INT)]
+AUTH = {401: "no bearer token, or one not valid"}
+
+
+@functools.cache
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document the back office publishes at ``/openapi.json``."""
+    ops = [
+        Operation(
+            "GET", "/v1/health", "health, versions and backlogs", response=Health, auth=False
+        ),
+        Operation("GET", "/v1/live", "liveness (no database)", response=Live, auth=False),
+        Operation(
+            "POST",
+            "/v1/enroll",
+            "enroll a till with a one-time code; returns its bearer token",
+            request=EnrollRequest,
+            response=Enrolled,
+            errors={
+                400: "unreadable body",
+                403: "code not valid, used or expired",
+                409: "terminal id taken",
+                413: "body too large",
+            },
+            auth=False,
+            description="enrolled",
+        ),
+        Operation(
+            "POST",
+            "/v1/events",
+            "push a batch of till events (accepted and applied exactly once)",
+            request=PushRequest,
+            response=PushResponse,
+            errors={
+                400: "unreadable request (nothing accepted)",
+                **AUTH,
+                403: "events of another terminal",
+                413: "batch too large",
+            },
+            params=[
+                Param(
+                    "X-Kassa-Sent-At",
+                    "header",
+                    {"type": "string", "format": "date-time"},
+                    required=False,
+                    description="the till's clock when it sent the batch (ISO 8601 with offset)",
+                )
+            ],
+            description="per-event results",
+        ),
+        Operation(
+            "GET",
+            "/v1/verdicts",
+            "this till's decided events after a position (accepted -> verdict)",
+            response=VerdictsPage,
+            errors={400: "bad after or limit", **AUTH},
+            params=[
+                _query("after", Position, "the position to read after (0: from the start)"),
+                _query("limit", Annotated[int, Meta(ge=1, le=VERDICTS_PAGE_MAX)]),
+            ],
+            description="page",
+        ),
+        Operation(
+            "GET",
+            "/v1/changes",
+            "a page of member, merge and rules changes after a cursor",
+            response=ChangesPage,
+            errors={400: "bad cursor or limit", **AUTH, 410: "cursor pruned: load /v1/snapshot"},
+            params=[
+                _query("cursor", str, "next_cursor of the previous page (an integer)"),
+                _query("limit", Annotated[int, Meta(ge=0, le=CHANGES_LIMIT_MAX)]),
+            ],
+            description="page",
+        ),
+        Operation(
+            "GET",
+            "/v1/snapshot",
+            "every member as NDJSON (first load of a big base)",
+            response={"type": "string"},
+            errors=AUTH,
+            media_type="application/x-ndjson",
+            description="NDJSON stream",
+        ),
+        Operation(
+            "GET",
+            "/v1/members/lookup",
+            "a member not in the till's cache, by phone hash or code",
+            response=Member,
+            errors={400: "not exactly one of phone_hash and code", **AUTH, 404: "no such member"},
+            params=[_query("phone_hash", str), _query("code", str)],
+            description="member",
+        ),
+        Operation(
+            "POST",
+            "/v1/members/{code}/token",
+            "a signed short-lived QR token for the member app",
+            response=MemberToken,
+            errors={400: "not a member code", **AUTH, 404: "no such member"},
+            description="token",
+        ),
+        Operation(
+            "GET",
+            "/v1/rules",
+            "the active programme",
+            response=RulesDocument,
+            errors=AUTH,
+            description="programme",
+        ),
+        Operation(
+            "GET",
+            "/v1/kpi",
+            "programme KPIs by store, day and cashier, with fraud signals (admin token)",
+            errors={400: "bad period", **AUTH},
+            params=[
+                _query("from", str, "first day, YYYY-MM-DD"),
+                _query("to", str, "last day, YYYY-MM-DD"),
+            ],
+            description="KPIs",
+        ),
+    ]
+    return document(
+        ops,
+        title="Kassa back office",
+        version=f"{PROTOCOL_VERSION}",
+        description="Exactly-once event ingest from tills, member changes, KPIs.",
+        error=Error,
+    )
