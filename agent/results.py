@@ -222,6 +222,12 @@ class Reprint:
 
 
 # ---------------------------------------------------------------- holds
+MIN_TTL_S = 10
+"""The shortest time to live a hold may ask for (seconds)."""
+MAX_TTL_S = 24 * 3600
+"""The longest time to live a hold may ask for (seconds)."""
+DEFAULT_TTL_S = 900
+"""A hold lives 15 minutes unless the POS asks otherwise (seconds)."""
 
 
 @dataclass(frozen=True, slots=True)

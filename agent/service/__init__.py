@@ -1,0 +1,271 @@
+"""The till service: every use case the cashier app, the POS API and the CLI call.
+
+``Agent`` is a facade over one open ``Store``: each method hands its call to the module
+that owns the use case, with the shared ``Context`` (store, clock, caches, terminal
+identity, the journal append and the print queue):
+
+- ``members``: identify, card, register, a name search, a member's history;
+- ``sales``: quote, commit (with or without a hold), place a hold, coupons, catalogue;
+- ``holds``: the holds' table (reserve, consume at the commit, cancel, expire);
+- ``refunds``: refund, and the refund screen's reads (cheques, lines, a dry run);
+- ``slips``: the slips queued with a sale or a refund, as text, reprinted as a copy;
+- ``shifts``: cashiers, PIN sign-in, shifts and their X/Z reports;
+- ``status``: online or not, the offline counters, the journal and sync views.
+
+Each business operation is one store transaction together with its journal row (and its
+print job): a sale, a refund or a registration is either fully there or not at all. The
+service reads time from its own clock; no method takes ``now``. The value types live in
+``agent.results``, the clock in ``agent.clock``; they are re-exported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from agent import history
+from agent.clock import Clock, SystemClock
+from agent.model import Quote
+from agent.results import (
+    Cashier,
+    CheckoutRequest,
+    Cheque,
+    CommitResult,
+    HistoryEntry,
+    Hold,
+    JournalPage,
+    MemberCard,
+    MemberMatch,
+    OfflineStatus,
+    RefundOutcome,
+    RefundResult,
+    Registration,
+    Reprint,
+    Shift,
+    SlipView,
+    SyncView,
+    TillStatus,
+    XReport,
+)
+from agent.rules import Programme
+from agent.service import holds, members, refunds, sales, shifts, slips, status
+from agent.service.context import SCHEMA_VERSION, Context, initialise
+from agent.slip import Slip
+from agent.store import Store
+from agent.tokens import Coupon, TokenVerifier
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Agent",
+    "CheckoutRequest",
+    "Clock",
+    "CommitResult",
+    "MemberCard",
+    "OfflineStatus",
+    "RefundOutcome",
+    "Registration",
+    "SystemClock",
+]
+
+
+class Agent:
+    """The till's loyalty service over one open ``Store`` (see the module)."""
+
+    initialise = staticmethod(initialise)
+
+    def __init__(self, store: Store, clock: Clock | None = None, *, store_name: str = "") -> None:
+        self._ctx = Context(store, clock or SystemClock(), store_name=store_name)
+
+    @property
+    def store(self) -> Store:
+        return self._ctx.store
+
+    @property
+    def clock(self) -> Clock:
+        """Where every use case reads time (settable: a test moves the till's clock)."""
+        return self._ctx.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._ctx.clock = clock
+
+    @property
+    def terminal_id(self) -> str:
+        return self._ctx.terminal_id
+
+    @property
+    def terminal_epoch(self) -> str:
+        return self._ctx.terminal_epoch
+
+    @property
+    def store_name(self) -> str:
+        """The name printed on slips."""
+        return self._ctx.store_name
+
+    # ----------------------------------------------------------------- programme
+    def install_rules(self, programme: Programme, *, activate: bool = True) -> None:
+        self._ctx.install_rules(programme, activate=activate)
+
+    def programme(self) -> Programme:
+        return self._ctx.programme()
+
+    def token_verifier(self) -> TokenVerifier | None:
+        return self._ctx.token_verifier()
+
+    def rules_changed(self) -> None:
+        self._ctx.rules_changed()
+
+    # ----------------------------------------------------------------- members
+    def identify(self, text: str) -> MemberCard:
+        return members.identify(self._ctx, text)
+
+    def card(self, member_id: str) -> MemberCard:
+        return members.card(self._ctx, member_id)
+
+    def register(
+        self,
+        *,
+        phone: str,
+        first_name: str,
+        consent_programme: bool,
+        consent_marketing: bool,
+        birthday: date | None = None,
+        cashier_id: str | None = None,
+        consent_text_version: str | None = None,
+    ) -> Registration:
+        return members.register(
+            self._ctx,
+            phone=phone,
+            first_name=first_name,
+            consent_programme=consent_programme,
+            consent_marketing=consent_marketing,
+            birthday=birthday,
+            cashier_id=cashier_id,
+            consent_text_version=consent_text_version,
+        )
+
+    def find_members(self, query: str, limit: int = history.NAME_MATCH_LIMIT) -> list[MemberMatch]:
+        return members.find_members(self._ctx, query, limit)
+
+    def member_history(self, member_id: str) -> list[HistoryEntry]:
+        return members.member_history(self._ctx, member_id)
+
+    # ----------------------------------------------------------------- sales
+    def catalog_lookup(self, sku: str) -> tuple[str, str, str | None, int] | None:
+        return sales.catalog_lookup(self._ctx, sku)
+
+    def quote(self, req: CheckoutRequest) -> Quote:
+        return sales.quote(self._ctx, req)
+
+    def commit(self, req: CheckoutRequest, hold_id: str | None = None) -> CommitResult:
+        return sales.commit(self._ctx, req, hold_id)
+
+    def read_coupon(self, text: str) -> Coupon:
+        return sales.read_coupon(self._ctx, text)
+
+    def coupon_terms(self, text: str | None) -> tuple[str, int]:
+        return sales.coupon_terms(self._ctx, text)
+
+    def redeem_limit_text(self, reason: str) -> tuple[str, str]:
+        return sales.redeem_limit_text(self._ctx, reason)
+
+    def upcoming_receipt(self) -> str:
+        return sales.upcoming_receipt(self._ctx)
+
+    # ----------------------------------------------------------------- holds
+    def place_hold(self, req: CheckoutRequest, ttl_s: int = holds.DEFAULT_TTL_S) -> Hold:
+        return sales.place_hold(self._ctx, req, ttl_s)
+
+    def get_hold(self, hold_id: str) -> Hold:
+        return holds.get(self.store, hold_id, self.clock.now())
+
+    def cancel_hold(self, hold_id: str) -> Hold:
+        return holds.cancel(self.store, hold_id, self.clock.now())
+
+    def holds_active(self) -> int:
+        return holds.active_count(self.store, self.clock.now())
+
+    # ----------------------------------------------------------------- refunds
+    def refund(
+        self,
+        refund_id: str,
+        receipt_id: str,
+        lines: Mapping[int, int],
+        *,
+        cashier_id: str | None = None,
+        shift_id: str | None = None,
+    ) -> RefundOutcome:
+        return refunds.refund(
+            self._ctx, refund_id, receipt_id, lines, cashier_id=cashier_id, shift_id=shift_id
+        )
+
+    def find_cheques(self, text: str) -> list[str]:
+        return refunds.find_cheques(self._ctx, text)
+
+    def cheque(self, receipt_id: str) -> Cheque:
+        return refunds.cheque(self._ctx, receipt_id)
+
+    def cheque_entries(self, receipt_ids: list[str]) -> list[HistoryEntry]:
+        return refunds.cheque_entries(self._ctx, receipt_ids)
+
+    def refund_preview(self, receipt_id: str, lines: Mapping[int, int]) -> RefundResult:
+        return refunds.refund_preview(self._ctx, receipt_id, lines)
+
+    # ----------------------------------------------------------------- slips
+    def print_job(self, job_id: int) -> Slip:
+        return slips.print_job(self._ctx, job_id)
+
+    def slip(self, job_id: int, width: int = 42) -> SlipView:
+        return slips.slip(self._ctx, job_id, width)
+
+    def reprint(self, job_id: int) -> Reprint:
+        return slips.reprint(self._ctx, job_id)
+
+    def print_queue_depth(self) -> int:
+        return slips.print_queue_depth(self._ctx)
+
+    # ----------------------------------------------------------------- shifts
+    def cashiers(self) -> list[Cashier]:
+        return shifts.cashiers(self._ctx)
+
+    def verify_pin(self, cashier_id: str, pin: str) -> Cashier:
+        return shifts.verify_pin(self._ctx, cashier_id, pin)
+
+    def open_shift(self, cashier_id: str) -> Shift:
+        return shifts.open_shift(self._ctx, cashier_id)
+
+    def close_shift(self, shift_id: str) -> XReport:
+        return shifts.close_shift(self._ctx, shift_id)
+
+    def x_report(self, shift_id: str) -> XReport:
+        return shifts.x_report(self._ctx, shift_id)
+
+    def queue_report(self, report: XReport, *, training: bool = False) -> int:
+        return shifts.queue_report(self._ctx, report, training=training)
+
+    # ----------------------------------------------------------------- status
+    def offline_status(self) -> OfflineStatus:
+        return status.offline_status(self._ctx)
+
+    def record_contact(self) -> None:
+        status.record_contact(self._ctx)
+
+    def status(self) -> TillStatus:
+        return status.till_status(self._ctx)
+
+    def journal(self, limit: int) -> JournalPage:
+        return status.journal_page(self._ctx, limit)
+
+    def pending_events(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Journal rows not yet acknowledged by the back office, in ``seq`` order."""
+        return status.pending_page(self._ctx, limit)[0]
+
+    def pending_page(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+        return status.pending_page(self._ctx, limit)
+
+    def sync_status(self) -> SyncView:
+        return status.sync_status(self._ctx)
+
+    def record_sync_error(self, text: str) -> None:
+        status.record_sync_error(self._ctx, text)

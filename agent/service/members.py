@@ -1,0 +1,222 @@
+"""Members: identify by a scan or a phone, the member's card, registration at the till
+(online or offline: provisional until the back office confirms it), and the reads for
+staff (a name search, the member's cheques on this till).
+
+Balance shown = the last server state + local events the server has not yet counted; the
+member state in the cache is kept that way (``members.unsynced`` counts the local events,
+and the card says the balance is provisional while it is not zero).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import replace
+from datetime import date, datetime
+
+from agent import codec, engine, history
+from agent.errors import ConflictError, ConsentError, InputError, NotFoundError, StoreError
+from agent.identify import (
+    make_member_code,
+    mask_phone,
+    normalize_phone,
+    parse_identifier,
+    phone_hash,
+)
+from agent.ids import time_ordered_id
+from agent.ledger import registration_lots
+from agent.model import CollectionProgress, MemberState
+from agent.results import HistoryEntry, MemberCard, MemberMatch, Registration
+from agent.service import status
+from agent.service.context import Context, MemberColumns
+from agent.tokens import load_x25519_public_key, seal_for_backoffice
+
+
+def identify(ctx: Context, text: str) -> MemberCard:
+    """Find a member by a scan (member code, app QR token) or a typed phone number."""
+    now = ctx.clock.now()
+    ident = parse_identifier(text, ctx.token_verifier(), now)
+    if ident.kind == "phone":
+        assert ident.phone_e164 is not None
+        row = ctx.member_row("phone_hash = ?", phone_hash(ident.phone_e164, ctx.hash_key()))
+        how = "phone"
+    else:
+        row = ctx.member_row("code = ?", ident.member_code)
+        how = "scan_token" if ident.kind == "token" else "scan_code"
+    if row is None:  # under the title «Не найдено»: the message says what, not again
+        if ident.kind == "phone":
+            en, ru = (
+                "no member with this phone; they can be registered",
+                "с этим телефоном участника нет — можно зарегистрировать",
+            )
+        else:
+            en, ru = (
+                "no member with this code on this till",
+                "участника с этим кодом нет на кассе",
+            )
+        raise NotFoundError(en, ru, kind=ident.kind)
+    return replace(card_of(ctx, row, now), identified_by=how)
+
+
+def card(ctx: Context, member_id: str) -> MemberCard:
+    row = ctx.member_row("member_id = ?", member_id)
+    if row is None:
+        raise NotFoundError(
+            f"no member {member_id} on this till", "такого участника нет", member_id=member_id
+        )
+    return card_of(ctx, row, ctx.clock.now())
+
+
+def card_of(ctx: Context, row: MemberColumns, now: datetime) -> MemberCard:
+    rules = ctx.programme()
+    state = ctx.state(row.state)
+    spend = engine.rolling_spend(state, rules, now)
+    tier = rules.tier_for_spend(spend)
+    nxt = rules.next_tier(tier)
+    exp_points, exp_on = engine.expiring_soon(state.lots, rules, now)
+    today = engine.local_date(rules, now)
+    bday = engine.birthday_occurrence(rules, state, today)
+    spendable = state.spendable(now)
+    after_sync = 0
+    if row.provisional and not status.offline_status(ctx).online:
+        after_sync = spendable - engine.unconfirmed_spendable(state, rules, now)
+    progress = tuple(
+        CollectionProgress(m.id, m.name_ru, state.collection_progress(m.id), m.target)
+        for m in rules.collections
+    )
+    return MemberCard(
+        member_id=row.member_id,
+        code=row.code,
+        phone_masked=row.phone_masked,
+        first_name=row.first_name,
+        tier=engine.tier_info(tier),
+        balance=state.balance(now),
+        available=state.available_points(now),
+        pending=state.pending_points(now),
+        spendable=spendable - after_sync,
+        debt=state.debt,
+        expiring_points=exp_points,
+        expiring_on=exp_on,
+        next_tier=engine.tier_info(nxt) if nxt else None,
+        to_next_tier_kop=nxt.threshold_kop - spend if nxt else None,
+        collections=progress,
+        birthday_window=bday is not None and state.birthday_bonus_year != bday,
+        consent_marketing=bool(row.consent_marketing),
+        provisional=bool(row.provisional),
+        unsynced_events=int(row.unsynced),
+        spendable_after_sync=after_sync,
+    )
+
+
+def register(
+    ctx: Context,
+    *,
+    phone: str,
+    first_name: str,
+    consent_programme: bool,
+    consent_marketing: bool,
+    birthday: date | None = None,
+    cashier_id: str | None = None,
+    consent_text_version: str | None = None,
+) -> Registration:
+    """Join a new member at the till, online or offline (provisional until synced).
+
+    The raw phone never lands in the store: only its keyed hash and mask, and, inside
+    the journal event, sealed to the back office's public key.
+    """
+    rules = ctx.programme()
+    if not consent_programme:
+        raise ConsentError(
+            "the member must accept the programme rules",
+            "участник должен согласиться с правилами программы",
+        )
+    name = (first_name or "").strip()
+    if not name or len(name) > 60 or not name.isprintable():
+        raise InputError(
+            "first name must be 1-60 printable characters",
+            "укажите имя (до 60 символов)",
+            field="first_name",
+        )
+    now = ctx.clock.now()
+    if birthday is not None and not date(1900, 1, 1) <= birthday <= now.date():
+        raise InputError(
+            "birthday is not a plausible date", "неверная дата рождения", field="birthday"
+        )
+    e164 = normalize_phone(phone)
+    seal_key = ctx.store.meta("seal_public_key")
+    if not seal_key:
+        raise StoreError(
+            "till has no back office key to protect phone numbers",
+            "касса не подключена к программе: нет ключа шифрования",
+        )
+    sealed = seal_for_backoffice(e164.encode(), load_x25519_public_key(seal_key))
+    hashed = phone_hash(e164, ctx.hash_key())
+    version = consent_text_version or rules.consent_text_version
+    now_iso = now.isoformat()
+    member_id = time_ordered_id()
+    event_id = time_ordered_id()
+    state = MemberState(member_id, lots=registration_lots(rules, now, event_id), birthday=birthday)
+    with ctx.store.write() as conn:
+        dup = conn.execute("SELECT code FROM members WHERE phone_hash = ?", (hashed,)).fetchone()
+        if dup is not None:
+            raise ConflictError(
+                "a member with this phone already exists",
+                "участник с этим телефоном уже зарегистрирован",
+                member_code=dup[0],
+            )
+        code = new_member_code(conn, event_id)
+        conn.execute(
+            "INSERT INTO members(member_id, code, phone_hash, phone_masked, first_name, "
+            "state, balance, available, tier, provisional, consent_programme, "
+            "consent_marketing, unsynced, updated_at) VALUES (?,?,?,?,?,?,?,?,?,1,1,?,1,?)",
+            (
+                member_id,
+                code,
+                hashed,
+                mask_phone(e164),
+                name,
+                codec.dumps(state),
+                state.balance(now),
+                state.available_points(now),
+                rules.tiers[0].code,
+                int(consent_marketing),
+                now_iso,
+            ),
+        )
+        payload = {
+            "member_id": member_id,
+            "member_code": code,
+            "phone_hash": hashed,
+            "phone_masked": mask_phone(e164),
+            "phone_sealed": sealed,
+            "first_name": name,
+            "birthday": birthday,
+            "consent_programme": True,
+            "consent_marketing": consent_marketing,
+            "consent_text_version": version,
+            "consented_at": now_iso,
+            "cashier_id": cashier_id,
+            "welcome_points": rules.welcome_points,
+            "occurred_at": now_iso,
+        }
+        ctx.append_event(conn, event_id, "member_registered", payload, now_iso)
+    return Registration(card(ctx, member_id), event_id, rules.welcome_points, code)
+
+
+def new_member_code(conn: sqlite3.Connection, seed: str) -> str:
+    for attempt in range(10):
+        digest = hashlib.sha256(f"{seed}:{attempt}".encode()).digest()
+        code = make_member_code(int.from_bytes(digest[:8], "big") % 10**12)
+        if conn.execute("SELECT 1 FROM members WHERE code = ?", (code,)).fetchone() is None:
+            return code
+    raise StoreError("could not allocate a member code", "не удалось выдать номер участника")
+
+
+def find_members(ctx: Context, query: str, limit: int) -> list[MemberMatch]:
+    """Members whose first name contains ``query`` (at most ``limit``)."""
+    return history.find_by_name(ctx.store, query, limit)
+
+
+def member_history(ctx: Context, member_id: str) -> list[HistoryEntry]:
+    """The member's recent cheques and refunds on this till, newest first."""
+    return history.member_history(ctx.store, member_id)
