@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kassa.config import Config
+
 DEMO_CASHIERS = (("anna", "Анна Петрова", "1111"), ("oleg", "Олег Смирнов", "2222"))
 
 
@@ -61,8 +63,6 @@ def _hints(bo: Any, phone_example: str, code_example: str) -> list[str]:
 @contextlib.contextmanager
 def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator[DemoSite]:
     """Back office + enrolled till, running until the block ends (then all stopped)."""
-    import httpx
-
     from agent import shifts
     from agent.identify import make_member_code
     from agent.seed import demo_phone, seed_catalog
@@ -70,6 +70,7 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
     from kassa.demo_sync import LoopbackServer, seed_demo_backoffice
     from sync.backoffice.db import Database
     from sync.backoffice.service import Backoffice
+    from sync.client import backoffice_http
     from sync.enroll import enroll_till
 
     temp = directory is None
@@ -81,7 +82,7 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
             seed_demo_backoffice(bo, {"s1": "Магазин «Демо»"}, members)
             with (
                 LoopbackServer(bo) as server,
-                httpx.Client(base_url=server.url, timeout=httpx.Timeout(5.0, connect=1.0)) as http,
+                backoffice_http(server.url) as http,
             ):
                 till = root / "till.db"
                 enroll_till(till, http, bo.enroll_code("s1"), name="Касса 1")
@@ -100,16 +101,28 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
             shutil.rmtree(root, ignore_errors=True)
 
 
+def demo_config(site: DemoSite) -> Config:
+    """The configuration the demo's cashier app runs on: the demo till, its back office,
+    the on-screen preview printer, a sync round every 2 s (a demo shows sync quickly)."""
+    from kassa.config import PrinterConfig, StoreConfig, SyncConfig
+    from kassa.wiring import PREVIEW, PREVIEW_PROFILE
+
+    return Config(
+        store=StoreConfig(str(site.till)),
+        sync=SyncConfig(url=site.url, interval_s=2.0),
+        printer=PrinterConfig(url=PREVIEW, profile=PREVIEW_PROFILE),
+        source="demo",
+    )
+
+
 def run_app_demo(directory: Path | None = None, *, members: int = 2000, lang: str = "ru") -> int:
     """Prepare the demo site and run the cashier app on it until the cashier quits."""
     from kassa.apprun import run_cashier_app
+    from kassa.wiring import app_services
     from tui.app import KassaApp
-    from tui.services import open_services
 
     with demo_site(directory, members=members) as site:
-        services = open_services(
-            site.till, http=site.http, printer_url="capture://", sync_interval_s=2.0, lang=lang
-        )
+        services = app_services(demo_config(site), http=site.http, lang=lang)
         services.hints = site.hints
         try:
             return run_cashier_app(KassaApp(services))

@@ -14,7 +14,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import uvicorn
 
 from agent import journal
@@ -27,7 +26,7 @@ from sync.backoffice import kpi
 from sync.backoffice.app import create_app
 from sync.backoffice.db import Database
 from sync.backoffice.service import Backoffice
-from sync.client import SyncClient, TransientError
+from sync.client import SyncClient, TransientError, backoffice_http
 from sync.enroll import enroll_till
 
 
@@ -97,7 +96,7 @@ def run_sync_demo(root: Path, say: object, members: int = 2000) -> None:
     title("9. Бэк-офис: две кассы, синхронизация ровно один раз")
     bo = Backoffice(Database.open(str(root / "backoffice.db")))
     seed_demo_backoffice(bo, {"s1": "Тверская", "s2": "Арбат"}, members)
-    with LoopbackServer(bo) as server, httpx.Client(base_url=server.url, timeout=5) as http:
+    with LoopbackServer(bo) as server, backoffice_http(server.url) as http:
         print(f"Бэк-офис: {server.url} (SQLite {root / 'backoffice.db'}), {members} участников")
         print(_kpi_line(bo))
         tills = {}
@@ -127,7 +126,7 @@ def run_sync_demo(root: Path, say: object, members: int = 2000) -> None:
                 f"Тверская: 3 чека -> партия из {pushed.sent} событий, подтверждено "
                 f"{pushed.acked}; {_kpi_line(bo)}"
             )
-            dead = httpx.Client(base_url="http://127.0.0.1:9", timeout=0.5)
+            dead = backoffice_http("http://127.0.0.1:9", timeout_s=0.5)
             for i in range(2):
                 card = b.identify(demo_phone(20 + i))
                 b.commit(

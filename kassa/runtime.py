@@ -23,9 +23,12 @@ import threading
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kassa.config import Config, ensure_token
+
+if TYPE_CHECKING:
+    from kassa.wiring import Till
 
 log = logging.getLogger("kassa.agent")
 
@@ -173,6 +176,15 @@ def _owner_only(path: Path) -> None:
                 log.warning("cannot make %s owner-only: %s", p.name, e.strerror)
 
 
+def _log_printer_event(event: Any) -> None:
+    if event.kind in ("fault", "recovered", "warning") and not event.repeated:
+        log.warning("printer %s: %s (%s)", event.kind, event.message_en, event.reason)
+
+
+def _log_scanner_status(status: Any) -> None:
+    log.info("scanner %s connected=%s", status.port, status.connected)
+
+
 def settle_for_serving() -> None:
     """Once start-up is done, before the first request: keep the collector's full passes
     out of the POS's wait.
@@ -188,15 +200,12 @@ def settle_for_serving() -> None:
 
 
 class Runtime:
-    """Owns the store and every background worker of one headless agent."""
+    """Owns the till (``kassa.wiring.Till``: store, service, workers) of one headless agent."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.till: Till | None = None
         self.agent: Any = None
-        self.sync_runner: Any = None
-        self.http: Any = None
-        self.printer: Any = None
-        self.scanners: list[Any] = []
         self.scans: deque[dict[str, Any]] = deque(maxlen=16)
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
@@ -204,23 +213,17 @@ class Runtime:
     # ------------------------------------------------------------------ start
     def open(self) -> None:
         """Open the store (taking ownership) and start the workers."""
-        from agent.errors import StoreError
-        from agent.service import Agent
-        from agent.store import Store
+        from kassa.wiring import build_till
 
-        path = Path(self.cfg.store.path)
-        if not path.exists():
-            raise StoreError(
-                f"no till store at {path} (run `kassa init` or `kassa enroll`)",
-                f"база кассы {path} не найдена (kassa init или kassa enroll)",
-                path=str(path),
-            )
-        self.agent = Agent(Store(path))
-        _owner_only(path)
+        self.till = till = build_till(self.cfg)
+        self.agent = till.agent
+        _owner_only(Path(self.cfg.store.path))
         try:
-            self._start_sync()
-            self._start_printer()
-            self._start_scanners()
+            if self.cfg.sync.enabled and till.http is None:
+                log.warning("sync off: the till is not enrolled (kassa enroll)")
+            till.start_sync(self.cfg.sync.interval_s)
+            till.start_printer(_log_printer_event)
+            till.start_scanners(self._on_scan, _log_scanner_status)
             self._housekeeper = threading.Thread(
                 target=self._housekeeping, name="kassa-holds", daemon=True
             )
@@ -231,73 +234,14 @@ class Runtime:
         log.info(
             "agent started: terminal %s, store %s, sync %s, printer %s, scanners %d",
             self.agent.terminal_id,
-            path,
-            "on" if self.sync_runner else "off",
-            "on" if self.printer else "off",
-            len(self.scanners),
+            self.cfg.store.path,
+            "on" if till.runner else "off",
+            "on" if till.printer else "off",
+            len(till.scanners),
         )
 
-    def _start_sync(self) -> None:
-        if not self.cfg.sync.enabled:
-            return
-        url = self.cfg.sync.url or self.agent.store.meta("backoffice_url")
-        if not url or not self.agent.store.meta("sync_token"):
-            log.warning("sync off: the till is not enrolled (kassa enroll)")
-            return
-        import httpx
-
-        from sync.client import SyncClient, SyncRunner
-
-        timeout = self.cfg.sync.timeout_s
-        self.http = httpx.Client(base_url=url, timeout=httpx.Timeout(timeout, connect=3.0))
-        self.sync_runner = SyncRunner(
-            SyncClient(self.agent, self.http), interval_s=self.cfg.sync.interval_s
-        )
-        self.sync_runner.start()
-
-    def _start_printer(self) -> None:
-        if not self.cfg.printer.url:
-            return
-        from drivers.printq import PrintWorker
-        from drivers.profiles import load_profile
-        from drivers.render import render
-        from drivers.transport import transport_from_url
-
-        profile = load_profile(self.cfg.printer.profile)
-        transport = transport_from_url(self.cfg.printer.url)
-
-        def on_event(event: Any) -> None:
-            if event.kind in ("fault", "recovered", "warning") and not event.repeated:
-                log.warning("printer %s: %s (%s)", event.kind, event.message_en, event.reason)
-
-        self.printer = PrintWorker(
-            self.agent.store,
-            transport,
-            lambda slip: render(slip, profile),
-            status_supported=profile.status and transport.can_read,
-            on_event=on_event,
-        )
-        self.printer.start()
-
-    def _start_scanners(self) -> None:
-        if not self.cfg.scanner.ports:
-            return
-        from drivers.scanner import SerialScanner
-
-        def on_scan(frame: Any) -> None:
-            self.scans.append(
-                {"text": frame.text, "complete": frame.complete, "at": datetime.now(UTC)}
-            )
-
-        def on_status(status: Any) -> None:
-            log.info("scanner %s connected=%s", status.port, status.connected)
-
-        for port in self.cfg.scanner.ports:
-            scanner = SerialScanner(
-                port, on_scan, baudrate=self.cfg.scanner.baudrate, on_status=on_status
-            )
-            scanner.start()
-            self.scanners.append(scanner)
+    def _on_scan(self, frame: Any) -> None:
+        self.scans.append({"text": frame.text, "complete": frame.complete, "at": datetime.now(UTC)})
 
     def _housekeeping(self) -> None:
         from agent import holds
@@ -312,13 +256,9 @@ class Runtime:
 
     # ------------------------------------------------------------------ API
     def printer_status(self) -> dict[str, Any]:
-        if self.printer is None:
+        if self.till is None:
             return {"configured": False}
-        return {
-            "configured": True,
-            "state": str(self.printer.state),
-            "failures": self.printer.failures,
-        }
+        return self.till.printer_status().to_dict()
 
     def take_scan(self) -> dict[str, Any] | None:
         """The oldest scan from a serial scanner not yet taken by the POS, or None."""
@@ -342,7 +282,7 @@ class Runtime:
             max_concurrency=MAX_CONCURRENCY,
             metrics=api.metrics,
             printer_status=self.printer_status,
-            on_print=self.printer.notify if self.printer else None,
+            on_print=self.till.notify_printer if self.till else None,
             take_scan=self.take_scan,
         )
         return RequestId(app)
@@ -376,22 +316,11 @@ class Runtime:
     def close(self) -> None:
         """Stop every worker, then release the store (idempotent)."""
         self._stop.set()
-        for scanner in self.scanners:
-            scanner.stop()
-        self.scanners = []
-        if self.printer is not None:
-            self.printer.stop()
-            self.printer = None
-        if self.sync_runner is not None:
-            self.sync_runner.close()
-            self.sync_runner = None
-        if self.http is not None:
-            self.http.close()
-            self.http = None
         if self._housekeeper is not None:
             self._housekeeper.join(2.0)
             self._housekeeper = None
-        if self.agent is not None:
-            self.agent.store.close()
+        if self.till is not None:
+            self.till.close()
+            self.till = None
             log.info("agent stopped; store closed")
-            self.agent = None
+        self.agent = None

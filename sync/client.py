@@ -49,6 +49,29 @@ BACKOFF_CAP_S = 300.0
 VERDICT_POLL_S = 1.0  # while accepted events wait for their verdict
 
 
+HTTP_TIMEOUT_S = 10.0
+"""Default limit for one back office call (read, write, pool), seconds: ``sync.timeout_s``."""
+CONNECT_TIMEOUT_S = 3.0
+"""Limit for opening the connection, seconds: a back office that is down is known soon."""
+
+
+def backoffice_http(
+    url: str,
+    *,
+    timeout_s: float = HTTP_TIMEOUT_S,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """The one HTTP client set-up to the back office at ``url`` (its base URL): the sync
+    client, enrolment and the command line's back office calls all use it, so they share
+    one timeout policy (``timeout_s`` per call, never more than ``CONNECT_TIMEOUT_S`` to
+    connect). ``transport``: tests and the demo pass an in-process one."""
+    return httpx.Client(
+        base_url=url,
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
+        transport=transport,
+    )
+
+
 class TransientError(Exception):
     """The result is unknown or the server is unavailable: try again later, same bytes."""
 

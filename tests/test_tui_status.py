@@ -99,7 +99,7 @@ def test_a_capture_file_printer_is_known_not_unknown(tmp_path) -> None:
     import subprocess
     import sys
 
-    from tui.services import open_services
+    from kassa.wiring import Till, open_services
 
     store = tmp_path / "till.db"
     subprocess.run(
@@ -119,14 +119,16 @@ def test_a_capture_file_printer_is_known_not_unknown(tmp_path) -> None:
     )
     services = open_services(store, printer_url=f"capture://{tmp_path / 'slips.bin'}")
     try:
-        services._build_printer()
+        assert isinstance(services.till, Till)
+        services.till.build_printer()
         shown = status_text(services.status(), "ru", None, None, width=200).plain
         assert "Принтер: файл" in shown and "Принтер ?" not in shown
     finally:
         services.stop()
     services = open_services(store, printer_url="tcp://127.0.0.1:9")  # cannot answer yet
     try:
-        services._build_printer()
+        assert isinstance(services.till, Till)
+        services.till.build_printer()
         assert "Принтер ?" in status_text(services.status(), "ru", None, None, width=200).plain
     finally:
         services.stop()

@@ -19,8 +19,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from agent.model import Quote
-    from agent.service import CommitResult, MemberCard
-    from agent.shifts import Cashier, Shift, XReport
+    from agent.results import Cashier, CommitResult, MemberCard, Shift, XReport
     from tui.services import StatusSnapshot
 
 

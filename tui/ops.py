@@ -1,12 +1,14 @@
 """Core operations run by the App's workers: ``op(services, *args) -> Message``.
 
 Each op is a plain function (no Textual calls apart from building its result message), so
-it runs in a thread worker and is the only place the cashier app calls the core. A screen
+it runs in a thread worker and is the only place the cashier app calls the core, always
+through the till service (``s.agent``, ``agent.service.Agent``: one method per use case,
+the commit included), never the core's modules (import-linter's contract). A screen
 asks for one with ``self.post_message(CoreRequested(ops.identify, (text, "typed")))``; an
 ``AgentError`` raised here reaches the screen as ``CoreFailed``.
 
-Sign-in and shift ops live in ``tui.ops_shift`` (light imports: the first screen needs
-them before the scoring engine loads) and are re-exported here.
+Sign-in and shift ops live in ``tui.ops_shift`` (light imports: the first screen's module
+loads before the scoring engine) and are re-exported here.
 
 Screens of other flows keep their ops beside them (``tui/screens/register.py`` may define
 ``def register_member(services, ...) -> MemberRegistered``); the App runs any callable.
@@ -17,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from agent import engine, limits
-from agent.errors import CouponError, InputError
+from agent import limits
+from agent.errors import InputError
 from agent.model import Cart, CartLine
-from agent.service import CheckoutRequest
+from agent.results import CheckoutRequest
 from tui.messages import (
     CatalogItemFound,
     CheckoutCommitted,
@@ -157,51 +159,27 @@ def quote(s: Services, d: Draft, token: int) -> QuoteReady:
     q = s.agent.quote(checkout_request(s, d))
     en = ru = ""
     if q.redeem_limited_by and q.redeem_limited_by != "balance":
-        en, ru = engine.redeem_limit_text(q.redeem_limited_by, s.agent.programme())
-    kind, value = coupon_terms(s, d.coupon) if q.coupon_id else ("", 0)
+        en, ru = s.agent.redeem_limit_text(q.redeem_limited_by)
+    kind, value = s.agent.coupon_terms(d.coupon) if q.coupon_id else ("", 0)
     return QuoteReady(q, token, en, ru, kind, value)
-
-
-def coupon_terms(s: Services, text: str | None) -> tuple[str, int]:
-    """The kind and value of a coupon the quote has just accepted (for a short label on
-    the cheque instead of its 32-digit id); ("", 0) if it cannot be read again."""
-    from agent.errors import AgentError
-    from agent.tokens import verify_coupon
-
-    verifier = s.agent.token_verifier()
-    if not text or verifier is None:
-        return "", 0
-    try:
-        c = verify_coupon(verifier, text.strip(), s.clock.now())
-    except AgentError:
-        return "", 0
-    return c.kind, c.value
 
 
 def read_coupon(s: Services, text: str) -> CouponRead:
     """A coupon scanned or typed before the member: its signature and dates checked now
     (offline, with the programme's key), so a bad one is refused at once with its reason;
     the member, the cheque and single use are checked by the quote."""
-    from agent.tokens import verify_coupon
-
-    verifier = s.agent.token_verifier()
-    if verifier is None:
-        raise CouponError(
-            "till has no back office key to check coupons",
-            "касса не может проверить купон: нет ключа программы",
-        )
-    c = verify_coupon(verifier, text.strip(), s.clock.now())
+    c = s.agent.read_coupon(text)  # CouponError without the programme's key
     return CouponRead(text, c.kind, c.value)
 
 
 def commit(s: Services, d: Draft) -> CheckoutCommitted:
-    """Commit the cheque (idempotent by receipt id: a retry after a lost answer returns
-    the stored result) and wake the printer; the slip text is the on-screen preview."""
+    """Commit the cheque through the till service (idempotent by receipt id: a retry
+    after a lost answer returns the stored result) and wake the printer; the slip text is
+    the on-screen preview."""
     if s.shift is None:
         raise InputError("no shift is open", "смена не открыта: войдите в систему")
     result = s.agent.commit(checkout_request(s, d))
-    if s.printer is not None:
-        s.printer.notify()
+    s.notify_printer()
     from tui.widgets.slip import slip_preview
 
     text = slip_preview(s, s.agent.print_job(result.print_job_id))

@@ -1,12 +1,12 @@
-"""Sign-in, shift and X-report ops (see ``tui.ops``): only ``agent.shifts`` and the store,
-so the sign-in screen works before the scoring engine is loaded (start-up time)."""
+"""Sign-in, shift and X-report ops (see ``tui.ops``): the till service's shift methods, and
+no import of the scoring engine here, so the sign-in screen module loads at once."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from agent import receipts, shifts
 from agent.errors import InputError
 from tui.messages import (
     CashiersListed,
@@ -18,17 +18,20 @@ from tui.messages import (
 )
 from tui.services import Services
 
+if TYPE_CHECKING:
+    from agent.results import XReport
+
 log = logging.getLogger(__name__)
 
 
 def list_cashiers(s: Services) -> CashiersListed:
-    return CashiersListed(shifts.cashiers(s.store))
+    return CashiersListed(s.agent.cashiers())
 
 
 def sign_in(s: Services, cashier_id: str, pin: str) -> ShiftOpened:
     """Check the PIN and open (or resume) the cashier's shift on this till."""
-    cashier = shifts.verify_pin(s.store, cashier_id, pin)
-    shift = shifts.open_shift(s.store, cashier.cashier_id, s.clock.now())
+    cashier = s.agent.verify_pin(cashier_id, pin)
+    shift = s.agent.open_shift(cashier.cashier_id)
     s.cashier, s.shift = cashier, shift
     return ShiftOpened(cashier, shift)
 
@@ -39,7 +42,7 @@ def _shift_id(s: Services) -> str:
     return s.shift.shift_id
 
 
-def _local(s: Services, report: shifts.XReport) -> shifts.XReport:
+def _local(s: Services, report: XReport) -> XReport:
     """The report with its times in the store's time zone (the programme's), as the
     cashier reads clocks."""
     tz = s.agent.programme().tz
@@ -56,7 +59,7 @@ def _local(s: Services, report: shifts.XReport) -> shifts.XReport:
 
 
 def x_report(s: Services) -> XReportReady:
-    return XReportReady(_local(s, shifts.x_report(s.store, _shift_id(s), s.clock.now())))
+    return XReportReady(_local(s, s.agent.x_report(_shift_id(s))))
 
 
 def close_shift(s: Services) -> ShiftClosed:
@@ -67,33 +70,30 @@ def close_shift(s: Services) -> ShiftClosed:
             "в учебном режиме смена не закрывается: выйдите из учебного режима (F9), "
             "учебная смена закроется сама",
         )
-    report = _local(s, shifts.close_shift(s.store, _shift_id(s), s.clock.now()))
+    report = _local(s, s.agent.close_shift(_shift_id(s)))
     s.shift = None
     s.cashier = None
     try:  # the Z report goes to the print queue; the shift is closed whatever happens here
-        shifts.queue_report(s.store, report, s.agent.store_name)
+        s.agent.queue_report(report)
     except Exception:
         log.exception("the closing report could not be queued (the shift is closed)")
     else:
-        if s.printer is not None:
-            s.printer.notify()
+        s.notify_printer()
     return ShiftClosed(report)
 
 
 def print_x_report(s: Services) -> ReportQueued:
-    report = _local(s, shifts.x_report(s.store, _shift_id(s), s.clock.now()))
-    job = shifts.queue_report(s.store, report, s.agent.store_name, training=s.training)
-    if s.printer is not None:
-        s.printer.notify()
+    report = _local(s, s.agent.x_report(_shift_id(s)))
+    job = s.agent.queue_report(report, training=s.training)
+    s.notify_printer()
     if s.preview is None:
         return ReportQueued(job)
-    from agent.printq import get_job
     from tui.widgets.slip import slip_preview
 
-    return ReportQueued(job, slip_preview(s, get_job(s.store, job).slip))
+    return ReportQueued(job, slip_preview(s, s.agent.print_job(job)))
 
 
 def new_receipt(s: Services) -> ReceiptStarted:
     """The number the cheque being started will get at its commit (nothing is taken: a
     cheque cancelled before its commit uses no number)."""
-    return ReceiptStarted(receipts.upcoming(s.store))
+    return ReceiptStarted(s.agent.upcoming_receipt())

@@ -1,10 +1,11 @@
-"""What the cashier app runs on: the Agent, the sync client, the print queue, a clock.
+"""What the cashier app holds: the till the wiring built, and the app's own state.
 
-``Services`` is built by a factory (``open_services``) that ``kassa tui``, ``kassa demo``
-and the tests share; the App receives it and never builds its own. Background threads
-(print worker, sync loop) start in ``start(post)``, where ``post`` is the App's thread-safe
-``post_message``, and stop in ``stop()``; the App calls both. The printer and network
-stacks are imported lazily inside the factory so the app starts fast (bench/tui.py).
+The till (the till service, the sync client, the print worker, the scanners) is built
+from the configuration by ``kassa.wiring`` and handed in as a ``Till``; the app never
+builds one. ``Services`` adds what belongs to one app run: the signed-in cashier and
+shift, the language, training, the sign-in hints. Background threads start in
+``start(post)``, where ``post`` is the App's thread-safe ``post_message``, and stop in
+``stop()``; the App calls both.
 
 Only workers touch ``Services``; screens never do.
 """
@@ -15,28 +16,54 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from agent.errors import StoreError
-from agent.shifts import Cashier, Shift
-from agent.store import Store
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from textual.message import Message
 
-    from agent.service import Agent, Clock
-    from drivers.printq import PrintWorker
+    from agent.results import Cashier, Shift
+    from agent.service import Agent
+    from drivers.printq import PrinterEvent, PrintWorker
+    from drivers.scanner import Frame
     from drivers.transport import CaptureTransport
-    from sync.client import SyncClient, SyncRunner
+    from sync.client import SyncClient
 
 
-class UtcClock:
-    """The real clock (aware UTC); tests pass a fake with the same ``now()``."""
+class PrinterState(Protocol):
+    """The print worker's state as the status bar shows it (``kassa.wiring.PrinterStatus``)."""
 
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+    @property
+    def configured(self) -> bool: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def preview(self) -> bool: ...
+    @property
+    def file(self) -> bool: ...
+
+
+class Till(Protocol):
+    """The till as the cashier app uses it (``kassa.wiring.Till``)."""
+
+    http: Any
+    printer: PrintWorker | None
+    preview: CaptureTransport | None
+    profile: str
+    slip_width: int
+
+    @property
+    def agent(self) -> Agent: ...
+    @property
+    def sync(self) -> SyncClient | None: ...
+    def start_printer(self, on_event: Callable[[PrinterEvent], None] | None = None) -> None: ...
+    def start_scanners(self, on_scan: Callable[[Frame], None]) -> None: ...
+    def start_sync(self, interval_s: float) -> bool: ...
+    def notify_printer(self) -> None: ...
+    def printer_status(self) -> PrinterState: ...
+    def use_store(self, store: Any) -> None: ...
+    def stop_workers(self) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,117 +92,83 @@ class StatusSnapshot:
 
 @dataclass
 class Services:
-    """The till's core and devices for one app run (see module docstring).
+    """The till and the app's state for one app run (see the module docstring)."""
 
-    ``agent`` and ``sync`` are built on first use (the scoring engine, the crypto and the
-    network stack load after the first screen); ``start()`` builds the printer from
-    ``printer_url``/``profile`` unless a test put its own ``printer`` in first.
-    """
-
-    store: Store
-    clock: Clock
-    http: Any = None
-    """``httpx.Client`` with the back office as base URL, or None (no sync)."""
-    printer_url: str | None = "capture://"
-    profile: str = "epson-tm-42"
-    printer: PrintWorker | None = None
-    preview: CaptureTransport | None = None
-    """Set when the printer is the on-screen preview (demo): slips are shown, not printed."""
+    till: Till
     sync_interval_s: float | None = 5.0
     """Background sync loop period in seconds; None: no loop (tests drive sync by hand)."""
     training: bool = False
     lang: str = "ru"
-    slip_width: int = 42
-    """Preview width in characters (32/42/48, from the printer profile)."""
-    scanner_port: str | None = None
-    """Serial scanner port or pyserial URL (``/dev/ttyACM0``); None: keyboard wedge only."""
     hints: list[str] = field(default_factory=list)
     """Lines shown on the sign-in screen (the demo's PINs, phones, codes)."""
     cashier: Cashier | None = None
     shift: Shift | None = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
-    _agent: Agent | None = None
-    _sync: SyncClient | None = None
-    _runner: SyncRunner | None = None
+    """Run first by ``stop()``, last added first (training drops its copy here)."""
     _started: bool = False
     _stopped: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
+    # ------------------------------------------------------------------ the till's parts
     @property
     def agent(self) -> Agent:
-        with self._lock:
-            if self._agent is None:
-                from agent.service import Agent
-
-                self._agent = Agent(self.store, self.clock)
-            return self._agent
+        """The till service (built on first use: it loads the scoring engine)."""
+        return self.till.agent
 
     @property
     def sync(self) -> SyncClient | None:
-        with self._lock:
-            if self._sync is None and self.http is not None:
-                from sync.client import SyncClient
+        return self.till.sync
 
-                self._sync = SyncClient(self.agent, self.http)
-            return self._sync
+    @property
+    def store(self) -> Any:
+        """The store the service runs on (tests read it; the app goes through ``agent``)."""
+        return self.till.agent.store
 
-    def _build_printer(self) -> None:
-        if self.printer is not None or not self.printer_url:
-            return
-        from drivers.printq import PrintWorker
-        from drivers.profiles import load_profile
-        from drivers.render import render
+    @property
+    def printer(self) -> PrintWorker | None:
+        return self.till.printer
 
-        profile = load_profile(self.profile)
-        self.slip_width = profile.columns
-        if self.printer_url == "capture://":
-            self.printer, self.preview = preview_printer(self.store, self.profile)
-            return
-        from drivers.transport import transport_from_url
+    @printer.setter
+    def printer(self, worker: PrintWorker | None) -> None:
+        self.till.printer = worker
 
-        self.printer = PrintWorker(
-            self.store,
-            transport_from_url(self.printer_url),
-            lambda slip: render(slip, profile),
-            status_supported=profile.status,
-        )
+    @property
+    def preview(self) -> CaptureTransport | None:
+        """The on-screen printer's bytes (the demo's preview), or None: a real printer."""
+        return self.till.preview
 
+    @property
+    def profile(self) -> str:
+        return self.till.profile
+
+    @property
+    def slip_width(self) -> int:
+        return self.till.slip_width
+
+    def notify_printer(self) -> None:
+        """A slip was queued: wake the print worker."""
+        self.till.notify_printer()
+
+    # ------------------------------------------------------------------ life cycle
     def start(self, post: Callable[[Message], Any]) -> None:
-        """Build and start the print worker, the serial scanner and the sync loop (once);
-        their events go through ``post``. Runs in a worker thread after the first screen."""
+        """Start the print worker, the serial scanners and the sync loop (once); their
+        events go through ``post``. Runs in a worker thread after the first screen."""
         with self._lock:
             if self._started or self._stopped:
                 return
             self._started = True
         self.agent  # noqa: B018 - load the core now, not on the first scan
-        self._build_printer()
+        from tui.messages import PrinterChanged, Scanned
+
+        def on_event(e: PrinterEvent) -> None:
+            post(PrinterChanged(e.kind, str(e.fault.value), e.message_ru, e.message_en, e.job_id))
+
         if self._stopped:  # the app quit while we were loading
             return
-        if self.printer is not None:
-            from tui.messages import PrinterChanged
-
-            def on_event(e: Any) -> None:
-                post(
-                    PrinterChanged(e.kind, str(e.fault.value), e.message_ru, e.message_en, e.job_id)
-                )
-
-            self.printer.on_event = on_event
-            self.printer.start()
-        if self.scanner_port:
-            from drivers.scanner import SerialScanner
-            from tui.messages import Scanned
-
-            scanner = SerialScanner(
-                self.scanner_port, lambda frame: post(Scanned(frame.text, "serial"))
-            )
-            scanner.start()
-            self.on_close.insert(0, scanner.stop)
-        sync = self.sync
-        if sync is not None and self.sync_interval_s is not None:
-            from sync.client import SyncRunner
-
-            self._runner = SyncRunner(sync, interval_s=self.sync_interval_s)
-            self._runner.start()
+        self.till.start_printer(on_event)
+        self.till.start_scanners(lambda frame: post(Scanned(frame.text, "serial")))
+        if self.sync_interval_s is not None:
+            self.till.start_sync(self.sync_interval_s)
 
     def stop(self) -> None:
         """Stop background threads and release everything (idempotent)."""
@@ -183,118 +176,39 @@ class Services:
             if self._stopped:
                 return
             self._stopped = True
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
-        if self.printer is not None:
-            self.printer.stop()
+        self.till.stop_workers()  # nothing prints or syncs from a store about to close
         while self.on_close:
             with contextlib.suppress(Exception):
                 self.on_close.pop()()
+        self.till.close()
 
     def status(self) -> StatusSnapshot:
         """One read of sync and printer state for the status bar (worker thread)."""
-        from agent import journal, printq
-
         # The journal the uploader sends: in training the app runs on a copy of the store
         # (agent.training) while the sync client keeps the real one.
-        live = self._sync.agent if self._sync is not None else self.agent
-        st = journal.status(live.store)
-        online: bool | None = None
-        if self.http is not None:
-            online = live.offline_status().online
-        fault = "unknown"
-        if self.printer is not None:
-            fault = str(self.printer.state.value)
+        sync = self.till.sync
+        live = sync.agent if sync is not None else self.agent
+        st = live.sync_status()
+        online = live.offline_status().online if self.till.http is not None else None
+        printer = self.till.printer_status()
         return StatusSnapshot(
             online=online,
             events_waiting=st.events_waiting,
             oldest_waiting=datetime.fromisoformat(st.oldest_waiting) if st.oldest_waiting else None,
             last_contact=datetime.fromisoformat(st.last_contact) if st.last_contact else None,
             quarantined=st.quarantined,
-            printer_fault=fault,
-            printer_preview=self.preview is not None,
-            print_queue=printq.queue_depth(self.store),
+            printer_fault=printer.state if printer.configured else "unknown",
+            printer_preview=printer.preview,
+            print_queue=self.agent.print_queue_depth(),
             training=self.training,
-            now=self.clock.now().astimezone(self.agent.programme().tz),
-            printer_file=self.preview is None
-            and bool(self.printer_url)
-            and str(self.printer_url).startswith("capture://")
-            and len(str(self.printer_url)) > len("capture://"),
+            now=self.agent.clock.now().astimezone(self.agent.programme().tz),
+            printer_file=printer.file,
         )
 
 
-def preview_printer(store: Store, profile_name: str) -> tuple[PrintWorker, CaptureTransport]:
-    """A print worker writing ESC/POS bytes to memory: the demo's on-screen printer.
+def open_services(*args: Any, **kw: Any) -> Services:
+    """``kassa.wiring.open_services``, still reachable here for callers not yet moved to
+    the wiring (tests/tui_helpers.py); the app itself never builds its services."""
+    from kassa.wiring import open_services as build
 
-    The bytes are real (rendered with the printer profile) so a test can decode them; the
-    cashier sees ``agent.slip.slip_text`` of the same slip.
-    """
-    from drivers.printq import PrintWorker
-    from drivers.profiles import load_profile
-    from drivers.render import render
-    from drivers.transport import CaptureTransport
-
-    profile = load_profile(profile_name)
-    transport = CaptureTransport()
-    worker = PrintWorker(
-        store,
-        transport,
-        lambda slip: render(slip, profile),
-        status_supported=False,
-        idle_poll_s=0.5,
-    )
-    return worker, transport
-
-
-def open_services(
-    store_path: Path,
-    *,
-    clock: Clock | None = None,
-    printer_url: str | None = "capture://",
-    profile: str = "epson-tm-42",
-    http: Any = None,
-    backoffice_url: str | None = None,
-    sync_interval_s: float | None = 5.0,
-    lang: str = "ru",
-    training: bool = False,
-    scanner_port: str | None = None,
-) -> Services:
-    """Open the till store and describe the app's services (nothing heavy starts here).
-
-    ``printer_url``: ``capture://`` (on-screen preview, the demo), a transport URL
-    (``tcp://host:9100``...), or None (no printer); ``profile``: a printer profile preset
-    or file (its columns are the on-screen slip width). ``http``: an ``httpx.Client`` whose
-    base URL is the back office (tests pass one over ASGITransport); else
-    ``backoffice_url`` or the URL saved at enrollment; no URL means no sync.
-    """
-    store = Store(store_path)
-    try:
-        if not store.meta("terminal_id"):
-            raise StoreError(
-                "till store is not initialised (run `kassa init` or `kassa enroll`)",
-                "База кассы не инициализирована (выполните kassa init или kassa enroll)",
-                path=str(store_path),
-            )
-        services = Services(
-            store=store,
-            clock=clock or UtcClock(),
-            http=http,
-            printer_url=printer_url,
-            profile=profile,
-            sync_interval_s=sync_interval_s,
-            lang=lang,
-            training=training,
-            scanner_port=scanner_port,
-        )
-        services.on_close.append(store.close)
-        url = backoffice_url or store.meta("backoffice_url")
-        if http is None and url and store.meta("sync_token"):
-            import httpx
-
-            services.http = httpx.Client(base_url=url, timeout=httpx.Timeout(5.0, connect=2.0))
-            services.on_close.insert(1, services.http.close)
-        return services
-    except BaseException:
-        store.close()
-        raise
+    return build(*args, **kw)

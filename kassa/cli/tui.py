@@ -17,26 +17,34 @@ from typing import Any
 from kassa.apprun import end_cleanly_on_signals, run_cashier_app
 
 
-def cmd_tui(args: argparse.Namespace) -> int:
-    from agent.errors import StoreError
-    from tui.app import KassaApp
-    from tui.services import open_services
+def tui_config(args: argparse.Namespace) -> Any:
+    """The configuration ``kassa tui`` runs on: the file (``--config``, else
+    ``$KASSA_CONFIG`` or the user's kassa.toml), with the flags given overriding it as
+    ``kassa agent serve``'s do."""
+    from dataclasses import replace
 
-    path = Path(args.store)
-    if not path.exists():
-        raise StoreError(
-            f"no till store at {path} (run `kassa enroll` or `kassa init`)",
-            f"база кассы {path} не найдена (выполните kassa enroll или kassa init)",
-            path=str(path),
-        )
-    services = open_services(
-        path,
-        printer_url=None if args.printer == "none" else args.printer,
-        profile=args.profile,
-        backoffice_url=args.backoffice,
-        lang=args.lang,
-        scanner_port=args.scanner,
-    )
+    from kassa.config import load_config, with_store
+
+    cfg = with_store(load_config(Path(args.config) if args.config else None), args.store)
+    if args.printer is not None:
+        url = "" if args.printer == "none" else args.printer
+        cfg = replace(cfg, printer=replace(cfg.printer, url=url))
+    if args.profile is not None:
+        cfg = replace(cfg, printer=replace(cfg.printer, profile=args.profile))
+    if args.scanner is not None:
+        cfg = replace(cfg, scanner=replace(cfg.scanner, ports=[args.scanner]))
+    if args.backoffice is not None:
+        cfg = replace(cfg, sync=replace(cfg.sync, url=args.backoffice))
+    return cfg
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from kassa.wiring import app_services
+    from tui.app import KassaApp
+
+    cfg = tui_config(args)
+    # ``--printer none``: no printer, not even the on-screen preview.
+    services = app_services(cfg, printer_url="" if args.printer == "none" else None, lang=args.lang)
     try:
         return run_cashier_app(KassaApp(services))
     finally:
@@ -129,16 +137,20 @@ def add_commands(sub: Any, store_default: str) -> None:
         description="the cashier app (full-screen, 80x24 is enough) on the till store: "
         "identify, cheque, points, refunds, registration, shifts",
     )
-    p.add_argument("--store", default=store_default, help="till store file")
+    p.add_argument("--config", help="config file (default: $KASSA_CONFIG or the user dir)")
+    p.add_argument("--store", help="till store file (overrides store.path)")
     p.add_argument(
         "--printer",
-        default="capture://",
         help="printer URL (tcp://host:9100, serial:///dev/ttyUSB0, usb://..., file:///dev/usb/lp0),"
-        " capture:// for the on-screen preview (default), or none",
+        " capture:// for the on-screen preview (the default without printer.url), or none",
     )
-    p.add_argument("--profile", default="epson-tm-42", help="printer profile preset or .toml")
-    p.add_argument("--scanner", help="serial scanner port (default: keyboard-wedge only)")
-    p.add_argument("--backoffice", help="back office URL (default: the one from enrollment)")
+    p.add_argument("--profile", help="printer profile preset or .toml (overrides printer.profile)")
+    p.add_argument(
+        "--scanner", help="serial scanner port (overrides scanner.ports; default: keyboard wedge)"
+    )
+    p.add_argument(
+        "--backoffice", help="back office URL (overrides sync.url; default: the enrolment's)"
+    )
     p.add_argument("--lang", choices=("ru", "en"), default="ru", help="cashier language")
     p.set_defaults(func=cmd_tui)
 

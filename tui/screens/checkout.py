@@ -50,7 +50,7 @@ from tui.widgets.slip import hide_slip, scroll_slip, show_slip
 
 if TYPE_CHECKING:
     from agent.model import Quote
-    from agent.service import MemberCard
+    from agent.results import MemberCard
 
 Stage = Literal["entry", "confirm", "done"]
 

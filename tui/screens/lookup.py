@@ -3,7 +3,7 @@ fragment of the first name; the member's card and their recent cheques on this t
 
 The till keeps only a keyed hash of each phone, so a phone is found exactly (as typed in
 any usual form), never by a fragment. Names are searched in the members cache
-(``agent.history.find_by_name``). The history is the till's own purchases and refunds:
+(the till service's ``find_members``). The history is the till's own purchases and refunds:
 the screen says "only this till's history", since other tills' cheques live at the back
 office.
 """
@@ -25,9 +25,8 @@ from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from agent import history
 from agent.errors import InputError
-from agent.service import MemberCard
+from agent.results import HistoryEntry, MemberCard, MemberMatch
 from tui.i18n import money, points, register_strings
 from tui.messages import Scanned
 from tui.screens.base import KassaScreen
@@ -64,23 +63,27 @@ register_strings(
 )
 
 
+NAME_MATCH_LIMIT = 20
+"""Name matches listed at most (the till service's ``find_members`` default too)."""
+
+
 @dataclass
 class MemberLooked(Message):
     card: MemberCard
-    history: list[history.HistoryEntry]
+    history: list[HistoryEntry]
 
 
 @dataclass
 class MembersMatched(Message):
     """Name matches; ``more``: there are others beyond these (the list is cut at
-    ``history.NAME_MATCH_LIMIT``), so the count shown is a floor, not a total."""
+    ``NAME_MATCH_LIMIT``), so the count shown is a floor, not a total."""
 
     query: str
-    matches: list[history.MemberMatch]
+    matches: list[MemberMatch]
     more: bool = False
 
 
-def _local(s: Services, entries: list[history.HistoryEntry]) -> list[history.HistoryEntry]:
+def _local(s: Services, entries: list[HistoryEntry]) -> list[HistoryEntry]:
     tz = s.agent.programme().tz
     return [replace(e, at=e.at.astimezone(tz)) for e in entries]
 
@@ -97,15 +100,15 @@ def look_up(s: Services, text: str) -> MemberLooked | MembersMatched:
             raise  # digits that are neither a phone nor a code: say why
         # One more than is shown tells "exactly 20" from "20 and more" without counting
         # them all (a name scan of a million members takes ~1 s).
-        limit = history.NAME_MATCH_LIMIT
-        found = history.find_by_name(s.store, query, limit + 1)
+        limit = NAME_MATCH_LIMIT
+        found = s.agent.find_members(query, limit + 1)
         return MembersMatched(query, found[:limit], more=len(found) > limit)
-    return MemberLooked(card, _local(s, history.member_history(s.store, card.member_id)))
+    return MemberLooked(card, _local(s, s.agent.member_history(card.member_id)))
 
 
 def open_member(s: Services, member_id: str) -> MemberLooked:
     card = s.agent.card(member_id)
-    return MemberLooked(card, _local(s, history.member_history(s.store, member_id)))
+    return MemberLooked(card, _local(s, s.agent.member_history(member_id)))
 
 
 class LookupScreen(KassaScreen):
@@ -160,7 +163,7 @@ class LookupScreen(KassaScreen):
             return
         body.update(self._history_view(self.looked.history))
 
-    def _history_view(self, entries: list[history.HistoryEntry]) -> Group:
+    def _history_view(self, entries: list[HistoryEntry]) -> Group:
         """Two lines per cheque (date, number, amount; kind, points) in two columns: the
         figures on the right are never cut, and the cheque number (what a refund searches
         by) is never shortened: when it does not fit beside the date it goes onto a line

@@ -9,7 +9,7 @@ entry line keeps the typing all along (a new number typed there is a new search)
 
 Picking: the entry line takes ``2`` (all that is left of line 2), ``2*1`` (one unit of
 line 2), ``*`` (everything left), ``-2`` (drop line 2). After each change the core's
-refund is run dry (``agent.history.refund_preview``: the same ledger function, nothing
+refund is run dry (the till service's ``refund_preview``: the same ledger function, nothing
 written) and the screen shows the accrual reversed and the spent points returned. F12
 refunds (``Agent.refund``, idempotent by the refund id made when the cheque was picked);
 the slip is queued on the same print path as a sale and shown as a preview.
@@ -33,10 +33,8 @@ from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from agent import history
 from agent.errors import InputError, NotFoundError
-from agent.ledger import RefundResult
-from agent.service import RefundOutcome
+from agent.results import Cheque, HistoryEntry, RefundOutcome, RefundResult
 from tui.i18n import money, points, register_strings
 from tui.messages import Scanned
 from tui.screens.base import KassaScreen
@@ -133,13 +131,13 @@ Stage = Literal["find", "pick", "lines", "done"]
 # ---------------------------------------------------------------------- messages
 @dataclass
 class ChequeFound(Message):
-    cheque: history.Cheque
+    cheque: Cheque
 
 
 @dataclass
 class MemberCheques(Message):
     member_label: str
-    entries: list[history.HistoryEntry]
+    entries: list[HistoryEntry]
 
 
 @dataclass
@@ -147,7 +145,7 @@ class ChequesMatched(Message):
     """Several cheques of this till end with what was typed: the cashier picks one."""
 
     text: str
-    entries: list[history.HistoryEntry]
+    entries: list[HistoryEntry]
 
 
 @dataclass
@@ -171,9 +169,9 @@ def find_cheque(s: Services, text: str) -> ChequeFound | MemberCheques | Cheques
     value = text.strip()
     if not value:
         raise InputError("enter a cheque number", "введите номер чека", field="receipt_id")
-    found = history.find_cheques(s.store, value)
+    found = s.agent.find_cheques(value)
     if len(found) == 1:
-        return ChequeFound(history.cheque(s.store, found[0]))
+        return ChequeFound(s.agent.cheque(found[0]))
     try:
         card = s.agent.identify(value)
     except InputError:
@@ -182,7 +180,7 @@ def find_cheque(s: Services, text: str) -> ChequeFound | MemberCheques | Cheques
         card = None
     tz = s.agent.programme().tz
     if card is None and found:
-        entries = history.cheque_entries(s.store, found)
+        entries = s.agent.cheque_entries(found)
         return ChequesMatched(value, [replace(e, at=e.at.astimezone(tz)) for e in entries])
     if card is None:
         raise NotFoundError(
@@ -192,20 +190,20 @@ def find_cheque(s: Services, text: str) -> ChequeFound | MemberCheques | Cheques
         )
     entries = [
         replace(e, at=e.at.astimezone(tz))
-        for e in history.member_history(s.store, card.member_id)
+        for e in s.agent.member_history(card.member_id)
         if e.kind == "purchase"
     ]
     return MemberCheques(card.phone_masked or card.code, entries)
 
 
 def load_cheque(s: Services, receipt_id: str) -> ChequeFound:
-    return ChequeFound(history.cheque(s.store, receipt_id))
+    return ChequeFound(s.agent.cheque(receipt_id))
 
 
 def preview_refund(
     s: Services, receipt_id: str, request: dict[int, int], token: int
 ) -> RefundPreviewed:
-    result = history.refund_preview(s.store, receipt_id, request, s.clock.now())
+    result = s.agent.refund_preview(receipt_id, request)
     return RefundPreviewed(dict(request), result, token)
 
 
@@ -223,17 +221,14 @@ def make_refund(
         cashier_id=s.cashier.cashier_id if s.cashier else None,
         shift_id=s.shift.shift_id,
     )
-    if s.printer is not None:
-        s.printer.notify()
+    s.notify_printer()
     return RefundMade(outcome, slip_preview(s, s.agent.print_job(outcome.print_job_id)))
 
 
 _ENTRY = re.compile(r"^\s*(-)?\s*(\d+)\s*(?:[*xх×]\s*(\d+))?\s*$", re.IGNORECASE)
 
 
-def apply_entry(
-    entry: str, cheque: history.Cheque, chosen: dict[int, int]
-) -> dict[int, int] | None:
+def apply_entry(entry: str, cheque: Cheque, chosen: dict[int, int]) -> dict[int, int] | None:
     """The selection after one entry (pure); None when the entry is not understood.
     Quantities are not checked against what is left here: the core's dry run does that
     and names the line."""
@@ -280,7 +275,7 @@ class RefundScreen(KassaScreen):
     def __init__(self) -> None:
         super().__init__()
         self._stage: Stage = "find"
-        self.cheque: history.Cheque | None = None
+        self.cheque: Cheque | None = None
         self.chosen: dict[int, int] = {}
         self.preview: RefundResult | None = None
         self.token = 0
@@ -293,7 +288,7 @@ class RefundScreen(KassaScreen):
         """An empty Enter asked whether to make the refund (as the checkout asks before a
         commit): a second Enter or F12 makes it; Esc or a typed entry does not."""
         self.member_label = ""
-        self.entries: list[history.HistoryEntry] = []
+        self.entries: list[HistoryEntry] = []
         self._pick_key, self._pick_text = "refund.pick_cheque", ""
 
     @property
@@ -350,7 +345,7 @@ class RefundScreen(KassaScreen):
         else:
             body.update("")
 
-    def _lines_view(self, cheque: history.Cheque) -> Table:
+    def _lines_view(self, cheque: Cheque) -> Table:
         table = Table.grid(padding=(0, 1), expand=True)
         table.add_column(justify="right", no_wrap=True)
         table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
@@ -506,7 +501,7 @@ class RefundScreen(KassaScreen):
         self.member_label = ""
         self._list(message.entries, "refund.matched", message.text)
 
-    def _list(self, entries: list[history.HistoryEntry], key: str, text: str) -> None:
+    def _list(self, entries: list[HistoryEntry], key: str, text: str) -> None:
         """Show ``entries`` to pick from, under the message ``key`` (with ``text``)."""
         self.entries = entries
         self._pick_key, self._pick_text = key, text

@@ -37,7 +37,7 @@ from textual.widgets import Checkbox, Input, Static
 
 from agent.errors import InputError
 from agent.identify import TOKEN_PREFIX_RE, looks_like_member_code
-from agent.service import Registration
+from agent.results import Registration
 from drivers import qr
 from tui.entry import parse_entry
 from tui.i18n import points, register_strings

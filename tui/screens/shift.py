@@ -32,7 +32,7 @@ register_strings(
 )
 
 if TYPE_CHECKING:
-    from agent.shifts import XReport
+    from agent.results import XReport
 
 
 def report_table(report: XReport, lang: str) -> Table:

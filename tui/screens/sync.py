@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
-from agent import journal
+from agent.results import SyncView
 from tui.i18n import register_strings
 from tui.screens.base import KassaScreen
 from tui.services import Services
@@ -74,8 +74,10 @@ register_strings(
 @dataclass
 class SyncRead(Message):
     online: bool | None
-    status: journal.SyncStatus
+    status: SyncView
     quarantine: list[dict[str, Any]]
+    """The latest quarantined events (``SyncView.quarantine``: at most ten, oldest first);
+    ``status.quarantined`` counts them all."""
     tz: Any
 
 
@@ -88,16 +90,13 @@ class SyncFinished(Message):
 
 
 def read_sync(s: Services) -> SyncRead:
-    """The real journal's state: the sync client's store (in training mode the app's
-    store is the training copy, whose journal is never sent)."""
+    """The real journal's state: the sync client's till service (in training mode the
+    app's service runs on the training copy, whose journal is never sent)."""
     client = s.sync
-    if client is None:
-        store, online = s.store, None
-    else:
-        store, online = client.store, client.agent.offline_status().online
-    return SyncRead(
-        online, journal.status(store), journal.quarantine_rows(store), s.agent.programme().tz
-    )
+    live = s.agent if client is None else client.agent
+    view = live.sync_status()
+    online = None if client is None else view.online
+    return SyncRead(online, view, list(view.quarantine), s.agent.programme().tz)
 
 
 def sync_now(s: Services) -> SyncFinished:
@@ -112,7 +111,7 @@ def sync_now(s: Services) -> SyncFinished:
         with client.lock:
             report = client.sync_now()
     except (TransientError, PermanentError) as e:
-        journal.record_error(s.store, str(e), s.clock.now().isoformat())
+        s.agent.record_sync_error(str(e))
         refused = (e.code or "refused") if isinstance(e, PermanentError) else None
         return SyncFinished(False, {}, str(e), refused)
     return SyncFinished(True, {k: int(v) for k, v in report.items()})
@@ -178,7 +177,7 @@ class SyncScreen(KassaScreen):
         if not r.quarantine:
             parts.append(Text(self.t("sync.quarantine_none"), style="green"))
         else:
-            parts.append(Text(self.t("sync.quarantine", n=len(r.quarantine)), style="bold red"))
+            parts.append(Text(self.t("sync.quarantine", n=st.quarantined), style="bold red"))
             q = Table.grid(padding=(0, 1), expand=True)
             q.add_column(justify="right", no_wrap=True)
             q.add_column(no_wrap=True)

@@ -28,9 +28,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
-from agent import shifts
 from agent.errors import InputError
-from agent.store import Store
 from agent.training import discard_training_store, open_training_store, start_training_shift
 from tui.i18n import register_strings
 from tui.messages import CoreFailed, Scanned
@@ -98,7 +96,7 @@ class TrainingToggled(Message):
 
 
 _REAL = "_training_real"
-"""Attribute on ``Services`` holding the real store while training (set by ``switch``)."""
+"""Attribute on ``Services`` holding the real store, cashier and shift while training."""
 
 
 _CLOSER = "_training_closer"
@@ -106,58 +104,46 @@ _CLOSER = "_training_closer"
 
 def _discard_current(s: Services) -> None:
     if getattr(s, _REAL, None) is not None:
-        discard_training_store(s.store)
-
-
-def _swap_core(s: Services, store: Store) -> None:
-    """Point the services' core at ``store``: the Agent is rebuilt on it at first use,
-    the print worker (stopped between jobs) prints that store's queue."""
-    s.store = store
-    s._agent = None
-    if s.printer is not None:
-        s.printer.stop()
-        s.printer.store = store
-        s.printer.start()
+        discard_training_store(s.agent.store)
 
 
 def switch_training(s: Services, on: bool) -> TrainingToggled:
-    """Switch training on or off (worker). Needs an open shift: a cashier trains signed in."""
-    real: Store | None = getattr(s, _REAL, None)
+    """Switch training on or off (worker). Needs an open shift: a cashier trains signed in.
+
+    The till's service and print worker move to the training copy and back
+    (``Till.use_store``); the sync client stays bound to the real store."""
+    real: tuple[Any, Any, Any] | None = getattr(s, _REAL, None)
     if on == (real is not None):
         return TrainingToggled(on)
     if on:
         if s.shift is None:
             raise InputError("no shift is open", "смена не открыта: войдите в систему")
         s.sync  # noqa: B018 - bind the sync client to the real store before the swap
-        live = s.agent.store
-        copy = open_training_store(live, s.clock.now())
+        live = s.agent
+        copy = open_training_store(live.store, live.clock.now())
         try:
-            training_shift = start_training_shift(copy, s.shift.cashier_id, s.clock.now())
+            training_shift = start_training_shift(copy, s.shift.cashier_id, live.clock.now())
         except BaseException:
             discard_training_store(copy)
             raise
-        setattr(s, _REAL, live)
+        setattr(s, _REAL, (live.store, s.cashier, s.shift))
         if not getattr(s, _CLOSER, False):  # app exit while training: drop the copy
             s.on_close.insert(0, lambda: _discard_current(s))
             setattr(s, _CLOSER, True)
-        _swap_core(s, copy)
+        s.till.use_store(copy)
         s.training = True
         s.shift = training_shift
         return TrainingToggled(True)
     assert real is not None
     copy = s.agent.store
-    _swap_core(s, real)
+    store, cashier, shift = real
+    s.till.use_store(store)
     setattr(s, _REAL, None)
     s.training = False
     discard_training_store(copy)
     # The training shift (or any shift opened in the copy) ended with it: the real one
-    # (still open) is the cashier's shift again.
-    shift = shifts.current_shift(real)
-    if shift is not None and (s.shift is None or s.shift.shift_id != shift.shift_id):
-        s.shift = shift
-        s.cashier = next(
-            (c for c in shifts.cashiers(real) if c.cashier_id == shift.cashier_id), None
-        )
+    # (still open: training never closes it) is the cashier's shift again.
+    s.cashier, s.shift = cashier, shift
     return TrainingToggled(False)
 
 

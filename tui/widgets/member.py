@@ -22,7 +22,7 @@ from textual.widgets import Static
 from tui.i18n import money, points, register_strings, t
 
 if TYPE_CHECKING:
-    from agent.service import MemberCard
+    from agent.results import MemberCard
 
 register_strings(
     {
