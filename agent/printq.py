@@ -1,10 +1,10 @@
 """The print queue in the till store: the SQL behind ``drivers.printq.PrintWorker``.
 
 Why here and not in the driver: a slip is queued in the sale's own transaction
-(``Agent._queue_print``), so the queue is part of the store's durable state and its SQL
-belongs to the core; the driver only moves bytes. A printer fault must never lose or block
-a sale, so jobs leave the queue only when printed (or when the slip itself cannot be
-rendered, a bug kept visible as ``failed``).
+(``agent.service.context.Context.queue_print``), so the queue is part of the store's
+durable state and its SQL belongs to the core; the driver only moves bytes. A printer
+fault must never lose or block a sale, so jobs leave the queue only when printed (or when
+the slip itself cannot be rendered, a bug kept visible as ``failed``).
 
 Job life (``print_jobs.status``)::
 
