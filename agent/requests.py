@@ -1,9 +1,19 @@
-"""Turn JSON requests (CLI, POS API) into core objects, naming the bad field on error.
+"""Turn JSON requests (CLI, POS API) into the till service's requests, naming the bad
+field on error.
 
-Amounts must be integers in kopecks: ``"price_kop": 1999.0`` is refused, not rounded.
-An error in a cheque line names the line the same way in both languages: 1-based for the
-cashier and as the JSON path for the integrator, e.g. ``line 2 (lines[1].qty)`` /
-``позиция 2 (lines[1].qty)``, with ``details`` ``{"field": "qty", "line": 2}``.
+One function per request, called by both front doors: ``checkout_request``,
+``hold_request``, ``commit_request``, ``identify_input``, ``register_args``,
+``refund_args``. Each decodes the parsed JSON into its model of ``agent.api_models``
+(msgspec: types, bounds, unknown fields), then does what a model cannot (the member from
+a scan, a line's catalogue data). A refusal by msgspec (a path like ``$.lines[1].qty``
+and a reason) is worded as the till's errors are: bilingual, naming the field, and in a
+cheque line the line the same way in both languages: 1-based for the cashier and as the
+JSON path for the integrator, e.g. ``line 2 (lines[1].qty)`` / ``позиция 2
+(lines[1].qty)``, with ``details`` ``{"field": "qty", "line": 2}``. Amounts must be
+integers in kopecks: ``"price_kop": 1999.0`` is refused, not rounded.
+
+The front door runs ``check_request_json`` (or its equivalent) on the parsed document
+first: text faults, deep nesting and huge numbers are refused there, before any field.
 """
 
 from __future__ import annotations
@@ -11,40 +21,47 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar
 
-from agent.errors import CartError, CatalogError, InputError
+import msgspec
+import msgspec.inspect as mi
+from msgspec import UnsetType
+
+from agent.api_models import (
+    Checkout,
+    CheckoutLine,
+    CommitRequest,
+    HoldRequest,
+    Hook,
+    IdentifyRequest,
+    RefundRequest,
+    RegisterRequest,
+    Request,
+    Required,
+    Says,
+)
+from agent.errors import AgentError, CartError, CatalogError, InputError
 from agent.model import Cart, CartLine
-from agent.money import MAX_CHEQUE_KOP
+from agent.results import CheckoutRequest
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from agent.results import MemberCard
 
 CatalogLookup = Callable[[str], tuple[str, str, str | None, int] | None]
 """sku -> (name, category, collection, price_kop) or None when the SKU is unknown."""
 
 
-CHECKOUT_FIELDS = frozenset(
-    {
-        "member_id",
-        "identify",
-        "identified_by",
-        "receipt_id",
-        "lines",
-        "redeem_points",
-        "coupon",
-        "cashier_id",
-        "shift_id",
-    }
-)
-"""Top-level fields of a quote / commit request (a hold adds ``ttl_s``, a POS API commit
-``hold_id``)."""
-LINE_FIELDS = frozenset(
-    {"line_no", "sku", "name", "category", "collection", "price_kop", "qty", "amount_kop", "sale"}
-)
-REFUND_FIELDS = frozenset({"refund_id", "receipt_id", "lines", "cashier_id", "shift_id"})
+class Till(Protocol):
+    """What a checkout request needs of the till service: the member behind a scan and
+    the catalogue (``agent.service.Agent`` is one)."""
+
+    def identify(self, text: str) -> MemberCard: ...
+
+    def catalog_lookup(self, sku: str) -> tuple[str, str, str | None, int] | None: ...
+
+
 REFUND_LINE_FIELDS = frozenset({"line_no", "qty"})
-REGISTER_FIELDS = frozenset(
-    {"phone", "first_name", "birthday", "consent_programme", "consent_marketing", "cashier_id"}
-)
-IDENTIFY_FIELDS = frozenset({"input"})
 
 
 BIDI_CONTROLS = frozenset(
@@ -158,20 +175,6 @@ def _json_kind_ru(value: Any) -> str:
     return "число"
 
 
-def optional_text(data: Mapping[str, Any], field: str, *, max_len: int = 128) -> str | None:
-    """A top-level optional text field: None when absent or null; refused naming the field
-    when it is not a string, is longer than ``max_len`` or has a ``text_fault``."""
-    return _str(data, field, "", max_len=max_len, error=InputError)
-
-
-def required_text(data: Mapping[str, Any], field: str, *, max_len: int = 128) -> str:
-    """A top-level text field that must be given (empty text is the callee's to judge)."""
-    value = _str(data, field, "", max_len=max_len, error=InputError)
-    if value is None:
-        raise InputError(f"{field}: is required", f"{field}: обязательное поле", field=field)
-    return value
-
-
 def _labels(path: str, line: int | None) -> tuple[str, str]:
     """How an error names a field: its JSON path, and for a cheque line also the line's
     1-based number (the same in both languages)."""
@@ -199,103 +202,147 @@ def check_fields(
         )
 
 
-def _field_error(where: str, field: str, en: str, ru: str, line: int | None = None) -> CartError:
-    label_en, label_ru = _labels(f"{where}{field}", line)
-    details: dict[str, Any] = {"field": field}
-    if line is not None:
-        details["line"] = line
-    return CartError(f"{label_en}: {en}", f"{label_ru}: {ru}", **details)
+M = TypeVar("M", bound=Request)
 
 
-def _int(
-    data: Mapping[str, Any],
-    field: str,
-    where: str,
-    *,
-    default: int | None = None,
-    lo: int = 0,
-    hi: int = MAX_CHEQUE_KOP,
-    line: int | None = None,
-) -> int:
-    value = data.get(field, default)
-    if value is None:
-        raise _field_error(where, field, "is required", "обязательное поле", line)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _field_error(
-            where,
-            field,
-            "must be a whole number (kopecks/units)",
-            "должно быть целым числом (копейки/штуки)",
-            line,
+def decode(data: Any, model: type[M]) -> M:
+    """``data`` (parsed JSON) as a ``model``; refused as the till's errors are worded
+    (``InputError`` or ``CartError``, bilingual, ``details.field`` naming the field)."""
+    try:
+        return msgspec.convert(data, model)
+    except msgspec.ValidationError:
+        pass
+    try:  # again in the order the fields are declared: the first fault in that order
+        msgspec.convert(_in_order(model, data), model)
+    except msgspec.ValidationError as e:
+        raise _explain(model, data, str(e)) from None
+    raise AssertionError("msgspec refused a request and then took it")  # pragma: no cover
+
+
+def _in_order(cls: type[Request], data: Any) -> Any:
+    """``data`` with the fields of each object (the request, its cheque lines) in the
+    order ``cls`` declares them; unknown ones last."""
+    if not isinstance(data, dict):
+        return data
+    shape = _shape(cls)
+    out = {name: data[name] for name in shape if name in data}
+    for name, value in out.items():
+        kind = _leaf(shape[name])
+        if isinstance(kind, mi.ListType) and isinstance(value, list):
+            item = _leaf(kind.item_type)
+            if isinstance(item, mi.StructType) and issubclass(item.cls, Request):
+                out[name] = [_in_order(item.cls, x) for x in value]
+    return out | {k: v for k, v in data.items() if k not in shape}
+
+
+def checkout_request(till: Till, data: Any) -> CheckoutRequest:
+    """A quote's (or a commit's without a hold) request; ``redeem_points`` absent: none."""
+    return _checkout(till, decode(data, Checkout), 0)
+
+
+def hold_request(till: Till, data: Any, ttl_s: int) -> tuple[CheckoutRequest, int]:
+    """A hold's cheque and its time to live in seconds (``ttl_s`` when not given)."""
+    req = decode(data, HoldRequest)
+    return _checkout(till, req, 0), ttl_s if isinstance(req.ttl_s, UnsetType) else req.ttl_s
+
+
+def commit_request(till: Till, data: Any) -> tuple[CheckoutRequest, str | None]:
+    """A commit's cheque and its ``hold_id`` (None: no hold). With a hold and no
+    ``redeem_points``, the request's ``redeem_points`` is None: what the hold reserved."""
+    req = decode(data, CommitRequest)
+    return _checkout(till, req, None if req.hold_id is not None else 0), req.hold_id
+
+
+def identify_input(data: Any) -> str:
+    """The scan or phone of an identify request."""
+    return decode(data, IdentifyRequest).input
+
+
+class RegisterArgs(TypedDict):
+    """The keyword arguments of ``Agent.register`` a registration request gives."""
+
+    phone: str
+    first_name: str
+    birthday: date | None
+    consent_programme: bool
+    consent_marketing: bool
+    cashier_id: str | None
+
+
+def register_args(data: Any) -> RegisterArgs:
+    """A registration request; an absent phone or name is empty (the service names it)."""
+    req = decode(data, RegisterRequest)
+    return RegisterArgs(
+        phone=req.phone or "",
+        first_name=req.first_name or "",
+        birthday=birthday_from_json(req.birthday),
+        consent_programme=req.consent_programme,
+        consent_marketing=req.consent_marketing,
+        cashier_id=req.cashier_id,
+    )
+
+
+class RefundArgs(TypedDict):
+    """The arguments of ``Agent.refund`` a refund request gives (lines: line_no -> qty)."""
+
+    refund_id: str
+    receipt_id: str
+    lines: dict[int, int]
+    cashier_id: str | None
+    shift_id: str | None
+
+
+def refund_args(data: Any) -> RefundArgs:
+    """A refund request; absent ids are empty (the service names them)."""
+    req = decode(data, RefundRequest)
+    return RefundArgs(
+        refund_id=req.refund_id or "",
+        receipt_id=req.receipt_id or "",
+        lines=refund_lines_from_json(data.get("lines")),
+        cashier_id=req.cashier_id,
+        shift_id=req.shift_id,
+    )
+
+
+def _checkout(till: Till, req: Checkout, redeem_default: int | None) -> CheckoutRequest:
+    member_id, identified_by = req.member_id, req.identified_by or "api"
+    if member_id is None and req.identify is not None:
+        card = till.identify(req.identify)
+        member_id, identified_by = card.member_id, card.identified_by
+    if member_id is None:
+        raise InputError(
+            "member_id (or identify) is required", "не указан участник", field="member_id"
         )
-    if not lo <= value <= hi:
-        raise _field_error(
-            where, field, f"must be between {lo} and {hi}", f"должно быть от {lo} до {hi}", line
-        )
-    return value
-
-
-def _str(
-    data: Mapping[str, Any],
-    field: str,
-    where: str,
-    default: str | None = None,
-    max_len: int = 128,
-    line: int | None = None,
-    error: type[InputError] = CartError,
-) -> str | None:
-    value = data.get(field, default)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > max_len:
-        kind = "must be a string" if not isinstance(value, str) else "is too long"
-        kind_ru = "должно быть строкой" if not isinstance(value, str) else "слишком длинное"
-        fail = _field_error(
-            where,
-            field,
-            f"{kind} (text up to {max_len} characters)",
-            f"{kind_ru} (текст до {max_len} символов)",
-            line,
-        )
-        raise error(fail.message_en, fail.message_ru, **fail.details)
-    fault = text_fault(value)
-    if fault:
-        fail = _field_error(where, field, *fault, line)
-        raise error(fail.message_en, fail.message_ru, **fail.details)
-    return value
+    redeem = req.redeem_points
+    return CheckoutRequest(
+        member_id,
+        _cart(req, till.catalog_lookup),
+        redeem_default if isinstance(redeem, UnsetType) else redeem,
+        req.coupon,
+        req.cashier_id,
+        req.shift_id,
+        identified_by,
+    )
 
 
 def cart_from_json(data: Any, catalog: CatalogLookup | None = None) -> Cart:
-    """Parse ``{"receipt_id": ..., "lines": [...]}``; a line without a category is looked up
-    in the till's catalogue by SKU (unknown SKU -> ``CatalogError``)."""
+    """Parse ``{"receipt_id": ..., "lines": [...]}`` (the cart fields of a checkout
+    request); a line without a category is looked up in the till's catalogue by SKU
+    (unknown SKU -> ``CatalogError``)."""
     if not isinstance(data, Mapping):
         raise CartError("request must be a JSON object", "запрос должен быть объектом JSON")
-    receipt_id = _str(data, "receipt_id", "", max_len=64)
-    if not receipt_id:
-        raise _field_error("", "receipt_id", "is required", "обязательное поле")
-    raw_lines = data.get("lines")
-    if not isinstance(raw_lines, list):
-        raise _field_error(
-            "", "lines", "must be a list of cheque lines", "должно быть списком позиций"
-        )
+    cart = {"receipt_id": data.get("receipt_id"), "lines": data.get("lines")}
+    return _cart(decode(cart, Checkout), catalog)
+
+
+def _cart(req: Checkout, catalog: CatalogLookup | None) -> Cart:
     lines = []
-    for index, raw in enumerate(raw_lines):
+    for index, raw in enumerate(req.lines):
         where, n = f"lines[{index}].", index + 1
-        if not isinstance(raw, Mapping):
-            en, ru = _labels(f"lines[{index}]", n)
-            raise CartError(f"{en}: must be an object", f"{ru}: должна быть объектом JSON", line=n)
-        check_fields(raw, LINE_FIELDS, where, line=n)
-        sku = _str(raw, "sku", where, max_len=64, line=n) or ""
-        if not sku:
-            raise _field_error(
-                where, "sku", "is required (1-64 characters)", "обязательное поле", n
-            )
-        category = _str(raw, "category", where, max_len=64, line=n)
-        name = _str(raw, "name", where, line=n)
-        collection = _str(raw, "collection", where, max_len=64, line=n)
-        price = raw.get("price_kop")
+        sku, category, name, collection = raw.sku, raw.category, raw.name, raw.collection
+        price = raw.price_kop
         if category is None:
-            found = catalog(sku) if catalog and sku else None
+            found = catalog(sku) if catalog else None
             if found is None:
                 en, ru = _labels(f"{where}sku", n)
                 raise CatalogError(
@@ -311,41 +358,217 @@ def cart_from_json(data: Any, catalog: CatalogLookup | None = None) -> Cart:
             category = found[1]
             collection = collection if collection is not None else found[2]
             price = price if price is not None else found[3]
-        qty = _int(raw, "qty", where, default=1, lo=1, hi=10_000, line=n)
-        price_kop = _int({"price_kop": price}, "price_kop", where, line=n)
-        amount = _int(
-            raw, "amount_kop", where, default=price_kop * qty, hi=MAX_CHEQUE_KOP * 10, line=n
-        )
-        sale = raw.get("sale", False)
-        if not isinstance(sale, bool):
-            raise _field_error(where, "sale", "must be true or false", "должно быть true/false", n)
+        if price is None:
+            raise _field_error(
+                f"{where}price_kop", "price_kop", "is required", "обязательное поле", n
+            )
+        amount = raw.amount_kop
+        if isinstance(amount, UnsetType):
+            amount = price * raw.qty
+            hi = _bounds(CheckoutLine, "amount_kop")[1]
+            if amount > hi:
+                raise _field_error(
+                    f"{where}amount_kop",
+                    "amount_kop",
+                    f"must be between 0 and {hi}",
+                    f"должно быть от 0 до {hi}",
+                    n,
+                )
         lines.append(
             CartLine(
-                line_no=_int(raw, "line_no", where, default=n, lo=1, hi=100_000, line=n),
+                line_no=n if isinstance(raw.line_no, UnsetType) else raw.line_no,
                 sku=sku,
                 name=name or sku,
                 category=category,
-                price_kop=price_kop,
-                qty=qty,
+                price_kop=price,
+                qty=raw.qty,
                 amount_kop=amount,
-                sale=sale,
+                sale=raw.sale,
                 collection=collection,
             )
         )
-    return Cart(receipt_id, tuple(lines))
+    return Cart(req.receipt_id, tuple(lines))
 
 
-def redeem_from_json(data: Mapping[str, Any]) -> int | Literal["max"]:
-    value = data.get("redeem_points", 0)
-    if value == "max":
-        return "max"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(
-            'redeem_points: must be a whole number or "max"',
-            'списание бонусов: целое число или "max"',
-            field="redeem_points",
+# ---------------------------------------------------------------- msgspec's refusals told
+
+_AT = re.compile(r"(.*?)(?: - at `\$(.*)`)?", re.S)
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_NAMED = re.compile(r"Object (?:missing required|contains unknown) field `(.*)`")
+
+
+@cache
+def _shape(cls: type[Request]) -> dict[str, mi.Type]:
+    """Field name -> the field's type, as msgspec describes it (constraints included)."""
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return {f.name: f.type for f in info.fields}
+
+
+@cache
+def _required(cls: type[Request]) -> tuple[str, ...]:
+    """The fields ``cls`` requires, in their declared order."""
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return tuple(f.name for f in info.fields if f.required)
+
+
+def _leaf(t: mi.Type) -> mi.Type:
+    """The type a value of ``t`` has when it is given (no Meta wrapper, not None; msgspec
+    leaves an unset default out of the union)."""
+    while True:
+        if isinstance(t, mi.Metadata):
+            t = t.type
+        elif isinstance(t, mi.UnionType):
+            t = next(m for m in t.types if not isinstance(m, mi.NoneType))
+        else:
+            return t
+
+
+def _bounds(cls: type[Request], name: str) -> tuple[int, int]:
+    t = _leaf(_shape(cls)[name])
+    assert isinstance(t, mi.IntType) and t.ge is not None and t.le is not None
+    return t.ge, t.le
+
+
+def _field_error(
+    path: str, field: str, en: str, ru: str, line: int | None, error: type[InputError] = CartError
+) -> InputError:
+    label_en, label_ru = _labels(path, line)
+    details: dict[str, Any] = {"field": field}
+    if line is not None:
+        details["line"] = line
+    return error(f"{label_en}: {en}", f"{label_ru}: {ru}", **details)
+
+
+def _explain(model: type[Request], data: Any, reason_at: str) -> AgentError:
+    """The till's error for msgspec's refusal ``reason_at`` (``"<reason> - at
+    `$.lines[1].qty`"``) of ``data`` as a ``model``."""
+    match = _AT.fullmatch(reason_at)
+    assert match is not None
+    reason, at = match.group(1), match.group(2) or ""
+    path: list[str | int] = [
+        name or (-1 if index == "..." else int(index)) for name, index in _SEGMENT.findall(at)
+    ]
+    return _explain_at(model, request_object(data), "", None, reason, path)
+
+
+def _explain_at(
+    cls: type[Request],
+    raw: dict[str, Any],
+    where: str,
+    line: int | None,
+    reason: str,
+    path: list[str | int],
+) -> AgentError:
+    """Walk down ``path`` from the object ``raw`` (a ``cls`` at ``where``): an unknown
+    field of any object on the way is named first (a typo is worse than a bad value),
+    then the faulty field with its own wording (``cls.faults``) or the generic one of
+    its type and bounds."""
+    check_fields(raw, _shape(cls), f"{where}." if where else "", line=line)
+    if not path:  # the object itself: a required field is missing
+        named = _NAMED.fullmatch(reason)
+        if named is None:
+            return _unexplained(where, reason)
+        name = named.group(1)
+        return _field_fault(cls, name, f"{where}.{name}" if where else name, line, reason)
+    name, rest = path[0], path[1:]
+    if not isinstance(name, str):
+        return _unexplained(where, reason)
+    for before in _required(cls):  # msgspec names a missing field last, the order first
+        if before == name:
+            break
+        if before not in raw:
+            missing = f"{where}.{before}" if where else before
+            return _field_fault(cls, before, missing, line, "Object missing required field")
+    field_path = f"{where}.{name}" if where else name
+    rule = cls.faults.get(name)
+    if isinstance(rule, Hook):
+        _hook(rule, raw, name)
+    if not rest:
+        return _field_fault(cls, name, field_path, line, reason)
+    index, rest = rest[0], rest[1:]
+    kind = _leaf(_shape(cls)[name])
+    struct = _leaf(kind.item_type) if isinstance(kind, mi.ListType) else None
+    if not (
+        isinstance(index, int)
+        and index >= 0
+        and isinstance(struct, mi.StructType)
+        and issubclass(struct.cls, Request)
+    ):
+        return _unexplained(field_path, reason)
+    item, item_path = raw[name][index], f"{field_path}[{index}]"
+    item_line = index + 1 if struct.cls.numbered else None
+    if not isinstance(item, dict):
+        en, ru = _labels(item_path, item_line)
+        return CartError(
+            f"{en}: must be an object", f"{ru}: должна быть объектом JSON", line=item_line
         )
-    return value
+    return _explain_at(struct.cls, item, item_path, item_line, reason, rest)
+
+
+def _field_fault(
+    cls: type[Request], name: str, path: str, line: int | None, reason: str
+) -> AgentError:
+    """The error for the field ``name`` of a ``cls`` msgspec refused with ``reason``."""
+    rule = cls.faults.get(name)
+    if isinstance(rule, Says):
+        if not rule.labelled:
+            return rule.error(rule.en, rule.ru, field=name)
+        return _field_error(path, name, rule.en, rule.ru, line, rule.error)
+    error = rule if isinstance(rule, type) else cls.error
+    kind = _leaf(_shape(cls)[name])
+    if (
+        reason.startswith("Object missing")
+        or reason.endswith("got `null`")
+        or "length >=" in reason
+    ):
+        missing = (
+            rule if isinstance(rule, Required) else Required("is required", "обязательное поле")
+        )
+        en, ru = missing.en, missing.ru
+    elif isinstance(kind, mi.IntType):
+        if re.match(r"Expected `int` [<>]", reason):
+            en, ru = (
+                f"must be between {kind.ge} and {kind.le}",
+                f"должно быть от {kind.ge} до {kind.le}",
+            )
+        else:
+            en, ru = (
+                "must be a whole number (kopecks/units)",
+                "должно быть целым числом (копейки/штуки)",
+            )
+    elif isinstance(kind, mi.StrType):
+        size = kind.max_length
+        if "length <=" in reason:
+            en, ru = (
+                f"is too long (text up to {size} characters)",
+                f"слишком длинное (текст до {size} символов)",
+            )
+        else:
+            en, ru = (
+                f"must be a string (text up to {size} characters)",
+                f"должно быть строкой (текст до {size} символов)",
+            )
+    else:
+        return _unexplained(path, reason)
+    return _field_error(path, name, en, ru, line, error)
+
+
+def _hook(rule: Hook, raw: dict[str, Any], name: str) -> None:
+    """Let the field's own parser refuse the raw value (it raises when it does)."""
+    if rule.name == "flag":
+        flag_from_json(raw, name)
+    elif rule.name == "birthday":
+        birthday_from_json(raw.get(name))
+    else:
+        refund_lines_from_json(raw.get(name))
+
+
+def _unexplained(where: str, reason: str) -> InputError:
+    """A refusal no wording above covers: msgspec's reason, in English."""
+    name = where or "request"
+    return InputError(f"{name}: {reason}", f"{where or 'запрос'}: неверное значение", field=name)
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

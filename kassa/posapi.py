@@ -3,8 +3,10 @@
 A till's POS calls, for one cheque: ``identify`` -> ``quote`` (or ``holds``, to reserve
 the points while the customer pays) -> ``commit`` (idempotent by the POS cheque id) or
 ``holds/{id}/cancel``; later ``refund``. Amounts are integer kopecks (``*_kop``), points
-integers. Request bodies have the same shapes as the ``kassa`` JSON CLI (both parse them
-with ``agent.requests`` through ``kassa.cli``'s helpers).
+integers. Request bodies have the same shapes as the ``kassa`` JSON CLI: both decode them
+with ``agent.requests`` into the models of ``agent.api_models``, from which the OpenAPI
+document served at ``/openapi.json`` is generated (``OPERATIONS``, ``sync.openapi``). Each
+handler parses its request, calls one method of the till service and presents the answer.
 
 Security: every route but ``/openapi.json`` needs ``Authorization: Bearer <token>`` (401
 otherwise, compared in constant time); bodies over ``max_body_bytes`` get 413 before they
@@ -36,7 +38,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agent import holds, printq
+from agent import holds
+from agent.api_models import (
+    Checkout,
+    CommitRequest,
+    ErrorBody,
+    HoldRequest,
+    IdentifyRequest,
+    RefundRequest,
+    RegisterRequest,
+)
 from agent.codec import to_plain
 from agent.errors import (
     AgentError,
@@ -45,17 +56,34 @@ from agent.errors import (
     NotFoundError,
     StoreError,
 )
-from agent.limits import LINE_MAX_KOP
 from agent.model import Quote
-from agent.requests import text_fault
+from agent.requests import (
+    checkout_request,
+    commit_request,
+    hold_request,
+    identify_input,
+    refund_args,
+    register_args,
+    text_fault,
+)
+from agent.results import (
+    CommitResult,
+    Hold,
+    MemberCard,
+    RefundOutcome,
+    Registration,
+    Reprint,
+    SlipView,
+    TillStatus,
+)
 from agent.service import Agent
 from agent.version import version
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
+from sync.openapi import Operation, Param, document
 
 log = logging.getLogger("kassa.posapi")
 
 API_VERSION = 1
-MAX_TEXT = 256
 MAX_DEPTH = 8
 
 
@@ -211,38 +239,6 @@ def _check_text(value: Any, where: str, depth: int = 0) -> None:
             _check_text(v, f"{where}[{i}]", depth + 1)
 
 
-_OPTIONAL_TEXT = (
-    "member_id",
-    "identify",
-    "identified_by",
-    "coupon",
-    "cashier_id",
-    "shift_id",
-    "hold_id",
-    "refund_id",
-    "receipt_id",
-    "phone",
-    "first_name",
-    "birthday",
-    "input",
-    "consent_text_version",
-)
-
-
-def _object(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InputError("request must be a JSON object", "запрос должен быть объектом JSON")
-    for key in _OPTIONAL_TEXT:
-        value = data.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
-            raise InputError(
-                f"{key}: must be text up to {MAX_TEXT} characters",
-                f"{key}: должно быть строкой до {MAX_TEXT} символов",
-                field=key,
-            )
-    return data
-
-
 def quote_json(q: Quote) -> dict[str, Any]:
     """A quote as JSON plus the totals a fiscal receipt needs: per line the discount and
     what is left to pay, and the cheque's discounts and payable amount (kopecks)."""
@@ -289,7 +285,6 @@ def create_app(
     the POS the next scan read by a serial scanner attached to the agent;
     ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once;
     ``metrics`` adds ``GET /metrics`` (Prometheus text, no token: counts only, no data)."""
-    from kassa.cli.till import _checkout, _identify, _refund, _register
     from sync.protocol import strict_json
 
     if len(token) < 16:
@@ -405,24 +400,15 @@ def create_app(
         return Response(spec_body, media_type="application/json")
 
     async def status(request: Request) -> Any:
-        def run() -> dict[str, Any]:
-            off = agent.offline_status()
-            return {
-                "ok": True,
-                "api_version": API_VERSION,
-                "version": version(),
-                "terminal_id": agent.terminal_id,
-                "rules_version": agent.programme().version,
-                "online": off.online,
-                "enrolled": agent.store.meta("sync_token") is not None,
-                "last_contact": off.last_contact,
-                "events_waiting": off.events_waiting,
-                "holds_active": holds.active_count(agent.store, agent.clock.now()),
-                "print_queue": printq.queue_depth(agent.store),
-                "printer": printer_status() if printer_status else None,
-            }
-
-        return await call(run)
+        till = to_plain(await call(agent.status))
+        printer = printer_status() if printer_status else None
+        return {
+            "ok": True,
+            "api_version": API_VERSION,
+            "version": version(),
+            **till,
+            "printer": printer,
+        }
 
     async def live(request: Request) -> Any:
         """Liveness for store monitoring: the agent answers. Public, no data, no store."""
@@ -435,87 +421,55 @@ def create_app(
                 Gauge("online", "1 while the back office answers, else 0.", int(off.online)),
                 Gauge("events_waiting", "Journal events not yet sent.", off.events_waiting),
                 Gauge(
-                    "print_queue_jobs",
-                    "Slips waiting for the printer.",
-                    printq.queue_depth(agent.store),
+                    "print_queue_jobs", "Slips waiting for the printer.", agent.print_queue_depth()
                 ),
-                Gauge(
-                    "holds_active",
-                    "Points holds in force.",
-                    holds.active_count(agent.store, agent.clock.now()),
-                ),
+                Gauge("holds_active", "Points holds in force.", agent.holds_active()),
             ]
 
         text = exposition(counter, await call(gauges), version())
         return Response(text, media_type=CONTENT_TYPE)
 
     async def identify(request: Request) -> Any:
-        data = _object(await body_json(request))
-        return await call(lambda: _identify(agent, data))
+        data = await body_json(request)
+        return await call(lambda: agent.identify(identify_input(data)))
 
     async def card(request: Request) -> Any:
         member_id = request.path_params["member_id"]
         return await call(lambda: agent.card(member_id))
 
     async def register(request: Request) -> Any:
-        data = _object(await body_json(request))
-        return await call(lambda: _register(agent, data))
+        data = await body_json(request)
+        return await call(lambda: agent.register(**register_args(data)))
 
     async def quote(request: Request) -> Any:
-        data = _object(await body_json(request))
-        return await call(lambda: agent.quote(_checkout(agent, data)))
+        data = await body_json(request)
+        return await call(lambda: agent.quote(checkout_request(agent, data)))
 
     async def place_hold(request: Request) -> Any:
-        data = _object(await body_json(request))
-        ttl = data.get("ttl_s", hold_ttl_s)
-        return await call(
-            lambda: holds.place(agent, _checkout(agent, data, frozenset({"ttl_s"})), ttl)
-        )
+        data = await body_json(request)
+        return await call(lambda: agent.place_hold(*hold_request(agent, data, hold_ttl_s)))
 
     async def get_hold(request: Request) -> Any:
         hold_id = request.path_params["hold_id"]
-        return await call(lambda: holds.get(agent.store, hold_id, agent.clock.now()))
+        return await call(lambda: agent.get_hold(hold_id))
 
     async def cancel_hold(request: Request) -> Any:
         hold_id = request.path_params["hold_id"]
-        return await call(lambda: holds.cancel(agent.store, hold_id, agent.clock.now()))
+        return await call(lambda: agent.cancel_hold(hold_id))
+
+    def printed(result: Any) -> Any:
+        """Wake the print worker for a slip just queued (not for a retried call's)."""
+        if on_print is not None and not getattr(result, "duplicate", False):
+            on_print()
+        return result
 
     async def commit(request: Request) -> Any:
-        data = _object(await body_json(request))
-
-        def run() -> Any:
-            hold_id = data.get("hold_id")
-            if hold_id is not None and not (isinstance(hold_id, str) and 0 < len(hold_id) <= 64):
-                raise InputError(
-                    "hold_id: must be the hold id text from POST /v1/holds",
-                    "hold_id: номер резерва из POST /v1/holds",
-                    field="hold_id",
-                )
-            body = data
-            if hold_id is not None and "redeem_points" not in data:
-                # Spend what the hold reserved unless the POS says otherwise.
-                held = holds.get(agent.store, hold_id, agent.clock.now())
-                body = {**data, "redeem_points": held.points}
-            req = _checkout(agent, body, frozenset({"hold_id"}))
-            if isinstance(hold_id, str):
-                holds.check_cheque(agent.store, hold_id, req)  # 409: not the held cheque
-            result = agent.commit(req, hold_id)
-            if on_print is not None and not result.duplicate:
-                on_print()
-            return result
-
-        return await call(run)
+        data = await body_json(request)
+        return await call(lambda: printed(agent.commit(*commit_request(agent, data))))
 
     async def refund(request: Request) -> Any:
-        data = _object(await body_json(request))
-
-        def run() -> Any:
-            result = _refund(agent, data)
-            if on_print is not None and not result.duplicate:
-                on_print()
-            return result
-
-        return await call(run)
+        data = await body_json(request)
+        return await call(lambda: printed(agent.refund(**refund_args(data))))
 
     def job_id_of(request: Request) -> int:
         text = request.path_params["job_id"]
@@ -532,60 +486,39 @@ def create_app(
         return int(text)
 
     async def slip(request: Request) -> Any:
-        from agent.slip import slip_text
-
         job_id = job_id_of(request)
-        width_text = request.query_params.get("width", "42")
-        if width_text not in ("32", "42", "48"):
-            raise InputError("width: must be 32, 42 or 48", "ширина: 32, 42 или 48", field="width")
-        width = int(width_text)
-
-        def run() -> Any:
-            job = printq.get_job(agent.store, job_id)
-            return {
-                "job_id": job_id,
-                "receipt_id": job.receipt_id,
-                "kind": job.kind,
-                "status": job.status,
-                "width": width,
-                "text": slip_text(job.slip, width),
-            }
-
-        return await call(run)
+        width = request.query_params.get("width", "42")
+        size = int(width) if width.isdecimal() and width.isascii() and len(width) < 4 else 0
+        return await call(lambda: agent.slip(job_id, size))
 
     async def print_slip(request: Request) -> Any:
         job_id = job_id_of(request)
-
-        def run() -> Any:
-            new_id = printq.enqueue_copy(agent.store, job_id, agent.clock.now())
-            if on_print is not None:
-                on_print()
-            return {"job_id": new_id, "copy_of": job_id, "queued": True}
-
-        return await call(run)
+        return await call(lambda: printed(agent.reprint(job_id)))
 
     async def next_scan(request: Request) -> Any:
         return {"scan": take_scan() if take_scan else None}
 
-    # The router tries the routes in order (a regex match each): the calls of every cheque
-    # first. No two paths overlap, so the order changes nothing else.
+    handlers: dict[str, Callable[[Request], Awaitable[Any]]] = {
+        "quote": quote,
+        "commit": commit,
+        "identify": identify,
+        "place_hold": place_hold,
+        "next_scan": next_scan,
+        "refund": refund,
+        "register": register,
+        "card": card,
+        "get_hold": get_hold,
+        "cancel_hold": cancel_hold,
+        "slip": slip,
+        "print_slip": print_slip,
+        "status": status,
+        "live": live,
+    }
     routes = [
-        Route("/v1/quote", guarded(quote), methods=["POST"]),
-        Route("/v1/commit", guarded(commit), methods=["POST"]),
-        Route("/v1/identify", guarded(identify), methods=["POST"]),
-        Route("/v1/holds", guarded(place_hold), methods=["POST"]),
-        Route("/v1/scans/next", guarded(next_scan), methods=["GET"]),
-        Route("/v1/refund", guarded(refund), methods=["POST"]),
-        Route("/v1/members", guarded(register), methods=["POST"]),
-        Route("/v1/members/{member_id}", guarded(card), methods=["GET"]),
-        Route("/v1/holds/{hold_id}", guarded(get_hold), methods=["GET"]),
-        Route("/v1/holds/{hold_id}/cancel", guarded(cancel_hold), methods=["POST"]),
-        Route("/v1/slips/{job_id}", guarded(slip), methods=["GET"]),
-        Route("/v1/slips/{job_id}/print", guarded(print_slip), methods=["POST"]),
-        Route("/v1/status", guarded(status), methods=["GET"]),
-        Route("/v1/live", guarded(live, public=True), methods=["GET"]),
-        Route("/openapi.json", guarded(spec, public=True), methods=["GET"]),
+        Route(op.path, guarded(handlers[name], public=not op.auth), methods=[op.method])
+        for name, op in OPERATIONS.items()
     ]
+    routes.append(Route("/openapi.json", guarded(spec, public=True), methods=["GET"]))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         """Router answers (unknown path, wrong method) in the documented JSON format."""
@@ -627,259 +560,137 @@ def create_app(
     return app
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+ERRORS = {
+    400: "bad input (names the field); nothing written",
+    401: "missing or wrong token",
+    404: "member, receipt, hold or slip not found",
+    405: "method not allowed on this path (the Allow header lists the methods)",
+    409: "same id with other contents, hold not usable, or not the held cheque",
+    413: "body too large",
+    429: "rate limited; retry after the Retry-After header's seconds",
+    503: "store unavailable, or agent overloaded (Retry-After); nothing written",
+}
+
+
+STATUS = {
+    "allOf": [
+        {"$ref": "#/components/schemas/TillStatus"},
+        {
+            "type": "object",
+            "properties": {
+                "ok": {"const": True},
+                "api_version": {"type": "integer"},
+                "version": {"type": "string"},
+                "printer": {
+                    "anyOf": [{"type": "object"}, {"type": "null"}],
+                    "description": "the print worker's report; null when the agent prints "
+                    "nothing itself",
+                },
+            },
+            "required": ["ok", "api_version", "version", "printer"],
+        },
+    ]
+}
+"""``GET /v1/status``: the till at a glance (``TillStatus``), the API and software
+versions and the print worker's report."""
+
+
+def _op(
+    method: str, path: str, summary: str, request: Any, response: Any, **more: Any
+) -> Operation:
+    return Operation(method, path, summary, request, response, ERRORS, **more)
+
+
+# The router tries the routes in this order (a regex match each): the calls of every cheque
+# first. No two paths overlap, so the order changes nothing else.
+OPERATIONS: dict[str, Operation] = {
+    "quote": _op("POST", "/v1/quote", "score a cheque; writes nothing", Checkout, Quote),
+    "commit": _op(
+        "POST",
+        "/v1/commit",
+        "commit a cheque, idempotent by receipt_id",
+        CommitRequest,
+        CommitResult,
+    ),
+    "identify": _op(
+        "POST", "/v1/identify", "find a member by scan or phone", IdentifyRequest, MemberCard
+    ),
+    "place_hold": _op(
+        "POST", "/v1/holds", "reserve points for a cheque in progress", HoldRequest, Hold
+    ),
+    "next_scan": _op(
+        "GET",
+        "/v1/scans/next",
+        "the next scan from the agent's serial scanner, or null",
+        None,
+        {
+            "type": "object",
+            "properties": {"scan": {"anyOf": [{"type": "object"}, {"type": "null"}]}},
+            "required": ["scan"],
+        },
+    ),
+    "refund": _op(
+        "POST", "/v1/refund", "refund lines, idempotent by refund_id", RefundRequest, RefundOutcome
+    ),
+    "register": _op(
+        "POST", "/v1/members", "register a member with consent", RegisterRequest, Registration
+    ),
+    "card": _op("GET", "/v1/members/{member_id}", "member card", None, MemberCard),
+    "get_hold": _op("GET", "/v1/holds/{hold_id}", "a hold and its status", None, Hold),
+    "cancel_hold": _op("POST", "/v1/holds/{hold_id}/cancel", "release a hold (void)", None, Hold),
+    "slip": _op(
+        "GET",
+        "/v1/slips/{job_id}",
+        "slip text for the POS to print itself",
+        None,
+        SlipView,
+        params=(
+            Param("job_id"),
+            Param("width", "query", {"type": "string", "enum": ["32", "42", "48"]}, False),
+        ),
+    ),
+    "print_slip": _op("POST", "/v1/slips/{job_id}/print", "print a copy of a slip", None, Reprint),
+    "status": _op("GET", "/v1/status", "agent status: online, queue, printer, holds", None, STATUS),
+    "live": Operation(
+        "GET",
+        "/v1/live",
+        "liveness for monitoring: the agent answers (no token, no data)",
+        response={"type": "object", "properties": {"ok": {"const": True}}, "required": ["ok"]},
+        auth=False,
+        description="alive",
+    ),
+}
+"""Every route of the POS API but ``/openapi.json`` and ``/metrics``: handler name ->
+what it takes and answers (the document's source)."""
+
+FISCAL_TOTALS = {
+    "Quote": (
+        "points_discount_kop",
+        "coupon_discount_kop",
+        "discount_kop",
+        "payable_kop",
+        "total_earned",
+    ),
+    "QuoteLine": ("discount_kop", "payable_kop"),
+}
+"""What ``quote_json`` adds to a quote and its lines, beside their fields (kopecks; the
+quote's ``total_earned`` in points)."""
 
 
 def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document served at ``/openapi.json`` (the integrator's contract)."""
-    text = {"type": "string", "maxLength": 64}
-    ident = {"type": "string", "minLength": 1, "maxLength": 64}
-    line = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "line_no": {"type": "integer", "minimum": 1, "maximum": 100_000},
-            "sku": {
-                **ident,
-                "description": "article; a line without category must name a SKU of the "
-                "till catalogue (else 400 unknown SKU)",
-            },
-            "name": {"type": "string", "maxLength": 128},
-            "category": text,
-            "collection": text,
-            "price_kop": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": LINE_MAX_KOP,
-                "description": "unit price, kopecks; price x qty at most 1 000 000 ₽ a line "
-                "and the lines at most 10 000 000 ₽ a cheque (400 cheque_limit)",
-            },
-            "qty": {"type": "integer", "minimum": 1, "maximum": 10000},
-            "amount_kop": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": LINE_MAX_KOP,
-                "description": "line total after POS discounts, kopecks (default price*qty)",
-            },
-            "sale": {"type": "boolean"},
-        },
-        "required": ["sku"],
-    }
-    # What a scan or a typed entry may look like (agent.identify): an app QR token
-    # (``KM1:...``, optionally after an AIM prefix such as ``]Q1``), a 13-digit member code
-    # (spaces/dashes allowed) or a phone. A phone that is not a valid number, a code with a
-    # wrong check digit or an expired token are schema-valid and get 400 naming the reason.
-    identify_input = {
-        "type": "string",
-        "description": "app QR token, 13-digit member code, or phone (a scan typed in the "
-        "Russian keyboard layout is repaired)",
-        "anyOf": [
-            {
-                "maxLength": 256,
-                "pattern": r"^\s*(\][A-Za-z][0-9A-Za-z])?\s*[Kk][A-Za-z][0-9]:\S+\s*$",
-            },
-            {  # member code: 13 digits, spaces or dashes between groups
-                "maxLength": 40,
-                "pattern": r"^\s*(\][A-Za-z][0-9A-Za-z])?\s*([0-9][ \-]?){12}[0-9]\s*$",
-            },
-            {  # phone: +E.164 up to 15 digits, or a Russian number of at most 11 digits
-                "maxLength": 32,
-                "pattern": r"^\s*(\+[\s\-.()]*([0-9][\s\-.()]*){4,15}"
-                r"|[\s\-.()]*([0-9][\s\-.()]*){4,11})$",
-            },
-        ],
-    }
-    checkout_props: dict[str, Any] = {
-        "receipt_id": {**ident, "description": "the POS cheque id"},
-        "member_id": ident,
-        "identify": {**identify_input, "description": "instead of member_id: scan or phone"},
-        "identified_by": {"type": "string", "maxLength": 32},
-        "redeem_points": {
-            "oneOf": [{"type": "integer", "minimum": 0}, {"const": "max"}],
-            "description": 'points to spend, or "max" (more than spendable: 400)',
-        },
-        "coupon": {"type": "string", "maxLength": 256},
-        "cashier_id": text,
-        "shift_id": text,
-        "lines": {"type": "array", "items": line, "maxItems": 200},
-    }
-
-    def request(props: dict[str, Any], required: list[str], what: str) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "description": f"{what}; an unknown field is refused (400 naming it)",
-            "additionalProperties": False,
-            "required": required,
-            "properties": props,
-        }
-
-    checkout = request(checkout_props, ["receipt_id", "lines"], "a cheque")
-    hold_req = request(
-        {**checkout_props, "ttl_s": {"type": "integer", "minimum": 10, "maximum": 86400}},
-        ["receipt_id", "lines"],
-        "a cheque to hold points for",
+    """The OpenAPI 3.1 document served at ``/openapi.json`` (the integrator's contract),
+    generated from ``OPERATIONS`` and the request and answer types."""
+    doc = document(
+        OPERATIONS.values(),
+        title="Kassa local POS API",
+        version=f"{API_VERSION}",
+        description="Loyalty at the till: identify, quote, hold, commit, refund. Amounts in "
+        "kopecks, points as integers. Loopback only by default.",
+        error=ErrorBody,
+        extra_types=[TillStatus],
     )
-    commit_req = request(
-        {
-            **checkout_props,
-            "hold_id": {
-                **ident,
-                "description": "from POST /v1/holds; the cheque must be the held one (else 409)",
-            },
-        },
-        ["receipt_id", "lines"],
-        "a cheque to commit",
-    )
-    refund_req = request(
-        {
-            "refund_id": {**ident, "description": "the POS refund id"},
-            "receipt_id": ident,
-            "lines": {
-                "type": "object",
-                "minProperties": 1,
-                "propertyNames": {"pattern": "^[1-9][0-9]{0,5}$"},
-                "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 10000},
-                "description": 'line number -> quantity returned, e.g. {"2": 1} (a line '
-                "or quantity the cheque does not have: 400)",
-            },
-            "cashier_id": text,
-            "shift_id": text,
-        },
-        ["refund_id", "receipt_id", "lines"],
-        "a refund",
-    )
-    register_req = request(
-        {
-            "phone": {"type": "string", "minLength": 1, "maxLength": 32},
-            "first_name": {"type": "string", "minLength": 1, "maxLength": 60},
-            "birthday": {"type": "string", "format": "date"},
-            "consent_programme": {
-                "const": True,
-                "description": "the member's consent to the programme: required, must be true",
-            },
-            "consent_marketing": {"type": "boolean"},
-            "cashier_id": text,
-        },
-        ["phone", "first_name", "consent_programme"],
-        "a new member",
-    )
-    identify_req = request({"input": identify_input}, ["input"], "a scan or phone")
-    obj = {"type": "object"}
-    errors = {
-        str(code): {
-            "description": what,
-            "content": {"application/json": {"schema": _ref("Error")}},
-        }
-        for code, what in (
-            (400, "bad input (names the field); nothing written"),
-            (401, "missing or wrong token"),
-            (404, "member, receipt, hold or slip not found"),
-            (405, "method not allowed on this path (the Allow header lists the methods)"),
-            (409, "same id with other contents, hold not usable, or not the held cheque"),
-            (413, "body too large"),
-            (429, "rate limited; retry after the Retry-After header's seconds"),
-            (503, "store unavailable, or agent overloaded (Retry-After); nothing written"),
-        )
-    }
-
-    def op(summary: str, body: str | None, result: str = "object") -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "summary": summary,
-            "security": [{"bearer": []}],
-            "responses": {
-                "200": {
-                    "description": "ok",
-                    "content": {"application/json": {"schema": obj}},
-                },
-                **errors,
-            },
-        }
-        if body:
-            out["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": _ref(body)}},
-            }
-        return out
-
-    def path_param(name: str) -> list[dict[str, Any]]:
-        return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
-
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Kassa local POS API",
-            "version": f"{API_VERSION}",
-            "description": "Loyalty at the till: identify, quote, hold, commit, refund. "
-            "Amounts in kopecks, points as integers. Loopback only by default.",
-        },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "message_ru", "message_en"],
-                    "properties": {
-                        "error": {"type": "string"},
-                        "title": {"type": "string"},
-                        "message_ru": {"type": "string"},
-                        "message_en": {"type": "string"},
-                        "details": {"type": "object"},
-                    },
-                },
-                "Checkout": checkout,
-                "HoldRequest": hold_req,
-                "CommitRequest": commit_req,
-                "RefundRequest": refund_req,
-                "RegisterRequest": register_req,
-                "IdentifyRequest": identify_req,
-            },
-        },
-        "paths": {
-            "/v1/status": {"get": op("agent status: online, queue, printer, holds", None)},
-            "/v1/live": {
-                "get": {
-                    "summary": "liveness for monitoring: the agent answers (no token, no data)",
-                    "security": [],
-                    "responses": {"200": {"description": "alive"}},
-                }
-            },
-            "/v1/scans/next": {
-                "get": op("the next scan from the agent's serial scanner, or null", None)
-            },
-            "/v1/identify": {"post": op("find a member by scan or phone", "IdentifyRequest")},
-            "/v1/members": {"post": op("register a member with consent", "RegisterRequest")},
-            "/v1/members/{member_id}": {
-                "get": {**op("member card", None), "parameters": path_param("member_id")}
-            },
-            "/v1/quote": {"post": op("score a cheque; writes nothing", "Checkout")},
-            "/v1/holds": {"post": op("reserve points for a cheque in progress", "HoldRequest")},
-            "/v1/holds/{hold_id}": {
-                "get": {**op("a hold and its status", None), "parameters": path_param("hold_id")}
-            },
-            "/v1/holds/{hold_id}/cancel": {
-                "post": {**op("release a hold (void)", None), "parameters": path_param("hold_id")}
-            },
-            "/v1/commit": {
-                "post": op("commit a cheque, idempotent by receipt_id", "CommitRequest")
-            },
-            "/v1/refund": {"post": op("refund lines, idempotent by refund_id", "RefundRequest")},
-            "/v1/slips/{job_id}": {
-                "get": {
-                    **op("slip text for the POS to print itself", None),
-                    "parameters": [
-                        *path_param("job_id"),
-                        {
-                            "name": "width",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "enum": ["32", "42", "48"]},
-                        },
-                    ],
-                }
-            },
-            "/v1/slips/{job_id}/print": {
-                "post": {**op("print a copy of a slip", None), "parameters": path_param("job_id")}
-            },
-        },
-    }
+    schemas = doc["components"]["schemas"]
+    for name, fields in FISCAL_TOTALS.items():
+        schemas[name]["properties"].update({f: {"type": "integer"} for f in fields})
+        schemas[name]["required"] = [*schemas[name].get("required", []), *fields]
+    return doc

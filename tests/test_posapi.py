@@ -645,3 +645,37 @@ def test_consent_must_be_true_or_false(api, till):
     )
     assert resp.status_code == 400 and "no such date" in resp.json()["message_en"]
     assert counts(till) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/quote", {"identify": RICH, "receipt_id": "E", "lines": lines(), "cashier_id": 7}),
+        ("/v1/commit", {"identify": RICH, "receipt_id": "E", "lines": lines(), "hold_id": 5}),
+        (
+            "/v1/holds",
+            {"identify": RICH, "receipt_id": "E", "lines": [{"sku": "DR-1001", "qty": 0}]},
+        ),
+        ("/v1/members", {"phone": 79161242486, "first_name": "A", "consent_programme": True}),
+        ("/v1/members", {"phone": "+79161242486", "birthday": ["1990-02-28"]}),
+        ("/v1/refund", {"refund_id": "F", "receipt_id": "R", "lines": {"1": "2"}}),
+        ("/v1/identify", [RICH]),
+    ],
+)
+def test_the_api_and_the_cli_refuse_a_request_in_the_same_words(api, till, path, body):
+    """One parser for both front doors (agent.requests, which the JSON CLI calls too): the
+    POS API's refusal is the parser's error document, word for word."""
+    from agent import requests
+    from agent.errors import AgentError
+
+    parse = {
+        "/v1/quote": lambda: requests.checkout_request(till.agent, body),
+        "/v1/commit": lambda: requests.commit_request(till.agent, body),
+        "/v1/holds": lambda: requests.hold_request(till.agent, body, 900),
+        "/v1/members": lambda: requests.register_args(body),
+        "/v1/refund": lambda: requests.refund_args(body),
+        "/v1/identify": lambda: requests.identify_input(body),
+    }[path]
+    with pytest.raises(AgentError) as e:
+        parse()
+    assert post(api, path, body, status=400) == e.value.to_dict()

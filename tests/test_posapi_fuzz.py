@@ -1,7 +1,9 @@
 """Fuzzing the POS API from its own OpenAPI document (schemathesis strategies, hypothesis
 driving them) plus a hypothesis strategy of plausible cheques, against the real app and a
 real store: never a 500, only documented statuses, and never a partial write (every sale,
-refund and registration is there with its journal row and slip, or not at all).
+refund and registration is there with its journal row and slip, or not at all); and
+schemathesis's own conformance checks of every answer against the generated document
+(status, content type, body schema), so the document and the app cannot drift apart.
 
 Budget: about a minute in CI on a busy 2-core machine (example counts below).
 """
@@ -15,11 +17,19 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from synchelp import SyncASGITransport, portal
 
 from agent.identify import make_member_code
-from kassa.posapi import create_app, openapi
+from kassa.posapi import OPERATIONS, create_app, openapi
 from tests.conftest import Till
 
 TOKEN = "fuzz-token-0123456789abcdef"
@@ -208,3 +218,113 @@ def test_cheque_flow_fuzz_keeps_the_store_whole(fuzz_api, clock):
     assert till.store.quick_check() == "ok"
     # The strategy reaches the writing paths, not only the refusals.
     assert till.count("purchases") > 0 and till.count("refunds") > 0 and seen_holds
+
+
+CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+CONFORMANCE_EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 5}
+
+
+def test_served_document_is_the_generated_one(fuzz_api):
+    """``/openapi.json`` is ``openapi()``, generated from the request and answer types."""
+    _, client = fuzz_api
+    spec = client.get("/openapi.json").json()
+    assert spec == openapi() and spec["openapi"] == "3.1.0"
+    schemas = spec["components"]["schemas"]
+    assert {"Checkout", "HoldRequest", "CommitRequest", "Quote", "ErrorBody"} <= set(schemas)
+    line = schemas["CheckoutLine"]
+    assert line["additionalProperties"] is False and line["required"] == ["sku"]
+    assert line["properties"]["qty"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 10000,
+        "default": 1,
+    }
+
+
+def test_no_drift_between_the_document_and_the_app(tmp_path, clock):
+    """schemathesis draws requests from the document the app serves (valid ones, and
+    invalid bodies and parameters), sends them in-process over ASGI with the token, and
+    checks every answer against the document: no 5xx, a documented status, the
+    documented content type and a body of the documented schema (the error document for
+    a refusal); a request the document calls invalid is refused (4xx)."""
+    till = Till(tmp_path / "till.db", clock, members=MEMBERS)
+    app = create_app(till.agent, token=TOKEN, rate_per_s=1e6, rate_burst=10**6)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema.config.generation.update(with_security_parameters=False)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} == {op.path for op in OPERATIONS.values()}
+    try:
+        cheque_flow({(op.method.upper(), op.path): op for op in operations})
+        for op in operations:
+            for mode, count in CONFORMANCE_EXAMPLES.items():
+                conform(op, mode, count)
+        consistent(till)
+    finally:
+        till.store.close()
+
+
+def cheque_flow(ops: dict[tuple[str, str], schemathesis.APIOperation]) -> None:
+    """One of each answer, checked like the drawn ones (drawn requests rarely name a real
+    member or cheque, so the 200 answers of every operation are made sure of here)."""
+
+    def send(method: str, path: str, body: object = None, **path_parameters: str) -> dict:
+        case = ops[method, path].Case(
+            body=schemathesis.core.NOT_SET if body is None else body,
+            path_parameters=path_parameters or None,
+        )
+        resp = case.call_and_validate(headers=AUTH, checks=CONFORMANCE)
+        assert resp.status_code == 200, (method, path, resp.text)
+        return resp.json()
+
+    code = make_member_code(100_000_001)
+    card = send("POST", "/v1/identify", {"input": code})
+    send("GET", "/v1/members/{member_id}", member_id=card["member_id"])
+    send(
+        "POST",
+        "/v1/members",
+        {"phone": "+7 999 555-01-77", "first_name": "Ия", "consent_programme": True},
+    )
+    cheque = {
+        "identify": code,
+        "receipt_id": "FLOW-1",
+        "lines": [{"sku": "DR-1001"}, {"sku": "SH-2001", "qty": 2}],
+    }
+    send("POST", "/v1/quote", cheque | {"redeem_points": "max"})
+    hold = send("POST", "/v1/holds", cheque | {"redeem_points": "max", "ttl_s": 600})
+    send("GET", "/v1/holds/{hold_id}", hold_id=hold["hold_id"])
+    sale = send("POST", "/v1/commit", cheque | {"hold_id": hold["hold_id"]})
+    job = str(sale["print_job_id"])
+    send("GET", "/v1/slips/{job_id}", job_id=job)
+    send("POST", "/v1/slips/{job_id}/print", job_id=job)
+    send("POST", "/v1/refund", {"refund_id": "FLOW-R", "receipt_id": "FLOW-1", "lines": {"2": 1}})
+    other = send("POST", "/v1/holds", cheque | {"receipt_id": "FLOW-2"})
+    send("POST", "/v1/holds/{hold_id}/cancel", hold_id=other["hold_id"])
+    send("GET", "/v1/status")
+    send("GET", "/v1/live")
+    send("GET", "/v1/scans/next")
+
+
+def conform(op: schemathesis.APIOperation, mode: GenerationMode, count: int) -> None:
+    """``count`` requests of ``mode`` to ``op``, every answer checked against the document."""
+    checks = CONFORMANCE + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
+
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=op.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers=AUTH, checks=checks)
+
+    try:
+        run()
+    except Unsatisfiable:  # nothing in this operation can be invalid
+        assert mode is GenerationMode.NEGATIVE, op.label

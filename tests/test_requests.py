@@ -1,11 +1,22 @@
-"""agent.requests: the JSON request parsers shared by the CLI and the POS API."""
+"""agent.requests: the JSON request parsers shared by the CLI and the POS API (msgspec
+models of agent.api_models, their refusals worded as the till's errors)."""
 
 from datetime import date
 
 import pytest
 
-from agent.errors import CartError, CatalogError, InputError
-from agent.requests import birthday_from_json, cart_from_json, flag_from_json
+from agent.errors import CartError, CatalogError, InputError, NotFoundError
+from agent.requests import (
+    birthday_from_json,
+    cart_from_json,
+    checkout_request,
+    commit_request,
+    flag_from_json,
+    hold_request,
+    identify_input,
+    refund_args,
+    register_args,
+)
 
 
 def test_birthday_format_and_calendar_errors_are_told_apart():
@@ -43,3 +54,198 @@ def test_line_errors_carry_the_line_number_and_path_in_both_languages():
     assert missing_price.value.message_en.startswith("line 2 (lines[1].price_kop): ")
     assert missing_price.value.message_ru.startswith("позиция 2 (lines[1].price_kop): ")
     assert missing_price.value.details == {"field": "price_kop", "line": 2}
+
+
+class FakeTill:
+    """The two things a checkout request asks the till: who a scan is, what a SKU is."""
+
+    def identify(self, text):
+        if text == "unknown":
+            raise NotFoundError("no such member", "участника нет")
+        return type("Card", (), {"member_id": "M-1", "identified_by": "code"})()
+
+    def catalog_lookup(self, sku):
+        return ("Платье", "dresses", None, 1000) if sku.startswith("DR") else None
+
+
+CHEQUE = {"identify": "0001000000018", "receipt_id": "R", "lines": [{"sku": "DR-1"}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "en", "ru", "details"),
+    [
+        (
+            CHEQUE | {"lines": [{"sku": "DR-1"}, {"sku": "DR-1", "qty": 0}]},
+            CartError,
+            "line 2 (lines[1].qty): must be between 1 and 10000",
+            "позиция 2 (lines[1].qty): должно быть от 1 до 10000",
+            {"field": "qty", "line": 2},
+        ),
+        (
+            CHEQUE | {"lines": [{"sku": "DR-1", "qty": "2"}]},
+            CartError,
+            "line 1 (lines[0].qty): must be a whole number (kopecks/units)",
+            "позиция 1 (lines[0].qty): должно быть целым числом (копейки/штуки)",
+            {"field": "qty", "line": 1},
+        ),
+        (
+            CHEQUE | {"lines": [{"sku": ""}]},
+            CartError,
+            "line 1 (lines[0].sku): is required (1-64 characters)",
+            "позиция 1 (lines[0].sku): обязательное поле",
+            {"field": "sku", "line": 1},
+        ),
+        (
+            CHEQUE | {"lines": [{"sku": "DR-1"}, "DR-2"]},
+            CartError,
+            "line 2 (lines[1]): must be an object",
+            "позиция 2 (lines[1]): должна быть объектом JSON",
+            {"line": 2},
+        ),
+        (
+            CHEQUE | {"lines": {}},
+            CartError,
+            "lines: must be a list of cheque lines",
+            "lines: должно быть списком позиций",
+            {"field": "lines"},
+        ),
+        (
+            {"identify": "x", "lines": [{"sku": "DR-1"}]},
+            CartError,
+            "receipt_id: is required",
+            "receipt_id: обязательное поле",
+            {"field": "receipt_id"},
+        ),
+        (
+            CHEQUE | {"cashier_id": "x" * 65},
+            InputError,
+            "cashier_id: is too long (text up to 64 characters)",
+            "cashier_id: слишком длинное (текст до 64 символов)",
+            {"field": "cashier_id"},
+        ),
+        (
+            CHEQUE | {"coupon": 5},
+            InputError,
+            "coupon: must be a string (text up to 4096 characters)",
+            "coupon: должно быть строкой (текст до 4096 символов)",
+            {"field": "coupon"},
+        ),
+        (
+            CHEQUE | {"redeem_points": "all"},
+            InputError,
+            'redeem_points: must be a whole number or "max"',
+            'списание бонусов: целое число или "max"',
+            {"field": "redeem_points"},
+        ),
+        (
+            {"receipt_id": "R", "lines": [{"sku": "DR-1"}]},
+            InputError,
+            "member_id (or identify) is required",
+            "не указан участник",
+            {"field": "member_id"},
+        ),
+    ],
+)
+def test_msgspec_refusals_are_worded_as_the_tills_errors(body, error, en, ru, details):
+    """msgspec says ``Expected `int` >= 1 - at `$.lines[1].qty```; the till says which
+    line and field, in both languages, with the same details as ever."""
+    with pytest.raises(error) as e:
+        checkout_request(FakeTill(), body)
+    assert type(e.value) is error
+    assert (e.value.message_en, e.value.message_ru, e.value.details) == (en, ru, details)
+
+
+def test_the_first_fault_in_the_declared_order_is_named():
+    """An unknown field before any bad value (a typo is the likelier cause), and of two bad
+    fields the one declared first (as the hand-written parsers checked them), whatever
+    order the JSON has them in."""
+    line = {"qty": 0, "colour": "red", "sku": "DR-1"}
+    with pytest.raises(InputError) as e:
+        checkout_request(FakeTill(), CHEQUE | {"lines": [line]})
+    assert e.value.details == {"field": "lines[0].colour", "unknown": ["colour"]}
+    assert e.value.message_en.startswith("line 1 (lines[0].colour): unknown field (known: ")
+    with pytest.raises(CartError) as e:
+        checkout_request(FakeTill(), CHEQUE | {"lines": [{"price_kop": "x", "category": "c"}]})
+    assert e.value.details == {"field": "sku", "line": 1}
+    with pytest.raises(InputError) as e:
+        checkout_request(FakeTill(), {"lines": [{"sku": "DR-1"}], "receipt_id": 5, "identify": 1})
+    assert e.value.details == {"field": "identify"}
+
+
+def test_hold_and_commit_requests_carry_their_extras():
+    till = FakeTill()
+    req, ttl = hold_request(till, CHEQUE | {"redeem_points": "max"}, 900)
+    assert (req.member_id, req.identified_by, req.redeem_points, ttl) == ("M-1", "code", "max", 900)
+    assert hold_request(till, CHEQUE | {"ttl_s": 60}, 900)[1] == 60
+    with pytest.raises(InputError) as e:
+        hold_request(till, CHEQUE | {"ttl_s": 5}, 900)
+    assert e.value.details == {"field": "ttl_s"} and "10 to 86400" in e.value.message_en
+    with pytest.raises(InputError) as e:  # a quote has no ttl_s
+        checkout_request(till, CHEQUE | {"ttl_s": 60})
+    assert e.value.details["field"] == "ttl_s" and "unknown field" in e.value.message_en
+    # a commit naming a hold spends what it reserved unless it says otherwise
+    assert commit_request(till, CHEQUE | {"hold_id": "H"})[0].redeem_points is None
+    assert commit_request(till, CHEQUE | {"hold_id": "H", "redeem_points": 5})[0].redeem_points == 5
+    assert commit_request(till, CHEQUE) == (checkout_request(till, CHEQUE), None)
+    with pytest.raises(InputError) as e:
+        commit_request(till, CHEQUE | {"hold_id": ""})
+    assert e.value.message_en == "hold_id: must be the hold id text from POST /v1/holds"
+    cart = checkout_request(till, CHEQUE | {"member_id": "M-9"}).cart
+    assert (cart.lines[0].name, cart.lines[0].price_kop, cart.lines[0].line_no) == (
+        "Платье",
+        1000,
+        1,
+    )
+
+
+def test_identify_register_and_refund_requests():
+    assert identify_input({"input": " 8 916 "}) == " 8 916 "
+    with pytest.raises(InputError) as e:
+        identify_input({})
+    assert (e.value.message_en, e.value.details) == ("input: is required", {"field": "input"})
+    args = register_args({"phone": "+7", "consent_programme": True, "birthday": "1990-02-28"})
+    assert args == {
+        "phone": "+7",
+        "first_name": "",
+        "birthday": date(1990, 2, 28),
+        "consent_programme": True,
+        "consent_marketing": False,
+        "cashier_id": None,
+    }
+    refund = refund_args(
+        {"refund_id": "F", "receipt_id": "R", "lines": [{"line_no": 2}, {"line_no": "2", "qty": 2}]}
+    )
+    assert refund == {
+        "refund_id": "F",
+        "receipt_id": "R",
+        "lines": {2: 3},
+        "cashier_id": None,
+        "shift_id": None,
+    }
+    for bad, says in (
+        ({"x": 1}, "bad line number 'x'"),
+        ({"1": -1}, "bad quantity for line 1"),
+        (None, "must map"),
+    ):
+        with pytest.raises(InputError) as e:
+            refund_args({"refund_id": "F", "receipt_id": "R", "lines": bad})
+        assert says in e.value.message_en and e.value.details == {"field": "lines"}
+    with pytest.raises(InputError) as e:
+        refund_args({"lines": [{"line_no": 1, "qty": 1, "why": "x"}]})
+    assert e.value.details == {"field": "lines[0].why", "unknown": ["why"]}
+
+
+def test_the_models_are_the_schema():
+    """What the decoder enforces is what the generated schema says."""
+    import msgspec
+
+    from agent.api_models import Checkout, CheckoutLine
+
+    _, schemas = msgspec.json.schema_components([Checkout])
+    line = schemas["CheckoutLine"]
+    assert line["additionalProperties"] is False and line["required"] == ["sku"]
+    assert (
+        line["properties"]["sku"]["minLength"] == 1 and line["properties"]["sku"]["maxLength"] == 64
+    )
+    assert schemas["Checkout"]["required"] == ["receipt_id", "lines"]
+    assert set(schemas["CheckoutLine"]["properties"]) == set(CheckoutLine.__struct_fields__)
