@@ -25,6 +25,7 @@ from msgspec import UNSET, Meta, UnsetType
 from agent.errors import CartError, InputError
 from agent.limits import LINE_MAX_KOP
 from agent.money import MAX_CHEQUE_KOP
+from agent.results import MAX_TTL_S, MIN_TTL_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +73,6 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     numbered: ClassVar[bool] = False
     """True for a cheque line: errors name the line's 1-based number too."""
 
-
-MIN_TTL_S = 10
-MAX_TTL_S = 24 * 3600
-"""How long a points hold may be asked to live, in seconds (the hold's own bounds: the
-service checks them again for a caller that builds no request)."""
 
 Id = Annotated[str, Meta(max_length=64)]
 Text = Annotated[str, Meta(max_length=128)]

@@ -157,9 +157,9 @@ def pos_loop(
 def core_loop(store: Path, members: int, cheques: int, seed: int) -> tuple[list[int], list[int]]:
     """The same cheques through ``Agent.quote``/``Agent.commit`` in this process, no HTTP:
     what the API adds is the difference (ns per call)."""
+    from agent.requests import checkout_request
     from agent.service import Agent
     from agent.store import Store
-    from kassa.cli.till import _checkout
 
     rng = random.Random(seed)
     quote_ns: list[int] = []
@@ -169,10 +169,10 @@ def core_loop(store: Path, members: int, cheques: int, seed: int) -> tuple[list[
         for i in range(cheques):
             body = cheque(rng, members, f"K-{i}", spend=i % 2 == 0)
             t0 = time.perf_counter_ns()
-            agent.quote(_checkout(agent, body))
+            agent.quote(checkout_request(agent, body))
             quote_ns.append(time.perf_counter_ns() - t0)
             t0 = time.perf_counter_ns()
-            agent.commit(_checkout(agent, body))
+            agent.commit(checkout_request(agent, body))
             commit_ns.append(time.perf_counter_ns() - t0)
     return quote_ns[WARMUP:], commit_ns[WARMUP:]
 

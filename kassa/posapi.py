@@ -38,7 +38,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agent import holds
 from agent.api_models import (
     Checkout,
     CommitRequest,
@@ -67,6 +66,7 @@ from agent.requests import (
     text_fault,
 )
 from agent.results import (
+    DEFAULT_TTL_S,
     CommitResult,
     Hold,
     MemberCard,
@@ -272,7 +272,7 @@ def create_app(
     max_body_bytes: int = 65_536,
     rate_per_s: float = 200.0,
     rate_burst: int = 400,
-    hold_ttl_s: int = holds.DEFAULT_TTL_S,
+    hold_ttl_s: int = DEFAULT_TTL_S,
     printer_status: Callable[[], dict[str, Any]] | None = None,
     on_print: Callable[[], None] | None = None,
     take_scan: Callable[[], dict[str, Any] | None] | None = None,
