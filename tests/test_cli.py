@@ -311,9 +311,9 @@ def run_main(capsys, *argv):
 def test_journal_says_when_it_shows_only_part_of_the_queue(tmp_path, capsys):
     """The default shows 50 events; when more wait the output says so ("shown", "total",
     "truncated"), and the default is in --help. 53 offline cheques: 50 shown of 53."""
+    from agent.requests import checkout_request
     from agent.service import Agent
     from agent.store import Store
-    from kassa.cli.till import _checkout
 
     path = tmp_path / "till.db"
     assert run_main(capsys, "init", "--demo", "--members", "20", "--store", str(path))[0] == 0
@@ -325,7 +325,7 @@ def test_journal_says_when_it_shows_only_part_of_the_queue(tmp_path, capsys):
                 "receipt_id": f"J-{i}",
                 "lines": [{"sku": "DR-1001"}],
             }
-            agent.commit(_checkout(agent, body))
+            agent.commit(checkout_request(agent, body))
     code, out, _ = run_main(capsys, "journal", "--store", str(path))
     assert code == 0
     assert (len(out["pending"]), out["shown"], out["total"], out["truncated"]) == (50, 50, 53, True)

@@ -359,9 +359,11 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
 
 
 def _http(url: str) -> Any:
-    import httpx
+    """The HTTP client to the back office at ``url`` (``sync.client.backoffice_http``: the
+    timeouts every caller of the back office shares)."""
+    from sync.client import backoffice_http
 
-    return httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, connect=3.0))
+    return backoffice_http(url)
 
 
 def _refused(e: Exception, what_en: str, what_ru: str, **details: Any) -> BackofficeRefused:

@@ -1,7 +1,9 @@
 """The till's JSON commands: ``init``, ``identify``, ``quote``, ``commit``, ``refund``,
-``register``, ``slip``, ``journal`` and the programme files' ``rules check|template``.
-Each reads one JSON request (stdin or ``--json``), calls the till service once and prints
-its answer as JSON (``kassa.cli.common``)."""
+``register``, ``hold place|show|cancel``, ``slip``, ``reprint``, ``journal`` and the
+programme files' ``rules check|template``. Each parses its request (one JSON object from
+stdin or ``--json``, turned into the service's request by ``agent.requests``, the same
+parsers as the POS API's) or its arguments, calls one method of the till service
+(``agent.service.Agent``) and prints the answer as JSON (``kassa.cli.common``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
-from kassa.cli.common import add_command, emit, int_arg, json_errors, with_agent
+from kassa.cli.common import ArgumentsError, add_command, emit, int_arg, json_errors, with_agent
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -29,95 +31,80 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkout(agent: Any, data: Any, extra: frozenset[str] = frozenset()) -> Any:
-    """A ``CheckoutRequest`` from a request object; unknown fields are refused (400 naming
-    the field), ``extra``: the fields the caller handles itself (``ttl_s``, ``hold_id``)."""
-    from agent.errors import InputError
-    from agent.requests import (
-        CHECKOUT_FIELDS,
-        cart_from_json,
-        check_fields,
-        optional_text,
-        redeem_from_json,
-        request_object,
-    )
-    from agent.service import CheckoutRequest
+def _quote(agent: Any, data: Any) -> Any:
+    from agent.requests import checkout_request
 
-    check_fields(request_object(data), CHECKOUT_FIELDS | extra)
-    member_id = optional_text(data, "member_id", max_len=64)
-    identified_by = optional_text(data, "identified_by", max_len=32) or "api"
-    identify = optional_text(data, "identify", max_len=4096)
-    if member_id is None and identify is not None:
-        card = agent.identify(identify)
-        member_id, identified_by = card.member_id, card.identified_by
-    if member_id is None:
-        raise InputError(
-            "member_id (or identify) is required", "не указан участник", field="member_id"
-        )
-    cart = cart_from_json(data, agent.catalog_lookup)
-    return CheckoutRequest(
-        member_id,
-        cart,
-        redeem_from_json(data),
-        optional_text(data, "coupon", max_len=4096),
-        optional_text(data, "cashier_id", max_len=64),
-        optional_text(data, "shift_id", max_len=64),
-        identified_by,
-    )
+    return agent.quote(checkout_request(agent, data))
+
+
+def _commit(agent: Any, data: Any) -> Any:
+    """A commit; with ``"hold_id"`` the hold's points are spent (as ``POST /v1/commit``)."""
+    from agent.requests import commit_request
+
+    req, hold_id = commit_request(agent, data)
+    return agent.commit(req, hold_id)
 
 
 def _identify(agent: Any, data: Any) -> Any:
-    from agent.requests import IDENTIFY_FIELDS, check_fields, request_object, required_text
+    from agent.requests import identify_input
 
-    check_fields(request_object(data), IDENTIFY_FIELDS)
-    return agent.identify(required_text(data, "input", max_len=4096))
+    return agent.identify(identify_input(data))
 
 
 def _register(agent: Any, data: Any) -> Any:
-    from agent.requests import (
-        REGISTER_FIELDS,
-        birthday_from_json,
-        check_fields,
-        flag_from_json,
-        optional_text,
-        request_object,
-    )
+    from agent.requests import register_args
 
-    check_fields(request_object(data), REGISTER_FIELDS)
-    return agent.register(
-        phone=optional_text(data, "phone", max_len=64) or "",
-        first_name=optional_text(data, "first_name", max_len=128) or "",
-        birthday=birthday_from_json(data.get("birthday")),
-        consent_programme=flag_from_json(data, "consent_programme"),
-        consent_marketing=flag_from_json(data, "consent_marketing"),
-        cashier_id=optional_text(data, "cashier_id", max_len=64),
-    )
+    return agent.register(**register_args(data))
 
 
 def _refund(agent: Any, data: Any) -> Any:
-    from agent.requests import (
-        REFUND_FIELDS,
-        check_fields,
-        optional_text,
-        refund_lines_from_json,
-        request_object,
+    from agent.requests import refund_args
+
+    r = refund_args(data)
+    return agent.refund(
+        r["refund_id"],
+        r["receipt_id"],
+        r["lines"],
+        cashier_id=r["cashier_id"],
+        shift_id=r["shift_id"],
     )
 
-    check_fields(request_object(data), REFUND_FIELDS)
-    return agent.refund(
-        optional_text(data, "refund_id", max_len=64) or "",
-        optional_text(data, "receipt_id", max_len=64) or "",
-        refund_lines_from_json(data.get("lines")),
-        cashier_id=optional_text(data, "cashier_id", max_len=64),
-        shift_id=optional_text(data, "shift_id", max_len=64),
-    )
+
+def _checkout(agent: Any, data: Any, extra: frozenset[str] = frozenset()) -> Any:
+    """The POS API's former parser (``extra``: ``ttl_s`` for a hold, ``hold_id`` for a
+    commit), kept until it calls ``agent.requests`` itself."""
+    from agent import requests
+
+    if "ttl_s" in extra:
+        return requests.hold_request(agent, data, 0)[0]
+    if "hold_id" in extra:
+        return requests.commit_request(agent, data)[0]
+    return requests.checkout_request(agent, data)
+
+
+def _hold_place(agent: Any, data: Any) -> Any:
+    """Reserve the cheque's points for ``ttl_s`` seconds (default ``DEFAULT_TTL_S``)."""
+    from agent.holds import DEFAULT_TTL_S
+    from agent.requests import hold_request
+
+    req, ttl_s = hold_request(agent, data, DEFAULT_TTL_S)
+    return agent.place_hold(req, ttl_s)
+
+
+def _hold_show(agent: Any, args: Any) -> Any:
+    return agent.get_hold(args.hold_id)
+
+
+def _hold_cancel(agent: Any, args: Any) -> Any:
+    return agent.cancel_hold(args.hold_id)
 
 
 def _slip(agent: Any, args: Any) -> Any:
-    from agent.slip import slip_text
+    return agent.slip(args.job_id, args.width)
 
-    text = slip_text(agent.print_job(args.job_id), args.width)
-    return {"job_id": args.job_id, "text": text}
+
+def _reprint(agent: Any, args: Any) -> Any:
+    return agent.reprint(args.job_id)
 
 
 JOURNAL_LIMIT = 50
@@ -127,15 +114,7 @@ JOURNAL_LIMIT = 50
 def _journal(agent: Any, args: Any) -> Any:
     """The oldest ``--limit`` events waiting, and whether more wait: ``shown``, ``total``
     (events waiting when counted) and ``truncated`` (true when more wait than shown)."""
-    shown, total = agent.pending_page(args.limit)
-    return {
-        "pending": shown,
-        "shown": len(shown),
-        "total": total,
-        "truncated": total > len(shown),
-        "limit": args.limit,
-        "status": agent.offline_status(),
-    }
+    return agent.journal(args.limit)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -177,6 +156,64 @@ def cmd_rules_template(args: argparse.Namespace) -> int:
     return 0
 
 
+JOB_ID = int_arg(
+    "job_id",
+    1,
+    10**12,
+    "must be a positive print job number (print_job_id of a commit or refund)",
+    "нужен номер задания печати: целое число больше нуля (print_job_id продажи или возврата)",
+)
+"""A print job's number on the command line (``slip``, ``reprint``)."""
+
+
+def _hold_id(text: str) -> str:
+    """A hold id argument: text of 1-64 characters none of which a till refuses."""
+    from agent.requests import text_fault
+
+    fault = text_fault(text) or (
+        None if 0 < len(text) <= 64 else ("must be 1-64 characters", "от 1 до 64 символов")
+    )
+    if fault is not None:
+        en, ru = fault
+        raise ArgumentsError(
+            f"hold_id: {en} (the hold_id of `kassa hold place`)",
+            f"hold_id: {ru} (hold_id из kassa hold place)",
+            argument="hold_id",
+        )
+    return text
+
+
+def _add_holds(sub: Any, store_default: str) -> None:
+    """``kassa hold place|show|cancel``: points reserved while the customer pays."""
+    from agent.holds import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
+
+    p = sub.add_parser(
+        "hold",
+        help="points holds: reserve a cheque's points while the customer pays",
+        description="points holds: reserve a cheque's points while the customer pays, then "
+        'commit the cheque with its "hold_id" (or cancel the hold)',
+    )
+    json_errors(p)
+    hsub = p.add_subparsers(dest="hold_command", required=True)
+    add_command(
+        hsub,
+        "place",
+        f'hold the points of a cheque (a quote\'s request; "ttl_s": seconds {MIN_TTL_S}-'
+        f"{MAX_TTL_S}, default {DEFAULT_TTL_S})",
+        with_agent(_hold_place),
+        store_default,
+        json_in=True,
+    )
+    for name, help_, fn, read_only in (
+        ("show", "a hold and its status now", _hold_show, True),
+        ("cancel", "release a hold (the cheque was voided)", _hold_cancel, False),
+    ):
+        c = add_command(
+            hsub, name, help_, with_agent(fn, needs_json=False, read_only=read_only), store_default
+        )
+        c.add_argument("hold_id", type=_hold_id, help="hold id (hold_id of `kassa hold place`)")
+
+
 def add_commands(sub: Any, store_default: str) -> None:
     """The till's commands on ``sub`` (argparse subparsers), ``--store`` defaulting to
     ``store_default``."""
@@ -193,16 +230,11 @@ def add_commands(sub: Any, store_default: str) -> None:
     p.add_argument("--store-name", default="Kassa демо-магазин", help="name printed on slips")
     p.add_argument("--terminal-id", help="terminal id (default: a new UUID)")
     add("identify", 'find a member: {"input": scan or phone}', with_agent(_identify), True)
-    add(
-        "quote",
-        "score a cheque without committing",
-        with_agent(lambda a, d: a.quote(_checkout(a, d))),
-        True,
-    )
+    add("quote", "score a cheque without committing", with_agent(_quote), True)
     add(
         "commit",
-        "commit a cheque (idempotent by receipt_id)",
-        with_agent(lambda a, d: a.commit(_checkout(a, d))),
+        'commit a cheque (idempotent by receipt_id; "hold_id": spend a hold\'s points)',
+        with_agent(_commit),
         True,
     )
     add(
@@ -212,21 +244,11 @@ def add_commands(sub: Any, store_default: str) -> None:
         True,
     )
     add("register", "register a new member with consent", with_agent(_register), True)
+    _add_holds(sub, store_default)
     p = add(
         "slip", "show a queued slip as text", with_agent(_slip, needs_json=False, read_only=True)
     )
-    p.add_argument(
-        "job_id",
-        type=int_arg(
-            "job_id",
-            1,
-            10**12,
-            "must be a positive print job number (print_job_id of a commit or refund)",
-            "нужен номер задания печати: целое число больше нуля (print_job_id продажи или "
-            "возврата)",
-        ),
-        help="print job id (print_job_id of a commit or refund)",
-    )
+    p.add_argument("job_id", type=JOB_ID, help="print job id (print_job_id of a commit or refund)")
     p.add_argument(
         "--width",
         type=int_arg(
@@ -236,6 +258,12 @@ def add_commands(sub: Any, store_default: str) -> None:
         metavar="{32,42,48}",
         help="characters per line: 32, 42 or 48 (default: 42)",
     )
+    p = add(
+        "reprint",
+        "queue a copy of a slip (printed «КОПИЯ»)",
+        with_agent(_reprint, needs_json=False),
+    )
+    p.add_argument("job_id", type=JOB_ID, help="print job id of the slip to copy")
     p = add(
         "journal",
         "journal events waiting for the back office",

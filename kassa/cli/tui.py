@@ -119,12 +119,12 @@ def cmd_cashier_set_pin(args: argparse.Namespace) -> int:
 
 
 def cmd_cashier_list(args: argparse.Namespace) -> int:
-    from agent import shifts
+    from agent.service import Agent
 
     with _open_store(args, read_only=True) as store:
         rows = [
             {"cashier_id": c.cashier_id, "name": c.name, "role": c.role}
-            for c in shifts.cashiers(store)
+            for c in Agent(store).cashiers()
         ]
     print(json.dumps(rows, ensure_ascii=False, indent=2))
     return 0
