@@ -70,22 +70,10 @@ def _refund(agent: Any, data: Any) -> Any:
     )
 
 
-def _checkout(agent: Any, data: Any, extra: frozenset[str] = frozenset()) -> Any:
-    """The POS API's former parser (``extra``: ``ttl_s`` for a hold, ``hold_id`` for a
-    commit), kept until it calls ``agent.requests`` itself."""
-    from agent import requests
-
-    if "ttl_s" in extra:
-        return requests.hold_request(agent, data, 0)[0]
-    if "hold_id" in extra:
-        return requests.commit_request(agent, data)[0]
-    return requests.checkout_request(agent, data)
-
-
 def _hold_place(agent: Any, data: Any) -> Any:
     """Reserve the cheque's points for ``ttl_s`` seconds (default ``DEFAULT_TTL_S``)."""
-    from agent.holds import DEFAULT_TTL_S
     from agent.requests import hold_request
+    from agent.results import DEFAULT_TTL_S
 
     req, ttl_s = hold_request(agent, data, DEFAULT_TTL_S)
     return agent.place_hold(req, ttl_s)
@@ -185,7 +173,7 @@ def _hold_id(text: str) -> str:
 
 def _add_holds(sub: Any, store_default: str) -> None:
     """``kassa hold place|show|cancel``: points reserved while the customer pays."""
-    from agent.holds import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
+    from agent.results import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
 
     p = sub.add_parser(
         "hold",
