@@ -7,9 +7,10 @@ the POS API, config, doctor, store backup; ``sync`` the back office, enrolment a
 Nothing else imports this package: it only parses, calls the till service (or the back
 office) once and prints.
 
-JSON-in/JSON-out commands (identify, quote, commit, refund, register) read one JSON object
-from stdin (or ``--json``) and print one JSON object, so a script or the host POS can drive
-the core before the local API exists. Errors print ``{"error": code, ...}`` on stdout, a
+JSON-in/JSON-out commands (identify, quote, hold place, commit, refund, register) read one
+JSON object from stdin (or ``--json``), parsed by ``agent.requests`` as the POS API parses
+it, and print one JSON object, so a script or the host POS can drive the core before the
+local API exists. Errors print ``{"error": code, ...}`` on stdout, a
 cashier-readable line on stderr, and exit 2 (bad input, not found, conflict) or 3 (store).
 
 Commands whose output is JSON (marked with :func:`json_errors`) report wrong arguments the
