@@ -264,10 +264,12 @@ class RefundLineRequest(Request, frozen=True, kw_only=True):
     qty: int = 1
 
 
+RefundQty = Annotated[int, Meta(extra_json_schema={"minimum": 0, "maximum": 10_000})]
+"""Units of a line returned (the refund checks them against the cheque)."""
+
 REFUND_LINES = {
     "minProperties": 1,
     "propertyNames": {"pattern": "^[1-9][0-9]{0,5}$"},
-    "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 10000},
     "description": 'line number -> quantity returned, e.g. {"2": 1} (a line or quantity the '
     "cheque does not have: 400)",
 }
@@ -279,7 +281,7 @@ class RefundRequest(Request, frozen=True, kw_only=True):
     refund_id: Annotated[str, Meta(max_length=64, description="the POS refund id")] | None = None
     receipt_id: Id | None = None
     lines: (
-        Annotated[dict[str, int], Meta(extra_json_schema=REFUND_LINES)]
+        Annotated[dict[str, RefundQty], Meta(extra_json_schema=REFUND_LINES)]
         | list[RefundLineRequest]
         | None
     ) = None
