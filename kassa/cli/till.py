@@ -60,14 +60,7 @@ def _register(agent: Any, data: Any) -> Any:
 def _refund(agent: Any, data: Any) -> Any:
     from agent.requests import refund_args
 
-    r = refund_args(data)
-    return agent.refund(
-        r["refund_id"],
-        r["receipt_id"],
-        r["lines"],
-        cashier_id=r["cashier_id"],
-        shift_id=r["shift_id"],
-    )
+    return agent.refund(**refund_args(data))
 
 
 def _hold_place(agent: Any, data: Any) -> Any:
