@@ -20,12 +20,14 @@ from agent.errors import AgentError
 from agent.identify import make_member_code
 from agent.model import Cart, CartLine
 from agent.money import format_points, format_rub
+from agent.results import CheckoutRequest
 from agent.seed import CATALOG, demo_phone
-from agent.service import Agent, CheckoutRequest
+from agent.service import Agent
 from agent.slip import slip_text
-from agent.store import Store
 from agent.tokens import TokenSigner, issue_member_token, load_ed25519_private_key
+from kassa.config import Config, StoreConfig
 from kassa.setup import init_store, keys_path
+from kassa.wiring import build_till
 
 _RU_LAYOUT = dict(
     zip(
@@ -65,8 +67,11 @@ def run_demo(directory: Path | None, *, members: int = 10_000, sync: bool = True
         _say("Касса: создаём базу с демо-программой")
         info = init_store(path, demo=True, members=members, store_name="Магазин «Демо»")
         print(f"База {path}: {info['members']} участников загружено за {info['seconds']} с")
-        with Store(path) as store:
-            _script(Agent(store), path)
+        till = build_till(Config(store=StoreConfig(str(path)), source="demo"))
+        try:
+            _script(till.agent, path)
+        finally:
+            till.close()
         if sync:
             from kassa.demo_sync import run_sync_demo
 

@@ -1,7 +1,8 @@
 """The cashier app: routes between screens, owns the workers, holds the language.
 
-``KassaApp(services)`` gets everything it runs on from ``tui.services.open_services`` (or a
-test fixture); it starts the services' threads on mount and stops them on exit. Screens
+``KassaApp(services)`` gets everything it runs on from the wiring (``kassa.wiring``:
+``app_services``, or a test fixture); it starts the services' threads once the first
+screen is up and stops them on exit. Screens
 ask for core work with ``CoreRequested`` messages; ``_run_core`` runs them in thread
 workers and posts the answer back. Key events pass through ``on_event`` first, where the
 keyboard-wedge classifier turns scanner bursts into ``Scanned`` messages on any screen.

@@ -26,6 +26,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "bind.redeem_toggle": ("Списать/нет", "Spend/none"),
     "bind.coupon": ("Купон", "Coupon"),
     "bind.new_cheque": ("Новый чек", "New cheque"),
+    "bind.reprint": ("Копия слипа", "Slip copy"),
     "bind.training": ("Учёба", "Training"),
     "bind.language": ("English", "Русский"),
     "bind.shift": ("Смена", "Shift"),
@@ -136,6 +137,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Cheque {r} committed offline (sent later)",
     ),
     "co.next": ("Enter или F8 — новый чек", "Enter or F8 - new cheque"),
+    "co.reprinted": (
+        "Копия слипа чека {r} отправлена на печать",
+        "A copy of the slip of cheque {r} is sent to the printer",
+    ),
     "co.total_line": ("Сумма без товаров", "Total without items"),
     "co.unknown_sku": ("Артикул {sku} не найден", "SKU {sku} not found"),
     "co.bad_entry": ("Не понял ввод: {text}", "Cannot read: {text}"),

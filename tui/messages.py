@@ -129,6 +129,16 @@ class CheckoutCommitted(Message):
     slip_text: str
 
 
+@dataclass
+class SlipReprinted(Message):
+    """A copy of a slip (printed «КОПИЯ») is queued: ``job_id`` the copy's print job,
+    ``copy_of`` the job copied, ``receipt_id`` its cheque."""
+
+    job_id: int
+    copy_of: int
+    receipt_id: str
+
+
 # ---------------------------------------------------------------------- devices, status
 @dataclass
 class Scanned(Message, bubble=False):

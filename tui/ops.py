@@ -29,6 +29,7 @@ from tui.messages import (
     CouponRead,
     MemberIdentified,
     QuoteReady,
+    SlipReprinted,
 )
 from tui.ops_shift import (
     close_shift,
@@ -54,6 +55,7 @@ __all__ = [
     "print_x_report",
     "quote",
     "read_coupon",
+    "reprint",
     "sign_in",
     "total_line",
     "x_report",
@@ -184,3 +186,11 @@ def commit(s: Services, d: Draft) -> CheckoutCommitted:
 
     text = slip_preview(s, s.agent.print_job(result.print_job_id))
     return CheckoutCommitted(result, text)
+
+
+def reprint(s: Services, job_id: int, receipt_id: str) -> SlipReprinted:
+    """Queue a copy of print job ``job_id`` (the cheque ``receipt_id``'s slip, printed
+    «КОПИЯ»: the slip as the member got it, balance then) and wake the printer."""
+    copy = s.agent.reprint(job_id)
+    s.notify_printer()
+    return SlipReprinted(copy.job_id, copy.copy_of, receipt_id)

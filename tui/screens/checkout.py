@@ -41,6 +41,7 @@ from tui.messages import (
     QuoteReady,
     ReceiptStarted,
     Scanned,
+    SlipReprinted,
 )
 from tui.screens import checkout_text  # noqa: F401  (registers the strings)
 from tui.screens.base import KassaScreen
@@ -157,6 +158,8 @@ class CheckoutScreen(KassaScreen):
         Binding("f6", "toggle_redeem", "bind.redeem_toggle", id="redeem_toggle"),
         Binding("f7", "coupon", "bind.coupon", id="coupon"),
         Binding("f8", "new_cheque", "bind.new_cheque", id="new_cheque"),
+        # Offered while the committed cheque's slip is on screen (``check_action``).
+        Binding("f12", "reprint", "bind.reprint", id="reprint"),
         Binding("up", "select_line(-1)", show=False, id="line_up"),
         Binding("down", "select_line(1)", show=False, id="line_down"),
         # Priority: the entry line's own Del (delete right) would take it first. Offered
@@ -281,6 +284,7 @@ class CheckoutScreen(KassaScreen):
         self.request(ops.new_receipt)
         self.say("")
         self.render_all()
+        self.keys_changed()
 
     # ------------------------------------------------------------------ input
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -500,8 +504,21 @@ class CheckoutScreen(KassaScreen):
         self.say(lambda: f"{self.t(key, r=r.receipt_id)}. {self.t('co.next')}")
         self.render_all()
         self.query_one("#cheque-box", VerticalScroll).scroll_home(animate=False)
+        self.keys_changed()  # F12: a copy of this slip
         if self.card is not None:
             self.request(ops.member_card, self.card.member_id)
+
+    def action_reprint(self) -> None:
+        """F12 with the committed cheque's slip on screen: queue a copy of it («КОПИЯ»),
+        e.g. when the paper jammed or the member asks for another."""
+        done = self.committed
+        if self.stage != "done" or done is None:
+            self.app.bell()
+            return
+        self.request(ops.reprint, done.result.print_job_id, done.result.receipt_id)
+
+    def on_slip_reprinted(self, message: SlipReprinted) -> None:
+        self.say(lambda: f"{self.t('co.reprinted', r=message.receipt_id)}. {self.t('co.next')}")
 
     def on_core_failed(self, message: CoreFailed) -> None:
         original = message
@@ -607,6 +624,8 @@ class CheckoutScreen(KassaScreen):
             return self.selected is not None and not typed and self.stage != "done"
         if action == "select_line":
             return bool(self.lines) and self.stage != "done"
+        if action == "reprint":
+            return self.stage == "done" and self.committed is not None
         return True
 
     def set_selected(self, index: int | None) -> None:
@@ -615,6 +634,10 @@ class CheckoutScreen(KassaScreen):
             return
         self.selected = index
         self.render_all()
+        self.keys_changed()
+
+    def keys_changed(self) -> None:
+        """The keys on offer changed (``check_action``): the key bar follows."""
         self.refresh_bindings()
         for keys in self.query(KeyBar):
             keys.refresh_keys()
