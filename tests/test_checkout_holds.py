@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import holds
-from agent.service import CheckoutRequest
+from agent.results import CheckoutRequest
+from agent.service import holds
 from tests.conftest import make_cart
 
 RICH = "m00000001"  # seed template 1: spendable points
@@ -30,7 +30,7 @@ def _status(till, hold_id: str) -> tuple[str, str | None]:
 
 
 def test_commit_without_hold_id_closes_the_receipts_active_hold(till):
-    hold = holds.place(till.agent, _req("R-1"))
+    hold = till.agent.place_hold(_req("R-1"))
     assert hold.points > 0
     result = till.agent.commit(_req("R-1"))
     assert result.quote.redeem_points == hold.points
@@ -39,14 +39,14 @@ def test_commit_without_hold_id_closes_the_receipts_active_hold(till):
 
 
 def test_commit_after_the_hold_ran_out_records_it_expired(till, clock):
-    hold = holds.place(till.agent, _req("R-2"), ttl_s=30)
+    hold = till.agent.place_hold(_req("R-2"), ttl_s=30)
     clock.advance(seconds=31)
     till.agent.commit(_req("R-2", redeem=0))
     assert _status(till, hold.hold_id)[0] == "expired"
 
 
 def test_another_cheques_hold_stays_active_and_held(till):
-    other = holds.place(till.agent, _req("R-OTHER", redeem=100))
+    other = till.agent.place_hold(_req("R-OTHER", redeem=100))
     before = till.agent.card(RICH).spendable
     result = till.agent.commit(_req("R-3"))
     assert _status(till, other.hold_id) == ("active", None)

@@ -13,7 +13,6 @@ import pytest
 
 from agent import shifts
 from agent.errors import InputError, NotFoundError, TokenExpired
-from agent.holds import HoldChequeChangedError, HoldError
 from agent.identify import make_member_code
 from agent.results import (
     CheckoutRequest,
@@ -23,6 +22,7 @@ from agent.results import (
     SyncView,
     TillStatus,
 )
+from agent.service.holds import HoldChequeChangedError, HoldError
 from agent.slip import slip_text
 from agent.tokens import Coupon, issue_coupon
 from tests.conftest import NOW, make_cart
