@@ -13,7 +13,9 @@ app, so a response that leaves its declared shape fails them. Counts are integer
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -37,6 +39,10 @@ CHANGES_LIMIT_MAX = 999_999
 by the feed)."""
 
 ENROLL_NAME_MAX = 80
+ENROLL_CODE_MAX = 64
+ENROLL_CODE = "^[ -~]*$"
+"""An enrollment code is printable ASCII (any other is answered 403 ``bad_enroll_code``,
+as an unknown one is)."""
 
 
 class Error(msgspec.Struct, omit_defaults=True):
@@ -99,7 +105,7 @@ class EnrollRequest(msgspec.Struct):
     """``code``: the one-time enrollment code; ``name``: the till's display name;
     ``terminal_id``: the id it asks for (else one is made)."""
 
-    code: str
+    code: Annotated[str, Meta(max_length=ENROLL_CODE_MAX, pattern=ENROLL_CODE)]
     name: Annotated[str, Meta(max_length=ENROLL_NAME_MAX, pattern=PLAIN_TEXT)] = ""
     terminal_id: Annotated[str, Meta(pattern=TERMINAL_ID_RE.pattern)] | None = None
 
@@ -141,34 +147,111 @@ class Live(msgspec.Struct):
     ok: bool
 
 
+Position = Annotated[int, Meta(ge=0, le=MAX_ENVELOPE_INT)]
+
+
+class VerdictsQuery(msgspec.Struct):
+    """``after``: the position to read after (0: from the start)."""
+
+    after: Position = 0
+    limit: Annotated[int, Meta(ge=1, le=VERDICTS_PAGE_MAX)] = 500
+
+
+class ChangesQuery(msgspec.Struct):
+    """``cursor``: ``next_cursor`` of the previous page (integer text; the feed reads it
+    and answers ``bad_cursor`` or ``cursor_expired``); ``limit`` is capped by the feed."""
+
+    cursor: str | None = None
+    limit: Annotated[int, Meta(ge=0, le=CHANGES_LIMIT_MAX)] = 500
+
+
+class LookupQuery(msgspec.Struct):
+    """Exactly one of a member's ``phone_hash`` or ``code``."""
+
+    phone_hash: str | None = None
+    code: str | None = None
+
+
+class KpiQuery(msgspec.Struct):
+    """The report's first and last day (ISO dates, both included; default: all time)."""
+
+    from_: str | None = msgspec.field(name="from", default=None)
+    to: str | None = None
+
+
+Q = TypeVar("Q", bound=msgspec.Struct)
+
+
+def read_query(params: Mapping[str, str], model: type[Q]) -> Q:
+    """The query parameters ``model`` declares, read from ``params`` (others ignored). An
+    integer is ASCII digits only (no sign, space or other script's digits) within the
+    field's bounds, else ``ProtocolError`` 400 ``bad_<name>``."""
+    values: dict[str, Any] = {}
+    for f in msgspec.structs.fields(model):
+        text = params.get(f.encode_name)
+        if text is None:
+            continue
+        kind = msgspec.inspect.type_info(f.type)
+        if isinstance(kind, msgspec.inspect.IntType):
+            low = kind.ge or 0
+            high = kind.le if kind.le is not None else MAX_ENVELOPE_INT
+            digits = text.isascii() and text.isdecimal() and len(text) <= 19
+            if not digits or not low <= int(text) <= high:
+                raise ProtocolError(
+                    400,
+                    f"bad_{f.encode_name}",
+                    f"{f.encode_name} must be an integer from {low} to {high}",
+                )
+            values[f.name] = int(text)
+        else:
+            values[f.name] = text
+    return model(**values)
+
+
+def query_params(model: type[msgspec.Struct]) -> list[Param]:
+    """The OpenAPI query parameters of a query model: one per field, its schema the
+    field's, required when the field has no default."""
+    (ref,), components = msgspec.json.schema_components([model], ref_template="{name}")
+    schema = components[ref["$ref"]]
+    required = set(schema.get("required", ()))
+    return [
+        Param(name, "query", prop, required=name in required)
+        for name, prop in schema["properties"].items()
+    ]
+
+
 _ENROLL = msgspec.json.Decoder(EnrollRequest)
 
 
 def parse_enroll(body: bytes) -> EnrollRequest:
     """Read ``POST /v1/enroll``'s body or raise ``ProtocolError`` 400: ``bad_json``,
-    ``missing_field`` (no ``code`` string), ``bad_field`` (``name`` or ``terminal_id``)."""
+    ``missing_field`` (no ``code`` string), ``bad_field`` (``name`` or ``terminal_id``),
+    or 403 ``bad_enroll_code`` (a code no enrollment can have).
+    A body ``EnrollRequest`` refuses is read again as plain JSON to name the fault (the
+    decoder stops at the first wrong value, before it would see the JSON is bad)."""
     try:
         return _ENROLL.decode(body)
-    except msgspec.ValidationError as e:  # a DecodeError too: caught first
-        data = msgspec.json.decode(body)
-        if not isinstance(data, dict) or not isinstance(data.get("code"), str):
-            raise ProtocolError(400, "missing_field", "code is required", field="code") from None
-        name, tid = data.get("name", ""), data.get("terminal_id")
-        if not isinstance(name, str) or not isinstance(tid, str | None):
-            raise ProtocolError(400, "bad_field", "name and terminal_id must be strings") from None
-        clean_text(name, "name", ENROLL_NAME_MAX)
-        raise ProtocolError(
-            400, "bad_field", "terminal_id: 1-64 letters, digits, _ . : -", field="terminal_id"
-        ) from e
-    except msgspec.DecodeError:
+    except msgspec.ValidationError:  # a DecodeError too: caught first
+        pass
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply
         raise ProtocolError(400, "bad_json", "body is not valid JSON") from None
+    try:
+        data = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        raise ProtocolError(400, "bad_json", "body is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("code"), str):
+        raise ProtocolError(400, "missing_field", "code is required", field="code")
+    code, name, tid = data["code"], data.get("name", ""), data.get("terminal_id")
+    if not isinstance(name, str) or not isinstance(tid, str | None):
+        raise ProtocolError(400, "bad_field", "name and terminal_id must be strings")
+    if len(code) > ENROLL_CODE_MAX or not re.match(ENROLL_CODE, code):
+        raise ProtocolError(403, "bad_enroll_code", "enrollment code is not valid")
+    clean_text(name, "name", ENROLL_NAME_MAX)
+    raise ProtocolError(
+        400, "bad_field", "terminal_id: 1-64 letters, digits, _ . : -", field="terminal_id"
+    )
 
 
-def _query(name: str, kind: Any, description: str = "") -> Param:
-    return Param(name, "query", msgspec.json.schema(kind), required=False, description=description)
-
-
-Position = Annotated[int, Meta(ge=0, le=MAX_ENVELOPE_INT)]
 AUTH = {401: "no bearer token, or one not valid"}
 
 
@@ -224,10 +307,7 @@ def openapi() -> dict[str, Any]:
             "this till's decided events after a position (accepted -> verdict)",
             response=VerdictsPage,
             errors={400: "bad after or limit", **AUTH},
-            params=[
-                _query("after", Position, "the position to read after (0: from the start)"),
-                _query("limit", Annotated[int, Meta(ge=1, le=VERDICTS_PAGE_MAX)]),
-            ],
+            params=query_params(VerdictsQuery),
             description="page",
         ),
         Operation(
@@ -236,10 +316,7 @@ def openapi() -> dict[str, Any]:
             "a page of member, merge and rules changes after a cursor",
             response=ChangesPage,
             errors={400: "bad cursor or limit", **AUTH, 410: "cursor pruned: load /v1/snapshot"},
-            params=[
-                _query("cursor", str, "next_cursor of the previous page (an integer)"),
-                _query("limit", Annotated[int, Meta(ge=0, le=CHANGES_LIMIT_MAX)]),
-            ],
+            params=query_params(ChangesQuery),
             description="page",
         ),
         Operation(
@@ -257,7 +334,7 @@ def openapi() -> dict[str, Any]:
             "a member not in the till's cache, by phone hash or code",
             response=Member,
             errors={400: "not exactly one of phone_hash and code", **AUTH, 404: "no such member"},
-            params=[_query("phone_hash", str), _query("code", str)],
+            params=query_params(LookupQuery),
             description="member",
         ),
         Operation(
@@ -281,10 +358,7 @@ def openapi() -> dict[str, Any]:
             "/v1/kpi",
             "programme KPIs by store, day and cashier, with fraud signals (admin token)",
             errors={400: "bad period", **AUTH},
-            params=[
-                _query("from", str, "first day, YYYY-MM-DD"),
-                _query("to", str, "last day, YYYY-MM-DD"),
-            ],
+            params=query_params(KpiQuery),
             description="KPIs",
         ),
     ]

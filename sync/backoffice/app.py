@@ -28,9 +28,17 @@ from agent.version import version
 from sync.backoffice import kpi, project, verify
 from sync.backoffice.service import Backoffice
 from sync.backoffice.terminal import Terminal
-from sync.backoffice_api import openapi, parse_enroll
+from sync.backoffice_api import (
+    ChangesQuery,
+    KpiQuery,
+    LookupQuery,
+    VerdictsQuery,
+    openapi,
+    parse_enroll,
+    read_query,
+)
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
-from sync.protocol import MAX_BATCH_BYTES, MAX_ENVELOPE_INT, ProtocolError, parse_push
+from sync.protocol import MAX_BATCH_BYTES, ProtocolError, parse_push
 
 log = logging.getLogger("kassa.backoffice")
 
@@ -59,14 +67,6 @@ def _bearer(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise ProtocolError(401, "unauthenticated", "a bearer token is required")
     return token.strip()
-
-
-def _int_param(request: Request, name: str, default: str, most: int) -> int:
-    """A non-negative integer query parameter (ASCII digits only), at most ``most``."""
-    text = request.query_params.get(name, default)
-    if not text.isascii() or not text.isdecimal() or len(text) > 19 or int(text) > most:
-        raise ProtocolError(400, f"bad_{name}", f"{name} must be an integer from 0 to {most}")
-    return int(text)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -160,20 +160,14 @@ def create_app(
 
     async def changes(request: Request) -> Response:
         await terminal(request)
-        limit_text = request.query_params.get("limit", "500")
-        if not limit_text.isdecimal() or not limit_text.isascii() or len(limit_text) > 6:
-            raise ProtocolError(400, "bad_limit", "limit must be a positive integer")
-        cursor = request.query_params.get("cursor")
-        out = await to_thread.run_sync(bo.changes, cursor, int(limit_text))
+        q = read_query(request.query_params, ChangesQuery)
+        out = await to_thread.run_sync(bo.changes, q.cursor, q.limit)
         return JSONResponse(out)
 
     async def verdicts(request: Request) -> Response:
         term = await terminal(request)
-        after = _int_param(request, "after", "0", MAX_ENVELOPE_INT)
-        limit = _int_param(request, "limit", "500", project.VERDICTS_PAGE_MAX)
-        if limit < 1:
-            raise ProtocolError(400, "bad_limit", "limit must be a positive integer")
-        out = await to_thread.run_sync(project.verdicts, ctx, term.terminal_id, after, limit)
+        q = read_query(request.query_params, VerdictsQuery)
+        out = await to_thread.run_sync(project.verdicts, ctx, term.terminal_id, q.after, q.limit)
         return JSONResponse(out)
 
     async def snapshot(request: Request) -> Response:
@@ -191,10 +185,8 @@ def create_app(
 
     async def lookup(request: Request) -> Response:
         await terminal(request)
-        q = request.query_params
-        out = await to_thread.run_sync(
-            lambda: bo.lookup(phone_hash=q.get("phone_hash"), code=q.get("code"))
-        )
+        q = read_query(request.query_params, LookupQuery)
+        out = await to_thread.run_sync(lambda: bo.lookup(phone_hash=q.phone_hash, code=q.code))
         return JSONResponse(out)
 
     async def member_token(request: Request) -> Response:
@@ -211,10 +203,8 @@ def create_app(
 
     async def kpis(request: Request) -> Response:
         await admin(request)
-        q = request.query_params
-        out = await to_thread.run_sync(
-            lambda: kpi.report(ctx, kpi.period(q.get("from"), q.get("to")))
-        )
+        q = read_query(request.query_params, KpiQuery)
+        out = await to_thread.run_sync(lambda: kpi.report(ctx, kpi.period(q.from_, q.to)))
         return JSONResponse(out)
 
     async def live(request: Request) -> Response:
