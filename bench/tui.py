@@ -68,9 +68,9 @@ def child(store: str, scans: int, members: int, hide: list[str]) -> None:
     """The app process: prints MARK at the first usable screen, then scans, then RSS."""
     for name in hide:
         sys.modules[name] = None  # type: ignore[assignment]  # as if not installed
+    from kassa.wiring import open_services
     from tui.app import KassaApp
     from tui.messages import CashiersListed, MemberIdentified, Scanned
-    from tui.services import open_services
 
     codes = sample_codes(Path(store), scans, members) if scans else []
 

@@ -35,6 +35,8 @@ def enroll_till(
 ) -> dict[str, Any]:
     """Join a till to the back office with a one-time ``code`` and make its store at
     ``store_path`` (keys, rules, token; with ``bootstrap`` the member snapshot too).
+    ``http``: the client to the back office (``sync.client.backoffice_http``, whose base
+    URL is saved as the till's back office).
     Raises ``ConflictError`` when the store exists, ``TransientError`` when the back office
     cannot answer now (5xx, 429: the code is still good), ``PermanentError`` when it
     refuses (its code and message as fields) or cannot be reached (``__cause__``: the

@@ -17,9 +17,9 @@ from pathlib import Path
 from textual.widgets import OptionList
 
 import tui.app
+from kassa.wiring import open_services
 from tui.app import KassaApp
 from tui.screens.signin import SignInScreen
-from tui.services import open_services
 
 CASHIER = ("smoke", "Смоук Тест", "1234")
 
