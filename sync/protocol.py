@@ -50,7 +50,6 @@ RESULT_STATUSES = ("accepted", "applied", "duplicate", "conflict", "rejected")
 
 EVENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 TERMINAL_ID_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.:-]{0,63}$")
-HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 MAX_ENVELOPE_INT = 2**62
 MAX_TEXT = 200

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 import uvicorn
 from anyio import to_thread
@@ -30,8 +31,11 @@ from sync.backoffice.service import Backoffice
 from sync.backoffice.terminal import Terminal
 from sync.backoffice_api import (
     ChangesQuery,
+    Health,
     KpiQuery,
+    Live,
     LookupQuery,
+    RulesDocument,
     VerdictsQuery,
     openapi,
     parse_enroll,
@@ -59,6 +63,11 @@ async def _body(request: Request, limit: int) -> bytes:
         if len(chunks) > limit:
             raise ProtocolError(413, "body_too_large", f"request body is over {limit} bytes")
     return bytes(chunks)
+
+
+def _answer(body: msgspec.Struct) -> Response:
+    """A 200 whose body is one of the API's declared response models."""
+    return Response(msgspec.json.encode(body), media_type="application/json")
 
 
 def _bearer(request: Request) -> str:
@@ -123,14 +132,14 @@ def create_app(
     async def health(request: Request) -> Response:
         backlog = await to_thread.run_sync(verify.backlog, ctx)
         waiting = await to_thread.run_sync(project.backlog, ctx)
-        return JSONResponse(
-            {
-                "ok": True,
-                "version": version(),
-                "rules_version": bo.active_rules_version(),
-                "project_backlog": waiting,
-                "verify_backlog": backlog,
-            }
+        return _answer(
+            Health(
+                ok=True,
+                version=version(),
+                rules_version=bo.active_rules_version(),
+                project_backlog=waiting,
+                verify_backlog=backlog,
+            )
         )
 
     async def spec(request: Request) -> Response:
@@ -199,7 +208,7 @@ def create_app(
         await terminal(request)
         version = bo.active_rules_version()
         assert version is not None
-        return JSONResponse({"version": version, "document": bo.rules_document(version)})
+        return _answer(RulesDocument(version=version, document=bo.rules_document(version)))
 
     async def kpis(request: Request) -> Response:
         await admin(request)
@@ -209,7 +218,7 @@ def create_app(
 
     async def live(request: Request) -> Response:
         """Liveness for monitoring: the process answers. Public, no data, no database."""
-        return JSONResponse({"ok": True})
+        return _answer(Live(ok=True))
 
     async def metrics_text(request: Request) -> Response:
         def gauges() -> list[Gauge]:
