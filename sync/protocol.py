@@ -23,7 +23,9 @@ never passes an event still waiting (``waiting``: true).
 
 The request models (``PushRequest``, ``WireEvent``) are msgspec Structs: their annotations
 are both the push parser (``parse_push`` decodes with them) and the request schema of the
-OpenAPI document (``sync.bo_api``). ``EventResult`` is the response model of one event.
+OpenAPI document (``sync.backoffice_api``); a body they refuse is read again field by
+field from the same declarations to name its first fault. ``EventResult`` is the response
+model of one event.
 """
 
 from __future__ import annotations
