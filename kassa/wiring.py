@@ -155,23 +155,21 @@ class Till:
 
         profile = load_profile(self.profile)
         self.slip_width = profile.columns
+        transport: Transport
         if self.printer_url == PREVIEW:
-            self.preview = CaptureTransport()
-            self.transport = self.preview
-            self.printer = PrintWorker(
-                self.store,
-                self.preview,
-                lambda slip: render(slip, profile),
-                status_supported=False,
-                idle_poll_s=0.5,
-            )
-            return self.printer
-        self.transport = transport_from_url(self.printer_url)
+            # No printer to ask for a status; the preview looks at its queue every 0.5 s.
+            transport = self.preview = CaptureTransport()
+            status, idle_poll_s = False, 0.5
+        else:
+            transport = transport_from_url(self.printer_url)
+            status, idle_poll_s = profile.status and transport.can_read, 5.0
+        self.transport = transport
         self.printer = PrintWorker(
             self.store,
-            self.transport,
+            transport,
             lambda slip: render(slip, profile),
-            status_supported=profile.status and self.transport.can_read,
+            status_supported=status,
+            idle_poll_s=idle_poll_s,
         )
         return self.printer
 
