@@ -34,20 +34,7 @@ CODES = {
     "batch_too_large",
 }
 FALLBACK = ("body is not valid:", "an event is not valid")
-KEYS = [
-    "protocol",
-    "terminal_id",
-    "events",
-    "event_id",
-    "terminal_epoch",
-    "seq",
-    "type",
-    "schema_version",
-    "created_at",
-    "payload",
-    "payload_hash",
-    "other",
-]
+KEYS = ["protocol", "terminal_id", "events", *WireEvent.__struct_fields__, "other"]
 VALUES = st.one_of(
     st.sampled_from(
         [None, True, 0, 1, -1, 2**31, 2**62, 2**62 + 1, 2**63, 1.0, 1.5, "", "1", "a" * 32]
