@@ -596,6 +596,18 @@ STATUS = {
 versions and the print worker's report."""
 
 
+def _id(name: str) -> Param:
+    """A path parameter naming a member or a hold (their ids are 1-64 characters)."""
+    return Param(name, schema={"type": "string", "minLength": 1, "maxLength": 64})
+
+
+JOB_ID = Param(
+    "job_id",
+    schema={"type": "string", "pattern": "^[0-9]{1,12}$"},
+    description="print_job_id of a commit or refund",
+)
+
+
 def _op(
     method: str, path: str, summary: str, request: Any, response: Any, **more: Any
 ) -> Operation:
@@ -636,9 +648,25 @@ OPERATIONS: dict[str, Operation] = {
     "register": _op(
         "POST", "/v1/members", "register a member with consent", RegisterRequest, Registration
     ),
-    "card": _op("GET", "/v1/members/{member_id}", "member card", None, MemberCard),
-    "get_hold": _op("GET", "/v1/holds/{hold_id}", "a hold and its status", None, Hold),
-    "cancel_hold": _op("POST", "/v1/holds/{hold_id}/cancel", "release a hold (void)", None, Hold),
+    "card": _op(
+        "GET",
+        "/v1/members/{member_id}",
+        "member card",
+        None,
+        MemberCard,
+        params=[_id("member_id")],
+    ),
+    "get_hold": _op(
+        "GET", "/v1/holds/{hold_id}", "a hold and its status", None, Hold, params=[_id("hold_id")]
+    ),
+    "cancel_hold": _op(
+        "POST",
+        "/v1/holds/{hold_id}/cancel",
+        "release a hold (void)",
+        None,
+        Hold,
+        params=[_id("hold_id")],
+    ),
     "slip": _op(
         "GET",
         "/v1/slips/{job_id}",
@@ -646,11 +674,13 @@ OPERATIONS: dict[str, Operation] = {
         None,
         SlipView,
         params=(
-            Param("job_id"),
+            JOB_ID,
             Param("width", "query", {"type": "string", "enum": ["32", "42", "48"]}, False),
         ),
     ),
-    "print_slip": _op("POST", "/v1/slips/{job_id}/print", "print a copy of a slip", None, Reprint),
+    "print_slip": _op(
+        "POST", "/v1/slips/{job_id}/print", "print a copy of a slip", None, Reprint, params=[JOB_ID]
+    ),
     "status": _op("GET", "/v1/status", "agent status: online, queue, printer, holds", None, STATUS),
     "live": Operation(
         "GET",
