@@ -679,3 +679,24 @@ def test_the_api_and_the_cli_refuse_a_request_in_the_same_words(api, till, path,
     with pytest.raises(AgentError) as e:
         parse()
     assert post(api, path, body, status=400) == e.value.to_dict()
+
+
+def test_the_document_says_what_the_server_takes_for_cashier_id(api, till):
+    """The bound a field's schema states is the one the server enforces (one declaration):
+    cashier_id of 64 characters is taken, of 65 refused naming the field, in every body."""
+    bodies = {
+        "/v1/quote": ("Checkout", {"identify": RICH, "receipt_id": "C-1", "lines": lines()}),
+        "/v1/refund": ("RefundRequest", {"refund_id": "CR-1", "receipt_id": "nope", "lines": {}}),
+        "/v1/members": (
+            "RegisterRequest",
+            {"phone": "+7 999 555-01-55", "first_name": "Ия", "consent_programme": True},
+        ),
+    }
+    schemas = openapi()["components"]["schemas"]
+    for path, (name, body) in bodies.items():
+        prop = schemas[name]["properties"]["cashier_id"]
+        assert {"type": "string", "maxLength": 64} in prop["anyOf"], (name, prop)
+        err = post(api, path, body | {"cashier_id": "c" * 65}, status=400)
+        assert err["details"]["field"] == "cashier_id" and "64" in err["message_en"], err
+        resp = api.post(path, json=body | {"cashier_id": "c" * 64})
+        assert resp.status_code in (200, 404), (path, resp.text)  # the refund's cheque: none
