@@ -378,6 +378,56 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+class TillStates:
+    """Member states as the till holds them (read on first use), changed in memory by the
+    clones given to each member (``requote``)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._states: dict[str, Any] = {}
+
+    def __getitem__(self, member_id: str) -> Any:
+        from agent import codec
+        from agent.model import MemberState
+
+        state = self._states.get(member_id)
+        if state is None:
+            with self._store.read() as conn:
+                row = conn.execute(
+                    "SELECT state FROM members WHERE member_id = ?", (member_id,)
+                ).fetchone()
+            state = self._states[member_id] = codec.loads(MemberState, row[0])
+        return state
+
+    def __setitem__(self, member_id: str, state: Any) -> None:
+        self._states[member_id] = state
+
+
+def requote(
+    p: dict[str, Any], states: TillStates, member_id: str, rules: Any, at: datetime, op_id: str
+) -> None:
+    """Score the clone payload ``p`` (its cart already renumbered) for ``member_id`` as the
+    till would have at ``at``: the template's points to spend, or as many as the member may
+    (``agent.engine.quote``); its quote, earned and spent points replaced, and the
+    member's state moved on by the purchase (``agent.ledger.apply_purchase``)."""
+    from agent import codec, engine
+    from agent.ledger import apply_purchase
+    from agent.model import Cart
+
+    cart = codec.from_plain(Cart, p["cart"])
+    state = states[member_id]
+    redeem = int(p["redeem_points"])
+    if redeem:
+        free = engine.quote(cart, state, rules, at, redeem_points=0).max_redeem_points
+        redeem = min(redeem, free)
+    q = engine.quote(cart, state, rules, at, redeem_points=redeem)
+    states[member_id], _ = apply_purchase(state, cart, q, rules, at, op_id)
+    p["quote"] = codec.to_plain(q)
+    p["redeem_points"] = q.redeem_points
+    p["earn_points"] = q.earn_points
+    p["rules_version"] = q.rules_version
+
+
 def fill_outbox(
     store_path: Path,
     events: int,
@@ -400,10 +450,13 @@ def fill_outbox(
     ascending 100 us apart after the templates, and ``payload_hash`` = SHA-256 of the
     re-encoded canonical payload (sorted keys, compact, UTF-8). They are inserted into the
     outbox in one transaction with ``last_seq`` and each member's ``unsynced`` count, as
-    the commits would have left them. A member's first event matches the back office's
-    rescore exactly; later ones were scored by the till against the seeded state, so
-    the back office may flag a few (tier or collection reached meanwhile), as it would
-    for a till scoring on a stale cache. Returns sizes and counts (untimed set-up).
+    the commits would have left them. Each clone is quoted again for the member it is
+    given to (``requote``): the template's cart and points to spend (as many as that
+    member may), scored by ``agent.engine`` against that member's state after its earlier
+    events of this outbox (the till's own state after the template sales, else the
+    seeded one), so the back office's re-score agrees with every clone of a till whose
+    members no other till served in between (``rescore_mismatch`` then counts only real
+    differences). Returns sizes and counts (untimed set-up).
     """
     from agent.identify import make_member_code
     from agent.service import Agent, CheckoutRequest
@@ -437,6 +490,8 @@ def fill_outbox(
                 raise AssertionError("the till's payload is not canonical JSON as assumed")
             by_class.setdefault(int(r[7][1:]) % STATE_TEMPLATES, []).append(r)
         last = datetime.fromisoformat(rows[-1][5])
+        rules = agent.programme()
+        states = TillStates(store)
         unsynced: Counter[str] = Counter()
         out: list[tuple[Any, ...]] = []
         for k in range(templates, events):
@@ -448,15 +503,17 @@ def fill_outbox(
             receipt = f"{receipt_prefix}{seq:09d}"
             moment = last + timedelta(microseconds=100 * (k - templates + 1))
             at = moment.isoformat()
-            p["receipt_id"] = p["cart"]["receipt_id"] = p["quote"]["receipt_id"] = receipt
-            p["member_id"] = p["quote"]["member_id"] = mid
+            p["receipt_id"] = p["cart"]["receipt_id"] = receipt
+            p["member_id"] = mid
             p["member_code"] = make_member_code(100_000_000 + j)
             p["occurred_at"] = at
+            event_id = time_ordered_id(rng, moment)
+            requote(p, states, mid, rules, moment, event_id)
             text = _canonical(p)
             out.append(
                 (
                     seq,
-                    time_ordered_id(rng, moment),
+                    event_id,
                     src[1],
                     src[2],
                     src[3],
