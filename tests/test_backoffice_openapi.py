@@ -72,6 +72,7 @@ def test_served_document_is_the_generated_one(
     schema, _ = served
     assert schema.raw_schema == openapi()
     assert schema.raw_schema["openapi"] == "3.1.0"
+    schema.validate()  # against the OpenAPI 3.1 meta-schema
 
 
 def _own_events(case: Any) -> Any:
