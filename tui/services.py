@@ -189,7 +189,7 @@ class Services:
         sync = self.till.sync
         live = sync.agent if sync is not None else self.agent
         st = live.sync_status()
-        online = live.offline_status().online if self.till.http is not None else None
+        online = st.online if self.till.http is not None else None
         printer = self.till.printer_status()
         return StatusSnapshot(
             online=online,
