@@ -126,9 +126,12 @@ def pg_version() -> str | None:
 class ServerProcess:
     """The back office app under a real uvicorn, in a child process (see module doc)."""
 
-    def __init__(self, url: str, *, startup_timeout_s: float = 60.0) -> None:
+    def __init__(self, url: str, *, startup_timeout_s: float = 60.0, workers: bool = True) -> None:
+        """``workers``: False serves without the projector and verifier threads (pushes
+        are only accepted; ``bench/ledger.py`` then times the projector on its own)."""
+        args = ["--serve", url] if workers else ["--serve-accept-only", url]
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", url],
+            [sys.executable, str(Path(__file__).resolve()), *args],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
@@ -175,8 +178,9 @@ class ServerProcess:
         self.stop()
 
 
-def serve_main(url: str) -> int:
-    """Child process: serve the back office at ``url`` with the bare endpoint."""
+def serve_main(url: str, *, workers: bool = True) -> int:
+    """Child process: serve the back office at ``url`` with the bare endpoint (and without
+    the projector and verifier threads unless ``workers``)."""
     import uvicorn
 
     from sync.backoffice.app import create_app, settle_for_serving
@@ -185,7 +189,7 @@ def serve_main(url: str) -> int:
 
     db = Database.open(url)
     bo = Backoffice(db)  # the parent has initialised it
-    app = create_app(bo, bare_endpoint=True)
+    app = create_app(bo, bare_endpoint=True, verifier=workers)
     settle_for_serving()
     # As ``sync.backoffice.app.serve`` runs it (``kassa backoffice serve``), on port 0.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
@@ -581,7 +585,7 @@ def outbox_counts(store_path: Path) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        sys.exit(serve_main(sys.argv[2]))
+    if len(sys.argv) == 3 and sys.argv[1] in ("--serve", "--serve-accept-only"):
+        sys.exit(serve_main(sys.argv[2], workers=sys.argv[1] == "--serve"))
     print(__doc__)
     sys.exit(2)
