@@ -23,7 +23,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agent import codec
 from agent.errors import ConflictError, InputError, NotFoundError
@@ -45,6 +45,7 @@ __all__ = [
     "Hold",
     "HoldChequeChangedError",
     "HoldError",
+    "HoldRow",
     "active_count",
     "cancel",
     "check_cheque",
@@ -89,23 +90,39 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")[:26] + "Z"
 
 
-_COLS = "hold_id, receipt_id, member_id, points, status, created_at, expires_at, closed_at, quote"
+class HoldRow(NamedTuple):
+    """A row of ``holds`` as ``_COLS`` selects it (``quote``: the quote as JSON text)."""
+
+    hold_id: str
+    receipt_id: str
+    member_id: str
+    points: int
+    status: str
+    created_at: str
+    expires_at: str
+    closed_at: str | None
+    quote: str
+
+
+_COLS = ", ".join(HoldRow._fields)
 
 
 def _hold(row: tuple[Any, ...], now: datetime, *, duplicate: bool = False) -> Hold:
-    status = row[4]
-    if status == ACTIVE and row[6] <= stamp(now):
+    """The ``Hold`` of a row of ``_COLS``, with its status as of ``now``."""
+    r = HoldRow._make(row)
+    status = r.status
+    if status == ACTIVE and r.expires_at <= stamp(now):
         status = EXPIRED  # due, not yet swept: report what it is
     return Hold(
-        hold_id=row[0],
-        receipt_id=row[1],
-        member_id=row[2],
-        points=int(row[3]),
+        hold_id=r.hold_id,
+        receipt_id=r.receipt_id,
+        member_id=r.member_id,
+        points=int(r.points),
         status=status,
-        created_at=row[5],
-        expires_at=row[6],
-        closed_at=row[7],
-        quote=codec.loads(Quote, row[8]),
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        closed_at=r.closed_at,
+        quote=codec.loads(Quote, r.quote),
         duplicate=duplicate,
     )
 
@@ -143,18 +160,21 @@ def check_cheque(store: Store, hold_id: str, req: CheckoutRequest) -> None:
         "WHERE hold_id = ?",
         (hold_id,),
     )
-    if row is None or row[3] is None or row[0] != req.cart.receipt_id or row[1] != req.member_id:
+    if row is None:
+        return
+    receipt_id, member_id, points, held_cheque, redeem_asked = row
+    if held_cheque is None or receipt_id != req.cart.receipt_id or member_id != req.member_id:
         return
     redeem = str(req.redeem_points)
-    if row[3] != cheque_hash(req) or redeem not in (row[4], str(row[2])):
+    if held_cheque != cheque_hash(req) or redeem not in (redeem_asked, str(points)):
         raise HoldChequeChangedError(
             f"the cheque differs from the one hold {hold_id} was placed for (receipt "
-            f"{row[0]}): lines, points or coupon changed; place the hold again for this "
+            f"{receipt_id}): lines, points or coupon changed; place the hold again for this "
             "cheque, or commit without hold_id",
-            f"чек {row[0]}, резерв {hold_id}: изменились товары, бонусы или купон; "
+            f"чек {receipt_id}, резерв {hold_id}: изменились товары, бонусы или купон; "
             "зарезервируйте бонусы заново",
             hold_id=hold_id,
-            receipt_id=row[0],
+            receipt_id=receipt_id,
         )
 
 
@@ -193,12 +213,14 @@ def reopen(
             receipt_id=receipt_id,
         )
     current = conn.execute(
-        f"SELECT {_COLS}, request_hash FROM holds WHERE receipt_id = ? AND status = 'active' "
+        f"SELECT request_hash, {_COLS} FROM holds WHERE receipt_id = ? AND status = 'active' "
         "AND expires_at > ?",
         (receipt_id, stamp(now)),
     ).fetchone()
-    if current is not None and current[9] == digest:
-        return _hold(current, now, duplicate=True)
+    if current is not None:
+        placed_by, *hold = current
+        if placed_by == digest:
+            return _hold(tuple(hold), now, duplicate=True)
     conn.execute(
         "UPDATE holds SET status = 'cancelled', closed_at = ? "
         "WHERE receipt_id = ? AND status = 'active'",
@@ -252,14 +274,15 @@ def cancel(store: Store, hold_id: str, now: datetime) -> Hold:
         row = conn.execute(f"SELECT {_COLS} FROM holds WHERE hold_id = ?", (hold_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no hold {hold_id}", "такого резерва нет", hold_id=hold_id)
-        if row[4] == COMMITTED:
+        status = HoldRow._make(row).status
+        if status == COMMITTED:
             raise HoldError(
                 f"hold {hold_id} was committed with its cheque; refund the cheque instead",
                 "резерв уже использован в проведённом чеке: оформите возврат",
                 hold_id=hold_id,
                 status=COMMITTED,
             )
-        if row[4] == ACTIVE:
+        if status == ACTIVE:
             conn.execute(
                 "UPDATE holds SET status = 'cancelled', closed_at = ? WHERE hold_id = ?",
                 (stamp(now), hold_id),
@@ -283,8 +306,10 @@ def consume(
         ).fetchone()
         if row is None:
             raise NotFoundError(f"no hold {hold_id}", "такого резерва нет", hold_id=hold_id)
-        status = EXPIRED if row[2] == ACTIVE and row[3] <= stamp(now) else row[2]
-        if row[0] != receipt_id or row[1] != member_id:
+        held_for, held_by, status, expires_at = row
+        if status == ACTIVE and expires_at <= stamp(now):
+            status = EXPIRED
+        if held_for != receipt_id or held_by != member_id:
             raise HoldError(
                 f"hold {hold_id} belongs to another cheque or member",
                 "резерв относится к другому чеку",
