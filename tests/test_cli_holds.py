@@ -82,6 +82,7 @@ def test_commit_with_a_hold_must_be_the_held_cheque(store: Path) -> None:
     assert code == 2 and out["error"] == "hold_cheque_changed", out
     assert "H-3" not in pending(store)
     assert kassa(store, "hold", "show", hold["hold_id"])[1]["status"] == "active"
+    assert kassa(store, "hold", "cancel", hold["hold_id"])[0] == 0  # the points free again
 
 
 @pytest.mark.parametrize(
@@ -145,11 +146,13 @@ def test_reprint_queues_a_copy_marked_as_one(store: Path) -> None:
     assert pending(store) == journaled  # a reprint journals nothing
 
 
-def test_holds_need_the_store_and_refuse_while_another_process_owns_it(store: Path) -> None:
+def test_holds_need_the_store_and_refuse_while_another_process_owns_it(tmp_path: Path) -> None:
     """`hold show` only reads (it works while the agent owns the store); placing,
     cancelling and reprinting write: refused with exit 3 then."""
     from agent.store import Store
 
+    store = tmp_path / "till.db"
+    assert kassa(store, "init", "--demo", "--members", "5")[0] == 0
     code, hold, err = kassa(store, "hold", "place", stdin=cheque("H-6", redeem_points=1))
     assert code == 0, err
     code, sale, err = kassa(store, "commit", stdin=cheque("H-7"))
