@@ -4,13 +4,23 @@ The back office (``sync.backoffice``, SQLite in the test's temp dir) is reached 
 ``httpx`` over an in-process ASGI transport wrapped in ``FaultyTransport`` (the network is
 the edge we fake: ``harness.network_down()``). Time is a ``FakeClock``; the printer is the
 capture (preview) transport; the wedge classifier gets a fake key clock so a burst of
-``pilot.press`` keys can look like a scanner (``harness.scan(pilot, text)``).
+keys can look like a scanner (``harness.scan(pilot, text)``).
+
+``scan`` and ``type`` post their keys to the app's queue (:func:`post_keys`) as the
+terminal driver does, each as soon as the app has handled the one before (:func:`drain`:
+every message pump quiet), instead of ``pilot.press``, which after every key waits until the
+process looks idle by the wall clock (40-70 ms a key, a second under load). The keys take
+the same path (the App's ``on_event``, the wedge classifier, the focused widget) in the
+same order, and the fake key clock stamps them the same, so a scanner burst is still a scan
+and typing still typing; ``one_by_one=True`` presses them through ``pilot.press``.
+:func:`settle` waits for the workers and the app's queues the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import unicodedata
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +28,11 @@ import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from conftest import NOW, FakeClock
 from synchelp import FaultyTransport, SyncASGITransport
+from textual import events
+from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 from textual.message import Message
 from textual.pilot import Pilot
+from textual.worker import WorkerCancelled
 
 from agent import shifts
 from agent.seed import demo_programme, member_rows, seed_catalog
@@ -136,19 +149,25 @@ class Harness:
             yield pilot
             await settle(pilot)
 
-    async def scan(self, pilot: Pilot[Any], text: str, suffix: str = "enter") -> None:
+    async def scan(
+        self, pilot: Pilot[Any], text: str, suffix: str = "enter", one_by_one: bool = False
+    ) -> None:
         """A keyboard-wedge scanner burst: characters 2 ms apart, then the suffix key."""
         self.keys.step = 0.002
         try:
-            await pilot.press(*[_key(ch) for ch in text], suffix)
+            await _press(pilot, [*[_key(ch) for ch in text], suffix], one_by_one)
         finally:
             self.keys.now += 1.0
             self.keys.step = 0.2
         await settle(pilot)
 
-    async def type(self, pilot: Pilot[Any], text: str, submit: bool = True) -> None:
-        """A cashier typing (slow keys), then Enter."""
-        await pilot.press(*[_key(ch) for ch in text], *(["enter"] if submit else []))
+    async def type(
+        self, pilot: Pilot[Any], text: str, submit: bool = True, one_by_one: bool = False
+    ) -> None:
+        """A cashier typing (slow keys: the key clock's 0.2 s), then Enter."""
+        await _press(
+            pilot, [*[_key(ch) for ch in text], *(["enter"] if submit else [])], one_by_one
+        )
         await settle(pilot)
 
     def close(self) -> None:
@@ -175,6 +194,66 @@ def _key(ch: str) -> str:
     return _NAMED.get(ch, ch)
 
 
+def key_event(key: str) -> events.Key:
+    """The event ``pilot.press(key)`` sends: a key name (or a character) and its
+    character."""
+    if len(key) == 1 and not key.isalnum():
+        key = _character_to_key(key)
+    char: str | None
+    try:
+        char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+    except KeyError:
+        char = key if len(key) == 1 else None
+    return events.Key(key, char)
+
+
+async def post_keys(pilot: Pilot[Any], keys: Iterable[str]) -> None:
+    """Post ``keys`` to the app's queue as the driver does, each once the app has handled
+    the one before (so the App, the wedge classifier and the focused widget see them in the
+    order ``pilot.press`` gives), without ``pilot.press``'s wait for wall-clock idleness."""
+    app = pilot.app
+    for key in keys:
+        event = key_event(key)
+        event.set_sender(app)
+        app.post_message(event)
+        await drain(pilot, update=False)
+    await drain(pilot)
+
+
+async def drain(pilot: Pilot[Any], update: bool = True) -> None:
+    """Wait until the App and every widget of its screen have nothing left to handle and
+    (``update``) the screen is updated: its layout, and the callbacks waiting for a refresh
+    run (between the keys of one burst the screen's own timer does that, as in the app).
+
+    A key hops from the App to the focused widget and may bubble back, and a worker's
+    message comes in from its thread: one round of ``_wait_for_screen`` (a callback through
+    every widget, run after what each had queued) is not enough, so rounds go on until no
+    queue has anything left."""
+    app = pilot.app
+
+    def quiet() -> bool:
+        pumps = [app, *app.screen.walk_children(with_self=True)]
+        return all(p._message_queue.empty() for p in pumps)
+
+    for _ in range(1000):
+        await pilot._wait_for_screen()
+        if quiet():
+            if not update:
+                return
+            app.screen._on_timer_update()
+            update = False
+            if quiet():
+                return
+    raise AssertionError("the app never went quiet")
+
+
+async def _press(pilot: Pilot[Any], keys: list[str], one_by_one: bool) -> None:
+    if one_by_one:
+        await pilot.press(*keys)
+    else:
+        await post_keys(pilot, keys)
+
+
 def screen_text(app: Any) -> str:
     """The whole terminal as plain text lines (what a cashier sees, no styles)."""
     strips = app.screen._compositor.render_strips()
@@ -189,15 +268,19 @@ def widget_text(app: Any, selector: str) -> str:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """Wait until the core workers are done and their messages are handled."""
+    """Wait until every worker is done (the core's calls, the warm-up, the status read it
+    starts) and the app has handled their messages and updated the screen. An exclusive
+    worker (the status read) cancelled by a newer one is done too."""
     app = pilot.app
     for _ in range(50):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        busy = [w for w in app.workers if w.group == "core" and w.is_running]
-        if not busy:
+        await drain(pilot)
+        for worker in list(app.workers):
+            with contextlib.suppress(WorkerCancelled):
+                await worker.wait()
+        await drain(pilot)
+        if not any(w.is_running for w in app.workers):
             return
+    raise AssertionError("the app's workers never finished")
 
 
 @contextlib.contextmanager
