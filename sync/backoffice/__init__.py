@@ -24,7 +24,8 @@ in ``pyproject.toml`` holds them to that order):
   snapshot), ``worker`` (the background round thread), ``schema`` (migrations),
   ``terminal`` (an enrolled till).
 - ``context``: ``Context`` (database, programmes, clock, time of the last push), the
-  narrow set of handles the modules above share.
+  narrow set of handles the modules above share; ``lease``: which node of several on one
+  PostgreSQL database runs a worker's rounds (taken over when that node dies).
 - ``db``: one database interface over SQLite and PostgreSQL; ``pg`` its psycopg side
   (imported only for a ``postgresql://`` URL); ``utf8`` the stored-text type of both.
 

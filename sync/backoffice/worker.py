@@ -5,6 +5,11 @@ handles a chunk of their queue in one transaction; while tills are pushing (a pu
 ``BUSY_WINDOW_S``) rounds are small and followed by a pause, so acceptance keeps the
 database and the GIL; when pushes stop they catch up at full speed. A failing round is
 logged and retried after a pause; the thread never dies of it.
+
+A worker given a ``lease.Lease`` works only while its node holds it: on several nodes
+over one PostgreSQL database one of them runs the rounds, and another takes the lease
+over (within ``idle_s``) when that node's session ends. Without one (and on SQLite, whose
+lease is always held) every round runs.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import threading
 import time
 
 from sync.backoffice.context import Context
+from sync.backoffice.lease import Lease
 
 log = logging.getLogger("kassa.backoffice")
 
@@ -27,8 +33,9 @@ class RoundWorker:
     name = "kassa-worker"
     idle_s = 1.0  # pause when the queue is empty
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, lease: Lease | None = None) -> None:
         self.ctx = ctx
+        self.lease = lease
         self.stop_event = threading.Event()
         self.done = 0  # items handled since start
         self._thread: threading.Thread | None = None
@@ -49,6 +56,9 @@ class RoundWorker:
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():
+            if self.lease is not None and not self.lease.held():
+                self.stop_event.wait(self.idle_s)  # another node works; try again then
+                continue
             busy = self.ctx.pushes.seconds_since() < BUSY_WINDOW_S
             began = time.monotonic()
             try:
@@ -66,3 +76,5 @@ class RoundWorker:
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.lease is not None and not self.is_alive():
+            self.lease.release()
