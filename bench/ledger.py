@@ -77,11 +77,12 @@ def node_main(url: str) -> int:
     GO (stdin), stop it on the next line, report JSON (events it applied, CPU seconds)."""
     from sync.backoffice import project
     from sync.backoffice.db import Database
+    from sync.backoffice.lease import projector_lease
     from sync.backoffice.service import Backoffice
 
     db = Database.open(url)
-    try:
-        worker = project.Projector(Backoffice(db).context)
+    try:  # as the app's lifespan starts it (``sync.backoffice.app``)
+        worker = project.Projector(Backoffice(db).context, projector_lease(db))
         print("READY", flush=True)
         sys.stdin.readline()
         cpu0 = time.process_time()
