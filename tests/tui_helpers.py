@@ -12,8 +12,9 @@ every message pump quiet), instead of ``pilot.press``, which after every key wai
 process looks idle by the wall clock (40-70 ms a key, a second under load). The keys take
 the same path (the App's ``on_event``, the wedge classifier, the focused widget) in the
 same order, and the fake key clock stamps them the same, so a scanner burst is still a scan
-and typing still typing; ``one_by_one=True`` presses them through ``pilot.press``.
-:func:`settle` waits for the workers and the app's queues the same way.
+and typing still typing; ``one_by_one=True`` presses them through Textual's
+``Pilot.press``. The harness's apps hand out a :class:`KeyPilot`, whose ``press`` posts
+keys the same way. :func:`settle` waits for the workers and the app's queues.
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ class KeyClock:
     def __call__(self, event: Any) -> float:
         self.now += self.step
         return self.now
+
+
+class KeyPilot(Pilot[Any]):
+    """The pilot of the harness's apps: ``press`` posts the keys as :func:`post_keys`
+    does (Textual's own press, waiting for idleness after each key, is
+    ``press_one_by_one``)."""
+
+    async def press(self, *keys: str) -> None:
+        await post_keys(self, keys)
+
+    async def press_one_by_one(self, *keys: str) -> None:
+        await super().press(*keys)
 
 
 class Harness:
@@ -138,8 +151,16 @@ class Harness:
             sync_interval_s=None,
             **kw,
         )
-        self.app = KassaApp(self.services, key_clock=self.keys, poll_status=False)
-        return self.app
+        app = self.app = KassaApp(self.services, key_clock=self.keys, poll_status=False)
+        run_test = app.run_test
+
+        @contextlib.asynccontextmanager
+        async def run_keyed(*args: Any, **kw: Any) -> AsyncIterator[Pilot[Any]]:
+            async with run_test(*args, **kw) as pilot:
+                yield KeyPilot(pilot.app)
+
+        app.run_test = run_keyed  # type: ignore[method-assign]
+        return app
 
     @contextlib.asynccontextmanager
     async def run(self, size: tuple[int, int] = (80, 24), **kw: Any) -> AsyncIterator[Pilot[Any]]:
@@ -217,6 +238,7 @@ async def post_keys(pilot: Pilot[Any], keys: Iterable[str]) -> None:
         event.set_sender(app)
         app.post_message(event)
         await drain(pilot, update=False)
+        await app._animator.wait_until_complete()  # a scroll the key started, as press does
     await drain(pilot)
 
 
@@ -249,7 +271,7 @@ async def drain(pilot: Pilot[Any], update: bool = True) -> None:
 
 async def _press(pilot: Pilot[Any], keys: list[str], one_by_one: bool) -> None:
     if one_by_one:
-        await pilot.press(*keys)
+        await Pilot.press(pilot, *keys)
     else:
         await post_keys(pilot, keys)
 
