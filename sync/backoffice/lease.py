@@ -1,22 +1,31 @@
-"""Leases: which node of a back office does a background job's work, and who takes over
-when that node dies.
+"""Leases: which node of a back office runs a background worker's rounds, and who takes
+over when that node dies.
 
-Several ``kassa backoffice serve`` processes (nodes) may share one PostgreSQL database:
-their web side keeps no state of its own (a push, a verdict page, the feed are all read
-from and written to the database), so a load balancer may send any request to any node.
-The projector's work is not split by the lease; it is made safe by the projector itself
-(``project``: a pass claims accepted events inside its transaction, under the feed lock,
-and writes their verdicts with their effects), and a node killed mid-pass leaves nothing
-(its transaction rolls back when its connection drops). What the lease decides is which
-node runs the projector's rounds, so the others do not queue passes behind it: the
-holder keeps a session-level advisory lock (``pg_try_advisory_lock``) on a connection of
-its own, and PostgreSQL releases it the moment that session ends (the process exited or
-was killed, the machine or the network went away); another node's next try takes it.
+Several ``kassa backoffice serve`` processes (nodes) may share one PostgreSQL database.
+Their web side keeps no state of its own (a push, a verdict page, the feed are read from
+and written to the database), so a load balancer may send any request to any node; a
+push's inline projection runs on the node that took it.
+
+The background work is made safe by the workers themselves, not by the lease: a projector
+pass claims accepted events inside its transaction, under the feed lock, and writes their
+verdicts with their effects (``project``), so two passes never apply one event and a
+node killed mid-pass leaves nothing (its transaction rolls back when its connection
+drops); the verifier deletes each queue row it scored (``DELETE ... RETURNING``). The
+lease decides which node runs the rounds: passes are exclusive anyway (the feed lock), and
+two verifiers would score the same oldest purchases, so the other nodes stand by instead
+of queueing behind the holder. The holder keeps a session-level advisory lock
+(``pg_try_advisory_lock``) on a connection of its own; PostgreSQL releases it when that
+session ends (the process exited or was killed, the machine or the network went away),
+and another node's next try (every ``idle_s`` of its worker) takes it.
+
+The projector's work is not split between nodes (by member partitions): a pass of one
+partition would decide a terminal's events out of ``pos`` order, so a terminal's decided
+events would no longer be a prefix of its accepted ones, and merges, refunds and a
+terminal's receipt numbers tie members of different partitions together.
 
 The lease connection's ``application_name`` names the node (host and process id), so
-``pg_stat_activity`` / ``pg_locks`` show who holds which lease.
-
-SQLite stays single-node (an embedded file, one writer): its lease is always held.
+``pg_stat_activity`` and ``pg_locks`` show who holds which lease. SQLite stays single-node
+(an embedded file, one writer): its lease is always held.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from sync.backoffice.db import Database, PostgresDatabase
 log = logging.getLogger("kassa.backoffice.lease")
 
 PROJECTOR_LEASE_KEY = 7_301_003  # next to db's FEED_LOCK_KEY and ACCEPT_LOCK_KEY
+VERIFIER_LEASE_KEY = 7_301_004
 
 
 def node_name() -> str:
@@ -98,3 +108,10 @@ class Lease:
 def projector_lease(db: Database) -> Lease:
     """The lease of the projector thread (``project.Projector``) of a serving node."""
     return Lease(db, PROJECTOR_LEASE_KEY)
+
+
+def verifier_lease(db: Database) -> Lease:
+    """The lease of the verifier thread (``verify.Verifier``): its queue is taken oldest
+    first, so two verifiers would score the same purchases and one would throw its work
+    away (``DELETE ... RETURNING`` keeps each verified once either way)."""
+    return Lease(db, VERIFIER_LEASE_KEY)
