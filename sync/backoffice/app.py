@@ -27,7 +27,7 @@ from starlette.routing import Route
 from agent.errors import AgentError
 from agent.version import version
 from sync.backoffice import kpi, project, verify
-from sync.backoffice.lease import projector_lease
+from sync.backoffice.lease import projector_lease, verifier_lease
 from sync.backoffice.service import Backoffice
 from sync.backoffice.terminal import Terminal
 from sync.backoffice_api import (
@@ -265,9 +265,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # on several nodes over one PostgreSQL database, the lease's holder projects
+        # on several nodes over one PostgreSQL database, each lease's holder runs the rounds
         projector = project.Projector(ctx, projector_lease(ctx.db)) if verifier else None
-        worker = verify.Verifier(ctx) if verifier else None
+        worker = verify.Verifier(ctx, verifier_lease(ctx.db)) if verifier else None
         app.state.projector = projector
         app.state.verifier = worker
         for w in (projector, worker):
