@@ -220,6 +220,21 @@ def serve_main(url: str, *, workers: bool = True) -> int:
     return 0
 
 
+def machine(kinds: tuple[str, ...], setup: str = "") -> dict[str, Any]:
+    """Where a sync bench's figures were taken: the server stack (and ``setup``, how the
+    run drives it), the database versions, Python and the CPU count."""
+    import sqlite3
+
+    server = f"uvicorn ({http_impl()}) + Starlette, child process on 127.0.0.1"
+    return {
+        "server": f"{server}; {setup}" if setup else server,
+        "sqlite_version": sqlite3.sqlite_version,
+        "postgresql_version": pg_version() if "postgresql" in kinds else None,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+    }
+
+
 def http_impl() -> str:
     """Which HTTP/1.1 parser uvicorn's "auto" picks here."""
     try:

@@ -92,9 +92,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -360,11 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         **headline,
         "verified": all(bool(figures[k].get("verified")) for k in kinds),
         **figures,
-        "server": f"uvicorn ({lib.http_impl()}) + Starlette, child process on 127.0.0.1",
-        "sqlite_version": sqlite3.sqlite_version,
-        "postgresql_version": lib.pg_version() if "postgresql" in kinds else None,
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
+        **lib.machine(kinds),
         "targets": {
             "floor_ratio_min": TARGETS["floor_ratio"],
             "events_per_s_min": TARGETS["events_per_s"],

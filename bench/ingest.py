@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -307,11 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "members": members,
         **headline,
         **figures,
-        "server": f"uvicorn ({lib.http_impl()}) + Starlette, child process on 127.0.0.1; "
-        "each till a process of its own",
-        "postgresql_version": lib.pg_version() if "postgresql" in kinds else None,
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
+        **lib.machine(kinds, "each till a process of its own"),
         "targets": {},
         "ok": all(bool(figures[k].get("clean")) for k in kinds),
     }

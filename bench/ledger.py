@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -372,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "members": members,
         **headline,
         **figures,
-        "server": f"uvicorn ({lib.http_impl()}) + Starlette, child process on 127.0.0.1; "
-        "projector nodes a process each",
-        "postgresql_version": lib.pg_version() if "postgresql" in kinds else None,
-        "python": sys.version.split()[0],
-        "cpus": os.cpu_count(),
+        **lib.machine(kinds, "projector nodes a process each"),
         "targets": {
             "applied_events_per_s_min": TARGETS["applied_events_per_s"],
             "verdict_p99_ms_max": TARGETS["verdict_p99_ms"],
