@@ -83,6 +83,8 @@ def text_fault(value: str) -> tuple[str, str] | None:
     when it can. Refused: control characters (NUL, BEL, ESC, line breaks, tab: category
     Cc), line and paragraph separators, bidi controls (``BIDI_CONTROLS``) and lone
     surrogates (``"\\ud800"`` from JSON, which no UTF-8 file or terminal can hold)."""
+    if value.isprintable():  # each refused character is unprintable (Cc, Zl, Zp, Cf, Cs)
+        return None
     for index, ch in enumerate(value):
         code = ord(ch)
         if 0xD800 <= code <= 0xDFFF:

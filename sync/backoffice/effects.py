@@ -11,10 +11,13 @@ event's writes (``Run.stage``), run only once the event is applied. A ``Rejected
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+import msgspec
 
 from agent import codec, engine
 from agent.errors import AgentError
@@ -101,14 +104,36 @@ def apply(batch: Run, ev: WireEvent, payload: dict[str, Any]) -> str:
     return registration(batch, ev, payload)
 
 
+# More than six digits of a second's fraction: ``msgspec`` rounds them, ``fromisoformat``
+# drops them (the quote's one time, ``earn_available_from``, then goes the exact way).
+_LONG_FRACTION = re.compile(r"\.[0-9]{7}")
+
+
+def cart_and_quote(p: dict[str, Any]) -> tuple[Cart, Quote]:
+    """The purchase's cart and quote, or ``Rejected``.
+
+    Fast path: ``msgspec.convert`` builds both in C (a quote took ~50 us the generic
+    way, ~8 us so). It accepts only values of exactly the hinted types (an ``int`` field
+    takes no text, no bool, no float), and for such values gives the objects ``codec``
+    gives; anything else (a missing field, a number as text, a literal out of range)
+    goes to ``codec.from_plain``, which decides and words it as it always has."""
+    try:
+        quote = p["quote"]
+        when = quote["earn_available_from"]
+        if type(when) is str and _LONG_FRACTION.search(when) is None:
+            return msgspec.convert(p["cart"], Cart), msgspec.convert(quote, Quote)
+    except (KeyError, TypeError, msgspec.ValidationError):
+        pass
+    try:
+        return codec.from_plain(Cart, p["cart"]), codec.from_plain(Quote, p["quote"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise Rejected("bad_payload", f"cart or quote is malformed: {e!r}") from None
+
+
 def purchase(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     m = batch.member(p.get("member_id"))
     occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
-    try:
-        cart = codec.from_plain(Cart, p["cart"])
-        q = codec.from_plain(Quote, p["quote"])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise Rejected("bad_payload", f"cart or quote is malformed: {e!r}") from None
+    cart, q = cart_and_quote(p)
     receipt_id = text(p, "receipt_id")
     if q.receipt_id != receipt_id or cart.receipt_id != receipt_id:
         raise Rejected("bad_payload", "receipt_id differs between cart, quote and payload")

@@ -3,12 +3,14 @@
 A push only accepts events (``ingest``); this module turns them into balances, lots,
 tiers, purchases, refunds, registrations and change-feed entries. One pass takes the
 oldest accepted events (``events.status = 'accepted'``, ``ORDER BY pos``, a partial index
-holds exactly those), applies each run of consecutive events of one terminal with a
-``batch.Batch`` and writes every event's verdict (``applied`` or ``rejected`` with a code)
-in the same transaction as its effects, under the feed lock: a crash before the commit
-leaves the events accepted (projected again, from scratch), after it leaves them decided;
-two projectors (threads, processes, a push projecting inline) never apply one event
-twice, because each pass reads the accepted events inside the locked transaction.
+holds exactly those), applies them as one set (``batch.Batch``: every member, receipt and
+refunded purchase read with one statement each, the effects computed in memory in
+``pos`` order, the writes in bulk) and writes every event's verdict (``applied`` or
+``rejected`` with a code) in the same transaction as its effects, under the feed lock: a
+crash before the commit leaves the events accepted (projected again, from scratch), after
+it leaves them decided; two projectors (threads, processes, a push projecting inline)
+never apply one event twice, because each pass reads the accepted events inside the
+locked transaction.
 
 Order: ``pos`` is acceptance order, so a terminal's events are projected in its seq
 order (a refund after its purchase), and a terminal's decided events are always a prefix
@@ -118,18 +120,10 @@ def _pass(ctx: Context, limit: int, *, careful: bool) -> int:
                 part,
             ):
                 terminals[tid] = Terminal(tid, store_id, name)
-        start = 0
-        while start < len(rows):
-            tid = rows[start][1]
-            end = start
-            while end < len(rows) and rows[end][1] == tid:
-                end += 1
-            events = [
-                WireEvent(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]), r[6], r[7], r[8])
-                for r in rows[start:end]
-            ]
-            _apply_run(ctx, terminals[tid], events, now, tx, careful)
-            start = end
+        events = [
+            WireEvent(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]), r[6], r[7], r[8]) for r in rows
+        ]
+        _apply(ctx, terminals, events, now, tx, careful)
         tx.execute(
             "INSERT INTO settings(key, value) VALUES ('projected_pos', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -138,26 +132,26 @@ def _pass(ctx: Context, limit: int, *, careful: bool) -> int:
     return len(rows)
 
 
-def _apply_run(
+def _apply(
     ctx: Context,
-    terminal: Terminal,
+    terminals: dict[str, Terminal],
     events: list[WireEvent],
     now: datetime,
     tx: Tx,
     careful: bool,
 ) -> None:
-    """Apply one terminal's consecutive accepted events (a payload that does not parse is
-    refused like any other event the ledger cannot apply)."""
+    """Apply the pass's accepted events, in ``pos`` order, as one ``Batch`` (a payload
+    that does not parse is refused like any other event the ledger cannot apply)."""
     payloads: list[dict[str, Any] | Rejected] = []
     for ev in events:
         try:
             payloads.append(parse_payload(ev))
         except Rejected as e:
             payloads.append(e)
-    batch = Batch(ctx.programmes, terminal, now, tx, careful)
+    batch = Batch(ctx.programmes, now, tx, careful)
     batch.prefetch(events, payloads)
     for ev, payload in zip(events, payloads, strict=True):
-        batch.one(ev, payload)
+        batch.one(ev, payload, terminals[ev.terminal_id])
     batch.finish()
 
 
