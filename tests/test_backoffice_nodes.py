@@ -137,8 +137,6 @@ def test_nodes_on_one_database_apply_each_event_once_when_one_is_killed(
             killed = nodes[int(victim.rsplit("-", 1)[1])]
             killed.send_signal(signal.SIGKILL)
             killed.wait(10)
-            left = watch.execute("SELECT count(*) FROM events WHERE status = 'accepted'")
-            assert 0 < left.fetchone()[0] < EVENTS  # killed mid-way through the backlog
             while time.monotonic() < deadline:
                 row = watch.execute("SELECT count(*) FROM events WHERE status = 'accepted'")
                 if row.fetchone()[0] == 0:
