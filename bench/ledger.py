@@ -30,7 +30,7 @@ What is measured (DESIGN.md §8; all figures from this run, on this machine):
   verdict comes from the projector thread (not a target; it shows the projector's
   pace while pushes keep arriving).
 
-Targets (issue 16, this 2-core VM): applied >= 5,000 events/s on PostgreSQL (one node)
+Targets (this 2-core VM): applied >= 5,000 events/s on PostgreSQL (one node)
 and on SQLite; acceptance to verdict p99 <= 2 s at 200 events/s; two nodes never slower
 than one (``two_node_speedup`` >= 1).
 
