@@ -499,7 +499,8 @@ def _compile_decoder(cls: type) -> Callable[[dict[str, Any]], Any]:
 
 
 def _decode(tp: Any, value: Any) -> Any:
-    """Decode one JSON value as type ``tp`` (kept for callers of the generic form)."""
+    """Decode one JSON value as type ``tp``: its converter applied, or the value as is when
+    ``tp`` needs none."""
     conv = _converter(tp)
     return value if conv is None else conv(value)
 

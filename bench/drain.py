@@ -79,7 +79,7 @@ Targets (at 100,000 events), against the storage floor of the same run: ``floor_
 machine's floor allows it (``floor_events_per_s`` >= 10,000; ``targets.events_per_s_reachable``
 says per database, with the floor measured, and an unreachable events/s target is left out
 of ``passed``); a clean run flags no ``rescore_mismatch``. The ratio to the bare HTTP
-endpoint (``ratio``) is reported, no longer a target: a back office that keeps a durable
+endpoint (``ratio``) is reported, not a target: a back office that keeps a durable
 row per event cannot come near it (``ratio_ceiling``, 0.06-0.1 here). ``--quick`` (10,000
 events, 5,000 members) checks that the bench works; it is not a proof of the targets.
 

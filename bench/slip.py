@@ -33,7 +33,7 @@ What is measured (DESIGN.md §8; all figures from this run, on this machine):
   processes than ``cpus``, wall-time tails measure the scheduler (compare the CPU p99).
 - ``python_escpos_import_ms``: for scale, importing ``escpos.printer`` through
   ``drivers.escpos.import_python_escpos`` (side effects contained): what the USB transport
-  no longer pays (it opens printers with pyusb; python-escpos is a dev dependency only).
+  does not pay (it opens printers with pyusb; python-escpos is a dev dependency only).
 
 Why: the slip prints right after the cheque, on the cashier's critical path; its render
 must stay far below the printer's own time to first dot. And the cashier UI must start

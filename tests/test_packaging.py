@@ -208,7 +208,7 @@ def _kassa_without(absent: str, *args: str, cwd: Path) -> subprocess.CompletedPr
 
 def test_the_demo_runs_without_the_back_office_and_usb_extras(tmp_path):
     """The scripted demo (a SQLite back office and a till) needs neither psycopg nor
-    python-escpos, which a till's install no longer carries."""
+    python-escpos, which a till's install does not carry."""
     run = _kassa_without("psycopg,escpos", "demo", "--script", "--members", "200", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "psycopg" not in run.stderr and "Traceback" not in run.stderr
