@@ -18,8 +18,9 @@ What is measured (DESIGN.md §8; all figures from this run, on this machine):
   PostgreSQL the run is made with 1 and with 2 nodes (a fresh database each) and
   ``two_node_speedup`` = 2-node / 1-node applied events/s;
 - ``latency``: per database, a back office served with its workers (as in production)
-  and a till whose outbox holds ``rate`` x ``seconds`` events, pushed ``BATCH`` events at a
-  time at a steady ``rate`` events/s (``SyncClient.push_once`` on a fixed schedule). An
+  and ``STEADY_TILLS`` tills (a thread each) whose outboxes hold ``rate`` x ``seconds``
+  events between them, each pushing ``BATCH`` events at a time on a fixed schedule
+  (``SyncClient.push_once``), together a steady ``rate`` events/s. An
   event's acceptance is the moment the till has the push's answer; its verdict is that
   same moment when the answer already carries it (a small push to an idle back office is
   projected before the answer), else the first moment a poll of ``GET /v1/verdicts``
@@ -66,6 +67,8 @@ RATE = 200.0  # events/s of the steady stream
 BATCH = 10  # events per push of the steady stream (tills at the counter)
 BULK_BATCH = 100  # ... of its bulk variant (over the inline limit: all via the projector)
 POLL_S = 0.02  # verdict polls of the steady stream
+STEADY_TILLS = 4  # tills sharing the steady stream, a thread each
+VERDICT_WAIT_S = 120.0  # the longest a till of the stream waits for its last verdict
 TARGETS = {"applied_events_per_s": 5_000.0, "verdict_p99_ms": 2_000.0, "two_node_speedup": 1.0}
 SEED = 20260516
 
@@ -195,74 +198,51 @@ def run_projection(kind: str, tmp: Path, events: int, members: int, nodes: int) 
 def run_latency(
     kind: str, tmp: Path, members: int, rate: float, seconds: float, batch: int
 ) -> dict[str, Any]:
-    """The ``latency`` figure set (module doc): a steady ``rate`` for ``seconds`` in
-    pushes of ``batch`` events."""
-    from agent.service import Agent
-    from agent.store import Store
-    from sync.client import SyncClient
-
-    events = max(batch, int(rate * seconds) // batch * batch)
-    out: dict[str, Any] = {"rate": rate, "batch": batch, "events": events}
+    """The ``latency`` figure set (module doc): a steady ``rate`` for ``seconds`` from
+    ``STEADY_TILLS`` tills in pushes of ``batch`` events."""
+    per_till = max(batch, int(rate * seconds / STEADY_TILLS) // batch * batch)
+    events = per_till * STEADY_TILLS
+    out: dict[str, Any] = {"rate": rate, "tills": STEADY_TILLS, "batch": batch, "events": events}
     tag = f"-{kind}-latency-{batch}"
+    accepted: dict[str, float] = {}
+    decided: dict[str, float] = {}
+    inline: list[int] = []
     with lib.backoffice_url(kind, tmp, tag) as url:
         bo = lib.open_backoffice(url, members, datetime.now(UTC))
         try:
             with lib.ServerProcess(url) as server:
-                store_path = tmp / f"till{tag}.db"
-                lib.enroll(bo, server.base_url, store_path, f"bench{tag}", bootstrap=True)
-                lib.fill_outbox(store_path, events, members, seed=SEED + 1)
-                accepted: dict[str, float] = {}
-                decided: dict[str, float] = {}
-                inline = 0
-                stop = threading.Event()
-                with Store(store_path) as store, store.read() as conn:
-                    token = store.meta("sync_token") or ""
-                    ids = [r[0] for r in conn.execute("SELECT event_id FROM outbox ORDER BY seq")]
-                poller = threading.Thread(
-                    target=_poll_verdicts,
-                    args=(server.base_url, token, decided, stop),
-                    daemon=True,
-                )
-                poller.start()
-                with Store(store_path) as store, lib.client(server.base_url) as http:
-                    sync = SyncClient(Agent(store), http, max_events=batch)
-                    start = time.monotonic()
-                    sent = 0
-                    while sent < events:
-                        due = start + sent / rate
-                        time.sleep(max(0.0, due - time.monotonic()))
-                        report = sync.push_once()
-                        now = time.monotonic()
-                        pushed = ids[sent : sent + report.sent]
-                        for event_id in pushed:
-                            accepted[event_id] = now
-                        with store.read() as conn:  # acked: the answer had the verdict
-                            for (event_id,) in conn.execute(
-                                "SELECT event_id FROM outbox WHERE status = 'acked' "
-                                f"AND event_id IN ({','.join('?' * len(pushed))})",
-                                pushed,
-                            ):
-                                decided[event_id] = now
-                                inline += 1
-                        sent += report.sent
-                    push_s = time.monotonic() - start
-                    out["push_s"] = round(push_s, 2)
-                    # the stream's real pace (a push slower than its slot delays the next)
-                    out["achieved_events_per_s"] = round(events / push_s, 1)
-                deadline = time.monotonic() + 120
-                while len(decided.keys() & accepted.keys()) < events:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.05)
-                stop.set()
-                poller.join(5)
+                paths = []
+                for i in range(STEADY_TILLS):
+                    path = tmp / f"till{tag}-{i}.db"
+                    lib.enroll(bo, server.base_url, path, f"bench{tag}-{i}", bootstrap=True)
+                    lib.fill_outbox(
+                        path, per_till, members, seed=SEED + 1 + i, receipt_prefix=f"L{i}-"
+                    )
+                    paths.append(path)
+                start = time.monotonic() + 0.5
+                tills = [
+                    threading.Thread(
+                        target=_steady_till,
+                        args=(server.base_url, path, start, rate / STEADY_TILLS, batch),
+                        kwargs={"accepted": accepted, "decided": decided, "inline": inline},
+                    )
+                    for path in paths
+                ]
+                for t in tills:
+                    t.start()
+                for t in tills:
+                    t.join()
+                push_s = time.monotonic() - start
+                out["push_s"] = round(push_s, 2)
+                # the stream's real pace (a push slower than its slot delays the next)
+                out["achieved_events_per_s"] = round(events / push_s, 1)
         finally:
             bo.db.close()
     waits = [max(0, int((decided[e] - accepted[e]) * 1e9)) for e in accepted if e in decided]
     out.update(
         {
             "decided": len(waits),
-            "inline_share": round(inline / events, 4),
+            "inline_share": round(sum(inline) / events, 4),
             "verdict_p50_ms": lib.pct_ms(waits, 50),
             "verdict_p99_ms": lib.pct_ms(waits, 99),
             "verdict_max_ms": round(max(waits) / 1e6, 1) if waits else None,
@@ -270,6 +250,58 @@ def run_latency(
         }
     )
     return out
+
+
+def _steady_till(
+    base_url: str,
+    store_path: Path,
+    start: float,
+    rate: float,
+    batch: int,
+    *,
+    accepted: dict[str, float],
+    decided: dict[str, float],
+    inline: list[int],
+) -> None:
+    """One till of the steady stream: its outbox pushed ``batch`` events at a time at
+    ``rate`` events/s from ``start`` (monotonic), each event's acceptance and verdict
+    noted (module doc); then until its last verdict (at most ``VERDICT_WAIT_S``)."""
+    from agent.service import Agent
+    from agent.store import Store
+    from sync.client import SyncClient
+
+    stop = threading.Event()
+    with Store(store_path) as store, lib.client(base_url) as http:
+        with store.read() as conn:
+            ids = [r[0] for r in conn.execute("SELECT event_id FROM outbox ORDER BY seq")]
+        token = store.meta("sync_token") or ""
+        poller = threading.Thread(
+            target=_poll_verdicts, args=(base_url, token, decided, stop), daemon=True
+        )
+        poller.start()
+        sync = SyncClient(Agent(store), http, max_events=batch)
+        sent = 0
+        while sent < len(ids):
+            time.sleep(max(0.0, start + sent / rate - time.monotonic()))
+            report = sync.push_once()
+            now = time.monotonic()
+            pushed = ids[sent : sent + report.sent]
+            for event_id in pushed:
+                accepted[event_id] = now
+            with store.read() as conn:  # acked: the answer had the verdict
+                for (event_id,) in conn.execute(
+                    "SELECT event_id FROM outbox WHERE status = 'acked' "
+                    f"AND event_id IN ({','.join('?' * len(pushed))})",
+                    pushed,
+                ):
+                    decided[event_id] = now
+                    inline.append(1)
+            sent += report.sent
+    deadline = time.monotonic() + VERDICT_WAIT_S
+    while any(e not in decided for e in ids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    poller.join(5)
 
 
 def _poll_verdicts(
