@@ -244,11 +244,9 @@ class Runtime:
         self.scans.append({"text": frame.text, "complete": frame.complete, "at": datetime.now(UTC)})
 
     def _housekeeping(self) -> None:
-        from agent import holds
-
         while not self._stop.wait(HOUSEKEEPING_S):
             try:
-                n = holds.expire_due(self.agent.store, self.agent.clock.now())
+                n = self.agent.expire_holds()
                 if n:
                     log.info("holds expired: %d", n)
             except Exception:

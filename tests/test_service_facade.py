@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from agent import shifts
-from agent.errors import InputError, NotFoundError, TokenExpired
+from agent.errors import ConflictError, InputError, NotFoundError, TokenExpired
 from agent.identify import make_member_code
 from agent.results import (
     CheckoutRequest,
@@ -198,6 +198,43 @@ def test_shift_from_sign_in_to_its_report(till, clock):
     assert till.agent.print_queue_depth() == depth + 1
     closed = till.agent.close_shift(shift.shift_id)
     assert closed.shift.closed_at == clock.now()
+
+
+def test_cashiers_added_and_unlocked_through_the_service(till):
+    till.agent.add_cashier("boris", "Борис", "4321", "supervisor")
+    assert [(c.cashier_id, c.role) for c in till.agent.cashiers()] == [("boris", "supervisor")]
+    with pytest.raises(ConflictError):
+        till.agent.add_cashier("boris", "Борис 2", "1111")
+    for _ in range(shifts.MAX_PIN_FAILURES):
+        with pytest.raises(shifts.PinError):
+            till.agent.verify_pin("boris", "0000")
+    with pytest.raises(shifts.PinLockedError):
+        till.agent.verify_pin("boris", "4321")
+    till.agent.set_pin("boris", "5678")  # a new PIN unlocks
+    assert till.agent.verify_pin("boris", "5678").name == "Борис"
+    with pytest.raises(NotFoundError):
+        till.agent.set_pin("nobody", "5678")
+
+
+def test_expire_holds_by_the_service_clock(till, clock):
+    hold = till.agent.place_hold(_req("E-1", 10), ttl_s=60)
+    assert till.agent.expire_holds() == 0
+    clock.advance(seconds=61)
+    assert till.agent.expire_holds() == 1
+    assert till.agent.get_hold(hold.hold_id).status == "expired"
+    assert till.agent.expire_holds() == 0
+
+
+def test_training_flag_of_the_real_store_and_of_its_copy(till, clock):
+    from agent.service import Agent
+    from agent.training import discard_training_store, open_training_store
+
+    assert till.agent.training is False
+    copy = open_training_store(till.store, clock.now())
+    try:
+        assert Agent(copy, clock).training is True
+    finally:
+        discard_training_store(copy)
 
 
 # ----------------------------------------------------------------- status views

@@ -186,6 +186,10 @@ class Agent:
     def holds_active(self) -> int:
         return holds.active_count(self.store, self.clock.now())
 
+    def expire_holds(self) -> int:
+        """Mark the holds past their time expired now (housekeeping); how many."""
+        return holds.expire_due(self.store, self.clock.now())
+
     # ----------------------------------------------------------------- refunds
     def refund(
         self,
@@ -226,6 +230,12 @@ class Agent:
         return slips.print_queue_depth(self._ctx)
 
     # ----------------------------------------------------------------- shifts
+    def add_cashier(self, cashier_id: str, name: str, pin: str, role: str = "cashier") -> None:
+        shifts.add_cashier(self._ctx, cashier_id, name, pin, role)
+
+    def set_pin(self, cashier_id: str, pin: str) -> None:
+        shifts.set_pin(self._ctx, cashier_id, pin)
+
     def cashiers(self) -> list[Cashier]:
         return shifts.cashiers(self._ctx)
 
@@ -263,6 +273,11 @@ class Agent:
 
     def pending_page(self, limit: int) -> tuple[list[dict[str, Any]], int]:
         return status.pending_page(self._ctx, limit)
+
+    @property
+    def training(self) -> bool:
+        """Whether this store is a training copy (its journal is never sent)."""
+        return status.is_training(self._ctx)
 
     def sync_status(self) -> SyncView:
         return status.sync_status(self._ctx)

@@ -9,6 +9,17 @@ from agent.results import Cashier, Shift, XReport
 from agent.service.context import Context
 
 
+def add_cashier(ctx: Context, cashier_id: str, name: str, pin: str, role: str = "cashier") -> None:
+    """Create a cashier who signs in with ``pin`` (``role``: cashier | supervisor); a
+    duplicate id is a ``ConflictError``."""
+    shifts.add_cashier(ctx.store, cashier_id, name, pin, role)
+
+
+def set_pin(ctx: Context, cashier_id: str, pin: str) -> None:
+    """A new PIN for the cashier, which also unlocks one locked after wrong PINs."""
+    shifts.set_pin(ctx.store, cashier_id, pin)
+
+
 def cashiers(ctx: Context) -> list[Cashier]:
     return shifts.cashiers(ctx.store)
 

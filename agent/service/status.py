@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from agent import journal, printq
+from agent import journal, printq, training
 from agent.results import JournalPage, OfflineStatus, SyncView, TillStatus
 from agent.service import holds
 from agent.service.context import Context
@@ -169,3 +169,9 @@ def sync_status(ctx: Context) -> SyncView:
         terminal_id=ctx.terminal_id,
         quarantine=tuple(journal.quarantine_rows(ctx.store)[-QUARANTINE_SHOWN:]),
     )
+
+
+def is_training(ctx: Context) -> bool:
+    """Whether the store is a training copy (``agent.training``): its journal is never
+    sent to the back office."""
+    return training.is_training(ctx.store)

@@ -98,22 +98,22 @@ def ask_new_pin(first: str = "PIN: ") -> str:
 
 
 def cmd_cashier_add(args: argparse.Namespace) -> int:
-    from agent import shifts
+    from agent.service import Agent
 
     pin = args.pin if args.pin is not None else ask_new_pin()
     with _open_store(args) as store:
-        shifts.add_cashier(store, args.id, args.name, pin, args.role)
+        Agent(store).add_cashier(args.id, args.name, pin, args.role)
     print(json.dumps({"ok": True, "cashier_id": args.id}, ensure_ascii=False))
     return 0
 
 
 def cmd_cashier_set_pin(args: argparse.Namespace) -> int:
     """A new PIN for a cashier; it also unlocks one locked after wrong PINs."""
-    from agent import shifts
+    from agent.service import Agent
 
     pin = args.pin if args.pin is not None else ask_new_pin("New PIN: ")
     with _open_store(args) as store:
-        shifts.set_pin(store, args.id, pin)
+        Agent(store).set_pin(args.id, pin)
     print(json.dumps({"ok": True, "cashier_id": args.id, "unlocked": True}, ensure_ascii=False))
     return 0
 
