@@ -67,7 +67,7 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
     from agent.identify import make_member_code
     from agent.seed import demo_phone, seed_catalog
     from agent.store import Store
-    from kassa.demo_sync import LoopbackServer, seed_demo_backoffice
+    from kassa.demo_sync import LoopbackServer
     from sync.backoffice.db import Database
     from sync.backoffice.service import Backoffice
     from sync.client import backoffice_http
@@ -79,7 +79,7 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
     try:
         bo = Backoffice(Database.open(str(root / "backoffice.db")))
         try:
-            seed_demo_backoffice(bo, {"s1": "Магазин «Демо»"}, members)
+            bo.seed_demo({"s1": "Магазин «Демо»"}, members)
             with (
                 LoopbackServer(bo) as server,
                 backoffice_http(server.url) as http,

@@ -11,14 +11,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
 
 from agent import journal
 from agent.money import format_points
-from agent.seed import demo_phone, demo_programme, member_rows
+from agent.seed import demo_phone
 from agent.service import Agent, CheckoutRequest
 from agent.store import Store
 from kassa.demo import demo_cart
@@ -28,23 +27,6 @@ from sync.backoffice.db import Database
 from sync.backoffice.service import Backoffice
 from sync.client import SyncClient, TransientError, backoffice_http
 from sync.enroll import enroll_till
-
-
-def seed_demo_backoffice(bo: Backoffice, stores: dict[str, str], members: int) -> None:
-    """Migrate a demo back office, add ``stores`` (id -> name) and load ``members`` demo
-    members into the first store (shared by both demos)."""
-    bo.initialise()
-    for store_id, name in stores.items():
-        bo.ensure_store(store_id, name)
-    bo.load_members(
-        member_rows(
-            members,
-            demo_programme(),
-            bytes.fromhex(bo.setting("phone_hash_key")),
-            datetime.now(UTC),
-        ),
-        store_id=next(iter(stores)),
-    )
 
 
 def _free_port() -> int:
@@ -95,7 +77,7 @@ def run_sync_demo(root: Path, say: object, members: int = 2000) -> None:
     title = say if callable(say) else print
     title("9. Бэк-офис: две кассы, синхронизация ровно один раз")
     bo = Backoffice(Database.open(str(root / "backoffice.db")))
-    seed_demo_backoffice(bo, {"s1": "Тверская", "s2": "Арбат"}, members)
+    bo.seed_demo({"s1": "Тверская", "s2": "Арбат"}, members)
     with LoopbackServer(bo) as server, backoffice_http(server.url) as http:
         print(f"Бэк-офис: {server.url} (SQLite {root / 'backoffice.db'}), {members} участников")
         print(_kpi_line(bo))

@@ -154,6 +154,34 @@ def test_serve_and_seed_still_create_a_new_back_office(
     assert code == 0 and out["store_id"] == "s2"
 
 
+def test_one_demo_seed_serves_the_command_and_the_demos(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bo = Backoffice(Database.open(str(tmp_path / "bo.db")))
+    try:
+        counted: list[int] = []
+
+        def count(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+            for row in rows:
+                counted.append(1)
+                yield row
+
+        assert bo.seed_demo({"a": "A", "b": "B"}, 4, progress=count) == (0, 4)
+        assert len(counted) == 4 and bo.member_count() == 4
+        assert bo.seed_demo({"a": "A"}, 4) == (4, 0)  # a second seed loads nobody twice
+        assert bo.member_count() == 4
+        with bo.db.reading() as tx:
+            assert tx.all("SELECT DISTINCT store_id FROM members") == [("a",)]
+        assert bo.enroll_code("c", store_name="C")  # a new store, made for its code
+        with bo.db.reading() as tx:
+            assert tx.one("SELECT name FROM stores WHERE store_id = 'c'") == ("C",)
+    finally:
+        bo.db.close()
+    code, out, _ = run(capsys, "backoffice", "seed", "--db", str(tmp_path / "bo.db"))
+    assert code == 0 and (out["members_before"], out["members_loaded"]) == (4, 0)
+    assert sorted(out["enroll_codes"]) == ["s1", "s2"]
+
+
 def test_missing_postgresql_database_is_an_error_not_a_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -285,34 +285,24 @@ def cmd_terminals(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    from agent.seed import demo_programme, member_rows
     from kassa.config import mask_url_password
 
+    stores = {f"s{i}": f"Магазин {i}" for i in range(1, args.stores + 1)}
     with _backoffice(args, create=True) as bo:
-        codes = {}
-        for i in range(1, args.stores + 1):
-            sid = f"s{i}"
-            bo.ensure_store(sid, f"Магазин {i}")
-            codes[sid] = bo.enroll_code(sid)
-        loaded = 0
-        with bo.db.reading() as tx:
-            have = int(tx.one("SELECT count(*) FROM members")[0])
-        if have == 0 and args.members:
-            key = bytes.fromhex(bo.setting("phone_hash_key"))
-            bar = Progress("Участники")
-            rows = member_rows(args.members, demo_programme(), key, datetime.now(UTC))
-            try:
-                loaded = bo.load_members(_counted(rows, bar, args.members), store_id="s1")
-            finally:
-                bar.done()
+        bar = Progress("Участники")
+        try:
+            seeded = bo.seed_demo(
+                stores, args.members, progress=lambda rows: _counted(rows, bar, args.members)
+            )
+        finally:
+            bar.done()
+        codes = {sid: bo.enroll_code(sid) for sid in stores}
         token = bo.new_admin_token()
     emit(
         {
             "db": mask_url_password(args.db),
-            "members_loaded": loaded,
-            "members_before": have,
+            "members_loaded": seeded.members_loaded,
+            "members_before": seeded.members_before,
             "enroll_codes": codes,
             "admin_token": token,
         }
@@ -322,8 +312,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_enroll_code(args: argparse.Namespace) -> int:
     with _backoffice(args) as bo:
-        bo.ensure_store(args.store_id, args.store_name or args.store_id)
-        code = bo.enroll_code(args.store_id)
+        code = bo.enroll_code(args.store_id, store_name=args.store_name or args.store_id)
     emit({"store_id": args.store_id, "code": code})
     return 0
 
@@ -430,7 +419,6 @@ def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
 def cmd_sync_now(args: argparse.Namespace) -> int:
     """One exchange with the back office (``SyncClient.sync_now``: push every waiting
     event, then pull verdicts and changes), its figures and the journal's after it."""
-    from agent.training import is_training
     from sync.client import PermanentError, SyncClient, TransientError
 
     agent = _open(args)
@@ -442,7 +430,7 @@ def cmd_sync_now(args: argparse.Namespace) -> int:
                 "не задан адрес бэк-офиса (kassa enroll или --url)",
                 field="url",
             )
-        if is_training(agent.store):  # never sent as real
+        if agent.training:  # never sent as real
             raise InputError(
                 "this is a training store: its journal is never sent",
                 "это учебная база: её события никогда не отправляются в бэк-офис",

@@ -18,16 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent import codec
 from agent.clock import Clock
 from agent.errors import AgentError
 from agent.identify import check_member_code
 from agent.rules import Programme, programme_to_dict
-from agent.seed import demo_programme
+from agent.seed import demo_programme, member_rows
 from agent.tokens import (
     TokenSigner,
     generate_programme_keys,
@@ -52,6 +52,18 @@ ENROLL_CODE_TTL_HOURS = 24
 def token_hash(token: str) -> str:
     """Bearer tokens and enrollment codes are stored as SHA-256 hex, never in clear."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+MemberRows = Iterator[tuple[Any, ...]]
+"""Member rows in the till's ``MEMBER_LOAD_COLUMNS`` order (``agent.seed.member_rows``)."""
+
+
+class DemoSeed(NamedTuple):
+    """What ``Backoffice.seed_demo`` found and did: the members there before, the members
+    it loaded (0 when there were some)."""
+
+    members_before: int
+    members_loaded: int
 
 
 SOFTWARE_MAX = 100
@@ -124,8 +136,47 @@ class Backoffice:
                 (store_id, name, self.clock.now().isoformat()),
             )
 
-    def enroll_code(self, store_id: str, *, ttl_hours: int = ENROLL_CODE_TTL_HOURS) -> str:
-        """A one-time code an installer types at a new till (kept hashed, expires)."""
+    def seed_demo(
+        self,
+        stores: Mapping[str, str],
+        members: int,
+        *,
+        progress: Callable[[MemberRows], MemberRows] | None = None,
+    ) -> DemoSeed:
+        """Demo data: the back office initialised, ``stores`` (id -> name) added, and
+        ``members`` demo members (``agent.seed``, scored by the demo programme) loaded into
+        the first store when the back office has no member yet, so seeding twice loads no
+        member twice. ``progress`` wraps the rows on their way in (a counter)."""
+        self.initialise()
+        for store_id, name in stores.items():
+            self.ensure_store(store_id, name)
+        before = self.member_count()
+        if before or not members:
+            return DemoSeed(before, 0)
+        key = bytes.fromhex(self.setting("phone_hash_key"))
+        rows = member_rows(members, demo_programme(), key, self.clock.now())
+        loaded = self.load_members(
+            progress(rows) if progress else rows, store_id=next(iter(stores))
+        )
+        return DemoSeed(before, loaded)
+
+    def member_count(self) -> int:
+        """How many members the back office has (all stores)."""
+        with self.db.reading() as tx:
+            return int(tx.one("SELECT count(*) FROM members")[0])
+
+    def enroll_code(
+        self,
+        store_id: str,
+        *,
+        store_name: str | None = None,
+        ttl_hours: int = ENROLL_CODE_TTL_HOURS,
+    ) -> str:
+        """A one-time code an installer types at a new till (kept hashed, expires).
+        ``store_name``: the store is added by that name first if it is new (else an
+        unknown store is refused, 404 ``unknown_store``)."""
+        if store_name is not None:
+            self.ensure_store(store_id, store_name)
         raw = secrets.token_hex(6).upper()
         code = f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
         now = self.clock.now()
