@@ -124,6 +124,11 @@ def cart_and_quote(p: dict[str, Any]) -> tuple[Cart, Quote]:
             return msgspec.convert(p["cart"], Cart), msgspec.convert(quote, Quote)
     except (KeyError, TypeError, msgspec.ValidationError):
         pass
+    return exact_cart_and_quote(p)
+
+
+def exact_cart_and_quote(p: dict[str, Any]) -> tuple[Cart, Quote]:
+    """``cart_and_quote`` by ``codec.from_plain`` alone."""
     try:
         return codec.from_plain(Cart, p["cart"]), codec.from_plain(Quote, p["quote"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
