@@ -38,12 +38,13 @@ from textual.worker import WorkerCancelled
 from agent import shifts
 from agent.seed import demo_programme, member_rows, seed_catalog
 from agent.store import Store
+from kassa.wiring import open_services
 from sync.backoffice.app import create_app
 from sync.backoffice.db import Database
 from sync.backoffice.service import Backoffice
 from sync.enroll import enroll_till
 from tui.app import KassaApp
-from tui.services import Services, open_services
+from tui.services import Services
 
 CASHIERS = (("anna", "Анна Петрова", "1111"), ("oleg", "Олег Смирнов", "2222"))
 
