@@ -39,7 +39,7 @@ pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL"),
 ]
 
-EVENTS = 3000
+EVENTS = 2000
 NODES = 3
 MEMBER_COLS = "member_id, state, balance, available, pending, expiring_points, tier, debt"
 
