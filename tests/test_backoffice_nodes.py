@@ -5,8 +5,9 @@ still applied exactly once and the members come out as a single node makes them.
 The backlog: a till's outbox of cloned purchases (``bench/_synclib.fill_outbox``) pushed
 and only accepted (the in-process app runs no projector). The database is then copied
 (``CREATE DATABASE ... TEMPLATE``): the copy is projected by one in-process projector,
-the reference; the original by three serving nodes, of which the one inside a pass (it
-holds the feed lock) is killed."""
+the reference; the original by three serving nodes (the test holds the projector's lease
+until all three are up), of which the one inside a pass (it holds the feed lock) is
+killed; the lease then passes to another node."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from synchelp import portal
 
 from sync.backoffice import project
 from sync.backoffice.db import FEED_LOCK_KEY, Database
+from sync.backoffice.lease import PROJECTOR_LEASE_KEY
 from sync.backoffice.service import Backoffice
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -123,26 +125,31 @@ def test_nodes_on_one_database_apply_each_event_once_when_one_is_killed(
         ref.close()
 
     nodes = []
+    watch = psycopg.connect(url, autocommit=True)
     try:
+        # the test holds the projector's lease until every node is up, then lets it go
+        watch.execute("SELECT pg_advisory_lock(%s)", (PROJECTOR_LEASE_KEY,))
         for i in range(NODES):  # one after another: each migrates the database on start
             nodes.append(_node(url, i))
             assert nodes[-1].stderr is not None
             assert b"kassa back office on" in nodes[-1].stderr.readline()
-        with psycopg.connect(url, autocommit=True) as watch:
-            deadline = time.monotonic() + 60
-            victim = None
-            while victim is None and time.monotonic() < deadline:
-                victim = _in_pass(watch)
-            assert victim is not None, "no node was seen inside a pass"
-            killed = nodes[int(victim.rsplit("-", 1)[1])]
-            killed.send_signal(signal.SIGKILL)
-            killed.wait(10)
-            while time.monotonic() < deadline:
-                row = watch.execute("SELECT count(*) FROM events WHERE status = 'accepted'")
-                if row.fetchone()[0] == 0:
-                    break
-                time.sleep(0.1)
+        assert _ledger(url)["events"] == {"accepted": EVENTS}  # nobody projected yet
+        watch.execute("SELECT pg_advisory_unlock(%s)", (PROJECTOR_LEASE_KEY,))
+        deadline = time.monotonic() + 60
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            victim = _in_pass(watch)
+        assert victim is not None, "no node was seen inside a pass"
+        killed = nodes[int(victim.rsplit("-", 1)[1])]
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+        while time.monotonic() < deadline:
+            row = watch.execute("SELECT count(*) FROM events WHERE status = 'accepted'")
+            if row.fetchone()[0] == 0:
+                break
+            time.sleep(0.1)
     finally:
+        watch.close()
         for node in nodes:
             if node.poll() is None:
                 node.send_signal(signal.SIGTERM)
