@@ -29,9 +29,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from anyio import to_thread
+from msgspec import Meta
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -78,9 +80,10 @@ from agent.results import (
     TillStatus,
 )
 from agent.service import Agent
+from agent.service.slips import SLIP_WIDTHS
 from agent.version import version
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
-from sync.openapi import Operation, Param, document
+from sync.openapi import Operation, Param, document, query_params
 
 log = logging.getLogger("kassa.posapi")
 
@@ -488,7 +491,7 @@ def create_app(
 
     async def slip(request: Request) -> Any:
         job_id = job_id_of(request)
-        width = request.query_params.get("width", "42")
+        width = request.query_params.get("width", SlipQuery().width)
         size = int(width) if width.isdecimal() and width.isascii() and len(width) < 4 else 0
         return await call(lambda: agent.slip(job_id, size))
 
@@ -601,6 +604,14 @@ def _id(name: str) -> Param:
     return Param(name, schema={"type": "string", "minLength": 1, "maxLength": 64})
 
 
+class SlipQuery(msgspec.Struct):
+    """``GET /v1/slips/{job_id}``'s query: ``width``, the slip's characters per line as
+    text, one of ``SLIP_WIDTHS``. The handler passes any other value on to the service (a
+    non-number as width 0), which refuses it naming the field, in both languages."""
+
+    width: Annotated[str, Meta(extra_json_schema={"enum": [str(w) for w in SLIP_WIDTHS]})] = "42"
+
+
 JOB_ID = Param(
     "job_id",
     schema={"type": "string", "pattern": "^[0-9]{1,12}$"},
@@ -673,10 +684,7 @@ OPERATIONS: dict[str, Operation] = {
         "slip text for the POS to print itself",
         None,
         SlipView,
-        params=(
-            JOB_ID,
-            Param("width", "query", {"type": "string", "enum": ["32", "42", "48"]}, False),
-        ),
+        params=(JOB_ID, *query_params(SlipQuery)),
     ),
     "print_slip": _op(
         "POST", "/v1/slips/{job_id}/print", "print a copy of a slip", None, Reprint, params=[JOB_ID]

@@ -22,7 +22,7 @@ from msgspec import Meta
 
 from agent.journal import MemberRecord as Member
 from sync.backoffice.project import VERDICTS_PAGE_MAX
-from sync.openapi import Operation, Param, document
+from sync.openapi import Operation, Param, document, query_params
 from sync.protocol import (
     MAX_ENVELOPE_INT,
     PLAIN_TEXT,
@@ -206,18 +206,6 @@ def read_query(params: Mapping[str, str], model: type[Q]) -> Q:
         else:
             values[f.name] = text
     return model(**values)
-
-
-def query_params(model: type[msgspec.Struct]) -> list[Param]:
-    """The OpenAPI query parameters of a query model: one per field, its schema the
-    field's, required when the field has no default."""
-    (ref,), components = msgspec.json.schema_components([model], ref_template="{name}")
-    schema = components[ref["$ref"]]
-    required = set(schema.get("required", ()))
-    return [
-        Param(name, "query", prop, required=name in required)
-        for name, prop in schema["properties"].items()
-    ]
 
 
 _ENROLL = msgspec.json.Decoder(EnrollRequest)

@@ -74,6 +74,18 @@ class Operation:
     request_description: str = ""
 
 
+def query_params(model: type[msgspec.Struct]) -> list[Param]:
+    """The OpenAPI query parameters of a query model: one per field, its schema the
+    field's, required when the field has no default."""
+    (ref,), components = msgspec.json.schema_components([model], ref_template="{name}")
+    schema = components[ref["$ref"]]
+    required = set(schema.get("required", ()))
+    return [
+        Param(name, "query", prop, required=name in required)
+        for name, prop in schema["properties"].items()
+    ]
+
+
 def _path_params(op: Operation) -> list[dict[str, Any]]:
     given = {p.name for p in op.params}
     out = [Param(name).as_dict() for name in re.findall(r"{(\w+)}", op.path) if name not in given]
