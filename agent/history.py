@@ -30,10 +30,6 @@ from agent.store import Store
 
 __all__ = [
     "NAME_MATCH_LIMIT",
-    "Cheque",
-    "ChequeLine",
-    "HistoryEntry",
-    "MemberMatch",
     "cheque",
     "cheque_entries",
     "find_by_name",

@@ -40,7 +40,6 @@ __all__ = [
     "OutboxEvent",
     "SettleSummary",
     "Settlement",
-    "SyncStatus",
     "apply_changes",
     "has_awaiting_verdict",
     "install_rules_document",

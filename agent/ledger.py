@@ -32,8 +32,6 @@ __all__ = [
     "Grant",
     "PurchaseEffects",
     "RecordLine",
-    "RefundLine",
-    "RefundResult",
     "apply_purchase",
     "apply_refund",
     "registration_lots",

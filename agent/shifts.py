@@ -36,11 +36,8 @@ from agent.store import Store
 __all__ = [
     "MAX_PIN_FAILURES",
     "PIN_ITERATIONS",
-    "Cashier",
     "PinError",
     "PinLockedError",
-    "Shift",
-    "XReport",
     "add_cashier",
     "cashiers",
     "close_shift",

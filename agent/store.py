@@ -191,7 +191,7 @@ def _sync(db: sqlite_utils.Database) -> None:
 
 @_migration("0003_holds")
 def _holds(db: sqlite_utils.Database) -> None:
-    """Points reserved for a cheque in progress (``agent.holds``): one row per POS cheque,
+    """Points reserved for a cheque in progress (``agent.service.holds``): one row per POS cheque,
     kept in the store so a hold survives a restart of the agent and expires by time."""
     db.executescript(
         """
@@ -214,7 +214,7 @@ def _holds(db: sqlite_utils.Database) -> None:
 
 @_migration("0004_hold_cheque")
 def _hold_cheque(db: sqlite_utils.Database) -> None:
-    """What a hold was placed for (``agent.holds.cheque_hash``: cart, coupon) and the
+    """What a hold was placed for (``agent.service.holds.cheque_hash``: cart, coupon) and the
     points it asked for ("max" or a number), so a commit naming the hold can be refused
     when its cheque is another one. NULL for holds placed before this migration."""
     db.executescript(

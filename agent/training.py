@@ -40,6 +40,7 @@ from pathlib import Path
 
 from agent import codec, receipts, shifts
 from agent.private import create_private
+from agent.results import Shift
 from agent.store import Store
 
 TRAINING_META = "training"
@@ -140,7 +141,7 @@ def discard_training_store(store: Store) -> None:
     _remove(store.path)
 
 
-def start_training_shift(store: Store, cashier_id: str, now: datetime) -> shifts.Shift:
+def start_training_shift(store: Store, cashier_id: str, now: datetime) -> Shift:
     """Open the training shift of ``cashier_id`` in a training copy (see module
     docstring): the X report in training is this shift's, from ``now``."""
     if not is_training(store):

@@ -17,8 +17,9 @@ import uvicorn
 
 from agent import journal
 from agent.money import format_points
+from agent.results import CheckoutRequest
 from agent.seed import demo_phone
-from agent.service import Agent, CheckoutRequest
+from agent.service import Agent
 from agent.store import Store
 from kassa.demo import demo_cart
 from sync.backoffice import kpi

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 
 from agent import journal
+from agent.clock import Clock
 from agent.errors import ConflictError
-from agent.service import Agent, Clock
+from agent.service import Agent
 from agent.store import Store
 from sync.client import AGENT_USER_AGENT, PermanentError, SyncClient, TransientError
 

@@ -14,8 +14,9 @@ from anyio.from_thread import BlockingPortal
 from conftest import NOW, FakeClock, make_cart
 from synchelp import FaultyTransport, SyncASGITransport, portal
 
+from agent.results import CheckoutRequest, CommitResult
 from agent.seed import demo_programme, member_rows
-from agent.service import Agent, CheckoutRequest, CommitResult
+from agent.service import Agent
 from agent.store import Store
 from sync.backoffice.app import create_app
 from sync.backoffice.db import Database

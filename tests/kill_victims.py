@@ -24,7 +24,8 @@ import httpx
 from conftest import make_cart
 
 from agent.identify import make_member_code
-from agent.service import Agent, CheckoutRequest
+from agent.results import CheckoutRequest
+from agent.service import Agent
 from agent.store import Store
 from sync.client import SyncClient
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from agent import checkpoint
-from agent.service import CheckoutRequest
+from agent.results import CheckoutRequest
 from agent.store import Store
 from tests.conftest import make_cart
 

@@ -32,9 +32,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent import codec
-from agent.ledger import PurchaseEffects, RefundResult
+from agent.ledger import PurchaseEffects
 from agent.model import Cart, MemberState, Quote
-from agent.service import CheckoutRequest, CommitResult, RefundOutcome
+from agent.results import CheckoutRequest, CommitResult, RefundOutcome, RefundResult
 from agent.slip import Slip
 
 SORTED = msgspec.json.Encoder(order="sorted")

@@ -35,7 +35,7 @@ import serial
 
 from agent import printq
 from agent.identify import make_member_code
-from agent.service import CheckoutRequest
+from agent.results import CheckoutRequest
 from agent.slip import Slip, slip_text
 from drivers.printq import PrinterEvent, PrintWorker
 from drivers.status import (

@@ -9,7 +9,7 @@ from conftest import make_cart, store_busy
 from agent import history
 from agent.errors import InputError, NotFoundError, RefundError
 from agent.identify import make_member_code
-from agent.service import CheckoutRequest
+from agent.results import CheckoutRequest
 
 RICH = 1  # seed template 1 has spendable points
 

@@ -9,7 +9,7 @@ import pytest
 from agent import printq
 from agent.errors import NotFoundError
 from agent.identify import make_member_code
-from agent.service import CheckoutRequest
+from agent.results import CheckoutRequest
 from agent.slip import Slip, slip_text
 from drivers.printq import PrinterEvent, PrintWorker
 from drivers.status import PrinterError, PrinterFault

@@ -13,8 +13,9 @@ from conftest import FakeClock, Till, make_cart
 
 from agent import receipts
 from agent.errors import AmbiguousReceiptError, ConflictError, NotFoundError
+from agent.results import CheckoutRequest, CommitResult
 from agent.seed import demo_phone
-from agent.service import Agent, CheckoutRequest, CommitResult
+from agent.service import Agent
 from agent.store import Store
 from agent.training import discard_training_store, open_training_store, training_files
 

@@ -23,8 +23,8 @@ from agent.errors import (
 )
 from agent.identify import make_member_code, repair_layout
 from agent.requests import cart_from_json
+from agent.results import CheckoutRequest
 from agent.seed import demo_phone
-from agent.service import CheckoutRequest
 from agent.tokens import Coupon, issue_coupon, issue_member_token
 from tests.conftest import NOW, make_cart
 

@@ -10,8 +10,8 @@ from conftest import FakeClock, Till, make_cart
 from agent import shifts
 from agent.errors import ConflictError, InputError, NotFoundError
 from agent.printq import get_job
+from agent.results import CheckoutRequest
 from agent.seed import demo_phone
-from agent.service import CheckoutRequest
 
 
 def test_cashier_needs_a_digit_pin_and_is_unique(till: Till) -> None:

@@ -10,7 +10,7 @@ from test_posapi import TestClient
 from agent.errors import CartError, InputError
 from agent.model import Cart, CartLine
 from agent.requests import text_fault
-from agent.service import CheckoutRequest
+from agent.results import CheckoutRequest
 from kassa.posapi import create_app
 
 TOKEN = "test-token-0123456789abcdef"

@@ -217,7 +217,7 @@ def test_more_than_bought_and_unknown_cheque_write_nothing(tmp_path: Path) -> No
 def test_entry_grammar() -> None:
     from datetime import UTC, datetime
 
-    from agent.history import Cheque, ChequeLine
+    from agent.results import Cheque, ChequeLine
 
     c = Cheque(
         "R-1",

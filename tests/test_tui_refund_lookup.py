@@ -14,8 +14,8 @@ from textual.widgets import OptionList
 from tui_helpers import Harness, harness, settle, widget_text
 
 from agent.model import Cart, CartLine
+from agent.results import CheckoutRequest
 from agent.seed import demo_phone
-from agent.service import CheckoutRequest
 from tui.messages import CheckoutCommitted
 from tui.screens.refund import ChequeFound, ChequesMatched, RefundMade, RefundScreen
 

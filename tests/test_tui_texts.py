@@ -202,7 +202,13 @@ def _error_classes() -> dict[str, type[AgentError]]:
     """Every AgentError subclass by name (the core's and the front doors' own)."""
     import importlib
 
-    for mod in ("agent.shifts", "agent.holds", "kassa.cli", "kassa.cli.sync", "kassa.config"):
+    for mod in (
+        "agent.shifts",
+        "agent.service.holds",
+        "kassa.cli",
+        "kassa.cli.sync",
+        "kassa.config",
+    ):
         importlib.import_module(mod)
     for mod in ("kassa.cli.agent", "kassa.backoffice_backup"):
         importlib.import_module(mod)

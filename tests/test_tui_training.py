@@ -185,7 +185,8 @@ def test_training_sales_never_reach_the_journal_or_the_back_office(tmp_path: Pat
 def test_training_copy_cannot_be_pushed_even_by_hand(tmp_path: Path) -> None:
     with harness(tmp_path) as h:
         from agent.model import Cart, CartLine
-        from agent.service import Agent, CheckoutRequest
+        from agent.results import CheckoutRequest
+        from agent.service import Agent
 
         with Store(h.path) as real:
             copy = open_training_store(real, h.clock.now())

@@ -12,9 +12,9 @@ import pytest
 from agent import engine
 from agent.errors import RedemptionError, RulesError
 from agent.model import MemberState, PointLot
+from agent.results import CheckoutRequest
 from agent.rules import load_programme_text, parse_programme, programme_to_dict
 from agent.seed import demo_programme
-from agent.service import CheckoutRequest
 from agent.slip import slip_text
 from tests.conftest import NOW, make_cart
 

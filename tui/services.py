@@ -204,11 +204,3 @@ class Services:
             now=self.agent.clock.now().astimezone(self.agent.programme().tz),
             printer_file=printer.file,
         )
-
-
-def open_services(*args: Any, **kw: Any) -> Services:
-    """``kassa.wiring.open_services``, still reachable here for callers not yet moved to
-    the wiring (tests/tui_helpers.py); the app itself never builds its services."""
-    from kassa.wiring import open_services as build
-
-    return build(*args, **kw)

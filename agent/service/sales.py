@@ -197,7 +197,7 @@ def score(
     rules = ctx.programme()
     coupon = coupon_for(ctx, req.coupon, row.code, now)
     limit = offline_limit(status, row, state, rules, now)
-    # Points reserved by other cheques in progress (agent.holds) are not spendable here.
+    # Points reserved by other cheques in progress (agent.service.holds) are not spendable here.
     if held is None:
         held = holds.held_points(ctx.store, req.member_id, now, req.cart.receipt_id)
     if held and (limit is None or state.spendable(now) - held < limit[1]):
@@ -227,7 +227,7 @@ def commit(ctx: Context, req: CheckoutRequest, hold_id: str | None = None) -> Co
     """Commit a cheque: member state, purchase, journal event and print job, atomically.
 
     Idempotent by ``req.cart.receipt_id``. ``hold_id`` names the points hold placed for
-    this cheque (``agent.holds``): it must still be active and be for this very cheque
+    this cheque (``agent.service.holds``): it must still be active and be for this very cheque
     (``HoldChequeChangedError``, 409, when its lines, coupon or points differ), and
     ``req.redeem_points`` None spends the points it reserved. Any active hold of this
     receipt is consumed in the same transaction.
@@ -250,7 +250,7 @@ def commit(ctx: Context, req: CheckoutRequest, hold_id: str | None = None) -> Co
         # below must build on what no other commit has changed since, and a repeat of
         # this receipt (a POS retry, another thread) is seen under the same lock, so
         # the check and the write cannot race. A repeat writes nothing.
-        # Also the member's row, the points other cheques hold (agent.holds) and
+        # Also the member's row, the points other cheques hold (agent.service.holds) and
         # whether this receipt has an active hold; consuming this receipt's own hold
         # below does not change the points the others hold.
         receipt_id = req.cart.receipt_id
