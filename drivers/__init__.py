@@ -1,1 +1,3 @@
-"""Devices: ESC/POS printer, scanners, QR helpers. Depends on `agent.model` only."""
+"""Devices: the ESC/POS printer (rendering, profiles, transports, status, the print worker
+over the till's print queue), serial and keyboard-wedge scanners, QR helpers. Imports only
+the core (``agent``: the slip, the print queue, the errors), never the UI or sync."""
