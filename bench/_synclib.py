@@ -478,7 +478,8 @@ def fill_outbox(
     differences). Returns sizes and counts (untimed set-up).
     """
     from agent.identify import make_member_code
-    from agent.service import Agent, CheckoutRequest
+    from agent.results import CheckoutRequest
+    from agent.service import Agent
     from agent.store import Store
 
     templates = max(STATE_TEMPLATES, min(templates, members, events))

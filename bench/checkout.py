@@ -292,8 +292,9 @@ def run_checkouts(
     import psutil
 
     from agent.identify import make_member_code
+    from agent.results import CheckoutRequest
     from agent.seed import demo_phone
-    from agent.service import Agent, CheckoutRequest
+    from agent.service import Agent
     from agent.store import Store
 
     proc = psutil.Process()
