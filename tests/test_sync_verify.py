@@ -1,4 +1,5 @@
-"""The background verifier (``sync.backoffice.verify``): re-scoring moved out of the push.
+"""The background verifier (``sync.backoffice.verify``): re-scoring applied purchases
+in its own thread, apart from the push.
 
 Real till, real back office app (SQLite and PostgreSQL); the verifier runs in the test
 thread (``run_once`` / ``run_all``) except where the test is about its thread.

@@ -24,7 +24,7 @@ the same transaction as the event's effects. Tills learn the verdicts from
 ``GET /v1/verdicts`` (``project.verdicts``) or, when the back office is idle, in the push
 answer itself: a small push with no backlog ahead of it is projected at once
 (``INLINE_MAX_EVENTS``), so a till online at the counter gets ``applied`` and the member's
-new record in the same round trip, as before.
+new record in the same round trip.
 
 Exactly once: the ``events`` row keyed by ``event_id`` is written once, at acceptance; the
 same id with another payload hash is a ``conflict`` and changes nothing; the projector

@@ -1,5 +1,6 @@
 """Cashier strings of the checkout screen's line selection, line void, prompts and coupons
-(registered with ``tui.i18n`` on import; the older checkout strings are in its table)."""
+(registered with ``tui.i18n`` on import; the rest of the checkout's strings are in its
+table)."""
 
 from __future__ import annotations
 
