@@ -1,4 +1,11 @@
-"""The agent's configuration: one TOML file, typed, every field documented.
+"""The till's configuration: one TOML file, typed, every field documented.
+
+Both front ends of a till read it: ``kassa agent serve`` (the agent: POS API, sync,
+printer, scanners) and ``kassa tui`` (the cashier app); ``kassa.wiring`` builds the till
+from it the same way for both, and a flag given on the command line overrides its key
+(``--store`` for both, ``--port`` for the agent, ``--printer``, ``--profile``,
+``--scanner`` and ``--backoffice`` for the app). ``kassa doctor`` and ``kassa config check/show``
+read it too. Sections only the agent uses: ``api`` (the POS API) and ``log``.
 
 Where: ``--config PATH``, else ``$KASSA_CONFIG``, else ``kassa.toml`` in the platform's
 config dir (platformdirs: ``~/.config/kassa`` on Linux, ``%LOCALAPPDATA%\\kassa`` on

@@ -28,6 +28,8 @@ LEVELS = ("ok", "info", "warning", "error")
 DISK_ERROR_BYTES = 200_000_000
 DISK_WARN_BYTES = 1_000_000_000
 SKEW_WARN_S = 120.0
+PROBE_TIMEOUT_S = 3.0
+"""The back office health probe's time limit, seconds (connecting included)."""
 BACKLOG_WARN = 1000
 
 
@@ -251,10 +253,11 @@ def check_backoffice(
         ]
     out = [_f("enrollment", "ok", f"касса подключена к {url}", f"enrolled with {url}")]
     if get is None:
-        import httpx
+        from sync.client import backoffice_http
 
         def get(u: str) -> Any:
-            return httpx.get(u, timeout=httpx.Timeout(3.0))
+            with backoffice_http(url, timeout_s=PROBE_TIMEOUT_S) as http:
+                return http.get(u)
 
     try:
         resp = get(url.rstrip("/") + "/v1/health")

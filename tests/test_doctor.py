@@ -69,6 +69,22 @@ def check(doc, tmp_path):
     return findings, by_check(findings)
 
 
+def test_the_health_probe_uses_the_one_back_office_client(site, monkeypatch):
+    import sync.client
+
+    doc, tmp_path, _, server = site
+    made: list[tuple[str, float]] = []
+    real = sync.client.backoffice_http
+
+    def recording(url: str, **kw: float) -> object:
+        made.append((url, kw["timeout_s"]))
+        return real(url, **kw)
+
+    monkeypatch.setattr(sync.client, "backoffice_http", recording)
+    _, levels = check(doc, tmp_path)
+    assert made == [(server.url, 3.0)] and levels["backoffice"] == "ok"
+
+
 def test_healthy_setup_is_all_ok(site):
     doc, tmp_path, printer, _ = site
     findings, levels = check(doc, tmp_path)

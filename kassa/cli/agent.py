@@ -196,7 +196,7 @@ def add_commands(sub: Any, store_default: str) -> None:
     )
     p.set_defaults(func=cmd_serve)
 
-    cp = sub.add_parser("config", help="the agent's configuration file")
+    cp = sub.add_parser("config", help="the till's configuration file (agent and cashier app)")
     csub = cp.add_subparsers(dest="config_command", required=True)
     p = csub.add_parser("show", help="the effective configuration, secrets masked")
     common(p)
