@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import serial  # type: ignore[import-untyped]
+import serial
 
 __all__ = ["Frame", "FrameAssembler", "ScannerStatus", "SerialScanner"]
 

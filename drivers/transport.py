@@ -50,7 +50,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import serial  # type: ignore[import-untyped]
+import serial
 
 from agent.errors import InputError
 from drivers.status import PrinterError, PrinterFault
