@@ -80,7 +80,9 @@ class KassaArgumentParser(argparse.ArgumentParser):
 
 def json_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Mark a command whose output is JSON: its argument errors print the error JSON."""
-    parser.json_errors = True  # type: ignore[attr-defined]
+    # every parser of `kassa` is one: add_subparsers makes its subparsers of its own class
+    assert isinstance(parser, KassaArgumentParser), type(parser)
+    parser.json_errors = True
     return parser
 
 
