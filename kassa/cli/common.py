@@ -8,9 +8,9 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, overload
 
 from agent.errors import InputError, StoreError
 
@@ -55,6 +55,9 @@ def _arguments_error(prog: str, message: str, usage: str) -> ArgumentsError:
     )
 
 
+_N = TypeVar("_N")
+
+
 class KassaArgumentParser(argparse.ArgumentParser):
     """argparse, except that a parser marked with :func:`json_errors` raises
     :class:`ArgumentsError` (printed as the documented error JSON, exit 2) where argparse
@@ -67,9 +70,20 @@ class KassaArgumentParser(argparse.ArgumentParser):
             raise _arguments_error(self.prog, message, self.format_usage())
         super().error(message)
 
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
+    @overload
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: None = None
+    ) -> tuple[argparse.Namespace, list[str]]: ...
+    @overload
+    def parse_known_args(
+        self, args: Iterable[str] | None, namespace: _N
+    ) -> tuple[_N, list[str]]: ...
+    @overload
+    def parse_known_args(self, *, namespace: _N) -> tuple[_N, list[str]]: ...
+
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
         ns, extras = super().parse_known_args(args, namespace)
         # Remember the innermost parser that ran (the command), so `main` can report
         # unrecognized arguments in that command's manner.
