@@ -5,7 +5,8 @@ kind: sales to seeded and newly registered members, points spent by two tills at
 (overdrafts), refunds of parts of cheques, the same phone registered on two tills (a
 merge; later sales to the duplicate follow it), and a third terminal of forged events
 the ledger refuses (unknown member, unknown purchase, a float, a duplicate receipt, no
-consent, a member code taken, malformed JSON, a quote that does not parse). Hypothesis
+consent, a member code taken, malformed JSON, a quote that does not parse, a row the
+database itself refuses, which sends the batch the careful way: a savepoint per event). Hypothesis
 picks a history from them (a prefix of each till's events, interleaved in any order, the
 forged events among them) and a batch size; two copies of one back office accept it,
 then one is projected in batches of that size (``project.run_once``), the other one
@@ -33,6 +34,7 @@ from cluster import PG_ADMIN_URL, Cluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from synchelp import portal
+from test_sync_ingest import _refuse_receipt
 
 from agent import codec, journal
 from agent.identify import make_member_code
@@ -43,6 +45,7 @@ from sync.backoffice.terminal import Terminal
 from sync.protocol import WireEvent
 
 FORGER = "till-x"  # the terminal of the forged events
+REFUSED = "X-REFUSED"  # a receipt whose purchases row the database refuses (a trigger)
 
 
 @dataclass
@@ -87,6 +90,11 @@ def _forged(streams: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     purchase(same_receipt)
     purchase(same_receipt)  # the second is a duplicate receipt
     purchase(lambda p: None)  # a plain sale of its own receipt: applied
+
+    def refused(p: dict[str, Any]) -> None:
+        p["receipt_id"] = p["cart"]["receipt_id"] = p["quote"]["receipt_id"] = REFUSED
+
+    purchase(refused)  # the database refuses its row: the batch goes the careful way
     out.append(
         (
             "refund",
@@ -172,6 +180,7 @@ def pool(
             streams = _histories(c)
             code = c.bo.enroll_code("s1")
             c.bo.enroll(code, FORGER, FORGER)
+            _refuse_receipt(c, REFUSED)
             with c.db.reading() as tx:
                 terminals = {
                     r[0]: Terminal(r[0], r[1], r[2])
@@ -297,7 +306,7 @@ def histories(draw: st.DrawFn, pool: Pool) -> tuple[list[tuple[str, list[dict[st
 
 
 @settings(
-    max_examples=12,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -352,6 +361,8 @@ def test_the_pool_holds_every_case(pool: Pool, monkeypatch: pytest.MonkeyPatch) 
     } <= verdicts
     assert {"merge", "overdraft"} <= {f[0] for f in view["flags"]}
     assert len(view["refunds"]) >= 4
+    receipts = {r[1] for r in view["purchases"]}
+    assert "X-DUP" in receipts and REFUSED not in receipts
     assert any(m[22] is not None for m in view["members"])  # merged_into
 
 
