@@ -10,9 +10,11 @@ What is measured (DESIGN.md §8; all figures from this run, on this machine):
   so far. Then ``nodes`` projector processes start on one signal, each the projector
   thread ``kassa backoffice serve`` runs (``project.Projector``, idle: full-size passes)
   over the same database (``--node``); timed: from the signal until no event waits.
-  ``applied_events_per_s`` = N / that time. The storage floor is ``drain.py``'s: the
-  captured push bodies stored again by the least any acceptance must do (parse, hash,
-  one durable ``events`` row each; ``drain.storage_floor``); ``floor_ratio`` =
+  ``applied_events_per_s`` = N / that time; ``node_cpu_us_per_event``: the projector
+  processes' CPU per event (with ``load_avg_1m_at_start``, for a shared machine). The
+  storage floor is ``drain.py``'s: the captured push bodies stored again by the least any
+  acceptance must do (parse, hash, one durable ``events`` row each;
+  ``drain.storage_floor``); ``floor_ratio`` =
   applied / floor events/s. ``verified``: N events ``applied``, N purchases. SQLite is
   single-node (one writer, an embedded file), so its two-node run is not made; on
   PostgreSQL the run is made with 1 and with 2 nodes (a fresh database each) and
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -163,6 +166,7 @@ def run_projection(kind: str, tmp: Path, events: int, members: int, nodes: int) 
             out["backlog_before"] = project.backlog(bo.context)
             group = Nodes(url, nodes)
             try:
+                load_at_start = round(os.getloadavg()[0], 2)
                 t0 = time.perf_counter()
                 group.say()
                 while project.backlog(bo.context) > 0:
@@ -185,6 +189,10 @@ def run_projection(kind: str, tmp: Path, events: int, members: int, nodes: int) 
             "floor_ratio": round(applied / floor, 4),
             "applied_by_node": [r["done"] for r in reports],
             "node_cpu_s": [r["cpu_s"] for r in reports],
+            # CPU of the projector processes per event: steadier than wall time on a
+            # shared machine (the database server's own CPU is not in it)
+            "node_cpu_us_per_event": round(sum(r["cpu_s"] for r in reports) / events * 1e6, 1),
+            "load_avg_1m_at_start": load_at_start,
             "server_events_by_status": counts["events_by_status"],
             "server_purchases": counts["purchases"],
             "verified": counts["events_by_status"] == {"applied": events}
