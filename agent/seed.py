@@ -21,7 +21,7 @@ from typing import Any
 
 from agent import codec, engine
 from agent.identify import MEMBER_CODE_LENGTH, damm_check_digit, make_member_code
-from agent.model import MemberState, PointLot
+from agent.model import Cart, CartLine, MemberState, PointLot
 from agent.private import prepare_sqlite_file
 from agent.rules import Programme, load_programme_text
 from agent.store import MEMBER_LOAD_COLUMNS, Store
@@ -56,6 +56,18 @@ CATALOG = (
     ("BG-7001", "Сумка-шопер", "bags", None, 249900),
     ("GC-9001", "Подарочная карта 3000 ₽", "gift_cards", None, 300000),
 )
+
+
+def demo_cart(receipt_id: str, skus: list[tuple[str, int]]) -> Cart:
+    """A demo cheque from catalogue SKUs and quantities (the demos' cheques)."""
+    by_sku = {row[0]: row for row in CATALOG}
+    lines = []
+    for n, (sku, qty) in enumerate(skus, start=1):
+        _, name, category, collection, price = by_sku[sku]
+        lines.append(
+            CartLine(n, sku, name, category, price, qty, price * qty, collection=collection)
+        )
+    return Cart(receipt_id, tuple(lines))
 
 
 def demo_programme() -> Programme:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 from agent.errors import AgentError
 from agent.identify import make_member_code
-from agent.model import Cart, CartLine
 from agent.money import format_points, format_rub
 from agent.results import CheckoutRequest
-from agent.seed import CATALOG, demo_phone
+from agent.seed import demo_cart, demo_phone
 from agent.service import Agent
 from agent.slip import slip_text
 from agent.tokens import TokenSigner, issue_member_token, load_ed25519_private_key
@@ -40,18 +39,6 @@ _RU_LAYOUT = dict(
 
 def _say(title: str) -> None:
     print(f"\n=== {title} " + "=" * max(0, 70 - len(title)))
-
-
-def demo_cart(receipt_id: str, skus: list[tuple[str, int]]) -> Cart:
-    """A demo cheque from catalogue SKUs and quantities (also used by the sync demo)."""
-    by_sku = {row[0]: row for row in CATALOG}
-    lines = []
-    for n, (sku, qty) in enumerate(skus, start=1):
-        _, name, category, collection, price = by_sku[sku]
-        lines.append(
-            CartLine(n, sku, name, category, price, qty, price * qty, collection=collection)
-        )
-    return Cart(receipt_id, tuple(lines))
 
 
 def run_demo(directory: Path | None, *, members: int = 10_000, sync: bool = True) -> int:

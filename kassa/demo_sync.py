@@ -18,10 +18,9 @@ import uvicorn
 from agent import journal
 from agent.money import format_points
 from agent.results import CheckoutRequest
-from agent.seed import demo_phone
+from agent.seed import demo_cart, demo_phone
 from agent.service import Agent
 from agent.store import Store
-from kassa.demo import demo_cart
 from sync.backoffice import kpi
 from sync.backoffice.app import create_app
 from sync.backoffice.db import Database
