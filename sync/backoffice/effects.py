@@ -1,8 +1,9 @@
 """What each event type does to the ledger: purchase, refund, registration.
 
-Called by the projector for one accepted event at a time, inside a run (``batch.Batch``,
-seen here only through the ``Run`` interface): reads go through the run's caches (members,
-receipts, purchases prefetched for the run), changes to members go through
+Called by the projector for each accepted event of a batch in turn, in ``pos`` order
+(``batch.Batch``, seen here only through the ``Run`` interface): reads go through the
+batch's caches (members, receipts, purchases prefetched for it; ``Run.terminal`` is the
+terminal of the event being applied), changes to members go through
 ``Run.set_state`` (undone if the event is refused later), and rows are staged as the
 event's writes (``Run.stage``), run only once the event is applied. A ``Rejected`` (or
 ``AgentError``) raised here refuses the event, naming why.
@@ -63,7 +64,7 @@ class BatchPurchase:
 
 
 class Run(Protocol):
-    """What an event's effects need from the run applying it (``batch.Batch``)."""
+    """What an event's effects need from the batch applying it (``batch.Batch``)."""
 
     @property
     def terminal(self) -> Terminal: ...
