@@ -240,6 +240,7 @@ async def post_keys(pilot: Pilot[Any], keys: Iterable[str]) -> None:
         app.post_message(event)
         await drain(pilot, update=False)
         await app._animator.wait_until_complete()  # a scroll the key started, as press does
+        await _finish_workers(pilot)  # a cashier's next key comes after the till answered
     await drain(pilot)
 
 
@@ -292,17 +293,24 @@ def widget_text(app: Any, selector: str) -> str:
 
 async def settle(pilot: Pilot[Any]) -> None:
     """Wait until every worker is done (the core's calls, the warm-up, the status read it
-    starts) and the app has handled their messages and updated the screen. An exclusive
-    worker (the status read) cancelled by a newer one is done too."""
+    starts) and the app has handled their messages and updated the screen."""
+    await drain(pilot)
+    await _finish_workers(pilot)
+    await drain(pilot)
+
+
+async def _finish_workers(pilot: Pilot[Any]) -> None:
+    """Wait for the running workers and the messages they post, until none runs (a
+    worker's message may start the next). An exclusive worker (the status read) cancelled
+    by a newer one is done too."""
     app = pilot.app
     for _ in range(50):
-        await drain(pilot)
-        for worker in list(app.workers):
-            with contextlib.suppress(WorkerCancelled):
-                await worker.wait()
-        await drain(pilot)
         if not any(w.is_running for w in app.workers):
             return
+        for worker in [w for w in app.workers if w.is_running]:
+            with contextlib.suppress(WorkerCancelled):
+                await worker.wait()
+        await drain(pilot, update=False)
     raise AssertionError("the app's workers never finished")
 
 
