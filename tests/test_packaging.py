@@ -76,6 +76,8 @@ def test_runtime_data_files_are_found():
     assert "tui/kassa.tcss" in files
     assert "agent/data/demo_programme.toml" in files
     assert any(f.startswith("drivers/profiles/") for f in files)
+    assert "sync/backoffice/console/static/htmx.min.js" in files
+    assert "sync/backoffice/console/static/NOTICE.md" in files
 
 
 def test_the_wheel_carries_every_runtime_data_file(built):
