@@ -144,6 +144,28 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE members SET (fillfactor = 70)
         """,
     ),
+    (
+        # The console's people (roles, Argon2id hashes, lockout), their sessions (token
+        # SHA-256, absolute expiry) and the hash-chained audit log with its head hash
+        # (sync.backoffice.console.users, .audit).
+        "0007_console_users",
+        """
+        CREATE TABLE console_users (
+            login TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, store_id TEXT,
+            password_hash TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1,
+            failures INTEGER NOT NULL DEFAULT 0, first_failure_at TEXT, locked_until TEXT,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+        CREATE TABLE console_sessions (
+            token_hash TEXT PRIMARY KEY, login TEXT NOT NULL, created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL);
+        CREATE INDEX console_sessions_login ON console_sessions(login);
+        CREATE TABLE console_audit (
+            n BIGINT PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+            subject TEXT, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        INSERT INTO settings(key, value) VALUES ('console_audit_head',
+            '0000000000000000000000000000000000000000000000000000000000000000');
+        """,
+    ),
 )
 
 
