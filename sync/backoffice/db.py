@@ -37,12 +37,18 @@ from sync.backoffice.utf8 import UTF8_TEXT
 FEED_LOCK_KEY = 7_301_001
 ACCEPT_LOCK_KEY = 7_301_002
 _PLAIN_INSERT = re.compile(r"^INSERT INTO (\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(\?(?:\s*,\s*\?)*\)$")
-_PINNED = (
+_PINNED = (  # each turned off while plans are pinned (``Tx.pinned``)
     "enable_seqscan",
     "enable_bitmapscan",
     "enable_sort",
     "enable_hashjoin",
     "enable_mergejoin",
+    "jit",  # the penalty of a scan with no index (a tiny table) would be compiled, ~30 ms
+)
+_PIN = "SELECT " + ", ".join(f"set_config('{name}', 'off', true)" for name in _PINNED)
+_UNPIN = (  # each back to what it was before the transaction changed it
+    "SELECT set_config(name, reset_val, true) FROM pg_settings "
+    f"WHERE name IN ({', '.join(repr(name) for name in _PINNED)})"
 )
 SQLITE_CACHE_KIB = 65_536  # 64 MiB page cache for the back office's one connection
 
@@ -99,6 +105,7 @@ class Tx:
     def __init__(self, raw: Any, dialect: str) -> None:
         self._raw = raw
         self.dialect = dialect
+        self._pinned = False
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
@@ -179,21 +186,24 @@ class Tx:
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
         """PostgreSQL told to walk an index (no sequential or bitmap scan, no sort, no
-        hash or merge join) for the statements inside, then back to the server's
-        configured values. For the projector's statements on tables that a backlog grows
-        by thousands of rows a second: until the next ANALYZE (autovacuum may be off, or
-        a minute away) the statistics say the table is nearly empty, and the planner
+        hash or merge join, and no JIT) for the statements inside, then back to the server's
+        configured values; one statement each way (``set_config``: each ``SET`` was a
+        round trip of its own, ten per pinned statement), nothing more when already
+        pinned. For the projector's statements on tables that a backlog grows by
+        thousands of rows a second: until the next ANALYZE (autovacuum may be off, or a
+        minute away) the statistics say the table is nearly empty, and the planner
         scanned it whole on every pass. No-op on SQLite."""
-        if self.dialect != "postgresql":
+        if self.dialect != "postgresql" or self._pinned:
             yield
             return
-        for setting in _PINNED:
-            self._raw.execute(f"SET LOCAL {setting} = off")
+        self._raw.execute(_PIN)
+        self._pinned = True
         try:
             yield
         finally:
-            for setting in _PINNED:
-                self._raw.execute(f"SET LOCAL {setting} TO DEFAULT")
+            self._pinned = False
+        # (not after an error: the transaction may be aborted, and it is ending anyway)
+        self._raw.execute(_UNPIN)
 
     def all_by_index(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """``all`` with the plan ``pinned`` to indexes (see there)."""

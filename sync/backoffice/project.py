@@ -107,7 +107,7 @@ def run_all(ctx: Context) -> int:
 
 def _pass(ctx: Context, limit: int, *, careful: bool) -> int:
     now = ctx.clock.now()
-    with ctx.db.transaction(feed=True) as tx:
+    with ctx.db.transaction(feed=True) as tx, tx.pinned():  # plans pinned for the pass
         rows = tx.all_by_index(_ACCEPTED, (limit,))
         if not rows:
             return 0
