@@ -39,6 +39,7 @@ from test_sync_ingest import _refuse_receipt
 from agent import codec, journal
 from agent.identify import make_member_code
 from sync.backoffice import batch, checks, effects, ingest, project
+from sync.backoffice import db as dbm
 from sync.backoffice.context import Context
 from sync.backoffice.db import Database
 from sync.backoffice.terminal import Terminal
@@ -470,3 +471,20 @@ def test_the_fast_member_state_decoder_reads_what_codec_reads(pool: Pool) -> Non
         fast = batch.member_state(text)
         assert fast == batch.exact_member_state(text)
         assert codec.dumps(fast) == codec.dumps(batch.exact_member_state(text))
+
+
+def test_pinned_plans_are_set_once_and_undone(pool: Pool) -> None:
+    """``Tx.pinned`` turns index-only plans on for what runs inside (nested: no more
+    statements) and leaves the server's own settings after it."""
+    if pool.kind != "postgresql":
+        pytest.skip("plans are pinned on PostgreSQL only")
+    names = ", ".join(repr(n) for n in dbm._PINNED)
+    read = f"SELECT name, setting FROM pg_settings WHERE name IN ({names}) ORDER BY name"
+    with _copy(pool) as db, db.transaction() as tx:
+        before = tx.all(read)
+        with tx.pinned():
+            assert {s for _, s in tx.all(read)} == {"off"}
+            with tx.pinned():
+                pass
+            assert {s for _, s in tx.all(read)} == {"off"}  # the inner one undid nothing
+        assert tx.all(read) == before
