@@ -15,7 +15,9 @@ The projector (``project``) hands the pass's accepted events (of any terminals, 
 3. the collected writes run as one ``executemany`` per statement (``COPY`` for plain
    inserts on PostgreSQL, ``db.Tx``), every changed member is written once with its entry
    in the change feed, and each event's verdict (``applied`` or ``rejected`` with a code)
-   is written to its ``events`` row (one ``UPDATE ... FROM unnest`` on PostgreSQL).
+   is written to its ``events`` row (on PostgreSQL the member and verdict updates are one
+   statement each, ``Tx.update_many``, and the whole pass runs with its plans pinned to
+   the indexes, ``Tx.pinned``).
 
 Careful mode: if the database refuses one of the collected writes (a value it cannot
 store that the checks did not foresee), the projector rolls the pass back and runs it
