@@ -22,11 +22,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from agent.errors import AgentError
 from agent.version import version
 from sync.backoffice import kpi, project, verify
+from sync.backoffice.console.web import console
 from sync.backoffice.lease import projector_lease, verifier_lease
 from sync.backoffice.service import Backoffice
 from sync.backoffice.terminal import Terminal
@@ -243,7 +244,7 @@ def create_app(
         body = await request.body()
         return JSONResponse({"ok": True, "bytes": len(body)})
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/health", guarded(health), methods=["GET"]),
         Route("/v1/live", live, methods=["GET"]),
         Route("/openapi.json", guarded(spec), methods=["GET"]),
@@ -261,6 +262,7 @@ def create_app(
         routes.append(Route("/v1/bare", bare, methods=["POST"]))
     if metrics:
         routes.append(Route("/metrics", guarded(metrics_text), methods=["GET"]))
+    routes.append(console(ctx))  # the programme owners' pages under /console
     counter = RequestMetrics("kassa_backoffice", routes)
 
     @contextlib.asynccontextmanager
