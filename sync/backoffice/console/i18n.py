@@ -1,0 +1,106 @@
+"""Every text the console shows, in Russian (the default) and English.
+
+Templates call ``t("key")``; a page never holds a bare string. Russian is the language of
+the programme's people; English is switched per browser session (a cookie, the switch in
+every page's header).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+LANGS: Final = ("ru", "en")
+
+TEXT: Final[dict[str, tuple[str, str]]] = {
+    "brand": ("Kassa · консоль программы", "Kassa · programme console"),
+    "lang_switch": ("English", "Русский"),
+    "signin_title": ("Вход в консоль", "Sign in to the console"),
+    "login": ("Логин", "Login"),
+    "password": ("Пароль", "Password"),
+    "signin": ("Войти", "Sign in"),
+    "signout": ("Выйти", "Sign out"),
+    "wrong_password": ("Неверный логин или пароль.", "Wrong login or password."),
+    "attempts_left": ("Осталось попыток до блокировки: {n}.", "Attempts left before lockout: {n}."),
+    "locked": (
+        "Вход заблокирован после {n} неудачных попыток. Попробуйте через {time}.",
+        "Sign-in is locked after {n} failed attempts. Try again in {time}.",
+    ),
+    "minutes_seconds": ("{m} мин {s} с", "{m} min {s} s"),
+    "home_title": ("Главная", "Home"),
+    "you_are": ("Вы вошли как", "Signed in as"),
+    "role": ("Роль", "Role"),
+    "store": ("Магазин", "Store"),
+    "your_sections": ("Доступные разделы", "Your sections"),
+    "in_development": ("в разработке", "in development"),
+    "in_development_page": (
+        "Этот раздел ещё в разработке: данных здесь пока нет.",
+        "This section is still in development: it shows no data yet.",
+    ),
+    "refused_title": ("Нет доступа", "Access refused"),
+    "refused_text": (
+        "Вашей роли этот раздел недоступен.",
+        "Your role may not open this section.",
+    ),
+    "csrf_title": ("Запрос отклонён", "Request refused"),
+    "csrf_text": (
+        "Форма устарела или пришла не из консоли. Обновите страницу и повторите.",
+        "The form is stale or did not come from the console. Reload the page and retry.",
+    ),
+    "back_home": ("На главную", "Back to home"),
+    "audit_title": ("Журнал действий", "Audit log"),
+    "audit_intro": (
+        "Каждое изменение, сделанное человеком; записи связаны цепочкой хешей SHA-256.",
+        "Every change made by a person; the rows are chained by SHA-256 hashes.",
+    ),
+    "audit_verify": ("Проверить цепочку", "Verify the chain"),
+    "audit_ok": ("Цепочка цела, записей: {n}.", "The chain is intact, rows: {n}."),
+    "audit_broken": (
+        "Цепочка нарушена на записи № {n} ({reason}).",
+        "The chain is broken at row {n} ({reason}).",
+    ),
+    "audit_empty": ("Записей пока нет.", "No rows yet."),
+    "col_n": ("№", "#"),
+    "col_at": ("Время (UTC)", "Time (UTC)"),
+    "col_actor": ("Кто", "Who"),
+    "col_action": ("Действие", "Action"),
+    "col_subject": ("Объект", "Subject"),
+    "col_detail": ("Подробности", "Details"),
+    "col_hash": ("Хеш", "Hash"),
+    "older": ("Более ранние", "Older"),
+    # sections
+    "section_dashboard": ("Сводка", "Dashboard"),
+    "section_members": ("Участники", "Members"),
+    "section_coupons": ("Купоны", "Coupons"),
+    "section_rules": ("Правила программы", "Programme rules"),
+    "section_stores": ("Магазины и кассы", "Stores and tills"),
+    "section_users": ("Пользователи и права", "People and rights"),
+    "section_audit": ("Журнал действий", "Audit log"),
+    # roles
+    "role_owner": ("владелец программы", "programme owner"),
+    "role_analyst": ("аналитик", "analyst"),
+    "role_marketing": ("маркетинг", "marketing"),
+    "role_support": ("поддержка", "support"),
+    "role_store_manager": ("управляющий магазином", "store manager"),
+    # audit actions
+    "action_sign_in": ("вход", "signed in"),
+    "action_sign_in_failed": ("неудачный вход", "failed sign-in"),
+    "action_locked_out": ("блокировка входа", "locked out"),
+    "action_user_added": ("пользователь добавлен", "user added"),
+    "action_user_changed": ("пользователь изменён", "user changed"),
+    "reason_hash": ("запись изменена", "row changed"),
+    "reason_link": ("запись удалена или переставлена", "row deleted or moved"),
+    "reason_sequence": ("пропущен номер", "a number missing"),
+    "reason_head": ("удалены последние записи", "newest rows deleted"),
+}
+
+
+def text(lang: str, key: str, **values: object) -> str:
+    """The text ``key`` in ``lang`` (Russian unless ``en``), with ``{name}`` filled in."""
+    ru, en = TEXT[key]
+    out = en if lang == "en" else ru
+    return out.format(**values) if values else out
+
+
+def label(lang: str, prefix: str, key: str) -> str:
+    """``prefix_key``'s text (a role, section or action name), or ``key`` itself if none."""
+    return text(lang, f"{prefix}_{key}") if f"{prefix}_{key}" in TEXT else key
