@@ -298,6 +298,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
             bar.done()
         codes = {sid: bo.enroll_code(sid) for sid in stores}
         token = bo.new_admin_token()
+        console = _demo_owner(bo)
     emit(
         {
             "db": mask_url_password(args.db),
@@ -305,8 +306,51 @@ def cmd_seed(args: argparse.Namespace) -> int:
             "members_before": seeded.members_before,
             "enroll_codes": codes,
             "admin_token": token,
+            "console": console,
         }
     )
+    return 0
+
+
+def _demo_owner(bo: Any) -> dict[str, Any]:
+    """The console's demo owner (login ``owner``): made with a random password, printed
+    once; a back office that has one already keeps it (its password is not shown)."""
+    import secrets
+
+    from sync.backoffice.console.users import add_user, get_user
+
+    login = {"path": "/console/", "login": "owner"}
+    if get_user(bo.context, "owner") is not None:
+        return {**login, "password": None}
+    password = secrets.token_urlsafe(9)
+    add_user(bo.context, "owner", password, "owner", name="Владелец программы", actor="seed")
+    return {**login, "password": password}
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    """A new user's password: the first line of stdin (``--password-stdin``), else asked
+    twice without echo."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Пароль / password: ")
+    if getpass.getpass("Ещё раз / again: ") != first:
+        raise BackofficeRefused(
+            "passwords_differ", "the two passwords differ", "пароли не совпадают"
+        )
+    return first
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from sync.backoffice.console.users import add_user
+
+    password = _new_password(args)
+    with _backoffice(args) as bo:
+        user = add_user(
+            bo.context, args.login, password, args.role, name=args.name, store_id=args.store_id
+        )
+    emit({"login": user.login, "name": user.name, "role": user.role, "store_id": user.store_id})
     return 0
 
 
@@ -483,8 +527,8 @@ def add_commands(sub: Any, store_default: str) -> None:
     bo = sub.add_parser("backoffice", help="the central back office")
     bsub = bo.add_subparsers(dest="backoffice_command", required=True)
 
-    def add(name: str, help_: str, fn: Any) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = bsub.add_parser(name, help=help_, description=help_)
+    def add(name: str, help_: str, fn: Any, under: Any = bsub) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = under.add_parser(name, help=help_, description=help_)
         p.add_argument(
             "--db",
             default=default_backoffice_db(),
@@ -530,6 +574,17 @@ def add_commands(sub: Any, store_default: str) -> None:
     p.add_argument("file", help="rules file (.toml or .json)")
     add("admin-token", "issue a new admin token (KPI endpoint)", cmd_admin_token)
     add("terminals", "enrolled tills: last contact and the software each runs", cmd_terminals)
+    usub = bsub.add_parser("user", help="console users").add_subparsers(
+        dest="user_command", required=True
+    )
+    p = add("add", "add a console user (the password is asked twice)", cmd_user_add, usub)
+    p.add_argument("--login", required=True, help="login: lower-case latin, digits, . _ -")
+    p.add_argument(
+        "--role", required=True, help="owner, analyst, marketing, support or store_manager"
+    )
+    p.add_argument("--name", help="display name (default: the login)")
+    p.add_argument("--store-id", help="the store of a store_manager")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p = add("backup", "back up the database (SQLite online backup, or pg_dump)", cmd_backup)
     p.add_argument("dest", nargs="?", help="backup file to create (default: a dated name)")
     p = add("restore", "restore a backup (stop the back office first)", cmd_restore)
