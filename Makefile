@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck contracts pytest smoke frozen bench clean
+.PHONY: demo test check lint typecheck contracts pytest chromium smoke frozen bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,8 +35,15 @@ contracts: $(STAMP)
 
 # Four workers on two cores: most of the time is the cashier app's Pilot tests waiting for
 # the app to go idle, not CPU. The SIGKILL and tmux tests share one worker (xdist_group).
-pytest: $(STAMP)
+pytest: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -n 4 --dist loadgroup
+
+# The console's browser tests (-m browser) drive Debian's chromium by path (Playwright cannot
+# download browsers here): installed when missing, as root with apt-get; else they skip.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } \
+		|| echo "no chromium (apt-get install chromium as root): the browser tests will skip"
 
 smoke: $(STAMP)
 	bash packaging/smoke/wheel.sh $(BIN)/python $(PY)
