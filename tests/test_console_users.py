@@ -94,6 +94,8 @@ def test_sign_in_lockout_and_its_time_left(bo: Backoffice):
 def test_sessions_expire_and_end(bo: Backoffice):
     ctx = bo.context
     user = users.add_user(ctx, "anna", PASSWORD, "store_manager", store_id="s1")
+    assert user.store_scope == "s1"
+    assert users.User("o", "O", "owner", None).store_scope is None
     token = users.open_session(ctx, user)
     assert users.session_user(ctx, token) == user
     assert users.session_user(ctx, token + "x") is None

@@ -60,6 +60,11 @@ class User:
     store_id: str | None
     active: bool = True
 
+    @property
+    def store_scope(self) -> str | None:
+        """The one store this user may see (store-bound roles), or None for every store."""
+        return self.store_id if self.role in STORE_SCOPED else None
+
 
 @dataclass(frozen=True, slots=True)
 class SignIn:

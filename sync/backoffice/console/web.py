@@ -10,6 +10,14 @@ session token; before sign-in, of a pre-session cookie), also sent by htmx as
 anything else. A page without a session redirects to the sign-in page; an htmx request
 gets 401 (with ``HX-Redirect`` to the sign-in page). Argon2 and database work run in worker
 threads so the event loop keeps answering the tills.
+
+A new page: a handler ``async def f(request, visit)`` under ``@pages.page("section")`` (or
+``pages.page("section", write=True)`` for a change; the guard has parsed a POST's form
+into ``request.state.form``), rendered with ``pages.render(visit, "name.html", ...)`` from
+a template extending ``base.html`` (its texts in ``i18n.TEXT``), its ``Route`` in
+``console()``'s list and its section in ``PAGED_SECTIONS``; a change records its audit row
+with ``audit.record`` in the change's own transaction. A store-bound user's pages show only
+``visit.user.store_scope``.
 """
 
 from __future__ import annotations
