@@ -143,6 +143,10 @@ class PrintWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # start() and stop() come from different threads (the app starts the worker from
+        # a worker thread, a quit stops it from the main one): the thread is published
+        # only once started, and stop() waits for a start in progress.
+        self._lifecycle = threading.Lock()
 
     # ------------------------------------------------------------------ one attempt
     def run_once(self) -> PrintOutcome | None:
@@ -323,19 +327,22 @@ class PrintWorker:
 
     def start(self) -> None:
         """Put back jobs a crash left half-done, then print in a daemon thread."""
-        if self._thread is not None:
-            return
-        printq.requeue_stale(self.store)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="kassa-print", daemon=True)
-        self._thread.start()
+        with self._lifecycle:
+            if self._thread is not None:
+                return
+            printq.requeue_stale(self.store)
+            self._stop.clear()
+            thread = threading.Thread(target=self._run, name="kassa-print", daemon=True)
+            thread.start()
+            self._thread = thread
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the thread; waits at most ``timeout_s`` seconds (an attempt in progress is
         bounded by the transport timeouts)."""
         self._stop.set()
         self._wake.set()
-        thread, self._thread = self._thread, None
+        with self._lifecycle:
+            thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout_s)
 

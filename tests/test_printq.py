@@ -244,3 +244,41 @@ def test_a_misconfigured_printer_keeps_the_job_and_says_why(till):
     assert printq.get_job(till.store, job_id).status == "queued"
     if outcome.reason == "bad_printer_url":  # not on Windows
         assert events[-1].message_ru.startswith("Печать через диспетчер печати Windows")
+
+
+def test_a_stop_while_the_worker_is_starting_waits_for_the_start(till, monkeypatch):
+    """The app starts the print worker from a worker thread and a quit stops it from the
+    main one: a stop landing between the thread's creation and its start used to join a
+    thread not yet started (RuntimeError) and leave the store open. Here the stop is made
+    to land exactly there: it must wait for the start, then stop the running thread."""
+    import threading
+
+    from drivers import printq as worker_module
+
+    worker = worker_for(till, CaptureTransport())
+    errors: list[BaseException] = []
+    stopper: list[threading.Thread] = []
+
+    def stop_now() -> None:
+        try:
+            worker.stop(timeout_s=5.0)
+        except BaseException as e:  # the failure this test is about
+            errors.append(e)
+
+    real_thread = threading.Thread
+
+    class StopLandsHere(real_thread):
+        def start(self) -> None:
+            other = real_thread(target=stop_now)
+            other.start()
+            other.join(0.2)  # the stop runs (or waits) now, before this thread starts
+            stopper.append(other)
+            super().start()
+
+    monkeypatch.setattr(worker_module.threading, "Thread", StopLandsHere)  # this start only
+    worker.start()
+    monkeypatch.undo()
+    stopper[0].join(5.0)
+    assert not stopper[0].is_alive()
+    assert errors == []
+    assert worker._thread is None
