@@ -160,3 +160,20 @@ def test_audit_page(page: Any, url: str):
     assert actions[:2] == ["sign_in", "sign_in_failed"] and actions[-1] == "user_added"
     page.click("#verify")  # htmx: POST with the CSRF header, the verdict block swapped in
     assert page.locator("#verdict .ok").inner_text() == f"Цепочка цела, записей: {len(actions)}."
+
+
+def test_users_page_in_english(page: Any, url: str):
+    page.goto(url)
+    page.click("#lang-switch")
+    sign_in(page, url)
+    page.goto(url + "users")
+    page.fill("#add-user input[name=login]", "mgr2")
+    page.select_option("#add-user select[name=role]", "store_manager")
+    page.fill("#add-user input[name=password]", PASSWORD)
+    page.click("#add")
+    assert page.locator("#error").inner_text() == "role store_manager needs a store (--store-id)"
+    page.fill("#add-user input[name=store_id]", "s1")
+    page.fill("#add-user input[name=password]", PASSWORD)
+    page.click("#add")
+    page.wait_for_url(url + "users")
+    assert page.locator("tr[data-login=mgr2]").inner_text().split("\t")[2] == "store manager"

@@ -188,3 +188,36 @@ def test_static_files_are_served(client: httpx.Client):
     r = client.get(f"{PREFIX}/static/htmx.min.js")
     assert r.status_code == 200 and "htmx" in r.text[:2000]
     assert client.get(f"{PREFIX}/static/console.css").status_code == 200
+
+
+def test_the_owner_adds_and_blocks_users_on_the_users_page(client: httpx.Client):
+    sign_in(client)
+    page = client.get(f"{PREFIX}/users")
+    assert page.status_code == 200 and 'data-login="sup"' in page.text
+    token = csrf(page.text)
+    bad = {"csrf": token, "login": "mgr", "role": "store_manager", "password": PASSWORD}
+    r = client.post(f"{PREFIX}/users", data=bad)
+    assert r.status_code == 400 and "для роли store_manager магазин нужен" in r.text
+    assert 'value="mgr"' in r.text and PASSWORD not in r.text  # the form kept, not the password
+    r = client.post(f"{PREFIX}/users", data={**bad, "store_id": "s1"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert 'data-login="mgr"' in client.get(f"{PREFIX}/users").text
+    r = client.post(
+        f"{PREFIX}/users/sup/active", data={"csrf": token, "active": "0"}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert "заблокирован" in client.get(f"{PREFIX}/users").text
+    r = client.post(f"{PREFIX}/users/owner/active", data={"csrf": token, "active": "0"})
+    assert r.status_code == 400 and "Нельзя заблокировать самого себя." in r.text
+    log = client.get(f"{PREFIX}/audit").text
+    assert re.findall(r'data-action="(\w+)"', log)[:2] == ["user_changed", "user_added"]
+    with httpx.Client(base_url=str(client.base_url)) as other:
+        assert sign_in(other, "sup").status_code == 401  # blocked
+
+
+def test_only_the_owner_manages_users(client: httpx.Client):
+    sign_in(client, "sup")
+    token = csrf(client.get(f"{PREFIX}/").text)
+    assert client.get(f"{PREFIX}/users").status_code == 403
+    form = {"csrf": token, "login": "x9", "role": "owner", "password": PASSWORD}
+    assert client.post(f"{PREFIX}/users", data=form).status_code == 403

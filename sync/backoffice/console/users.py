@@ -98,7 +98,7 @@ def _check(login: str, role: str, store_id: str | None) -> None:
     if (role in STORE_SCOPED) != bool(store_id):
         raise UserError(
             "store_scope",
-            f"role {role} {'needs' if role in STORE_SCOPED else 'takes no'} --store-id",
+            f"role {role} {'needs a' if role in STORE_SCOPED else 'takes no'} store (--store-id)",
             f"для роли {role} магазин {'нужен' if role in STORE_SCOPED else 'не указывается'}",
             role=role,
         )
@@ -198,6 +198,13 @@ def get_user(ctx: Context, login: str) -> User | None:
     with ctx.db.reading() as tx:
         row = tx.one(f"SELECT {_USER_COLUMNS} FROM console_users WHERE login = ?", (login,))
     return None if row is None else _user(row)
+
+
+def list_users(ctx: Context) -> list[User]:
+    """Every console user, by login."""
+    with ctx.db.reading() as tx:
+        rows = tx.all(f"SELECT {_USER_COLUMNS} FROM console_users ORDER BY login")
+    return [_user(r) for r in rows]
 
 
 def sign_in(ctx: Context, login: str, password: str) -> SignIn:

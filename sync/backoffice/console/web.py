@@ -42,7 +42,7 @@ from starlette.staticfiles import StaticFiles
 
 from sync.backoffice.console import audit, users
 from sync.backoffice.console.i18n import LANGS, label, text
-from sync.backoffice.console.roles import allows, sections
+from sync.backoffice.console.roles import ROLES, allows, sections
 from sync.backoffice.context import Context
 
 PREFIX = "/console"
@@ -52,7 +52,7 @@ LANG_COOKIE = "kassa_console_lang"
 SIGNING_SETTING = "console_secret"
 MAX_FORM = 64_000
 """The most bytes of a form body read (URL-encoded forms only)."""
-PAGED_SECTIONS = frozenset({"audit"})
+PAGED_SECTIONS = frozenset({"audit", "users"})
 """Sections with a page; the home page marks the others as in development."""
 HEADERS = {
     "Cache-Control": "no-store",
@@ -324,6 +324,54 @@ def console(ctx: Context) -> Mount:
         verdict = await to_thread.run_sync(audit.verify, ctx.db)
         return pages.render(visit, "audit.html", block="verdict", verdict=verdict, rows=[])
 
+    async def users_view(visit: Visit, status: int = 200, **values: Any) -> Response:
+        found = await to_thread.run_sync(users.list_users, ctx)
+        values.setdefault("error", None)
+        values.setdefault("form", {})
+        return pages.render(visit, "users.html", status=status, people=found, roles=ROLES, **values)
+
+    @pages.page("users")
+    async def users_page(request: Request, visit: Visit) -> Response:
+        return await users_view(visit)
+
+    @pages.page("users", write=True)
+    async def user_add(request: Request, visit: Visit) -> Response:
+        assert visit.user is not None
+        form: dict[str, str] = request.state.form
+        actor = visit.user.login
+        try:
+            await to_thread.run_sync(
+                lambda: users.add_user(
+                    ctx,
+                    form.get("login", ""),
+                    form.get("password", ""),
+                    form.get("role", ""),
+                    name=form.get("name") or None,
+                    store_id=form.get("store_id") or None,
+                    actor=actor,
+                )
+            )
+        except users.UserError as e:
+            kept = {k: v for k, v in form.items() if k not in ("password", "csrf")}
+            return await users_view(visit, 400, error=e.message(visit.lang), form=kept)
+        return RedirectResponse(f"{PREFIX}/users", 303)
+
+    @pages.page("users", write=True)
+    async def user_active(request: Request, visit: Visit) -> Response:
+        assert visit.user is not None
+        login = request.path_params["login"]
+        active = request.state.form.get("active") == "1"
+        actor = visit.user.login
+        if login == actor:
+            return await users_view(visit, 400, error=visit.t("not_yourself"))
+        try:
+            await to_thread.run_sync(
+                lambda: users.change_user(ctx, login, actor=actor, active=active)
+            )
+        except users.UserError as e:
+            return await users_view(visit, 400, error=e.message(visit.lang))
+        return RedirectResponse(f"{PREFIX}/users", 303)
+
     return Mount(
         PREFIX,
         routes=[
@@ -334,6 +382,9 @@ def console(ctx: Context) -> Mount:
             Route("/lang", switch_lang, methods=["POST"]),
             Route("/audit", audit_page, methods=["GET"]),
             Route("/audit/verify", audit_verify, methods=["POST"]),
+            Route("/users", users_page, methods=["GET"]),
+            Route("/users", user_add, methods=["POST"]),
+            Route("/users/{login}/active", user_active, methods=["POST"]),
             Route("/section/{name}", section, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("sync.backoffice.console", "static")])),
         ],
