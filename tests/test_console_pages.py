@@ -221,3 +221,20 @@ def test_only_the_owner_manages_users(client: httpx.Client):
     assert client.get(f"{PREFIX}/users").status_code == 403
     form = {"csrf": token, "login": "x9", "role": "owner", "password": PASSWORD}
     assert client.post(f"{PREFIX}/users", data=form).status_code == 403
+
+
+def test_sign_in_and_the_audit_page_on_sqlite_and_postgresql(db_url: str):
+    office = Backoffice(Database.open(db_url), FakeClock())
+    office.initialise()
+    try:
+        users.add_user(office.context, "owner", PASSWORD, "owner")
+        with (
+            LoopbackServer(office, verifier=False) as server,
+            httpx.Client(base_url=server.url) as c,
+        ):
+            assert sign_in(c).status_code == 303
+            page = c.get(f"{PREFIX}/audit")
+            r = c.post(f"{PREFIX}/audit/verify", headers={"X-CSRF-Token": csrf(page.text)})
+            assert "Цепочка цела, записей: 2." in r.text
+    finally:
+        office.db.close()

@@ -78,6 +78,7 @@ def test_runtime_data_files_are_found():
     assert any(f.startswith("drivers/profiles/") for f in files)
     assert "sync/backoffice/console/static/htmx.min.js" in files
     assert "sync/backoffice/console/static/NOTICE.md" in files
+    assert "sync/backoffice/console/templates/base.html" in files
 
 
 def test_the_wheel_carries_every_runtime_data_file(built):
