@@ -11,6 +11,7 @@ the back office's clock (``Context.clock``), so tests move them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -34,7 +35,13 @@ MIN_PASSWORD = 8
 LOGIN_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
 
 _hasher = PasswordHasher()  # Argon2id, argon2-cffi's RFC 9106 low-memory profile
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))  # unknown logins cost the same time
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash verified for unknown logins, so they cost the time a known one does (made
+    on first use: importing the back office's app hashes nothing)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class UserError(AgentError):
@@ -221,7 +228,7 @@ def sign_in(ctx: Context, login: str, password: str) -> SignIn:
         until = datetime.fromisoformat(str(row[8]))
         if until > now:
             return SignIn(locked_for=int((until - now).total_seconds()) + 1)
-    stored = str(row[5]) if row is not None else _DUMMY_HASH
+    stored = str(row[5]) if row is not None else _dummy_hash()
     try:
         good: bool = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
