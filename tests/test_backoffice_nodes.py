@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from benchlib import synclib as _synclib
 from cluster import PG_ADMIN_URL, Cluster
 from synchelp import portal
 
@@ -30,10 +31,6 @@ from sync.backoffice import project
 from sync.backoffice.db import FEED_LOCK_KEY, Database
 from sync.backoffice.lease import PROJECTOR_LEASE_KEY
 from sync.backoffice.service import Backoffice
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import _synclib
 
 pytestmark = [
     pytest.mark.slow,

@@ -4,16 +4,10 @@ are quoted for the member each is given to, so a clean drain leaves no ``rescore
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+from benchlib import synclib as _synclib
 from cluster import Cluster
 
 from sync.backoffice import project, verify
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import _synclib
 
 EVENTS = 400
 
