@@ -62,6 +62,12 @@ class BackofficeRefused(AgentError):
             self.code = code
 
 
+class PasswordsDiffer(InputError):
+    """A new console user's password typed twice, differently: nothing is created."""
+
+    code = "passwords_differ"
+
+
 class BackofficeUnreachable(AgentError):
     """No answer from the back office: printed like every error, exit ``UNREACHABLE_EXIT``."""
 
@@ -336,9 +342,7 @@ def _new_password(args: argparse.Namespace) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("Пароль / password: ")
     if getpass.getpass("Ещё раз / again: ") != first:
-        raise BackofficeRefused(
-            "passwords_differ", "the two passwords differ", "пароли не совпадают"
-        )
+        raise PasswordsDiffer("the two passwords differ", "пароли не совпадают")
     return first
 
 

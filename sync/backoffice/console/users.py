@@ -51,7 +51,11 @@ class UserError(AgentError):
     title_ru = "Пользователь не сохранён"
     title_en = "User not saved"
 
-    def __init__(self, code: str, message_en: str, message_ru: str, **details: Any) -> None:
+    def __init__(
+        self, message_en: str, message_ru: str, *, code: str = code, **details: Any
+    ) -> None:
+        """``code``: what was wrong (``bad_login``, ``weak_password``, ...), the error's
+        ``error`` field."""
         super().__init__(message_en, message_ru, **details)
         self.code = code
 
@@ -90,33 +94,33 @@ def _now(ctx: Context) -> datetime:
 def _check(login: str, role: str, store_id: str | None) -> None:
     if not LOGIN_RE.match(login):
         raise UserError(
-            "bad_login",
             "a login is 2-40 characters: lower-case latin letters, digits, '.', '_', '-'",
             "логин: 2-40 символов, строчные латинские буквы, цифры, '.', '_', '-'",
             login=login,
+            code="bad_login",
         )
     if role not in ROLES:
         raise UserError(
-            "bad_role",
             f"unknown role {role!r}; one of {', '.join(ROLES)}",
             f"неизвестная роль {role!r}; допустимы: {', '.join(ROLES)}",
             role=role,
+            code="bad_role",
         )
     if (role in STORE_SCOPED) != bool(store_id):
         raise UserError(
-            "store_scope",
             f"role {role} {'needs a' if role in STORE_SCOPED else 'takes no'} store (--store-id)",
             f"для роли {role} магазин {'нужен' if role in STORE_SCOPED else 'не указывается'}",
             role=role,
+            code="store_scope",
         )
 
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise UserError(
-            "weak_password",
             f"a password has at least {MIN_PASSWORD} characters",
             f"в пароле не меньше {MIN_PASSWORD} символов",
+            code="weak_password",
         )
 
 
@@ -147,7 +151,7 @@ def add_user(
     with ctx.db.transaction() as tx:
         if tx.one("SELECT 1 FROM console_users WHERE login = ?", (login,)):
             raise UserError(
-                "user_exists", f"user {login} already exists", f"пользователь {login} уже есть"
+                f"user {login} already exists", f"пользователь {login} уже есть", code="user_exists"
             )
         tx.execute(
             "INSERT INTO console_users(login, name, role, store_id, password_hash, active, "
@@ -171,7 +175,7 @@ def change_user(
     the lockout and every session of the user)."""
     current = get_user(ctx, login)
     if current is None:
-        raise UserError("user_not_found", f"no user {login}", f"нет пользователя {login}")
+        raise UserError(f"no user {login}", f"нет пользователя {login}", code="user_not_found")
     new_role = role or current.role
     _check(login, new_role, current.store_id)
     changed: dict[str, Any] = {}
