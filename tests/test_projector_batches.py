@@ -78,7 +78,7 @@ def _forged(streams: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         rid = f"X{len(out)}"
         p["receipt_id"] = p["cart"]["receipt_id"] = p["quote"]["receipt_id"] = rid
         edit(p)
-        out.append(("purchase", _canon(p)))
+        out.append(("purchase", _canon(p).replace("\ud800", "\\ud800")))  # as an escape
 
     purchase(lambda p: p.update(member_id="m-nobody"))
     purchase(lambda p: p["cart"]["lines"][0].update(price_kop=1.5))
@@ -96,6 +96,7 @@ def _forged(streams: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         p["receipt_id"] = p["cart"]["receipt_id"] = p["quote"]["receipt_id"] = REFUSED
 
     purchase(refused)  # the database refuses its row: the batch goes the careful way
+    purchase(lambda p: p.update(member_id="m\ud800"))  # no database can read this id
     out.append(
         (
             "refund",

@@ -128,6 +128,20 @@ def exact_member_state(text: str) -> MemberState:
 _STATE_DECODER = msgspec.json.Decoder(MemberState)
 
 
+def _storable_id(value: Any) -> bool:
+    """Whether ``value`` is text a statement can carry: a payload's JSON may spell a lone
+    surrogate (``"\\ud800"``), which no database text holds. Such an id is left out of
+    the batch's reads, so only its own event fails to apply (and is refused), not the
+    read of the whole batch."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Batch:
     """The work of one projector pass over accepted events (of any terminals, in ``pos``
     order), inside the projector's transaction.
@@ -195,11 +209,11 @@ class Batch:
             if isinstance(p, Rejected):
                 continue
             if ev.type == "purchase":
-                if isinstance(p.get("member_id"), str):
+                if _storable_id(p.get("member_id")):
                     member_ids.add(p["member_id"])
-                if isinstance(p.get("receipt_id"), str):
+                if _storable_id(p.get("receipt_id")):
                     receipts.setdefault(ev.terminal_id, set()).add(p["receipt_id"])
-            elif ev.type == "refund" and isinstance(p.get("purchase_event_id"), str):
+            elif ev.type == "refund" and _storable_id(p.get("purchase_event_id")):
                 bought.add(p["purchase_event_id"])
         if bought:
             cond, params = self._any_of("event_id", sorted(bought))
