@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.widgets import Input, OptionList
 from tui_helpers import Harness, harness, key_event, settle, widget_text
 
@@ -51,9 +50,6 @@ async def sign_in(h: Harness, pilot: Any) -> None:
     await h.type(pilot, "1111")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="keys of a burst delivered at once are routed after the Scanned message"
-)
 def test_a_scan_burst_on_the_sign_in_list_leaves_no_digit_in_the_pin(tmp_path: Path) -> None:
     async def main() -> None:
         with harness(tmp_path) as h:
@@ -73,9 +69,6 @@ def test_a_scan_burst_on_the_sign_in_list_leaves_no_digit_in_the_pin(tmp_path: P
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="keys of a burst delivered at once are routed after the Scanned message"
-)
 def test_a_scan_burst_on_the_lookup_match_list_leaves_the_entry_empty(tmp_path: Path) -> None:
     async def main() -> None:
         with harness(tmp_path) as h:
@@ -102,9 +95,6 @@ def test_a_scan_burst_on_the_lookup_match_list_leaves_the_entry_empty(tmp_path: 
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="keys of a burst delivered at once are routed after the Scanned message"
-)
 def test_a_pasted_phone_tab_name_fills_both_fields_in_order(tmp_path: Path) -> None:
     async def main() -> None:
         with harness(tmp_path) as h:
@@ -119,5 +109,23 @@ def test_a_pasted_phone_tab_name_fills_both_fields_in_order(tmp_path: Path) -> N
                 assert "".join(c for c in phone if c.isdigit()) == "89031112244"
                 assert screen.query_one("#first-name", Input).value == "Светлана"
                 assert pilot.app.focused is screen.query_one("#first-name", Input)
+
+    asyncio.run(main())
+
+
+def test_typing_delivered_at_once_reaches_the_field_whole_and_in_order(tmp_path: Path) -> None:
+    """Slow keys (typing) queued together are no scan: every one reaches the entry line,
+    in order, and the Enter among them searches what they typed."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                await sign_in(h, pilot)
+                await pilot.press("f4")
+                await settle(pilot)
+                await burst(h, pilot, "ольг\r", gap_s=0.2)
+                matched = h.of(MembersMatched)[-1]
+                assert matched.query == "ольг" and matched.matches
+                assert not h.of(Scanned)
 
     asyncio.run(main())

@@ -19,6 +19,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -96,6 +97,12 @@ def _flow_bindings() -> list[BindingType]:
     return [Binding(f.key, f"open_flow('{f.name}')", f.label, id=f.name) for f in FLOWS]
 
 
+def _may_scan(key: events.Key) -> bool:
+    """A key the wedge classifier counts as a character of a scan."""
+    char = key.character
+    return char is not None and len(char) == 1 and char.isprintable()
+
+
 class KassaApp(App[int]):
     """The Textual cashier app; see the module docstring."""
 
@@ -112,6 +119,9 @@ class KassaApp(App[int]):
     )
     STATUS_PERIOD_S = 1.0
     """How often the status bar is refreshed from the store (seconds)."""
+    SCAN_TAKE_MAX_S = 0.5
+    """The longest the keys after a scan wait for the screen to take it (seconds): the
+    screen's widgets report back well before, unless the screen closed meanwhile."""
 
     def __init__(
         self,
@@ -133,6 +143,15 @@ class KassaApp(App[int]):
         self._printer_fault: PrinterChanged | None = None
         self.cashier_name: str | None = None
         self._before_burst: str | None = None
+        self._held: list[events.Key] = []
+        """Keys kept back from the widgets while they may be a scan (``on_event``)."""
+        self._held_at = 0
+        """How many keys have been held so far: a flush acts only for the newest one."""
+        self._burst_held = 0
+        """How many of the held keys (the newest) belong to the burst in progress."""
+        self._scans_taken: set[int] = set()
+        """Scans posted to the screen and not yet taken (their numbers): keys wait."""
+        self._scan_seq = 0
         self._warming = False
         self._quit_asked = False
         """Ctrl+Q asked "quit?": the next key answers it (``_answer_quit``)."""
@@ -409,31 +428,105 @@ class KassaApp(App[int]):
         self.screen.post_message(Scanned(message.text, message.source))
 
     async def on_event(self, event: events.Event) -> None:
+        """Keys enter here before any widget sees them. With the wedge classifier up, a
+        printable key that may belong to a scan is held (``_hold``) until the App's queue
+        has no newer key or the burst turns out to be typing; a scan's held keys are
+        dropped, so a burst delivered at once (a fast scanner, a driver's whole read, a
+        paste) reaches no widget. While a scan is being taken by the screen, every key
+        that follows waits (``_scans_taken``) and then goes, in order, to the widget the
+        scan left the focus on."""
         key = event if isinstance(event, events.Key) else None
-        quit_key = key is not None and key.key in _QUIT_KEYS
-        if key is not None and self._quit_asked and not quit_key and self._answer_quit(key):
+        if key is None or key.is_forwarded:
+            # Not a key, or a key bubbling back up: Textual checks the focused widget's
+            # bindings now (Enter on a list), so it must reach the App's handler.
+            await super().on_event(event)
             return
-        if isinstance(event, events.Key) and self.wedge is not None:
-            d = self.wedge.feed(event.key, event.character, self.key_clock(event), event_id=event)
-            if d.kind == "duplicate":
-                # The same event bubbling back up: Textual checks the focused widget's
-                # bindings now (Enter on a list), so it must reach the App's handler.
-                await super().on_event(event)
-                return
+        if self._quit_asked and key.key not in _QUIT_KEYS and self._answer_quit(key):
+            return
+        if self.wedge is None:
+            await super().on_event(key)
+            return
+        d = self.wedge.feed(key.key, key.character, self.key_clock(key), event_id=key)
+        if d.kind == "duplicate":
+            await super().on_event(key)
+            return
+        if d.burst_start:
+            self._burst_held = 0
             focused = self.focused
-            if d.burst_start:
-                self._before_burst = focused.value if isinstance(focused, Input) else None
-            if d.kind == "scan":
-                event.prevent_default()
-                event.stop()
-                if isinstance(focused, Input) and self._before_burst is not None:
-                    # The burst's characters may still sit in the Input's queue: restore
-                    # its value after them, not now.
-                    focused.call_later(setattr, focused, "value", self._before_burst)
-                self._before_burst = None
-                self.screen.post_message(Scanned(d.text, "wedge", d.layout_repaired, d.raw))
+            self._before_burst = focused.value if isinstance(focused, Input) else None
+        if d.kind == "scan":
+            key.prevent_default()
+            key.stop()
+            held = min(self._burst_held, d.erase)
+            if held:
+                del self._held[-held:]
+            self._burst_held = 0
+            focused = self.focused
+            if held < d.erase and isinstance(focused, Input) and self._before_burst is not None:
+                # Some of the burst's characters went on to the field and may still sit
+                # in its queue: restore its value after them, not now.
+                focused.call_later(setattr, focused, "value", self._before_burst)
+            self._before_burst = None
+            screen = self.screen
+            screen.post_message(Scanned(d.text, "wedge", d.layout_repaired, d.raw))
+            self._scan_seq += 1
+            token = self._scan_seq
+            self._scans_taken.add(token)
+            screen.call_later(self._after_scan_handled, screen, token)
+            # A screen closed under the scan never runs the chain: the keys go on anyway.
+            self.set_timer(self.SCAN_TAKE_MAX_S, partial(self._scan_done, token))
+            return
+        if _may_scan(key) and d.kind == "key":
+            self._burst_held += 1
+        else:
+            self._burst_held = 0
+            if not self._scans_taken:
+                await self._flush_held()
+                await super().on_event(key)
                 return
-        await super().on_event(event)
+        self._hold(key)
+
+    def _hold(self, key: events.Key) -> None:
+        """Keep ``key`` back; it is passed on once no newer key is queued behind it (the
+        callback is queued after every key already waiting) and no scan is being taken."""
+        self._held.append(key)
+        self._held_at += 1
+        self.call_later(self._flush_if_last, self._held_at)
+
+    async def _flush_if_last(self, at: int) -> None:
+        if at == self._held_at and not self._scans_taken:
+            await self._flush_held()
+
+    async def _flush_held(self) -> None:
+        """Pass the held keys on, in order, as if each had just arrived."""
+        held, self._held = self._held, []
+        self._burst_held = 0
+        for key in held:
+            await super().on_event(key)
+
+    def _after_scan_handled(self, screen: Any, token: int) -> None:
+        """Runs on ``screen`` after it handled the ``Scanned`` message: each of its widgets
+        runs what that handler queued for it (a field filled, the focus moved: the focus
+        change is queued on the App), then ``_scan_done`` runs on the App after those."""
+        widgets = [w for w in screen.walk_children() if w.is_attached]
+        left = [len(widgets)]
+
+        def one_done() -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                self.call_later(self._scan_done, token)
+
+        sent = sum(1 for w in widgets if w.call_later(one_done))
+        left[0] -= len(widgets) - sent
+        if not sent:
+            self.call_later(self._scan_done, token)
+
+    async def _scan_done(self, token: int) -> None:
+        if token not in self._scans_taken:
+            return
+        self._scans_taken.discard(token)
+        if not self._scans_taken:
+            await self._flush_held()
 
     def push_screen(self, screen: Any, *args: Any, **kw: Any) -> Any:
         if self.wedge is not None:
