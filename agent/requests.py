@@ -109,9 +109,10 @@ def text_fault(value: str) -> tuple[str, str] | None:
 def check_request_json(value: Any, where: str = "", depth: int = 0) -> None:
     """Refuse a parsed JSON request that no field of it could be right with, naming the
     path: a key or string with a ``text_fault``, nesting deeper than ``MAX_REQUEST_DEPTH``,
-    a number beyond ``MAX_REQUEST_INT``. Every front door taking JSON (CLI, POS API, back
-    office) runs it before reading fields, so a hostile value never reaches a message,
-    the terminal or the store. ``InputError`` with ``details.field`` the JSON path."""
+    a number beyond ``MAX_REQUEST_INT``. The JSON CLI runs it before reading fields, so a
+    hostile value never reaches a message, the terminal or the store (the POS API's body
+    reader makes its own check of the same kind, ``kassa.posapi._check_text``).
+    ``InputError`` with ``details.field`` the JSON path."""
     name = where or "request"
     if depth > MAX_REQUEST_DEPTH:
         raise InputError(
