@@ -129,3 +129,39 @@ def test_typing_delivered_at_once_reaches_the_field_whole_and_in_order(tmp_path:
                 assert not h.of(Scanned)
 
     asyncio.run(main())
+
+
+def test_a_scan_whose_first_keys_went_on_to_the_list_is_taken_after_them(
+    tmp_path: Path,
+) -> None:
+    """The app passed the first 12 digits on to the name list (no newer key was queued
+    then) before the last digit and Enter arrived: the screen takes the scan after the
+    list has handed those digits to the PIN, so the wipe leaves no digit there."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                app = pilot.app
+                assert h.services is not None
+                code = h.services.agent.identify(demo_phone(5)).code
+                keys = [key_event(k) for k in [*code, "enter"]]
+                for event in keys:
+                    event.set_sender(app)
+
+                def the_rest() -> None:  # queued behind the app's flush of the first 12
+                    for event in keys[12:]:
+                        app.post_message(event)
+
+                h.keys.step = 0.002
+                try:
+                    for event in keys[:12]:
+                        app.post_message(event)
+                    app.call_later(the_rest)
+                    await settle(pilot)
+                finally:
+                    h.keys.step = 0.2
+                assert [m.text for m in h.of(Scanned)] == [code]
+                assert app.screen.query_one("#pin", Input).value == ""
+                assert isinstance(app.focused, OptionList)
+
+    asyncio.run(main())

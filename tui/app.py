@@ -467,12 +467,12 @@ class KassaApp(App[int]):
                 # in its queue: restore its value after them, not now.
                 focused.call_later(setattr, focused, "value", self._before_burst)
             self._before_burst = None
-            screen = self.screen
-            screen.post_message(Scanned(d.text, "wedge", d.layout_repaired, d.raw))
             self._scan_seq += 1
             token = self._scan_seq
             self._scans_taken.add(token)
-            screen.call_later(self._after_scan_handled, screen, token)
+            scanned = Scanned(d.text, "wedge", d.layout_repaired, d.raw)
+            passed_on = held < d.erase and focused is not None
+            self._post_scan(focused if passed_on else self.screen, self.screen, scanned, token)
             # A screen closed under the scan never runs the chain: the keys go on anyway.
             self.set_timer(self.SCAN_TAKE_MAX_S, partial(self._scan_done, token))
             return
@@ -503,6 +503,17 @@ class KassaApp(App[int]):
         self._burst_held = 0
         for key in held:
             await super().on_event(key)
+
+    def _post_scan(self, node: Any, screen: Any, scanned: Scanned, token: int) -> None:
+        """Post ``scanned`` to ``screen`` once ``node`` and each parent up to the screen
+        have handled what they had queued: a key of the burst passed on to the focused
+        widget bubbles up that way (a list hands a digit to its screen), so the screen
+        takes the scan after those keys, never before."""
+        if node is None or node is screen or not node.is_attached:
+            screen.post_message(scanned)
+            screen.call_later(self._after_scan_handled, screen, token)
+        elif not node.call_later(self._post_scan, node.parent, screen, scanned, token):
+            self._post_scan(node.parent, screen, scanned, token)
 
     def _after_scan_handled(self, screen: Any, token: int) -> None:
         """Runs on ``screen`` after it handled the ``Scanned`` message: each of its widgets
