@@ -165,3 +165,24 @@ def test_a_scan_whose_first_keys_went_on_to_the_list_is_taken_after_them(
                 assert isinstance(app.focused, OptionList)
 
     asyncio.run(main())
+
+
+def test_keys_after_a_scan_the_screen_never_reports_taken_still_arrive(tmp_path: Path) -> None:
+    """The keys after a scan wait for the screen's widgets to report it taken; when that
+    report never comes (the screen closed under it), they go on after
+    ``SCAN_TAKE_MAX_S``, in order, instead of being held for good."""
+
+    async def main() -> None:
+        with harness(tmp_path) as h:
+            async with h.run() as pilot:
+                app = pilot.app
+                assert h.services is not None
+                app._after_scan_handled = lambda screen, token: None  # type: ignore[method-assign]
+                code = h.services.agent.identify(demo_phone(5)).code
+                await burst(h, pilot, [*code, "enter", "1", "2"])
+                pin = app.screen.query_one("#pin", Input)
+                await asyncio.sleep(app.SCAN_TAKE_MAX_S + 0.3)
+                await settle(pilot)
+                assert pin.value == "12"
+
+    asyncio.run(main())

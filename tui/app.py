@@ -5,7 +5,10 @@
 screen is up and stops them on exit. Screens
 ask for core work with ``CoreRequested`` messages; ``_run_core`` runs them in thread
 workers and posts the answer back. Key events pass through ``on_event`` first, where the
-keyboard-wedge classifier turns scanner bursts into ``Scanned`` messages on any screen.
+keyboard-wedge classifier turns scanner bursts into ``Scanned`` messages on any screen: a
+key that may belong to a scan is held there until the App knows (no newer key queued, or
+the burst is typing), so a burst delivered at once reaches no widget, and the keys after
+a scan wait until the screen has taken it.
 
 Routing: ``FLOWS`` maps a key to a screen class path; see ``tui/__init__.py``.
 """
