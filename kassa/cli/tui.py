@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kassa.apprun import end_cleanly_on_signals, run_cashier_app
+from kassa.cli.common import open_agent
 
 
 def tui_config(args: argparse.Namespace) -> Any:
@@ -69,18 +70,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_app_demo(directory, members=args.members or 2000, lang=args.lang)
 
 
-def _open_store(args: argparse.Namespace, *, read_only: bool = False) -> Any:
-    from agent.errors import StoreError
-    from agent.store import Store
-
-    path = Path(args.store)
-    if not path.exists():
-        raise StoreError(
-            f"no till store at {path}", f"база кассы {path} не найдена", path=str(path)
-        )
-    return Store(path, read_only=read_only)
-
-
 def ask_new_pin(first: str = "PIN: ") -> str:
     """A new PIN asked without echo and then again: a typo in a PIN nobody saw would lock
     the cashier out at the till. Two different answers: ``InputError``, nothing is made."""
@@ -98,34 +87,36 @@ def ask_new_pin(first: str = "PIN: ") -> str:
 
 
 def cmd_cashier_add(args: argparse.Namespace) -> int:
-    from agent.service import Agent
-
     pin = args.pin if args.pin is not None else ask_new_pin()
-    with _open_store(args) as store:
-        Agent(store).add_cashier(args.id, args.name, pin, args.role)
+    agent = open_agent(args)
+    try:
+        agent.add_cashier(args.id, args.name, pin, args.role)
+    finally:
+        agent.store.close()
     print(json.dumps({"ok": True, "cashier_id": args.id}, ensure_ascii=False))
     return 0
 
 
 def cmd_cashier_set_pin(args: argparse.Namespace) -> int:
     """A new PIN for a cashier; it also unlocks one locked after wrong PINs."""
-    from agent.service import Agent
-
     pin = args.pin if args.pin is not None else ask_new_pin("New PIN: ")
-    with _open_store(args) as store:
-        Agent(store).set_pin(args.id, pin)
+    agent = open_agent(args)
+    try:
+        agent.set_pin(args.id, pin)
+    finally:
+        agent.store.close()
     print(json.dumps({"ok": True, "cashier_id": args.id, "unlocked": True}, ensure_ascii=False))
     return 0
 
 
 def cmd_cashier_list(args: argparse.Namespace) -> int:
-    from agent.service import Agent
-
-    with _open_store(args, read_only=True) as store:
+    agent = open_agent(args, read_only=True)
+    try:
         rows = [
-            {"cashier_id": c.cashier_id, "name": c.name, "role": c.role}
-            for c in Agent(store).cashiers()
+            {"cashier_id": c.cashier_id, "name": c.name, "role": c.role} for c in agent.cashiers()
         ]
+    finally:
+        agent.store.close()
     print(json.dumps(rows, ensure_ascii=False, indent=2))
     return 0
 
