@@ -10,9 +10,12 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 from agent.errors import InputError, StoreError
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from agent.service import Agent
 
 
 class ArgumentsError(InputError):
@@ -169,7 +172,7 @@ def read_json(args: argparse.Namespace) -> Any:
 
 def open_agent(
     args: argparse.Namespace, create_with: str = "kassa init", *, read_only: bool = False
-) -> Any:
+) -> Agent:
     """Open the till store named by ``--store``; a missing one names the command to run.
 
     ``read_only``: for commands that only read (journal, slip, sync status): the store is
@@ -193,7 +196,7 @@ def open_agent(
 
 
 def with_agent(
-    fn: Callable[[Any, Any], Any],
+    fn: Callable[[Agent, Any], object],
     needs_json: bool = True,
     *,
     read_only: bool = False,

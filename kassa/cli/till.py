@@ -9,11 +9,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import InputError
 from kassa.cli.common import ArgumentsError, add_command, emit, int_arg, json_errors, with_agent
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from agent.model import Quote
+    from agent.results import (
+        CommitResult,
+        Hold,
+        JournalPage,
+        MemberCard,
+        RefundOutcome,
+        Registration,
+        Reprint,
+        SlipView,
+    )
+    from agent.service import Agent
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -31,13 +46,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quote(agent: Any, data: Any) -> Any:
+def _quote(agent: Agent, data: object) -> Quote:
     from agent.requests import checkout_request
 
     return agent.quote(checkout_request(agent, data))
 
 
-def _commit(agent: Any, data: Any) -> Any:
+def _commit(agent: Agent, data: object) -> CommitResult:
     """A commit; with ``"hold_id"`` the hold's points are spent (as ``POST /v1/commit``)."""
     from agent.requests import commit_request
 
@@ -45,25 +60,25 @@ def _commit(agent: Any, data: Any) -> Any:
     return agent.commit(req, hold_id)
 
 
-def _identify(agent: Any, data: Any) -> Any:
+def _identify(agent: Agent, data: object) -> MemberCard:
     from agent.requests import identify_input
 
     return agent.identify(identify_input(data))
 
 
-def _register(agent: Any, data: Any) -> Any:
+def _register(agent: Agent, data: object) -> Registration:
     from agent.requests import register_args
 
     return agent.register(**register_args(data))
 
 
-def _refund(agent: Any, data: Any) -> Any:
+def _refund(agent: Agent, data: object) -> RefundOutcome:
     from agent.requests import refund_args
 
     return agent.refund(**refund_args(data))
 
 
-def _hold_place(agent: Any, data: Any) -> Any:
+def _hold_place(agent: Agent, data: object) -> Hold:
     """Reserve the cheque's points for ``ttl_s`` seconds (default ``DEFAULT_TTL_S``)."""
     from agent.requests import hold_request
     from agent.results import DEFAULT_TTL_S
@@ -72,19 +87,19 @@ def _hold_place(agent: Any, data: Any) -> Any:
     return agent.place_hold(req, ttl_s)
 
 
-def _hold_show(agent: Any, args: Any) -> Any:
+def _hold_show(agent: Agent, args: argparse.Namespace) -> Hold:
     return agent.get_hold(args.hold_id)
 
 
-def _hold_cancel(agent: Any, args: Any) -> Any:
+def _hold_cancel(agent: Agent, args: argparse.Namespace) -> Hold:
     return agent.cancel_hold(args.hold_id)
 
 
-def _slip(agent: Any, args: Any) -> Any:
+def _slip(agent: Agent, args: argparse.Namespace) -> SlipView:
     return agent.slip(args.job_id, args.width)
 
 
-def _reprint(agent: Any, args: Any) -> Any:
+def _reprint(agent: Agent, args: argparse.Namespace) -> Reprint:
     return agent.reprint(args.job_id)
 
 
@@ -92,7 +107,7 @@ JOURNAL_LIMIT = 50
 """`kassa journal` shows at most this many events unless ``--limit`` says otherwise."""
 
 
-def _journal(agent: Any, args: Any) -> Any:
+def _journal(agent: Agent, args: argparse.Namespace) -> JournalPage:
     """The oldest ``--limit`` events waiting, and whether more wait: ``shown``, ``total``
     (events waiting when counted) and ``truncated`` (true when more wait than shown)."""
     return agent.journal(args.limit)
@@ -164,7 +179,7 @@ def _hold_id(text: str) -> str:
     return text
 
 
-def _add_holds(sub: Any, store_default: str) -> None:
+def _add_holds(sub: argparse._SubParsersAction[Any], store_default: str) -> None:
     """``kassa hold place|show|cancel``: points reserved while the customer pays."""
     from agent.results import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
 
@@ -195,11 +210,13 @@ def _add_holds(sub: Any, store_default: str) -> None:
         c.add_argument("hold_id", type=_hold_id, help="hold id (hold_id of `kassa hold place`)")
 
 
-def add_commands(sub: Any, store_default: str) -> None:
+def add_commands(sub: argparse._SubParsersAction[Any], store_default: str) -> None:
     """The till's commands on ``sub`` (argparse subparsers), ``--store`` defaulting to
     ``store_default``."""
 
-    def add(name: str, help_: str, fn: Any, json_in: bool = False) -> argparse.ArgumentParser:
+    def add(
+        name: str, help_: str, fn: Callable[[argparse.Namespace], int], json_in: bool = False
+    ) -> argparse.ArgumentParser:
         return add_command(sub, name, help_, fn, store_default, json_in)
 
     p = add(
