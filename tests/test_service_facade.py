@@ -200,6 +200,28 @@ def test_shift_from_sign_in_to_its_report(till, clock):
     assert closed.shift.closed_at == clock.now()
 
 
+def test_sign_in_then_x_report_printed_then_shift_closed_with_its_z_report(till, clock):
+    till.agent.add_cashier("vera", "Вера", "2468")
+    with pytest.raises(shifts.PinError):
+        till.agent.sign_in("vera", "0000")
+    assert till.count("shifts") == 0  # a wrong PIN opens no shift
+    cashier, shift = till.agent.sign_in("vera", "2468")
+    assert cashier.name == "Вера" and shift.cashier_id == "vera" and shift.closed_at is None
+    assert till.agent.sign_in("vera", "2468")[1].shift_id == shift.shift_id  # resumed
+    tz = till.agent.programme().tz
+    report, job = till.agent.print_x_report(shift.shift_id, training=True)
+    assert report.generated_at == clock.now() and report.generated_at.tzinfo == tz
+    assert till.agent.x_report(shift.shift_id, local=True).shift.opened_at.tzinfo == tz
+    assert till.agent.print_job(job).kind == "x_report"
+    with pytest.raises(InputError):
+        till.agent.close_shift_and_report(shift.shift_id, training=True)
+    assert till.agent.x_report(shift.shift_id).shift.closed_at is None  # still open
+    clock.advance(minutes=1)
+    closed, z_job = till.agent.close_shift_and_report(shift.shift_id)
+    assert closed.shift.closed_at == clock.now() and closed.shift.closed_at.tzinfo == tz
+    assert z_job is not None and till.agent.print_job(z_job).kind == "z_report"
+
+
 def test_cashiers_added_and_unlocked_through_the_service(till):
     till.agent.add_cashier("boris", "Борис", "4321", "supervisor")
     assert [(c.cashier_id, c.role) for c in till.agent.cashiers()] == [("boris", "supervisor")]

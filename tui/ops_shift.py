@@ -3,10 +3,6 @@ no import of the scoring engine here, so the sign-in screen module loads at once
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
-from typing import TYPE_CHECKING
-
 from agent.errors import InputError
 from tui.messages import (
     CashiersListed,
@@ -18,11 +14,6 @@ from tui.messages import (
 )
 from tui.services import Services
 
-if TYPE_CHECKING:
-    from agent.results import XReport
-
-log = logging.getLogger(__name__)
-
 
 def list_cashiers(s: Services) -> CashiersListed:
     return CashiersListed(s.agent.cashiers())
@@ -30,10 +21,8 @@ def list_cashiers(s: Services) -> CashiersListed:
 
 def sign_in(s: Services, cashier_id: str, pin: str) -> ShiftOpened:
     """Check the PIN and open (or resume) the cashier's shift on this till."""
-    cashier = s.agent.verify_pin(cashier_id, pin)
-    shift = s.agent.open_shift(cashier.cashier_id)
-    s.cashier, s.shift = cashier, shift
-    return ShiftOpened(cashier, shift)
+    s.cashier, s.shift = s.agent.sign_in(cashier_id, pin)
+    return ShiftOpened(s.cashier, s.shift)
 
 
 def _shift_id(s: Services) -> str:
@@ -42,49 +31,21 @@ def _shift_id(s: Services) -> str:
     return s.shift.shift_id
 
 
-def _local(s: Services, report: XReport) -> XReport:
-    """The report with its times in the store's time zone (the programme's), as the
-    cashier reads clocks."""
-    tz = s.agent.programme().tz
-    shift = report.shift
-    return replace(
-        report,
-        generated_at=report.generated_at.astimezone(tz),
-        shift=replace(
-            shift,
-            opened_at=shift.opened_at.astimezone(tz),
-            closed_at=shift.closed_at.astimezone(tz) if shift.closed_at else None,
-        ),
-    )
-
-
 def x_report(s: Services) -> XReportReady:
-    return XReportReady(_local(s, s.agent.x_report(_shift_id(s))))
+    return XReportReady(s.agent.x_report(_shift_id(s), local=True))
 
 
 def close_shift(s: Services) -> ShiftClosed:
-    if s.training:
-        raise InputError(
-            "in training the shift is not closed: leave training (F9), the training shift "
-            "ends with it",
-            "в учебном режиме смена не закрывается: выйдите из учебного режима (F9), "
-            "учебная смена закроется сама",
-        )
-    report = _local(s, s.agent.close_shift(_shift_id(s)))
+    report, job = s.agent.close_shift_and_report(_shift_id(s), training=s.training)
     s.shift = None
     s.cashier = None
-    try:  # the Z report goes to the print queue; the shift is closed whatever happens here
-        s.agent.queue_report(report)
-    except Exception:
-        log.exception("the closing report could not be queued (the shift is closed)")
-    else:
+    if job is not None:
         s.notify_printer()
     return ShiftClosed(report)
 
 
 def print_x_report(s: Services) -> ReportQueued:
-    report = _local(s, s.agent.x_report(_shift_id(s)))
-    job = s.agent.queue_report(report, training=s.training)
+    _report, job = s.agent.print_x_report(_shift_id(s), training=s.training)
     s.notify_printer()
     if s.preview is None:
         return ReportQueued(job)

@@ -234,11 +234,22 @@ class Agent:
     def open_shift(self, cashier_id: str) -> Shift:
         return shifts.open_shift(self._ctx, cashier_id)
 
+    def sign_in(self, cashier_id: str, pin: str) -> tuple[Cashier, Shift]:
+        return shifts.sign_in(self._ctx, cashier_id, pin)
+
     def close_shift(self, shift_id: str) -> XReport:
         return shifts.close_shift(self._ctx, shift_id)
 
-    def x_report(self, shift_id: str) -> XReport:
-        return shifts.x_report(self._ctx, shift_id)
+    def close_shift_and_report(
+        self, shift_id: str, *, training: bool = False
+    ) -> tuple[XReport, int | None]:
+        return shifts.close_shift_and_report(self._ctx, shift_id, training=training)
+
+    def x_report(self, shift_id: str, *, local: bool = False) -> XReport:
+        return shifts.x_report(self._ctx, shift_id, local=local)
+
+    def print_x_report(self, shift_id: str, *, training: bool = False) -> tuple[XReport, int]:
+        return shifts.print_x_report(self._ctx, shift_id, training=training)
 
     def queue_report(self, report: XReport, *, training: bool = False) -> int:
         return shifts.queue_report(self._ctx, report, training=training)
