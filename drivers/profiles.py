@@ -230,6 +230,25 @@ def presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 
 
+def preset_name(ref: str) -> str | None:
+    """The preset ``ref`` names, or None when ``ref`` is a profile file's path (it ends
+    in ``.toml`` or has a directory separator)."""
+    return None if ref.endswith(".toml") or "/" in ref or "\\" in ref else ref
+
+
+def unknown_preset(ref: str) -> str | None:
+    """Why the printer profile ``ref`` cannot load, when it names no shipped preset (the
+    message lists the presets); None for a preset or a file path (a file is read, and
+    its faults told, when it is loaded)."""
+    name = preset_name(ref)
+    if name is None or (PRESETS_DIR / f"{name}.toml").is_file():
+        return None
+    return (
+        f"no printer profile named {ref!r}; presets: {', '.join(presets())} "
+        "(or give a path to a .toml file)"
+    )
+
+
 def load_profile(name_or_path: str | Path | None = None) -> Profile:
     """A preset by name (``"epson-tm-80"``) or a profile file by path (``site.toml``).
 
@@ -237,17 +256,11 @@ def load_profile(name_or_path: str | Path | None = None) -> Profile:
     key at fault, or the list of presets for an unknown name.
     """
     ref = str(name_or_path or DEFAULT_PRESET)
-    if ref.endswith(".toml") or "/" in ref or "\\" in ref:
-        path = Path(ref)
-        name = path.stem
-    else:
-        path = PRESETS_DIR / f"{ref}.toml"
-        name = ref
-        if not path.is_file():
-            raise ProfileError(
-                f"no printer profile named {ref!r}; presets: {', '.join(presets())} "
-                "(or give a path to a .toml file)"
-            )
+    if (unknown := unknown_preset(ref)) is not None:
+        raise ProfileError(unknown)
+    name = preset_name(ref)
+    path = Path(ref) if name is None else PRESETS_DIR / f"{name}.toml"
+    name = name or path.stem
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:

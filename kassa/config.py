@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from agent.errors import InputError
+from drivers.profiles import presets, unknown_preset
 
 APP = "kassa"
 
@@ -240,6 +241,15 @@ def _validate(cfg: Config, src: str, problems: list[ConfigError]) -> None:
         bad("log.max_bytes", "at least 10000 bytes and 1 backup", "слишком мало")
     if not 1200 <= cfg.scanner.baudrate <= 921_600:
         bad("scanner.baudrate", "must be 1200-921600", "от 1200 до 921600")
+    if unknown_preset(cfg.printer.profile) is not None:
+        known = ", ".join(presets())
+        bad(
+            "printer.profile",
+            f"no printer profile named {cfg.printer.profile!r} (presets: {known}; or a path "
+            "to a .toml profile file)",
+            f"нет профиля принтера «{cfg.printer.profile}» (есть: {known}; или путь к файлу "
+            "профиля .toml)",
+        )
 
 
 def _raise_all(problems: list[ConfigError], src: str) -> None:

@@ -238,3 +238,34 @@ def test_show_masks_passwords_inside_urls(tmp_path):
     assert "pa55word" not in shown.stdout
     assert data["sync"]["url"] == "http://user:***@bo:8780"
     assert data["printer"]["url"] == "tcp://10.0.0.5:9100"  # no credentials: unchanged
+
+
+def test_an_unknown_printer_profile_is_a_config_error_at_check_and_serve(tmp_path):
+    """A preset name no profile has is refused when the file is read, naming the key and
+    the presets: `kassa config check` says so, and `kassa agent serve` stops with the same
+    error JSON (exit 2) before opening anything, rather than a traceback later."""
+    from drivers.profiles import presets
+
+    path = write(tmp_path, '[printer]\nprofile = "epson-tm-99"\n')
+    for argv in (
+        ["config", "check", "--config", str(path)],
+        ["agent", "serve", "--config", str(path), "--store", str(tmp_path / "t.db"), "--quiet"],
+    ):
+        bad = run_cli(argv)
+        assert bad.returncode == 2, (argv, bad.stdout, bad.stderr)
+        err = json.loads(bad.stdout)
+        assert err["error"] == "config_error" and err["details"]["key"] == "printer.profile"
+        assert "epson-tm-99" in err["message_en"] and "epson-tm-99" in err["message_ru"]
+        assert all(name in err["message_en"] for name in presets())
+        assert "Traceback" not in bad.stderr
+    # a preset and a profile file (read when the printer is built) still pass
+    for profile in (presets()[0], str(tmp_path / "site.toml")):
+        ok = run_cli(
+            [
+                "config",
+                "check",
+                "--config",
+                str(write(tmp_path, f"[printer]\nprofile = {profile!r}\n")),
+            ]
+        )
+        assert ok.returncode == 0, ok.stdout
