@@ -179,6 +179,19 @@ def test_members_history_and_cheque_reads(till):
     assert outcome.result == preview
 
 
+def test_commit_and_refund_come_with_the_slip_they_queued(till):
+    card = till.agent.identify(make_member_code(100_000_001))
+    req = replace(_req("S-1", 0), member_id=card.member_id)
+    result, slip = till.agent.commit_with_slip(req)
+    assert (slip.kind, slip.receipt_id) == ("sale", "S-1")
+    assert slip == till.agent.print_job(result.print_job_id)
+    again, same = till.agent.commit_with_slip(req)  # idempotent: the stored cheque's slip
+    assert again.print_job_id == result.print_job_id and same == slip
+    outcome, refund_slip = till.agent.refund_with_slip("RS-1", "S-1", {1: 1})
+    assert refund_slip.kind == "refund"
+    assert refund_slip == till.agent.print_job(outcome.print_job_id)
+
+
 # ----------------------------------------------------------------- shifts
 def test_shift_from_sign_in_to_its_report(till, clock):
     shifts.add_cashier(till.store, "anna", "Анна", "1234")

@@ -180,12 +180,11 @@ def commit(s: Services, d: Draft) -> CheckoutCommitted:
     the on-screen preview."""
     if s.shift is None:
         raise InputError("no shift is open", "смена не открыта: войдите в систему")
-    result = s.agent.commit(checkout_request(s, d))
+    result, slip = s.agent.commit_with_slip(checkout_request(s, d))
     s.notify_printer()
     from tui.widgets.slip import slip_preview
 
-    text = slip_preview(s, s.agent.print_job(result.print_job_id))
-    return CheckoutCommitted(result, text)
+    return CheckoutCommitted(result, slip_preview(s, slip))
 
 
 def reprint(s: Services, job_id: int, receipt_id: str) -> SlipReprinted:

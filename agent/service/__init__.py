@@ -150,6 +150,11 @@ class Agent:
     def commit(self, req: CheckoutRequest, hold_id: str | None = None) -> CommitResult:
         return sales.commit(self._ctx, req, hold_id)
 
+    def commit_with_slip(
+        self, req: CheckoutRequest, hold_id: str | None = None
+    ) -> tuple[CommitResult, Slip]:
+        return sales.commit_with_slip(self._ctx, req, hold_id)
+
     def read_coupon(self, text: str) -> Coupon:
         return sales.read_coupon(self._ctx, text)
 
@@ -190,6 +195,19 @@ class Agent:
         shift_id: str | None = None,
     ) -> RefundOutcome:
         return refunds.refund(
+            self._ctx, refund_id, receipt_id, lines, cashier_id=cashier_id, shift_id=shift_id
+        )
+
+    def refund_with_slip(
+        self,
+        refund_id: str,
+        receipt_id: str,
+        lines: Mapping[int, int],
+        *,
+        cashier_id: str | None = None,
+        shift_id: str | None = None,
+    ) -> tuple[RefundOutcome, Slip]:
+        return refunds.refund_with_slip(
             self._ctx, refund_id, receipt_id, lines, cashier_id=cashier_id, shift_id=shift_id
         )
 

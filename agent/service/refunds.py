@@ -117,6 +117,20 @@ def refund(
     return outcome
 
 
+def refund_with_slip(
+    ctx: Context,
+    refund_id: str,
+    receipt_id: str,
+    lines: Mapping[int, int],
+    *,
+    cashier_id: str | None = None,
+    shift_id: str | None = None,
+) -> tuple[RefundOutcome, Slip]:
+    """``refund``, and the slip queued with it (as stored in its print job)."""
+    outcome = refund(ctx, refund_id, receipt_id, lines, cashier_id=cashier_id, shift_id=shift_id)
+    return outcome, slips.print_job(ctx, outcome.print_job_id)
+
+
 def stored_refund(ctx: Context, refund_id: str, request_hash: str) -> RefundOutcome | None:
     row = ctx.store.one(
         "SELECT request_hash, result FROM refunds WHERE refund_id = ?", (refund_id,)

@@ -27,6 +27,7 @@ from agent.rules import Programme
 from agent.service import holds, slips
 from agent.service.context import Context, MemberColumns, MemberRow
 from agent.service.status import Counters, counter_sql, offline_from
+from agent.slip import Slip
 from agent.tokens import Coupon, verify_coupon
 
 
@@ -348,6 +349,15 @@ def commit(ctx: Context, req: CheckoutRequest, hold_id: str | None = None) -> Co
                 ),
             )
     return result
+
+
+def commit_with_slip(
+    ctx: Context, req: CheckoutRequest, hold_id: str | None = None
+) -> tuple[CommitResult, Slip]:
+    """``commit``, and the slip queued with it (as stored in its print job): what a front
+    door shows as the printed cheque."""
+    result = commit(ctx, req, hold_id)
+    return result, slips.print_job(ctx, result.print_job_id)
 
 
 def stored_commit(ctx: Context, receipt_id: str, request_hash: str) -> CommitResult | None:

@@ -214,7 +214,7 @@ def make_refund(
     the preview of the job just queued."""
     if s.shift is None:
         raise InputError("no shift is open", "смена не открыта: войдите в систему")
-    outcome = s.agent.refund(
+    outcome, slip = s.agent.refund_with_slip(
         refund_id,
         receipt_id,
         request,
@@ -222,7 +222,7 @@ def make_refund(
         shift_id=s.shift.shift_id,
     )
     s.notify_printer()
-    return RefundMade(outcome, slip_preview(s, s.agent.print_job(outcome.print_job_id)))
+    return RefundMade(outcome, slip_preview(s, slip))
 
 
 _ENTRY = re.compile(r"^\s*(-)?\s*(\d+)\s*(?:[*xх×]\s*(\d+))?\s*$", re.IGNORECASE)
