@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -208,6 +209,32 @@ def read_query(params: Mapping[str, str], model: type[Q]) -> Q:
     return model(**values)
 
 
+SENT_AT = Param(
+    "X-Kassa-Sent-At",
+    "header",
+    {"type": "string", "format": "date-time"},
+    required=False,
+    description="the till's clock when it sent the batch (ISO 8601 with offset)",
+)
+"""The push's optional header: when the till sent the batch, by its clock (the back
+office answers the skew)."""
+
+
+def parse_sent_at(headers: Mapping[str, str]) -> datetime | None:
+    """``SENT_AT`` read from ``headers`` (``None`` when absent or empty), or
+    ``ProtocolError`` 400 ``bad_header`` when it is not ISO 8601 with a UTC offset."""
+    sent = headers.get(SENT_AT.name.lower())
+    if not sent:
+        return None
+    try:
+        sent_at = datetime.fromisoformat(sent)
+    except ValueError:
+        raise ProtocolError(400, "bad_header", "X-Kassa-Sent-At is not ISO 8601") from None
+    if sent_at.tzinfo is None:
+        raise ProtocolError(400, "bad_header", "X-Kassa-Sent-At needs a UTC offset")
+    return sent_at
+
+
 _ENROLL = msgspec.json.Decoder(EnrollRequest)
 
 
@@ -278,15 +305,7 @@ def openapi() -> dict[str, Any]:
                 403: "events of another terminal",
                 413: "batch too large",
             },
-            params=[
-                Param(
-                    "X-Kassa-Sent-At",
-                    "header",
-                    {"type": "string", "format": "date-time"},
-                    required=False,
-                    description="the till's clock when it sent the batch (ISO 8601 with offset)",
-                )
-            ],
+            params=[SENT_AT],
             description="per-event results",
         ),
         Operation(

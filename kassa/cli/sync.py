@@ -321,16 +321,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def _demo_owner(bo: Any) -> dict[str, Any]:
     """The console's demo owner (login ``owner``): made with a random password, printed
     once; a back office that has one already keeps it (its password is not shown)."""
-    import secrets
-
-    from sync.backoffice.console.users import add_user, get_user
-
-    login = {"path": "/console/", "login": "owner"}
-    if get_user(bo.context, "owner") is not None:
-        return {**login, "password": None}
-    password = secrets.token_urlsafe(9)
-    add_user(bo.context, "owner", password, "owner", name="Владелец программы", actor="seed")
-    return {**login, "password": password}
+    return {"path": "/console/", "login": "owner", "password": bo.ensure_demo_owner("owner")}
 
 
 def _new_password(args: argparse.Namespace) -> str:
@@ -347,13 +338,9 @@ def _new_password(args: argparse.Namespace) -> str:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from sync.backoffice.console.users import add_user
-
     password = _new_password(args)
     with _backoffice(args) as bo:
-        user = add_user(
-            bo.context, args.login, password, args.role, name=args.name, store_id=args.store_id
-        )
+        user = bo.add_user(args.login, password, args.role, name=args.name, store_id=args.store_id)
     emit({"login": user.login, "name": user.name, "role": user.role, "store_id": user.store_id})
     return 0
 
@@ -370,7 +357,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     days = kpi.period(args.date_from, args.date_to)  # a bad period opens nothing
     with _backoffice(args) as bo:
-        data = kpi.report(bo.context, days)
+        data = bo.kpi(days)
     if args.json:
         emit(data)
     else:

@@ -4,12 +4,14 @@ the change feed, rules, member tokens, KPIs), on SQLite or PostgreSQL.
 Modules, from the top down (each imports only modules below it; the ``layers`` contract
 in ``pyproject.toml`` holds them to that order):
 
-- ``app``: the HTTP face (Starlette). Its handlers call the ``service.Backoffice`` use
-  cases, and hand the service's ``Context`` to the projector and verifier threads and
-  the KPI report.
+- ``app``: the HTTP face (Starlette). Each handler parses, calls one
+  ``service.Backoffice`` use case and presents it; the app hands the service's
+  ``Context`` to the projector and verifier threads and the console.
 - ``service``: ``Backoffice``, the use cases (initialise, enroll, authenticate, publish
-  rules, push, changes and snapshot, member lookup and tokens, bulk member load). It
-  builds the one ``context.Context`` and passes it down; nothing below sees the service.
+  rules, push, verdicts, changes and snapshot, member lookup and tokens, health, KPIs,
+  console users, bulk member load). It builds the one ``context.Context`` and passes it
+  down; nothing below sees the service.
+- ``console``: the programme owners' pages and their users.
 - ``kpi``: the programme owners' report, over the ledger tables (``Context``).
 - ``ingest``: accepting a pushed batch (checks, positions, conflicts, seq gaps), then
   projecting a small batch inline through ``project``.

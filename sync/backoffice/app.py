@@ -11,7 +11,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -41,6 +40,7 @@ from sync.backoffice_api import (
     VerdictsQuery,
     openapi,
     parse_enroll,
+    parse_sent_at,
     read_query,
 )
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
@@ -101,14 +101,8 @@ def create_app(
     ctx = bo.context
 
     async def terminal(request: Request) -> Terminal:
-        token = _bearer(request)
-        term = await to_thread.run_sync(bo.authenticate, token)
-        if term is None:
-            raise ProtocolError(401, "bad_token", "token is not valid or was revoked")
-        agent_software = request.headers.get("user-agent")
-        if not bo.knows_software(term.terminal_id, agent_software):  # a write, rarely
-            await to_thread.run_sync(bo.note_software, term.terminal_id, agent_software)
-        return term
+        token, agent_software = _bearer(request), request.headers.get("user-agent")
+        return await to_thread.run_sync(bo.authenticate, token, agent_software)
 
     async def admin(request: Request) -> None:
         if not bo.is_admin(_bearer(request)):
@@ -132,17 +126,8 @@ def create_app(
         return run
 
     async def health(request: Request) -> Response:
-        backlog = await to_thread.run_sync(verify.backlog, ctx)
-        waiting = await to_thread.run_sync(project.backlog, ctx)
-        return _answer(
-            Health(
-                ok=True,
-                version=version(),
-                rules_version=bo.active_rules_version(),
-                project_backlog=waiting,
-                verify_backlog=backlog,
-            )
-        )
+        now = await to_thread.run_sync(bo.health)
+        return _answer(Health(ok=True, version=version(), **now._asdict()))
 
     async def spec(request: Request) -> Response:
         return JSONResponse(openapi())
@@ -155,16 +140,7 @@ def create_app(
     async def events(request: Request) -> Response:
         term = await terminal(request)
         body = await _body(request, MAX_BATCH_BYTES)
-        req = parse_push(body)
-        sent = request.headers.get("x-kassa-sent-at")
-        sent_at: datetime | None = None
-        if sent:
-            try:
-                sent_at = datetime.fromisoformat(sent)
-            except ValueError:
-                raise ProtocolError(400, "bad_header", "X-Kassa-Sent-At is not ISO 8601") from None
-            if sent_at.tzinfo is None:
-                raise ProtocolError(400, "bad_header", "X-Kassa-Sent-At needs a UTC offset")
+        req, sent_at = parse_push(body), parse_sent_at(request.headers)
         out = await to_thread.run_sync(bo.push, term, req, sent_at)
         # orjson: an answer has a result per event (up to 500) and member records
         return Response(orjson.dumps(out), media_type="application/json")
@@ -178,7 +154,7 @@ def create_app(
     async def verdicts(request: Request) -> Response:
         term = await terminal(request)
         q = read_query(request.query_params, VerdictsQuery)
-        out = await to_thread.run_sync(project.verdicts, ctx, term.terminal_id, q.after, q.limit)
+        out = await to_thread.run_sync(bo.verdicts, term, q.after, q.limit)
         return JSONResponse(out)
 
     async def snapshot(request: Request) -> Response:
@@ -208,14 +184,13 @@ def create_app(
 
     async def rules(request: Request) -> Response:
         await terminal(request)
-        version = bo.active_rules_version()
-        assert version is not None
-        return _answer(RulesDocument(version=version, document=bo.rules_document(version)))
+        return _answer(RulesDocument(**bo.active_rules()._asdict()))
 
     async def kpis(request: Request) -> Response:
         await admin(request)
         q = read_query(request.query_params, KpiQuery)
-        out = await to_thread.run_sync(lambda: kpi.report(ctx, kpi.period(q.from_, q.to)))
+        days = kpi.period(q.from_, q.to)
+        out = await to_thread.run_sync(bo.kpi, days)
         return JSONResponse(out)
 
     async def live(request: Request) -> Response:
@@ -223,21 +198,20 @@ def create_app(
         return _answer(Live(ok=True))
 
     async def metrics_text(request: Request) -> Response:
-        def gauges() -> list[Gauge]:
-            return [
-                Gauge(
-                    "project_backlog_events",
-                    "Accepted events not yet applied to the ledger.",
-                    project.backlog(ctx),
-                ),
-                Gauge(
-                    "verify_backlog_events",
-                    "Applied purchases not yet re-scored.",
-                    verify.backlog(ctx),
-                ),
-            ]
-
-        text = exposition(counter, await to_thread.run_sync(gauges), version())
+        now = await to_thread.run_sync(bo.health)
+        gauges = [
+            Gauge(
+                "project_backlog_events",
+                "Accepted events not yet applied to the ledger.",
+                now.project_backlog,
+            ),
+            Gauge(
+                "verify_backlog_events",
+                "Applied purchases not yet re-scored.",
+                now.verify_backlog,
+            ),
+        ]
+        text = exposition(counter, gauges, version())
         return Response(text, media_type=CONTENT_TYPE)
 
     async def bare(request: Request) -> Response:

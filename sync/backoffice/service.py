@@ -34,9 +34,12 @@ from agent.tokens import (
     issue_member_token,
     load_ed25519_private_key,
 )
-from sync.backoffice import feed, ingest
+from sync.backoffice import feed, ingest, project, verify
+from sync.backoffice.console.users import User, add_user, get_user
 from sync.backoffice.context import Context
 from sync.backoffice.db import Database, Tx
+from sync.backoffice.kpi import Period
+from sync.backoffice.kpi import report as kpi_report
 from sync.backoffice.schema import migrate
 from sync.backoffice.terminal import Terminal
 from sync.protocol import (
@@ -64,6 +67,23 @@ class DemoSeed(NamedTuple):
 
     members_before: int
     members_loaded: int
+
+
+class Backlogs(NamedTuple):
+    """What the health check and the metrics report: the active rules version, the
+    accepted events not yet applied to the ledger, the applied purchases not yet
+    re-scored (counts of events)."""
+
+    rules_version: int | None
+    project_backlog: int
+    verify_backlog: int
+
+
+class ActiveRules(NamedTuple):
+    """The programme tills run: its version and its canonical JSON document."""
+
+    version: int
+    document: str
 
 
 SOFTWARE_MAX = 100
@@ -230,8 +250,7 @@ class Backoffice:
                 (tid, now.isoformat(), token_hash(code.strip().upper())),
             )
             store_name = tx.one("SELECT name FROM stores WHERE store_id = ?", (row[0],))[0]
-        version = self.active_rules_version()
-        assert version is not None
+        active = self.active_rules()
         return {
             "terminal_id": tid,
             "token": token,
@@ -240,10 +259,19 @@ class Backoffice:
             "phone_hash_key": self.setting("phone_hash_key"),
             "token_public_key": self.setting("token_public_key"),
             "seal_public_key": self.setting("seal_public_key"),
-            "rules": {"version": version, "document": self.rules_document(version)},
+            "rules": active._asdict(),
         }
 
-    def authenticate(self, token: str) -> Terminal | None:
+    def authenticate(self, token: str, user_agent: str | None = None) -> Terminal:
+        """The till a bearer token belongs to (401 ``bad_token`` when it is unknown or
+        revoked); what the till runs (``user_agent``) is noted when it changed."""
+        term = self._terminal(token)
+        if term is None:
+            raise ProtocolError(401, "bad_token", "token is not valid or was revoked")
+        self.note_software(term.terminal_id, user_agent)
+        return term
+
+    def _terminal(self, token: str) -> Terminal | None:
         key = token_hash(token)
         hit = self._terminals.get(key)
         if hit is not None:
@@ -333,11 +361,56 @@ class Backoffice:
     def rules(self, version: int | None = None, tx: Tx | None = None) -> Programme | None:
         return self.context.programmes.get(version, tx)
 
+    def active_rules(self) -> ActiveRules:
+        """The programme every till is to run (``initialise`` publishes one, so there is
+        always one)."""
+        version = self.active_rules_version()
+        assert version is not None, "the back office is initialised with a programme"
+        return ActiveRules(version, self.rules_document(version))
+
+    # ------------------------------------------------------------------ monitoring
+    def health(self) -> Backlogs:
+        """The active rules version and the two workers' backlogs (events)."""
+        return Backlogs(
+            self.active_rules_version(), project.backlog(self.context), verify.backlog(self.context)
+        )
+
+    def kpi(self, period: Period) -> dict[str, Any]:
+        """The programme's KPI report over ``period`` (``kpi.report``)."""
+        return kpi_report(self.context, period)
+
+    # ------------------------------------------------------------------ console users
+    def add_user(
+        self,
+        login: str,
+        password: str,
+        role: str,
+        *,
+        name: str | None = None,
+        store_id: str | None = None,
+        actor: str = "cli",
+    ) -> User:
+        """A new console user (``console.users.add_user``: ``UserError`` when the login is
+        taken or a field is invalid)."""
+        return add_user(
+            self.context, login, password, role, name=name, store_id=store_id, actor=actor
+        )
+
+    def ensure_demo_owner(self, login: str = "owner") -> str | None:
+        """The console's demo owner ``login``, made with a random password, which is
+        returned (to be shown once); ``None`` when the user exists (its password stays)."""
+        if get_user(self.context, login) is not None:
+            return None
+        password = secrets.token_urlsafe(9)
+        self.add_user(login, password, "owner", name="Владелец программы", actor="seed")
+        return password
+
     # ------------------------------------------------------------------ ingest
     def push(
         self, terminal: Terminal, req: PushRequest, sent_at: datetime | None = None
     ) -> dict[str, Any]:
-        """Apply a batch in one transaction; one result per event (``ingest``)."""
+        """Apply a batch in one transaction; one result per event (``ingest``).
+        ``sent_at``: when the till sent it (its clock), for the skew it is told."""
         if req.terminal_id != terminal.terminal_id:
             raise ProtocolError(403, "wrong_terminal", "this token belongs to another terminal")
         for i, ev in enumerate(req.events):
@@ -355,6 +428,11 @@ class Backoffice:
         out["server_time"] = now.isoformat()
         out["clock_skew_seconds"] = None if skew is None else round(skew, 1)
         return out
+
+    def verdicts(self, terminal: Terminal, after: int, limit: int) -> dict[str, Any]:
+        """The till's decided verdicts after position ``after``, at most ``limit``
+        (``project.verdicts``)."""
+        return project.verdicts(self.context, terminal.terminal_id, after, limit)
 
     # ------------------------------------------------------------------ feed (``feed``)
     def changes(self, cursor: str | None, limit: int = 500) -> dict[str, Any]:
