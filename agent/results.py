@@ -199,6 +199,18 @@ class HistoryEntry:
     offline: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class MemberLookup:
+    """What a lookup at the till found: one member (``card``, with ``history``, times in
+    the store's time zone), or, for a name, ``matches`` (``more``: there are others beyond
+    these, so their count is a floor, not a total)."""
+
+    card: MemberCard | None
+    history: list[HistoryEntry]
+    matches: list[MemberMatch]
+    more: bool = False
+
+
 # ---------------------------------------------------------------- slips
 @dataclass(frozen=True, slots=True)
 class SlipView:

@@ -192,6 +192,26 @@ def test_commit_and_refund_come_with_the_slip_they_queued(till):
     assert refund_slip == till.agent.print_job(outcome.print_job_id)
 
 
+def test_look_up_by_code_or_by_name_and_a_member_page(till):
+    card = till.agent.identify(make_member_code(100_000_001))
+    till.agent.commit(replace(_req("L-1", 0), member_id=card.member_id))
+    tz = till.agent.programme().tz
+    found = till.agent.look_up(f"  {card.code} ")
+    assert found.card is not None and found.card.member_id == card.member_id
+    assert found.matches == []
+    assert [h.receipt_id for h in found.history] == ["L-1"]
+    assert found.history[0].at.tzinfo == tz
+    page = till.agent.member_page(card.member_id)
+    assert page.card == till.agent.card(card.member_id) and page.history == found.history
+    name = card.first_name or ""
+    named = till.agent.look_up(name[:3])
+    assert named.card is None and card.member_id in {m.member_id for m in named.matches}
+    with pytest.raises(InputError):
+        till.agent.look_up("12")  # digits that are neither a phone nor a code
+    with pytest.raises(InputError):
+        till.agent.look_up("  ")
+
+
 # ----------------------------------------------------------------- shifts
 def test_shift_from_sign_in_to_its_report(till, clock):
     shifts.add_cashier(till.store, "anna", "Анна", "1234")

@@ -36,6 +36,7 @@ from agent.results import (
     Hold,
     JournalPage,
     MemberCard,
+    MemberLookup,
     MemberMatch,
     OfflineStatus,
     RefundOutcome,
@@ -139,6 +140,12 @@ class Agent:
 
     def member_history(self, member_id: str) -> list[HistoryEntry]:
         return members.member_history(self._ctx, member_id)
+
+    def look_up(self, text: str) -> MemberLookup:
+        return members.look_up(self._ctx, text)
+
+    def member_page(self, member_id: str) -> MemberLookup:
+        return members.member_page(self._ctx, member_id)
 
     # ----------------------------------------------------------------- sales
     def catalog_lookup(self, sku: str) -> tuple[str, str, str | None, int] | None:

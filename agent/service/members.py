@@ -26,7 +26,7 @@ from agent.identify import (
 from agent.ids import time_ordered_id
 from agent.ledger import registration_lots
 from agent.model import CollectionProgress, MemberState
-from agent.results import HistoryEntry, MemberCard, MemberMatch, Registration
+from agent.results import HistoryEntry, MemberCard, MemberLookup, MemberMatch, Registration
 from agent.service import status
 from agent.service.context import Context, MemberColumns
 from agent.tokens import load_x25519_public_key, seal_for_backoffice
@@ -220,3 +220,36 @@ def find_members(ctx: Context, query: str, limit: int) -> list[MemberMatch]:
 def member_history(ctx: Context, member_id: str) -> list[HistoryEntry]:
     """The member's recent cheques and refunds on this till, newest first."""
     return history.member_history(ctx.store, member_id)
+
+
+def local_history(ctx: Context, entries: list[HistoryEntry]) -> list[HistoryEntry]:
+    """``entries`` with their times in the store's time zone (the programme's), as the
+    cashier reads clocks."""
+    tz = ctx.programme().tz
+    return [replace(e, at=e.at.astimezone(tz)) for e in entries]
+
+
+def member_page(ctx: Context, member_id: str) -> MemberLookup:
+    """The member's card and recent cheques (times in the store's zone)."""
+    found = card(ctx, member_id)
+    return MemberLookup(found, local_history(ctx, member_history(ctx, member_id)), [])
+
+
+def look_up(ctx: Context, text: str, limit: int = history.NAME_MATCH_LIMIT) -> MemberLookup:
+    """A phone or member code (also a scan) finds one member, with their card and recent
+    cheques; text with letters that is neither searches first names (at most ``limit``
+    matches). Digits that are neither a phone nor a code are refused with the reason
+    (``InputError``)."""
+    query = text.strip()
+    if not query:
+        raise InputError("enter a phone, code or name", "введите телефон, номер или имя")
+    try:
+        found = identify(ctx, query)
+    except InputError:
+        if not any(ch.isalpha() for ch in query):
+            raise  # digits that are neither a phone nor a code: say why
+        # One more than is shown tells "exactly 20" from "20 and more" without counting
+        # them all (a name scan of a million members takes ~1 s).
+        names = find_members(ctx, query, limit + 1)
+        return MemberLookup(None, [], names[:limit], more=len(names) > limit)
+    return MemberLookup(found, local_history(ctx, member_history(ctx, found.member_id)), [])

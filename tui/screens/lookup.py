@@ -11,7 +11,7 @@ office.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.console import Group
@@ -25,7 +25,6 @@ from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from agent.errors import InputError
 from agent.results import HistoryEntry, MemberCard, MemberMatch
 from tui.i18n import money, points, register_strings
 from tui.messages import Scanned
@@ -83,32 +82,18 @@ class MembersMatched(Message):
     more: bool = False
 
 
-def _local(s: Services, entries: list[HistoryEntry]) -> list[HistoryEntry]:
-    tz = s.agent.programme().tz
-    return [replace(e, at=e.at.astimezone(tz)) for e in entries]
-
-
 def look_up(s: Services, text: str) -> MemberLooked | MembersMatched:
     """A phone or member code (also a scan) finds one member; letters search names."""
-    query = text.strip()
-    if not query:
-        raise InputError("enter a phone, code or name", "введите телефон, номер или имя")
-    try:
-        card = s.agent.identify(query)
-    except InputError:
-        if not any(ch.isalpha() for ch in query):
-            raise  # digits that are neither a phone nor a code: say why
-        # One more than is shown tells "exactly 20" from "20 and more" without counting
-        # them all (a name scan of a million members takes ~1 s).
-        limit = NAME_MATCH_LIMIT
-        found = s.agent.find_members(query, limit + 1)
-        return MembersMatched(query, found[:limit], more=len(found) > limit)
-    return MemberLooked(card, _local(s, s.agent.member_history(card.member_id)))
+    found = s.agent.look_up(text)
+    if found.card is None:
+        return MembersMatched(text.strip(), found.matches, more=found.more)
+    return MemberLooked(found.card, found.history)
 
 
 def open_member(s: Services, member_id: str) -> MemberLooked:
-    card = s.agent.card(member_id)
-    return MemberLooked(card, _local(s, s.agent.member_history(member_id)))
+    page = s.agent.member_page(member_id)
+    assert page.card is not None  # a member page always has its card
+    return MemberLooked(page.card, page.history)
 
 
 class LookupScreen(KassaScreen):
