@@ -11,32 +11,16 @@ repairs a SKU or coupon typed at checkout, ``tui.entry``).
 the caller passes (Textual's ``event.time``, or a fake in tests, because ``Pilot.press``
 inserts ~80 ms between keys and would look like typing).
 
-Using it from Textual (the TUI author's recipe). Key events reach ``App.on_event`` before
-the focused widget, even while an ``Input`` has focus; unhandled keys bubble back up to the
-App as the same event object, which the classifier recognises as a duplicate::
-
-    class KassaApp(App):
-        def __init__(self) -> None:
-            super().__init__()
-            self.wedge = WedgeClassifier()
-            self._before_burst: str | None = None
-
-        async def on_event(self, event: events.Event) -> None:
-            if isinstance(event, events.Key):
-                d = self.wedge.feed(event.key, event.character, event.time, event_id=event)
-                if d.kind == "duplicate":       # bubbled back: already handled
-                    return
-                focused = self.focused
-                if d.burst_start and isinstance(focused, Input):
-                    self._before_burst = focused.value  # restore point if it is a scan
-                if d.kind == "scan":
-                    event.prevent_default()
-                    event.stop()                # the suffix must not submit or move focus
-                    if isinstance(focused, Input) and self._before_burst is not None:
-                        focused.value = self._before_burst   # undo the scanned characters
-                    self.post_message(Scanned(d.text, d.layout_repaired))
-                    return
-            await super().on_event(event)
+Using it from Textual: key events reach ``App.on_event`` before the focused widget, even
+while an ``Input`` has focus; unhandled keys bubble back up to the App as the same event
+object, which the classifier recognises as a duplicate. The cashier app (``tui.app``) feeds
+every key to the classifier there and holds a printable key that could start a scan until
+no newer key is queued behind it (or a non-printable key shows the burst is typing): the
+keys of a scan are then dropped, so no widget sees them, and ``Scanned`` goes to the screen;
+typing goes on in order. Keys that arrive after a scan wait until the screen has applied it
+(the field filled, the focus moved), then go to the field the scan focused. Where keys of a
+burst were already passed on before it turned out to be a scan, the app restores the field
+from the value it had when the burst started.
 
 ``d.erase`` (the number of characters of the burst that were passed on to the focused
 widget) is an alternative to the restore point for widgets without a ``value``.
