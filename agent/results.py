@@ -211,6 +211,18 @@ class MemberLookup:
     more: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ChequeSearch:
+    """What a cheque search at the till found: one ``cheque``; or a member's purchases on
+    this till (``member_label``: their masked phone or code); or several cheques whose
+    numbers end alike. ``entries``: the purchases to pick from, times in the store's time
+    zone."""
+
+    cheque: Cheque | None
+    entries: list[HistoryEntry]
+    member_label: str | None = None
+
+
 # ---------------------------------------------------------------- slips
 @dataclass(frozen=True, slots=True)
 class SlipView:

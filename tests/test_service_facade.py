@@ -212,6 +212,22 @@ def test_look_up_by_code_or_by_name_and_a_member_page(till):
         till.agent.look_up("  ")
 
 
+def test_find_cheque_by_number_by_member_or_not_at_all(till):
+    card = till.agent.identify(make_member_code(100_000_001))
+    for receipt in ("C-11", "C-21"):
+        till.agent.commit(replace(_req(receipt, 0), member_id=card.member_id))
+    one = till.agent.find_cheque(" C-11 ")
+    assert one.cheque is not None and one.cheque.receipt_id == "C-11" and one.entries == []
+    mine = till.agent.find_cheque(card.code)
+    assert mine.cheque is None and mine.member_label == (card.phone_masked or card.code)
+    assert [e.receipt_id for e in mine.entries] == ["C-21", "C-11"]
+    assert mine.entries[0].at.tzinfo == till.agent.programme().tz
+    with pytest.raises(NotFoundError):
+        till.agent.find_cheque("NO-SUCH")
+    with pytest.raises(InputError):
+        till.agent.find_cheque(" ")
+
+
 # ----------------------------------------------------------------- shifts
 def test_shift_from_sign_in_to_its_report(till, clock):
     shifts.add_cashier(till.store, "anna", "Анна", "1234")

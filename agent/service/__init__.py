@@ -31,6 +31,7 @@ from agent.results import (
     Cashier,
     CheckoutRequest,
     Cheque,
+    ChequeSearch,
     CommitResult,
     HistoryEntry,
     Hold,
@@ -220,6 +221,9 @@ class Agent:
 
     def find_cheques(self, text: str) -> list[str]:
         return refunds.find_cheques(self._ctx, text)
+
+    def find_cheque(self, text: str) -> ChequeSearch:
+        return members.find_cheque(self._ctx, text)
 
     def cheque(self, receipt_id: str) -> Cheque:
         return refunds.cheque(self._ctx, receipt_id)

@@ -26,7 +26,14 @@ from agent.identify import (
 from agent.ids import time_ordered_id
 from agent.ledger import registration_lots
 from agent.model import CollectionProgress, MemberState
-from agent.results import HistoryEntry, MemberCard, MemberLookup, MemberMatch, Registration
+from agent.results import (
+    ChequeSearch,
+    HistoryEntry,
+    MemberCard,
+    MemberLookup,
+    MemberMatch,
+    Registration,
+)
 from agent.service import status
 from agent.service.context import Context, MemberColumns
 from agent.tokens import load_x25519_public_key, seal_for_backoffice
@@ -253,3 +260,30 @@ def look_up(ctx: Context, text: str, limit: int = history.NAME_MATCH_LIMIT) -> M
         names = find_members(ctx, query, limit + 1)
         return MemberLookup(None, [], names[:limit], more=len(names) > limit)
     return MemberLookup(found, local_history(ctx, member_history(ctx, found.member_id)), [])
+
+
+def find_cheque(ctx: Context, text: str) -> ChequeSearch:
+    """The refund screen's search: a cheque of this till by its number (whole, short or
+    last characters: one found, or several to pick from), or a member (code, card/slip/app
+    scan, phone): their purchases on this till to pick from. Neither: ``NotFoundError``;
+    nothing typed: ``InputError``."""
+    value = text.strip()
+    if not value:
+        raise InputError("enter a cheque number", "введите номер чека", field="receipt_id")
+    found = history.find_cheques(ctx.store, value)
+    if len(found) == 1:
+        return ChequeSearch(history.cheque(ctx.store, found[0]), [])
+    try:
+        card = identify(ctx, value)
+    except (InputError, NotFoundError):
+        card = None  # not a member code or phone either: say the cheque is unknown
+    if card is None and found:
+        return ChequeSearch(None, local_history(ctx, history.cheque_entries(ctx.store, found)))
+    if card is None:
+        raise NotFoundError(
+            f"no cheque {value} on this till",
+            f"чека {value} нет на этой кассе",
+            receipt_id=value,
+        )
+    bought = [e for e in member_history(ctx, card.member_id) if e.kind == "purchase"]
+    return ChequeSearch(None, local_history(ctx, bought), card.phone_masked or card.code)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from rich.table import Table
@@ -33,7 +33,7 @@ from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from agent.errors import InputError, NotFoundError
+from agent.errors import InputError
 from agent.results import Cheque, HistoryEntry, RefundOutcome, RefundResult
 from tui.i18n import money, points, register_strings
 from tui.messages import Scanned
@@ -166,34 +166,12 @@ def find_cheque(s: Services, text: str) -> ChequeFound | MemberCheques | Cheques
     """A cheque of this till by its number (whole, short or last characters: one found, or
     several to pick from), or a member (code, card/slip/app scan, phone): their purchases
     on this till to pick from."""
-    value = text.strip()
-    if not value:
-        raise InputError("enter a cheque number", "введите номер чека", field="receipt_id")
-    found = s.agent.find_cheques(value)
-    if len(found) == 1:
-        return ChequeFound(s.agent.cheque(found[0]))
-    try:
-        card = s.agent.identify(value)
-    except InputError:
-        card = None  # not a member code or phone either: say the cheque is unknown
-    except NotFoundError:
-        card = None
-    tz = s.agent.programme().tz
-    if card is None and found:
-        entries = s.agent.cheque_entries(found)
-        return ChequesMatched(value, [replace(e, at=e.at.astimezone(tz)) for e in entries])
-    if card is None:
-        raise NotFoundError(
-            f"no cheque {value} on this till",
-            f"чека {value} нет на этой кассе",
-            receipt_id=value,
-        )
-    entries = [
-        replace(e, at=e.at.astimezone(tz))
-        for e in s.agent.member_history(card.member_id)
-        if e.kind == "purchase"
-    ]
-    return MemberCheques(card.phone_masked or card.code, entries)
+    found = s.agent.find_cheque(text)
+    if found.cheque is not None:
+        return ChequeFound(found.cheque)
+    if found.member_label is not None:
+        return MemberCheques(found.member_label, found.entries)
+    return ChequesMatched(text.strip(), found.entries)
 
 
 def load_cheque(s: Services, receipt_id: str) -> ChequeFound:
