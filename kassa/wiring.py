@@ -253,6 +253,40 @@ class Till:
         self._home.close()
 
 
+def sync_url(agent: Agent, url: str | None = None) -> str:
+    """The back office a manual exchange (``sync_now``) talks to: ``url``, else the one
+    saved at enrolment. ``InputError`` when there is none, or when the store is a
+    training one (its journal is never sent as real)."""
+    from agent.errors import InputError
+
+    url = url or agent.sync_status().backoffice_url
+    if not url:
+        raise InputError(
+            "no back office URL (enroll the till or pass --url)",
+            "не задан адрес бэк-офиса (kassa enroll или --url)",
+            field="url",
+        )
+    if agent.training:
+        raise InputError(
+            "this is a training store: its journal is never sent",
+            "это учебная база: её события никогда не отправляются в бэк-офис",
+            store=str(agent.store.path),
+        )
+    return url
+
+
+def sync_now(
+    agent: Agent, url: str, *, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """One exchange of ``agent``'s journal with the back office at ``url`` (from
+    ``sync_url``) over a client of its own (``SyncClient.sync_now``: its figures; a failure
+    is recorded on the journal and raised)."""
+    from sync.client import SyncClient, backoffice_http
+
+    with backoffice_http(url) as http:
+        return SyncClient(agent, http).sync_now(progress=progress)
+
+
 def backoffice_client(cfg: Config, store: Store) -> httpx.Client | None:
     """The HTTP client to the back office (``sync.url``, else the URL saved at enrolment),
     or None when sync is off or the till is not enrolled (no URL or token)."""

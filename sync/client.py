@@ -337,11 +337,19 @@ class SyncClient:
 
     # ---------------------------------------------------------------- once
     def sync_now(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """Push everything, then pull everything (``kassa sync now``); ``progress`` is told
-        the events pushed so far of those waiting (``drain``)."""
-        pushed = self.drain(progress=progress)
-        confirmed = self.confirm_all()
-        pulled = self.pull_all()
+        """Push everything, then pull everything (``kassa sync now``, the cashier app's
+        sync screen), holding ``lock``; ``progress`` is told the events pushed so far of
+        those waiting (``drain``). A failed exchange is recorded on the journal (its
+        status shows why) and raised: ``TransientError`` (the events stay queued) or
+        ``PermanentError`` (the back office refused)."""
+        try:
+            with self.lock:
+                pushed = self.drain(progress=progress)
+                confirmed = self.confirm_all()
+                pulled = self.pull_all()
+        except (TransientError, PermanentError) as e:
+            self.agent.record_sync_error(str(e))
+            raise
         return {
             "pushed": pushed.sent,
             "acked": pushed.acked,

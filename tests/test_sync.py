@@ -505,3 +505,27 @@ def test_schema_upgrade_with_events_pending_uploads_them_all(cluster: Cluster) -
     assert set(cluster.events()) == {r.event_id for r in results}
     for i in range(4):
         assert till.balance(f"m0000000{i}") == cluster.server_balance(f"m0000000{i}")
+
+
+def test_sync_now_holds_the_lock_and_records_a_failed_exchange(cluster: Cluster) -> None:
+    """``SyncClient.sync_now`` (``kassa sync now`` and the cashier app's sync screen):
+    every request under the client's lock; a failed exchange is on the journal and
+    raised, and the lock is free again."""
+    from kassa.wiring import sync_url
+
+    till = cluster.till()
+    held: list[bool] = []
+
+    def watch(request: httpx.Request) -> None:
+        held.append(till.client.lock.locked())
+
+    cluster.transport.plan = watch
+    till.client.sync_now()
+    assert held and all(held)
+    cluster.transport.plan = lambda r: "503"
+    with pytest.raises(TransientError):
+        till.client.sync_now()
+    assert till.agent.sync_status().last_error == "HTTP 503"
+    assert not till.client.lock.locked()
+    assert sync_url(till.agent, "http://bo.example:8000") == "http://bo.example:8000"
+    assert sync_url(till.agent) == till.store.meta("backoffice_url")  # saved at enrolment

@@ -452,32 +452,19 @@ def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
 
 
 def cmd_sync_now(args: argparse.Namespace) -> int:
-    """One exchange with the back office (``SyncClient.sync_now``: push every waiting
+    """One exchange with the back office (``kassa.wiring.sync_now``: push every waiting
     event, then pull verdicts and changes), its figures and the journal's after it."""
-    from sync.client import PermanentError, SyncClient, TransientError
+    from kassa.wiring import sync_now, sync_url
+    from sync.client import PermanentError, TransientError
 
     agent = _open(args)
     try:
-        url = args.url or agent.sync_status().backoffice_url
-        if not url:
-            raise InputError(
-                "no back office URL (enroll the till or pass --url)",
-                "не задан адрес бэк-офиса (kassa enroll или --url)",
-                field="url",
-            )
-        if agent.training:  # never sent as real
-            raise InputError(
-                "this is a training store: its journal is never sent",
-                "это учебная база: её события никогда не отправляются в бэк-офис",
-                store=str(args.store),
-            )
+        url = sync_url(agent, args.url)
         bar = Progress("Отправка событий")
         try:
-            with _http(url) as http:
-                done = SyncClient(agent, http).sync_now(progress=bar)
+            done = sync_now(agent, url, progress=bar)
         except (TransientError, PermanentError) as e:
             bar.done()
-            agent.record_sync_error(str(e))
             if isinstance(e, PermanentError):
                 raise _refused(
                     e, "sync refused", "бэк-офис отказал", url=url, **_status(agent)

@@ -100,18 +100,17 @@ def read_sync(s: Services) -> SyncRead:
 
 
 def sync_now(s: Services) -> SyncFinished:
-    """Push everything, then pull, under the client's lock. A network fault is an answer
-    (the queue keeps its events), not a crash."""
+    """Push everything, then pull (``SyncClient.sync_now``, which records a failure on
+    the journal). A network fault is an answer (the queue keeps its events), not a
+    crash."""
     from sync.client import PermanentError, TransientError
 
     client = s.sync
     if client is None:
         return SyncFinished(False, {}, "no_client")
     try:
-        with client.lock:
-            report = client.sync_now()
+        report = client.sync_now()
     except (TransientError, PermanentError) as e:
-        s.agent.record_sync_error(str(e))
         refused = (e.code or "refused") if isinstance(e, PermanentError) else None
         return SyncFinished(False, {}, str(e), refused)
     return SyncFinished(True, {k: int(v) for k, v in report.items()})
