@@ -12,12 +12,14 @@ JSON path for the integrator, e.g. ``line 2 (lines[1].qty)`` / ``позиция 
 (lines[1].qty)``, with ``details`` ``{"field": "qty", "line": 2}``. Amounts must be
 integers in kopecks: ``"price_kop": 1999.0`` is refused, not rounded.
 
-The front door runs ``check_request_json`` (or its equivalent) on the parsed document
-first: text faults, deep nesting and huge numbers are refused there, before any field.
+Both front doors read the request text with ``read_request_json``, which parses it and
+runs ``check_request_json`` on the whole document first: text faults, deep nesting,
+huge numbers and numbers with a point or an exponent are refused there, before any field.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
@@ -70,12 +72,50 @@ BIDI_CONTROLS = frozenset(
 """Characters that reorder the text shown after them (U+202E makes ``gpj.exe`` read as
 ``exe.jpg``): refused in every text field, as they would be echoed to terminals and slips."""
 
-MAX_REQUEST_DEPTH = 32
-"""How deeply a JSON request may nest (objects and lists); a request is a few levels."""
+MAX_REQUEST_DEPTH = 8
+"""How deeply a JSON request may nest (objects and lists); a request is a few levels
+(``lines[0].sku`` is three)."""
 
 MAX_REQUEST_INT = 2**62
 """Largest magnitude of any JSON number in a request: beyond it SQLite's 64-bit integers
 and sums of them overflow (real amounts are far below: ``MAX_CHEQUE_KOP``)."""
+
+MAX_REQUEST_TEXT = 4096
+"""Longest text (characters) of any string in a request; no field holds more."""
+
+
+class NotJsonError(InputError):
+    """A request that is not JSON text (syntax, encoding, NaN or Infinity, a number too
+    long to read): nothing of it could be read."""
+
+    code = "bad_json"
+    title_ru = "Запрос не является JSON"
+    title_en = "Request is not JSON"
+
+
+class TooDeepError(InputError):
+    """A request nested deeper than ``MAX_REQUEST_DEPTH``."""
+
+    code = "too_deep"
+    title_ru = "Запрос слишком глубоко вложен"
+    title_en = "Request nested too deeply"
+
+
+class BadTextError(InputError):
+    """A string or key of a request with a ``text_fault`` or over ``MAX_REQUEST_TEXT``."""
+
+    code = "bad_text"
+    title_ru = "Недопустимый текст в запросе"
+    title_en = "Bad text in request"
+
+
+class BadNumberError(InputError):
+    """A number of a request beyond ``MAX_REQUEST_INT`` or written with a decimal point
+    or an exponent (every number of a request is whole: kopecks, points, quantities)."""
+
+    code = "bad_number"
+    title_ru = "Недопустимое число в запросе"
+    title_en = "Bad number in request"
 
 
 def text_fault(value: str) -> tuple[str, str] | None:
@@ -106,45 +146,116 @@ def text_fault(value: str) -> tuple[str, str] | None:
     return None
 
 
-def check_request_json(value: Any, where: str = "", depth: int = 0) -> None:
+class _JsonConstant(ValueError):
+    """NaN, Infinity or -Infinity in a request (Python's json accepts them)."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _JsonConstant(f"{name} is not valid JSON")
+
+
+def read_request_json(
+    raw: str | bytes, *, not_json: type[InputError] = NotJsonError, floats_to_fields: bool = False
+) -> Any:
+    """The one reader of a JSON request (the POS API's body, the JSON CLI's stdin or
+    ``--json``): parse ``raw`` (bytes as UTF-8, -16 or -32; NaN and Infinity refused),
+    then ``check_request_json``. A document that is not JSON raises ``not_json`` (the
+    front door's documented class: the POS API's ``bad_json``, the CLI's ``bad_input``)
+    with ``details.field`` ``"json"`` and, for a syntax error, its ``line``, ``column``
+    and Python's ``reason``. ``floats_to_fields``: a number with a point or an exponent
+    is left for the field's model to refuse (the CLI's documented ``bad_cart`` for a
+    line's ``"price_kop": 10.5``) instead of ``bad_number`` (the POS API's)."""
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise TooDeepError(
+            "request: nested too deeply", "запрос: слишком глубокая вложенность", field="request"
+        ) from None
+    except json.JSONDecodeError as e:
+        # Python's reason is English: it goes to message_en and details, message_ru says
+        # where the error is.
+        raise not_json(
+            f"request is not valid JSON: {e}",
+            f"запрос не является JSON: ошибка в строке {e.lineno}, столбце {e.colno}",
+            field="json",
+            line=e.lineno,
+            column=e.colno,
+            reason=e.msg,
+        ) from None
+    except UnicodeDecodeError as e:
+        raise not_json(
+            f"request is not UTF-8 text: byte {e.start + 1} is {e.object[e.start]:#04x}",
+            f"запрос не в кодировке UTF-8: неверный байт {e.start + 1}",
+            field="json",
+        ) from None
+    except _JsonConstant as e:
+        raise not_json(f"request: {e}", "в запросе недопустимое число", field="json") from None
+    except ValueError as e:  # a number of over 4300 digits (Python's int limit)
+        raise not_json(
+            f"request has a number too long to read: {e}",
+            "в запросе слишком длинное число",
+            field="json",
+        ) from None
+    check_request_json(data, floats_to_fields=floats_to_fields)
+    return data
+
+
+def check_request_json(
+    value: Any, where: str = "", depth: int = 0, *, floats_to_fields: bool = False
+) -> None:
     """Refuse a parsed JSON request that no field of it could be right with, naming the
-    path: a key or string with a ``text_fault``, nesting deeper than ``MAX_REQUEST_DEPTH``,
-    a number beyond ``MAX_REQUEST_INT``. The JSON CLI runs it before reading fields, so a
-    hostile value never reaches a message, the terminal or the store (the POS API's body
-    reader makes its own check of the same kind, ``kassa.posapi._check_text``).
-    ``InputError`` with ``details.field`` the JSON path."""
+    path (``details.field``), before any field is read, so a hostile value never reaches
+    a message, the terminal or the store: nesting deeper than ``MAX_REQUEST_DEPTH``
+    (``TooDeepError``); a key or string with a ``text_fault`` or over
+    ``MAX_REQUEST_TEXT`` characters (``BadTextError``); a number beyond
+    ``MAX_REQUEST_INT`` or written with a point or an exponent (``BadNumberError``;
+    with ``floats_to_fields`` the latter is left for the field's model)."""
     name = where or "request"
     if depth > MAX_REQUEST_DEPTH:
-        raise InputError(
+        raise TooDeepError(
             f"{name}: nested too deeply", f"{name}: слишком глубокая вложенность", field=name
         )
     if isinstance(value, str):
-        fault = text_fault(value)
+        fault = text_fault(value) or (
+            ("text too long", "слишком длинный текст") if len(value) > MAX_REQUEST_TEXT else None
+        )
         if fault:
-            raise InputError(f"{name}: {fault[0]}", f"{name}: {fault[1]}", field=name)
+            raise BadTextError(f"{name}: {fault[0]}", f"{name}: {fault[1]}", field=name)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
         if abs(value) >= MAX_REQUEST_INT:
-            raise InputError(
+            raise BadNumberError(
                 f"{name}: number out of range (at most {MAX_REQUEST_INT - 1} in magnitude)",
                 f"{name}: слишком большое число",
                 field=name,
             )
+    elif isinstance(value, float) and not floats_to_fields:
+        # JSON has one number type; a number written with a decimal point or an exponent
+        # (2.0, 1e2, 1e400) is parsed as a float even when its value is whole.
+        raise BadNumberError(
+            f"{name}: must be a whole number written with digits only, without a decimal "
+            "point or exponent (2.0 and 1e2 are not accepted; amounts are integer kopecks)",
+            f"{name}: нужно целое число, записанное только цифрами, без точки и экспоненты "
+            "(2.0 и 1e2 не принимаются; суммы в копейках)",
+            field=name,
+        )
     elif isinstance(value, dict):
         for key, item in value.items():
             label = f"{where}.{key}" if where else str(key)
-            if not isinstance(key, str) or text_fault(key):
+            if not isinstance(key, str) or text_fault(key) or len(key) > MAX_REQUEST_TEXT:
                 shown = ascii(key)[:40]
-                raise InputError(
-                    f"{where or 'request'}: bad field name {shown}",
+                raise BadTextError(
+                    f"{name}: bad field name {shown}",
                     f"{where or 'запрос'}: неверное имя поля {shown}",
-                    field=where or "request",
+                    field=name,
                 )
-            check_request_json(item, label, depth + 1)
+            check_request_json(item, label, depth + 1, floats_to_fields=floats_to_fields)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            check_request_json(item, f"{where}[{index}]", depth + 1)
+            check_request_json(
+                item, f"{where}[{index}]", depth + 1, floats_to_fields=floats_to_fields
+            )
 
 
 def request_object(data: Any) -> dict[str, Any]:

@@ -58,6 +58,17 @@ class Registration:
 
 
 @dataclass(frozen=True, slots=True)
+class TillRegistration:
+    """A registration as the cashier's screen reports it: ``offline``: the till had no
+    link to the back office (the member is provisional until synced);
+    ``consent_text_version``: the consent text the member agreed to."""
+
+    registration: Registration
+    offline: bool
+    consent_text_version: str
+
+
+@dataclass(frozen=True, slots=True)
 class MemberMatch:
     member_id: str
     code: str

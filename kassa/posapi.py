@@ -64,9 +64,9 @@ from agent.requests import (
     commit_request,
     hold_request,
     identify_input,
+    read_request_json,
     refund_args,
     register_args,
-    text_fault,
 )
 from agent.results import (
     DEFAULT_TTL_S,
@@ -88,7 +88,6 @@ from sync.openapi import Operation, Param, document, query_params
 log = logging.getLogger("kassa.posapi")
 
 API_VERSION = 1
-MAX_DEPTH = 8
 
 
 class ApiError(Exception):
@@ -198,51 +197,6 @@ class ConcurrencyLimit:
             self.active -= 1
 
 
-def _check_text(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse what SQLite or the journal cannot hold: lone surrogates, NUL, deep nesting,
-    integers beyond 64 bits, over-long text; names the field."""
-    if depth > MAX_DEPTH:
-        raise ApiError(400, "too_deep", f"{where}: nested too deeply", f"{where}: слишком глубоко")
-    if isinstance(value, str):
-        if len(value) > 4096:
-            raise ApiError(
-                400, "bad_text", f"{where}: text too long", f"{where}: слишком длинный текст"
-            )
-        fault = text_fault(value)
-        if fault:
-            raise ApiError(
-                400, "bad_text", f"{where}: {fault[0]}", f"{where}: {fault[1]}", field=where
-            )
-    elif isinstance(value, bool):
-        return
-    elif isinstance(value, int):
-        if abs(value) >= 2**62:
-            raise ApiError(
-                400, "bad_number", f"{where}: number out of range", f"{where}: слишком большое"
-            )
-    elif isinstance(value, float):
-        # JSON has one number type; a number written with a decimal point or an exponent
-        # (2.0, 1e2, 1e400) is parsed as a float even when its value is whole. Every
-        # number in these requests is a whole one (kopecks, points, quantities, seconds).
-        name = where or "body"
-        raise ApiError(
-            400,
-            "bad_number",
-            f"{name}: must be a whole number written with digits only, without a decimal "
-            "point or exponent (2.0 and 1e2 are not accepted; amounts are integer kopecks)",
-            f"{name}: нужно целое число, записанное только цифрами, без точки и экспоненты "
-            "(2.0 и 1e2 не принимаются; суммы в копейках)",
-            field=name,
-        )
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_text(k, where, depth + 1)
-            _check_text(v, f"{where}.{k}" if where else str(k), depth + 1)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_text(v, f"{where}[{i}]", depth + 1)
-
-
 def quote_json(q: Quote) -> dict[str, Any]:
     """A quote as JSON plus the totals a fiscal receipt needs: per line the discount and
     what is left to pay, and the cheque's discounts and payable amount (kopecks)."""
@@ -289,8 +243,6 @@ def create_app(
     the POS the next scan read by a serial scanner attached to the agent;
     ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once;
     ``metrics`` adds ``GET /metrics`` (Prometheus text, no token: counts only, no data)."""
-    from sync.protocol import strict_json
-
     if len(token) < 16:
         raise ValueError("the API token must be at least 16 characters")
     secret = token.encode("utf-8")
@@ -327,14 +279,7 @@ def create_app(
                     f"request body is over {max_body_bytes} bytes",
                     f"запрос больше {max_body_bytes} байт",
                 )
-        try:
-            data = strict_json(bytes(chunks))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError(
-                400, "bad_json", f"body is not valid JSON: {e}", "запрос не является JSON"
-            ) from None
-        _check_text(data, "")
-        return data
+        return read_request_json(bytes(chunks))
 
     def guarded(
         fn: Callable[[Request], Awaitable[Any]], *, public: bool = False

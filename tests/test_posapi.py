@@ -700,3 +700,30 @@ def test_the_document_says_what_the_server_takes_for_cashier_id(api, till):
         assert err["details"]["field"] == "cashier_id" and "64" in err["message_en"], err
         resp = api.post(path, json=body | {"cashier_id": "c" * 64})
         assert resp.status_code in (200, 404), (path, resp.text)  # the refund's cheque: none
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ('{"input": ' + "[" * 9 + "]" * 9 + "}", "too_deep", "input" + "[0]" * 8),
+        ('{"input": "' + "1" * 4097 + '"}', "bad_text", "input"),
+        ('{"input": "12\\u0007"}', "bad_text", "input"),
+        ('{"input": 1' + "0" * 30 + "}", "bad_number", "input"),
+        ('{"in\\u0000put": "1"}', "bad_text", "request"),
+    ],
+)
+def test_the_cli_and_the_pos_api_refuse_a_bad_document_alike(api, tmp_path, body, code, field):
+    """Both doors read a request with the one reader (agent.requests.read_request_json):
+    the same document gets the same error, code, message and details, at either (the
+    CLI refuses it before it opens any store)."""
+    import json
+
+    from test_cli import run_cli
+
+    resp = api.post("/v1/identify", content=body.encode())
+    proc = run_cli(["identify", "--store", str(tmp_path / "none.db")], stdin=body.encode())
+    assert resp.status_code == 400 and proc.returncode == 2, (resp.text, proc.stderr)
+    pos, cli = resp.json(), json.loads(proc.stdout)
+    assert pos["error"] == cli["error"] == code, (pos, cli)
+    assert pos["details"] == cli["details"] and pos["details"]["field"] == field
+    assert pos["message_en"] == cli["message_en"] and pos["message_ru"] == cli["message_ru"]

@@ -331,3 +331,34 @@ def test_every_single_fault_is_told_as_the_hand_written_parsers_told_it():
     assert len(cases) == len(recorded["cases"]) == 740
     for (kind, body), answer in zip(cases, recorded["cases"], strict=True):
         assert parse_variant(kind, body) == recorded["answers"][answer], (kind, body)
+
+
+def test_the_one_request_reader_checks_the_whole_document_first():
+    """read_request_json: depth up to MAX_REQUEST_DEPTH, then too_deep; a number with a
+    point is bad_number unless the door leaves it to the field (the CLI's bad_cart);
+    NaN and a syntax error are the door's not-JSON class, naming line and column."""
+    from agent.requests import (
+        MAX_REQUEST_DEPTH,
+        BadNumberError,
+        NotJsonError,
+        TooDeepError,
+        read_request_json,
+    )
+
+    deep = "[" * (MAX_REQUEST_DEPTH + 1) + "]" * (MAX_REQUEST_DEPTH + 1)  # depths 0..8
+    assert read_request_json(deep.encode()) == json.loads(deep)
+    with pytest.raises(TooDeepError):
+        read_request_json("[" + deep + "]")
+    with pytest.raises(TooDeepError):
+        read_request_json("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BadNumberError) as point:
+        read_request_json('{"qty": 2.0}')
+    assert point.value.details["field"] == "qty"
+    assert read_request_json('{"qty": 2.0}', floats_to_fields=True) == {"qty": 2.0}
+    with pytest.raises(NotJsonError) as nan:
+        read_request_json(b'{"a": NaN}')
+    assert nan.value.details["field"] == "json"
+    with pytest.raises(InputError) as syntax:
+        read_request_json('{"a":\n 1,, }', not_json=InputError)
+    assert type(syntax.value) is InputError and syntax.value.code == "bad_input"
+    assert (syntax.value.details["line"], syntax.value.details["column"]) == (2, 4)

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from agent import shifts
-from agent.errors import ConflictError, InputError, NotFoundError, TokenExpired
+from agent.errors import ConflictError, ConsentError, InputError, NotFoundError, TokenExpired
 from agent.identify import make_member_code
 from agent.results import (
     CheckoutRequest,
@@ -226,6 +226,24 @@ def test_find_cheque_by_number_by_member_or_not_at_all(till):
         till.agent.find_cheque("NO-SUCH")
     with pytest.raises(InputError):
         till.agent.find_cheque(" ")
+
+
+def test_register_at_till_says_offline_and_the_consent_text_agreed_to(till):
+    kwargs = {"first_name": "Вера", "consent_programme": True, "consent_marketing": False}
+    done = till.agent.register_at_till(phone="8 (999) 555-01-24", **kwargs)
+    assert done.consent_text_version == till.agent.programme().consent_text_version
+    assert done.offline == (not till.agent.offline_status().online)
+    assert done.registration.card.provisional
+    till.agent.record_contact()  # the back office answered just now: online
+    online = till.agent.register_at_till(phone="8 (999) 555-01-25", cashier_id="c1", **kwargs)
+    assert not online.offline
+    with pytest.raises(ConsentError):
+        till.agent.register_at_till(
+            phone="8 (999) 555-01-26",
+            first_name="Ян",
+            consent_programme=False,
+            consent_marketing=False,
+        )
 
 
 # ----------------------------------------------------------------- shifts

@@ -47,6 +47,7 @@ from agent.results import (
     Shift,
     SlipView,
     SyncView,
+    TillRegistration,
     TillStatus,
     XReport,
 )
@@ -134,6 +135,26 @@ class Agent:
             birthday=birthday,
             cashier_id=cashier_id,
             consent_text_version=consent_text_version,
+        )
+
+    def register_at_till(
+        self,
+        *,
+        phone: str,
+        first_name: str,
+        consent_programme: bool,
+        consent_marketing: bool,
+        birthday: date | None = None,
+        cashier_id: str | None = None,
+    ) -> TillRegistration:
+        return members.register_at_till(
+            self._ctx,
+            phone=phone,
+            first_name=first_name,
+            consent_programme=consent_programme,
+            consent_marketing=consent_marketing,
+            birthday=birthday,
+            cashier_id=cashier_id,
         )
 
     def find_members(self, query: str, limit: int = history.NAME_MATCH_LIMIT) -> list[MemberMatch]:

@@ -33,6 +33,7 @@ from agent.results import (
     MemberLookup,
     MemberMatch,
     Registration,
+    TillRegistration,
 )
 from agent.service import status
 from agent.service.context import Context, MemberColumns
@@ -287,3 +288,29 @@ def find_cheque(ctx: Context, text: str) -> ChequeSearch:
         )
     bought = [e for e in member_history(ctx, card.member_id) if e.kind == "purchase"]
     return ChequeSearch(None, local_history(ctx, bought), card.phone_masked or card.code)
+
+
+def register_at_till(
+    ctx: Context,
+    *,
+    phone: str,
+    first_name: str,
+    consent_programme: bool,
+    consent_marketing: bool,
+    birthday: date | None = None,
+    cashier_id: str | None = None,
+) -> TillRegistration:
+    """``register`` with the programme's current consent text, and whether the till was
+    offline when it happened (the member is then provisional)."""
+    version = ctx.programme().consent_text_version
+    reg = register(
+        ctx,
+        phone=phone,
+        first_name=first_name,
+        consent_programme=consent_programme,
+        consent_marketing=consent_marketing,
+        birthday=birthday,
+        cashier_id=cashier_id,
+        consent_text_version=version,
+    )
+    return TillRegistration(reg, not status.offline_status(ctx).online, version)

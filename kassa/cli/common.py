@@ -132,8 +132,11 @@ def emit(obj: Any) -> None:
 
 
 def read_json(args: argparse.Namespace) -> Any:
-    from agent.errors import InputError
-    from agent.requests import check_request_json
+    """The request of a JSON command (``--json``, else stdin), read by the POS API's
+    reader (``agent.requests.read_request_json``); a document that is not JSON is a
+    ``bad_input`` error here (``InputError``, exit 2), and a number written with a point
+    is refused by its field (``"price_kop": 10.5`` is ``bad_cart``)."""
+    from agent.requests import read_request_json
 
     try:
         text = args.json if args.json is not None else sys.stdin.read()
@@ -143,31 +146,7 @@ def read_json(args: argparse.Namespace) -> Any:
             f"запрос не в кодировке UTF-8: неверный байт {e.start + 1}",
             field="json",
         ) from None
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise InputError(
-            "request is nested too deeply", "запрос слишком глубоко вложен", field="json"
-        ) from None
-    except json.JSONDecodeError as e:
-        # Python's reason is English: it goes to message_en and details, message_ru says
-        # where the error is.
-        raise InputError(
-            f"request is not valid JSON: {e}",
-            f"запрос не является JSON: ошибка в строке {e.lineno}, столбце {e.colno}",
-            field="json",
-            line=e.lineno,
-            column=e.colno,
-            reason=e.msg,
-        ) from None
-    except ValueError as e:  # a number of over 4300 digits (Python's int limit)
-        raise InputError(
-            f"request has a number too long to read: {e}",
-            "в запросе слишком длинное число",
-            field="json",
-        ) from None
-    check_request_json(data)
-    return data
+    return read_request_json(text, not_json=InputError, floats_to_fields=True)
 
 
 def open_agent(

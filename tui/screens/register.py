@@ -186,18 +186,15 @@ def parse_birthday(text: str) -> date | None:
 
 def register_member(s: Services, form: RegisterForm) -> MemberRegistered:
     """Register (worker). Every check happens before anything is written."""
-    birthday = parse_birthday(form.birthday)
-    version = s.agent.programme().consent_text_version
-    reg = s.agent.register(
+    done = s.agent.register_at_till(
         phone=form.phone,
         first_name=form.first_name,
-        birthday=birthday,
+        birthday=parse_birthday(form.birthday),
         consent_programme=form.consent_programme,
         consent_marketing=form.consent_marketing,
         cashier_id=s.cashier.cashier_id if s.cashier else None,
-        consent_text_version=version,
     )
-    return MemberRegistered(reg, not s.agent.offline_status().online, version)
+    return MemberRegistered(done.registration, done.offline, done.consent_text_version)
 
 
 @dataclass
