@@ -157,6 +157,30 @@ def test_redeem_limit_text_and_upcoming_receipt(till):
     assert till.agent.catalog_lookup("NOPE") is None
 
 
+def test_cheque_lines_from_the_catalogue_a_total_or_typed_in_full(till):
+    from agent import limits
+
+    line = till.agent.catalog_line("DR-1001", 2, False, line_no=3)
+    name, category, collection, price = till.agent.catalog_lookup("DR-1001") or ("", "", None, 0)
+    assert (line.line_no, line.sku, line.name, line.category) == (3, "DR-1001", name, category)
+    assert (line.collection, line.price_kop, line.amount_kop) == (collection, price, 2 * price)
+    with pytest.raises(InputError):
+        till.agent.catalog_line("NOPE", 1, False)
+    with pytest.raises(InputError):  # the cheque would go over its limit
+        till.agent.catalog_line("DR-1001", 1, False, cheque_kop=limits.CHEQUE_MAX_KOP)
+    rules = till.agent.programme()
+    total = till.agent.total_line(150_00, None)
+    earning = [c for c in rules.categories if c not in rules.excluded_categories]
+    assert total.category == (earning[0] if earning else "general")
+    assert (total.sku, total.qty, total.amount_kop) == ("TOTAL", 1, 150_00)
+    typed = till.agent.free_line("X-9", category, 99_00, 3, True, line_no=2)
+    assert (typed.name, typed.amount_kop, typed.sale, typed.line_no) == ("X-9", 297_00, True, 2)
+    with pytest.raises(InputError):
+        till.agent.free_line("X-9", "no-such-category", 1_00, 1, False)
+    with pytest.raises(InputError):
+        till.agent.total_line(limits.LINE_MAX_KOP + 1, None)
+
+
 # ----------------------------------------------------------------- members and refunds
 def test_members_history_and_cheque_reads(till):
     card = till.agent.identify(make_member_code(100_000_001))

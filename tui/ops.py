@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from agent import limits
 from agent.errors import InputError
 from agent.model import Cart, CartLine
 from agent.results import CheckoutRequest
@@ -71,50 +70,23 @@ def member_card(s: Services, member_id: str) -> MemberIdentified:
     return MemberIdentified(s.agent.card(member_id), "refresh")
 
 
-def within_limits(amount_kop: int, cheque_kop: int, line_no: int) -> None:
-    """Refuse a new line of ``amount_kop`` as line ``line_no`` of a cheque already worth
-    ``cheque_kop`` (kopecks) if either goes over ``agent.limits``: the cashier hears it
-    when typing the line, before any member is there to quote for."""
-    limits.check_line(amount_kop, line_no)
-    limits.check_cheque(cheque_kop + amount_kop)
+def _found(line: CartLine) -> CatalogItemFound:
+    return CatalogItemFound(
+        line.sku, line.name, line.category, line.collection, line.price_kop, line.qty, line.sale
+    )
 
 
 def catalog_item(
     s: Services, sku: str, qty: int, sale: bool, cheque_kop: int = 0, line_no: int = 1
 ) -> CatalogItemFound:
-    found = s.agent.catalog_lookup(sku)
-    if found is None:
-        raise InputError(f"SKU {sku} not in the catalogue", f"артикул {sku} не найден", sku=sku)
-    name, category, collection, price = found
-    within_limits(price * qty, cheque_kop, line_no)
-    return CatalogItemFound(sku, name, category, collection, price, qty, sale)
-
-
-def _category(s: Services, category: str | None) -> str:
-    """A category the programme knows; None: its first category that earns points
-    (``general`` when the programme lists none)."""
-    rules = s.agent.programme()
-    if category is None:
-        earning = [c for c in rules.categories if c not in rules.excluded_categories]
-        return earning[0] if earning else "general"
-    if rules.categories and category not in rules.categories:
-        known = ", ".join(rules.categories)
-        raise InputError(
-            f"unknown category {category!r}; known: {known}",
-            f"неизвестная категория «{category}»; есть: {known}",
-            field="category",
-        )
-    return category
+    return _found(s.agent.catalog_line(sku, qty, sale, cheque_kop, line_no))
 
 
 def total_line(
     s: Services, amount_kop: int, category: str | None, cheque_kop: int = 0, line_no: int = 1
 ) -> CatalogItemFound:
     """A cheque entered as one total (a till without POS integration)."""
-    within_limits(amount_kop, cheque_kop, line_no)
-    return CatalogItemFound(
-        "TOTAL", "Сумма чека", _category(s, category), None, amount_kop, 1, False
-    )
+    return _found(s.agent.total_line(amount_kop, category, cheque_kop, line_no))
 
 
 def free_line(
@@ -128,8 +100,7 @@ def free_line(
     line_no: int = 1,
 ) -> CatalogItemFound:
     """A line typed in full (an item missing from the till's catalogue)."""
-    within_limits(price_kop * qty, cheque_kop, line_no)
-    return CatalogItemFound(sku, sku, _category(s, category), None, price_kop, qty, sale)
+    return _found(s.agent.free_line(sku, category, price_kop, qty, sale, cheque_kop, line_no))
 
 
 @dataclass(frozen=True, slots=True)

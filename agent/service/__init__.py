@@ -26,7 +26,7 @@ from typing import Any
 
 from agent import history
 from agent.clock import Clock, SystemClock
-from agent.model import Quote
+from agent.model import CartLine, Quote
 from agent.results import (
     Cashier,
     CheckoutRequest,
@@ -172,6 +172,28 @@ class Agent:
     # ----------------------------------------------------------------- sales
     def catalog_lookup(self, sku: str) -> tuple[str, str, str | None, int] | None:
         return sales.catalog_lookup(self._ctx, sku)
+
+    def catalog_line(
+        self, sku: str, qty: int, sale: bool, cheque_kop: int = 0, line_no: int = 1
+    ) -> CartLine:
+        return sales.catalog_line(self._ctx, sku, qty, sale, cheque_kop, line_no)
+
+    def total_line(
+        self, amount_kop: int, category: str | None, cheque_kop: int = 0, line_no: int = 1
+    ) -> CartLine:
+        return sales.total_line(self._ctx, amount_kop, category, cheque_kop, line_no)
+
+    def free_line(
+        self,
+        sku: str,
+        category: str | None,
+        price_kop: int,
+        qty: int,
+        sale: bool,
+        cheque_kop: int = 0,
+        line_no: int = 1,
+    ) -> CartLine:
+        return sales.free_line(self._ctx, sku, category, price_kop, qty, sale, cheque_kop, line_no)
 
     def quote(self, req: CheckoutRequest) -> Quote:
         return sales.quote(self._ctx, req)

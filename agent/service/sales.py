@@ -16,11 +16,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from agent import codec, engine, quotememo, receipts
+from agent import codec, engine, limits, quotememo, receipts
 from agent.errors import AgentError, ConflictError, CouponError, InputError, NotFoundError
 from agent.ids import time_ordered_id
 from agent.ledger import apply_purchase
-from agent.model import MemberState, Quote
+from agent.model import CartLine, MemberState, Quote
 from agent.money import Points
 from agent.results import CheckoutRequest, CommitResult, Hold, OfflineStatus
 from agent.rules import Programme
@@ -421,6 +421,72 @@ def catalog_lookup(ctx: Context, sku: str) -> tuple[str, str, str | None, int] |
         "SELECT name, category, collection, price_kop FROM catalog WHERE sku = ?", (sku,)
     )
     return None if row is None else (row[0], row[1], row[2], int(row[3]))
+
+
+def _within_limits(amount_kop: int, cheque_kop: int, line_no: int) -> None:
+    """Refuse a new line of ``amount_kop`` as line ``line_no`` of a cheque already worth
+    ``cheque_kop`` (kopecks) if either goes over ``agent.limits``: the cashier hears it
+    when typing the line, before any member is there to quote for."""
+    limits.check_line(amount_kop, line_no)
+    limits.check_cheque(cheque_kop + amount_kop)
+
+
+def _category(ctx: Context, category: str | None) -> str:
+    """A category the programme knows; None: its first category that earns points
+    (``general`` when the programme lists none)."""
+    rules = ctx.programme()
+    if category is None:
+        earning = [c for c in rules.categories if c not in rules.excluded_categories]
+        return earning[0] if earning else "general"
+    if rules.categories and category not in rules.categories:
+        known = ", ".join(rules.categories)
+        raise InputError(
+            f"unknown category {category!r}; known: {known}",
+            f"неизвестная категория «{category}»; есть: {known}",
+            field="category",
+        )
+    return category
+
+
+def catalog_line(
+    ctx: Context, sku: str, qty: int, sale: bool, cheque_kop: int = 0, line_no: int = 1
+) -> CartLine:
+    """Line ``line_no`` of ``qty`` units of the catalogue's ``sku`` at its price, for a
+    cheque already worth ``cheque_kop`` (kopecks); an unknown SKU or a line over the
+    limits is an ``InputError``."""
+    found = catalog_lookup(ctx, sku)
+    if found is None:
+        raise InputError(f"SKU {sku} not in the catalogue", f"артикул {sku} не найден", sku=sku)
+    name, category, collection, price = found
+    _within_limits(price * qty, cheque_kop, line_no)
+    return CartLine(line_no, sku, name, category, price, qty, price * qty, sale, collection)
+
+
+def total_line(
+    ctx: Context, amount_kop: int, category: str | None, cheque_kop: int = 0, line_no: int = 1
+) -> CartLine:
+    """A cheque entered as one total of ``amount_kop`` (a till without POS integration),
+    in ``category`` (None: the programme's first earning one)."""
+    _within_limits(amount_kop, cheque_kop, line_no)
+    cat = _category(ctx, category)
+    return CartLine(line_no, "TOTAL", "Сумма чека", cat, amount_kop, 1, amount_kop)
+
+
+def free_line(
+    ctx: Context,
+    sku: str,
+    category: str | None,
+    price_kop: int,
+    qty: int,
+    sale: bool,
+    cheque_kop: int = 0,
+    line_no: int = 1,
+) -> CartLine:
+    """A line typed in full (an item missing from the till's catalogue): its name is its
+    SKU, its category one the programme knows."""
+    _within_limits(price_kop * qty, cheque_kop, line_no)
+    cat = _category(ctx, category)
+    return CartLine(line_no, sku, sku, cat, price_kop, qty, price_kop * qty, sale)
 
 
 def read_coupon(ctx: Context, text: str) -> Coupon:
