@@ -4,8 +4,10 @@
 that owns the use case, with the shared ``Context`` (store, clock, caches, terminal
 identity, the journal append and the print queue):
 
-- ``members``: identify, card, register, a name search, a member's history;
-- ``sales``: quote, commit (with or without a hold), place a hold, coupons, catalogue;
+- ``members``: identify, card, register, a name search, a member's history, the cashier's
+  lookup and the refund screen's cheque search;
+- ``sales``: quote, commit (with or without a hold), place a hold, coupons, catalogue and
+  the cheque's lines from it;
 - ``holds``: the holds' table (reserve, consume at the commit, cancel, expire);
 - ``refunds``: refund, and the refund screen's reads (cheques, lines, a dry run);
 - ``slips``: the slips queued with a sale or a refund, as text, reprinted as a copy;
