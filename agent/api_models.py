@@ -26,6 +26,7 @@ from agent.errors import CartError, InputError
 from agent.limits import LINE_MAX_KOP
 from agent.money import MAX_CHEQUE_KOP
 from agent.results import MAX_TTL_S, MIN_TTL_S
+from agent.slip import SLIP_WIDTHS
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,3 +302,32 @@ class ErrorBody(msgspec.Struct):
     message_en: str
     title: str = ""
     details: dict[str, Any] = {}
+
+
+HoldId = Annotated[str, Meta(min_length=1, max_length=64)]
+"""A hold's id (``hold_id`` of ``POST /v1/holds``): the path parameter of
+``/v1/holds/{hold_id}`` and the argument of ``kassa hold show|cancel``."""
+
+
+class HoldRef(Request, frozen=True, kw_only=True):
+    """A hold named by its id alone (a path or a command-line argument)."""
+
+    hold_id: HoldId
+    faults: ClassVar[dict[str, Fault]] = {
+        "hold_id": Says("must be 1-64 characters", "от 1 до 64 символов"),
+    }
+
+
+JOB_ID_DIGITS = 12
+"""Digits of the largest print job number (``print_job_id`` of a commit or refund)."""
+
+JobId = Annotated[str, Meta(pattern=f"^[0-9]{{1,{JOB_ID_DIGITS}}}$")]
+"""A print job's number as text: the path parameter of ``/v1/slips/{job_id}`` and the
+argument of ``kassa slip|reprint``."""
+
+
+class SlipQuery(msgspec.Struct):
+    """``GET /v1/slips/{job_id}``'s query (and ``kassa slip --width``): ``width``, the
+    slip's characters per line as text, one of ``SLIP_WIDTHS``."""
+
+    width: Annotated[str, Meta(extra_json_schema={"enum": [str(w) for w in SLIP_WIDTHS]})] = "42"

@@ -34,18 +34,22 @@ from agent.api_models import (
     Checkout,
     CheckoutLine,
     CommitRequest,
+    HoldRef,
     HoldRequest,
     Hook,
     IdentifyRequest,
+    JobId,
     RefundRequest,
     RegisterRequest,
     Request,
     Required,
     Says,
+    SlipQuery,
 )
-from agent.errors import AgentError, CartError, CatalogError, InputError
+from agent.errors import AgentError, CartError, CatalogError, InputError, NotFoundError
 from agent.model import Cart, CartLine
 from agent.results import CheckoutRequest
+from agent.slip import SLIP_WIDTHS
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     from agent.results import MemberCard
@@ -256,6 +260,49 @@ def check_request_json(
             check_request_json(
                 item, f"{where}[{index}]", depth + 1, floats_to_fields=floats_to_fields
             )
+
+
+def hold_id_of(text: str) -> str:
+    """A hold's id written as text (the POS API's path, the CLI's argument), decoded as
+    ``HoldRef``: 1-64 characters none of which a till refuses; else ``InputError``
+    naming ``hold_id``."""
+    data = {"hold_id": text}
+    check_request_json(data)
+    return decode(data, HoldRef).hold_id
+
+
+def job_id_of(text: str) -> int:
+    """A print job's number written as text (the POS API's path, the CLI's argument):
+    not a positive whole number written with digits, ``InputError`` naming ``job_id``;
+    more digits than ``JobId`` allows, ``NotFoundError`` (no job has that number)."""
+    if not (text.isascii() and text.isdecimal()) or not text.lstrip("0"):
+        raise InputError(
+            f"job_id: must be a positive print job number (print_job_id of a commit or "
+            f"refund), got {text[:32]!r}",
+            "job_id: нужен номер задания печати: целое число больше нуля "
+            "(print_job_id продажи или возврата)",
+            field="job_id",
+        )
+    try:
+        msgspec.convert(text, JobId)
+    except msgspec.ValidationError:
+        raise NotFoundError(f"no print job {text[:32]!r}", "такого слипа нет") from None
+    return int(text)
+
+
+def slip_width_of(text: str | None) -> int:
+    """``SlipQuery.width`` (None: its default) as characters per line, one of
+    ``SLIP_WIDTHS``; anything else is ``InputError`` naming ``width``, as the service
+    words it."""
+    width = SlipQuery().width if text is None else text
+    allowed = [str(w) for w in SLIP_WIDTHS]
+    if width not in allowed:
+        raise InputError(
+            f"width: must be {', '.join(allowed[:-1])} or {allowed[-1]}",
+            f"width: ширина {', '.join(allowed[:-1])} или {allowed[-1]}",
+            field="width",
+        )
+    return int(width)
 
 
 def request_object(data: Any) -> dict[str, Any]:

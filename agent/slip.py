@@ -13,6 +13,9 @@ from datetime import date, datetime
 
 from agent.money import format_points, format_rub
 
+SLIP_WIDTHS = (32, 42, 48)
+"""Characters a line of a slip rendered as text (``slip_text``): the common roll widths."""
+
 
 @dataclass(frozen=True, slots=True)
 class SlipLine:

@@ -29,11 +29,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from anyio import to_thread
-from msgspec import Meta
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -45,16 +44,18 @@ from agent.api_models import (
     Checkout,
     CommitRequest,
     ErrorBody,
+    HoldId,
     HoldRequest,
     IdentifyRequest,
+    JobId,
     RefundRequest,
     RegisterRequest,
+    SlipQuery,
 )
 from agent.codec import to_plain
 from agent.errors import (
     AgentError,
     ConflictError,
-    InputError,
     NotFoundError,
     StoreError,
 )
@@ -64,9 +65,11 @@ from agent.requests import (
     commit_request,
     hold_request,
     identify_input,
+    job_id_of,
     read_request_json,
     refund_args,
     register_args,
+    slip_width_of,
 )
 from agent.results import (
     DEFAULT_TTL_S,
@@ -80,7 +83,6 @@ from agent.results import (
     TillStatus,
 )
 from agent.service import Agent
-from agent.service.slips import SLIP_WIDTHS
 from agent.version import version
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 from sync.openapi import Operation, Param, document, query_params
@@ -420,28 +422,13 @@ def create_app(
         data = await body_json(request)
         return await call(lambda: printed(agent.refund(**refund_args(data))))
 
-    def job_id_of(request: Request) -> int:
-        text = request.path_params["job_id"]
-        if not (text.isdecimal() and text.isascii()) or not text.lstrip("0"):
-            raise InputError(
-                f"job_id: must be a positive print job number (print_job_id of a commit or "
-                f"refund), got {text[:32]!r}",
-                "job_id: нужен номер задания печати: целое число больше нуля "
-                "(print_job_id продажи или возврата)",
-                field="job_id",
-            )
-        if len(text) > 12:
-            raise NotFoundError(f"no print job {text[:32]!r}", "такого слипа нет")
-        return int(text)
-
     async def slip(request: Request) -> Any:
-        job_id = job_id_of(request)
-        width = request.query_params.get("width", SlipQuery().width)
-        size = int(width) if width.isdecimal() and width.isascii() and len(width) < 4 else 0
-        return await call(lambda: agent.slip(job_id, size))
+        job_id = job_id_of(request.path_params["job_id"])
+        width = slip_width_of(request.query_params.get("width"))
+        return await call(lambda: agent.slip(job_id, width))
 
     async def print_slip(request: Request) -> Any:
-        job_id = job_id_of(request)
+        job_id = job_id_of(request.path_params["job_id"])
         return await call(lambda: printed(agent.reprint(job_id)))
 
     async def next_scan(request: Request) -> Any:
@@ -546,20 +533,12 @@ versions and the print worker's report."""
 
 def _id(name: str) -> Param:
     """A path parameter naming a member or a hold (their ids are 1-64 characters)."""
-    return Param(name, schema={"type": "string", "minLength": 1, "maxLength": 64})
-
-
-class SlipQuery(msgspec.Struct):
-    """``GET /v1/slips/{job_id}``'s query: ``width``, the slip's characters per line as
-    text, one of ``SLIP_WIDTHS``. The handler passes any other value on to the service (a
-    non-number as width 0), which refuses it naming the field, in both languages."""
-
-    width: Annotated[str, Meta(extra_json_schema={"enum": [str(w) for w in SLIP_WIDTHS]})] = "42"
+    return Param(name, schema=msgspec.json.schema(HoldId))
 
 
 JOB_ID = Param(
     "job_id",
-    schema={"type": "string", "pattern": "^[0-9]{1,12}$"},
+    schema=msgspec.json.schema(JobId),
     description="print_job_id of a commit or refund",
 )
 

@@ -727,3 +727,26 @@ def test_the_cli_and_the_pos_api_refuse_a_bad_document_alike(api, tmp_path, body
     assert pos["error"] == cli["error"] == code, (pos, cli)
     assert pos["details"] == cli["details"] and pos["details"]["field"] == field
     assert pos["message_en"] == cli["message_en"] and pos["message_ru"] == cli["message_ru"]
+
+
+def test_the_cli_and_the_pos_api_read_job_ids_and_widths_alike(api, tmp_path):
+    """A print job's number and a slip's width are read by one parser each
+    (agent.requests.job_id_of, slip_width_of): the CLI's argument error says what the POS
+    API's 400 says, the argument named in place of the field."""
+    import json
+
+    from test_cli import run_cli
+
+    cases = [
+        ("/v1/slips/abc", ["slip", "abc"], "job_id", "job_id"),
+        ("/v1/slips/0", ["reprint", "0"], "job_id", "job_id"),
+        ("/v1/slips/1?width=33", ["slip", "1", "--width", "33"], "width", "--width"),
+    ]
+    for path, argv, field, argument in cases:
+        resp = api.get(path) if argv[0] == "slip" else api.post(path + "/print")
+        proc = run_cli([*argv, "--store", str(tmp_path / "none.db")])
+        assert resp.status_code == 400 and proc.returncode == 2, (resp.text, proc.stdout)
+        pos, cli = resp.json(), json.loads(proc.stdout)
+        assert pos["details"]["field"] == field and cli["details"]["argument"] == argument
+        assert cli["message_en"] == argument + pos["message_en"].removeprefix(field)
+        assert cli["message_ru"] == argument + pos["message_ru"].removeprefix(field)

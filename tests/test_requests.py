@@ -362,3 +362,30 @@ def test_the_one_request_reader_checks_the_whole_document_first():
         read_request_json('{"a":\n 1,, }', not_json=InputError)
     assert type(syntax.value) is InputError and syntax.value.code == "bad_input"
     assert (syntax.value.details["line"], syntax.value.details["column"]) == (2, 4)
+
+
+def test_hold_and_job_ids_and_widths_are_read_from_their_declarations():
+    """hold_id_of decodes HoldRef (1-64 characters, no refused character); job_id_of
+    reads JobId (digits, a positive number; more digits than any job: not found);
+    slip_width_of one of SLIP_WIDTHS, SlipQuery's default when absent."""
+    from agent.requests import hold_id_of, job_id_of, slip_width_of
+
+    assert hold_id_of("h-1") == "h-1" and hold_id_of("x" * 64) == "x" * 64
+    for bad in ("", "x" * 65, "a\x07b"):
+        with pytest.raises(InputError) as caught:
+            hold_id_of(bad)
+        assert caught.value.details["field"] == "hold_id"
+    assert job_id_of("0042") == 42 and job_id_of("9" * 12) == 10**12 - 1
+    for bad in ("0", "-1", "1.5", "abc", "", "١٢"):
+        with pytest.raises(InputError) as caught:
+            job_id_of(bad)
+        assert caught.value.details["field"] == "job_id" and "больше нуля" in (
+            caught.value.message_ru
+        )
+    with pytest.raises(NotFoundError):
+        job_id_of("1" * 13)
+    assert slip_width_of(None) == 42 and slip_width_of("32") == 32
+    for bad in ("7", "33", "042", " 42", ""):
+        with pytest.raises(InputError) as caught:
+            slip_width_of(bad)
+        assert caught.value.details["field"] == "width"

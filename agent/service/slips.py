@@ -11,10 +11,7 @@ from agent.model import Quote
 from agent.money import format_points, format_rub
 from agent.results import RefundResult, Reprint, SlipView
 from agent.service.context import Context, MemberColumns
-from agent.slip import Slip, SlipLine, sale_lines, slip_text
-
-SLIP_WIDTHS = (32, 42, 48)
-"""Characters a line of a slip rendered as text (``slip``): the common roll widths."""
+from agent.slip import SLIP_WIDTHS, Slip, SlipLine, sale_lines, slip_text
 
 
 def sale_slip(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
-from agent.errors import InputError, StoreError
+from agent.errors import AgentError, InputError, StoreError
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     from agent.service import Agent
@@ -123,6 +123,29 @@ def int_arg(
         return value
 
     return parse
+
+
+_T = TypeVar("_T")
+
+
+def arg_of(
+    name: str, parse: Callable[[str], _T], hint_en: str = "", hint_ru: str = ""
+) -> Callable[[str], _T]:
+    """An argparse ``type`` from a parser the POS API uses too (``agent.requests``): its
+    refusal (an ``AgentError`` naming the field) becomes an ``ArgumentsError`` naming the
+    argument ``name``, its message the parser's (``hint_en``/``hint_ru`` appended)."""
+
+    def run(text: str) -> _T:
+        try:
+            return parse(text)
+        except AgentError as e:
+            prefix = f"{e.details.get('field')}: "
+            en, ru = (m.removeprefix(prefix) for m in (e.message_en, e.message_ru))
+            raise ArgumentsError(
+                f"{name}: {en}{hint_en}", f"{name}: {ru}{hint_ru}", argument=name, value=text[:32]
+            ) from None
+
+    return run
 
 
 def emit(obj: Any) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import InputError
-from kassa.cli.common import ArgumentsError, add_command, emit, int_arg, json_errors, with_agent
+from agent.requests import hold_id_of, job_id_of, slip_width_of
+from kassa.cli.common import add_command, arg_of, emit, int_arg, json_errors, with_agent
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     from agent.model import Quote
@@ -152,31 +153,15 @@ def cmd_rules_template(args: argparse.Namespace) -> int:
     return 0
 
 
-JOB_ID = int_arg(
-    "job_id",
-    1,
-    10**12,
-    "must be a positive print job number (print_job_id of a commit or refund)",
-    "нужен номер задания печати: целое число больше нуля (print_job_id продажи или возврата)",
+JOB_ID = arg_of("job_id", job_id_of)
+"""A print job's number on the command line (``slip``, ``reprint``), read as the POS API
+reads ``/v1/slips/{job_id}``."""
+
+HOLD_ID = arg_of(
+    "hold_id", hold_id_of, " (the hold_id of `kassa hold place`)", " (hold_id из kassa hold place)"
 )
-"""A print job's number on the command line (``slip``, ``reprint``)."""
-
-
-def _hold_id(text: str) -> str:
-    """A hold id argument: text of 1-64 characters none of which a till refuses."""
-    from agent.requests import text_fault
-
-    fault = text_fault(text) or (
-        None if 0 < len(text) <= 64 else ("must be 1-64 characters", "от 1 до 64 символов")
-    )
-    if fault is not None:
-        en, ru = fault
-        raise ArgumentsError(
-            f"hold_id: {en} (the hold_id of `kassa hold place`)",
-            f"hold_id: {ru} (hold_id из kassa hold place)",
-            argument="hold_id",
-        )
-    return text
+"""A hold's id on the command line (``hold show|cancel``), read as the POS API reads
+``/v1/holds/{hold_id}``."""
 
 
 def _add_holds(sub: argparse._SubParsersAction[Any], store_default: str) -> None:
@@ -207,7 +192,7 @@ def _add_holds(sub: argparse._SubParsersAction[Any], store_default: str) -> None
         c = add_command(
             hsub, name, help_, with_agent(fn, needs_json=False, read_only=read_only), store_default
         )
-        c.add_argument("hold_id", type=_hold_id, help="hold id (hold_id of `kassa hold place`)")
+        c.add_argument("hold_id", type=HOLD_ID, help="hold id (hold_id of `kassa hold place`)")
 
 
 def add_commands(sub: argparse._SubParsersAction[Any], store_default: str) -> None:
@@ -249,10 +234,8 @@ def add_commands(sub: argparse._SubParsersAction[Any], store_default: str) -> No
     p.add_argument("job_id", type=JOB_ID, help="print job id (print_job_id of a commit or refund)")
     p.add_argument(
         "--width",
-        type=int_arg(
-            "--width", 32, 48, "must be 32, 42 or 48", "ширина 32, 42 или 48", (32, 42, 48)
-        ),
-        default=42,
+        type=arg_of("--width", slip_width_of),
+        default=slip_width_of(None),
         metavar="{32,42,48}",
         help="characters per line: 32, 42 or 48 (default: 42)",
     )
