@@ -173,7 +173,9 @@ def read_request_json(
         data = json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:
         raise TooDeepError(
-            "request: nested too deeply", "запрос: слишком глубокая вложенность", field="request"
+            f"request: more than {MAX_REQUEST_DEPTH} levels of brackets, nested too deeply to read",
+            f"запрос: больше {MAX_REQUEST_DEPTH} уровней вложенности, его не прочитать",
+            field="request",
         ) from None
     except json.JSONDecodeError as e:
         # Python's reason is English: it goes to message_en and details, message_ru says
