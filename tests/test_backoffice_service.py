@@ -10,8 +10,8 @@ import pytest
 from conftest import FakeClock
 
 from sync.backoffice import kpi
-from sync.backoffice.console.users import UserError, get_user, sign_in
 from sync.backoffice.db import Database
+from sync.backoffice.people.users import UserError, get_user, sign_in
 from sync.backoffice.service import Backoffice
 from sync.backoffice_api import parse_sent_at
 from sync.protocol import ProtocolError

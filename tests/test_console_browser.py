@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from kassa.demo_sync import LoopbackServer
-from sync.backoffice.console import users
 from sync.backoffice.db import Database
+from sync.backoffice.people import users
 from sync.backoffice.service import Backoffice
 from tests.conftest import FakeClock
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from kassa.cli import main
-from sync.backoffice.console import audit, users
 from sync.backoffice.db import Database
+from sync.backoffice.people import audit, users
 from sync.backoffice.service import Backoffice
 
 

@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from kassa.demo_sync import LoopbackServer
-from sync.backoffice.console import i18n, users
-from sync.backoffice.console.web import PREFIX, safe_next
+from sync.backoffice.console import i18n
+from sync.backoffice.console.guard import PREFIX, safe_next
 from sync.backoffice.db import Database
+from sync.backoffice.people import users
 from sync.backoffice.service import Backoffice
 from tests.conftest import FakeClock
 

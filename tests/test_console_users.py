@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sync.backoffice.console import audit, roles, users
 from sync.backoffice.db import Database
+from sync.backoffice.people import audit, roles, users
 from sync.backoffice.service import Backoffice
 from tests.conftest import FakeClock
 

@@ -236,7 +236,7 @@ def create_app(
         routes.append(Route("/v1/bare", bare, methods=["POST"]))
     if metrics:
         routes.append(Route("/metrics", guarded(metrics_text), methods=["GET"]))
-    routes.append(console(ctx))  # the programme owners' pages under /console
+    routes.append(console(bo))  # the programme owners' pages under /console
     counter = RequestMetrics("kassa_backoffice", routes)
 
     @contextlib.asynccontextmanager

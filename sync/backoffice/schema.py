@@ -147,7 +147,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         # The console's people (roles, Argon2id hashes, lockout), their sessions (token
         # SHA-256, absolute expiry) and the hash-chained audit log with its head hash
-        # (sync.backoffice.console.users, .audit).
+        # (sync.backoffice.people.users, .audit).
         "0007_console_users",
         """
         CREATE TABLE console_users (

@@ -35,11 +35,12 @@ from agent.tokens import (
     load_ed25519_private_key,
 )
 from sync.backoffice import feed, ingest, project, verify
-from sync.backoffice.console.users import User, add_user, get_user
 from sync.backoffice.context import Context
 from sync.backoffice.db import Database, Tx
 from sync.backoffice.kpi import Period
 from sync.backoffice.kpi import report as kpi_report
+from sync.backoffice.people import audit, users
+from sync.backoffice.people.users import SignIn, User
 from sync.backoffice.schema import migrate
 from sync.backoffice.terminal import Terminal
 from sync.protocol import (
@@ -390,20 +391,61 @@ class Backoffice:
         store_id: str | None = None,
         actor: str = "cli",
     ) -> User:
-        """A new console user (``console.users.add_user``: ``UserError`` when the login is
-        taken or a field is invalid)."""
-        return add_user(
+        """A new console user (``UserError`` when the login is taken or a field is
+        invalid); audited as ``actor``."""
+        return users.add_user(
             self.context, login, password, role, name=name, store_id=store_id, actor=actor
         )
+
+    def change_user(
+        self,
+        login: str,
+        *,
+        actor: str,
+        role: str | None = None,
+        password: str | None = None,
+        active: bool | None = None,
+    ) -> User:
+        """A console user's role, password or active flag changed (audited)."""
+        return users.change_user(
+            self.context, login, actor=actor, role=role, password=password, active=active
+        )
+
+    def list_users(self) -> list[User]:
+        return users.list_users(self.context)
 
     def ensure_demo_owner(self, login: str = "owner") -> str | None:
         """The console's demo owner ``login``, made with a random password, which is
         returned (to be shown once); ``None`` when the user exists (its password stays)."""
-        if get_user(self.context, login) is not None:
+        if users.get_user(self.context, login) is not None:
             return None
         password = secrets.token_urlsafe(9)
         self.add_user(login, password, "owner", name="Владелец программы", actor="seed")
         return password
+
+    def console_secret(self) -> bytes:
+        return users.console_secret(self.context)
+
+    def sign_in(self, login: str, password: str) -> SignIn:
+        """A console sign-in: the user, or why not (wrong password, locked out)."""
+        return users.sign_in(self.context, login, password)
+
+    def open_session(self, user: User) -> str:
+        return users.open_session(self.context, user)
+
+    def session_user(self, token: str) -> User | None:
+        return users.session_user(self.context, token)
+
+    def close_session(self, token: str) -> None:
+        users.close_session(self.context, token)
+
+    def audit_entries(self, *, limit: int = 100, before: int | None = None) -> list[audit.Entry]:
+        """The audit log's rows, newest first (``before``: older than that row number)."""
+        return audit.entries(self.db, limit=limit, before=before)
+
+    def verify_audit(self) -> audit.Verdict:
+        """The audit log's hash chain checked row by row."""
+        return audit.verify(self.db)
 
     # ------------------------------------------------------------------ ingest
     def push(

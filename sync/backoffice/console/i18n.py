@@ -1,6 +1,7 @@
 """Every text the console shows, in Russian (the default) and English.
 
-Templates call ``t("key")``; a page never holds a bare string. Russian is the language of
+Templates call ``t("key")``; a page never holds a bare string. A section's texts live in
+``console/texts/<section>.py`` and are merged here. Russian is the language of
 the programme's people; English is switched per browser session (a cookie, the switch in
 every page's header).
 """
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from sync.backoffice.console.texts import merge
+
 LANGS: Final = ("ru", "en")
 
-TEXT: Final[dict[str, tuple[str, str]]] = {
+_SHARED: Final[dict[str, tuple[str, str]]] = {
     "brand": ("Kassa · консоль программы", "Kassa · programme console"),
     "lang_switch": ("English", "Русский"),
     "signin_title": ("Вход в консоль", "Sign in to the console"),
@@ -103,6 +106,9 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "reason_sequence": ("пропущен номер", "a number missing"),
     "reason_head": ("удалены последние записи", "newest rows deleted"),
 }
+
+TEXT: Final = merge(_SHARED)
+"""Every text: the shared ones above and each section's (``console/texts/<section>.py``)."""
 
 
 def text(lang: str, key: str, **values: object) -> str:

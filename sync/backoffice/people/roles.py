@@ -1,9 +1,10 @@
 """Who may open what in the console: the permission table.
 
 A role grants, per section of the console, ``read`` (open its pages) and possibly
-``write`` (change something there). Owners and analysts read everything; marketing runs
-coupons and programme rules; support answers members; a store manager sees their own store
-only (``User.store_id``; the pages filter by it). Managing people and the audit log are the
+``write`` (change something there). The programme owner reads and changes everything (the
+audit log is read-only to everyone); analysts read everything; marketing runs coupons and
+programme rules; support answers members; a store manager sees their own store only
+(``User.store_id``; the pages filter by it). Managing people and the audit log are the
 owner's alone.
 """
 
@@ -20,15 +21,8 @@ _READ: Final = frozenset({"read"})
 _WRITE: Final = frozenset({"read", "write"})
 
 PERMISSIONS: Final[dict[str, dict[str, frozenset[str]]]] = {
-    "owner": {
-        "dashboard": _READ,
-        "members": _READ,
-        "coupons": _READ,
-        "rules": _READ,
-        "stores": _READ,
-        "users": _WRITE,
-        "audit": _READ,
-    },
+    "owner": {s: _WRITE for s in ("dashboard", "members", "coupons", "rules", "stores", "users")}
+    | {"audit": _READ},
     "analyst": {s: _READ for s in ("dashboard", "members", "coupons", "rules", "stores")},
     "marketing": {"coupons": _WRITE, "rules": _WRITE},
     "support": {"members": _WRITE},
