@@ -43,7 +43,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sync.backoffice.console.i18n import LANGS, label, text
 from sync.backoffice.people import users
-from sync.backoffice.people.roles import allows
+from sync.backoffice.people.roles import allows, sections
 from sync.backoffice.service import Backoffice
 
 PREFIX = "/console"
@@ -110,6 +110,9 @@ class Pages:
 
     def __init__(self, bo: Backoffice) -> None:
         self.bo = bo
+        self.paged: frozenset[str] = frozenset()
+        """The sections that have pages (set by ``web.console``); the rest are listed as
+        in development."""
         self.env = Environment(
             loader=PackageLoader("sync.backoffice.console", "templates"),
             autoescape=select_autoescape(default=True),
@@ -167,6 +170,9 @@ class Pages:
             csrf=visit.csrf,
             prefix=PREFIX,
             label=partial(label, visit.lang),
+            nav=[]
+            if visit.user is None
+            else [(s, s in self.paged) for s in sections(visit.user.role)],
         )
         if block is None:
             html = self.env.get_template(template).render(**values)

@@ -95,7 +95,7 @@ def console(bo: Backoffice) -> Mount:
         set_cookie(response, LANG_COOKIE, lang if lang in LANGS else "ru", 365 * 86400)
         return response
 
-    paged = frozenset(m.SECTION for m in SECTION_MODULES)
+    paged = pages.paged = frozenset(m.SECTION for m in SECTION_MODULES)
     section_routes: list[BaseRoute] = [r for m in SECTION_MODULES for r in m.routes(pages)]
 
     @pages.page()
