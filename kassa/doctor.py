@@ -22,7 +22,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from kassa.config import Config
+from kassa.config import Config, mask_url_password
 
 LEVELS = ("ok", "info", "warning", "error")
 DISK_ERROR_BYTES = 200_000_000
@@ -251,7 +251,8 @@ def check_backoffice(
                 "kassa enroll --url URL --code CODE",
             )
         ]
-    out = [_f("enrollment", "ok", f"касса подключена к {url}", f"enrolled with {url}")]
+    shown = mask_url_password(url)  # a password in sync.url is never printed
+    out = [_f("enrollment", "ok", f"касса подключена к {shown}", f"enrolled with {shown}")]
     if get is None:
         from sync.client import backoffice_http
 
@@ -267,14 +268,14 @@ def check_backoffice(
             _f(
                 "backoffice",
                 "warning",
-                f"бэк-офис {url} недоступен ({type(e).__name__}): касса работает без связи",
-                f"back office {url} unreachable ({type(e).__name__}): the till works offline",
+                f"бэк-офис {shown} недоступен ({type(e).__name__}): касса работает без связи",
+                f"back office {shown} unreachable ({type(e).__name__}): the till works offline",
                 "проверьте сеть и адрес; продажи уйдут, когда связь появится",
                 "check the network and the URL; sales are sent once it is back",
             )
         )
         return out
-    out.append(_f("backoffice", "ok", f"бэк-офис {url} отвечает", f"back office {url} answers"))
+    out.append(_f("backoffice", "ok", f"бэк-офис {shown} отвечает", f"back office {shown} answers"))
     date = resp.headers.get("date")
     if date:
         skew = (datetime.now(UTC) - parsedate_to_datetime(date)).total_seconds()

@@ -210,3 +210,19 @@ def test_bad_config_is_reported_by_the_doctor(tmp_path):
         check=False,
     )
     assert out.returncode == 2 and "api.prot" in out.stdout
+
+
+def test_a_password_in_the_sync_url_is_never_printed(site):
+    """``sync.url`` with credentials: the doctor's text and JSON show it masked, as
+    ``kassa config show`` does, for both the reachable and the unreachable case."""
+    doc, tmp_path, _, server = site
+    host = server.url.removeprefix("http://")
+    doc = {**doc, "sync": {"url": f"http://kassa:s3cret-pass@{host}"}}
+    findings, _ = check(doc, tmp_path)
+    server.server.should_exit = True
+    server.thread.join(10)
+    offline, _ = check(doc, tmp_path)
+    for found in (findings, offline):
+        shown = render(found, "ru") + render(found, "en") + repr(found)
+        assert "s3cret-pass" not in shown
+        assert f"http://kassa:***@{host}" in shown
