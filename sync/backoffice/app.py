@@ -19,7 +19,7 @@ import uvicorn
 from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
@@ -116,6 +116,15 @@ def create_app(
                 return _error(e)
             except AgentError as e:
                 return JSONResponse({"error": e.code, "message": e.message_en}, status_code=400)
+            except ClientDisconnect:
+                # The client hung up before its body arrived (a till whose network dropped,
+                # its timeout): nothing was read, so nothing was written, and no one is left
+                # to answer. Not our fault: one quiet line, no traceback.
+                log.info("client disconnected before sending its request: %s", request.url.path)
+                return JSONResponse(
+                    {"error": "client_disconnected", "message": "the request was not complete"},
+                    status_code=400,
+                )
             except Exception:
                 log.exception("unexpected error on %s", request.url.path)
                 return JSONResponse(
