@@ -166,6 +166,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             '0000000000000000000000000000000000000000000000000000000000000000');
         """,
     ),
+    (
+        # What each till's send queue holds as it last told (the X-Kassa-Queue header:
+        # events waiting, the oldest one's created_at, quarantined) and when it told it,
+        # for the console's stores-and-tills page (sync.backoffice.tills).
+        "0008_terminal_queue",
+        """
+        ALTER TABLE terminals ADD COLUMN queue_waiting BIGINT;
+        ALTER TABLE terminals ADD COLUMN queue_oldest TEXT;
+        ALTER TABLE terminals ADD COLUMN queue_quarantined BIGINT;
+        ALTER TABLE terminals ADD COLUMN queue_at TEXT;
+        """,
+    ),
 )
 
 
