@@ -377,8 +377,14 @@ def cmd_publish_rules(args: argparse.Namespace) -> int:
 
 def cmd_admin_token(args: argparse.Namespace) -> int:
     with _backoffice(args) as bo:
-        token = bo.new_admin_token()
-    emit({"admin_token": token})
+        token = bo.new_admin_token(grace_seconds=args.grace_minutes * 60)
+    emit({"admin_token": token, "old_token_valid_minutes": args.grace_minutes})
+    return 0
+
+
+def cmd_revoke_till(args: argparse.Namespace) -> int:
+    with _backoffice(args) as bo:
+        emit(bo.revoke_till(args.terminal))
     return 0
 
 
@@ -550,7 +556,21 @@ def add_commands(sub: Any, store_default: str) -> None:
     p.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
     p = add("publish-rules", "publish a programme version to every till", cmd_publish_rules)
     p.add_argument("file", help="rules file (.toml or .json)")
-    add("admin-token", "issue a new admin token (KPI endpoint)", cmd_admin_token)
+    p = add("admin-token", "issue a new admin token (KPI endpoint)", cmd_admin_token)
+    p.add_argument(
+        "--grace-minutes",
+        type=int_arg(
+            "--grace-minutes",
+            0,
+            10080,
+            "must be 0-10080 minutes (a week)",
+            "нужно 0-10080 минут (неделя)",
+        ),
+        default=0,
+        help="minutes the old token keeps working (default 0: it stops at once)",
+    )
+    p = add("revoke-till", "revoke a till's sync token at once (every node)", cmd_revoke_till)
+    p.add_argument("--terminal", required=True, help="the till's terminal id")
     add("terminals", "enrolled tills: last contact and the software each runs", cmd_terminals)
     usub = bsub.add_parser("user", help="console users").add_subparsers(
         dest="user_command", required=True

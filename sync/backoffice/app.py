@@ -105,7 +105,7 @@ def create_app(
         return await to_thread.run_sync(bo.authenticate, token, agent_software)
 
     async def admin(request: Request) -> None:
-        if not bo.is_admin(_bearer(request)):
+        if not await to_thread.run_sync(bo.is_admin, _bearer(request)):
             raise ProtocolError(401, "bad_token", "an admin token is required")
 
     def guarded(fn: Handler) -> Handler:

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from agent import codec
 from agent.clock import Clock
-from agent.errors import AgentError
+from agent.errors import AgentError, InputError
 from agent.identify import check_member_code
 from agent.rules import Programme, programme_to_dict
 from agent.seed import demo_programme, member_rows
@@ -34,7 +34,7 @@ from agent.tokens import (
     issue_member_token,
     load_ed25519_private_key,
 )
-from sync.backoffice import feed, ingest, project, verify
+from sync.backoffice import feed, ingest, project, tills, verify
 from sync.backoffice.context import Context
 from sync.backoffice.db import Database, Tx
 from sync.backoffice.kpi import Period
@@ -47,10 +47,21 @@ from sync.protocol import (
     TERMINAL_ID_RE,
     ProtocolError,
     PushRequest,
+    QueueReport,
     clean_text,
 )
 
 ENROLL_CODE_TTL_HOURS = 24
+MAX_ADMIN_GRACE_SECONDS = 7 * 86400
+"""The longest an old admin token may keep working after a rotation (one week)."""
+
+
+class UnknownTerminal(InputError):
+    """No enrolled till has the terminal id given (CLI exit 2)."""
+
+    code = "unknown_terminal"
+    title_ru = "Касса не найдена"
+    title_en = "Till not found"
 
 
 def token_hash(token: str) -> str:
@@ -99,9 +110,9 @@ class Backoffice:
         self.context = Context.over(db, clock)
         self.db = db
         self.clock: Clock = self.context.clock
-        self._terminals: dict[str, Terminal] = {}
         self._software: dict[str, str] = {}
         self._settings: dict[str, str] = {}
+        self._contacts = tills.Contacts()
 
     @property
     def last_push(self) -> float:
@@ -134,20 +145,82 @@ class Backoffice:
             self._settings[key] = str(row[0])
         return self._settings[key]
 
-    def new_admin_token(self) -> str:
-        """A fresh admin token (for the KPI endpoint); only its hash is kept."""
-        token = secrets.token_urlsafe(32)
-        with self.db.transaction() as tx:
-            tx.execute(
-                "UPDATE settings SET value = ? WHERE key = 'admin_token_hash'",
-                (token_hash(token),),
+    def new_admin_token(self, grace_seconds: int = 0) -> str:
+        """A fresh admin token (for the KPI endpoint); only its hash is kept. The old one
+        stops working at once on every node, or after ``grace_seconds`` (a rotation with
+        time to update the scripts that hold it)."""
+        if not 0 <= grace_seconds <= MAX_ADMIN_GRACE_SECONDS:
+            raise InputError(
+                f"the old token's grace period must be 0-{MAX_ADMIN_GRACE_SECONDS} s",
+                f"срок действия старого токена: 0-{MAX_ADMIN_GRACE_SECONDS} с",
+                field="grace_seconds",
             )
-        self._settings.pop("admin_token_hash", None)
+        token = secrets.token_urlsafe(32)
+        until = (self.clock.now() + timedelta(seconds=grace_seconds)).isoformat()
+        with self.db.transaction() as tx:
+            old = tx.one("SELECT value FROM settings WHERE key = 'admin_token_hash'")
+            values = {
+                "admin_token_hash": token_hash(token),
+                "admin_token_prev_hash": str(old[0]) if old and grace_seconds else "",
+                "admin_token_prev_until": until if grace_seconds else "",
+            }
+            for key, value in values.items():
+                tx.execute(
+                    "INSERT INTO settings(key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
         return token
 
     def is_admin(self, token: str) -> bool:
-        expected = self.setting("admin_token_hash")
-        return bool(expected) and secrets.compare_digest(expected, token_hash(token))
+        """Whether ``token`` is the admin token now (or the previous one within its grace
+        period). Read from the database on every call, not cached: a rotation on one node
+        is in force on all of them at once."""
+        offered = token_hash(token)
+        with self.db.reading() as tx:
+            rows = dict(
+                tx.all(
+                    "SELECT key, value FROM settings WHERE key IN "
+                    "('admin_token_hash', 'admin_token_prev_hash', 'admin_token_prev_until')"
+                )
+            )
+        current = str(rows.get("admin_token_hash") or "")
+        if current and secrets.compare_digest(current, offered):
+            return True
+        prev, until = (
+            str(rows.get("admin_token_prev_hash") or ""),
+            rows.get("admin_token_prev_until"),
+        )
+        return bool(
+            prev
+            and until
+            and self.clock.now() < datetime.fromisoformat(str(until))
+            and secrets.compare_digest(prev, offered)
+        )
+
+    def revoke_till(self, terminal_id: str) -> dict[str, Any]:
+        """Revoke a till's sync token: from the next request on, on every node, it is
+        refused (401 ``bad_token``). The till's events already accepted stay in the
+        ledger; a new enrollment gives the till a new token."""
+        with self.db.transaction() as tx:
+            row = tx.one(
+                "SELECT store_id, name, revoked FROM terminals WHERE terminal_id = ?",
+                (terminal_id,),
+            )
+            if row is None:
+                raise UnknownTerminal(
+                    f"no till {terminal_id!r} is enrolled",
+                    f"касса {terminal_id!r} не зарегистрирована",
+                    terminal_id=terminal_id,
+                )
+            tx.execute("UPDATE terminals SET revoked = 1 WHERE terminal_id = ?", (terminal_id,))
+        return {
+            "terminal_id": terminal_id,
+            "store_id": row[0],
+            "name": row[1],
+            "revoked": True,
+            "already_revoked": bool(row[2]),
+        }
 
     def ensure_store(self, store_id: str, name: str) -> None:
         with self.db.transaction() as tx:
@@ -192,10 +265,12 @@ class Backoffice:
         *,
         store_name: str | None = None,
         ttl_hours: int = ENROLL_CODE_TTL_HOURS,
+        actor: str | None = None,
     ) -> str:
         """A one-time code an installer types at a new till (kept hashed, expires).
         ``store_name``: the store is added by that name first if it is new (else an
-        unknown store is refused, 404 ``unknown_store``)."""
+        unknown store is refused, 404 ``unknown_store``). ``actor``: a person made it (the
+        console): audited in the code's transaction (the code itself never)."""
         if store_name is not None:
             self.ensure_store(store_id, store_name)
         raw = secrets.token_hex(6).upper()
@@ -214,6 +289,8 @@ class Backoffice:
                     (now + timedelta(hours=ttl_hours)).isoformat(),
                 ),
             )
+            if actor is not None:
+                audit.record(tx, now, actor, "enroll_code_made", store_id, {"hours": ttl_hours})
         return code
 
     def enroll(self, code: str, name: str, terminal_id: str | None = None) -> dict[str, Any]:
@@ -263,31 +340,29 @@ class Backoffice:
             "rules": active._asdict(),
         }
 
-    def authenticate(self, token: str, user_agent: str | None = None) -> Terminal:
+    def authenticate(
+        self, token: str, user_agent: str | None = None, queue: QueueReport | None = None
+    ) -> Terminal:
         """The till a bearer token belongs to (401 ``bad_token`` when it is unknown or
-        revoked); what the till runs (``user_agent``) is noted when it changed."""
+        revoked); what the till runs (``user_agent``) is noted when it changed, its contact
+        and send queue (``queue``, its ``X-Kassa-Queue``) when due (``tills.Contacts``)."""
         term = self._terminal(token)
         if term is None:
             raise ProtocolError(401, "bad_token", "token is not valid or was revoked")
         self.note_software(term.terminal_id, user_agent)
+        self._contacts.note(self.context, term.terminal_id, queue)
         return term
 
     def _terminal(self, token: str) -> Terminal | None:
-        key = token_hash(token)
-        hit = self._terminals.get(key)
-        if hit is not None:
-            return hit
+        """The till of ``token``, read on every request (one primary-key lookup, no
+        cache): a revocation on any node is in force at once on all of them."""
         with self.db.reading() as tx:
             row = tx.one(
                 "SELECT terminal_id, store_id, name FROM terminals "
                 "WHERE token_hash = ? AND revoked = 0",
-                (key,),
+                (token_hash(token),),
             )
-        if row is None:
-            return None
-        term = Terminal(*row)
-        self._terminals[key] = term
-        return term
+        return None if row is None else Terminal(*row)
 
     @staticmethod
     def _software_text(user_agent: str | None) -> str:
@@ -541,3 +616,26 @@ class Backoffice:
             tx.executemany(sql, chunk)
             count += len(chunk)
         return count
+
+    # ------------------------------------------------------------------ console: stores
+    def stores_overview(self, store_scope: str | None = None) -> tills.Overview:
+        """Stores and tills with the silent-till alarm (``store_scope``: one store's)."""
+        return tills.overview(self.context, store_scope)
+
+    def add_store(self, store_id: str, name: str, *, actor: str) -> tills.StoreRow:
+        """A new store from the console (``tills.StoreError`` if refused), audited."""
+        return tills.add_store(self.context, store_id, name, actor=actor)
+
+    def console_enroll_code(self, store_id: str, *, actor: str) -> tills.EnrollCode:
+        """A one-time enrollment code for a store, made by a person (audited), with its
+        expiry (``enroll_code``; 404 ``unknown_store`` for a store that is not there)."""
+        code = self.enroll_code(store_id, actor=actor)
+        return tills.EnrollCode(code, store_id, tills.code_expiry(self.context, token_hash(code)))
+
+    def set_silent_threshold(self, minutes: str | int, *, actor: str) -> int:
+        """The silent-till alarm's threshold, minutes (audited)."""
+        return tills.set_silent_threshold(self.context, minutes, actor=actor)
+
+    def closed_launch(self, period: Period, store_scope: str | None = None) -> list[dict[str, Any]]:
+        """The KPI report's per-cashier rows over ``period`` (``tills.closed_launch``)."""
+        return tills.closed_launch(self.context, period, store_scope)
