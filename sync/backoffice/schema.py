@@ -178,6 +178,31 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE terminals ADD COLUMN queue_at TEXT;
         """,
     ),
+    (
+        # The dashboard's daily roll-ups (sync.backoffice.rollups), kept by the projector
+        # in the ledger's transaction: the additive KPI figures per local day, store and
+        # cashier ('-' when none); the fully returned cheques with the refund that
+        # completed each return; the owner's monthly plans (store_id '' = the chain).
+        # Existing ledgers are back-filled at start (Backoffice.initialise).
+        "0009_dashboard_rollups",
+        """
+        CREATE TABLE rollup_days (
+            day TEXT NOT NULL, store_id TEXT NOT NULL, cashier_id TEXT NOT NULL,
+            new_members BIGINT NOT NULL DEFAULT 0, welcome_points BIGINT NOT NULL DEFAULT 0,
+            cheques BIGINT NOT NULL DEFAULT 0, refunded_cheques BIGINT NOT NULL DEFAULT 0,
+            revenue_kop BIGINT NOT NULL DEFAULT 0, points_issued BIGINT NOT NULL DEFAULT 0,
+            points_spent BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, store_id, cashier_id));
+        CREATE TABLE rollup_returns (
+            purchase_event_id TEXT PRIMARY KEY, refund_event_id TEXT NOT NULL,
+            day TEXT NOT NULL, store_id TEXT NOT NULL, cashier_id TEXT NOT NULL);
+        CREATE INDEX purchases_store_day ON purchases(store_id, day);
+        CREATE TABLE dashboard_plans (
+            month TEXT NOT NULL, figure TEXT NOT NULL, store_id TEXT NOT NULL,
+            target BIGINT NOT NULL, set_by TEXT NOT NULL, set_at TEXT NOT NULL,
+            PRIMARY KEY (month, figure, store_id));
+        """,
+    ),
 )
 
 
