@@ -27,6 +27,7 @@ from sync.backoffice.db import Database
 from sync.backoffice.service import Backoffice
 from sync.client import SyncClient, TransientError, backoffice_http
 from sync.enroll import enroll_till
+from sync.httpserve import HeaderDeadlineProtocol
 
 
 def _free_port() -> int:
@@ -41,7 +42,11 @@ class LoopbackServer:
     def __init__(self, bo: Backoffice, **app_kw: bool) -> None:
         self.port = _free_port()
         config = uvicorn.Config(
-            create_app(bo, **app_kw), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(bo, **app_kw),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            http=HeaderDeadlineProtocol,  # as `kassa backoffice serve` runs it
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="backoffice", daemon=True)

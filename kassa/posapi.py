@@ -84,6 +84,7 @@ from agent.results import (
 )
 from agent.service import Agent
 from agent.version import version
+from sync.httpserve import BodyFirst
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 from sync.openapi import Operation, Param, document, query_params
 
@@ -239,11 +240,13 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     max_concurrency: int = 64,
     metrics: bool = False,
+    body_timeout_s: float = 10.0,
 ) -> Starlette:
     """The ASGI app over one open ``Agent``. ``printer_status`` reports the print worker
     for ``/v1/status``; ``on_print`` wakes it after a slip was queued; ``take_scan`` hands
     the POS the next scan read by a serial scanner attached to the agent;
-    ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once;
+    ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once
+    (a request counts once its body has arrived, ``body_timeout_s`` at most, else 408);
     ``metrics`` adds ``GET /metrics`` (Prometheus text, no token: counts only, no data)."""
     if len(token) < 16:
         raise ValueError("the API token must be at least 16 characters")
@@ -488,6 +491,14 @@ def create_app(
         routes=routes,
         exception_handlers={HTTPException: http_error},
         middleware=[
+            # Outermost: a body still arriving holds no request slot (sync.httpserve).
+            Middleware(
+                BodyFirst,
+                limit=max_body_bytes,
+                error_body=error_body,
+                idle_s=body_timeout_s,
+                total_s=body_timeout_s,
+            ),
             *([Middleware(MetricsMiddleware, metrics=counter)] if metrics else []),
             Middleware(ConcurrencyLimit, limit=max_concurrency),
         ],

@@ -1,0 +1,178 @@
+"""Both HTTP servers' defence against slow and stalled clients (the POS API on the till,
+the back office): a deadline for a request's headers and one for its body, so a client
+that sends a few bytes and then nothing holds neither a connection nor a request slot.
+
+- Headers: ``HeaderDeadlineProtocol`` (uvicorn's h11 protocol, passed as ``http=``) closes
+  a connection whose request headers are not complete ``HEADER_TIMEOUT_S`` after it opened
+  or after its previous response (uvicorn itself waits for ever: its keep-alive timer is
+  cancelled by every byte received, and a new connection has none).
+- Bodies: ``BodyFirst`` (ASGI middleware, outermost) reads a request's whole body before
+  the app runs: at most ``limit`` + 1 bytes, with at most ``idle_s`` between two chunks and
+  ``total_s`` for all of them; a client that trickles or stalls gets a JSON 408 and the
+  connection is closed. The app then reads the body from memory, so a concurrency limit
+  inside it counts only requests that are being worked on, never ones still arriving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_TIMEOUT_S = 10.0
+"""Seconds a client has to send a request's headers (a till on a slow link sends a few
+hundred bytes: far below)."""
+
+log = logging.getLogger("kassa.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers."""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the headers are in (or it failed)
+            self._disarm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm_header_deadline()  # the next request on a kept-alive connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm_header_deadline()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.info("closed a connection whose request headers did not arrive in time")
+            self.transport.close()
+
+
+ErrorBody = Callable[[str, str, str], dict[str, Any]]
+"""(code, English message, Russian message) -> the server's JSON error body."""
+
+
+class BodyFirst:
+    """ASGI middleware: the whole request body read (bounded in size and time) before the
+    app is called; see the module's docstring."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        error_body: ErrorBody,
+        idle_s: float = 10.0,
+        total_s: float = 30.0,
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self.error_body = error_body
+        self.idle_s = idle_s
+        self.total_s = total_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        disconnected = False
+        with anyio.move_on_after(self.total_s) as total:
+            while True:
+                with anyio.move_on_after(self.idle_s) as idle:
+                    message = await receive()
+                if idle.cancelled_caught:
+                    total.cancel()
+                    break
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                    break
+                chunk = message.get("body", b"")
+                chunks.append(chunk)
+                size += len(chunk)
+                if not message.get("more_body", False) or size > self.limit:
+                    break
+        complete = not disconnected and not total.cancel_called
+        if not complete and not disconnected:
+            await self._timed_out(scope, send)
+            return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                if disconnected:
+                    return {"type": "http.disconnect"}
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _timed_out(self, scope: Scope, send: Send) -> None:
+        path = scope.get("path", "")
+        log.info("request body did not arrive in time: %s", path)
+        payload = json.dumps(
+            self.error_body(
+                "request_timeout",
+                f"the request body did not arrive within {self.total_s:g} s "
+                f"(or paused for over {self.idle_s:g} s)",
+                f"тело запроса не пришло за {self.total_s:g} с "
+                f"(или прервалось больше чем на {self.idle_s:g} с)",
+            ),
+            ensure_ascii=False,
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 408,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a length above 0, or chunked encoding)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
