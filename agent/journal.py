@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agent.erasure import erase_cached
 from agent.results import SyncStatus
 from agent.store import MEMBER_LOAD_COLUMNS, Store
 
@@ -361,12 +362,16 @@ class Change:
     """One entry of the back office's change feed."""
 
     seq: int
-    kind: Literal["member", "merge", "rules"]
+    kind: Literal["member", "merge", "rules", "erase", "block"]
     member: MemberRecord | None = None
     merged_from: str | None = None
     merged_into: str | None = None
     rules_version: int | None = None
     rules_document: str | None = None
+    member_id: str | None = None
+    """``erase``: the member whose personal data is destroyed (``agent.erasure``);
+    ``block``: the member blocked or unblocked (``blocked``)."""
+    blocked: bool | None = None
 
 
 def apply_changes(store: Store, changes: Sequence[Change], next_cursor: str, now_iso: str) -> bool:
@@ -385,6 +390,8 @@ def apply_changes(store: Store, changes: Sequence[Change], next_cursor: str, now
             elif c.kind == "rules" and c.rules_version is not None and c.rules_document:
                 install_rules_document(conn, c.rules_version, c.rules_document, now_iso)
                 rules_changed = True
+            elif c.kind == "erase" and c.member_id:
+                erase_cached(conn, c.member_id)
         Store.set_sync(conn, "cursor", next_cursor, now_iso)
         mark_contact(conn, now_iso)
     return rules_changed

@@ -415,6 +415,12 @@ def _change(c: dict[str, Any]) -> Change:
         return Change(int(c["seq"]), "member", member=member_record_from_wire(body))
     if kind == "merge":
         return Change(int(c["seq"]), "merge", merged_from=body["from"], merged_into=body["into"])
+    if kind == "erase":
+        return Change(int(c["seq"]), "erase", member_id=str(body["member_id"]))
+    if kind == "block":
+        return Change(
+            int(c["seq"]), "block", member_id=str(body["member_id"]), blocked=bool(body["blocked"])
+        )
     return Change(
         int(c["seq"]), "rules", rules_version=int(body["version"]), rules_document=body["document"]
     )

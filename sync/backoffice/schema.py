@@ -203,6 +203,41 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             PRIMARY KEY (month, figure, store_id));
         """,
     ),
+    (
+        # The console's members section (sync.backoffice.member_admin): a member blocked
+        # or erased (152-FZ), manual point adjustments with their reason, the destruction
+        # acts, and the indexes its search and profile read by (a name prefix walked on
+        # ``first_name``, a member's refunds, flags, merged members, registration events).
+        "0010_member_admin",
+        """
+        ALTER TABLE members ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE members ADD COLUMN erased_at TEXT;
+        CREATE INDEX members_first_name ON members(first_name);
+        CREATE INDEX members_merged_into ON members(merged_into);
+        CREATE INDEX refunds_member ON refunds(member_id);
+        CREATE INDEX flags_member ON flags(member_id);
+        CREATE INDEX events_registration_member ON events(member_id)
+            WHERE type = 'member_registered';
+        CREATE TABLE member_adjustments (
+            id {serial}, member_id TEXT NOT NULL, points BIGINT NOT NULL,
+            reason TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
+            lot_id TEXT NOT NULL, balance_after BIGINT NOT NULL);
+        CREATE INDEX member_adjustments_member ON member_adjustments(member_id);
+        CREATE TABLE member_erasures (
+            member_id TEXT PRIMARY KEY, act_no BIGINT NOT NULL UNIQUE, erased_at TEXT NOT NULL,
+            actor TEXT NOT NULL, reason TEXT NOT NULL, act TEXT NOT NULL);
+        """,
+    ),
+    (
+        # PostgreSQL only: the members' name search is a case-insensitive prefix
+        # (``lower(first_name) LIKE 'ив%'``), which this index serves whatever the
+        # database's collation (SQLite walks ``members_first_name`` instead).
+        "0011_members_name_lower",
+        POSTGRESQL_ONLY
+        + """
+        CREATE INDEX members_name_lower ON members (lower(first_name) text_pattern_ops)
+        """,
+    ),
 )
 
 

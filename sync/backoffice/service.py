@@ -34,11 +34,13 @@ from agent.tokens import (
     issue_member_token,
     load_ed25519_private_key,
 )
-from sync.backoffice import feed, ingest, project, tills, verify
+from sync.backoffice import feed, ingest, member_admin, member_ops, project, tills, verify
 from sync.backoffice.context import Context
 from sync.backoffice.db import Database, Tx
 from sync.backoffice.kpi import Period
 from sync.backoffice.kpi import report as kpi_report
+from sync.backoffice.member_admin import Profile, SearchResult
+from sync.backoffice.member_ops import Act, Adjusted
 from sync.backoffice.people import audit, users
 from sync.backoffice.people.users import SignIn, User
 from sync.backoffice.schema import migrate
@@ -639,3 +641,66 @@ class Backoffice:
     def closed_launch(self, period: Period, store_scope: str | None = None) -> list[dict[str, Any]]:
         """The KPI report's per-cashier rows over ``period`` (``tills.closed_launch``)."""
         return tills.closed_launch(self.context, period, store_scope)
+
+    # ------------------------------------------------------------------ console: members
+    def find_members(self, query: str, store_scope: str | None = None) -> SearchResult:
+        """Members by phone, card code or name prefix (``member_admin.search``)."""
+        return member_admin.search(self.context, query, store_scope=store_scope)
+
+    def member_profile(self, member_id: str, store_scope: str | None = None) -> Profile:
+        """One member's profile for the hotline (``member_admin.profile``)."""
+        return member_admin.profile(self.context, member_id, store_scope=store_scope)
+
+    def adjust_points(
+        self,
+        member_id: str,
+        points: str,
+        reason: str,
+        *,
+        actor: str,
+        store_scope: str | None = None,
+    ) -> Adjusted:
+        """A manual adjustment of points as a ledger entry, audited (``member_ops.adjust``)."""
+        return member_ops.adjust(
+            self.context, member_id, points, reason, actor=actor, store_scope=store_scope
+        )
+
+    def block_member(
+        self,
+        member_id: str,
+        blocked: bool,
+        reason: str,
+        *,
+        actor: str,
+        store_scope: str | None = None,
+    ) -> None:
+        """Block or unblock a member's card, audited (``member_ops.set_blocked``)."""
+        member_ops.set_blocked(
+            self.context, member_id, blocked, reason, actor=actor, store_scope=store_scope
+        )
+
+    def merge_members(
+        self,
+        member_id: str,
+        other_code: str,
+        reason: str,
+        *,
+        actor: str,
+        store_scope: str | None = None,
+    ) -> str:
+        """Merge the member with card ``other_code`` into ``member_id`` (``member_ops.merge``)."""
+        return member_ops.merge(
+            self.context, member_id, other_code, reason, actor=actor, store_scope=store_scope
+        )
+
+    def erase_member(
+        self, member_id: str, reason: str, *, actor: str, store_scope: str | None = None
+    ) -> Act:
+        """Destroy a member's personal data (152-FZ) with its act (``member_ops.erase``)."""
+        return member_ops.erase(
+            self.context, member_id, reason, actor=actor, store_scope=store_scope
+        )
+
+    def erasure_act(self, member_id: str, store_scope: str | None = None) -> Act:
+        """A member's destruction act (``member_ops.erasure_act``)."""
+        return member_ops.erasure_act(self.context, member_id, store_scope=store_scope)
