@@ -28,6 +28,7 @@ from sync.protocol import (
     MAX_ENVELOPE_INT,
     PLAIN_TEXT,
     PROTOCOL_VERSION,
+    QUEUE_HEADER,
     TERMINAL_ID_RE,
     EventResult,
     ProtocolError,
@@ -235,6 +236,18 @@ def parse_sent_at(headers: Mapping[str, str]) -> datetime | None:
     return sent_at
 
 
+QUEUE = Param(
+    QUEUE_HEADER,
+    "header",
+    {"type": "string", "contentMediaType": "application/json"},
+    required=False,
+    description="the till's send queue: JSON {waiting, oldest, quarantined} "
+    "(protocol.QueueReport); an unreadable one is ignored",
+)
+"""The optional header a till sends with every call (listed on the push): what its send
+queue holds, for the console's stores-and-tills page."""
+
+
 _ENROLL = msgspec.json.Decoder(EnrollRequest)
 
 
@@ -305,7 +318,7 @@ def openapi() -> dict[str, Any]:
                 403: "events of another terminal",
                 413: "batch too large",
             },
-            params=[SENT_AT],
+            params=[SENT_AT, QUEUE],
             description="per-event results",
         ),
         Operation(

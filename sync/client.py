@@ -37,7 +37,14 @@ from agent import journal
 from agent.journal import Change, Settlement, member_record_from_wire
 from agent.service import Agent
 from agent.version import user_agent
-from sync.protocol import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, encode_push
+from sync.protocol import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    QUEUE_HEADER,
+    QueueReport,
+    encode_push,
+    encode_queue,
+)
 
 AGENT_USER_AGENT = user_agent("agent")
 """Sent with every call to the back office, which records it as the till's software."""
@@ -143,8 +150,15 @@ class SyncClient:
             "authorization": f"Bearer {self.token}",
             "user-agent": AGENT_USER_AGENT,
             "x-kassa-sent-at": self.agent.clock.now().isoformat(),
+            QUEUE_HEADER.lower(): encode_queue(self.queue_report()),
             "content-type": "application/json",
         }
+
+    def queue_report(self) -> QueueReport:
+        """What this till's send queue holds now (``journal.status``: events waiting, the
+        oldest one's time, quarantined), told to the back office with every call."""
+        st = journal.status(self.store)
+        return QueueReport(max(0, st.events_waiting), st.oldest_waiting, st.quarantined)
 
     def _now_iso(self) -> str:
         return self.agent.clock.now().isoformat()

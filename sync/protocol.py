@@ -21,6 +21,10 @@ they touched (``members``, keyed by the ``member_id`` of each verdict; a merged 
 id maps to the survivor's record). ``next`` is the position to ask after next time; it
 never passes an event still waiting (``waiting``: true).
 
+Every call of a till carries ``X-Kassa-Queue`` (``QueueReport``): how many events its send
+queue still holds, the oldest one's time and how many it quarantined, for the console's
+monitoring of tills (an unreadable report is ignored, never refused).
+
 The request models (``PushRequest``, ``WireEvent``) are msgspec Structs: their annotations
 are both the push parser (``parse_push`` decodes with them) and the request schema of the
 OpenAPI document (``sync.backoffice_api``); a body they refuse is read again field by
@@ -34,6 +38,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -160,6 +165,50 @@ class EventResult:
         if self.member_id:
             out["member_id"] = self.member_id
         return out
+
+
+QUEUE_HEADER = "X-Kassa-Queue"
+"""The header on every call of a till: what its send queue holds (``QueueReport`` as
+compact JSON), so the console shows each till's backlog without asking the till."""
+
+
+class QueueReport(msgspec.Struct, frozen=True):
+    """A till's send queue as it reports it (``QUEUE_HEADER``): ``waiting`` events not yet
+    acknowledged by the back office, the ``oldest`` unsent one's ``created_at`` (ISO 8601
+    with offset, till clock; None when none waits), and ``quarantined`` events (refused,
+    set aside, waiting for a person). Counts are events."""
+
+    waiting: Annotated[int, Meta(ge=0, le=MAX_ENVELOPE_INT)]
+    oldest: Annotated[str, Meta(max_length=64)] | None = None
+    quarantined: Annotated[int, Meta(ge=0, le=MAX_ENVELOPE_INT)] = 0
+
+
+_QUEUE = msgspec.json.Decoder(QueueReport)
+
+
+def encode_queue(report: QueueReport) -> str:
+    """``report`` as the header's value (compact JSON, ASCII)."""
+    return msgspec.json.encode(report).decode("ascii")
+
+
+def parse_queue(value: str | None) -> QueueReport | None:
+    """The queue report in a ``QUEUE_HEADER`` value, or None when it is absent or
+    unreadable (not the model, or ``oldest`` no ISO 8601 time with offset). An unreadable
+    report is ignored, never refused: monitoring must not stop a till's events."""
+    if not value or len(value) > 300:
+        return None
+    try:
+        report = _QUEUE.decode(value)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    if report.oldest is not None:
+        try:
+            oldest = datetime.fromisoformat(report.oldest)
+        except ValueError:
+            return None
+        if oldest.tzinfo is None:
+            return None
+    return report
 
 
 def _reject_constant(name: str) -> Any:

@@ -44,7 +44,7 @@ from sync.backoffice_api import (
     read_query,
 )
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
-from sync.protocol import MAX_BATCH_BYTES, ProtocolError, parse_push
+from sync.protocol import MAX_BATCH_BYTES, QUEUE_HEADER, ProtocolError, parse_push, parse_queue
 
 log = logging.getLogger("kassa.backoffice")
 
@@ -102,7 +102,8 @@ def create_app(
 
     async def terminal(request: Request) -> Terminal:
         token, agent_software = _bearer(request), request.headers.get("user-agent")
-        return await to_thread.run_sync(bo.authenticate, token, agent_software)
+        queue = parse_queue(request.headers.get(QUEUE_HEADER.lower()))
+        return await to_thread.run_sync(bo.authenticate, token, agent_software, queue)
 
     async def admin(request: Request) -> None:
         if not await to_thread.run_sync(bo.is_admin, _bearer(request)):

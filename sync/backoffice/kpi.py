@@ -29,7 +29,9 @@ stores):
 - redemption rate: points spent / points issued in the period;
 - fraud signals per cashier, over every cheque the cashier rang in the period (returned
   or not): share of members entered by typed phone (vs scanned), and the same member on
-  many of the cashier's cheques.
+  many of the cashier's cheques. A cashier's row also counts their registrations (new
+  members, as above, by the cashier who registered them) and ``refunds`` (refund events
+  the cashier rang in the period, partial or full), which add up over the cashiers.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def report(ctx: Context, p: Period, now: datetime | None = None) -> dict[str, An
         )
         returned = _returned_in_full(tx, d0, d1)
         joins = tx.all(
-            "SELECT store_id, substr(registered_at, 1, 10), state FROM members "
+            "SELECT store_id, substr(registered_at, 1, 10), state, cashier_id FROM members "
             "WHERE merged_into IS NULL AND substr(registered_at, 1, 10) >= ? "
             "AND substr(registered_at, 1, 10) <= ? AND terminal_id IS NOT NULL",
             (d0, d1),
@@ -184,6 +186,8 @@ def report(ctx: Context, p: Period, now: datetime | None = None) -> dict[str, An
             "phone": 0,
             "members": defaultdict(int),
             "store_id": None,
+            "new_members": 0,
+            "refunds": 0,
         }
     )
     for event_id, store, day, cashier, member, how, paid, earned, bonus, spent in cheques:
@@ -212,14 +216,18 @@ def report(ctx: Context, p: Period, now: datetime | None = None) -> dict[str, An
         c = cashiers[cashier or "-"]
         c["cheques"] -= in_full
         c["refunded_cheques"] += in_full
+        c["refunds"] += 1
         c["store_id"] = c["store_id"] or store
-    for store, day, state in joins:
+    for store, day, state, cashier in joins:
         welcome = sum(
             lot["points"] for lot in json.loads(state)["lots"] if lot["source"] == "welcome"
         )
         for agg in (total, by_store[store], by_day[day]):
             agg["new_members"] += 1
             agg["points_issued"] += welcome
+        c = cashiers[cashier or "-"]
+        c["new_members"] += 1
+        c["store_id"] = c["store_id"] or store
 
     def finish(agg: dict[str, Any]) -> dict[str, Any]:
         members = agg.pop("_members")
@@ -256,6 +264,8 @@ def report(ctx: Context, p: Period, now: datetime | None = None) -> dict[str, An
                 "scan_share": round(1 - share, 4) if c["rung"] else 0.0,
                 "top_member_cheques": top,
                 "signals": signals,
+                "new_members": c["new_members"],
+                "refunds": c["refunds"],
             }
         )
     return {
