@@ -12,6 +12,7 @@ from typing import Final
 
 from sync.backoffice.console.texts import members as members_texts
 from sync.backoffice.console.texts import merge
+from sync.backoffice.console.texts import stores as stores_texts
 
 LANGS: Final = ("ru", "en")
 
@@ -108,7 +109,7 @@ _SHARED: Final[dict[str, tuple[str, str]]] = {
     "reason_head": ("удалены последние записи", "newest rows deleted"),
 }
 
-TEXT: Final = merge(_SHARED, members_texts.TEXT)
+TEXT: Final = merge(_SHARED, members_texts.TEXT, stores_texts.TEXT)
 """Every text: the shared ones above and each section's (``console/texts/<section>.py``)."""
 
 
