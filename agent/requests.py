@@ -76,6 +76,11 @@ BIDI_CONTROLS = frozenset(
 """Characters that reorder the text shown after them (U+202E makes ``gpj.exe`` read as
 ``exe.jpg``): refused in every text field, as they would be echoed to terminals and slips."""
 
+INVISIBLE_CHARACTERS = frozenset("\u180e\u200b\u200c\u200d\u2060\ufeff")
+"""Zero-width characters (space, non-joiner, joiner, word joiner, byte-order mark,
+Mongolian vowel separator): they make two names that look the same different texts (a
+search for "Анна" misses "Ан\u200bна"), so every text field refuses them too."""
+
 MAX_REQUEST_DEPTH = 8
 """How deeply a JSON request may nest (objects and lists); a request is a few levels
 (``lines[0].sku`` is three)."""
@@ -125,8 +130,9 @@ class BadNumberError(InputError):
 def text_fault(value: str) -> tuple[str, str] | None:
     """Why ``value`` cannot be stored or shown as a text field, as ``(en, ru)``, or None
     when it can. Refused: control characters (NUL, BEL, ESC, line breaks, tab: category
-    Cc), line and paragraph separators, bidi controls (``BIDI_CONTROLS``) and lone
-    surrogates (``"\\ud800"`` from JSON, which no UTF-8 file or terminal can hold)."""
+    Cc), line and paragraph separators, bidi controls (``BIDI_CONTROLS``), zero-width
+    characters (``INVISIBLE_CHARACTERS``) and lone surrogates (``"\\ud800"`` from JSON,
+    which no UTF-8 file or terminal can hold)."""
     if value.isprintable():  # each refused character is unprintable (Cc, Zl, Zp, Cf, Cs)
         return None
     for index, ch in enumerate(value):
@@ -146,6 +152,11 @@ def text_fault(value: str) -> tuple[str, str] | None:
             return (
                 f"has a text-direction control U+{code:04X} at position {index + 1}",
                 f"содержит символ смены направления текста U+{code:04X} в позиции {index + 1}",
+            )
+        if ch in INVISIBLE_CHARACTERS:
+            return (
+                f"has an invisible zero-width character U+{code:04X} at position {index + 1}",
+                f"содержит невидимый символ нулевой ширины U+{code:04X} в позиции {index + 1}",
             )
     return None
 

@@ -45,7 +45,7 @@ import msgspec
 import orjson
 from msgspec import Meta
 
-from agent.requests import BIDI_CONTROLS, text_fault
+from agent.requests import BIDI_CONTROLS, INVISIBLE_CHARACTERS, text_fault
 
 PROTOCOL_VERSION = 1
 MAX_BATCH_EVENTS = 500
@@ -67,11 +67,11 @@ Schema writes it)."""
 
 PLAIN_TEXT = (
     r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff"
-    + "".join(sorted(f"\\u{ord(c):04x}" for c in BIDI_CONTROLS))
+    + "".join(sorted(f"\\u{ord(c):04x}" for c in BIDI_CONTROLS | INVISIBLE_CHARACTERS))
     + "]*$"
 )
-"""What ``agent.requests.text_fault`` lets through (no control, separator, bidi or lone
-surrogate character) as one regular expression, so a schema can say it."""
+"""What ``agent.requests.text_fault`` lets through (no control, separator, bidi,
+zero-width or lone surrogate character) as one regular expression, so a schema can say it."""
 
 Text = Annotated[str, Meta(max_length=MAX_TEXT, extra_json_schema={"pattern": NO_NUL})]
 """A text field of an event: at most ``MAX_TEXT`` characters, no NUL (``parse_push``

@@ -74,3 +74,24 @@ def test_the_back_office_refuses_them_in_a_terminal_name(cluster):
     assert resp.status_code == 400, resp.text
     assert "U+202E" in resp.text
     assert not list(cluster.ledger("SELECT terminal_id FROM terminals"))
+
+
+@pytest.mark.parametrize("bad", ["Ан\u200bна", "\ufeffАнна", "Анна\u202e", "Ан\u2060на"])
+def test_the_back_office_refuses_a_pushed_name_a_till_would_refuse(bad):
+    """A ``member_registered`` whose first name holds a bidi override or a zero-width
+    character was not made by a till (its front doors refuse them): the projector rejects
+    the event, naming the field, and stores no member."""
+    from sync.backoffice.checks import Rejected, opt
+
+    with pytest.raises(Rejected) as e:
+        opt({"first_name": bad}, "first_name")
+    assert e.value.code == "bad_payload" and "payload.first_name" in e.value.message
+    assert opt({"first_name": "Анна-Мария"}, "first_name") == "Анна-Мария"
+
+
+@pytest.mark.parametrize("bad", ["Ан\u200bна", "\ufeffАнна", "Ан\u200dна"])
+def test_a_zero_width_character_is_refused_at_the_tills_front_doors(bad):
+    from agent.requests import text_fault
+
+    fault = text_fault(bad)
+    assert fault is not None and "zero-width" in fault[0] and "нулевой ширины" in fault[1]

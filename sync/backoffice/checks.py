@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from agent.requests import text_fault
 from sync.protocol import (
     EVENT_TYPES,
     MAX_PAYLOAD_BYTES,
@@ -154,10 +155,10 @@ def opt(payload: dict[str, Any], key: str, limit: int = 200) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > limit or "\x00" in value:
         raise Rejected("bad_payload", f"payload.{key} must be text up to {limit} characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Rejected("bad_payload", f"payload.{key} is not valid text") from None
+    # A till refuses these at its front doors; an event carrying one was not made by one.
+    fault = text_fault(value)
+    if fault is not None:
+        raise Rejected("bad_payload", f"payload.{key} {fault[0]}")
     return value
 
 
