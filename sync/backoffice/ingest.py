@@ -74,6 +74,19 @@ EVENT_COLUMNS = (  # the events row of an accepted (or refused) event; PostgreSQ
     ("pos", "int8"),
 )
 _NO_PAYLOAD = Utf8Text(b"")  # a refused event's row keeps no payload
+ENVELOPE_REFUSALS = frozenset(
+    {
+        "bad_seq",
+        "bad_epoch",
+        "unknown_type",
+        "unsupported_schema",
+        "payload_too_large",
+        "hash_mismatch",
+    }
+)
+"""``check_envelope``'s refusal codes (but its ``created_at`` check's ``bad_payload``,
+which the projector's payload refusals share): the event's row keeps none of its payload,
+so the id may be taken by a sound event later (``_Acceptance._revives``)."""
 
 
 def push(
@@ -127,6 +140,7 @@ class _Acceptance:
         self._known: dict[str, tuple[str, str, str | None]] = {}
         self.pos = 0
         self.conflicts: list[tuple[Any, ...]] = []
+        self.revived: list[tuple[Any, ...]] = []
         self.flags: list[tuple[Any, ...]] = []
 
     def known(self, events: tuple[WireEvent, ...]) -> dict[str, tuple[str, str, str | None]]:
@@ -172,8 +186,10 @@ class _Acceptance:
         known = self._known
         for ev in events:
             prior = known.get(ev.event_id)
-            if prior is not None:
+            if prior is not None and not self._revives(ev, prior, results):
                 results.append(self._again(ev, prior))
+                continue
+            if prior is not None:
                 continue
             try:
                 check_envelope(ev)
@@ -202,6 +218,39 @@ class _Acceptance:
                 message,
                 self.pos,
             )
+
+    def _revives(
+        self, ev: WireEvent, prior: tuple[str, str, str | None], results: list[EventResult]
+    ) -> bool:
+        """Whether ``ev`` takes the place of an earlier event of its id that was refused
+        for its envelope (a payload garbled on the way, a bad hash): such a refusal kept
+        nothing of the till's event, so the genuine one sent later is accepted (its row
+        updated, with a new position) instead of being a ``conflict`` for ever."""
+        if prior[1] != "rejected" or prior[2] not in ENVELOPE_REFUSALS:
+            return False
+        try:
+            check_envelope(ev)
+        except Rejected:
+            return False
+        self.pos += 1
+        self._known[ev.event_id] = (ev.payload_hash, "accepted", None)
+        self.revived.append(
+            (
+                ev.terminal_id,
+                ev.terminal_epoch,
+                ev.seq,
+                ev.type,
+                ev.schema_version,
+                ev.payload_hash,
+                ev.payload,
+                ev.created_at,
+                self.now_iso,
+                self.pos,
+                ev.event_id,
+            )
+        )
+        results.append(EventResult(ev.event_id, ev.seq, "accepted"))
+        return True
 
     def finish_positions(self) -> None:
         """Store the last position given (with the rows, in the same transaction)."""
@@ -242,6 +291,13 @@ class _Acceptance:
         )
 
     def write(self) -> None:
+        self.tx.executemany(
+            "UPDATE events SET terminal_id = ?, epoch = ?, seq = ?, type = ?, "
+            "schema_version = ?, payload_hash = ?, payload = ?, created_at = ?, "
+            "received_at = ?, status = 'accepted', code = NULL, message = NULL, pos = ? "
+            "WHERE event_id = ? AND status = 'rejected'",
+            self.revived,
+        )
         self.tx.executemany(
             "INSERT INTO conflicts(event_id, terminal_id, payload_hash, received_at) "
             "VALUES (?,?,?,?)",
