@@ -529,3 +529,35 @@ def test_sync_now_holds_the_lock_and_records_a_failed_exchange(cluster: Cluster)
     assert not till.client.lock.locked()
     assert sync_url(till.agent, "http://bo.example:8000") == "http://bo.example:8000"
     assert sync_url(till.agent) == till.store.meta("backoffice_url")  # saved at enrolment
+
+
+def test_an_envelope_refusal_does_not_poison_the_event_id(cluster: Cluster) -> None:
+    """An event garbled on the way (its payload no longer matches its hash) is refused
+    ``hash_mismatch`` and keeps nothing of the till's event: the genuine event sent later
+    under the same id is accepted and applied once, not a ``conflict`` for ever."""
+    till = cluster.till()
+    till.sale("R1", M1, ("BG-7001", 1))
+    before = cluster.server_balance(M1)
+    (event,) = journal.next_batch(till.store, max_events=10, max_bytes=10**6)
+    headers = {"authorization": f"Bearer {till.client.token}"}
+    tid = till.agent.terminal_id
+    garbled = {**event.wire(), "payload": event.payload.replace("BG-7001", "BG-7002")}
+    refused = cluster.http.post(
+        "/v1/events", content=encode_push(tid, [garbled]), headers=headers
+    ).json()
+    assert [(r["status"], r.get("code")) for r in refused["results"]] == [
+        ("rejected", "hash_mismatch")
+    ], refused
+    again = cluster.http.post(
+        "/v1/events", content=encode_push(tid, [garbled]), headers=headers
+    ).json()
+    assert again["results"][0]["status"] == "rejected"  # still refused, still nothing kept
+    report = till.client.drain()  # the genuine event, same id
+    assert (report.acked, report.quarantined) == (1, 0)
+    assert cluster.ledger("SELECT count(*) FROM purchases")[0][0] == 1
+    assert cluster.ledger("SELECT count(*) FROM conflicts")[0][0] == 0
+    assert cluster.server_balance(M1) == till.balance(M1) != before
+    resent = cluster.http.post(
+        "/v1/events", content=encode_push(tid, [event.wire()]), headers=headers
+    ).json()
+    assert resent["results"][0]["status"] == "duplicate"
