@@ -289,6 +289,8 @@ class Runtime:
         """Run until SIGTERM/SIGINT (uvicorn handles the signals), then close."""
         import uvicorn
 
+        from sync.httpserve import HeaderDeadlineProtocol
+
         self.open()
         try:
             app = self.app()
@@ -300,6 +302,7 @@ class Runtime:
                 log_config=None,  # uvicorn's loggers use our JSON handlers (setup_logging)
                 access_log=False,
                 timeout_graceful_shutdown=5,
+                http=HeaderDeadlineProtocol,  # slow headers: the connection closed
                 # No limit_concurrency: its 503 is plain text. The app's ConcurrencyLimit
                 # answers overload with the documented JSON error and Retry-After.
             )

@@ -43,6 +43,7 @@ from sync.backoffice_api import (
     parse_sent_at,
     read_query,
 )
+from sync.httpserve import BodyFirst, HeaderDeadlineProtocol
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 from sync.protocol import MAX_BATCH_BYTES, QUEUE_HEADER, ProtocolError, parse_push, parse_queue
 
@@ -269,7 +270,18 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(MetricsMiddleware, metrics=counter)] if metrics else [],
+        middleware=[
+            # Outermost: a push trickled or stalled by a client is cut off (sync.httpserve);
+            # 2 MB in 120 s is a till on a 17 KB/s link.
+            Middleware(
+                BodyFirst,
+                limit=MAX_BATCH_BYTES,
+                error_body=lambda code, en, _ru: {"error": code, "message": en},
+                idle_s=15.0,
+                total_s=120.0,
+            ),
+            *([Middleware(MetricsMiddleware, metrics=counter)] if metrics else []),
+        ],
     )
     app.state.backoffice = bo
     app.state.projector = None
@@ -288,4 +300,4 @@ def settle_for_serving() -> None:
 def serve(bo: Backoffice, host: str, port: int, **kwargs: Any) -> None:
     app = create_app(bo, **kwargs)
     settle_for_serving()
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=HeaderDeadlineProtocol)
