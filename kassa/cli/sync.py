@@ -68,6 +68,12 @@ class PasswordsDiffer(InputError):
     code = "passwords_differ"
 
 
+class NothingToChange(InputError):
+    """``kassa backoffice user set`` given nothing to change."""
+
+    code = "nothing_to_change"
+
+
 class BackofficeUnreachable(AgentError):
     """No answer from the back office: printed like every error, exit ``UNREACHABLE_EXIT``."""
 
@@ -345,6 +351,38 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_set(args: argparse.Namespace) -> int:
+    """Change a console user: role, password (asked twice, or ``--password-stdin``),
+    active; at least one of them. The change is audited as ``cli``."""
+    wants_password = args.password or args.password_stdin
+    if args.role is None and not wants_password and args.active is None:
+        raise NothingToChange(
+            "give --role, --password or --active",
+            "укажите --role, --password или --active",
+        )
+    password = _new_password(args) if wants_password else None
+    active = None if args.active is None else args.active == "yes"
+    with _backoffice(args) as bo:
+        user = bo.change_user(
+            args.login.strip().lower(),
+            actor="cli",
+            role=args.role,
+            password=password,
+            active=active,
+        )
+    emit(
+        {
+            "login": user.login,
+            "name": user.name,
+            "role": user.role,
+            "store_id": user.store_id,
+            "active": user.active,
+            "password_set": password is not None,
+        }
+    )
+    return 0
+
+
 def cmd_enroll_code(args: argparse.Namespace) -> int:
     with _backoffice(args) as bo:
         code = bo.enroll_code(args.store_id, store_name=args.store_name or args.store_id)
@@ -583,6 +621,27 @@ def add_commands(sub: Any, store_default: str) -> None:
     p.add_argument("--name", help="display name (default: the login)")
     p.add_argument("--store-id", help="the store of a store_manager")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p = add(
+        "set",
+        "change a console user: role, password (asked twice) or active; every change audited",
+        cmd_user_set,
+        usub,
+    )
+    p.add_argument("--login", required=True, help="the user's login")
+    p.add_argument("--role", help="owner, analyst, marketing, support or store_manager")
+    p.add_argument(
+        "--password",
+        action="store_true",
+        help="set a new password (asked twice; ends a lockout and the user's sessions)",
+    )
+    p.add_argument(
+        "--password-stdin", action="store_true", help="set a new password read from stdin"
+    )
+    p.add_argument(
+        "--active",
+        choices=("yes", "no"),
+        help="no: the user cannot sign in and their sessions end; yes: allowed again",
+    )
     p = add("backup", "back up the database (SQLite online backup, or pg_dump)", cmd_backup)
     p.add_argument("dest", nargs="?", help="backup file to create (default: a dated name)")
     p = add("restore", "restore a backup (stop the back office first)", cmd_restore)

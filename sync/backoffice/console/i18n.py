@@ -74,6 +74,10 @@ _SHARED: Final[dict[str, tuple[str, str]]] = {
     "older": ("Более ранние", "Older"),
     "users_title": ("Пользователи и права", "People and rights"),
     "users_add": ("Добавить пользователя", "Add a user"),
+    "users_locked_until": (
+        "вход заблокирован до {until} UTC",
+        "sign-in locked until {until} UTC",
+    ),
     "name": ("Имя", "Name"),
     "store_hint": ("магазин (только для управляющего)", "store (store managers only)"),
     "add": ("Добавить", "Add"),

@@ -70,6 +70,9 @@ class User:
     role: str
     store_id: str | None
     active: bool = True
+    locked_until: str | None = None
+    """When sign-in is locked (``LOCK_AFTER`` wrong passwords), until when (ISO 8601 UTC);
+    None when it is not locked now. Filled by ``list_users`` (the people page)."""
 
     @property
     def store_scope(self) -> str | None:
@@ -212,10 +215,16 @@ def get_user(ctx: Context, login: str) -> User | None:
 
 
 def list_users(ctx: Context) -> list[User]:
-    """Every console user, by login."""
+    """Every console user, by login, with their lockout if one runs now."""
+    now = _now(ctx)
     with ctx.db.reading() as tx:
-        rows = tx.all(f"SELECT {_USER_COLUMNS} FROM console_users ORDER BY login")
-    return [_user(r) for r in rows]
+        rows = tx.all(f"SELECT {_USER_COLUMNS}, locked_until FROM console_users ORDER BY login")
+    out = []
+    for r in rows:
+        until = datetime.fromisoformat(str(r[5])) if r[5] else None
+        locked = until.isoformat() if until is not None and until > now else None
+        out.append(User(str(r[0]), str(r[1]), str(r[2]), r[3], bool(r[4]), locked))
+    return out
 
 
 def sign_in(ctx: Context, login: str, password: str) -> SignIn:
