@@ -4,7 +4,11 @@ On a fresh machine: a back office on embedded SQLite in a temp dir, served on a 
 port by uvicorn in this process; a demo programme, store and members; a till enrolled
 with a one-time code (its member cache loaded from the back office's snapshot) with the
 demo catalogue and two cashiers; then the Textual app with the on-screen preview printer
-and the sync loop running. When the app exits everything stops and the temp dir goes.
+and the sync loop running. The back office's console is served by the same loopback
+server: the sign-in screen's hints give its URL and a demo owner's login and password (made
+afresh each run), so a browser on this machine shows the other side of each sale (the
+dashboard, the member's history) while the app runs. When the app exits everything stops
+and the temp dir goes.
 
 ``prepare_demo`` is shared with the tmux end-to-end test and bench/tui.py.
 """
@@ -33,6 +37,10 @@ class DemoSite:
     url: str
     http: Any
     hints: list[str]
+    console_url: str = ""
+    """The console's address on the loopback server (``url`` + ``/console/``)."""
+    console_login: tuple[str, str] = ("", "")
+    """The demo owner's login and password for the console."""
 
 
 def _hints(bo: Any, phone_example: str, code_example: str) -> list[str]:
@@ -58,6 +66,17 @@ def _hints(bo: Any, phone_example: str, code_example: str) -> list[str]:
         "Товары / SKUs: DR-1001 SH-2001 OW-4001 AC-6001 GC-9001; =4999 (сумма)",
         f"Купон / coupon -10%: {coupon}",
     ]
+
+
+def demo_console_login(bo: Any, login: str = "owner") -> tuple[str, str]:
+    """The console's demo owner and a password to show: made with the owner on a new back
+    office (``ensure_demo_owner``), else set afresh (a demo directory used again: the old
+    password was shown once and is gone)."""
+    password = bo.ensure_demo_owner(login)
+    if password is None:
+        password = secrets.token_urlsafe(9)
+        bo.change_user(login, actor="demo", password=password, active=True)
+    return login, str(password)
 
 
 @contextlib.contextmanager
@@ -93,7 +112,10 @@ def demo_site(directory: Path | None = None, *, members: int = 2000) -> Iterator
                 phone = demo_phone(1)
                 typed = f"8 {phone[2:5]} {phone[5:8]}-{phone[8:10]}-{phone[10:]}"
                 hints = _hints(bo, typed, make_member_code(100_000_002))
-                yield DemoSite(root, till, server.url, http, hints)
+                login = demo_console_login(bo)
+                console = f"{server.url}/console/"
+                hints.append(f"Консоль / console: {console}  {login[0]} / {login[1]}")
+                yield DemoSite(root, till, server.url, http, hints, console, login)
         finally:
             bo.db.close()
     finally:
