@@ -1,4 +1,5 @@
-"""A member's personal data destroyed in the till's cache, as the back office ordered.
+"""A member's personal data destroyed, or their card blocked, in the till's cache, as the
+back office ordered.
 
 When a member withdraws consent (152-FZ) the back office destroys their personal data and
 puts an ``erase`` change in its feed; the till's sync client hands it to ``erase_cached``
@@ -6,7 +7,14 @@ inside the transaction that stores the feed page (``journal.apply_changes``). Th
 row keeps its pseudonymous part (member id, card code, points) and loses the phone hash,
 the masked phone, the first name, the consents and the birthday inside the stored state;
 unlike a ``member`` change it applies even while the till has the member's events in
-flight, since nothing local may keep what was destroyed.
+flight, since nothing local may keep what was destroyed. An erased member's card is
+blocked too.
+
+A ``block`` change (the programme blocked or unblocked a card from its console) sets
+``members.blocked`` (``set_blocked``); identifying a blocked member at the till is
+refused (``refuse_blocked``, ``MemberBlockedError``), so no points are earned or spent on
+the card. The flag reaches a till through the change feed; a till loaded from a snapshot
+taken after the change does not see it.
 """
 
 from __future__ import annotations
@@ -15,7 +23,17 @@ import sqlite3
 from dataclasses import replace
 
 from agent import codec
+from agent.errors import ConflictError
 from agent.model import MemberState
+from agent.store import Store
+
+
+class MemberBlockedError(ConflictError):
+    """The member's card is blocked by the programme (or their data was erased)."""
+
+    code = "member_blocked"
+    title_ru = "Карта заблокирована"
+    title_en = "Card blocked"
 
 
 def scrubbed_state(text: str) -> str:
@@ -31,7 +49,24 @@ def erase_cached(conn: sqlite3.Connection, member_id: str) -> bool:
         return False
     conn.execute(
         "UPDATE members SET phone_hash = NULL, phone_masked = NULL, first_name = NULL, "
-        "consent_programme = 0, consent_marketing = 0, state = ? WHERE member_id = ?",
+        "consent_programme = 0, consent_marketing = 0, blocked = 1, state = ? "
+        "WHERE member_id = ?",
         (scrubbed_state(row[0]), member_id),
     )
     return True
+
+
+def set_blocked(conn: sqlite3.Connection, member_id: str, blocked: bool) -> None:
+    """Mark ``member_id``'s cached card blocked or not (a member not cached: nothing)."""
+    conn.execute("UPDATE members SET blocked = ? WHERE member_id = ?", (int(blocked), member_id))
+
+
+def refuse_blocked(store: Store, member_id: str) -> None:
+    """``MemberBlockedError`` when ``member_id``'s card is blocked at this till."""
+    row = store.one("SELECT blocked FROM members WHERE member_id = ?", (member_id,))
+    if row is not None and row[0]:
+        raise MemberBlockedError(
+            "the programme blocked this card: no points can be earned or spent on it",
+            "программа заблокировала эту карту: начислять и списывать бонусы нельзя",
+            member_id=member_id,
+        )

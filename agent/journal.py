@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.erasure import erase_cached
+from agent.erasure import erase_cached, set_blocked
 from agent.results import SyncStatus
 from agent.store import MEMBER_LOAD_COLUMNS, Store
 
@@ -392,6 +392,8 @@ def apply_changes(store: Store, changes: Sequence[Change], next_cursor: str, now
                 rules_changed = True
             elif c.kind == "erase" and c.member_id:
                 erase_cached(conn, c.member_id)
+            elif c.kind == "block" and c.member_id and c.blocked is not None:
+                set_blocked(conn, c.member_id, c.blocked)
         Store.set_sync(conn, "cursor", next_cursor, now_iso)
         mark_contact(conn, now_iso)
     return rules_changed

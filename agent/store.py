@@ -225,6 +225,13 @@ def _hold_cheque(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration("0006_member_blocked")
+def _member_blocked(db: sqlite_utils.Database) -> None:
+    """A member's card the programme blocked (the back office's ``block`` change, or its
+    ``erase``): identifying the member at this till is refused (``agent.erasure``)."""
+    db.executescript("ALTER TABLE members ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;")
+
+
 def _member_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_code ON members(code)")
     conn.execute("CREATE INDEX IF NOT EXISTS members_phone ON members(phone_hash)")

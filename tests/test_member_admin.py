@@ -15,6 +15,7 @@ import pytest
 from cluster import Cluster
 from synchelp import portal
 
+from agent.erasure import MemberBlockedError
 from agent.seed import demo_phone
 from sync.backoffice.member_admin import MemberAdminError, search
 from sync.backoffice.people import audit
@@ -135,8 +136,13 @@ def test_bad_adjustment_changes_nothing(
 
 
 def test_block_and_unblock_go_through_the_feed(cluster: Cluster) -> None:
+    till = cluster.till()
     bo = cluster.bo
     bo.block_member(M1, True, "карта утеряна", actor="sup")
+    till.client.pull_all()  # the till refuses the blocked card
+    with pytest.raises(MemberBlockedError) as refused:
+        till.agent.identify(demo_phone(1))
+    assert refused.value.code == "member_blocked"
     assert cluster.ledger("SELECT blocked FROM members WHERE member_id = ?", (M1,))[0][0] == 1
     body = cluster.ledger("SELECT body FROM changes WHERE kind = 'block' ORDER BY seq")
     assert json.loads(body[-1][0]) == {"member_id": M1, "blocked": True}
@@ -146,6 +152,8 @@ def test_block_and_unblock_go_through_the_feed(cluster: Cluster) -> None:
     assert e.value.code == "already"
     bo.block_member(M1, False, "нашлась", actor="sup")
     assert not bo.member_profile(M1).blocked
+    till.client.pull_all()
+    assert till.agent.identify(demo_phone(1)).member_id == M1
     kinds = [f.kind for f in bo.member_profile(M1).flags]
     assert kinds == ["unblocked", "blocked"]
     actions = [e.action for e in audit.entries(cluster.db, limit=2)]
@@ -224,6 +232,8 @@ def test_erasure_destroys_personal_data_everywhere_and_at_the_till(cluster: Clus
         (mid,),
     )
     assert cached[:4] == (None, None, None, 0) and "1990" not in cached[4]
+    with pytest.raises(MemberBlockedError):
+        till.agent.identify(reg.card.code)
     rows, feed = audit_rows(cluster), cluster.bo.feed_head()
     with pytest.raises(MemberAdminError) as e:
         cluster.bo.erase_member(mid, "ещё раз", actor="sup")

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from agent import codec, engine, history
+from agent.erasure import refuse_blocked
 from agent.errors import ConflictError, ConsentError, InputError, NotFoundError, StoreError
 from agent.identify import (
     make_member_code,
@@ -63,6 +64,7 @@ def identify(ctx: Context, text: str) -> MemberCard:
                 "участника с этим кодом нет на кассе",
             )
         raise NotFoundError(en, ru, kind=ident.kind)
+    refuse_blocked(ctx.store, row.member_id)
     return replace(card_of(ctx, row, now), identified_by=how)
 
 
