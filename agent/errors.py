@@ -29,6 +29,7 @@ lines stay English.
     └── StoreError                      the local SQLite store
         ├── StoreLockedError            another process owns the store
         └── StoreWriteError             disk full, read-only, I/O error: nothing written
+            └── StoreFullError          the store's disk is full: it cannot even be opened
 """
 
 from __future__ import annotations
@@ -196,3 +197,14 @@ class StoreWriteError(StoreError):
     code = "store_write_failed"
     title_ru = "Запись не удалась"
     title_en = "Write failed"
+
+
+class StoreFullError(StoreWriteError):
+    """The till store's disk has no room left (``agent.store.FULL_BELOW_BYTES``), so
+    SQLite cannot open it (its shared-memory index and log need space) or write to it.
+    Nothing is wrong with the store: it opens once space is freed, and ``kassa agent
+    serve`` waits for that (``kassa.runtime.Runtime.open_when_space``)."""
+
+    code = "disk_full"
+    title_ru = "Диск заполнен"
+    title_en = "Disk full"

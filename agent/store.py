@@ -23,8 +23,10 @@ Tables (migration ``0001_initial``):
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
+import shutil
 import sqlite3
 import sys
 import threading
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent import checkpoint
-from agent.errors import StoreError, StoreLockedError, StoreWriteError
+from agent.errors import StoreError, StoreFullError, StoreLockedError, StoreWriteError
 from agent.private import create_private, prepare_sqlite_file
 
 if TYPE_CHECKING:  # sqlite-utils is imported only when a store needs migrating (start-up)
@@ -264,6 +266,53 @@ class Store:
         self,
         path: str | Path,
         *,
+FULL_BELOW_BYTES = 1 << 20
+"""Free space on the store's filesystem (bytes, 1 MiB) under which its disk counts as
+full: a sale's write (its WAL frames, a checkpoint) may fail at any moment, and with none
+left SQLite cannot even open the store (it sizes its ``-shm`` index on open)."""
+
+
+def disk_free_bytes(path: Path) -> int | None:
+    """Bytes an unprivileged writer may still use on the filesystem holding ``path``
+    (its nearest existing folder), or None when the system cannot say."""
+    where = path.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return None
+
+
+def disk_full(path: Path) -> bool:
+    """Whether the store at ``path`` sits on a (nearly) full disk (``FULL_BELOW_BYTES``)."""
+    free = disk_free_bytes(path)
+    return free is not None and free < FULL_BELOW_BYTES
+
+
+def _open_error(path: Path, e: Exception) -> StoreError:
+    """Why the store at ``path`` did not open: ``StoreFullError`` saying "disk full" when
+    that is the cause (SQLite reports a full disk met while opening as a plain "disk I/O
+    error"), else ``StoreError`` with SQLite's words."""
+    full = (isinstance(e, OSError) and e.errno == errno.ENOSPC) or disk_full(path)
+    if full:
+        free = disk_free_bytes(path) or 0
+        return StoreFullError(
+            f"cannot open till store {path}: the disk is full ({free} bytes free); it opens "
+            "as soon as space is freed",
+            f"база кассы {path} не открывается: на диске нет места (свободно {free} байт); "
+            "она откроется, как только место освободится",
+            path=str(path),
+            free_bytes=free,
+            reason=str(e),
+        )
+    return StoreError(
+        f"cannot open till store {path}: {e}",
+        f"Не удаётся открыть базу кассы {path}: {e}",
+        path=str(path),
+    )
+
+
         timeout_s: float = 5.0,
         checkpoint_every: int = checkpoint.EVERY_COMMITS,
         read_only: bool = False,
@@ -287,7 +336,12 @@ class Store:
         if read_only:
             self._open_read_only(timeout_s)
             return
-        self._lock_file = self._acquire_lock()
+        try:
+            self._lock_file = self._acquire_lock()
+        except OSError as e:  # the lock file cannot be made or written (a full disk?)
+            if e.errno != errno.ENOSPC and not disk_full(self.path):
+                raise
+            raise _open_error(self.path, e) from e
         try:
             prepare_sqlite_file(self.path)
             self.conn = sqlite3.connect(
@@ -308,11 +362,13 @@ class Store:
                     migration_set().apply(self.db)
         except sqlite3.DatabaseError as e:
             self.close()
-            raise StoreError(
-                f"cannot open till store {self.path}: {e}",
-                f"Не удаётся открыть базу кассы {self.path}: {e}",
-                path=str(self.path),
-            ) from e
+            raise _open_error(self.path, e) from e
+        except (StoreWriteError, OSError) as e:  # the migrations' write, the file's creation
+            self.close()
+            full = isinstance(e, OSError) and e.errno == errno.ENOSPC
+            if not (full or disk_full(self.path)):
+                raise
+            raise _open_error(self.path, e) from e
         except BaseException:
             self.close()
             raise

@@ -14,17 +14,23 @@ code that slipped into an exception text) before the record is written.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
 import logging.handlers
 import re
+import signal
+import sys
 import threading
+import time
 from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.errors import StoreError
 from kassa.config import Config, ensure_token
 
 if TYPE_CHECKING:
@@ -37,6 +43,13 @@ MAX_CONCURRENCY = 64
 
 HOUSEKEEPING_S = 30.0
 """How often expired holds are swept, seconds (reading code never depends on it)."""
+
+DISK_RETRY_S = 0.5
+"""While the store's disk is full, how often the agent tries to open the store again,
+seconds: it comes up within this long of space being freed."""
+
+DISK_LOG_EVERY_S = 60.0
+"""While waiting for disk space, a warning is logged at most this often, seconds."""
 
 _DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{7,}(?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<![0-9A-Za-z])\+?\d[\d ()\-]{8,}\d(?![0-9A-Za-z])")
@@ -118,9 +131,6 @@ def _level(name: str) -> int:
 
 
 def _server_class() -> Any:
-    import contextlib
-    from collections.abc import Iterator
-
     import uvicorn
 
     from kassa.sdnotify import Supervision
@@ -199,6 +209,23 @@ def settle_for_serving() -> None:
     gc.freeze()
 
 
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` for the block (main thread only; elsewhere the
+    block runs as it is): the agent waiting for disk space is stopped cleanly (exit 0),
+    before uvicorn, which takes the signals over once it runs, has started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGTERM, signal.SIGINT)
+    before = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 class Runtime:
     """Owns the till (``kassa.wiring.Till``: store, service, workers) of one headless agent."""
 
@@ -211,11 +238,13 @@ class Runtime:
         self._housekeeper: threading.Thread | None = None
 
     # ------------------------------------------------------------------ start
-    def open(self) -> None:
-        """Open the store (taking ownership) and start the workers."""
-        from kassa.wiring import build_till
-
-        self.till = till = build_till(self.cfg)
+    def open(self) -> bool:
+        """Open the store (taking ownership) and start the workers. On a full disk it waits
+        (``open_when_space``); False when told to stop meanwhile (nothing was started)."""
+        till = self.open_when_space()
+        if till is None:
+            return False
+        self.till = till
         self.agent = till.agent
         _owner_only(Path(self.cfg.store.path))
         try:
@@ -239,6 +268,39 @@ class Runtime:
             "on" if till.printer else "off",
             len(till.scanners),
         )
+        return True
+
+    def open_when_space(self) -> Till | None:
+        """``build_till``, tried again every ``DISK_RETRY_S`` while the store's disk is
+        full (``StoreFullError``), so the agent comes up by itself as soon as space is
+        freed instead of exiting (exit 3 would stop systemd's restarts: a locked store
+        is exit 3 too, and that one does not fix itself). Says "disk full" plainly in
+        the log, on stderr and in systemd's status line, and keeps extending systemd's
+        start timeout meanwhile. None when SIGTERM/SIGINT (or ``close``) came first."""
+        from agent.errors import StoreFullError
+        from kassa.sdnotify import notify
+        from kassa.wiring import build_till
+
+        told_at: float | None = None
+        with _stop_on_signals(self._stop):
+            while True:
+                try:
+                    return build_till(self.cfg)
+                except StoreFullError as e:
+                    now = time.monotonic()
+                    if told_at is None or now - told_at >= DISK_LOG_EVERY_S:
+                        told_at = now
+                        log.warning("disk full: %s; trying again every %s s", e, DISK_RETRY_S)
+                        sys.stderr.write(
+                            f"kassa agent: {e.title_ru}: {e.message_ru} / {e.title_en}: "
+                            f"{e.message_en}\n"
+                        )
+                        sys.stderr.flush()
+                    wait_us = int((DISK_RETRY_S + 30) * 1_000_000)
+                    notify(f"STATUS=disk full: {e.message_en}\nEXTEND_TIMEOUT_USEC={wait_us}")
+                if self._stop.wait(DISK_RETRY_S):
+                    log.info("stopped while waiting for disk space")
+                    return None
 
     def _on_scan(self, frame: Any) -> None:
         self.scans.append({"text": frame.text, "complete": frame.complete, "at": datetime.now(UTC)})
@@ -249,6 +311,8 @@ class Runtime:
                 n = self.agent.expire_holds()
                 if n:
                     log.info("holds expired: %d", n)
+            except StoreError as e:  # a full disk: said once per sweep, no traceback
+                log.warning("hold housekeeping failed, will retry: %s", e)
             except Exception:
                 log.exception("hold housekeeping failed; will retry")
 
@@ -291,7 +355,8 @@ class Runtime:
 
         from sync.httpserve import HeaderDeadlineProtocol
 
-        self.open()
+        if not self.open():
+            return
         try:
             app = self.app()
             config = uvicorn.Config(
