@@ -257,15 +257,6 @@ def _write_error(e: sqlite3.Error) -> StoreWriteError:
     )
 
 
-class Store:
-    """An open till store. Thread-safe: a re-entrant lock serialises access to the
-    connection, so the UI workers, the POS API and the sync loop may share one ``Store``.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
 FULL_BELOW_BYTES = 1 << 20
 """Free space on the store's filesystem (bytes, 1 MiB) under which its disk counts as
 full: a sale's write (its WAL frames, a checkpoint) may fail at any moment, and with none
@@ -313,6 +304,15 @@ def _open_error(path: Path, e: Exception) -> StoreError:
     )
 
 
+class Store:
+    """An open till store. Thread-safe: a re-entrant lock serialises access to the
+    connection, so the UI workers, the POS API and the sync loop may share one ``Store``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
         timeout_s: float = 5.0,
         checkpoint_every: int = checkpoint.EVERY_COMMITS,
         read_only: bool = False,
