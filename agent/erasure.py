@@ -6,9 +6,10 @@ puts an ``erase`` change in its feed; the till's sync client hands it to ``erase
 inside the transaction that stores the feed page (``journal.apply_changes``). The cached
 row keeps its pseudonymous part (member id, card code, points) and loses the phone hash,
 the masked phone, the first name, the consents and the birthday inside the stored state;
-unlike a ``member`` change it applies even while the till has the member's events in
-flight, since nothing local may keep what was destroyed. An erased member's card is
-blocked too.
+the registration's journal row loses the same fields once the back office has it (acked:
+a row still to be sent keeps the payload its hash covers). Unlike a ``member`` change it
+applies even while the till has the member's events in flight, since nothing local may
+keep what was destroyed. An erased member's card is blocked too.
 
 A ``block`` change (the programme blocked or unblocked a card from its console) sets
 ``members.blocked`` (``set_blocked``); identifying a blocked member at the till is
@@ -19,6 +20,7 @@ taken after the change does not see it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 
@@ -26,6 +28,9 @@ from agent import codec
 from agent.errors import ConflictError
 from agent.model import MemberState
 from agent.store import Store
+
+PERSONAL = ("phone_hash", "phone_masked", "phone_sealed", "first_name", "birthday")
+"""The personal fields of a registration's journal payload."""
 
 
 class MemberBlockedError(ConflictError):
@@ -53,6 +58,19 @@ def erase_cached(conn: sqlite3.Connection, member_id: str) -> bool:
         "WHERE member_id = ?",
         (scrubbed_state(row[0]), member_id),
     )
+    for seq, payload in conn.execute(
+        "SELECT seq, payload FROM outbox WHERE member_id = ? AND type = 'member_registered' "
+        "AND status = 'acked'",
+        (member_id,),
+    ).fetchall():
+        p = json.loads(payload)
+        for key in PERSONAL:
+            p.pop(key, None)
+        p["erased"] = True
+        conn.execute(
+            "UPDATE outbox SET payload = ? WHERE seq = ?",
+            (json.dumps(p, ensure_ascii=False), seq),
+        )
     return True
 
 

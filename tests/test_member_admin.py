@@ -234,6 +234,12 @@ def test_erasure_destroys_personal_data_everywhere_and_at_the_till(cluster: Clus
     assert cached[:4] == (None, None, None, 0) and "1990" not in cached[4]
     with pytest.raises(MemberBlockedError):
         till.agent.identify(reg.card.code)
+    journal_row = till.store.one(
+        "SELECT payload FROM outbox WHERE type = 'member_registered' AND member_id = ?", (mid,)
+    )[0]
+    assert (
+        "Зоя" not in journal_row and "1990" not in journal_row and "phone_sealed" not in journal_row
+    )
     rows, feed = audit_rows(cluster), cluster.bo.feed_head()
     with pytest.raises(MemberAdminError) as e:
         cluster.bo.erase_member(mid, "ещё раз", actor="sup")
