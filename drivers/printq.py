@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from agent import printq
-from agent.errors import AgentError
+from agent.errors import AgentError, StoreError
 from agent.printq import PrintJob
 from agent.slip import Slip
 from agent.store import Store
@@ -102,7 +102,10 @@ class PrintWorker:
 
     Timing (seconds): ``status_timeout_s`` per status reply; after a fault the next try is
     ``backoff_initial_s`` later, doubling up to ``backoff_max_s``; when the queue is empty
-    the thread looks again every ``idle_poll_s`` (``notify()`` wakes it at once).
+    the thread looks again every ``idle_poll_s`` (``notify()`` wakes it at once). When
+    the store itself cannot be written (a full disk: the job cannot even be claimed), the
+    thread tries again every ``store_retry_s``, and ``notify()`` (a new job: the store took
+    a sale, so it can be written again) ends that wait at once.
     ``clock`` (monotonic seconds) and ``wall_clock`` (aware datetime for ``printed_at``)
     are injectable for tests.
     """
@@ -119,6 +122,7 @@ class PrintWorker:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         idle_poll_s: float = 5.0,
+        store_retry_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -131,6 +135,7 @@ class PrintWorker:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.idle_poll_s = idle_poll_s
+        self.store_retry_s = store_retry_s
         self.clock = clock
         self.wall_clock = wall_clock
         self.state: PrinterFault = PrinterFault.UNKNOWN
@@ -138,6 +143,9 @@ class PrintWorker:
         self.failures = 0
         """Consecutive failed attempts; 0 after a slip printed."""
         self.next_attempt_at = 0.0
+        self.store_error: StoreError | None = None
+        """Why the last try could not use the store (a full disk), None once it could."""
+        self._owed: Callable[[], object] | None = None
         self._last_fault: PrinterFault | None = None
         self._busy = threading.Lock()
         self._wake = threading.Event()
@@ -156,6 +164,9 @@ class PrintWorker:
         goes back to the queue with ``last_error`` and an event is emitted.
         """
         with self._busy:
+            if self._owed is not None:
+                self._owed()
+                self._owed = None
             job = printq.claim_next(self.store)
             if job is None:
                 return None
@@ -183,8 +194,18 @@ class PrintWorker:
             except Exception as e:  # an unexpected driver error: keep the job, keep going
                 log.exception("unexpected error printing job %s", job.job_id)
                 return self._failed(job, PrinterFault.UNKNOWN, "unexpected", repr(e))
-            printq.mark_printed(self.store, job.job_id, self.wall_clock())
+            printed_at = self.wall_clock()
+            self._owe(lambda: printq.mark_printed(self.store, job.job_id, printed_at))
             return self._printed(job, state)
+
+    def _owe(self, write: Callable[[], object]) -> None:
+        """Run the store write ``write`` (a job's outcome). Should the store refuse it (a
+        full disk: ``StoreError`` goes up to the thread), it is kept and run first on the
+        next try: a slip that went out is not printed again while this worker runs, and a
+        failed one goes back to the queue instead of staying ``printing``."""
+        self._owed = write
+        write()
+        self._owed = None
 
     def _print(self, data: bytes) -> PrinterFault:
         """Open, check, write, check, close. Returns the state to show after a success:
@@ -223,7 +244,8 @@ class PrintWorker:
         message_ru: str | None = None,
     ) -> PrintOutcome:
         log.warning("job %s not printed: %s (%s)", job.job_id, detail, reason)
-        printq.mark_failed(self.store, job.job_id, f"{fault.value}/{reason}: {detail}")
+        error = f"{fault.value}/{reason}: {detail}"
+        self._owe(lambda: printq.mark_failed(self.store, job.job_id, error))
         self.failures += 1
         delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (self.failures - 1))
         self.next_attempt_at = self.clock() + delay
@@ -317,7 +339,10 @@ class PrintWorker:
         return new_id
 
     def notify(self) -> None:
-        """A job was queued: look at the queue now (the backoff after a fault still holds)."""
+        """A job was queued: look at the queue now. The backoff after a printer fault still
+        holds; a wait for the store (a full disk) ends, since the new job was written."""
+        if self.store_error is not None:
+            self.next_attempt_at = 0.0
         self._wake.set()
 
     def retry_now(self) -> None:
@@ -326,11 +351,17 @@ class PrintWorker:
         self._wake.set()
 
     def start(self) -> None:
-        """Put back jobs a crash left half-done, then print in a daemon thread."""
+        """Put back jobs a crash left half-done, then print in a daemon thread. On a store
+        that cannot be written (a full disk) the putting back is the thread's first try,
+        so the worker (and the agent) starts all the same."""
         with self._lifecycle:
             if self._thread is not None:
                 return
-            printq.requeue_stale(self.store)
+            try:
+                printq.requeue_stale(self.store)
+            except StoreError as e:
+                log.warning("print queue: jobs left printing are put back later: %s", e)
+                self._owed = lambda: printq.requeue_stale(self.store)
             self._stop.clear()
             thread = threading.Thread(target=self._run, name="kassa-print", daemon=True)
             thread.start()
@@ -356,9 +387,20 @@ class PrintWorker:
             self._wake.clear()
             try:
                 outcome = self.run_once()
-            except Exception:  # the store itself failed (disk full): log, back off, go on
+            except StoreError as e:  # the store cannot be written (disk full): soon again
+                if self.store_error is None:
+                    log.warning(
+                        "print queue unavailable, trying every %ss: %s", self.store_retry_s, e
+                    )
+                self.store_error = e
+                self.next_attempt_at = self.clock() + self.store_retry_s
+                continue
+            except Exception:  # a bug: log it, back off, go on
                 log.exception("print queue unavailable")
                 self.next_attempt_at = self.clock() + self.backoff_max_s
                 continue
+            if self.store_error is not None:
+                log.info("print queue available again")
+                self.store_error = None
             if outcome is None:
                 self._wake.wait(self.idle_poll_s)
