@@ -21,11 +21,13 @@ other offline-first systems).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,7 @@ import httpx
 import orjson
 
 from agent import journal
+from agent.errors import StoreError
 from agent.journal import Change, Settlement, member_record_from_wire
 from agent.service import Agent
 from agent.version import user_agent
@@ -54,6 +57,17 @@ log = logging.getLogger("kassa.sync")
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 300.0
 VERDICT_POLL_S = 1.0  # while accepted events wait for their verdict
+PROBE_EVERY_S = 1.0
+"""While the back office cannot be reached and events wait, how often the runner asks its
+liveness probe (``GET /v1/live``) instead of sleeping out the whole backoff, seconds."""
+PROBE_JITTER_S = 1.0
+"""Once the probe answers, the round starts after a random wait up to this long, seconds:
+tills back together after an outage still do not push in the same instant."""
+PROBE_TIMEOUT_S = 2.0
+"""Limit for one liveness probe, seconds."""
+STORE_RETRY_CAP_S = 2.0
+"""Longest wait between rounds while the till store cannot take an answer (a full disk),
+seconds: the round is tried again soon after space is freed."""
 
 
 HTTP_TIMEOUT_S = 10.0
@@ -80,7 +94,11 @@ def backoffice_http(
 
 
 class TransientError(Exception):
-    """The result is unknown or the server is unavailable: try again later, same bytes."""
+    """The result is unknown or the server is unavailable: try again later, same bytes.
+    ``unreachable``: no connection could be made (the back office is down or cut off), so
+    a liveness probe tells when it is back."""
+
+    unreachable = False
 
 
 class PermanentError(Exception):
@@ -167,10 +185,23 @@ class SyncClient:
         try:
             resp = self.http.request(method, path, headers=self._headers(), **kw)
         except httpx.HTTPError as e:  # timeouts, refused, reset: result unknown
-            raise TransientError(f"{type(e).__name__}: {e}") from e
+            error = TransientError(f"{type(e).__name__}: {e}")
+            error.unreachable = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
+            raise error from e
         if resp.status_code >= 500 or resp.status_code == 429:
             raise TransientError(f"HTTP {resp.status_code}")
         return resp
+
+    def live(self) -> bool:
+        """Whether the back office answers its liveness probe (``GET /v1/live``, no
+        database work, no token) now, within ``PROBE_TIMEOUT_S``."""
+        try:
+            resp = self.http.get(
+                "/v1/live", headers={"user-agent": AGENT_USER_AGENT}, timeout=PROBE_TIMEOUT_S
+            )
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
 
     # ---------------------------------------------------------------- push
     def push_once(self) -> PushReport:
@@ -463,6 +494,10 @@ class SyncRunner:
         self.stop = threading.Event()
         self.attempt = 0
         self.restarts = 0
+        self.unreachable = False
+        """The last round failed to connect at all: the wait probes ``/v1/live``."""
+        self.store_error: StoreError | None = None
+        """Why the last round's answer could not be stored (a full disk), else None."""
         self._thread: threading.Thread | None = None
         self._watchdog: threading.Thread | None = None
 
@@ -474,19 +509,60 @@ class SyncRunner:
                 self.client.confirm_once()
                 self.client.pull_once()
         except TransientError as e:
-            journal.record_error(self.client.store, str(e), self.client._now_iso())
+            self._record(str(e))
+            self.unreachable = e.unreachable
             self.attempt += 1
             return backoff_delay(self.attempt, self.rng)
         except PermanentError as e:
-            journal.record_error(self.client.store, str(e), self.client._now_iso())
+            self._record(str(e))
             self.attempt += 1
             return backoff_delay(self.attempt, self.rng, base=5.0)
+        except StoreError as e:
+            # The till store cannot take the answer (a full disk): transient, nothing was
+            # settled, the same batch is sent again (answered duplicate) once it can.
+            if self.store_error is None:
+                log.warning("sync: the till store cannot be written, retrying: %s", e)
+            self.store_error = e
+            self._record(f"till store: {e}")
+            self.attempt += 1
+            return backoff_delay(self.attempt, self.rng, cap=STORE_RETRY_CAP_S)
+        if self.store_error is not None:
+            log.info("sync: the till store can be written again")
         self.attempt = 0
+        self.unreachable = False
+        self.store_error = None
         if journal.status(self.client.store).events_waiting > 0:
             return 0.0
         if journal.has_awaiting_verdict(self.client.store):
             return min(self.interval_s, VERDICT_POLL_S)
         return self.interval_s
+
+    def _record(self, message: str) -> None:
+        """Note why the round failed on the journal (``kassa sync status``, the sync
+        screen). On a full disk even that write fails; ``Agent.sync_status`` then says the
+        disk is full itself (``disk_full``)."""
+        with contextlib.suppress(StoreError):
+            journal.record_error(self.client.store, message, self.client._now_iso())
+
+    def _wait(self, delay: float) -> None:
+        """Wait ``delay`` seconds before the next round, or less: while the back office
+        cannot be reached and events wait to be sent (or to be confirmed), its liveness
+        probe is asked every ``PROBE_EVERY_S`` and the round starts soon after it answers
+        (``PROBE_JITTER_S``), instead of after the whole backoff (up to ``BACKOFF_CAP_S``)."""
+        deadline = time.monotonic() + delay
+        if not (self.unreachable and delay > PROBE_EVERY_S and self._work_waiting()):
+            self.stop.wait(delay)
+            return
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(left, PROBE_EVERY_S)):
+                return
+            if time.monotonic() < deadline and self.client.live():
+                self.stop.wait(min(left, self.rng.uniform(0.0, PROBE_JITTER_S)))
+                return
+
+    def _work_waiting(self) -> bool:
+        store = self.client.store
+        return journal.status(store).events_waiting > 0 or journal.has_awaiting_verdict(store)
 
     def _loop(self) -> None:
         try:
@@ -502,7 +578,7 @@ class SyncRunner:
             if delay and self.sleep is not None:
                 self.sleep(delay)
             elif delay:
-                self.stop.wait(delay)
+                self._wait(delay)
 
     def start(self) -> None:
         self._spawn()
