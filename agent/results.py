@@ -360,6 +360,9 @@ class SyncView(SyncStatus):
     backoffice_url: str | None = None
     terminal_id: str = ""
     quarantine: tuple[dict[str, Any], ...] = ()
+    disk_full: bool = False
+    """The store's disk is (nearly) full (``agent.store.disk_full``): no sale and no sync
+    answer can be saved until space is freed; ``last_error`` then says so."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -425,6 +425,38 @@ def check_scanners(cfg: Config) -> list[Finding]:
     return out
 
 
+def check_sync_error(cfg: Config, meta: dict[str, str]) -> Finding | None:
+    """Why the last exchange with the back office failed (the journal's ``last_error``),
+    or, on a full disk, that sync is stalled because its answers cannot be saved (the sync
+    loop could not record even its error then); None when nothing failed."""
+    from agent.store import disk_free_bytes, disk_full
+
+    error = meta.get("sync:last_error")
+    path = Path(cfg.store.path)
+    if disk_full(path) and not (error or "").startswith("till store"):
+        free = disk_free_bytes(path) or 0
+        return _f(
+            "sync",
+            "error",
+            f"обмен с бэк-офисом стоит: диск базы кассы заполнен (свободно {free} байт), "
+            "ответы бэк-офиса некуда записать",
+            f"sync is stalled: the till store's disk is full ({free} bytes free), the back "
+            "office's answers cannot be saved",
+            "освободите место на диске: обмен и продажи продолжатся сами",
+            "free disk space: sync and sales resume by themselves",
+        )
+    if not error:
+        return None
+    return _f(
+        "sync",
+        "error" if error.startswith("till store") else "warning",
+        f"последний обмен с бэк-офисом не удался: {error}",
+        f"the last exchange with the back office failed: {error}",
+        "подробности: kassa sync status",
+        "details: kassa sync status",
+    )
+
+
 def check_disk(cfg: Config) -> Finding:
     where = Path(cfg.store.path).parent
     while not where.exists() and where != where.parent:
@@ -528,6 +560,8 @@ def run_checks(cfg: Config, *, get: Callable[[str], Any] | None = None) -> list[
     if meta:
         findings.append(check_lock(cfg))
         findings += check_backoffice(cfg, meta, get)
+        if (sync := check_sync_error(cfg, meta)) is not None:
+            findings.append(sync)
     findings += check_printer(cfg)
     findings += check_scanners(cfg)
     findings.append(check_disk(cfg))

@@ -47,6 +47,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.contact": ("связь {t}", "contact {t}"),
     "status.never": ("никогда", "never"),
     "status.quarantine": ("Карантин {n}", "Quarantine {n}"),
+    "status.disk_full": ("ДИСК ЗАПОЛНЕН", "DISK FULL"),
     "status.printer.ok": ("Принтер OK", "Printer OK"),
     "status.printer.unknown": ("Принтер ?", "Printer ?"),
     "status.printer.fault": ("ПРИНТЕР: {m}", "PRINTER: {m}"),

@@ -88,6 +88,9 @@ class StatusSnapshot:
     printer_file: bool = False
     """The printer is a capture file (``capture:///path``): slips are written to it, so
     its state is known without a reply (a write failure shows as a fault)."""
+    disk_full: bool = False
+    """The store's disk is full: no sale can be saved and sync cannot settle (the sync
+    loop keeps its error: ``SyncView.last_error``)."""
 
 
 @dataclass
@@ -203,4 +206,5 @@ class Services:
             training=self.training,
             now=self.agent.clock.now().astimezone(self.agent.programme().tz),
             printer_file=printer.file,
+            disk_full=st.disk_full,
         )

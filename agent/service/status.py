@@ -5,7 +5,7 @@ the offline counters, the journal waiting to be sent, holds and print jobs in fo
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -13,6 +13,7 @@ from agent import journal, printq, training
 from agent.results import JournalPage, OfflineStatus, SyncView, TillStatus
 from agent.service import holds
 from agent.service.context import Context
+from agent.store import disk_free_bytes, disk_full
 
 
 class CounterColumns(Protocol):
@@ -161,8 +162,18 @@ def sync_status(ctx: Context) -> SyncView:
     """What ``kassa sync status`` prints: the journal's sync state, whether the back
     office answers now, the enrolment and the latest quarantined events."""
     st = journal.status(ctx.store)
+    full = disk_full(ctx.store.path)
+    if full and not (st.last_error or "").startswith("till store"):
+        # The sync loop could not record its failure: the disk has no room for that either.
+        free = disk_free_bytes(ctx.store.path) or 0
+        st = replace(
+            st,
+            last_error=f"till store: the disk is full ({free} bytes free): nothing can be "
+            "saved, the events wait until space is freed",
+        )
     return SyncView(
         **asdict(st),
+        disk_full=full,
         online=offline_status(ctx).online,
         enrolled=ctx.store.meta("sync_token") is not None,
         backoffice_url=ctx.store.meta("backoffice_url"),

@@ -1,9 +1,10 @@
 """The status bar: one line at the top of every screen, always visible.
 
 Shows (left to right): training mode, online/offline (or no back office), events waiting
-and the oldest one's time, last contact, quarantined events, printer state and its queue,
-the cashier. It only renders a ``StatusSnapshot`` it is given (``update_snapshot``): the
-App polls the core from a worker and hands the snapshot to every screen's bar.
+and the oldest one's time, last contact, a full disk, quarantined events, printer state
+and its queue, the cashier. It only renders a ``StatusSnapshot`` it is given
+(``update_snapshot``): the App polls the core from a worker and hands the snapshot to
+every screen's bar.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ SHRINK_ORDER = ("contact", "printer", "oldest", "cashier", "training", "print_qu
 mode, offline with a queue...): the last contact goes, then a quiet printer (one with a
 fault or slips waiting stays), the oldest event's time, the cashier's surname (the
 first name stays), the long training label (a short one stays), the count of slips
-waiting beside a printer fault. The link state, the queue count, the quarantine and a
-printer fault are never dropped; only if even the shortest bar does not fit (a very
-long name) is its end cut with an ellipsis."""
+waiting beside a printer fault. The link state, the queue count, a full disk, the
+quarantine and a printer fault are never dropped; only if even the shortest bar does not
+fit (a very long name) is its end cut with an ellipsis."""
 
 
 def status_text(
@@ -88,6 +89,8 @@ def _parts(
     if snap.online is not None and "contact" not in shrunk:
         contact = _hm(snap.last_contact, snap.now) or t(lang, "status.never")
         out.append((" │ " + t(lang, "status.contact", t=contact), ""))
+    if snap.disk_full:
+        out += [(" │ ", ""), (t(lang, "status.disk_full"), "bold white on red")]
     if snap.quarantined:
         out += [(" │ ", ""), (t(lang, "status.quarantine", n=snap.quarantined), "bold red")]
     printer: list[Part] = []
