@@ -112,6 +112,20 @@ class ApiError(Exception):
         self.body = error_body(code, en, ru, **details)
 
 
+STORE_RETRY_AFTER_S = 5
+"""``Retry-After`` of a 503 store answer (``store_write_failed``: a full disk, an I/O
+error; ``store_locked``), seconds: nothing was written, the same request may simply be
+sent again; the till comes back by itself once space is freed."""
+
+
+def headers_for(e: AgentError) -> dict[str, str] | None:
+    """Headers of a core error's answer: ``Retry-After`` on a 503 store error (the POS
+    should retry it unchanged; the README lists it), none otherwise."""
+    if isinstance(e, StoreError):
+        return {"Retry-After": str(STORE_RETRY_AFTER_S)}
+    return None
+
+
 def status_for(e: AgentError) -> int:
     """HTTP status of a core error: 404 not found, 409 conflict, 503 store, 400 input."""
     if isinstance(e, NotFoundError):
@@ -308,7 +322,9 @@ def create_app(
             except ApiError as e:
                 return JSONResponse(e.body, status_code=e.status, headers=e.headers)
             except AgentError as e:
-                return JSONResponse(to_plain(e.to_dict()), status_code=status_for(e))
+                return JSONResponse(
+                    to_plain(e.to_dict()), status_code=status_for(e), headers=headers_for(e)
+                )
             except ClientDisconnect:
                 # The POS hung up before its request body arrived (its timeout, a killed
                 # process): nothing was read, so nothing was written, and no one is left
