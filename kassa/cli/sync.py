@@ -242,19 +242,60 @@ def _backoffice(args: argparse.Namespace, *, create: bool = False) -> Iterator[A
         bo.db.close()
 
 
+SERVE_GRACE_S = 10
+"""On SIGTERM, how long requests in flight (a push batch being applied) may take to finish,
+seconds; one still running then is abandoned: its transaction never commits, the till
+resends the batch. Within systemd's TimeoutStopSec=30."""
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve until SIGTERM/SIGINT (then exit 0). Under systemd (``Type=notify``) it says
+    """Serve until SIGTERM/SIGINT, then exit 0: uvicorn stops accepting, lets requests in
+    flight finish (``SERVE_GRACE_S``), the workers stop and the database closes. A signal
+    that comes earlier (the database still opening) or later (closing) ends it as cleanly
+    instead of killing it: the handler installed first only notes it, and stops a server
+    that has not taken the signals over yet. Under systemd (``Type=notify``) it says
     ``READY=1`` once the port is bound and pings the watchdog, as the agent does."""
+    import signal
+    import threading
+
     import uvicorn
 
     from kassa.runtime import _Server
     from sync.backoffice.app import create_app, settle_for_serving
 
-    with _backoffice(args, create=True) as bo:
-        sys.stderr.write(f"kassa back office on http://{args.host}:{args.port} ({bo.db.dialect})\n")
-        app = create_app(bo, metrics=args.metrics)
-        settle_for_serving()
-        _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).run()
+    stop = threading.Event()
+    servers: list[Any] = []
+
+    def on_signal(sig: int, frame: object) -> None:
+        stop.set()
+        for server in servers:
+            server.should_exit = True
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+    before = {sig: signal.signal(sig, on_signal) for sig in signals}
+    try:
+        with _backoffice(args, create=True) as bo:
+            if stop.is_set():
+                return 0
+            sys.stderr.write(
+                f"kassa back office on http://{args.host}:{args.port} ({bo.db.dialect})\n"
+            )
+            app = create_app(bo, metrics=args.metrics)
+            settle_for_serving()
+            config = uvicorn.Config(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+                timeout_graceful_shutdown=SERVE_GRACE_S,
+            )
+            servers.append(_Server(config))
+            if not stop.is_set():
+                servers[0].run()
+        sys.stderr.write("kassa back office stopped\n")
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     return 0
 
 
