@@ -16,6 +16,16 @@ till's disk, so it sits with the store and is tested against real SQLite:
 A member with local events the server has not yet counted keeps its local state: the
 server's copy would not include them. The ack of the last such event brings the server's
 state (which then does).
+
+Server records arrive from three places that are not in step: push answers and verdicts
+carry the member's current record, the change feed replays the records of every past
+change, page by page, and after an outage it lags far behind the answers. So each record
+carries the feed position it reflects (``MemberRecord.feed_seq``: for a feed entry its own
+``seq``, for an answer or a snapshot row the feed's head when the row was read) and the
+cache keeps it (``members.feed_seq``): an older record never replaces a newer one, else
+the till would sell against a balance from before its own last sales (a cheque whose
+``balance_before`` is not the balance after the member's previous event, and an overdraft
+or a rescore mismatch at the back office).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from agent.erasure import erase_cached, set_blocked
@@ -131,6 +141,10 @@ class MemberRecord:
     consent_programme: bool
     consent_marketing: bool
     merged_into: str | None = None
+    feed_seq: int | None = None
+    """The back office's change-feed position this record reflects: every member change up
+    to it and none after (None: a back office that does not say; such a record is taken
+    as before, with no ordering)."""
 
     def row(self, now_iso: str) -> tuple[Any, ...]:
         """The ``MEMBER_LOAD_COLUMNS`` row for the till's members cache."""
@@ -190,18 +204,27 @@ def next_batch(store: Store, *, max_events: int, max_bytes: int) -> list[OutboxE
 
 def upsert_members(conn: sqlite3.Connection, records: Iterable[MemberRecord], now_iso: str) -> int:
     """Replace cached members with the server's copy, except members with local events in
-    flight (``unsynced > 0``). Returns how many rows were written."""
+    flight (``unsynced > 0``) and members whose cached record reflects a later feed
+    position than the incoming one (``feed_seq``, see the module doc). Returns how many
+    rows were written."""
     cols = ", ".join(MEMBER_LOAD_COLUMNS)
     marks = ", ".join("?" * len(MEMBER_LOAD_COLUMNS))
     updates = ", ".join(
         f"{c} = excluded.{c}" for c in MEMBER_LOAD_COLUMNS if c not in ("member_id",)
     )
     sql = (
-        f"INSERT INTO members({cols}, merged_into) VALUES ({marks}, ?) "
+        f"INSERT INTO members({cols}, merged_into, feed_seq) VALUES ({marks}, ?, ?) "
         f"ON CONFLICT(member_id) DO UPDATE SET {updates}, merged_into = excluded.merged_into, "
-        "offline_spent = 0 WHERE members.unsynced = 0"
+        "offline_spent = 0, feed_seq = max(members.feed_seq, excluded.feed_seq) "
+        "WHERE members.unsynced = 0 AND (? OR excluded.feed_seq >= members.feed_seq)"
     )
-    cur = conn.executemany(sql, [(*rec.row(now_iso), rec.merged_into) for rec in records])
+    cur = conn.executemany(
+        sql,
+        [
+            (*rec.row(now_iso), rec.merged_into, rec.feed_seq or 0, rec.feed_seq is None)
+            for rec in records
+        ],
+    )
     return max(cur.rowcount, 0)
 
 
@@ -380,7 +403,11 @@ def apply_changes(store: Store, changes: Sequence[Change], next_cursor: str, now
     rules version was activated (the caller resets its cached programme)."""
     rules_changed = False
     with store.write() as conn:
-        upsert_members(conn, (c.member for c in changes if c.member is not None), now_iso)
+        upsert_members(
+            conn,
+            (replace(c.member, feed_seq=c.seq) for c in changes if c.member is not None),
+            now_iso,
+        )
         for c in changes:
             if c.kind == "merge" and c.merged_from and c.merged_into:
                 conn.execute(
@@ -528,6 +555,7 @@ def member_record_from_wire(data: Mapping[str, Any]) -> MemberRecord:
         consent_programme=bool(data["consent_programme"]),
         consent_marketing=bool(data["consent_marketing"]),
         merged_into=data.get("merged_into"),
+        feed_seq=None if data.get("feed_seq") is None else int(data["feed_seq"]),
     )
 
 

@@ -227,6 +227,15 @@ def _hold_cheque(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration("0005_member_feed_seq")
+def _member_feed_seq(db: sqlite_utils.Database) -> None:
+    """The back office's change-feed position a cached member record reflects (its
+    ``feed_seq``; 0: unknown, as after a bulk snapshot load): a record from an older
+    position (a feed page behind a push answer) never replaces a newer one
+    (``agent.journal.upsert_members``)."""
+    db.executescript("ALTER TABLE members ADD COLUMN feed_seq INTEGER NOT NULL DEFAULT 0;")
+
+
 @_migration("0006_member_blocked")
 def _member_blocked(db: sqlite_utils.Database) -> None:
     """A member's card the programme blocked (the back office's ``block`` change, or its

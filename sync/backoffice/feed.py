@@ -8,6 +8,12 @@
   ``json_build_object`` on PostgreSQL): for a million members the server then only joins
   text, which halves the time a till waits for its first load. Pages are keyset pages on
   ``member_id``, so memory stays bounded whatever the size of the base.
+
+Every member record a till receives outside the feed (``member_records``: push answers,
+verdicts; snapshot rows) carries ``feed_seq``, the feed's head read in the same statement
+as the row: the row reflects exactly the changes up to it (feed numbers commit in order,
+``db``), so the till can tell a feed entry older than the record it holds from a newer one
+(``agent.journal.upsert_members``).
 """
 
 from __future__ import annotations
@@ -43,9 +49,14 @@ _FIELDS = (
 _BOOLS = ("consent_programme", "consent_marketing")
 
 
+HEAD_SQL = "(SELECT COALESCE(max(seq), 0) FROM changes)"
+"""The feed's head, as a column of a statement that reads member rows (``feed_seq``)."""
+
+
 def _record_sql(dialect: str) -> str:
-    """The SQL expression that renders one ``members`` row as its wire JSON text."""
-    parts = []
+    """The SQL expression that renders one ``members`` row as its wire JSON text, with the
+    feed position it reflects (``feed_seq``)."""
+    parts = [f"'feed_seq', {HEAD_SQL}"]
     for name in _FIELDS:
         if name in _BOOLS:
             value = (
@@ -141,7 +152,7 @@ def prune_changes(db: Database, keep_after: int) -> int:
 RECORD_COLS = (
     "member_id, code, phone_hash, phone_masked, first_name, state, balance, available, "
     "pending, expiring_points, expiring_on, tier, consent_programme, consent_marketing, "
-    "merged_into"
+    f"merged_into, {HEAD_SQL}"
 )
 
 
@@ -162,6 +173,7 @@ def record_from_row(r: Any) -> dict[str, Any]:
         "consent_programme": bool(r[12]),
         "consent_marketing": bool(r[13]),
         "merged_into": r[14],
+        "feed_seq": int(r[15]),
     }
 
 

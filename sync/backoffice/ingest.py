@@ -118,7 +118,28 @@ def push(
                 raise
             # Accepted is durable: the verdicts come later, from the projector.
             log.warning("inline projection failed; left to the projector: %s", e)
+    again = [r.event_id for r in results if r.event_id not in accept.new_ids]
+    if again:
+        results, members = _with_records(ctx, results, again, members)
     return {"results": [r.to_dict() for r in results], "gaps": gaps, "members": members}
+
+
+def _with_records(
+    ctx: Context, results: list[EventResult], again: list[str], members: dict[str, Any]
+) -> tuple[list[EventResult], dict[str, Any]]:
+    """The answers to events sent again (an answer the till never got) that the ledger
+    decided earlier, each with its member and the member's current record, like any
+    verdict: the till that takes the ack without the record would keep its own state with
+    an old feed position, and let an older feed entry replace it."""
+    decided, records = project.verdicts_of(ctx, again)
+    out = []
+    for r in results:
+        known = decided.get(r.event_id)
+        if known is not None and r.member_id is None and r.status in ("duplicate", "rejected"):
+            out.append(replace(r, member_id=known.member_id))
+        else:
+            out.append(r)
+    return out, {**records, **members}
 
 
 def _decided(result: EventResult, verdict: EventResult | None) -> EventResult:
