@@ -42,7 +42,7 @@ from agent.errors import AgentError
 from agent.ledger import PurchaseEffects
 from agent.model import MemberState
 from agent.rules import Programme
-from sync.backoffice import effects
+from sync.backoffice import effects, rollups
 from sync.backoffice.checks import Rejected, is_db_outage
 from sync.backoffice.db import Tx
 from sync.backoffice.effects import BatchMember, BatchPurchase
@@ -338,7 +338,8 @@ class Batch:
 
     def finish(self) -> None:
         """After the batch's last event: its collected writes, its members and verdicts
-        (``flush``), and its flags."""
+        (``flush``), and its flags; the dashboard's roll-ups first (``rollups.record``)."""
+        rollups.record(self._tx, self._ops, self._verdicts, self._members, self._origin)
         self.write_ops()
         self.flush()
         self._flags.extend(self._ev_flags)

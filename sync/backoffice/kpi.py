@@ -15,8 +15,11 @@ stores):
   refunds can be negative); ``refunded_cheques`` counts those returns, so the cheques
   rung in the period are ``cheques + refunded_cheques``. A partly refunded cheque counts;
 - new members: registrations at the tills in the period (members loaded into the base,
-  as by ``seed``, are not new); ``members_now``: members in the base now (merged ones
-  counted once), whatever the period;
+  as by ``seed``, are not new; a duplicate phone merged at once is not new), on the date
+  of their ``registered_at``, with the welcome bonus each registration granted in points
+  issued (``rollups``: the projector keeps both per day, store and cashier);
+  ``members_now``: members in the base now (merged ones counted once), whatever the
+  period;
 - members with a purchase / repeat buyers: distinct members with >= 1 / >= 2 of the
   period's cheques that were not returned in full by the end of the period (in a day's
   row: by the end of that day, so the row equals the report of that day alone);
@@ -45,7 +48,7 @@ from typing import Any
 from agent.errors import InputError
 from agent.money import NBSP, format_points, format_rub
 from agent.requests import iso_date
-from sync.backoffice import project
+from sync.backoffice import project, rollups
 from sync.backoffice.context import Context
 from sync.backoffice.db import Tx
 
@@ -151,12 +154,7 @@ def report(ctx: Context, p: Period, now: datetime | None = None) -> dict[str, An
             (d0, d1),
         )
         returned = _returned_in_full(tx, d0, d1)
-        joins = tx.all(
-            "SELECT store_id, substr(registered_at, 1, 10), state, cashier_id FROM members "
-            "WHERE merged_into IS NULL AND substr(registered_at, 1, 10) >= ? "
-            "AND substr(registered_at, 1, 10) <= ? AND terminal_id IS NOT NULL",
-            (d0, d1),
-        )
+        joins = rollups.registrations(tx, d0, d1)  # kept by the projector
         flags = dict(tx.all("SELECT kind, count(*) FROM flags GROUP BY kind"))
         verify_backlog = int(tx.one("SELECT count(*) FROM verify_queue")[0])
         project_backlog = int(tx.one(f"SELECT count(*) FROM events WHERE {project.AFTER}")[0])
@@ -218,15 +216,12 @@ def report(ctx: Context, p: Period, now: datetime | None = None) -> dict[str, An
         c["refunded_cheques"] += in_full
         c["refunds"] += 1
         c["store_id"] = c["store_id"] or store
-    for store, day, state, cashier in joins:
-        welcome = sum(
-            lot["points"] for lot in json.loads(state)["lots"] if lot["source"] == "welcome"
-        )
+    for store, day, cashier, joined, welcome in joins:
         for agg in (total, by_store[store], by_day[day]):
-            agg["new_members"] += 1
+            agg["new_members"] += joined
             agg["points_issued"] += welcome
         c = cashiers[cashier or "-"]
-        c["new_members"] += 1
+        c["new_members"] += joined
         c["store_id"] = c["store_id"] or store
 
     def finish(agg: dict[str, Any]) -> dict[str, Any]:
@@ -288,18 +283,41 @@ def report(ctx: Context, p: Period, now: datetime | None = None) -> dict[str, An
 
 def _lots_now(rows: list[Any], now: datetime) -> tuple[int, int]:
     """(points held in expired lots, live balance minus debt) over every member."""
+    held = points_held(rows, now)
+    return held.expired, held.live
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Points in the members' lots now: ``expired`` (held in lots past their expiry),
+    ``live`` (live balance minus debt: the liability), ``expired_between`` (of the
+    expired, those whose lot expired on a UTC date from ``start`` to ``end``)."""
+
+    expired: int
+    live: int
+    expired_between: int
+
+
+def points_held(
+    rows: list[Any], now: datetime, start: str | None = None, end: str | None = None
+) -> Held:
+    """``Held`` over ``rows`` (each a member's ``state`` text); ``start``/``end``: ISO
+    dates, both included (None: no expiry counted between)."""
     stamp = now.isoformat()
-    expired = live = 0
+    expired = live = between = 0
     for (text,) in rows:
         state = json.loads(text)
         for lot in state["lots"]:
             # ISO 8601 with the same offset compares as text; lots carry UTC offsets.
-            if _as_utc(lot["expires_at"]) <= stamp:
+            at = _as_utc(lot["expires_at"])
+            if at <= stamp:
                 expired += lot["points"]
+                if start is not None and end is not None and start <= at[:10] <= end:
+                    between += lot["points"]
             else:
                 live += lot["points"]
         live -= state.get("debt", 0)
-    return expired, live
+    return Held(expired, live, between)
 
 
 def _as_utc(text: str) -> str:

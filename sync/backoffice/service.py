@@ -34,7 +34,16 @@ from agent.tokens import (
     issue_member_token,
     load_ed25519_private_key,
 )
-from sync.backoffice import feed, ingest, member_admin, member_ops, project, tills, verify
+from sync.backoffice import (
+    feed,
+    ingest,
+    member_admin,
+    member_ops,
+    project,
+    rollups,
+    tills,
+    verify,
+)
 from sync.backoffice.context import Context
 from sync.backoffice.db import Database, Tx
 from sync.backoffice.kpi import Period
@@ -129,6 +138,7 @@ class Backoffice:
     def initialise(self) -> None:
         """Migrate, make the programme keys once, publish the demo programme if none."""
         migrate(self.db)
+        rollups.ensure(self.db)  # the dashboard's roll-ups of a ledger made before them
         with self.db.transaction() as tx:
             if tx.one("SELECT 1 FROM settings WHERE key = 'token_private_key'") is None:
                 values = {**generate_programme_keys(), "admin_token_hash": ""}
