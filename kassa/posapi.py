@@ -84,7 +84,7 @@ from agent.results import (
 )
 from agent.service import Agent
 from agent.version import version
-from sync.httpserve import BodyFirst
+from sync.httpserve import BodyFirst, FailureLimiter
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 from sync.openapi import Operation, Param, document, query_params
 
@@ -135,6 +135,14 @@ def status_for(e: AgentError) -> int:
     if isinstance(e, StoreError):
         return 503
     return 400
+
+
+AUTH_FAILURES_MAX = 10
+AUTH_FAILURES_WINDOW_S = 60.0
+"""A client address with this many wrong API tokens within the window (seconds) is
+answered 429 ``too_many_failures`` (before its token is even looked at) until the oldest
+failure leaves the window: a POS with a mistyped token finds out at once, a guesser gets
+ten tries a minute."""
 
 
 class RateLimiter:
@@ -255,17 +263,21 @@ def create_app(
     max_concurrency: int = 64,
     metrics: bool = False,
     body_timeout_s: float = 10.0,
+    auth_failures_max: int = AUTH_FAILURES_MAX,
 ) -> Starlette:
     """The ASGI app over one open ``Agent``. ``printer_status`` reports the print worker
     for ``/v1/status``; ``on_print`` wakes it after a slip was queued; ``take_scan`` hands
     the POS the next scan read by a serial scanner attached to the agent;
     ``max_concurrency``: requests in progress beyond which a JSON 503 answers at once
     (a request counts once its body has arrived, ``body_timeout_s`` at most, else 408);
+    ``auth_failures_max``: wrong tokens per client address per minute before it is
+    answered 429 ``too_many_failures``;
     ``metrics`` adds ``GET /metrics`` (Prometheus text, no token: counts only, no data)."""
     if len(token) < 16:
         raise ValueError("the API token must be at least 16 characters")
     secret = token.encode("utf-8")
     limiter = RateLimiter(rate_per_s, rate_burst, clock)
+    failures = FailureLimiter(auth_failures_max, AUTH_FAILURES_WINDOW_S, clock)
 
     def authorise(request: Request) -> None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -306,7 +318,23 @@ def create_app(
         async def run(request: Request) -> Response:
             try:
                 if not public:
-                    authorise(request)
+                    client = request.client.host if request.client else "?"
+                    wait = failures.retry_after(client)
+                    if wait is not None:
+                        raise ApiError(
+                            429,
+                            "too_many_failures",
+                            "too many requests with a wrong API token from this address; "
+                            f"retry in {wait} s",
+                            "слишком много запросов с неверным токеном API; "
+                            f"повторите через {wait} с",
+                            headers={"Retry-After": str(wait)},
+                        )
+                    try:
+                        authorise(request)
+                    except ApiError:
+                        failures.failed(client)
+                        raise
                     if not limiter.allow():
                         raise ApiError(
                             429,

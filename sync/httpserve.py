@@ -11,6 +11,8 @@ that sends a few bytes and then nothing holds neither a connection nor a request
   ``total_s`` for all of them; a client that trickles or stalls gets a JSON 408 and the
   connection is closed. The app then reads the body from memory, so a concurrency limit
   inside it counts only requests that are being worked on, never ones still arriving.
+- Guessing: ``FailureLimiter`` counts failed authentications and lookups per client and
+  per credential and refuses a key that fails too often (429 with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -176,3 +182,58 @@ def _has_body(scope: Scope) -> bool:
         if name == b"transfer-encoding":
             return True
     return False
+
+
+class FailureLimiter:
+    """Failed attempts (a wrong token, enrollment code, or a lookup that finds no one)
+    counted per key (a client's address, a credential) over a sliding window: past
+    ``max_failures`` within ``window_s`` the key is refused, answered 429 with
+    ``Retry-After``, until its oldest failure leaves the window. Successes are not
+    counted and do not reset anything (that would let a guesser interleave a good
+    credential). Per process: each node of a back office keeps its own count.
+    ``clock``: monotonic seconds, injectable for tests."""
+
+    MAX_KEYS = 20_000
+    """The most keys kept; past it the stalest are forgotten (memory stays bounded under a
+    flood of addresses)."""
+
+    def __init__(
+        self, max_failures: int, window_s: float, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.clock = clock or time.monotonic
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, key: str) -> int | None:
+        """Whole seconds until ``key`` may try again, or None when it may now."""
+        with self._lock:
+            times = self._recent(key)
+            if times is None or len(times) < self.max_failures:
+                return None
+            return max(1, math.ceil(times[0] + self.window_s - self.clock()))
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            times = self._recent(key)
+            if times is None:
+                if len(self._failures) >= self.MAX_KEYS:
+                    stalest = min(self._failures, key=lambda k: self._failures[k][-1])
+                    del self._failures[stalest]
+                times = self._failures[key] = deque()
+            times.append(self.clock())
+            while len(times) > self.max_failures:
+                times.popleft()
+
+    def _recent(self, key: str) -> deque[float] | None:
+        times = self._failures.get(key)
+        if times is None:
+            return None
+        edge = self.clock() - self.window_s
+        while times and times[0] <= edge:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return None
+        return times

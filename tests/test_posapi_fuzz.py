@@ -76,7 +76,9 @@ def check(resp: httpx.Response) -> None:
 @pytest.fixture
 def fuzz_api(tmp_path, clock):
     till = Till(tmp_path / "till.db", clock, members=MEMBERS)
-    app = create_app(till.agent, token=TOKEN, rate_per_s=1e6, rate_burst=10**6)
+    app = create_app(
+        till.agent, token=TOKEN, rate_per_s=1e6, rate_burst=10**6, auth_failures_max=10**6
+    )
     with (
         portal() as p,
         httpx.Client(transport=SyncASGITransport(app, p), base_url="http://pos") as client,

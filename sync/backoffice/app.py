@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -43,13 +44,22 @@ from sync.backoffice_api import (
     parse_sent_at,
     read_query,
 )
-from sync.httpserve import BodyFirst, HeaderDeadlineProtocol
+from sync.httpserve import BodyFirst, FailureLimiter, HeaderDeadlineProtocol
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 from sync.protocol import MAX_BATCH_BYTES, QUEUE_HEADER, ProtocolError, parse_push, parse_queue
 
 log = logging.getLogger("kassa.backoffice")
 
 MAX_SMALL_BODY = 64_000
+FAILURES_WINDOW_S = 60.0
+ADDRESS_FAILURES_MAX = 60
+"""Wrong tokens or enrollment codes from one address per window before it is refused (a
+chain's tills may reach the back office through one NAT address: a misconfigured till or
+two must not lock out the rest; a guesser gets one try a second, against 48-bit codes and
+256-bit tokens)."""
+CREDENTIAL_FAILURES_MAX = 30
+"""Failures (a wrong token, a lookup finding no one) per credential per window before it
+is refused: a till token enumerating phones gets 30 misses a minute."""
 
 
 def _error(e: ProtocolError) -> JSONResponse:
@@ -71,6 +81,54 @@ async def _body(request: Request, limit: int) -> bytes:
 def _answer(body: msgspec.Struct) -> Response:
     """A 200 whose body is one of the API's declared response models."""
     return Response(msgspec.json.encode(body), media_type="application/json")
+
+
+class Failures:
+    """Failed authentications limited per client address and per credential
+    (``sync.httpserve.FailureLimiter``): a wrong token or enrollment code (401, 403) counts
+    for both, a lookup that finds no one (404) for the credential only, since a chain's
+    tills may share one address and a cashier's unknown phone is a normal miss. Past the
+    limit the request is answered 429 ``too_many_failures`` before anything is looked at."""
+
+    AUTH = frozenset({401, 403})
+    MISSES = frozenset({401, 403, 404})
+
+    def __init__(self) -> None:
+        self.by_address = FailureLimiter(ADDRESS_FAILURES_MAX, FAILURES_WINDOW_S)
+        self.by_credential = FailureLimiter(CREDENTIAL_FAILURES_MAX, FAILURES_WINDOW_S)
+
+    @staticmethod
+    def keys(request: Request) -> tuple[str, str | None]:
+        address = request.client.host if request.client else "?"
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        credential = token.strip()
+        if not credential or scheme.lower() != "bearer":
+            return address, None
+        return address, hashlib.sha256(credential.encode()).hexdigest()[:32]
+
+    def refusal(self, keys: tuple[str, str | None]) -> Response | None:
+        address, credential = keys
+        waits = [self.by_address.retry_after(address)]
+        if credential is not None:
+            waits.append(self.by_credential.retry_after(credential))
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is None:
+            return None
+        return JSONResponse(
+            {
+                "error": "too_many_failures",
+                "message": f"too many failed attempts; retry in {wait} s",
+            },
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
+
+    def count(self, keys: tuple[str, str | None], status: int) -> None:
+        address, credential = keys
+        if status in self.AUTH:
+            self.by_address.failed(address)
+        if status in self.MISSES and credential is not None:
+            self.by_credential.failed(credential)
 
 
 def _bearer(request: Request) -> str:
@@ -110,8 +168,19 @@ def create_app(
         if not await to_thread.run_sync(bo.is_admin, _bearer(request)):
             raise ProtocolError(401, "bad_token", "an admin token is required")
 
+    failures = Failures()
+
     def guarded(fn: Handler) -> Handler:
         async def run(request: Request) -> Response:
+            keys = failures.keys(request)
+            refused = failures.refusal(keys)
+            if refused is not None:
+                return refused
+            response = await attempt(request)
+            failures.count(keys, response.status_code)
+            return response
+
+        async def attempt(request: Request) -> Response:
             try:
                 return await fn(request)
             except ProtocolError as e:
