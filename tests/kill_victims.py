@@ -72,7 +72,8 @@ def sell(ready: Connection, path: str, start: int) -> None:
 
 
 def sell_and_sync(ready: Connection, path: str, url: str, start: int) -> None:
-    """Sell, refund every 5th and drain to the back office at ``url`` every 2nd, forever."""
+    """Sell, refund every 5th and drain to the back office at ``url`` every 2nd, then pull
+    one short page of the change feed (behind the push answers, as after an outage), forever."""
     store = Store(path)
     agent = Agent(store)
     client = SyncClient(agent, httpx.Client(base_url=url, timeout=5), max_events=7)
@@ -88,6 +89,7 @@ def sell_and_sync(ready: Connection, path: str, url: str, start: int) -> None:
             agent.refund(f"KR-{n}", f"K-{n}", {1: 1})
         if n % 2 == 0:
             client.drain()
+            client.pull_once(limit=1)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Real SIGKILLs during sales (notes/sync.md fault table): after every kill, each sale and
 its journal row and print job are all present or all absent, the journal's seq has no
-gaps, member balances agree with the journal, and quick_check is ok."""
+gaps, member balances agree with the journal, each cheque's balance_before is the member's
+balance after their previous event (``chain``), and quick_check is ok."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from chain import chain_breaks
 from kill_victims import sell, victim
 
 from agent import codec
@@ -45,6 +47,7 @@ def check_consistent(path: Path) -> int:
         assert unsynced == len(events)
         for (state,) in conn.execute("SELECT state FROM members WHERE unsynced > 0"):
             assert codec.loads(MemberState, state).debt >= 0
+        assert chain_breaks(store) == []
         return len(events)
 
 

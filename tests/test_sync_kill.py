@@ -2,7 +2,9 @@
 loopback HTTP (notes/sync.md: "SIGKILL at random points during sales and sync", "kill
 between server ack and local ack"). After every kill the till store is consistent; after
 the last one, a drain leaves every committed event on the server exactly once, nothing
-the till did not commit, and equal balances."""
+the till did not commit, equal balances, and an unbroken chain (each cheque's
+balance_before is the member's balance after their previous event, though the victim pulls
+the change feed one entry at a time behind its push answers)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from chain import chain_breaks, events_checked
 from kill_victims import sell_and_sync, victim
 
 from agent import codec
@@ -58,6 +61,7 @@ def test_sigkill_during_sales_and_sync_is_exactly_once(tmp_path: Path) -> None:
                 kill()
             with Store(path) as store:
                 assert store.quick_check() == "ok"
+                assert chain_breaks(store) == []
                 start = int(store.meta("last_seq") or 0) + 1000 * (_ + 1)
         with Store(path) as store, httpx.Client(base_url=server.url, timeout=5) as http:
             agent = Agent(store)
@@ -69,6 +73,8 @@ def test_sigkill_during_sales_and_sync_is_exactly_once(tmp_path: Path) -> None:
                 statuses = {r[0] for r in conn.execute("SELECT DISTINCT status FROM outbox")}
                 members = [r[0] for r in conn.execute("SELECT member_id FROM members")]
             assert statuses == {"acked"}
+            assert chain_breaks(store) == []
+            assert events_checked(store) > KILLS
             with bo.db.reading() as tx:
                 on_server = dict(
                     tx.all("SELECT event_id, payload_hash FROM events WHERE status = 'applied'")
