@@ -129,7 +129,7 @@ def query(
     if kind not in PERIODS:
         raise DashboardError(
             f"period {kind!r}: must be one of {', '.join(PERIODS)}",
-            f"период {kind!r}: нужен один из {', '.join(PERIODS)}",
+            f"период «{kind}»: нужен один из {', '.join(PERIODS)}",
             field="period",
             value=kind,
         )
@@ -435,3 +435,19 @@ def set_plan(
             {"target": target, "before": None if old is None else int(old[0])},
         )
     return target
+
+
+def show(
+    ctx: Context,
+    kind: str | None,
+    start: str | None = None,
+    end: str | None = None,
+    store_id: str | None = None,
+    cashier_id: str | None = None,
+    store_scope: str | None = None,
+) -> Dashboard:
+    """The dashboard a page asked for; a store-bound user's own store is forced (whatever
+    ``store_id`` the request named), so they never see another store's figures."""
+    if store_scope is not None:
+        store_id = store_scope
+    return build(ctx, query(ctx, kind, start, end, store_id, cashier_id))

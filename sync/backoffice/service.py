@@ -35,6 +35,7 @@ from agent.tokens import (
     load_ed25519_private_key,
 )
 from sync.backoffice import (
+    dashboard,
     feed,
     ingest,
     member_admin,
@@ -714,3 +715,23 @@ class Backoffice:
     def erasure_act(self, member_id: str, store_scope: str | None = None) -> Act:
         """A member's destruction act (``member_ops.erasure_act``)."""
         return member_ops.erasure_act(self.context, member_id, store_scope=store_scope)
+
+    # ------------------------------------------------------------------ console: dashboard
+    def dashboard_view(
+        self,
+        kind: str | None,
+        start: str | None = None,
+        end: str | None = None,
+        *,
+        store_id: str | None = None,
+        cashier_id: str | None = None,
+        store_scope: str | None = None,
+    ) -> dashboard.Dashboard:
+        """The dashboard of a period, store, cashier (``dashboard.show``; scope forced)."""
+        return dashboard.show(self.context, kind, start, end, store_id, cashier_id, store_scope)
+
+    def dashboard_set_plan(
+        self, month: str, figure: str, value: str, store_id: str | None, *, actor: str
+    ) -> int:
+        """Set a month's plan for a figure, audited (``dashboard.set_plan``)."""
+        return dashboard.set_plan(self.context, month, figure, value, store_id, actor)

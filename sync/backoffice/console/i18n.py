@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from sync.backoffice.console.texts import dashboard as dashboard_texts
 from sync.backoffice.console.texts import members as members_texts
 from sync.backoffice.console.texts import merge
 from sync.backoffice.console.texts import stores as stores_texts
@@ -113,7 +114,7 @@ _SHARED: Final[dict[str, tuple[str, str]]] = {
     "reason_head": ("удалены последние записи", "newest rows deleted"),
 }
 
-TEXT: Final = merge(_SHARED, members_texts.TEXT, stores_texts.TEXT)
+TEXT: Final = merge(_SHARED, members_texts.TEXT, stores_texts.TEXT, dashboard_texts.TEXT)
 """Every text: the shared ones above and each section's (``console/texts/<section>.py``)."""
 
 
