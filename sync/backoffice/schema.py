@@ -238,6 +238,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX members_name_lower ON members (lower(first_name) text_pattern_ops)
         """,
     ),
+    (
+        # The members whose card was merged into another are few: index only them, so a
+        # query for the live members (``merged_into IS NULL``) is never planned on this
+        # index (it replaces 0010's full one, which SQLite picked for a name search and then
+        # walked every member).
+        "0015_members_merged_partial",
+        """
+        DROP INDEX members_merged_into;
+        CREATE INDEX members_merged_into ON members(merged_into) WHERE merged_into IS NOT NULL;
+        """,
+    ),
 )
 
 
