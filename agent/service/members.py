@@ -147,8 +147,7 @@ def register(
             "укажите имя (до 60 символов)",
             field="first_name",
         )
-    now = ctx.clock.now()
-    if birthday is not None and not date(1900, 1, 1) <= birthday <= now.date():
+    if birthday is not None and not date(1900, 1, 1) <= birthday <= ctx.clock.now().date():
         raise InputError(
             "birthday is not a plausible date", "неверная дата рождения", field="birthday"
         )
@@ -162,11 +161,15 @@ def register(
     sealed = seal_for_backoffice(e164.encode(), load_x25519_public_key(seal_key))
     hashed = phone_hash(e164, ctx.hash_key())
     version = consent_text_version or rules.consent_text_version
-    now_iso = now.isoformat()
-    member_id = time_ordered_id()
-    event_id = time_ordered_id()
-    state = MemberState(member_id, lots=registration_lots(rules, now, event_id), birthday=birthday)
     with ctx.store.write() as conn:
+        # The business time under the write lock, as the journal's seq (``sales.commit``).
+        now = ctx.clock.now()
+        now_iso = now.isoformat()
+        member_id = time_ordered_id()
+        event_id = time_ordered_id()
+        state = MemberState(
+            member_id, lots=registration_lots(rules, now, event_id), birthday=birthday
+        )
         dup = conn.execute("SELECT code FROM members WHERE phone_hash = ?", (hashed,)).fetchone()
         if dup is not None:
             raise ConflictError(

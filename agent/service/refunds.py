@@ -47,11 +47,12 @@ def refund(
     stored = stored_refund(ctx, refund_id, request_hash)
     if stored is not None:
         return stored
-    now = ctx.clock.now()
-    now_iso = now.isoformat()
     rules = ctx.programme()
     online = status.offline_status(ctx).online
     with ctx.store.write() as conn:
+        # The business time under the write lock, as the journal's seq (``sales.commit``).
+        now = ctx.clock.now()
+        now_iso = now.isoformat()
         stored = stored_refund(ctx, refund_id, request_hash)
         if stored is not None:
             return stored

@@ -243,10 +243,13 @@ def commit(ctx: Context, req: CheckoutRequest, hold_id: str | None = None) -> Co
         stored = stored_commit(ctx, req.cart.receipt_id, request_hash)
         if stored is not None:
             return stored
-    now = ctx.clock.now()
-    now_iso = now.isoformat()
     rules = ctx.programme()
     with ctx.store.write() as conn:
+        # The business time is read under the write lock, like the journal's seq: two
+        # requests at once then have their occurred_at in seq order (the back office
+        # flags a till whose times run backwards as its seq rises: clock_backwards).
+        now = ctx.clock.now()
+        now_iso = now.isoformat()
         # Read inside the transaction, in one statement: the offline counters written
         # below must build on what no other commit has changed since, and a repeat of
         # this receipt (a POS retry, another thread) is seen under the same lock, so
