@@ -59,6 +59,7 @@ __all__ = [
     "mark_contact",
     "member_record_from_wire",
     "next_batch",
+    "note_revoked_coupons",
     "outbox_events",
     "quarantine_rows",
     "record_error",
@@ -385,7 +386,7 @@ class Change:
     """One entry of the back office's change feed."""
 
     seq: int
-    kind: Literal["member", "merge", "rules", "erase", "block"]
+    kind: Literal["member", "merge", "rules", "erase", "block", "coupon_revoked", "other"]
     member: MemberRecord | None = None
     merged_from: str | None = None
     merged_into: str | None = None
@@ -395,6 +396,9 @@ class Change:
     """``erase``: the member whose personal data is destroyed (``agent.erasure``);
     ``block``: the member blocked or unblocked (``blocked``)."""
     blocked: bool | None = None
+    coupon_ids: tuple[str, ...] = ()
+    """``coupon_revoked``: the coupons revoked (refused at this till from now on)."""
+    revoked_at: str | None = None
 
 
 def apply_changes(store: Store, changes: Sequence[Change], next_cursor: str, now_iso: str) -> bool:
@@ -421,9 +425,29 @@ def apply_changes(store: Store, changes: Sequence[Change], next_cursor: str, now
                 erase_cached(conn, c.member_id)
             elif c.kind == "block" and c.member_id and c.blocked is not None:
                 set_blocked(conn, c.member_id, c.blocked)
+            elif c.kind == "coupon_revoked" and c.coupon_ids:
+                revoke_coupons(conn, c.coupon_ids, c.revoked_at or now_iso, now_iso)
         Store.set_sync(conn, "cursor", next_cursor, now_iso)
         mark_contact(conn, now_iso)
     return rules_changed
+
+
+def revoke_coupons(
+    conn: sqlite3.Connection, coupon_ids: Iterable[str], revoked_at: str, now_iso: str
+) -> None:
+    """Note coupons the programme revoked (ids, 32 hex digits); noting one twice is
+    harmless."""
+    conn.executemany(
+        "INSERT INTO coupons_revoked(coupon_id, revoked_at, received_at) VALUES (?,?,?) "
+        "ON CONFLICT(coupon_id) DO NOTHING",
+        [(str(cid).lower(), revoked_at, now_iso) for cid in coupon_ids],
+    )
+
+
+def note_revoked_coupons(store: Store, coupon_ids: Iterable[str], now_iso: str) -> None:
+    """The snapshot's list of revoked coupons noted (``revoke_coupons``) in one write."""
+    with store.write() as conn:
+        revoke_coupons(conn, coupon_ids, now_iso, now_iso)
 
 
 def install_rules_document(

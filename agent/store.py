@@ -243,6 +243,17 @@ def _member_blocked(db: sqlite_utils.Database) -> None:
     db.executescript("ALTER TABLE members ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;")
 
 
+
+@_migration("0007_coupons_revoked")
+def _coupons_revoked(db: sqlite_utils.Database) -> None:
+    """Coupons the programme revoked (the back office's ``coupon_revoked`` change, or the
+    snapshot's list): such a coupon is refused at this till (``agent.service.sales``)."""
+    db.executescript(
+        "CREATE TABLE coupons_revoked (coupon_id TEXT PRIMARY KEY, revoked_at TEXT NOT NULL,"
+        " received_at TEXT NOT NULL);"
+    )
+
+
 def _member_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_code ON members(code)")
     conn.execute("CREATE INDEX IF NOT EXISTS members_phone ON members(phone_hash)")

@@ -376,6 +376,9 @@ class SyncClient:
                 count = journal.load_snapshot_wire(
                     self.store, _checked(records(), trailer), head["cursor"], self._now_iso()
                 )
+                revoked = head.get("revoked_coupons")
+                if isinstance(revoked, list) and revoked:
+                    journal.note_revoked_coupons(self.store, map(str, revoked), self._now_iso())
         except httpx.HTTPError as e:
             raise TransientError(f"snapshot interrupted: {e}") from e
         return count
@@ -466,6 +469,15 @@ def _change(c: dict[str, Any]) -> Change:
         return Change(
             int(c["seq"]), "block", member_id=str(body["member_id"]), blocked=bool(body["blocked"])
         )
+    if kind == "coupon_revoked":
+        return Change(
+            int(c["seq"]),
+            "coupon_revoked",
+            coupon_ids=tuple(str(i) for i in body["coupon_ids"]),
+            revoked_at=str(body.get("revoked_at") or ""),
+        )
+    if kind != "rules":  # a kind newer than this till: its cursor moves past it
+        return Change(int(c["seq"]), "other")
     return Change(
         int(c["seq"]), "rules", rules_version=int(body["version"]), rules_document=body["document"]
     )

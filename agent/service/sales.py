@@ -135,7 +135,18 @@ def read_coupon_at(ctx: Context, text: str, now: datetime) -> Coupon:
             "till has no back office key to check coupons",
             "касса не может проверить купон: нет ключа программы",
         )
-    return verify_coupon(verifier, text.strip(), now)
+    coupon = verify_coupon(verifier, text.strip(), now)
+    revoked = ctx.store.one(
+        "SELECT revoked_at FROM coupons_revoked WHERE coupon_id = ?", (coupon.coupon_id,)
+    )
+    if revoked is not None:
+        raise CouponError(
+            "the programme revoked this coupon",
+            "купон отозван программой",
+            coupon_id=coupon.coupon_id,
+            revoked_at=revoked[0],
+        )
+    return coupon
 
 
 def coupon_for(ctx: Context, text: str | None, member_code: str, now: datetime) -> Coupon | None:

@@ -12,10 +12,17 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from agent.clock import Clock, SystemClock
 from agent.rules import Programme, parse_programme
 from sync.backoffice.db import Database, Tx
+
+
+def moment_text(at: datetime) -> str:
+    """A moment as the fixed-width UTC text the rules schedule stores and compares
+    (``2026-06-15T09:00:00.000000+00:00``): ordered as text as in time."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 class Programmes:
@@ -23,8 +30,9 @@ class Programmes:
     document, and each version parsed once. A version's document never changes (publishing
     other content under a used version is refused), so a parsed version is kept for good."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
+        self.clock: Clock = clock or SystemClock()
         self._parsed: dict[int, Programme] = {}
 
     def _read(self, tx: Tx | None) -> contextlib.AbstractContextManager[Tx]:
@@ -32,9 +40,17 @@ class Programmes:
         return contextlib.nullcontext(tx) if tx is not None else self.db.reading()
 
     def active_version(self, tx: Tx | None = None) -> int | None:
-        """The version tills run now, or None before any was published."""
+        """The version tills run now (the clock's time), or None before any was published:
+        the version of the latest activation whose ``effective_at`` has come
+        (``rules_activations``; a version published for later is not active before then)."""
         with self._read(tx) as t:
-            row = t.one("SELECT version FROM rules WHERE active = 1")
+            row = t.one(
+                "SELECT version FROM rules_activations WHERE effective_at <= ? "
+                "ORDER BY effective_at DESC, id DESC LIMIT 1",
+                (moment_text(self.clock.now()),),
+            )
+            if row is None:  # only activations to come: the flagged one until then
+                row = t.one("SELECT version FROM rules WHERE active = 1")
         return None if row is None else int(row[0])
 
     def document(self, version: int, tx: Tx | None = None) -> str:
@@ -90,4 +106,5 @@ class Context:
     @classmethod
     def over(cls, db: Database, clock: Clock | None = None) -> Context:
         """A context over ``db`` (the system clock unless ``clock``), no push seen yet."""
-        return cls(db, Programmes(db), clock or SystemClock(), Pushes())
+        clock = clock or SystemClock()
+        return cls(db, Programmes(db, clock), clock, Pushes())

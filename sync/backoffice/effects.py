@@ -207,6 +207,22 @@ def purchase(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
         "INSERT INTO verify_queue(event_id, member_id, state, queued_at) VALUES (?,?,?,?)",
         (ev.event_id, m.member_id, before, batch.now_iso),
     )
+    if q.coupon_id:  # which cheque used which coupon, for the console's coupon register
+        batch.stage(
+            "INSERT INTO coupon_redemptions(event_id, coupon_id, receipt_id, terminal_id, "
+            "store_id, member_id, occurred_at, discount_kop, points) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                ev.event_id,
+                q.coupon_id,
+                receipt_id,
+                batch.terminal.terminal_id,
+                batch.terminal.store_id,
+                m.member_id,
+                occurred.isoformat(),
+                sum(ql.coupon_discount_kop for ql in q.lines),
+                sum(b.points for b in q.bonuses if b.kind == "coupon"),
+            ),
+        )
     batch.record_purchase(ev.event_id, receipt_id, BatchPurchase(m.member_id, effects, {}, True))
     return m.member_id
 

@@ -83,12 +83,24 @@ def feed_head(db: Database) -> int:
 
 
 def snapshot_lines(
-    db: Database, rules_version: int | None, page: int = SNAPSHOT_PAGE
+    db: Database,
+    rules_version: int | None,
+    page: int = SNAPSHOT_PAGE,
+    revoked_coupons: list[str] | None = None,
 ) -> Iterator[bytes]:
     """NDJSON chunks (see module doc); the cursor is taken first, so changes made while
-    the snapshot streams are pulled again afterwards (applying them twice is harmless)."""
+    the snapshot streams are pulled again afterwards (applying them twice is harmless).
+    The header lists ``revoked_coupons`` (ids of revoked coupons still within their
+    validity): the feed's older ``coupon_revoked`` changes are behind the cursor."""
     head = feed_head(db)
-    yield line({"kind": "snapshot", "cursor": str(head), "rules_version": rules_version})
+    header: dict[str, Any] = {
+        "kind": "snapshot",
+        "cursor": str(head),
+        "rules_version": rules_version,
+    }
+    if revoked_coupons:
+        header["revoked_coupons"] = revoked_coupons
+    yield line(header)
     sql = (
         f"SELECT member_id, {_record_sql(db.dialect)} FROM members WHERE member_id > ? "
         "ORDER BY member_id LIMIT ?"

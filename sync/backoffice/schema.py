@@ -239,6 +239,47 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        # The register of coupons issued in the console (sync.backoffice.coupons): each
+        # signed KC1 token with its terms and batch, who issued and who revoked it; and
+        # which cheque used which coupon (written by the projector with the purchase).
+        "0012_coupons",
+        """
+        CREATE TABLE coupon_batches (
+            batch_id TEXT PRIMARY KEY, mode TEXT NOT NULL, note TEXT NOT NULL,
+            kind TEXT NOT NULL, value BIGINT NOT NULL, valid_from TEXT NOT NULL,
+            valid_until TEXT NOT NULL, min_cheque_kop BIGINT NOT NULL, count BIGINT NOT NULL,
+            issued_at TEXT NOT NULL, issued_by TEXT NOT NULL);
+        CREATE TABLE coupons (
+            coupon_id TEXT PRIMARY KEY, batch_id TEXT NOT NULL, n BIGINT NOT NULL,
+            token TEXT NOT NULL, member_code TEXT, revoked_at TEXT, revoked_by TEXT,
+            revoke_reason TEXT);
+        CREATE INDEX coupons_batch ON coupons(batch_id, n);
+        CREATE TABLE coupon_redemptions (
+            event_id TEXT PRIMARY KEY, coupon_id TEXT NOT NULL, receipt_id TEXT NOT NULL,
+            terminal_id TEXT NOT NULL, store_id TEXT NOT NULL, member_id TEXT NOT NULL,
+            occurred_at TEXT NOT NULL, discount_kop BIGINT NOT NULL, points BIGINT NOT NULL);
+        CREATE INDEX coupon_redemptions_coupon ON coupon_redemptions(coupon_id);
+        """,
+    ),
+    (
+        # Programme versions with an effective time (sync.backoffice.programme): the
+        # version tills run at time t is the one of the latest activation effective by t;
+        # ``announced`` says its 'rules' change is in the feed. The active version's
+        # activation is its publication.
+        "0013_rules_schedule",
+        """
+        CREATE TABLE rules_activations (
+            id {serial}, version INTEGER NOT NULL, effective_at TEXT NOT NULL,
+            published_at TEXT NOT NULL, published_by TEXT NOT NULL,
+            announced INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX rules_activations_due ON rules_activations(announced, effective_at);
+        INSERT INTO rules_activations(version, effective_at, published_at, published_by,
+            announced)
+            SELECT version, published_at, published_at, 'migration', 1 FROM rules
+            WHERE active = 1;
+        """,
+    ),
+    (
         # The members whose card was merged into another are few: index only them, so a
         # query for the live members (``merged_into IS NULL``) is never planned on this
         # index (it replaces 0010's full one, which SQLite picked for a name search and then

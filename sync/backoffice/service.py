@@ -16,17 +16,16 @@ ledger honours. How a batch is applied is in ``ingest``.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from agent import codec
 from agent.clock import Clock
 from agent.errors import AgentError, InputError
 from agent.identify import check_member_code
-from agent.rules import Programme, programme_to_dict
+from agent.model import Quote
+from agent.rules import Programme
 from agent.seed import demo_programme, member_rows
 from agent.tokens import (
     TokenSigner,
@@ -35,11 +34,14 @@ from agent.tokens import (
     load_ed25519_private_key,
 )
 from sync.backoffice import (
+    coupons,
+    couponsheet,
     dashboard,
     feed,
     ingest,
     member_admin,
     member_ops,
+    programme,
     project,
     rollups,
     tills,
@@ -412,34 +414,10 @@ class Backoffice:
         return [{**dict(zip(keys, r[:6], strict=True)), "revoked": bool(r[6])} for r in rows]
 
     # ------------------------------------------------------------------ rules
-    def publish_rules(self, programme: Programme) -> int:
-        """Make ``programme`` the active one and announce it to tills in the change feed."""
-        doc = codec.dumps(programme_to_dict(programme))
-        now = self.clock.now().isoformat()
-        with self.db.transaction(feed=True) as tx:
-            row = tx.one("SELECT document FROM rules WHERE version = ?", (programme.version,))
-            if row is not None and row[0] != doc:
-                raise ProtocolError(
-                    409,
-                    "rules_version_exists",
-                    f"rules version {programme.version} exists with other content",
-                )
-            if row is None:
-                tx.execute(
-                    "INSERT INTO rules(version, document, published_at) VALUES (?,?,?)",
-                    (programme.version, doc, now),
-                )
-            tx.execute(
-                "UPDATE rules SET active = CASE WHEN version = ? THEN 1 ELSE 0 END",
-                (programme.version,),
-            )
-            body = json.dumps({"version": programme.version, "document": doc})
-            tx.execute(
-                "INSERT INTO changes(kind, member_id, body, created_at) "
-                "VALUES ('rules', NULL, ?, ?)",
-                (body, now),
-            )
-        return programme.version
+    def publish_rules(self, rules: Programme) -> int:
+        """Make ``rules`` the active one now and announce it to tills in the change feed
+        (``programme.publish``; the console may give it an effective time)."""
+        return programme.publish(self.context, rules).version
 
     def active_rules_version(self, tx: Tx | None = None) -> int | None:
         return self.context.programmes.active_version(tx)
@@ -453,6 +431,7 @@ class Backoffice:
     def active_rules(self) -> ActiveRules:
         """The programme every till is to run (``initialise`` publishes one, so there is
         always one)."""
+        programme.announce_due(self.context)
         version = self.active_rules_version()
         assert version is not None, "the back office is initialised with a programme"
         return ActiveRules(version, self.rules_document(version))
@@ -566,7 +545,9 @@ class Backoffice:
 
     # ------------------------------------------------------------------ feed (``feed``)
     def changes(self, cursor: str | None, limit: int = 500) -> dict[str, Any]:
-        """A page of changes after ``cursor``; 410 ``cursor_expired`` when pruned past it."""
+        """A page of changes after ``cursor``; 410 ``cursor_expired`` when pruned past it.
+        A programme version whose effective time has come enters the feed first."""
+        programme.announce_due(self.context)
         return feed.changes(self.db, cursor, limit)
 
     def prune_changes(self, keep_after: int) -> int:
@@ -578,7 +559,9 @@ class Backoffice:
 
     def snapshot_lines(self, page: int = feed.SNAPSHOT_PAGE) -> Iterator[bytes]:
         """The member snapshot as NDJSON chunks (``feed.snapshot_lines``)."""
-        return feed.snapshot_lines(self.db, self.active_rules_version(), page)
+        return feed.snapshot_lines(
+            self.db, self.active_rules_version(), page, coupons.revoked_in_force(self.context)
+        )
 
     # ------------------------------------------------------------------ members
     def lookup(self, *, phone_hash: str | None = None, code: str | None = None) -> dict[str, Any]:
@@ -735,3 +718,92 @@ class Backoffice:
     ) -> int:
         """Set a month's plan for a figure, audited (``dashboard.set_plan``)."""
         return dashboard.set_plan(self.context, month, figure, value, store_id, actor)
+
+    # ------------------------------------------------------------------ console: coupons
+    def coupon_issue(
+        self,
+        mode: str,
+        kind: str,
+        value: str,
+        valid_from: str,
+        valid_until: str,
+        min_cheque: str,
+        *,
+        count: str = "",
+        members: str = "",
+        note: str = "",
+        actor: str,
+    ) -> coupons.Batch:
+        """Sign and register coupons from the console's form, audited (``coupons.issue_form``)."""
+        return coupons.issue_form(
+            self.context,
+            mode,
+            kind,
+            value,
+            valid_from,
+            valid_until,
+            min_cheque,
+            count=count,
+            members=members,
+            note=note,
+            actor=actor,
+        )
+
+    def coupon_batches(self, limit: int = 100) -> list[coupons.Batch]:
+        return coupons.batches(self.context, limit)
+
+    def coupon_batch(
+        self, batch_id: str
+    ) -> tuple[coupons.Batch, list[coupons.Issued], list[coupons.Redemption]] | None:
+        """One issue with its coupons and redemptions (``coupons.batch``)."""
+        return coupons.batch(self.context, batch_id)
+
+    def coupon_revoke(
+        self, batch_id: str, coupon_id: str | None, reason: str, *, actor: str
+    ) -> int:
+        """Revoke a coupon or a whole issue, to tills through the feed (``coupons.revoke``)."""
+        return coupons.revoke(self.context, batch_id, coupon_id, reason, actor=actor)
+
+    def coupon_sheet(self, batch_id: str, fmt: str) -> bytes | None:
+        """An issue's printable PDF sheet (``fmt`` "pdf") or CSV (UTF-8); None if unknown."""
+        found = coupons.batch(self.context, batch_id)
+        if found is None:
+            return None
+        b, items, _ = found
+        if fmt == "pdf":
+            return couponsheet.pdf(b, items)
+        return couponsheet.csv_text(b, items).encode("utf-8")
+
+    # ------------------------------------------------------------------ console: rules
+    def rules_overview(
+        self,
+    ) -> tuple[tuple[int, dict[str, Any]] | None, list[programme.Activation]]:
+        """The active version with its document, and the publications (``programme``)."""
+        return programme.active_document(self.context), programme.schedule(self.context)
+
+    def rules_version_document(self, version: int) -> dict[str, Any] | None:
+        return programme.version_document(self.context, version)
+
+    def rules_check(self, text: str, fmt: str) -> programme.Draft:
+        """A draft checked as ``kassa rules check`` does, with its difference from the
+        active version (``programme.read_draft``)."""
+        return programme.read_draft(self.context, text, fmt)
+
+    def rules_preview(
+        self,
+        text: str,
+        fmt: str,
+        lines: str,
+        at: str,
+        points: str,
+        spend: str,
+        redeem: str,
+    ) -> tuple[programme.Draft, Quote, datetime]:
+        """A cheque scored under a draft by the tills' engine (``programme.preview_form``)."""
+        return programme.preview_form(self.context, text, fmt, lines, at, points, spend, redeem)
+
+    def rules_publish(
+        self, text: str, fmt: str, effective_at: str, *, actor: str
+    ) -> programme.Activation:
+        """A draft published with its effective time, audited (``programme.publish_form``)."""
+        return programme.publish_form(self.context, text, fmt, effective_at, actor)
