@@ -10,10 +10,14 @@
   process holds open (an editor, a log shipper, antivirus) cannot be renamed; the handler
   then writes on into the current file and tries again at the next size check instead of
   losing each record past the limit with a traceback on stderr.
+- On a full disk (the log and the till store share one in the usual layout) a record the
+  file cannot take is dropped quietly (``RotatingFile.dropped``) instead of a "Logging
+  error" traceback on stderr per record: stderr (the journal) still has the line.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import os
@@ -83,6 +87,16 @@ class RotatingFile(logging.handlers.RotatingFileHandler):
 
     rotation_failures = 0
     """Rotations that failed (the file grew past its limit meanwhile)."""
+
+    dropped = 0
+    """Records the file could not take because the disk was full (ENOSPC)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            self.dropped += 1
+            return
+        super().handleError(record)
 
     def doRollover(self) -> None:  # noqa: N802 - logging's name
         try:

@@ -89,9 +89,9 @@ def _agent_config(tmp_path: Path, disk: SmallDisk) -> tuple[Path, int]:
         capture_output=True,
     )
     port = free_port()
-    cfg = tmp_path / "kassa.toml"  # the config, token and log are on another disk
+    cfg = tmp_path / "kassa.toml"  # the config and token on another disk, the log on it
     cfg.write_text(
-        f'[store]\npath = "{store}"\n[api]\nport = {port}\n[log]\ndir = "{tmp_path / "log"}"\n'
+        f'[store]\npath = "{store}"\n[api]\nport = {port}\n[log]\ndir = "{disk.root / "log"}"\n'
         '[sync]\nenabled = false\n[printer]\nurl = ""\n',
         encoding="utf-8",
     )
@@ -122,6 +122,7 @@ def test_agent_on_a_full_disk_waits_says_disk_full_and_serves_once_space_is_free
         proc.kill()
     text = err.read_text("utf-8")
     assert "Disk full" in text and "нет места" in text and "disk is full" in text
+    assert "Logging error" not in text and "Traceback" not in text  # its log: same disk
     # Started again on the full disk, then space is freed: it comes up by itself.
     proc = _serve(cfg, err)
     try:
