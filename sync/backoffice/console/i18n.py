@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from sync.backoffice.console.texts import coupons as coupons_texts
 from sync.backoffice.console.texts import dashboard as dashboard_texts
 from sync.backoffice.console.texts import members as members_texts
 from sync.backoffice.console.texts import merge
+from sync.backoffice.console.texts import rules as rules_texts
 from sync.backoffice.console.texts import stores as stores_texts
 
 LANGS: Final = ("ru", "en")
@@ -114,7 +116,14 @@ _SHARED: Final[dict[str, tuple[str, str]]] = {
     "reason_head": ("удалены последние записи", "newest rows deleted"),
 }
 
-TEXT: Final = merge(_SHARED, members_texts.TEXT, stores_texts.TEXT, dashboard_texts.TEXT)
+TEXT: Final = merge(
+    _SHARED,
+    members_texts.TEXT,
+    stores_texts.TEXT,
+    dashboard_texts.TEXT,
+    coupons_texts.TEXT,
+    rules_texts.TEXT,
+)
 """Every text: the shared ones above and each section's (``console/texts/<section>.py``)."""
 
 

@@ -1,0 +1,82 @@
+"""Texts of the coupons section (Russian, English)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+TEXT: Final[dict[str, tuple[str, str]]] = {
+    "coupons_title": ("Купоны", "Coupons"),
+    "coupons_intro": (
+        "Купоны — подписанные коды, которые кассы проверяют без связи с офисом. "
+        "Отзыв доходит до касс при следующей синхронизации.",
+        "Coupons are signed codes the tills check without the office. "
+        "A revocation reaches the tills at their next sync.",
+    ),
+    "coupons_issue": ("Выпустить купоны", "Issue coupons"),
+    "coupons_mode": ("Что выпустить", "What to issue"),
+    "coupons_mode_single": ("один купон", "one coupon"),
+    "coupons_mode_members": ("по купону участникам", "one per member"),
+    "coupons_mode_batch": ("партию кодов", "a batch of codes"),
+    "coupons_kind": ("Вид", "Kind"),
+    "coupons_kind_percent": ("скидка, %", "discount, %"),
+    "coupons_kind_fixed": ("скидка, ₽", "discount, ₽"),
+    "coupons_kind_points": ("бонусы", "points"),
+    "coupons_value": ("Номинал (%, ₽ или бонусы)", "Value (%, ₽ or points)"),
+    "coupons_valid_from": ("Действует с (день)", "Valid from (day)"),
+    "coupons_valid_until": ("Действует по (день включительно)", "Valid until (day, inclusive)"),
+    "coupons_min_cheque": ("Минимальная сумма чека, ₽", "Minimum cheque, ₽"),
+    "coupons_count": ("Сколько кодов (для партии)", "How many codes (batch)"),
+    "coupons_members": (
+        "Коды участников (для персональных), по одному в строке",
+        "Member codes (personal coupons), one a line",
+    ),
+    "coupons_note": ("Примечание", "Note"),
+    "coupons_issue_button": ("Выпустить", "Issue"),
+    "coupons_issued_list": ("Выпуски", "Issues"),
+    "coupons_none": ("Купонов ещё не выпускали.", "No coupons issued yet."),
+    "coupons_col_issued": ("Выпущен (UTC)", "Issued (UTC)"),
+    "coupons_col_by": ("Кто", "By"),
+    "coupons_col_terms": ("Условия", "Terms"),
+    "coupons_col_validity": ("Срок", "Validity"),
+    "coupons_col_count": ("Купонов", "Coupons"),
+    "coupons_col_revoked": ("Отозвано", "Revoked"),
+    "coupons_col_redeemed": ("Использовано", "Redeemed"),
+    "coupons_open": ("Открыть", "Open"),
+    "coupons_batch_title": ("Выпуск купонов {id}", "Coupon issue {id}"),
+    "coupons_sheet_pdf": ("Лист для печати (PDF)", "Printable sheet (PDF)"),
+    "coupons_csv": ("Коды (CSV)", "Codes (CSV)"),
+    "coupons_min_from": ("от чека {sum}", "on cheques from {sum}"),
+    "coupons_terms_points": ("+{n} бонусов", "+{n} points"),
+    "coupons_codes": ("Коды", "Codes"),
+    "coupons_col_n": ("№", "#"),
+    "coupons_col_id": ("Номер купона", "Coupon id"),
+    "coupons_col_member": ("Участник", "Member"),
+    "coupons_col_state": ("Состояние", "State"),
+    "coupons_col_token": ("Код для кассы", "Code for the till"),
+    "coupons_in_force": ("действует", "in force"),
+    "coupons_revoked_at": ("отозван {at}: {reason}", "revoked {at}: {reason}"),
+    "coupons_reason": ("Причина отзыва", "Reason for revoking"),
+    "coupons_revoke": ("Отозвать", "Revoke"),
+    "coupons_revoke_all": ("Отозвать все купоны выпуска", "Revoke every coupon of the issue"),
+    "coupons_revoked_n": ("Отозвано купонов: {n}.", "Coupons revoked: {n}."),
+    "coupons_redemptions": (
+        "Использования (по чекам бэк-офиса)",
+        "Redemptions (the ledger's cheques)",
+    ),
+    "coupons_no_redemptions": (
+        "Купоны этого выпуска ещё не использовали.",
+        "No coupon of this issue has been used yet.",
+    ),
+    "coupons_col_cheque": ("Чек", "Cheque"),
+    "coupons_col_till": ("Магазин / касса", "Store / till"),
+    "coupons_col_when": ("Когда (UTC)", "When (UTC)"),
+    "coupons_col_discount": ("Скидка / бонусы", "Discount / points"),
+    "coupons_after_revocation": (
+        "после отзыва (касса не успела синхронизироваться)",
+        "after revocation (the till had not synced)",
+    ),
+    "coupons_not_found": ("Такого выпуска купонов нет.", "There is no such coupon issue."),
+    "coupons_issued_ok": ("Выпущено купонов: {n}.", "Coupons issued: {n}."),
+    "action_coupons_issued": ("выпуск купонов", "coupons issued"),
+    "action_coupon_revoked": ("отзыв купонов", "coupons revoked"),
+}
