@@ -13,7 +13,9 @@ Search (``search``): one box takes a phone, a card code or a name.
   ``text_pattern_ops`` index; on SQLite (whose ``lower`` folds ASCII only) the prefix is
   walked on the ``first_name`` index one character at a time, each character in both
   cases, keeping only the spellings some name starts with (a few index probes per
-  character), then each surviving spelling is one range read.
+  character), then each surviving spelling is one range read. The first ``limit + 1``
+  rows in index order are read (no sort of every match: a common name prefix matches a
+  hundred thousand members in a million) and shown sorted by name.
 
 A store manager (``store_scope``) sees only the members registered at their store
 (``members.store_id``, the till that enrolled the member): a member is the store's
@@ -174,7 +176,7 @@ def _by_name(ctx: Context, prefix: str, scope: str | None, limit: int) -> Search
             pattern = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             rows = tx.all(
                 f"SELECT {_HIT_COLS} FROM members WHERE lower(first_name) LIKE ? ESCAPE '\\' "
-                f"AND merged_into IS NULL{extra} ORDER BY lower(first_name), code LIMIT ?",
+                f"AND merged_into IS NULL{extra} LIMIT ?",
                 (pattern + "%", *params, limit + 1),
             )
         else:
