@@ -127,6 +127,20 @@ def check_store(cfg: Config) -> tuple[list[Finding], dict[str, str]]:
         finally:
             conn.close()
     except sqlite3.Error as e:
+        from agent.store import disk_full
+
+        if disk_full(path):  # SQLite cannot make its -shm index: nothing is damaged
+            out.append(
+                _f(
+                    "store",
+                    "error",
+                    f"база кассы не открывается: диск заполнен ({e})",
+                    f"the till store cannot be opened: the disk is full ({e})",
+                    "освободите место на диске",
+                    "free disk space",
+                )
+            )
+            return out, {}
         out.append(
             _f(
                 "store",
@@ -463,6 +477,18 @@ def check_disk(cfg: Config) -> Finding:
         where = where.parent
     free = shutil.disk_usage(where).free
     mb = free // 1_000_000
+    from agent.store import FULL_BELOW_BYTES
+
+    if free < FULL_BELOW_BYTES:
+        return _f(
+            "disk",
+            "error",
+            f"диск заполнен (свободно {free} байт): продажи не сохраняются, агент ждёт места",
+            f"the disk is full ({free} bytes free): sales cannot be saved, the agent waits "
+            "for space",
+            "освободите место на диске: агент, печать и обмен продолжат сами",
+            "free disk space: the agent, printing and sync resume by themselves",
+        )
     if free < DISK_ERROR_BYTES:
         return _f(
             "disk",

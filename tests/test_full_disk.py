@@ -33,7 +33,7 @@ from agent.store import Store
 from drivers.printq import PrintWorker
 from drivers.transport import CaptureTransport
 from kassa.config import Config, StoreConfig
-from kassa.doctor import check_store, check_sync_error
+from kassa.doctor import check_disk, check_store, check_sync_error
 from kassa.posapi import STORE_RETRY_AFTER_S, create_app
 from sync.client import SyncRunner
 from tests.conftest import FakeClock, Till, make_cart
@@ -76,6 +76,12 @@ def test_a_store_on_a_full_disk_says_disk_full_and_opens_once_space_is_freed(
     assert e.code == "disk_full" and isinstance(e, StoreWriteError)
     assert "disk is full" in e.message_en and "нет места" in e.message_ru
     assert e.details["free_bytes"] == 0
+    cfg = Config(store=StoreConfig(str(disk.root / "till.db")))
+    found = check_disk(cfg)
+    assert found.level == "error" and "диск заполнен" in found.message_ru
+    assert "the disk is full" in found.message_en
+    stored = check_store(cfg)[0]
+    assert all("восстановите" not in f.hint_ru for f in stored)  # not called damaged
     disk.free()
     with Store(disk.root / "till.db") as store:
         assert store.meta("terminal_id") == "till-1"
