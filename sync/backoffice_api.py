@@ -103,13 +103,24 @@ class ChangesPage(msgspec.Struct):
     more: bool
 
 
+ENROLL_REQUEST_ID = "^[A-Za-z0-9_-]{16,64}$"
+"""A till's enrollment request id (``sync.backoffice.enrollment.REQUEST_ID_RE``)."""
+X25519_KEY = "^[A-Za-z0-9+/]{43}=$"
+"""An X25519 public key: 32 bytes, standard base64."""
+
+
 class EnrollRequest(msgspec.Struct):
     """``code``: the one-time enrollment code; ``name``: the till's display name;
-    ``terminal_id``: the id it asks for (else one is made)."""
+    ``terminal_id``: the id it asks for (else one is made); ``request_id`` and
+    ``public_key`` (together or neither): the till's request, made durable before it is
+    sent, and its X25519 key the token is sealed to: a repeat of the same request gets the
+    same answer until ``POST /v1/enroll/confirm`` (``sync.backoffice.enrollment``)."""
 
     code: Annotated[str, Meta(max_length=ENROLL_CODE_MAX, pattern=ENROLL_CODE)]
     name: Annotated[str, Meta(max_length=ENROLL_NAME_MAX, pattern=PLAIN_TEXT)] = ""
     terminal_id: Annotated[str, Meta(pattern=TERMINAL_ID_RE.pattern)] | None = None
+    request_id: Annotated[str, Meta(pattern=ENROLL_REQUEST_ID)] | None = None
+    public_key: Annotated[str, Meta(pattern=X25519_KEY)] | None = None
 
 
 class RulesDocument(msgspec.Struct):
@@ -119,17 +130,32 @@ class RulesDocument(msgspec.Struct):
     document: str
 
 
-class Enrolled(msgspec.Struct):
-    """A new till's credentials: its bearer ``token`` is shown only here."""
+class Enrolled(msgspec.Struct, omit_defaults=True):
+    """A new till's credentials: its bearer ``token`` in clear (a request without a
+    ``public_key``: shown only here), or ``sealed_token``, sealed to the request's
+    ``public_key`` (``agent.tokens.seal_for_backoffice``; only the till opens it)."""
 
     terminal_id: str
-    token: str
     store_id: str
     store_name: str
     phone_hash_key: str
     token_public_key: str
     seal_public_key: str
     rules: RulesDocument
+    token: str | None = None
+    sealed_token: str | None = None
+
+
+class EnrollConfirm(msgspec.Struct):
+    """``request_id``: the enrollment request whose token the till has stored."""
+
+    request_id: Annotated[str, Meta(pattern=ENROLL_REQUEST_ID)]
+
+
+class EnrollConfirmed(msgspec.Struct):
+    """``retired``: this call retired the code (false: it was before)."""
+
+    retired: bool
 
 
 class MemberToken(msgspec.Struct):
@@ -249,6 +275,20 @@ queue holds, for the console's stores-and-tills page."""
 
 
 _ENROLL = msgspec.json.Decoder(EnrollRequest)
+_CONFIRM = msgspec.json.Decoder(EnrollConfirm)
+
+
+def parse_enroll_confirm(body: bytes) -> EnrollConfirm:
+    """Read ``POST /v1/enroll/confirm``'s body or raise ``ProtocolError`` 400
+    ``bad_json`` or ``bad_field`` (``request_id``)."""
+    try:
+        return _CONFIRM.decode(body)
+    except msgspec.ValidationError:
+        raise ProtocolError(
+            400, "bad_field", "request_id: 16-64 letters, digits, _ -", field="request_id"
+        ) from None
+    except (msgspec.DecodeError, RecursionError):
+        raise ProtocolError(400, "bad_json", "body is not valid JSON") from None
 
 
 def parse_enroll(body: bytes) -> EnrollRequest:
@@ -275,6 +315,15 @@ def parse_enroll(body: bytes) -> EnrollRequest:
     if len(code) > ENROLL_CODE_MAX or not re.match(ENROLL_CODE, code):
         raise ProtocolError(403, "bad_enroll_code", "enrollment code is not valid")
     clean_text(name, "name", ENROLL_NAME_MAX)
+    for field, pattern, what in (
+        ("request_id", ENROLL_REQUEST_ID, "16-64 letters, digits, _ -"),
+        ("public_key", X25519_KEY, "an X25519 key, 32 bytes base64"),
+    ):
+        value = data.get(field)
+        if value is not None and not (isinstance(value, str) and re.match(pattern, value)):
+            raise ProtocolError(400, "bad_field", f"{field}: {what}", field=field)
+    if tid is None:  # every field read well: another type somewhere
+        raise ProtocolError(400, "bad_field", "a field has the wrong type")
     raise ProtocolError(
         400, "bad_field", "terminal_id: 1-64 letters, digits, _ . : -", field="terminal_id"
     )
@@ -305,6 +354,15 @@ def openapi() -> dict[str, Any]:
             },
             auth=False,
             description="enrolled",
+        ),
+        Operation(
+            "POST",
+            "/v1/enroll/confirm",
+            "the till has stored its token: retire its enrollment code",
+            request=EnrollConfirm,
+            response=EnrollConfirmed,
+            errors={400: "unreadable body, or not this till's request id", **AUTH},
+            description="confirmed",
         ),
         Operation(
             "POST",

@@ -8,6 +8,7 @@ client can cause is a specific 4xx with ``{"error", "message"}``; an unexpected 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import logging
@@ -33,6 +34,7 @@ from sync.backoffice.service import Backoffice
 from sync.backoffice.terminal import Terminal
 from sync.backoffice_api import (
     ChangesQuery,
+    EnrollConfirmed,
     Health,
     KpiQuery,
     Live,
@@ -41,6 +43,7 @@ from sync.backoffice_api import (
     VerdictsQuery,
     openapi,
     parse_enroll,
+    parse_enroll_confirm,
     parse_sent_at,
     read_query,
 )
@@ -214,8 +217,23 @@ def create_app(
 
     async def enroll(request: Request) -> Response:
         req = parse_enroll(await _body(request, MAX_SMALL_BODY))
-        out = await to_thread.run_sync(bo.enroll, req.code, req.name, req.terminal_id)
+        out = await to_thread.run_sync(
+            functools.partial(
+                bo.enroll,
+                req.code,
+                req.name,
+                req.terminal_id,
+                request_id=req.request_id,
+                public_key=req.public_key,
+            )
+        )
         return JSONResponse(out)
+
+    async def enroll_confirm(request: Request) -> Response:
+        term = await terminal(request)
+        req = parse_enroll_confirm(await _body(request, MAX_SMALL_BODY))
+        retired = await to_thread.run_sync(bo.confirm_enrollment, term, req.request_id)
+        return _answer(EnrollConfirmed(retired=retired))
 
     async def events(request: Request) -> Response:
         term = await terminal(request)
@@ -303,6 +321,7 @@ def create_app(
         Route("/v1/live", live, methods=["GET"]),
         Route("/openapi.json", guarded(spec), methods=["GET"]),
         Route("/v1/enroll", guarded(enroll), methods=["POST"]),
+        Route("/v1/enroll/confirm", guarded(enroll_confirm), methods=["POST"]),
         Route("/v1/events", guarded(events), methods=["POST"]),
         Route("/v1/verdicts", guarded(verdicts), methods=["GET"]),
         Route("/v1/changes", guarded(changes), methods=["GET"]),

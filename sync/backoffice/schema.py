@@ -280,6 +280,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        # Idempotent enrollment (sync.backoffice.enrollment): the claiming request's id
+        # and the till's X25519 public key, the token sealed to that key until the till
+        # confirms (then NULL), and when it confirmed. Codes used before this are
+        # confirmed already.
+        "0014_enroll_requests",
+        """
+        ALTER TABLE enroll_codes ADD COLUMN request_id TEXT;
+        ALTER TABLE enroll_codes ADD COLUMN public_key TEXT;
+        ALTER TABLE enroll_codes ADD COLUMN sealed_token TEXT;
+        ALTER TABLE enroll_codes ADD COLUMN confirmed_at TEXT;
+        UPDATE enroll_codes SET confirmed_at = used_at WHERE used_by IS NOT NULL;
+        CREATE INDEX enroll_codes_used_by ON enroll_codes(used_by);
+        """,
+    ),
+    (
         # The members whose card was merged into another are few: index only them, so a
         # query for the live members (``merged_into IS NULL``) is never planned on this
         # index (it replaces 0010's full one, which SQLite picked for a name search and then

@@ -37,6 +37,7 @@ from sync.backoffice import (
     coupons,
     couponsheet,
     dashboard,
+    enrollment,
     feed,
     ingest,
     member_admin,
@@ -58,11 +59,9 @@ from sync.backoffice.people.users import SignIn, User
 from sync.backoffice.schema import migrate
 from sync.backoffice.terminal import Terminal
 from sync.protocol import (
-    TERMINAL_ID_RE,
     ProtocolError,
     PushRequest,
     QueueReport,
-    clean_text,
 )
 
 ENROLL_CODE_TTL_HOURS = 24
@@ -308,52 +307,48 @@ class Backoffice:
                 audit.record(tx, now, actor, "enroll_code_made", store_id, {"hours": ttl_hours})
         return code
 
-    def enroll(self, code: str, name: str, terminal_id: str | None = None) -> dict[str, Any]:
-        """Exchange a one-time code for a terminal id and bearer token (shown once)."""
-        if not code.isascii() or not code.isprintable() or len(code) > 64:
-            raise ProtocolError(403, "bad_enroll_code", "enrollment code is not valid")
-        clean_text(name, "name", 80)
-        if terminal_id is not None and not TERMINAL_ID_RE.match(terminal_id):
-            raise ProtocolError(
-                400, "bad_field", "terminal_id: 1-64 letters, digits, _ . : -", field="terminal_id"
-            )
-        now = self.clock.now()
+    def enroll(
+        self,
+        code: str,
+        name: str,
+        terminal_id: str | None = None,
+        *,
+        request_id: str | None = None,
+        public_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Exchange a one-time code for a terminal id and bearer token, exactly once under
+        any concurrency (``enrollment.enroll``). With the till's ``request_id`` and X25519
+        ``public_key`` the token comes sealed to that key (``sealed_token``) and a repeat
+        of the same request gets the same answer until ``confirm_enrollment``; without
+        them (an older till) it comes in clear (``token``) and the code is spent."""
         token = secrets.token_urlsafe(32)
-        with self.db.transaction() as tx:
-            row = tx.one(
-                "SELECT store_id, expires_at, used_by FROM enroll_codes WHERE code_hash = ?",
-                (token_hash(code.strip().upper()),),
-            )
-            if row is None:
-                raise ProtocolError(403, "bad_enroll_code", "enrollment code is not valid")
-            if row[2] is not None:
-                raise ProtocolError(403, "enroll_code_used", "enrollment code was already used")
-            if datetime.fromisoformat(row[1]) < now:
-                raise ProtocolError(403, "enroll_code_expired", "enrollment code has expired")
-            tid = terminal_id or f"t-{secrets.token_hex(6)}"
-            if tx.one("SELECT 1 FROM terminals WHERE terminal_id = ?", (tid,)):
-                raise ProtocolError(409, "terminal_exists", f"terminal {tid} already enrolled")
-            tx.execute(
-                "INSERT INTO terminals(terminal_id, store_id, name, token_hash, enrolled_at) "
-                "VALUES (?,?,?,?,?)",
-                (tid, row[0], name[:80] or tid, token_hash(token), now.isoformat()),
-            )
-            tx.execute(
-                "UPDATE enroll_codes SET used_by = ?, used_at = ? WHERE code_hash = ?",
-                (tid, now.isoformat(), token_hash(code.strip().upper())),
-            )
-            store_name = tx.one("SELECT name FROM stores WHERE store_id = ?", (row[0],))[0]
+        got = enrollment.enroll(
+            self.context,
+            token_hash(code.strip().upper()),
+            token_hash(token),
+            token,
+            code=code,
+            name=name,
+            terminal_id=terminal_id,
+            request_id=request_id,
+            public_key=public_key,
+        )
         active = self.active_rules()
         return {
-            "terminal_id": tid,
-            "token": token,
-            "store_id": row[0],
-            "store_name": store_name,
+            "terminal_id": got.terminal_id,
+            **({"token": got.token} if got.token else {"sealed_token": got.sealed_token}),
+            "store_id": got.store_id,
+            "store_name": got.store_name,
             "phone_hash_key": self.setting("phone_hash_key"),
             "token_public_key": self.setting("token_public_key"),
             "seal_public_key": self.setting("seal_public_key"),
             "rules": active._asdict(),
         }
+
+    def confirm_enrollment(self, terminal: Terminal, request_id: str) -> bool:
+        """The till has stored the token it enrolled with (it authenticated with it):
+        retire its code (``enrollment.confirm``; whether this call retired it)."""
+        return enrollment.confirm(self.context, terminal.terminal_id, request_id)
 
     def authenticate(
         self, token: str, user_agent: str | None = None, queue: QueueReport | None = None
@@ -404,14 +399,25 @@ class Backoffice:
         self._software[terminal_id] = text
 
     def terminals(self) -> list[dict[str, Any]]:
-        """Every enrolled till: store, name, enrolment, last contact, software, revoked."""
+        """Every enrolled till: store, name, enrolment, last contact, software, revoked,
+        and its send queue as it last told (``queue``: events ``waiting``, the ``oldest``
+        unsent one's time, ``quarantined``, ``at`` when told; None: never told)."""
         with self.db.reading() as tx:
             rows = tx.all(
-                "SELECT terminal_id, store_id, name, enrolled_at, last_seen, software, revoked "
+                "SELECT terminal_id, store_id, name, enrolled_at, last_seen, software, revoked, "
+                "queue_waiting, queue_oldest, queue_quarantined, queue_at "
                 "FROM terminals ORDER BY store_id, terminal_id"
             )
         keys = ("terminal_id", "store_id", "name", "enrolled_at", "last_seen", "software")
-        return [{**dict(zip(keys, r[:6], strict=True)), "revoked": bool(r[6])} for r in rows]
+        queue = ("waiting", "oldest", "quarantined", "at")
+        return [
+            {
+                **dict(zip(keys, r[:6], strict=True)),
+                "revoked": bool(r[6]),
+                "queue": None if r[10] is None else dict(zip(queue, r[7:], strict=True)),
+            }
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ rules
     def publish_rules(self, rules: Programme) -> int:

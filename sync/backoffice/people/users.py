@@ -252,9 +252,18 @@ def sign_in(ctx: Context, login: str, password: str) -> SignIn:
             audit.record(tx, now, subject, "sign_in_failed", subject, {})
             if row is None:
                 return SignIn(attempts_left=None)
-            first = datetime.fromisoformat(str(row[7])) if row[7] else None
-            failures = int(row[6]) + 1 if first and now - first < LOCK_WINDOW else 1
-            first = first if failures > 1 else now
+            # Counted by one statement on the row as it is now (not as it was read before
+            # the password check): failures racing each other all count (PostgreSQL's row
+            # lock makes them take turns), so parallel guesses cannot share one count.
+            recent = (now - LOCK_WINDOW).isoformat()
+            counted = tx.one(
+                "UPDATE console_users SET "
+                "failures = CASE WHEN first_failure_at > ? THEN failures + 1 ELSE 1 END, "
+                "first_failure_at = CASE WHEN first_failure_at > ? THEN first_failure_at "
+                "ELSE ? END WHERE login = ? RETURNING failures",
+                (recent, recent, now.isoformat(), login),
+            )
+            failures = int(counted[0]) if counted is not None else 1
             if failures >= LOCK_AFTER:
                 until = now + LOCK_FOR
                 tx.execute(
@@ -264,11 +273,6 @@ def sign_in(ctx: Context, login: str, password: str) -> SignIn:
                 )
                 audit.record(tx, now, subject, "locked_out", subject, {"until": until.isoformat()})
                 return SignIn(locked_for=int(LOCK_FOR.total_seconds()))
-            tx.execute(
-                "UPDATE console_users SET failures = ?, first_failure_at = ?, "
-                "locked_until = NULL WHERE login = ?",
-                (failures, first.isoformat() if first else None, login),
-            )
         return SignIn(attempts_left=LOCK_AFTER - failures)
     user = _user(row)
     with ctx.db.transaction() as tx:
