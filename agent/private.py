@@ -1,4 +1,10 @@
-"""Owner-only files: the one place that creates the SQLite files Kassa keeps.
+"""Owner-only files: the one place that creates the files Kassa keeps.
+
+Every small file the till or the CLI writes (the API token, keys, an enrollment's
+pending request, a printer calibration) goes through :func:`write_private`: a temporary
+file in the same folder, fsync, rename, fsync of the folder, mode 0600, so a crash or a
+power cut leaves the old file or the new one, never an empty or torn one. The SQLite
+copies (backups, training copies) are written beside their name and renamed the same way.
 
 A till store, its copies and backups and the back-office database hold member phones
 (hashed with the till's key), the sync token and private keys, so they are mode 0600
@@ -13,8 +19,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent import crashpoint
 
 OWNER_ONLY = 0o600
 """Mode of every file Kassa creates that holds member data, keys or tokens."""
@@ -63,6 +72,59 @@ def prepare_sqlite_file(path: Path) -> None:
         make_owner_only(path.with_name(path.name + suffix))
 
 
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in ``folder`` durable (POSIX: fsync the directory;
+    elsewhere a no-op, the OS gives no handle to a directory)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically, mode 0600: into a temporary file in the same
+    folder (0600 from its creation), fsync, rename over ``path``, fsync the folder. A crash
+    at any moment leaves ``path`` as it was or complete, never empty or torn; a leftover
+    temporary file (``.<name>.<pid>-<thread>.tmp``) is harmless.
+    ``exclusive``: refuse with ``FileExistsError`` if ``path`` exists (the check and the
+    rename are one step: ``os.link``). The folder is made if missing."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp"
+    tmp.unlink(missing_ok=True)
+    create_private(tmp, exclusive=True)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            crashpoint.reached("atomic.written")
+            os.fsync(f.fileno())
+        crashpoint.reached("atomic.synced")
+        if exclusive:
+            os.link(tmp, path)
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    crashpoint.reached("atomic.renamed")
+    fsync_dir(folder)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to the disk (a file written by another API, e.g. SQLite's
+    backup, before it is renamed into place)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class SqliteCopy:
     """What ``online_copy`` made: the verdict of ``PRAGMA quick_check`` on the copy
@@ -108,8 +170,10 @@ def online_copy(source: Path, dest: Path) -> SqliteCopy:
             src.close()
         if check != "ok":
             raise ValueError(check)
+        fsync_file(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, dest)
+    fsync_dir(dest.parent)
     return SqliteCopy(check, int(seq[0]) if seq else None)

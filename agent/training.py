@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import uuid
 from datetime import datetime
 from pathlib import Path
 
 from agent import codec, receipts, shifts
-from agent.private import create_private
+from agent.private import create_private, fsync_dir, fsync_file
 from agent.results import Shift
 from agent.store import Store
 
@@ -91,13 +92,24 @@ def open_training_store(real: Store, now: datetime, path: Path | None = None) ->
     if target.resolve() == real.path.resolve():
         raise ValueError("the training copy cannot replace the till store")
     _remove(target)
-    create_private(target, exclusive=True)  # SQLite's -wal/-shm take the file's 0600
-    dest = sqlite3.connect(str(target))
+    # Copied beside its name and renamed when complete (a kill mid-copy leaves no torn
+    # training store); SQLite's -wal/-shm take the file's 0600.
+    tmp = target.with_name(target.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    create_private(tmp, exclusive=True)
     try:
-        with real.read() as conn:
-            conn.backup(dest)
-    finally:
-        dest.close()
+        dest = sqlite3.connect(str(tmp))
+        try:
+            with real.read() as conn:
+                conn.backup(dest)
+        finally:
+            dest.close()
+        fsync_file(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
     store = Store(target)
     try:
         with store.write() as conn:

@@ -53,6 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import serial
 
 from agent.errors import InputError
+from agent.private import create_private
 from drivers.status import PrinterError, PrinterFault
 
 __all__ = [
@@ -189,7 +190,10 @@ class CaptureTransport(_Base):
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.path.touch()
+                # 0600 like every file Kassa makes (a slip may show a member's card). An
+                # append-only log of what was "printed", not renamed into place: a kill
+                # mid-write cuts the last slip short, as paper would be.
+                create_private(self.path)
             except OSError as e:
                 raise self._error(*_errno_fault(e.errno), e) from e
         self.opened += 1

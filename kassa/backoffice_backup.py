@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from agent.errors import InputError, StoreError
-from agent.private import create_private, online_copy
+from agent.private import create_private, fsync_dir, fsync_file, online_copy
 
 
 class BackupError(StoreError):
@@ -162,7 +162,9 @@ def backup_postgres(url: str, dest: Path) -> dict[str, Any]:
         tmp.unlink(missing_ok=True)
         raise
     os.chmod(tmp, 0o600)
+    fsync_file(tmp)
     os.replace(tmp, dest)
+    fsync_dir(dest.parent)
     return {"backup": str(dest), "bytes": dest.stat().st_size, "format": "pg_dump custom"}
 
 

@@ -23,6 +23,7 @@ every secret for ``kassa config show`` and for logs.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tomllib
@@ -31,9 +32,12 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from agent.errors import InputError
+from agent.private import write_private
 from drivers.profiles import presets, unknown_preset
 
 APP = "kassa"
+
+log = logging.getLogger("kassa.config")
 
 
 class ConfigError(InputError):
@@ -430,8 +434,13 @@ def field_docs() -> dict[str, str]:
 
 def ensure_token(cfg: Config) -> str:
     """The API token: inline, else read from ``token_file``, else a new random one
-    written there with mode 0600 (owner only). A token file readable by others is
-    refused on POSIX: anyone on the till could then spend members' points."""
+    written there atomically with mode 0600 (``agent.private.write_private``: a power cut
+    leaves no file or the whole token, never an empty one). A token file readable by
+    others is refused on POSIX: anyone on the till could then spend members' points.
+    An empty (or blank) token file is what an older agent left when it was killed while
+    creating it (a person's token is at least 16 characters, so nobody uses an empty
+    one): it is replaced by a new token, with a warning in the log, instead of stopping
+    every start with exit 2 (which systemd does not restart)."""
     if cfg.api.token:
         return cfg.api.token
     path = cfg.token_path()
@@ -443,19 +452,36 @@ def ensure_token(cfg: Config) -> str:
                 file=str(path),
                 key="api.token_file",
             )
-        token = path.read_text(encoding="utf-8").strip()
-        if len(token) < 16:
-            raise ConfigError(
-                f"{path}: token must be at least 16 characters",
-                f"{path}: токен короче 16 символов",
-                file=str(path),
-                key="api.token_file",
-            )
-        return token
+        token = path.read_text(encoding="utf-8", errors="replace").strip()
+        if token:
+            if len(token) < 16:
+                raise ConfigError(
+                    f"{path}: token must be at least 16 characters",
+                    f"{path}: токен короче 16 символов",
+                    file=str(path),
+                    key="api.token_file",
+                )
+            return token
+        log.warning(
+            "token file %s is empty (a first start was interrupted while writing it): "
+            "a new API token is written there",
+            path,
+        )
+        return _new_token_file(path, replace_empty=True)
+    try:
+        return _new_token_file(path, replace_empty=False)
+    except FileExistsError:  # another process's first start wrote it just now
+        return ensure_token(cfg)
+
+
+def _new_token_file(path: Path, *, replace_empty: bool) -> str:
+    """A new random API token written to ``path`` (atomically, 0600); unless
+    ``replace_empty``, only if there is no file (``FileExistsError`` else)."""
     token = secrets.token_urlsafe(32)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(path, (token + "\n").encode("ascii"), exclusive=not replace_empty)
+    except FileExistsError:
+        raise
     except OSError as e:
         # A service user cannot write its config dir (/etc/kassa): say where the token
         # belongs instead of a traceback and a restart loop.
@@ -469,8 +495,6 @@ def ensure_token(cfg: Config) -> str:
             file=str(path),
             key="api.token_file",
         ) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token + "\n")
     return token
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.private import write_private
 from agent.rules import Programme, load_programme
 from agent.seed import demo_programme, member_rows, seed_catalog, write_member_rows
 from agent.service import Agent
@@ -35,9 +36,7 @@ def keys_path(store_path: Path) -> Path:
 
 def make_demo_keys(path: Path) -> dict[str, str]:
     keys = generate_programme_keys()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(keys, f, indent=2)
+    write_private(path, json.dumps(keys, indent=2).encode())  # atomic, 0600
     return keys
 
 

@@ -3,7 +3,6 @@ copy, and a restore that takes the store's lock and starts a new terminal epoch.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +47,7 @@ def restore_store(backup: Path, target: Path) -> dict[str, Any]:
     (``<target>.before-restore-<time>``). Events journalled after the restore carry the
     new epoch, so the back office never mistakes them for the original's (DESIGN §3)."""
     from agent import journal
+    from agent.private import online_copy
     from agent.store import Store
 
     if not backup.exists():
@@ -62,13 +62,8 @@ def restore_store(backup: Path, target: Path) -> dict[str, Any]:
         if target.exists():
             saved = target.with_name(f"{target.name}.before-restore-{stamp}")
         with Store(target) as store:  # the lock: refused while an agent runs
-            if saved is not None:
-                keep = sqlite3.connect(saved)
-                try:
-                    store.conn.backup(keep)
-                finally:
-                    keep.close()
-                os.chmod(saved, 0o600)
+            if saved is not None:  # written beside its name, renamed when sound
+                online_copy(target, saved)
             src.backup(store.conn)
         with Store(target) as store:  # migrations run forward on the restored data
             epoch = journal.start_new_epoch(store, datetime.now(UTC).isoformat())

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
+from agent.private import write_private
 
 
 def _positive(text: str) -> int:
@@ -34,7 +35,7 @@ def _profile(args: argparse.Namespace) -> Any:
 
 def _write(path: str, data: bytes) -> None:
     try:
-        Path(path).write_bytes(data)
+        write_private(Path(path), data)  # atomic, 0600 (a slip may show a member's card)
     except OSError as e:
         raise InputError(
             f"cannot write {path}: {e.strerror}",
