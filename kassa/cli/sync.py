@@ -489,20 +489,26 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     import httpx
 
     from sync.client import PermanentError, TransientError
-    from sync.enroll import enroll_till
+    from sync.enroll import enroll_till, enrolled_store
 
     store = Path(args.store)
-    existed = store.exists()  # enroll_till refuses an existing store (ConflictError)
     bar = Progress("Загрузка участников")
     try:
         with _http(args.url) as http:
             info = enroll_till(store, http, args.code, name=args.name or "", progress=bar)
     except (PermanentError, TransientError) as e:
         bar.done()
-        if not existed and store.exists():
-            # joined, but the member snapshot did not arrive: `sync now` loads it
-            en = f"the till is enrolled but the members were not loaded ({e}): run `kassa sync now`"
-            ru = "касса подключена, но участники не загружены: выполните kassa sync now"
+        if enrolled_store(store):
+            # joined, but the confirmation or the member snapshot did not arrive: the same
+            # command run again finishes it (enroll_till takes on from where it stopped)
+            en = (
+                f"the till is enrolled but not finished ({e}): run the same kassa enroll "
+                "command again (or `kassa sync now`, which loads the members)"
+            )
+            ru = (
+                "касса подключена, но подключение не завершено (участники не загружены): "
+                "повторите ту же команду kassa enroll (или выполните kassa sync now)"
+            )
             if isinstance(e, TransientError):
                 return _fail(
                     BackofficeUnreachable(en, ru, store=str(store), reason=str(e)),
