@@ -206,3 +206,14 @@ def test_a_store_manager_sees_one_store(cluster: Cluster) -> None:
     view = cluster.bo.stores_overview("s2")
     assert [s.store_id for s in view.stores] == ["s2"] and view.tills == []
     assert [t.store_id for t in cluster.bo.stores_overview("s1").tills] == ["s1"]
+
+
+def test_kassa_backoffice_terminals_lists_the_queue(cluster: Cluster) -> None:
+    till = cluster.till()
+    till.sale("T-1", "m00000001", ("DR-1001", 1))
+    cluster.clock.advance(seconds=5)
+    till.client.push_once()  # told while the cheque was still waiting
+    (row,) = cluster.bo.terminals()
+    told = row["queue"]
+    assert told["waiting"] == 1 and told["quarantined"] == 0 and told["oldest"]
+    assert told["at"] == row["last_seen"] == cluster.clock.now().isoformat()
