@@ -37,7 +37,7 @@ pytestmark = [
 ]
 
 
-def until(cond: Callable[[], object], timeout_s: float = 30.0, what: str = "") -> None:
+def until(cond: Callable[[], object], timeout_s: float = 60.0, what: str = "") -> None:
     """Wait for ``cond`` (readiness polling; the bound is far beyond each step)."""
     deadline = time.monotonic() + timeout_s
     while not cond():
