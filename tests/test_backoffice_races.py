@@ -14,6 +14,7 @@ from conftest import FakeClock
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.tokens import dump_key, open_sealed
+from sync.backoffice import member_ops
 from sync.backoffice.db import Database
 from sync.backoffice.people import users
 from sync.backoffice.service import Backoffice
@@ -153,3 +154,48 @@ def test_wrong_passwords_at_once_each_count_towards_the_lockout(bo: Backoffice) 
     assert left == list(range(1, users.LOCK_AFTER)), left  # each one counted, none lost
     assert users.sign_in(ctx, "anna", "wrong").locked_for  # the next one locks
     assert users.sign_in(ctx, "anna", "correct horse battery").user is None
+
+
+def _members(bo: Backoffice, n: int) -> list[tuple[str, str]]:
+    from datetime import UTC, datetime
+
+    from agent.seed import demo_programme, member_rows
+
+    key = bytes.fromhex(bo.setting("phone_hash_key"))
+    bo.load_members(member_rows(n, demo_programme(), key, datetime.now(UTC)), store_id="s1")
+    with bo.db.reading() as tx:
+        return [(str(r[0]), str(r[1])) for r in tx.all("SELECT member_id, code FROM members")]
+
+
+def test_merges_racing_for_one_member_merge_it_once(bo: Backoffice) -> None:
+    """Every change of a member (console merges and adjustments, the projector's batches)
+    runs in a feed transaction, which on PostgreSQL takes the feed's advisory lock first:
+    they take turns, and each reads the member after the one before committed."""
+    (a, _), (b, _), (_, c_code) = _members(bo, 3)[:3]
+    results = at_once(
+        [
+            lambda s=s: member_ops.merge(bo.context, s, c_code, "дубль", actor="anna")
+            for s in (a, b) * 3
+        ]
+    )
+    merged = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if not isinstance(r, str)]
+    assert len(merged) == 1, results
+    assert {getattr(e, "code", type(e).__name__) for e in refused} == {"merged"}
+    with bo.db.reading() as tx:
+        into = tx.one("SELECT merged_into FROM members WHERE code = ?", (c_code,))[0]
+    assert into in (a, b)
+
+
+def test_adjustments_at_once_each_change_the_balance(bo: Backoffice) -> None:
+    ((member, _),) = _members(bo, 1)
+    before = bo.context
+    results = at_once(
+        [
+            lambda: member_ops.adjust(before, member, "10", "жалоба", actor="anna")
+            for _ in range(THREADS)
+        ]
+    )
+    balances = sorted(r.balance_after for r in results)
+    start = balances[0] - 10
+    assert balances == [start + 10 * (i + 1) for i in range(THREADS)]  # none lost
