@@ -3,12 +3,13 @@
 #   make test   - run every check: format, lint, types, import contracts, tests
 #   make smoke  - the wheel as a store installs it: clean venv, no extras, app and demo run
 #   make frozen - the PyInstaller one-file binary, built and run (slow, not in make test)
+#   make faults - the long fault run (SIGKILLs of a serving till, outages; prints its counts)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck contracts pytest chromium smoke frozen bench clean
+.PHONY: demo test check lint typecheck contracts pytest chromium smoke frozen bench faults clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -53,6 +54,15 @@ frozen:
 
 bench: $(STAMP)
 	$(BIN)/python bench/checkout.py
+
+# tests/faults.py at full size (make test runs a small one, tests/test_faults.py): two POS
+# lanes against kassa agent serve, FAULT_KILLS SIGKILLs at aimed moments, an outage of
+# FAULT_OUTAGE_S seconds; prints kills, acknowledged operations, lost, doubled, phantom,
+# balance mismatches, chain breaks and flags as JSON, and fails unless all are clean.
+FAULT_KILLS ?= 200
+FAULT_OUTAGE_S ?= 140
+faults: $(STAMP)
+	$(BIN)/python tests/faults.py --kills $(FAULT_KILLS) --outage-s $(FAULT_OUTAGE_S) --outage-kills 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
