@@ -12,6 +12,8 @@ in ``pyproject.toml`` holds them to that order):
   console users, bulk member load). It builds the one ``context.Context`` and passes it
   down; nothing below sees the service.
 - ``console``: the programme owners' pages and their users.
+- ``dashboard``: the console's dashboard (a period's figures over the roll-ups, distinct
+  buyers, cohorts, the owner's monthly plans).
 - ``kpi``: the programme owners' report, over the ledger tables (``Context``).
 - ``ingest``: accepting a pushed batch (checks, positions, conflicts, seq gaps), then
   projecting a small batch inline through ``project``.
@@ -21,6 +23,7 @@ in ``pyproject.toml`` holds them to that order):
 - ``batch``: one run of events in memory (set-based reads, writes collected, each
   changed member written once); ``effects`` applies each event through its ``Run``
   interface.
+- ``rollups``: the dashboard's daily roll-ups of the KPI figures, kept by each batch.
 - ``effects``: what a purchase, a refund and a registration do to the ledger.
 - ``checks`` (pure event and payload validation), ``feed`` (the change feed and member
   snapshot), ``worker`` (the background round thread), ``schema`` (migrations),
