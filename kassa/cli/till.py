@@ -127,14 +127,15 @@ def cmd_rules_template(args: argparse.Namespace) -> int:
     stdout, or to a new file (an existing one is never overwritten)."""
     from importlib import resources
 
+    from agent.private import write_private
+
     text = resources.files("agent").joinpath("data/demo_programme.toml").read_text("utf-8")
     if args.file is None:
         sys.stdout.write(text)
         return 0
     dest = Path(args.file)
     try:
-        with dest.open("x", encoding="utf-8") as out:
-            out.write(text)
+        write_private(dest, text.encode("utf-8"), exclusive=True)  # atomic, 0600
     except FileExistsError:
         raise InputError(
             f"{dest} already exists; choose another name or remove it",
