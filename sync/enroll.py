@@ -7,7 +7,7 @@ into the store (mode 0600: it holds the token). Then the member snapshot is load
 An enrollment killed at any moment is finished by running the same command again:
 
 1. Before anything is sent, the till makes an X25519 key pair and a request id and keeps
-   them in ``<store>.enroll`` (``PendingEnrollment``, written atomically, 0600), with the
+   them in ``.<store>.enroll`` (``PendingEnrollment``, written atomically, 0600), with the
    code's SHA-256: the request is durable before the back office hears of it.
 2. ``POST /v1/enroll`` with the request id and the public key. The back office answers
    the token sealed to that key, and answers a repeat of the same request the same way
@@ -18,7 +18,7 @@ An enrollment killed at any moment is finished by running the same command again
    already, so a store left at any step is taken on from there.
 4. ``POST /v1/enroll/confirm`` with the new token retires the code (the store notes it:
    ``enroll_confirmed``); then the member snapshot (done when the store has a feed
-   cursor); then ``<store>.enroll`` is removed.
+   cursor); then ``.<store>.enroll`` is removed.
 
 A store this cannot finish (an older version's half-made store: keys without a token and
 no pending request; another terminal's; a file that is not a till store) is refused with
@@ -62,8 +62,10 @@ class HalfMadeStore(StoreError):
 
 
 def pending_path(store_path: Path) -> Path:
-    """Where the till keeps its enrollment request until the enrollment is finished."""
-    return store_path.with_name(store_path.name + ".enroll")
+    """Where the till keeps its enrollment request until the enrollment is finished:
+    ``.<store>.enroll`` beside the store, a name ``rm till.db*`` (an installer clearing a
+    half-made store) does not match, so the same code still finishes the enrollment."""
+    return store_path.with_name(f".{store_path.name}.enroll")
 
 
 def code_digest(code: str) -> str:

@@ -207,3 +207,23 @@ def test_an_empty_token_file_an_older_agent_left_is_replaced_with_a_log_line(
     logs = "".join(p.read_text() for p in (tmp_path / "log").glob("*"))
     logs += (tmp_path / "serve.err").read_text()
     assert "is empty" in logs
+
+
+@pytest.mark.parametrize("point", ["enroll.store_opened", "enroll.initialised"])
+def test_a_half_made_store_deleted_by_hand_is_finished_with_the_same_code(
+    backoffice: tuple[Backoffice, str], tmp_path: Path, point: str
+) -> None:
+    """The installer clears the half-made store (``rm till.db*``) and runs the command
+    again: the pending request is not among those files, so the same code finishes."""
+    bo, url = backoffice
+    store = tmp_path / "till.db"
+    argv = ["enroll", "--url", url, "--code", bo.enroll_code("s1"), "--store", str(store)]
+    out = tmp_path / "out.txt"
+    assert run_kassa(argv, out, crash_at=point) == -9
+    for leftover in tmp_path.glob("till.db*"):  # what rm till.db* removes
+        leftover.unlink()
+    assert pending_path(store).exists()
+    assert run_kassa(argv, out) == 0, out.read_text()
+    info = json.loads(out.read_text())
+    assert info["members"] == MEMBERS
+    assert code_row(bo, info["terminal_id"]) == (1, 1, 1)
