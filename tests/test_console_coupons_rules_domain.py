@@ -9,7 +9,7 @@ back office) before its time."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from cluster import Cluster
@@ -74,6 +74,7 @@ def test_issue_single_members_and_batch_as_signed_tokens(cluster: Cluster) -> No
     # the window is the programme's days: Moscow midnight to the day after the last
     assert coupon.valid_from.isoformat() == "2026-06-14T21:00:00+00:00"
     assert coupon.valid_until.isoformat() == "2026-06-30T21:00:00+00:00"
+    assert found[0].days() == (date(2026, 6, 15), date(2026, 6, 30))  # as typed, inclusive
     b1 = cluster.bo.coupon_batch(one.batch_id)
     assert b1 is not None
     fixed = verify_coupon(verifier, b1[1][0].token, now + timedelta(hours=1))

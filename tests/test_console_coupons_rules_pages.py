@@ -125,6 +125,7 @@ def test_issue_batch_sheet_csv_and_revoke(http: httpx.Client, bo: Backoffice) ->
     batch_id = r.headers["location"].split("/coupons/")[1].split("?")[0]
     page = http.get(r.headers["location"])
     assert "Выпущено купонов: 13." in page.text and "−15 %" in page.text
+    assert "2026-06-15 — 2026-07-15 (Europe/Moscow)" in page.text
     found = bo.coupon_batch(batch_id)
     assert found is not None
     tokens = [c.token for c in found[1]]

@@ -85,6 +85,14 @@ class Batch:
     count: int
     revoked: int = 0
     redeemed: int = 0
+    timezone: str = "UTC"
+    """The active programme's zone, in which the validity's days are read."""
+
+    def days(self) -> tuple[date, date]:
+        """The first and the last day (inclusive) of validity in ``timezone``."""
+        tz = ZoneInfo(self.timezone)
+        last = self.terms.valid_until.astimezone(tz) - timedelta(seconds=1)
+        return self.terms.valid_from.astimezone(tz).date(), last.date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,7 +403,12 @@ _BATCH_COLS = (
 )
 
 
-def _batch(row: tuple[object, ...], revoked: int = 0, redeemed: int = 0) -> Batch:
+def _zone(ctx: Context) -> str:
+    rules = ctx.programmes.get()
+    return rules.timezone if rules is not None else "UTC"
+
+
+def _batch(row: tuple[object, ...], revoked: int = 0, redeemed: int = 0, tz: str = "UTC") -> Batch:
     terms = Terms(
         str(row[3]),  # type: ignore[arg-type]
         int(str(row[4])),
@@ -413,6 +426,7 @@ def _batch(row: tuple[object, ...], revoked: int = 0, redeemed: int = 0) -> Batc
         int(str(row[10])),
         revoked,
         redeemed,
+        tz,
     )
 
 
@@ -428,7 +442,8 @@ def batches(ctx: Context, limit: int = 100) -> list[Batch]:
             "FROM coupon_batches b ORDER BY b.issued_at DESC, b.batch_id LIMIT ?",
             (limit,),
         )
-    return [_batch(r, int(r[11]), int(r[12])) for r in rows]
+    tz = _zone(ctx)
+    return [_batch(r, int(r[11]), int(r[12]), tz) for r in rows]
 
 
 def batch(ctx: Context, batch_id: str) -> tuple[Batch, list[Issued], list[Redemption]] | None:
@@ -479,7 +494,7 @@ def batch(ctx: Context, batch_id: str) -> tuple[Batch, list[Issued], list[Redemp
         for r in used
     ]
     redeemed = len({r.coupon_id for r in redemptions})
-    b = _batch(row, sum(1 for c in coupons if c.revoked_at), redeemed)
+    b = _batch(row, sum(1 for c in coupons if c.revoked_at), redeemed, _zone(ctx))
     return b, coupons, redemptions
 
 

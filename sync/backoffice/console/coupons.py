@@ -48,10 +48,9 @@ def terms_text(visit: Visit, b: Batch) -> str:
 
 
 def validity_text(b: Batch) -> str:
-    """The days of validity (UTC dates of the window's ends, the last one inclusive)."""
-    first = b.terms.valid_from.strftime("%Y-%m-%d %H:%M")
-    last = b.terms.valid_until.strftime("%Y-%m-%d %H:%M")
-    return f"{first} — {last} UTC"
+    """The days of validity, inclusive, in the programme's zone (as typed on the form)."""
+    first, last = b.days()
+    return f"{first.isoformat()} — {last.isoformat()} ({b.timezone})"
 
 
 def routes(pages: Pages) -> list[BaseRoute]:
