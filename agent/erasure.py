@@ -14,14 +14,15 @@ keep what was destroyed. An erased member's card is blocked too.
 A ``block`` change (the programme blocked or unblocked a card from its console) sets
 ``members.blocked`` (``set_blocked``); identifying a blocked member at the till is
 refused (``refuse_blocked``, ``MemberBlockedError``), so no points are earned or spent on
-the card. The flag reaches a till through the change feed; a till loaded from a snapshot
-taken after the change does not see it.
+the card. The flag reaches a till through the change feed, and a till loaded from a
+snapshot through its header's ``blocked_members`` (``note_blocked``).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import replace
 
 from agent import codec
@@ -88,3 +89,10 @@ def refuse_blocked(store: Store, member_id: str) -> None:
             "программа заблокировала эту карту: начислять и списывать бонусы нельзя",
             member_id=member_id,
         )
+
+
+def note_blocked(store: Store, member_ids: Iterable[str]) -> None:
+    """The snapshot's blocked members marked so in the cache, in one write."""
+    with store.write() as conn:
+        for member_id in member_ids:
+            set_blocked(conn, member_id, True)

@@ -36,6 +36,7 @@ import httpx
 import orjson
 
 from agent import journal
+from agent.erasure import note_blocked
 from agent.errors import StoreError
 from agent.journal import Change, Settlement, member_record_from_wire
 from agent.service import Agent
@@ -379,6 +380,9 @@ class SyncClient:
                 revoked = head.get("revoked_coupons")
                 if isinstance(revoked, list) and revoked:
                     journal.note_revoked_coupons(self.store, map(str, revoked), self._now_iso())
+                blocked = head.get("blocked_members")
+                if isinstance(blocked, list) and blocked:
+                    note_blocked(self.store, map(str, blocked))
         except httpx.HTTPError as e:
             raise TransientError(f"snapshot interrupted: {e}") from e
         return count

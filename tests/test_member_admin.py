@@ -158,6 +158,11 @@ def test_block_and_unblock_go_through_the_feed(cluster: Cluster) -> None:
     assert kinds == ["unblocked", "blocked"]
     actions = [e.action for e in audit.entries(cluster.db, limit=2)]
     assert actions == ["member_unblocked", "member_blocked"]
+    bo.block_member(M2, True, "мошенничество", actor="sup")
+    late = cluster.till("till-2")  # loaded from a snapshot taken after the block change
+    with pytest.raises(MemberBlockedError):
+        late.agent.identify(demo_phone(2))
+    assert late.agent.identify(demo_phone(1)).member_id == M1
 
 
 def test_merge_moves_points_and_reaches_the_till(cluster: Cluster) -> None:

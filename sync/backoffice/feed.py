@@ -87,11 +87,13 @@ def snapshot_lines(
     rules_version: int | None,
     page: int = SNAPSHOT_PAGE,
     revoked_coupons: list[str] | None = None,
+    blocked_members: list[str] | None = None,
 ) -> Iterator[bytes]:
     """NDJSON chunks (see module doc); the cursor is taken first, so changes made while
     the snapshot streams are pulled again afterwards (applying them twice is harmless).
     The header lists ``revoked_coupons`` (ids of revoked coupons still within their
-    validity): the feed's older ``coupon_revoked`` changes are behind the cursor."""
+    validity) and ``blocked_members`` (the members whose card is blocked): the feed's
+    older ``coupon_revoked`` and ``block`` changes are behind the cursor."""
     head = feed_head(db)
     header: dict[str, Any] = {
         "kind": "snapshot",
@@ -100,6 +102,8 @@ def snapshot_lines(
     }
     if revoked_coupons:
         header["revoked_coupons"] = revoked_coupons
+    if blocked_members:
+        header["blocked_members"] = blocked_members
     yield line(header)
     sql = (
         f"SELECT member_id, {_record_sql(db.dialect)} FROM members WHERE member_id > ? "

@@ -211,6 +211,15 @@ def _spellings(tx: Tx, prefix: str) -> list[str]:
     return found
 
 
+def blocked_ids(ctx: Context) -> list[str]:
+    """The members whose card is blocked (erased ones too), for the snapshot's header: a
+    till loaded from it is behind the feed's ``block`` changes. One scan of the members
+    (blocked ones are few and a snapshot is rare)."""
+    with ctx.db.reading() as tx:
+        rows = tx.all("SELECT member_id FROM members WHERE blocked = 1 AND merged_into IS NULL")
+    return sorted(str(r[0]) for r in rows)
+
+
 # ---------------------------------------------------------------------- profile
 @dataclass(frozen=True, slots=True)
 class LotView:

@@ -566,7 +566,11 @@ class Backoffice:
     def snapshot_lines(self, page: int = feed.SNAPSHOT_PAGE) -> Iterator[bytes]:
         """The member snapshot as NDJSON chunks (``feed.snapshot_lines``)."""
         return feed.snapshot_lines(
-            self.db, self.active_rules_version(), page, coupons.revoked_in_force(self.context)
+            self.db,
+            self.active_rules_version(),
+            page,
+            coupons.revoked_in_force(self.context),
+            member_admin.blocked_ids(self.context),
         )
 
     # ------------------------------------------------------------------ members
