@@ -113,6 +113,14 @@ def test_today_equals_the_kpi_report(as_owner: httpx.Client, shop: Cluster) -> N
     )
     assert figure(html, "points_issued").startswith(f"{rep['points_issued']:,}".replace(",", " "))
     assert 'id="board"' in html and "<svg" in html and "Сводка программы" in html
+    # June's cohort: one member registered, bought once (P-2), not twice
+    row = re.search(r'<tr data-cohort="2026-06">.*?</tr>', html, re.S)
+    assert row and re.findall(r"<td>([^<]*)</td>", row[0]) == [
+        "2026-06",
+        "1",
+        "1 (100,0\xa0%)",
+        "0 (0,0\xa0%)",
+    ]
 
 
 def test_htmx_swaps_the_board_alone(as_owner: httpx.Client) -> None:
@@ -280,3 +288,8 @@ def test_english(as_owner: httpx.Client) -> None:
     )
     html = as_owner.get(f"{PREFIX}/dashboard", params={"period": "custom", "from": "x"}).text
     assert "Programme dashboard" in html and "a chosen period needs both dates" in html
+    r = as_owner.get(
+        f"{PREFIX}/dashboard", params={"period": "custom"}, headers={"HX-Request": "true"}
+    )
+    # htmx swaps no error status: the board with its message comes with 200
+    assert r.status_code == 200 and 'id="dashboard-error"' in r.text

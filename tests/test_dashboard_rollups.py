@@ -8,6 +8,7 @@ ledger, and the dashboard's figures for many periods, stores and days equal
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from datetime import date, timedelta
 from pathlib import Path
@@ -58,6 +59,7 @@ def _history(c: Cluster, rnd: random.Random, steps: int) -> None:
     tills = [c.till("t1"), StoreTill(c, c.tmp / "t2.db", "t2", "s2")]
     c.tills.append(tills[1])
     members = [f"m{n:08d}" for n in range(1, 30)]
+    joined: list[str] = []  # registered at the tills in this history
     sold: dict[str, list[tuple[str, int]]] = {t.agent.terminal_id: [] for t in tills}
     for step in range(steps):
         till = rnd.choice(tills)
@@ -74,12 +76,13 @@ def _history(c: Cluster, rnd: random.Random, steps: int) -> None:
                     cashier_id=cashier,
                 )
                 members.append(reg.card.member_id)
+                joined.append(reg.card.member_id)
             elif roll < 0.7 or not sold[tid]:
                 receipt = f"{tid}-R{step}"
                 lines = rnd.sample(ITEMS, rnd.randint(1, 2))
                 qty = rnd.randint(1, 2)
                 redeem = rnd.choice([0, 0, 100, 300])
-                member = rnd.choice(members)
+                member = rnd.choice(joined if joined and rnd.random() < 0.5 else members)
                 with contextlib.suppress(AgentError):
                     till.sale(
                         receipt,
@@ -145,6 +148,31 @@ def _compare(c: Cluster, d0: date, d1: date) -> None:
             assert by_day[row["day"]][key] == row[key]
 
 
+def _compare_cohorts(c: Cluster) -> None:
+    """Registered -> first -> second purchase by month, against a count made here from
+    the ledger (a cheque returned in full, by its lines, does not count)."""
+    kept: dict[str, int] = {}
+    for member, eff, refunded in c.ledger("SELECT member_id, effects, refunded FROM purchases"):
+        back = json.loads(refunded)
+        lines = json.loads(eff)["lines"]
+        if not all(back.get(str(ln["line_no"]), 0) >= ln["qty"] for ln in lines):
+            kept[member] = kept.get(member, 0) + 1
+    want: dict[str, list[int]] = {}
+    for member, month in c.ledger(
+        "SELECT member_id, substr(registered_at, 1, 7) FROM members "
+        "WHERE merged_into IS NULL AND terminal_id IS NOT NULL"
+    ):
+        row = want.setdefault(month, [0, 0, 0])
+        n = kept.get(member, 0)
+        row[0] += 1
+        row[1] += n >= 1
+        row[2] += n >= 2
+    ctx = c.bo.context
+    board = dashboard.build(ctx, dashboard.query(ctx, "today"))
+    got = {k.month: [k.registered, k.first, k.second] for k in board.cohorts}
+    assert got == want and any(row[2] for row in got.values())
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rollups_equal_the_kpi_report(
     cluster: Cluster, seed: int, monkeypatch: pytest.MonkeyPatch
@@ -165,6 +193,7 @@ def test_rollups_equal_the_kpi_report(
     days = [r[0] for r in cluster.ledger("SELECT DISTINCT day FROM purchases ORDER BY day")]
     first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
     _compare(cluster, first - timedelta(days=1), last + timedelta(days=1))
+    _compare_cohorts(cluster)
     for _ in range(4):
         a = first + timedelta(days=rnd.randint(0, (last - first).days))
         b = a + timedelta(days=rnd.randint(0, 3))

@@ -250,17 +250,18 @@ def cohorts(tx: Tx, before: date, store_id: str | None) -> list[Cohort]:
         first = (first - timedelta(days=1)).replace(day=1)
     last = (before.replace(day=28) + timedelta(days=4)).replace(day=1)
     cond, params = _where(store_id, None, "m.")
+    # per member registered in the window, at most two of their cheques are looked up
+    # (the purchases_member index), never the whole purchases table
     rows = tx.all(
-        "SELECT substr(m.registered_at, 1, 7), count(*), "
-        "COALESCE(sum(CASE WHEN x.n >= 1 THEN 1 ELSE 0 END), 0), "
-        "COALESCE(sum(CASE WHEN x.n >= 2 THEN 1 ELSE 0 END), 0) FROM members m "
-        "LEFT JOIN (SELECT p.member_id, count(*) AS n FROM purchases p "
-        "LEFT JOIN rollup_returns r ON r.purchase_event_id = p.event_id "
-        "WHERE r.purchase_event_id IS NULL GROUP BY p.member_id) AS x "
-        "ON x.member_id = m.member_id "
+        "SELECT month, count(*), COALESCE(sum(CASE WHEN n >= 1 THEN 1 ELSE 0 END), 0), "
+        "COALESCE(sum(CASE WHEN n >= 2 THEN 1 ELSE 0 END), 0) FROM ("
+        "SELECT substr(m.registered_at, 1, 7) AS month, (SELECT count(*) FROM ("
+        "SELECT 1 FROM purchases p WHERE p.member_id = m.member_id AND NOT EXISTS ("
+        "SELECT 1 FROM rollup_returns r WHERE r.purchase_event_id = p.event_id) LIMIT 2"
+        ") AS two) AS n FROM members m "
         "WHERE m.merged_into IS NULL AND m.terminal_id IS NOT NULL "
-        f"AND m.registered_at >= ? AND m.registered_at < ?{cond} "
-        "GROUP BY substr(m.registered_at, 1, 7) ORDER BY 1",
+        f"AND m.registered_at >= ? AND m.registered_at < ?{cond}) AS x "
+        "GROUP BY month ORDER BY month",
         (first.isoformat(), last.isoformat(), *params),
     )
     return [Cohort(m, int(n), int(a), int(b)) for m, n, a, b in rows]
