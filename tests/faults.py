@@ -8,7 +8,9 @@ over loopback, syncing through a TCP proxy this module controls to a real back o
   settled it yet);
 - ``startup``: a fraction of a second after the process was started, before it serves;
 - ``outage``: the proxy refuses the back office for ``outage_s`` while the lanes sell on
-  (kills during it), then lets it through and kills again while the till catches up.
+  (kills during it), then lets it through and kills again while the till catches up. The
+  programme counts the till offline ``grace_s`` seconds after its last contact, so the
+  outage sends it offline: it sells under the offline limits, then drains its backlog.
 
 The lanes retry a request whose answer they did not get (a kill, a 503) with the same
 receipt or refund id until it is answered, as a POS does; what was answered 200 is an
@@ -35,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ class Counts:
     registrations: int = 0
     unanswered: int = 0  # in flight when the lanes stopped (neither lost nor counted)
     events: int = 0  # journal rows of the till
+    offline_cheques: int = 0  # committed while the till counted itself offline
     lost: int = 0
     doubled: int = 0
     phantom: int = 0
@@ -380,9 +383,20 @@ class Lane(threading.Thread):
                 raise AssertionError(f"register: {joined.status_code} {joined.text}")
 
 
-def _backoffice(root: Path) -> Backoffice:
+def _backoffice(root: Path, grace_s: int) -> Backoffice:
+    """A back office over embedded SQLite with the demo members and the demo programme,
+    whose till counts as offline ``grace_s`` seconds after its last contact (so an outage
+    of the run sends it offline: it sells under the offline limits)."""
     bo = Backoffice(Database.open(str(root / "bo.db")))
     bo.initialise()
+    demo = demo_programme()
+    bo.publish_rules(
+        replace(
+            demo,
+            version=demo.version + 1,
+            offline=replace(demo.offline, online_grace_seconds=grace_s),
+        )
+    )
     bo.ensure_store("s1", "Тверская")
     key = bytes.fromhex(bo.setting("phone_hash_key"))
     bo.load_members(member_rows(MEMBERS, demo_programme(), key, datetime.now(UTC)), store_id="s1")
@@ -396,13 +410,14 @@ def run(
     outage_s: float = 6.0,
     outage_kills: int = 2,
     seed: int = 22,
+    grace_s: int = 3,
     say: Callable[[str], None] | None = None,
 ) -> Counts:
     """One fault run in the empty directory ``root`` (see the module doc)."""
     started = time.monotonic()
     rng = random.Random(seed)
     counts = Counts()
-    bo = _backoffice(root)
+    bo = _backoffice(root, grace_s)
     store_path = root / "till.db"
     with LoopbackServer(bo) as server:
         with httpx.Client(base_url=server.url, timeout=10) as http:
@@ -530,6 +545,7 @@ def _trace(counts: Counts, path: Path, bo: Backoffice, url: str, lanes: list[Lan
             p = json.loads(text)
             if kind == "purchase":
                 receipts[p["receipt_id"]] = receipts.get(p["receipt_id"], 0) + 1
+                counts.offline_cheques += bool(p.get("offline"))
             elif kind == "refund":
                 refund_ids[p["refund_id"]] = refund_ids.get(p["refund_id"], 0) + 1
             elif kind == "member_registered":

@@ -2,9 +2,9 @@
 lanes against ``kassa agent serve`` as a real process, SIGKILLed at aimed moments (a push
 forwarded and its answer held, right after a push answer, during start-up, at random,
 during a long outage and while catching up after it), its sync through a proxy to a real
-back office. Every acknowledged commit, refund and registration is traced: 0 lost, 0
-doubled, 0 phantom, balances equal, the chain intact, 0 flags, nothing quarantined.
-``make faults`` is the long run."""
+back office; the outage sends the till offline. Every acknowledged commit, refund and
+registration is traced: 0 lost, 0 doubled, 0 phantom, balances equal, the chain intact,
+0 flags, nothing quarantined. ``make faults`` is the long run."""
 
 from __future__ import annotations
 
@@ -36,3 +36,4 @@ def test_two_lanes_through_kills_and_an_outage_lose_nothing(tmp_path: Path) -> N
     assert set(AIMS) | {"outage", "catching_up"} <= set(counts.kills_by_aim)
     assert counts.commits > 0 and counts.refunds > 0 and counts.registrations > 0
     assert counts.events >= counts.acknowledged
+    assert counts.offline_cheques > 0  # the outage sent the till offline
