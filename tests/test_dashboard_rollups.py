@@ -60,6 +60,14 @@ def _history(c: Cluster, rnd: random.Random, steps: int) -> None:
     c.tills.append(tills[1])
     members = [f"m{n:08d}" for n in range(1, 30)]
     joined: list[str] = []  # registered at the tills in this history
+    for t in tills:  # one phone at both tills, offline: the second is merged into the first
+        t.agent.register(
+            phone="+7 916 000-00-01",
+            first_name="Ян",
+            consent_programme=True,
+            consent_marketing=False,
+            cashier_id="anna",
+        )
     sold: dict[str, list[tuple[str, int]]] = {t.agent.terminal_id: [] for t in tills}
     for step in range(steps):
         till = rnd.choice(tills)
@@ -185,6 +193,8 @@ def test_rollups_equal_the_kpi_report(
     (refunds,) = cluster.ledger("SELECT count(*) FROM rollup_returns")[0]
     (joined,) = cluster.ledger("SELECT count(*) FROM members WHERE terminal_id IS NOT NULL")[0]
     assert refunds > 0 and joined > 0  # the history has full returns and registrations
+    (merged,) = cluster.ledger("SELECT count(*) FROM flags WHERE kind = 'merge'")[0]
+    assert merged == 1  # and a duplicate registration, merged at once
     kept = _snapshot(cluster)
     with cluster.db.transaction(feed=True) as tx:
         rollups.rebuild(tx)

@@ -342,8 +342,11 @@ def rebuild(tx: Tx) -> None:
     for payload, store, registered, cashier in tx.all(
         "SELECT e.payload, m.store_id, m.registered_at, m.cashier_id FROM events e "
         "JOIN members m ON m.member_id = e.member_id WHERE e.type = 'member_registered' "
-        "AND e.status = 'applied' AND m.merged_into IS NULL AND m.terminal_id IS NOT NULL"
+        "AND e.status = 'applied' AND m.terminal_id IS NOT NULL AND NOT EXISTS ("
+        "SELECT 1 FROM flags f WHERE f.kind = 'merge' AND f.event_id = e.event_id)"
     ):
+        # a duplicate phone merged at its registration is flagged 'merge' with its event
+        # (as ``record`` leaves it out); a member merged later in the console stays counted
         tally.add(
             (registered[:10], store, cashier or NO_CASHIER),
             new_members=1,
