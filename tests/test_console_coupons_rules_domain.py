@@ -150,6 +150,15 @@ def test_console_coupon_redeemed_offline_then_revoked_after_sync(cluster: Cluste
     # revoked in the console: refused at the till once it has pulled the change
     assert cluster.bo.coupon_revoke(batch.batch_id, found[1][1].coupon_id, "leaked", actor="olga")
     assert till.agent.read_coupon(tokens[1]).coupon_id  # not yet synced: still taken
+    cluster.transport.plan = lambda r: "drop_request"
+    till.agent.commit(CheckoutRequest(M1, make_cart("R1b", ("DR-1001", 1)), 0, coupon=tokens[1]))
+    cluster.transport.plan = lambda r: None
+    till.client.drain()
+    project.run_all(cluster.bo.context)
+    found = cluster.bo.coupon_batch(batch.batch_id)
+    assert found is not None
+    late_use = [r for r in found[2] if r.receipt_id == "R1b"]
+    assert [r.after_revocation for r in late_use] == [True]  # the register says so
     till.client.pull_all()
     with pytest.raises(CouponError) as e:
         till.agent.read_coupon(tokens[1])
