@@ -19,7 +19,15 @@ cannot apply it) comes from ``GET /v1/verdicts?after=<pos>``: the till's own dec
 events in acceptance order after a position, with the current records of the members
 they touched (``members``, keyed by the ``member_id`` of each verdict; a merged member's
 id maps to the survivor's record). ``next`` is the position to ask after next time; it
-never passes an event still waiting (``waiting``: true).
+never passes an event still waiting (``waiting``: true). A push answer carries such
+records too, for its events applied at once and for events sent again that the ledger
+decided before (``duplicate``, with their ``member_id``).
+
+Every member record (push answers, verdicts, snapshot rows) carries ``feed_seq``: the
+change-feed position it reflects (every change up to it, none after); a feed entry's
+position is its own ``seq``. The till never lets a record of an older position replace a
+newer one (``agent.journal.upsert_members``): the feed, pulled page by page, lags behind
+the answers after an outage.
 
 Every call of a till carries ``X-Kassa-Queue`` (``QueueReport``): how many events its send
 queue still holds, the oldest one's time and how many it quarantined, for the console's
