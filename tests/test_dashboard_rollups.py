@@ -225,3 +225,46 @@ def test_backfill_of_a_ledger_made_before_the_rollups(cluster: Cluster) -> None:
     cluster.bo.initialise()
     assert _snapshot(cluster) == kept
     assert rollups.ensure(cluster.db) is False  # once only
+
+
+def test_plans_and_the_store_scope(cluster: Cluster) -> None:
+    """Plans on both databases: set, replaced, refused with nothing written, read with the
+    month's actual; a store-bound user's dashboard is their store's whatever asked."""
+    cluster.bo.ensure_store("s2", "Арбат")
+    till = cluster.till()
+    till.sale("B-1", "m00000001", ("DR-1001", 1), cashier="anna")
+    till.sale("B-2", "m00000002", ("DR-1001", 1), cashier="anna")
+    till.client.drain()
+    ctx = cluster.bo.context
+    assert cluster.bo.dashboard_set_plan("2026-06", "cheques", "4", None, actor="owner") == 4
+    assert cluster.bo.dashboard_set_plan("2026-06", "cheques", "8", None, actor="owner") == 8
+    assert (
+        cluster.bo.dashboard_set_plan("2026-06", "revenue_kop", "10 000,5", "s1", actor="owner")
+        == 1_000_050
+    )
+    for month, fig, value, store in (
+        ("2026-6", "cheques", "1", None),
+        ("2026-06", "margin", "1", None),
+        ("2026-06", "cheques", "1.5", None),
+        ("2026-06", "cheques", "1", "s9"),
+    ):
+        with pytest.raises(dashboard.DashboardError):
+            cluster.bo.dashboard_set_plan(month, fig, value, store, actor="owner")
+    rows = cluster.ledger("SELECT month, figure, store_id, target FROM dashboard_plans")
+    assert sorted(tuple(r) for r in rows) == [
+        ("2026-06", "cheques", "", 8),
+        ("2026-06", "revenue_kop", "s1", 1_000_050),
+    ]
+    assert cluster.bo.verify_audit().ok
+    (audited,) = cluster.ledger(
+        "SELECT count(*) FROM console_audit WHERE action = 'dashboard_plan_set'"
+    )[0]
+    assert audited == 3
+    board = cluster.bo.dashboard_view("month")
+    plans = {(p.figure, p.store_id): p for p in board.plans}
+    assert (plans["cheques", ""].actual, plans["cheques", ""].done_pct) == (2, 25.0)
+    assert plans["revenue_kop", "s1"].actual == 2 * 649_900
+    scoped = cluster.bo.dashboard_view("month", store_id="s1", store_scope="s2")
+    assert scoped.query.store_id == "s2" and scoped.totals["cheques"] == 0
+    assert [s for s, _ in scoped.stores] == ["s2"] and scoped.plans == []
+    assert dashboard.build(ctx, dashboard.query(ctx, "month", store_id="s1")).totals["cheques"] == 2
