@@ -79,7 +79,8 @@ BIDI_CONTROLS = frozenset(
 INVISIBLE_CHARACTERS = frozenset("\u180e\u200b\u200c\u200d\u2060\ufeff")
 """Zero-width characters (space, non-joiner, joiner, word joiner, byte-order mark,
 Mongolian vowel separator): they make two names that look the same different texts (a
-search for "Анна" misses "Ан\u200bна"), so every text field refuses them too."""
+search for "Анна" misses "Ан\u200bна"), so every text field refuses them too; a joiner
+inside an emoji sequence (👩‍👩‍👧) is part of the picture and passes."""
 
 MAX_REQUEST_DEPTH = 8
 """How deeply a JSON request may nest (objects and lists); a request is a few levels
@@ -127,6 +128,24 @@ class BadNumberError(InputError):
     title_en = "Bad number in request"
 
 
+def _pictographic(ch: str) -> bool:
+    """An emoji or a symbol an emoji sequence is made of (a rough test: the pictograph
+    planes, the miscellaneous symbols and dingbats, the emoji variation selector)."""
+    code = ord(ch)
+    return code >= 0x1F000 or 0x2600 <= code < 0x2800 or ch == "\ufe0f"
+
+
+def _joins_emoji(value: str, index: int) -> bool:
+    """Whether the character at ``index`` is a zero-width joiner inside an emoji sequence
+    (👩‍👩‍👧 is three emoji joined by U+200D), where it is part of the picture."""
+    return (
+        value[index] == "\u200d"
+        and 0 < index < len(value) - 1
+        and _pictographic(value[index - 1])
+        and _pictographic(value[index + 1])
+    )
+
+
 def text_fault(value: str) -> tuple[str, str] | None:
     """Why ``value`` cannot be stored or shown as a text field, as ``(en, ru)``, or None
     when it can. Refused: control characters (NUL, BEL, ESC, line breaks, tab: category
@@ -153,7 +172,7 @@ def text_fault(value: str) -> tuple[str, str] | None:
                 f"has a text-direction control U+{code:04X} at position {index + 1}",
                 f"содержит символ смены направления текста U+{code:04X} в позиции {index + 1}",
             )
-        if ch in INVISIBLE_CHARACTERS:
+        if ch in INVISIBLE_CHARACTERS and not _joins_emoji(value, index):
             return (
                 f"has an invisible zero-width character U+{code:04X} at position {index + 1}",
                 f"содержит невидимый символ нулевой ширины U+{code:04X} в позиции {index + 1}",
