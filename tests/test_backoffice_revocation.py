@@ -119,3 +119,27 @@ def test_revoke_till_and_admin_token_grace_from_the_command_line(tmp_path):
     bo = Backoffice(Database.open(db))
     assert rules_status(bo, enrolled["token"]) == 401
     bo.db.close()
+
+
+def test_two_rotations_at_once_keep_a_previous_token_in_grace(nodes):
+    """Concurrent rotations with a grace period (two nodes, two threads): whichever
+    commits last keeps the other's token as the previous one, so exactly one of the two
+    new tokens is current and the other still works in its grace period."""
+    import threading
+
+    first, second, _ = nodes
+    first.new_admin_token()
+    made: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def rotate(bo: Backoffice) -> None:
+        barrier.wait()
+        made.append(bo.new_admin_token(grace_seconds=600))
+
+    threads = [threading.Thread(target=rotate, args=(bo,)) for bo in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(made) == 2
+    assert all(kpi_status(first, token) == 200 for token in made), made

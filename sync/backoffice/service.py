@@ -172,7 +172,10 @@ class Backoffice:
         token = secrets.token_urlsafe(32)
         until = (self.clock.now() + timedelta(seconds=grace_seconds)).isoformat()
         with self.db.transaction() as tx:
-            old = tx.one("SELECT value FROM settings WHERE key = 'admin_token_hash'")
+            # FOR UPDATE: two rotations at once on PostgreSQL queue here, so the second
+            # keeps the first's token as the previous one (SQLite's writes are serial).
+            lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+            old = tx.one(f"SELECT value FROM settings WHERE key = 'admin_token_hash'{lock}")
             values = {
                 "admin_token_hash": token_hash(token),
                 "admin_token_prev_hash": str(old[0]) if old and grace_seconds else "",
