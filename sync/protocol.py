@@ -79,8 +79,9 @@ PLAIN_TEXT = (
     + "]*$"
 )
 """What ``agent.requests.text_fault`` lets through (no control, separator, bidi,
-zero-width or lone surrogate character; the code also lets a zero-width joiner inside an
-emoji sequence through, which a schema's pattern cannot say) as one regular expression, so a schema can say it."""
+zero-width or lone surrogate character) as one regular expression, so a schema can say it.
+The code also lets a zero-width joiner inside an emoji sequence through, which a pattern
+without look-around cannot say."""
 
 Text = Annotated[str, Meta(max_length=MAX_TEXT, extra_json_schema={"pattern": NO_NUL})]
 """A text field of an event: at most ``MAX_TEXT`` characters, no NUL (``parse_push``
