@@ -243,7 +243,6 @@ def _member_blocked(db: sqlite_utils.Database) -> None:
     db.executescript("ALTER TABLE members ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;")
 
 
-
 @_migration("0007_coupons_revoked")
 def _coupons_revoked(db: sqlite_utils.Database) -> None:
     """Coupons the programme revoked (the back office's ``coupon_revoked`` change, or the
