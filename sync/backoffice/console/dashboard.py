@@ -141,7 +141,8 @@ def routes(pages: Pages) -> list[BaseRoute]:
             )
         except DashboardError as e:
             error = e.message(visit.lang)
-            status = 400
+            # a full page says 400; an htmx swap gets 200, as htmx swaps no error status
+            status = 200 if request.headers.get("hx-request") else 400
         charts = [chart(visit.t(key), board.days, keys) for key, keys in CHARTS] if board else []
         lang = visit.lang
         values.setdefault("plan_error", None)
