@@ -228,7 +228,8 @@ class AgentProcess:
             encoding="utf-8",
         )
         self.token_file = root / "api-token"
-        self.stderr = (root / "agent.stderr").open("a", encoding="utf-8")
+        self.stderr_path = root / "agent.stderr"
+        self.stderr = self.stderr_path.open("a", encoding="utf-8")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -256,7 +257,9 @@ class AgentProcess:
             for _ in range(600):
                 assert self.proc is not None
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"the agent exited with {self.proc.returncode}")
+                    self.stderr.flush()
+                    tail = self.stderr_path.read_text(encoding="utf-8")[-1500:]
+                    raise RuntimeError(f"the agent exited with {self.proc.returncode}: {tail}")
                 with contextlib.suppress(httpx.TransportError):
                     if (
                         c.get("/v1/live").status_code == 200
