@@ -305,6 +305,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX members_merged_into ON members(merged_into) WHERE merged_into IS NOT NULL;
         """,
     ),
+    (
+        # The members' pages' one-time SMS codes (member_otp.py): only each code's HMAC,
+        # its expiry and tries; the sender's address for the per-address limit.
+        "0016_member_otp",
+        """
+        CREATE TABLE member_otp (
+            id {serial}, phone_hash TEXT NOT NULL, client TEXT NOT NULL,
+            code_hash TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL, used INTEGER NOT NULL);
+        CREATE INDEX member_otp_phone ON member_otp(phone_hash, created_at);
+        CREATE INDEX member_otp_client ON member_otp(client, created_at);
+        """,
+    ),
 )
 
 
