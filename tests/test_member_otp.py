@@ -86,3 +86,22 @@ def test_limits_per_phone_and_per_address(db: Database, tmp_path: Path) -> None:
     with pytest.raises(CodeError, match="from one address"):
         send_code(db, KEY, g, "+79169990000", "1.2.3.4", T0 + timedelta(minutes=22))
     send_code(db, KEY, g, "+79169990000", "9.9.9.9", T0 + timedelta(minutes=22))
+
+
+def test_through_the_back_office_service(db_url: str, tmp_path: Path) -> None:
+    """The service's delegations: the hash a code proves is the one the tills look up."""
+    from agent.identify import phone_hash
+    from sync.backoffice.service import Backoffice
+    from tests.conftest import FakeClock
+
+    clock = FakeClock()
+    bo = Backoffice(Database.open(db_url), clock)
+    try:
+        bo.initialise()
+        g = FileGateway(tmp_path / "sms.log")
+        bo.member_send_code(g, "+7 916 123-45-67", "127.0.0.1")
+        clock.advance(seconds=20)
+        got = bo.member_check_code(PHONE, code_sent(g))
+        assert got == phone_hash(PHONE, bytes.fromhex(bo.setting("phone_hash_key")))
+    finally:
+        bo.db.close()

@@ -42,6 +42,7 @@ from sync.backoffice import (
     ingest,
     member_admin,
     member_ops,
+    member_otp,
     programme,
     project,
     rollups,
@@ -57,6 +58,7 @@ from sync.backoffice.member_ops import Act, Adjusted
 from sync.backoffice.people import audit, users
 from sync.backoffice.people.users import SignIn, User
 from sync.backoffice.schema import migrate
+from sync.backoffice.sms import SmsGateway
 from sync.backoffice.terminal import Terminal
 from sync.protocol import (
     ProtocolError,
@@ -820,3 +822,17 @@ class Backoffice:
     ) -> programme.Activation:
         """A draft published with its effective time, audited (``programme.publish_form``)."""
         return programme.publish_form(self.context, text, fmt, effective_at, actor)
+
+    # ---- members' pages
+    def member_send_code(self, gateway: SmsGateway, phone: str, client: str) -> member_otp.Sent:
+        """A one-time code sent to ``phone`` (limits per phone and per ``client`` address)."""
+        return member_otp.send_code(
+            self.db, self._phone_key(), gateway, phone, client, self.clock.now()
+        )
+
+    def member_check_code(self, phone: str, code: str) -> str:
+        """The phone's hash when ``code`` is its live code (``member_otp.check_code``)."""
+        return member_otp.check_code(self.db, self._phone_key(), phone, code, self.clock.now())
+
+    def _phone_key(self) -> bytes:
+        return bytes.fromhex(self.setting("phone_hash_key"))
