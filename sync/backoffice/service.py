@@ -43,6 +43,7 @@ from sync.backoffice import (
     member_admin,
     member_ops,
     member_otp,
+    member_web,
     programme,
     project,
     rollups,
@@ -833,6 +834,10 @@ class Backoffice:
     def member_check_code(self, phone: str, code: str) -> str:
         """The phone's hash when ``code`` is its live code (``member_otp.check_code``)."""
         return member_otp.check_code(self.db, self._phone_key(), phone, code, self.clock.now())
+
+    def member_card(self, member_id: str) -> member_web.Card:
+        """What the member sees on their card (``member_web.card``)."""
+        return member_web.card(self.context, member_id, self.clock.now())
 
     def _phone_key(self) -> bytes:
         return bytes.fromhex(self.setting("phone_hash_key"))
