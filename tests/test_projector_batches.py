@@ -9,8 +9,7 @@ consent, a member code taken, malformed JSON, a quote that does not parse, a row
 database itself refuses, which sends the batch the careful way: a savepoint per event). Hypothesis
 picks a history from them (a prefix of each till's events, interleaved in any order, the
 forged events among them) and a batch size; two copies of one back office accept it,
-then one is projected in batches of that size (``project.run_once``, each pass written in
-parts of a drawn size, ``project.PART``, by the writer thread), the other one
+then one is projected in batches of that size (``project.run_once``), the other one
 event per pass with the exact decoders only (``checks.exact_payload``,
 ``effects.exact_cart_and_quote``, ``batch.exact_member_state``: the oracle, today's
 behaviour). Both must end with the same ledger rows (members, purchases, refunds, the
@@ -318,8 +317,6 @@ def test_batches_decide_as_one_event_at_a_time(
     pool: Pool, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pushes, size = data.draw(histories(pool))
-    # write steps of any size: a pass's parts, each written while the next is computed
-    monkeypatch.setattr(project, "PART", data.draw(st.sampled_from([1, 2, 5, 100])))
     monkeypatch.setattr(ingest, "INLINE_MAX_EVENTS", 0)  # accept only: project below
     views = []
     for oracle in (False, True):

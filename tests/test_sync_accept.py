@@ -17,7 +17,7 @@ from agent import journal
 from agent.codec import digest
 from sync.backoffice import ingest, project, schema
 from sync.backoffice.batch import Batch
-from sync.backoffice.db import Database, Tx
+from sync.backoffice.db import Database
 
 MEMBERS = [f"m{i:08d}" for i in range(1, 8)]
 BACKLOG = ingest.INLINE_MAX_EVENTS + 20  # over the inline limit: accepted, not applied
@@ -139,8 +139,8 @@ def test_a_crash_mid_projection_leaves_everything_accepted(
     till.client.drain()
     real_flush = Batch.flush
 
-    def crash(self: Batch, tx: Tx) -> None:
-        real_flush(self, tx)
+    def crash(self: Batch) -> None:
+        real_flush(self)
         raise sqlite3.OperationalError("disk I/O error")  # an outage: not the event's fault
 
     monkeypatch.setattr(Batch, "flush", crash)

@@ -17,11 +17,7 @@ The projector (``project``) hands the pass's accepted events (of any terminals, 
    in the change feed, and each event's verdict (``applied`` or ``rejected`` with a code)
    is written to its ``events`` row (on PostgreSQL the member and verdict updates are one
    statement each, ``Tx.update_many``, and the whole pass runs with its plans pinned to
-   the indexes, ``Tx.pinned``). They are written in parts of ``PART`` events
-   (``write_part``): a writer thread runs a part's statements on the pass's connection
-   while this thread computes the next part, so the database's time and Python's overlap
-   (same transaction: a crash still leaves nothing); a part's rows are what a pass cut
-   there would write.
+   the indexes, ``Tx.pinned``).
 
 Careful mode: if the database refuses one of the collected writes (a value it cannot
 store that the checks did not foresee), the projector rolls the pass back and runs it
@@ -34,10 +30,8 @@ before it) for the background verifier (``verify``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +54,6 @@ if TYPE_CHECKING:
     from sync.backoffice.terminal import Terminal
 
 IN_CHUNK = 400  # ids per ``IN (...)`` list (SQLite allows 999 variables at the least)
-PART = 100  # events per write step: the writer runs a part's writes while the next is computed
 
 MEMBER_COLS = (
     "member_id, state, code, phone_hash, phone_masked, first_name, consent_programme, "
@@ -174,10 +167,6 @@ class Batch:
         self._receipts: set[tuple[str, str]] = set()  # (terminal, receipt) in the ledger
         self._purchases: dict[str, BatchPurchase | None] = {}
         self._rules: Programme | None = None
-        self._versions: dict[int, Programme | None] = {}
-        self._writer: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None  # the writes of the last part sent
-        self._write_error: Exception | None = None  # a write of a part failed: the pass does
         # this event's pending work, kept apart until it is applied
         self._ev_ops: list[tuple[str, tuple[Any, ...]]] = []
         self._ev_flags: list[tuple[Any, ...]] = []
@@ -193,7 +182,7 @@ class Batch:
     @property
     def rules(self) -> Programme:
         if self._rules is None:
-            rules = self._programmes.get(None, self._reading())
+            rules = self._programmes.get(None, self._tx)
             assert rules is not None
             self._rules = rules
         return self._rules
@@ -306,8 +295,6 @@ class Batch:
             member_id = effects.apply(self, ev, payload)
             self._commit_event()
         except Exception as e:
-            if e is self._write_error:  # an earlier part's write, not this event
-                raise
             if self._careful:
                 self._tx.execute("ROLLBACK TO SAVEPOINT event")
             self._undo_event()
@@ -343,82 +330,21 @@ class Batch:
             undo()
         self._ev_ops, self._ev_flags, self._ev_undo, self._ev_done = [], [], [], []
 
-    def write_ops(self, tx: Tx) -> None:
-        """The collected writes: one ``executemany`` per statement, updates last (an
+    def write_ops(self) -> None:
+        """Run the collected writes: one ``executemany`` per statement, updates last (an
         update may refer to a row this batch inserts; the order within each is kept)."""
         for sql in sorted(self._ops, key=lambda s: s.startswith("UPDATE")):
-            tx.executemany(sql, self._ops[sql])
-        self._ops = {}
-
-    def write_part(self) -> None:
-        """The write step of the events applied since the last one (a part of the pass):
-        the dashboard's roll-ups first (``rollups.record``, before the part's writes run),
-        the collected writes, the members and verdicts (``flush``), the flags.
-
-        Statements go through a ``Part``: its writes are handed, in order, to the writer
-        thread, which runs them on the pass's connection while this thread computes the
-        next part (both databases' drivers let the GIL go while the server or SQLite
-        works); a read waits for the writes of the parts before. Each part's rows are
-        then the ledger's as if the pass had been cut there: a member changed in two
-        parts is written twice (with two feed entries), one registered in a part is
-        ``new`` in that part only."""
-        part = Part(self._tx, self._sent)
-        rollups.record(part, self._ops, self._verdicts, self._members, self._origin)
-        self.write_ops(part)
-        self.flush(part)
-        self._flags.extend(self._ev_flags)
-        part.executemany(FLAG_INSERT, self._flags)
-        self._verdicts, self._flags = [], []
-        self._send(part.writes)
+            self._tx.executemany(sql, self._ops[sql])
+        self._ops.clear()
 
     def finish(self) -> None:
-        """After the batch's last event: its last write step, and every write run."""
-        self.write_part()
-        self._sent()
-
-    # -- the writer thread
-    def _send(self, writes: list[Callable[[], None]]) -> None:
-        """Run ``writes`` in order after those sent before: on the writer thread (careful
-        mode: at once, each event's savepoint needs its writes done)."""
-        self._sent()
-        if self._careful:
-            for write in writes:
-                write()
-            return
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="kassa-projector-writer")
-        self._pending = self._writer.submit(_run, writes)
-
-    def _sent(self) -> None:
-        """Wait until the writes sent so far have run. A write the database refused fails
-        the pass: its error is raised here, and again at every later wait (``one`` lets it
-        through, it is no event's verdict), so the pass rolls back as if the write had
-        raised it in this thread."""
-        if self._write_error is not None:
-            raise self._write_error
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            try:
-                pending.result()
-            except Exception as e:
-                self._write_error = e
-                raise
-
-    def _reading(self) -> Tx:
-        """The pass's transaction for a read: once every write sent has run."""
-        self._sent()
-        return self._tx
-
-    def settle(self) -> None:
-        """Wait for the writer thread and stop it, whatever happened (called by the
-        projector before its transaction ends: never under a write still running)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            with contextlib.suppress(Exception):  # the pass is failing already
-                pending.result()
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
+        """After the batch's last event: its collected writes, its members and verdicts
+        (``flush``), and its flags; the dashboard's roll-ups first (``rollups.record``)."""
+        rollups.record(self._tx, self._ops, self._verdicts, self._members, self._origin)
+        self.write_ops()
+        self.flush()
+        self._flags.extend(self._ev_flags)
+        self._tx.executemany(FLAG_INSERT, self._flags)
 
     # -- the interface of ``effects`` (``effects.Run``): in-memory changes with undo
     def set_state(self, m: BatchMember, state: MemberState) -> None:
@@ -476,7 +402,7 @@ class Batch:
         return bool(
             member_id in self._members
             or code in self._registered
-            or self._reading().one(
+            or self._tx.one(
                 "SELECT 1 FROM members WHERE member_id = ? OR code = ?", (member_id, code)
             )
         )
@@ -487,7 +413,7 @@ class Batch:
         for x in self._members.values():
             if x.new and x.phone_hash == phone_hash and x.merged_into is None:
                 return x.member_id
-        row = self._reading().one(
+        row = self._tx.one(
             "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL",
             (phone_hash,),
         )
@@ -500,7 +426,7 @@ class Batch:
         for _ in range(5):  # follow merges (a chain is at most a few links)
             m = self._members.get(member_id)
             if m is None:
-                row = self._reading().one(
+                row = self._tx.one(
                     f"SELECT {MEMBER_COLS} FROM members WHERE member_id = ?", (member_id,)
                 )
                 if row is None:
@@ -512,11 +438,7 @@ class Batch:
         raise Rejected("unknown_member", f"member {asked} merge chain too long")
 
     def rules_for(self, version: Any, ev: WireEvent) -> Programme:
-        rules: Programme | None = None
-        if isinstance(version, int):
-            if version not in self._versions:  # read once per pass (not every event's wait)
-                self._versions[version] = self._programmes.get(version, self._reading())
-            rules = self._versions[version]
+        rules = self._programmes.get(version, self._tx) if isinstance(version, int) else None
         if rules is None:
             self.flag("unknown_rules_version", ev, None, {"version": version})
             return self.rules
@@ -536,10 +458,8 @@ class Batch:
         (self._ev_flags if ev is not None else self._flags).append(row)
 
     # -- write back
-    def flush(self, tx: Tx) -> None:
-        """Write every changed member once with its change-feed entry, then the verdicts
-        (through ``tx``, a ``Part``); the members are then clean, their stored state
-        text known, and those registered no longer ``new`` (their row exists)."""
+    def flush(self) -> None:
+        """Write every changed member once with its change-feed entry, then the verdicts."""
         rules = self.rules
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
@@ -567,9 +487,7 @@ class Batch:
                 "consent_marketing": m.consent_marketing,
                 "merged_into": m.merged_into,
             }
-            m.dirty, m.text = False, state_text
             if m.new:
-                m.new = False
                 x = m.extra or {}
                 inserts.append(
                     (
@@ -606,7 +524,7 @@ class Batch:
             )
             if m.merged_into is None:
                 changes.append(("member", m.member_id, _body_text(body), self.now_iso))
-        tx.executemany(
+        self._tx.executemany(
             "INSERT INTO members(member_id, code, phone_hash, phone_masked, phone_sealed, "
             "first_name, birthday, consent_programme, consent_marketing, "
             "consent_text_version, registered_at, store_id, terminal_id, cashier_id, "
@@ -614,67 +532,18 @@ class Batch:
             "updated_at) VALUES (?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,'',0,0,0,0,'',?)",
             inserts,
         )
-        tx.update_many("members", "member_id", _MEMBER_UPDATE, updates)
-        tx.executemany(
+        self._tx.update_many("members", "member_id", _MEMBER_UPDATE, updates)
+        self._tx.executemany(
             "INSERT INTO changes(kind, member_id, body, created_at) VALUES (?,?,?,?)", changes
         )
-        tx.update_many("events", "event_id", _VERDICT_UPDATE, self._verdicts)
+        self._tx.update_many("events", "event_id", _VERDICT_UPDATE, self._verdicts)
 
 
 def _body_text(body: dict[str, Any]) -> str:
-    """A change-feed body as JSON text: ``orjson`` (~1 us against ~8 us for ``json``,
+    """A change-feed body as JSON text: ``orjson`` (~1.3 us against ~6.7 us for ``json``,
     compact separators; every reader parses it), ``json`` for what ``orjson`` refuses (a
     lone surrogate, an integer over 64 bits)."""
     try:
         return orjson.dumps(body).decode()
-    except (orjson.JSONEncodeError, UnicodeDecodeError):
+    except orjson.JSONEncodeError:
         return json.dumps(body, ensure_ascii=False)
-
-
-def _run(writes: list[Callable[[], None]]) -> None:
-    for write in writes:
-        write()
-
-
-class Part(Tx):
-    """The statements of one write step (``Batch.write_part``) over the pass's ``tx``:
-    writes are kept, in order, in ``writes`` (run later by the writer thread, rows as
-    given: the caller hands over its lists); a read first waits for the writes sent
-    before (``sent``) and so sees the ledger before this part's writes."""
-
-    def __init__(self, tx: Tx, sent: Callable[[], None]) -> None:
-        super().__init__(None, tx.dialect)
-        self._of = tx
-        self._wait = sent
-        self.writes: list[Callable[[], None]] = []
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        self._wait()
-        return self._of.execute(sql, params)
-
-    def all_by_index(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        self._wait()
-        return self._of.all_by_index(sql, params)
-
-    @contextlib.contextmanager
-    def pinned(self) -> Iterator[None]:
-        with self._of.pinned():
-            yield
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        kept = rows if isinstance(rows, list) else list(rows)
-        if kept:
-            self.writes.append(lambda: self._of.executemany(sql, kept))
-
-    def insert_many(
-        self, table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
-    ) -> None:
-        kept = rows if isinstance(rows, list) else list(rows)
-        if kept:
-            self.writes.append(lambda: self._of.insert_many(table, columns, kept))
-
-    def update_many(
-        self, table: str, key: str, columns: Sequence[tuple[str, str]], rows: Sequence[Any]
-    ) -> None:
-        if rows:
-            self.writes.append(lambda: self._of.update_many(table, key, columns, rows))

@@ -30,7 +30,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sync.backoffice.batch import PART, Batch, chunks
+from sync.backoffice.batch import Batch, chunks
 from sync.backoffice.checks import Rejected, is_db_outage, parse_payload
 from sync.backoffice.context import Context
 from sync.backoffice.db import Tx, marks
@@ -149,15 +149,10 @@ def _apply(
         except Rejected as e:
             payloads.append(e)
     batch = Batch(ctx.programmes, now, tx, careful)
-    try:
-        batch.prefetch(events, payloads)
-        for i, (ev, payload) in enumerate(zip(events, payloads, strict=True), 1):
-            batch.one(ev, payload, terminals[ev.terminal_id])
-            if i % PART == 0 and i < len(events):
-                batch.write_part()  # run by the writer thread while the next part is computed
-        batch.finish()
-    finally:
-        batch.settle()  # no write may still run when the transaction ends
+    batch.prefetch(events, payloads)
+    for ev, payload in zip(events, payloads, strict=True):
+        batch.one(ev, payload, terminals[ev.terminal_id])
+    batch.finish()
 
 
 # ---------------------------------------------------------------------- verdicts
