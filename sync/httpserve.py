@@ -2,7 +2,7 @@
 the back office): a deadline for a request's headers and one for its body, so a client
 that sends a few bytes and then nothing holds neither a connection nor a request slot.
 
-- Headers: ``HeaderDeadlineProtocol`` (uvicorn's h11 protocol, passed as ``http=``) closes
+- Headers: ``HeaderDeadlineProtocol`` (uvicorn's protocol, passed as ``http=``) closes
   a connection whose request headers are not complete ``HEADER_TIMEOUT_S`` after it opened
   or after its previous response (uvicorn itself waits for ever: its keep-alive timer is
   cancelled by every byte received, and a new connection has none).
@@ -44,11 +44,42 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class HeaderDeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request's headers."""
+class _HeaderDeadline:
+    """A deadline for each request's headers, mixed into uvicorn's HTTP protocols: armed
+    when a connection opens and after each response, closed if the headers of the next
+    request are not in by then (and no request is being answered)."""
 
     header_timeout_s = HEADER_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
+    _headers_in = False
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm_header_deadline()
+        self._headers_in = False
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_arrived(self) -> None:
+        self._headers_in = True
+        self._disarm_header_deadline()
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if not self._headers_in and not answering and not self.transport.is_closing():
+            log.info("closed a connection whose request headers did not arrive in time")
+            self.transport.close()
+
+
+class H11HeaderDeadline(_HeaderDeadline, H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -57,7 +88,7 @@ class HeaderDeadlineProtocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:  # the headers are in (or it failed)
-            self._disarm_header_deadline()
+            self._headers_arrived()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -68,20 +99,39 @@ class HeaderDeadlineProtocol(H11Protocol):
         self._disarm_header_deadline()
         super().connection_lost(exc)
 
-    def _arm_header_deadline(self) -> None:
-        self._disarm_header_deadline()
-        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
 
-    def _disarm_header_deadline(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+def _httptools_protocol() -> type[asyncio.Protocol] | None:
+    """uvicorn's httptools protocol with the deadline, when httptools is installed
+    (uvicorn then prefers it: a faster parser)."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: PLC0415
+    except ImportError:
+        return None
 
-    def _headers_late(self) -> None:
-        self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            log.info("closed a connection whose request headers did not arrive in time")
-            self.transport.close()
+    class HttpToolsHeaderDeadline(_HeaderDeadline, HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_header_deadline()
+
+        def on_headers_complete(self) -> None:
+            self._headers_arrived()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_header_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_header_deadline()
+            super().connection_lost(exc)
+
+    return HttpToolsHeaderDeadline
+
+
+HeaderDeadlineProtocol: type[asyncio.Protocol] = _httptools_protocol() or H11HeaderDeadline
+"""The protocol both servers run (uvicorn's ``http=``): the one uvicorn's ``auto`` picks
+(httptools when installed, else h11), with the header deadline."""
 
 
 ErrorBody = Callable[[str, str, str], dict[str, Any]]

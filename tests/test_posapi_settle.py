@@ -28,7 +28,7 @@ def test_settle_for_serving_puts_start_up_objects_out_of_the_collectors_reach():
 def test_the_agent_settles_before_it_serves(tmp_path, monkeypatch):
     """``Runtime.serve`` freezes the start-up objects before uvicorn answers anything, and
     leaves the HTTP parser and event loop to uvicorn's choice (httptools/uvloop when
-    installed)."""
+    installed; the parser wrapped with the header deadline of ``sync.httpserve``)."""
     from kassa import runtime
 
     seen: dict[str, Any] = {}
@@ -67,5 +67,8 @@ def test_the_agent_settles_before_it_serves(tmp_path, monkeypatch):
             runtime.Runtime(load_config(cfg_file)).serve()
     finally:
         gc.unfreeze()
-    assert (seen["http"], seen["loop"]) == ("auto", "auto")
+    from sync.httpserve import HeaderDeadlineProtocol
+
+    # uvicorn's own choice of parser (httptools when installed), with the header deadline
+    assert (seen["http"], seen["loop"]) == (HeaderDeadlineProtocol, "auto")
     assert seen["frozen"] > 0

@@ -20,21 +20,30 @@ from kassa.demo_sync import LoopbackServer, _free_port
 from kassa.posapi import create_app
 from sync.backoffice.db import Database
 from sync.backoffice.service import Backoffice
-from sync.httpserve import HeaderDeadlineProtocol
+from sync.httpserve import H11HeaderDeadline, HeaderDeadlineProtocol
 from tests.conftest import Till
 
 TOKEN = "slow-clients-token-0123456789"
 
 
-class QuickHeaders(HeaderDeadlineProtocol):
+class QuickHeaders(HeaderDeadlineProtocol):  # type: ignore[misc,valid-type]
+    """The servers' protocol (httptools when installed) with a half-second deadline."""
+
     header_timeout_s = 0.5
+
+
+class QuickH11(H11HeaderDeadline):
+    header_timeout_s = 0.5
+
+
+PROTOCOL: dict[str, Any] = {"http": QuickHeaders}
 
 
 @contextlib.contextmanager
 def served(app: Any) -> Iterator[str]:
     port = _free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", http=QuickHeaders
+        app, host="127.0.0.1", port=port, log_level="warning", http=PROTOCOL["http"]
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -96,7 +105,13 @@ def test_stalled_bodies_hold_no_slot_of_the_pos_api_and_get_408(pos):
         s.close()
 
 
-def test_headers_that_never_end_are_disconnected(pos):
+@pytest.fixture(params=["auto", "h11"])
+def protocol(request, monkeypatch):
+    """Both parsers uvicorn may run: the one it picks here and h11 (its fallback)."""
+    monkeypatch.setitem(PROTOCOL, "http", QuickHeaders if request.param == "auto" else QuickH11)
+
+
+def test_headers_that_never_end_are_disconnected(protocol, pos):
     url, _ = pos
     s = stalled(url, "/v1/identify", token=TOKEN, headers_done=False)
     started = time.monotonic()
