@@ -23,7 +23,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from agent.errors import CartError, InputError
-from agent.limits import LINE_MAX_KOP
+from agent.limits import LINE_MAX_KOP, MAX_LINES
 from agent.money import MAX_CHEQUE_KOP
 from agent.results import MAX_TTL_S, MIN_TTL_S
 from agent.slip import SLIP_WIDTHS
@@ -171,7 +171,11 @@ class Checkout(Request, frozen=True, kw_only=True):
     identified_by: Annotated[str, Meta(max_length=32)] | None = None
     identify: Annotated[str, Meta(max_length=4096, extra_json_schema=IDENTIFY_INPUT)] | None = None
     receipt_id: Annotated[str, Meta(min_length=1, max_length=64, description="the POS cheque id")]
-    lines: list[CheckoutLine]
+    lines: Annotated[
+        list[CheckoutLine], Meta(extra_json_schema={"minItems": 1, "maxItems": MAX_LINES})
+    ]
+    """At least one line, at most ``MAX_LINES`` (checked by ``agent.engine.validate_cart``,
+    which names the limit in its ``CartError``)."""
     redeem_points: (
         Annotated[int, Meta(extra_json_schema={"minimum": 0})] | Literal["max"] | UnsetType
     ) = UNSET

@@ -40,7 +40,7 @@ from agent.requests import text_fault
 from agent.rules import Campaign, Programme, Tier
 from agent.tokens import Coupon
 
-MAX_LINES = 500
+MAX_LINES = limits.MAX_LINES
 MAX_QTY = 10_000
 
 

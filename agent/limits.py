@@ -18,6 +18,10 @@ LINE_MAX_KOP: Kopecks = 1_000_000_00
 CHEQUE_MAX_KOP: Kopecks = 10_000_000_00
 """One cheque (the sum of its lines) at most 10 000 000,00 ₽."""
 
+MAX_LINES = 500
+"""Lines of one cheque at most (``agent.engine.validate_cart`` refuses more with a
+``CartError``; the POS API's schema says ``maxItems`` from this same number)."""
+
 
 def check_line(amount_kop: Kopecks, line_no: int | None = None) -> None:
     """Refuse one line costing more than ``LINE_MAX_KOP`` (``line_no``: 1-based, named in

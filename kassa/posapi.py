@@ -557,8 +557,10 @@ ERRORS = {
     404: "member, receipt, hold or slip not found",
     405: "method not allowed on this path (the Allow header lists the methods)",
     409: "same id with other contents, hold not usable, or not the held cheque",
+    408: "request_timeout: the body did not arrive in time; nothing written",
     413: "body too large",
-    429: "rate limited; retry after the Retry-After header's seconds",
+    429: "rate limited, or too_many_failures (wrong tokens from this address); "
+    "retry after the Retry-After header's seconds",
     503: "store unavailable, or agent overloaded (Retry-After); nothing written",
 }
 

@@ -329,7 +329,14 @@ def parse_enroll(body: bytes) -> EnrollRequest:
     )
 
 
-AUTH = {401: "no bearer token, or one not valid"}
+AUTH = {
+    401: "no bearer token, or one not valid",
+    429: "too_many_failures: too many failed attempts from this address or with this "
+    "credential (Retry-After)",
+}
+"""Every authenticated operation's refusals (``app.Failures`` answers 429 before anything
+is looked at once a key failed too often)."""
+TIMEOUT = {408: "request_timeout: the body was trickled or stalled (sync.httpserve)"}
 
 
 @functools.cache
@@ -351,6 +358,8 @@ def openapi() -> dict[str, Any]:
                 403: "code not valid, used or expired",
                 409: "terminal id taken",
                 413: "body too large",
+                429: AUTH[429],
+                **TIMEOUT,
             },
             auth=False,
             description="enrolled",
@@ -361,7 +370,7 @@ def openapi() -> dict[str, Any]:
             "the till has stored its token: retire its enrollment code",
             request=EnrollConfirm,
             response=EnrollConfirmed,
-            errors={400: "unreadable body, or not this till's request id", **AUTH},
+            errors={400: "unreadable body, or not this till's request id", **AUTH, **TIMEOUT},
             description="confirmed",
         ),
         Operation(
@@ -375,6 +384,7 @@ def openapi() -> dict[str, Any]:
                 **AUTH,
                 403: "events of another terminal",
                 413: "batch too large",
+                **TIMEOUT,
             },
             params=[SENT_AT, QUEUE],
             description="per-event results",
@@ -411,16 +421,20 @@ def openapi() -> dict[str, Any]:
             "/v1/members/lookup",
             "a member not in the till's cache, by phone hash or code",
             response=Member,
-            errors={400: "not exactly one of phone_hash and code", **AUTH, 404: "no such member"},
+            errors={
+                400: "not exactly one of phone_hash and code",
+                **AUTH,
+                404: "no such member (a malformed code or hash too: no code's validity shows)",
+            },
             params=query_params(LookupQuery),
             description="member",
         ),
         Operation(
             "POST",
             "/v1/members/{code}/token",
-            "a signed short-lived QR token for the member app",
+            "a signed short-lived QR token for a member's card (admin token; not a till's)",
             response=MemberToken,
-            errors={400: "not a member code", **AUTH, 404: "no such member"},
+            errors={400: "not a member code (check digit)", **AUTH, 404: "no such member"},
             description="token",
         ),
         Operation(

@@ -1,9 +1,9 @@
 """The back office's generated OpenAPI document against the real app: schemathesis draws
 requests from the document it serves (valid ones, and invalid ones for the bodies and
 parameters), sends them in-process over ASGI with a till's token (the admin token for
-``/v1/kpi``), and checks every answer against the document: no 5xx, a documented status,
-the documented content type and a body of the documented schema; a request the document
-calls invalid must be refused (4xx)."""
+``/v1/kpi`` and the member-token endpoint), and checks every answer against the document:
+no 5xx, a documented status, the documented content type and a body of the documented
+schema; a request the document calls invalid must be refused (4xx)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def served(tmp_path: Path) -> Iterator[tuple[schemathesis.BaseSchema, dict[str, 
     # the test sends the bearer token itself (a till's, or the admin's for the KPIs)
     schema.config.generation.update(with_security_parameters=False)
     try:
-        yield schema, {"/v1/kpi": admin, "*": till}
+        yield schema, {"/v1/kpi": admin, "/v1/members/{code}/token": admin, "*": till}
     finally:
         db.close()
 

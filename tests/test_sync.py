@@ -17,7 +17,7 @@ from cluster import Cluster
 from agent import journal
 from agent.codec import digest
 from agent.errors import StoreWriteError
-from agent.identify import phone_hash
+from agent.identify import make_member_code, phone_hash
 from agent.seed import demo_phone
 from agent.tokens import TokenVerifier, load_ed25519_public_key, verify_member_token
 from sync.client import SyncClient, SyncRunner, TransientError, backoff_delay
@@ -442,7 +442,21 @@ def test_member_lookup_and_app_token_verify_at_till(cluster: Cluster) -> None:
         == 404
     )
     assert cluster.http.get("/v1/members/lookup", headers=headers).status_code == 400
-    tok = cluster.http.post(f"/v1/members/{code}/token", headers=headers).json()["token"]
+    # a malformed code and a well-formed unknown one get the same answer: a till cannot
+    # tell valid member codes apart by the status
+    unknown = make_member_code(999_999_999)
+    for probe in ("ABC", unknown):
+        r = cluster.http.get("/v1/members/lookup", params={"code": probe}, headers=headers)
+        assert (r.status_code, r.json()["error"]) == (404, "member_not_found")
+    # a member QR token is not a till's to mint (any member's card): the admin token's
+    r = cluster.http.post(f"/v1/members/{code}/token", headers=headers)
+    assert (r.status_code, r.json()["error"]) == (401, "bad_token")
+    admin = {"authorization": f"Bearer {cluster.bo.new_admin_token()}"}
+    r = cluster.http.post(f"/v1/members/{unknown}/token", headers=admin)
+    assert r.status_code == 404
+    r = cluster.http.post("/v1/members/ABC/token", headers=admin)
+    assert (r.status_code, r.json()["error"]) == (400, "bad_member_code")
+    tok = cluster.http.post(f"/v1/members/{code}/token", headers=admin).json()["token"]
     verifier = TokenVerifier({1: load_ed25519_public_key(till.store.meta("token_public_key"))})
     assert verify_member_token(verifier, tok, cluster.clock.now()).member_code == code
     assert till.agent.identify(tok).member_id == M1
