@@ -309,12 +309,16 @@ def registration(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
         raise Rejected("member_exists", f"member {member_id} or code {code} already exists")
     rules = batch.rules
     if welcome != rules.welcome_points:
-        batch.flag(
-            "rescore_mismatch",
-            ev,
-            member_id,
-            {"welcome": welcome, "rules": rules.welcome_points},
-        )
+        # The back office owns the money: a welcome bonus is what the programme says (the
+        # active one, or the version the till names if it registered under older rules).
+        # Anything else is not applied: the till quarantines the verdict (issue 21).
+        named = p.get("rules_version")
+        known = batch.rules_for(named, ev) if isinstance(named, int) else rules
+        if welcome != known.welcome_points:
+            raise Rejected(
+                "held_for_review",
+                f"welcome_points {welcome} is not the programme's {known.welcome_points}",
+            )
     birthday = p.get("birthday")
     try:
         born = datetime.fromisoformat(birthday).date() if isinstance(birthday, str) else None
