@@ -61,6 +61,7 @@ from agent.errors import (
 )
 from agent.model import Quote
 from agent.requests import (
+    NotJsonError,
     checkout_request,
     commit_request,
     hold_request,
@@ -310,7 +311,25 @@ def create_app(
                     f"request body is over {max_body_bytes} bytes",
                     f"запрос больше {max_body_bytes} байт",
                 )
-        return read_request_json(bytes(chunks))
+        body = bytes(chunks)
+        try:
+            # RFC 8259: a JSON body is UTF-8 (Python's json would also read UTF-16 and -32)
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise NotJsonError(
+                f"request body is not UTF-8 (byte {e.start + 1}); send JSON as UTF-8",
+                f"тело запроса не в кодировке UTF-8 (байт {e.start + 1}); отправьте JSON в UTF-8",
+                field="json",
+            ) from None
+        if body.startswith(b"\xef\xbb\xbf") or b"\x00" in body:
+            raise NotJsonError(
+                "request body is not plain UTF-8 JSON (a byte order mark or a NUL byte: "
+                "UTF-16 or UTF-32?); send JSON as UTF-8",
+                "тело запроса не в UTF-8 (метка порядка байтов или нулевой байт: UTF-16 "
+                "или UTF-32?); отправьте JSON в UTF-8",
+                field="json",
+            )
+        return read_request_json(body)
 
     def guarded(
         fn: Callable[[Request], Awaitable[Any]], *, public: bool = False

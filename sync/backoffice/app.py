@@ -78,6 +78,15 @@ async def _body(request: Request, limit: int) -> bytes:
         chunks += chunk
         if len(chunks) > limit:
             raise ProtocolError(413, "body_too_large", f"request body is over {limit} bytes")
+    # RFC 8259: a JSON body is UTF-8. A BOM or a NUL byte (never in JSON text) is UTF-16
+    # or UTF-32; other invalid UTF-8 the decoders refuse as bad_json.
+    if chunks.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or b"\x00" in chunks:
+        raise ProtocolError(
+            400,
+            "bad_json",
+            "request body is not UTF-8 (a byte order mark or a NUL byte: UTF-16 or "
+            "UTF-32?); send JSON as UTF-8",
+        )
     return bytes(chunks)
 
 
