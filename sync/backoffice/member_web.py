@@ -57,7 +57,10 @@ def card(ctx: Context, member_id: str, now: datetime) -> Card:
             (member_id,),
         )
         if r is None:
-            raise CardNotFound("this card is no longer in the programme", "карта не найдена")
+            raise CardNotFound(
+                "the member was merged into another, erased on request, or never existed",
+                "участник объединён с другим, удалён по запросу или не существует",
+            )
         rules = ctx.programmes.get(None, tx)
         assert rules is not None
         rows = tx.all(
