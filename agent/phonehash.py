@@ -1,6 +1,6 @@
 """A phone fingerprint that a stolen till cannot cheaply turn back into the number.
 
-Why this module exists (issue 21 item 4, docs/threat-model.md "A stolen till"): a till
+Why this module exists (docs/threat-model.md, "A stolen till: phone numbers"): a till
 store holds the programme's phone hash key, every member's fingerprint and a masked
 phone. With :func:`agent.identify.phone_hash` (HMAC-SHA256, about 1.5 us) and a mask that
 shows the last four digits, the number is one of about 10^5 candidates: seconds of work.

@@ -1,4 +1,4 @@
-"""Phone lookup at the till with the memory-hard fingerprint (issue 21 item 4).
+"""Phone lookup at the till with the memory-hard fingerprint (``agent.phonehash``).
 
 What is measured (DESIGN.md §8; all figures from this run, on this machine):
 

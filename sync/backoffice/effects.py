@@ -311,7 +311,7 @@ def registration(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     if welcome != rules.welcome_points:
         # The back office owns the money: a welcome bonus is what the programme says (the
         # active one, or the version the till names if it registered under older rules).
-        # Anything else is not applied: the till quarantines the verdict (issue 21).
+        # Anything else is not applied: the till quarantines the verdict.
         named = p.get("rules_version")
         known = batch.rules_for(named, ev) if isinstance(named, int) else rules
         if welcome != known.welcome_points:

@@ -1,4 +1,4 @@
-"""The member's own card (the members' pages, issue 18): what one member sees about
+"""The member's own card (the members' pages): what one member sees about
 themselves, read from the ledger's member row and the programme in force.
 
 Points are integers; ``spend_kop`` and thresholds are kopecks; times are aware datetimes.
