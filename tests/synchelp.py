@@ -67,3 +67,46 @@ class FaultyTransport(httpx.BaseTransport):
         if fault == "drop_response":
             raise httpx.ReadTimeout("timed out", request=request)
         return resp
+
+
+def hang_up_mid_body(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> list[dict]:
+    """Drive ``app`` as a client that sends the start of a JSON body, then closes the
+    connection (a till whose network dropped, ``curl --max-time``): one ``POST path``
+    announcing 100-500 bytes, a first chunk, then ``http.disconnect``. Returns what the
+    app sent back."""
+    import anyio
+
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"input":"', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-length", b"100"),
+            (b"content-type", b"application/json"),
+            *headers,
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8780),
+    }
+    anyio.run(app, scope, receive, send)
+    return sent

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 
-import anyio
 import pytest
+from synchelp import hang_up_mid_body
 
 from sync.backoffice.app import create_app
 from sync.backoffice.db import Database
@@ -31,40 +31,8 @@ def test_a_client_that_hangs_up_mid_body_is_one_info_line(tmp_path, caplog, path
         terminal_token = bo.enroll(code, "Касса 1")["token"]
     app = create_app(bo, verifier=False)
     before = _counts(bo)
-    messages = iter(
-        [
-            {"type": "http.request", "body": b'{"code":"', "more_body": True},
-            {"type": "http.disconnect"},
-        ]
-    )
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return next(messages)
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"authorization", f"Bearer {terminal_token}".encode()),
-            (b"content-length", b"500"),
-            (b"content-type", b"application/json"),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8780),
-    }
     with caplog.at_level(logging.DEBUG):
-        anyio.run(app, scope, receive, send)
+        hang_up_mid_body(app, path, [(b"authorization", f"Bearer {terminal_token}".encode())])
     records = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert [r.levelno for r in records] == [logging.INFO], records
     assert records[0].exc_info is None and path in records[0].getMessage()

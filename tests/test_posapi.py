@@ -11,7 +11,7 @@ import contextlib
 import anyio
 import httpx
 import pytest
-from synchelp import SyncASGITransport, portal
+from synchelp import SyncASGITransport, hang_up_mid_body, portal
 
 from agent.identify import make_member_code
 from agent.service import Agent
@@ -556,40 +556,8 @@ def test_a_client_that_hangs_up_mid_request_is_a_quiet_log_line(till, caplog):
 
     app = create_app(till.agent, token=TOKEN)
     before = counts(till)
-    messages = iter(
-        [
-            {"type": "http.request", "body": b'{"input":"1"}', "more_body": True},
-            {"type": "http.disconnect"},
-        ]
-    )
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return next(messages)
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/identify",
-        "raw_path": b"/v1/identify",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"authorization", AUTH["authorization"].encode()),
-            (b"content-length", b"100"),
-            (b"content-type", b"application/json"),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8781),
-    }
     with caplog.at_level(logging.DEBUG, logger="kassa"):
-        anyio.run(app, scope, receive, send)
+        hang_up_mid_body(app, "/v1/identify", [(b"authorization", AUTH["authorization"].encode())])
     records = [r for r in caplog.records if r.name.startswith("kassa")]
     assert [r.levelno for r in records] == [logging.INFO], records
     assert records[0].exc_info is None and "/v1/identify" in records[0].getMessage()
