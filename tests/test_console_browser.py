@@ -10,6 +10,7 @@ tests skip, saying so, only where there is none.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,17 +62,30 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         bo.db.close()
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1024, "height": 700})
+@contextlib.contextmanager
+def new_page(
+    browser: Any, request: pytest.FixtureRequest, viewport: tuple[int, int] = (1024, 700)
+) -> Iterator[Any]:
+    """A page in a browser context of its own (its own cookies), whose screenshot is kept
+    under ``ARTIFACTS`` as ``console-<test name>.png`` when the test ends. Waits for an
+    element up to 20 s: a shared CI machine may be slow."""
+    width, height = viewport
+    context = browser.new_context(viewport={"width": width, "height": height})
     p = context.new_page()
-    p.set_default_timeout(5_000)
+    p.set_default_timeout(20_000)
     try:
         yield p
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        p.screenshot(path=str(ARTIFACTS / f"console-{request.node.name}.png"), full_page=True)
+        name = request.node.name.replace("[", "-").replace("]", "")
+        p.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
         context.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    with new_page(browser, request) as p:
+        yield p
 
 
 def sign_in(page: Any, url: str, login: str = "owner", password: str = PASSWORD) -> None:
@@ -79,6 +93,15 @@ def sign_in(page: Any, url: str, login: str = "owner", password: str = PASSWORD)
     page.fill("#login", login)
     page.fill("#password", password)
     page.click("#signin")
+
+
+def open_section(page: Any, url: str, section: str, lang: str, login: str = "owner") -> None:
+    """Sign in as ``login``, switch to ``lang``, open the console's ``section`` page."""
+    sign_in(page, url, login)
+    page.wait_for_url(url)
+    if lang == "en":
+        page.click("#lang-switch")
+    page.goto(url + section)
 
 
 def test_sign_in_in_russian(page: Any, url: str):

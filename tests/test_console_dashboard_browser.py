@@ -18,7 +18,7 @@ from test_dashboard_rollups import StoreTill
 
 from kassa.demo_sync import LoopbackServer
 from sync.backoffice.people import users
-from tests.test_console_browser import ARTIFACTS, PASSWORD, browser, sign_in
+from tests.test_console_browser import PASSWORD, browser, new_page, open_section
 
 __all__ = ["browser"]
 
@@ -67,23 +67,12 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
 
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    p = context.new_page()
-    p.set_default_timeout(20_000)  # a shared CI machine may be slow
-    try:
+    with new_page(browser, request, (1280, 900)) as p:
         yield p
-    finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        p.screenshot(path=str(ARTIFACTS / f"console-{request.node.name}.png"), full_page=True)
-        context.close()
 
 
 def _open(page: Any, url: str, lang: str, login: str = "owner") -> None:
-    sign_in(page, url, login)
-    page.wait_for_url(url)
-    if lang == "en":
-        page.click("#lang-switch")
-    page.goto(url + "dashboard")
+    open_section(page, url, "dashboard", lang, login)
 
 
 def _figure(page: Any, name: str) -> str:

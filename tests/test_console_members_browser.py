@@ -17,7 +17,7 @@ from synchelp import portal
 from agent.seed import demo_phone
 from kassa.demo_sync import LoopbackServer
 from sync.backoffice.people import users
-from tests.test_console_browser import ARTIFACTS, PASSWORD, browser, sign_in
+from tests.test_console_browser import PASSWORD, browser, new_page, sign_in
 
 __all__ = ["browser"]
 
@@ -53,16 +53,8 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
 
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    p = context.new_page()
-    p.set_default_timeout(5_000)
-    try:
+    with new_page(browser, request, (1100, 800)) as p:
         yield p
-    finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        name = request.node.name.replace("[", "-").replace("]", "")
-        p.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
-        context.close()
 
 
 def open_member(page: Any, office: tuple[Cluster, str], lang: str, k: int = 0) -> str:

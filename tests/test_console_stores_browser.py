@@ -20,7 +20,14 @@ from agent.seed import demo_phone
 from kassa.demo_sync import LoopbackServer
 from sync.backoffice.people import users
 from sync.enroll import enroll_till
-from tests.test_console_browser import ARTIFACTS, PASSWORD, browser, sign_in
+from tests.test_console_browser import (
+    ARTIFACTS,
+    PASSWORD,
+    browser,
+    new_page,
+    open_section,
+    sign_in,
+)
 
 __all__ = ["browser"]
 
@@ -71,23 +78,12 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
 
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    p = context.new_page()
-    p.set_default_timeout(5_000)
-    try:
+    with new_page(browser, request, (1280, 900)) as p:
         yield p
-    finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        p.screenshot(path=str(ARTIFACTS / f"console-{request.node.name}.png"), full_page=True)
-        context.close()
 
 
 def _open(page: Any, url: str, lang: str, login: str = "owner") -> None:
-    sign_in(page, url, login)
-    page.wait_for_url(url)
-    if lang == "en":
-        page.click("#lang-switch")
-    page.goto(url + "stores")
+    open_section(page, url, "stores", lang, login)
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
