@@ -76,12 +76,13 @@ def test_sigterm_while_the_app_runs_cleans_up_and_restores_the_terminal(tmp_path
 
 def test_sigterm_during_set_up_leaves_nothing(tmp_path: Path):
     rc = tmp_path / "rc"
-    t, env_tmp = start(tmp_path, 20_000, f"; echo $? > {rc}; sleep 60")
+    err = tmp_path / "stderr"
+    t, env_tmp = start(tmp_path, 20_000, f" 2> {err}; echo $? > {rc}; sleep 60")
     try:
         wait_until(lambda: list(env_tmp.glob("kassa-demo-*")), "the demo never started")
         os.kill(demo_pid(t), signal.SIGTERM)
         wait_until(rc.exists, "the demo did not end on SIGTERM")
-        assert rc.read_text().strip() == str(128 + signal.SIGTERM)
+        assert rc.read_text().strip() == str(128 + signal.SIGTERM), err.read_text()
         assert list(env_tmp.iterdir()) == []
     finally:
         subprocess.run(["tmux", "kill-session", "-t", t.session], check=False)

@@ -20,13 +20,14 @@ import contextlib
 import importlib
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import events, work
+from textual import constants, events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -49,6 +50,8 @@ from tui.messages import (
 from tui.services import Services, StatusSnapshot
 
 if TYPE_CHECKING:
+    from textual.driver import Driver
+
     from drivers.wedge import WedgeClassifier
 
 log = logging.getLogger("kassa.tui")
@@ -217,6 +220,14 @@ class KassaApp(App[int]):
 
     def on_unmount(self) -> None:
         self.services.stop()
+
+    def get_driver_class(self) -> type[Driver]:
+        """On Linux, a driver that survives its terminal closing under it."""
+        if sys.platform.startswith("linux") and constants.DRIVER is None:
+            from tui.hangup import HangupSafeDriver
+
+            return HangupSafeDriver
+        return super().get_driver_class()
 
     STOP_SIGNALS = ("SIGTERM", "SIGHUP")
     """``kill``, a service manager's stop, the terminal window closed: each ends the app
