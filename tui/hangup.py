@@ -48,4 +48,4 @@ class HangupSafeDriver(LinuxDriver):
         super().__init__(*args, **kwargs)
         stream = sys.__stderr__
         if stream is not None:
-            self._file = VanishingTerminal(stream)
+            self._file = VanishingTerminal(stream)  # type: ignore[assignment]  # a duck stream
