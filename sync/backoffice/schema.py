@@ -318,6 +318,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX member_otp_client ON member_otp(client, created_at);
         """,
     ),
+    (
+        # The member events (outbox.py): written in the transaction of the ledger change
+        # that causes them; ``id`` is the global order (the pull feed's cursor), each
+        # member's ``member_seq`` runs 1, 2, 3... without gaps (``outbox_seq`` holds each
+        # member's last, so a batch takes its numbers in one statement); ``outbox_once``
+        # makes a scheduled event (triggers.py) once per member, kind and day.
+        "0018_outbox",
+        """
+        CREATE TABLE outbox (
+            id {serial}, member_id TEXT NOT NULL, member_seq INTEGER NOT NULL,
+            type TEXT NOT NULL, occurred_at TEXT NOT NULL, data TEXT NOT NULL,
+            created_at TEXT NOT NULL, UNIQUE (member_id, member_seq));
+        CREATE TABLE outbox_seq (member_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+        CREATE TABLE outbox_once (
+            member_id TEXT NOT NULL, kind TEXT NOT NULL, day TEXT NOT NULL,
+            created_at TEXT NOT NULL, PRIMARY KEY (member_id, kind, day));
+        """,
+    ),
 )
 
 
