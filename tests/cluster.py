@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 from collections.abc import Iterator
@@ -39,22 +40,66 @@ def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The back office database: embedded SQLite, and a fresh database on the real
+    """The back office database: embedded SQLite, and an empty database on the real
     PostgreSQL server (the same code path; CI runs both)."""
     if request.param == "sqlite":
         yield str(tmp_path / "backoffice.db")
         return
-    import psycopg
-
-    name = f"kassa_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    name = _PG_POOL.take()
     try:
-        yield f"{base}/{name}"
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
     finally:
+        _PG_POOL.give_back(name)
+
+
+class PostgresPool:
+    """Empty PostgreSQL databases for the tests of one pytest process, reused: a test's
+    database is emptied (its connections ended, ``public`` dropped and made again) rather
+    than dropped. ``CREATE``/``DROP DATABASE`` each force a checkpoint, which takes seconds
+    while other workers write; the pool makes one database per concurrent test instead of
+    one per test, and drops them when the process ends."""
+
+    def __init__(self) -> None:
+        self._free: list[str] = []
+        self._made: list[str] = []
+
+    def take(self) -> str:
+        if self._free:
+            return self._free.pop()
+        import psycopg
+
+        name = f"kassa_test_{secrets.token_hex(4)}"
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+        if not self._made:
+            atexit.register(self.drop_all)
+        self._made.append(name)
+        return name
+
+    def give_back(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+        self._free.append(name)
+
+    def drop_all(self) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            for name in self._made:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+_PG_POOL = PostgresPool()
 
 
 class TillNode:
