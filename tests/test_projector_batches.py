@@ -307,15 +307,38 @@ def histories(draw: st.DrawFn, pool: Pool) -> tuple[list[tuple[str, list[dict[st
     return pushes, draw(st.sampled_from([2, 3, 7, 50, 500]))
 
 
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+def _examples(n: int) -> Any:
+    return settings(
+        max_examples=n,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+@pytest.mark.parametrize("pool", ["sqlite"], indirect=True)
+@_examples(10)
 @given(data=st.data())
 def test_batches_decide_as_one_event_at_a_time(
     pool: Pool, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _compare_batched_with_one_by_one(pool, data, monkeypatch)
+
+
+@pytest.mark.parametrize("pool", ["postgresql"], indirect=True)
+@_examples(4)  # each example copies the database twice (CREATE DATABASE ... TEMPLATE)
+@given(data=st.data())
+def test_batches_decide_as_one_event_at_a_time_on_postgresql(
+    pool: Pool, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _compare_batched_with_one_by_one(pool, data, monkeypatch)
+
+
+def _compare_batched_with_one_by_one(
+    pool: Pool, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A random history pushed by three tills, projected in batches of a drawn size and
+    one event at a time with the exact (slow) decoders: the same verdicts, members, lots,
+    purchases, refunds, flags and feed."""
     pushes, size = data.draw(histories(pool))
     monkeypatch.setattr(ingest, "INLINE_MAX_EVENTS", 0)  # accept only: project below
     views = []
