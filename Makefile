@@ -58,11 +58,14 @@ bench: $(STAMP)
 # tests/faults.py at full size (make test runs a small one, tests/test_faults.py): two POS
 # lanes against kassa agent serve, FAULT_KILLS SIGKILLs at aimed moments, an outage of
 # FAULT_OUTAGE_S seconds; prints kills, acknowledged operations, lost, doubled, phantom,
-# balance mismatches, chain breaks and flags as JSON, and fails unless all are clean.
+# balance mismatches, chain breaks and flags as JSON, and fails unless all are clean; then
+# tests/test_sync_kill.py with SYNC_KILLS SIGKILLs of a selling and syncing till (30 in make test).
 FAULT_KILLS ?= 200
 FAULT_OUTAGE_S ?= 140
+SYNC_KILLS ?= 300
 faults: $(STAMP)
 	$(BIN)/python tests/faults.py --kills $(FAULT_KILLS) --outage-s $(FAULT_OUTAGE_S) --outage-kills 3
+	KASSA_SYNC_KILLS=$(SYNC_KILLS) $(BIN)/python -m pytest -q tests/test_sync_kill.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

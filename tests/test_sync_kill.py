@@ -29,7 +29,8 @@ from sync.backoffice.service import Backoffice
 from sync.client import SyncClient
 from sync.enroll import enroll_till
 
-KILLS = int(os.environ.get("KASSA_SYNC_KILLS", "100"))
+KILLS = int(os.environ.get("KASSA_SYNC_KILLS", "30"))
+"""Kills per run: 30 in ``make test`` (about 30 s); ``make faults`` runs 300."""
 
 # Real processes killed at random moments: on a parallel run they share one worker with
 # the other real-process tests, so two of them never load the machine at once.
