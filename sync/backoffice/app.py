@@ -30,7 +30,9 @@ from agent.version import version
 from sync.backoffice import kpi, project, verify
 from sync.backoffice.console.web import console
 from sync.backoffice.lease import projector_lease, verifier_lease
+from sync.backoffice.members_site.web import members_site
 from sync.backoffice.service import Backoffice
+from sync.backoffice.sms import SmsGateway
 from sync.backoffice.terminal import Terminal
 from sync.backoffice_api import (
     ChangesQuery,
@@ -160,10 +162,12 @@ def create_app(
     bare_endpoint: bool = False,
     verifier: bool = True,
     metrics: bool = False,
+    sms: SmsGateway | None = None,
 ) -> Starlette:
     """The ASGI app over an initialised ``Backoffice``. ``bare_endpoint`` adds
     ``POST /v1/bare`` (reads the body, answers a constant) for the drain benchmark;
     ``metrics`` adds ``GET /metrics`` (Prometheus text, no authentication: counts only).
+    ``sms``: the gateway of the members' pages' codes (``sms.from_env()`` when None).
     ``verifier``: while the app runs (its lifespan, as under uvicorn) background threads
     apply accepted events to the ledger (``project.Projector``, ``app.state.projector``)
     and re-score applied purchases (``verify.Verifier``, ``app.state.verifier``). The
@@ -348,6 +352,7 @@ def create_app(
     if metrics:
         routes.append(Route("/metrics", guarded(metrics_text), methods=["GET"]))
     routes.append(console(bo))  # the programme owners' pages under /console
+    routes.append(members_site(bo, sms))  # the members' own pages under /my
     counter = RequestMetrics("kassa_backoffice", routes)
 
     @contextlib.asynccontextmanager

@@ -46,6 +46,8 @@ class Card:
     """Kopecks still to spend for the next tier (0 at the top)."""
     history: tuple[tuple[str, int, int, int], ...]
     """The last cheques: (occurred_at, paid_kop, earned, spent), newest first."""
+    collections: tuple[tuple[str, int, int], ...] = ()
+    """The programme's collections: (name in Russian, units collected, units per reward)."""
 
 
 def card(ctx: Context, member_id: str, now: datetime) -> Card:
@@ -94,4 +96,5 @@ def card(ctx: Context, member_id: str, now: datetime) -> Card:
         nxt.name_en if nxt else None,
         max(0, nxt.threshold_kop - spend) if nxt else 0,
         tuple((h[0], int(h[1]), int(h[2]), int(h[3])) for h in rows),
+        tuple((m.name_ru, state.collection_progress(m.id), m.target) for m in rules.collections),
     )

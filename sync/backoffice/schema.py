@@ -319,6 +319,28 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        # The members' own pages (member_signup.py): their sessions (only the token's
+        # SHA-256, with the phone's hash, mask and sealed form), where each member who
+        # joined there came from (store, poster), each consent given or withdrawn as its
+        # own row (kind, text version, time: 152-FZ), and the requests to erase.
+        "0017_member_signup",
+        """
+        CREATE TABLE member_sessions (
+            token_hash TEXT PRIMARY KEY, phone_hash TEXT NOT NULL, phone_masked TEXT NOT NULL,
+            phone_sealed TEXT NOT NULL, member_id TEXT, store_id TEXT, poster_id TEXT,
+            created_at TEXT NOT NULL, expires_at TEXT NOT NULL);
+        CREATE TABLE member_sources (
+            member_id TEXT PRIMARY KEY, store_id TEXT, poster_id TEXT, at TEXT NOT NULL);
+        CREATE INDEX member_sources_store ON member_sources(store_id, poster_id);
+        CREATE TABLE member_consents (
+            id {serial}, member_id TEXT NOT NULL, kind TEXT NOT NULL, granted INTEGER NOT NULL,
+            text_version TEXT NOT NULL, at TEXT NOT NULL, channel TEXT NOT NULL);
+        CREATE INDEX member_consents_member ON member_consents(member_id, id);
+        CREATE TABLE member_erase_requests (
+            member_id TEXT PRIMARY KEY, requested_at TEXT NOT NULL, channel TEXT NOT NULL);
+        """,
+    ),
+    (
         # The member events (outbox.py): written in the transaction of the ledger change
         # that causes them; ``id`` is the global order (the pull feed's cursor), each
         # member's ``member_seq`` runs 1, 2, 3... without gaps (``outbox_seq`` holds each

@@ -43,7 +43,9 @@ from sync.backoffice import (
     member_admin,
     member_ops,
     member_otp,
+    member_signup,
     member_web,
+    poster,
     programme,
     project,
     rollups,
@@ -602,9 +604,8 @@ class Backoffice:
             raise ProtocolError(400, "bad_member_code", e.message_en) from None
         self.lookup(code=code)
         now = self.clock.now()
-        signer = TokenSigner(1, load_ed25519_private_key(self.setting("token_private_key")))
         return {
-            "token": issue_member_token(signer, code, now, ttl_seconds),
+            "token": issue_member_token(self._token_signer(), code, now, ttl_seconds),
             "expires_at": (now + timedelta(seconds=ttl_seconds)).isoformat(),
         }
 
@@ -838,6 +839,107 @@ class Backoffice:
     def member_card(self, member_id: str) -> member_web.Card:
         """What the member sees on their card (``member_web.card``)."""
         return member_web.card(self.context, member_id, self.clock.now())
+
+    def member_sign_in(
+        self, phone: str, code: str, store_id: str | None = None, poster_id: str | None = None
+    ) -> str:
+        """The session token of a phone whose ``code`` checks (``member_otp.check_code``),
+        signed in to its card when it has one (``member_signup.open_session``)."""
+        self.member_check_code(phone, code)
+        return member_signup.open_session(
+            self.context, self._phone_key(), phone, store_id, poster_id, self.clock.now()
+        )
+
+    def member_session(self, token: str) -> member_signup.Session | None:
+        """The live member session of ``token`` (None when unknown or ended)."""
+        return member_signup.session(self.context, token, self.clock.now())
+
+    def member_sign_out(self, token: str) -> None:
+        member_signup.close_session(self.context, token)
+
+    def member_join(
+        self,
+        token: str,
+        first_name: str,
+        birthday: str,
+        consent_programme: bool,
+        consent_marketing: bool,
+    ) -> str:
+        """The session's phone joins the programme (``member_signup.join``): the card's id."""
+        return member_signup.join(
+            self.context,
+            token,
+            first_name,
+            birthday,
+            consent_programme,
+            consent_marketing,
+            self.clock.now(),
+        )
+
+    def member_consents(self, member_id: str) -> tuple[member_signup.Consent, ...]:
+        return member_signup.consents(self.context, member_id)
+
+    def member_withdraw_marketing(self, member_id: str) -> bool:
+        """The marketing consent withdrawn, recorded and fed to the tills."""
+        return member_signup.withdraw_marketing(self.context, member_id, self.clock.now())
+
+    def member_request_erase(self, member_id: str) -> str:
+        """The member's request to erase, for the console's erase flow (its time)."""
+        return member_signup.request_erase(self.context, member_id, self.clock.now())
+
+    def member_erase_requested(self, member_id: str) -> str | None:
+        return member_signup.erase_requested(self.context, member_id)
+
+    def member_tokens(
+        self, member_id: str, count: int = 3
+    ) -> list[member_signup.WindowToken] | None:
+        """The member's QR tokens for the current window and the next ones (None for a
+        card merged away, erased or unknown), signed here: the key never leaves."""
+        code = member_signup.card_code(self.context, member_id)
+        if code is None:
+            return None
+        signer = self._token_signer()
+        return member_signup.token_windows(
+            lambda c, start, ttl: issue_member_token(signer, c, start, ttl),
+            code,
+            self.clock.now(),
+            count,
+        )
+
+    def member_signups(self, store_scope: str | None = None) -> list[dict[str, Any]]:
+        """Members who joined on the members' pages, per store and poster."""
+        return member_signup.signups(self.context, store_scope)
+
+    def member_consent_version(self, kind: str) -> str:
+        """The version of the consent text ``kind`` (programme, marketing) shown now."""
+        if kind == "marketing":
+            return member_signup.MARKETING_TEXT_VERSION
+        rules = self.rules()
+        assert rules is not None
+        return rules.consent_text_version
+
+    def member_poster(self, store_id: str, poster_id: str, base_url: str) -> bytes:
+        """A store's sign-up poster (PDF, ``poster.pdf``) for ``poster_id``; an unknown
+        store or a poster id other than 1-40 letters, digits, ``-``, ``_`` is refused."""
+        poster_id = poster_id.strip()
+        if member_signup.source_id(poster_id) is None:
+            raise member_signup.SignupError(
+                "poster: 1 to 40 Latin letters, digits, '-' or '_'",
+                "плакат: от 1 до 40 латинских букв, цифр, '-' или '_'",
+                field="poster",
+            )
+        with self.db.reading() as tx:
+            known = tx.one("SELECT 1 FROM stores WHERE store_id = ?", (store_id,))
+        if known is None or member_signup.source_id(store_id) is None:
+            raise member_signup.SignupError(
+                f"there is no store {store_id[:40]!r}",
+                f"магазина {store_id[:40]!r} нет",
+                field="store",
+            )
+        return poster.pdf(poster.join_url(base_url, store_id, poster_id), store_id, poster_id)
+
+    def _token_signer(self) -> TokenSigner:
+        return TokenSigner(1, load_ed25519_private_key(self.setting("token_private_key")))
 
     def _phone_key(self) -> bytes:
         return bytes.fromhex(self.setting("phone_hash_key"))
