@@ -110,6 +110,7 @@ _SHARED: Final[dict[str, tuple[str, str]]] = {
     "action_locked_out": ("блокировка входа", "locked out"),
     "action_user_added": ("пользователь добавлен", "user added"),
     "action_user_changed": ("пользователь изменён", "user changed"),
+    "members_flag_erase_requested": ("запрос на удаление данных", "asked to erase the data"),
     "reason_hash": ("запись изменена", "row changed"),
     "reason_link": ("запись удалена или переставлена", "row deleted or moved"),
     "reason_sequence": ("пропущен номер", "a number missing"),

@@ -1,7 +1,8 @@
 """The stores-and-tills page: stores (adding one), enrollment codes (made here, shown
 once with their expiry), what each till last told (contact, send queue, oldest unsent
 event, quarantine, software), the silent-till alarm with the owner's threshold, and the
-closed-launch view of the cashiers (the KPI report's rows). Changes are the owner's; a
+closed-launch view of the cashiers (the KPI report's rows), and each store's sign-up
+posters (PDF) with the members who joined from each. Changes are the owner's; a
 store manager sees their own store only."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from agent.errors import AgentError
 from sync.backoffice import kpi
 from sync.backoffice.console.guard import PREFIX, Pages, Visit
 from sync.backoffice.people.roles import allows
@@ -59,6 +61,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             status = max(status, 400)
         else:
             cashiers = await pages.call(bo.closed_launch, days, scope)
+        signups = await pages.call(bo.member_signups, scope)
         for key in ("error", "new_code", "store_form", "threshold_error", "typed"):
             values.setdefault(key, None)
         return pages.render(
@@ -67,6 +70,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
             status=status,
             data=data,
             cashiers=cashiers,
+            signups=signups,
             span=span,
             period_error=period_error,
             can_write=allows(visit.user.role, SECTION, "write"),
@@ -121,8 +125,29 @@ def routes(pages: Pages) -> list[BaseRoute]:
             )
         return RedirectResponse(f"{PREFIX}/stores", 303)
 
+    @pages.page(SECTION)
+    async def poster_pdf(request: Request, visit: Visit) -> Response:
+        """A store's sign-up poster: its QR opens ``/my/join`` with the store and poster."""
+        assert visit.user is not None
+        q = request.query_params
+        store_id = q.get("store", "")
+        if visit.user.store_scope is not None and store_id != visit.user.store_scope:
+            return pages.render(visit, "message.html", status=403, kind="refused")
+        base = str(request.base_url)
+        try:
+            body = await pages.call(bo.member_poster, store_id, q.get("poster", ""), base)
+        except AgentError as e:
+            return await stores_view(request, visit, 400, error=e.message(visit.lang))
+        name = f"poster-{store_id}-{q.get('poster', '').strip()}.pdf"
+        return Response(
+            body,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
     return [
         Route("/stores", stores_page, methods=["GET"]),
+        Route("/stores/poster.pdf", poster_pdf, methods=["GET"]),
         Route("/stores", store_add, methods=["POST"]),
         Route("/stores/threshold", threshold_set, methods=["POST"]),
         Route("/stores/{store_id}/code", code_make, methods=["POST"]),

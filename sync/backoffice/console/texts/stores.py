@@ -6,6 +6,20 @@ from typing import Final
 
 TEXT: Final[dict[str, tuple[str, str]]] = {
     "stores_title": ("Магазины и кассы", "Stores and tills"),
+    "stores_posters": ("Плакаты для регистрации", "Sign-up posters"),
+    "stores_posters_intro": (
+        "Плакат с QR-кодом: покупатель наводит камеру телефона и получает карту за минуту. "
+        "Регистрации считаются по магазину и плакату.",
+        "A poster with a QR code: a customer points the phone's camera at it and has the "
+        "card in a minute. Sign-ups are counted per store and poster.",
+    ),
+    "stores_poster_id": ("Плакат", "Poster"),
+    "stores_poster_make": ("Плакат (PDF)", "Poster (PDF)"),
+    "stores_signups": ("Регистраций", "Sign-ups"),
+    "stores_signups_none": (
+        "По плакатам пока никто не зарегистрировался.",
+        "No one has signed up from a poster yet.",
+    ),
     "stores_alarm": (
         "Молчат касс: {n} — дольше {m} мин без связи с бэк-офисом.",
         "Silent tills: {n} — no contact with the back office for over {m} min.",
