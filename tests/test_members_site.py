@@ -175,6 +175,7 @@ def test_no_secret_in_any_page(site: Site) -> None:
         )
         assert sign_up_rest.status_code == 303
         pages += [phone.get("/my/card").text, phone.get("/my/tokens").text]
+        assert 'data-consent="marketing" data-granted="no" data-state="refused"' in pages[-2]
         pages += [phone.get(p).text for p in ("/my/sw.js", "/my/manifest.webmanifest")]
         cookies = " ".join(f"{c.name}={c.value}" for c in phone.cookies.jar)
     for secret in secrets_:
@@ -279,7 +280,7 @@ def test_marketing_withdrawn_and_erase_requested(site: Site) -> None:
         assert r.status_code == 303
         card = phone.get("/my/card")
         assert 'id="withdraw-marketing"' not in card.text
-        assert 'data-consent="marketing" data-granted="no"' in card.text
+        assert 'data-consent="marketing" data-granted="no" data-state="withdrawn"' in card.text
         r = phone.post("/my/erase", data={"csrf": csrf(card)})
         assert r.status_code == 303
         card = phone.get("/my/card")

@@ -87,6 +87,10 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
         "отозвано {date} (версия {version})",
         "withdrawn {date} (version {version})",
     ),
+    "consent_refused": (
+        "не дано {date} (версия {version})",
+        "not given {date} (version {version})",
+    ),
     "kind_programme": ("Правила программы и персональные данные", "Programme and personal data"),
     "kind_marketing": ("Рассылки", "Offers and news"),
     "withdraw_marketing": ("Отозвать согласие на рассылки", "Withdraw consent to offers"),

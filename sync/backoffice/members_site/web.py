@@ -329,7 +329,7 @@ def members_site(bo: Backoffice, sms: SmsGateway | None = None) -> Mount:
             qr_svg=listed[0]["svg"],
             tokens_json=json.dumps({"now": now, "tokens": listed}).replace("</", "<\\/"),
             left=max(0, listed[0]["expires_at"] - now),
-            consents=consents,
+            consents=consent_states(consents),
             marketing=_marketing_on(consents),
             erase_at=erase,
             digits=digits_grouped(card.code),
@@ -435,6 +435,19 @@ def members_site(bo: Backoffice, sms: SmsGateway | None = None) -> Mount:
             Mount("/static", StaticFiles(packages=[("sync.backoffice.members_site", "static")])),
         ],
     )
+
+
+def consent_states(consents: Any) -> list[tuple[Any, str]]:
+    """Each consent row (newest first) with what it says: ``given``, ``withdrawn`` (a
+    refusal after a grant of its kind) or ``refused`` (never given)."""
+    granted: set[str] = set()
+    out = []
+    for c in reversed(consents):
+        state = "given" if c.granted else ("withdrawn" if c.kind in granted else "refused")
+        if c.granted:
+            granted.add(c.kind)
+        out.append((c, state))
+    return out[::-1]
 
 
 def _marketing_on(consents: Any) -> bool:
