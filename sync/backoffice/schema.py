@@ -358,6 +358,32 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             created_at TEXT NOT NULL, PRIMARY KEY (member_id, kind, day));
         """,
     ),
+    (
+        # Audiences (audiences.py): saved segments (the rule set as JSON, the control
+        # group's percent and salt, the last evaluation's counts), each segment's members
+        # as last evaluated (``control``: in its control group), the nightly RFM / ABC
+        # scores per member, and the scheduled exports of segments.
+        "0020_segments",
+        """
+        CREATE TABLE segments (
+            segment_id TEXT PRIMARY KEY, name TEXT NOT NULL, rules TEXT NOT NULL,
+            control_pct INTEGER NOT NULL, salt TEXT NOT NULL, created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL, updated_at TEXT NOT NULL, updated_by TEXT NOT NULL,
+            evaluated_at TEXT, members BIGINT NOT NULL DEFAULT 0,
+            control_members BIGINT NOT NULL DEFAULT 0);
+        CREATE TABLE segment_members (
+            segment_id TEXT NOT NULL, member_id TEXT NOT NULL, control INTEGER NOT NULL,
+            since TEXT NOT NULL, PRIMARY KEY (segment_id, member_id));
+        CREATE TABLE member_scores (
+            member_id TEXT PRIMARY KEY, last_day TEXT NOT NULL, frequency BIGINT NOT NULL,
+            monetary_kop BIGINT NOT NULL, r INTEGER NOT NULL, f INTEGER NOT NULL,
+            m INTEGER NOT NULL, abc TEXT NOT NULL, scored_on TEXT NOT NULL);
+        CREATE TABLE segment_exports (
+            export_id TEXT PRIMARY KEY, segment_id TEXT NOT NULL, format TEXT NOT NULL,
+            delimiter TEXT NOT NULL, every_hours INTEGER NOT NULL, next_at TEXT NOT NULL,
+            last_at TEXT, last_file TEXT, created_by TEXT NOT NULL);
+        """,
+    ),
 )
 
 

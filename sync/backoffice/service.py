@@ -19,6 +19,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from agent.clock import Clock
@@ -34,6 +35,7 @@ from agent.tokens import (
     load_ed25519_private_key,
 )
 from sync.backoffice import (
+    audiences,
     coupons,
     couponsheet,
     dashboard,
@@ -824,6 +826,104 @@ class Backoffice:
     ) -> programme.Activation:
         """A draft published with its effective time, audited (``programme.publish_form``)."""
         return programme.publish_form(self.context, text, fmt, effective_at, actor)
+
+    # ------------------------------------------------------------------ console: segments
+    def segments(self) -> list[audiences.Segment]:
+        """Every saved segment (``audiences.segments``)."""
+        return audiences.segments(self.context)
+
+    def segment(self, segment_id: str) -> audiences.Segment | None:
+        return audiences.get(self.context, segment_id)
+
+    def segment_rules(self, doc: Any) -> audiences.Rules:
+        """A rule set checked against the active programme (``audiences.parse_rules``)."""
+        return audiences.parse_rules(doc, self.rules())
+
+    def segment_preview(self, doc: Any) -> int:
+        """How many members the rule set ``doc`` selects now; ``SegmentError`` naming the
+        field when it is refused."""
+        return audiences.count(self.context, self.segment_rules(doc))
+
+    def segment_save(
+        self,
+        name: str,
+        doc: Any,
+        control_pct: str | int = 0,
+        *,
+        actor: str,
+        segment_id: str | None = None,
+        salt: str | None = None,
+    ) -> audiences.Segment:
+        """Create (``segment_id`` None) or change a segment, audited in its transaction;
+        every field is checked before anything is written (``SegmentError``)."""
+        title = audiences.parse_name(name)
+        rules = self.segment_rules(doc)
+        pct = audiences.parse_pct(control_pct)
+        now = self.clock.now()
+        with self.db.transaction() as tx:
+            seg = audiences.save(
+                tx, now, actor, title, rules, pct, segment_id=segment_id, salt=salt
+            )
+            audit.record(
+                tx,
+                now,
+                actor,
+                "segment_saved" if segment_id else "segment_created",
+                seg.segment_id,
+                {"name": title, "rules": audiences.rules_json(rules), "control_pct": pct},
+            )
+        return seg
+
+    def segment_evaluate(self, segment_id: str) -> audiences.Evaluation:
+        """Materialise a segment's members now, with their entered/left events."""
+        return audiences.evaluate(self.context, segment_id)
+
+    def segment_export(
+        self, segment_id: str, fmt: str = "csv", delimiter: str = ";", *, bom: bool = True
+    ) -> Iterator[bytes]:
+        """A segment's members now as CSV or NDJSON chunks (``audiences.export_chunks``);
+        the format and the segment are checked before the first chunk."""
+        audiences.parse_export(fmt, delimiter)
+        seg = audiences.get(self.context, segment_id)
+        if seg is None:
+            raise audiences.not_found(segment_id)
+        return audiences.export_chunks(self.context, seg, fmt, delimiter, bom=bom)
+
+    def segment_schedule_export(
+        self, segment_id: str, fmt: str, delimiter: str, every_hours: str | int, *, actor: str
+    ) -> audiences.ScheduledExport:
+        """A segment's export written every ``every_hours`` (``run_segment_exports``), audited."""
+        now = self.clock.now()
+        with self.db.transaction() as tx:
+            ex = audiences.schedule(tx, now, actor, segment_id, fmt, delimiter, every_hours)
+            audit.record(
+                tx,
+                now,
+                actor,
+                "segment_export_scheduled",
+                segment_id,
+                {"format": ex.format, "delimiter": ex.delimiter, "every_hours": ex.every_hours},
+            )
+        return ex
+
+    def segment_exports(self, segment_id: str | None = None) -> list[audiences.ScheduledExport]:
+        return audiences.scheduled(self.context, segment_id)
+
+    def run_segment_exports(self, directory: Path) -> list[Path]:
+        """The scheduled exports due now, written into ``directory``."""
+        return audiences.run_due_exports(self.context, directory)
+
+    def audience_scores(self) -> int:
+        """Recompute the members' RFM and ABC scores now (``audiences.score``)."""
+        return audiences.score(self.context)
+
+    def member_scores(self, member_ids: list[str]) -> dict[str, audiences.Score]:
+        return audiences.scores_of(self.context, member_ids)
+
+    def audiences_nightly(self, export_dir: Path | None = None) -> audiences.Nightly:
+        """The nightly job: scores, every segment evaluated, due exports (``audiences.nightly``;
+        ``audiences.AudienceWorker`` runs it once a local day)."""
+        return audiences.nightly(self.context, export_dir)
 
     # ---- members' pages
     def member_send_code(self, gateway: SmsGateway, phone: str, client: str) -> member_otp.Sent:
