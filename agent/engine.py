@@ -282,6 +282,8 @@ def fifo_plan(
 ) -> list[tuple[PointLot, int]]:
     """Which available lots pay ``points``: soonest expiry first (then oldest, then id)."""
     plan: list[tuple[PointLot, int]] = []
+    if points <= 0:  # most sales spend nothing: no lot to sort
+        return plan
     left = points
     for lot in sorted(
         (lot for lot in lots if lot.is_available(now)),

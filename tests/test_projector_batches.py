@@ -11,9 +11,10 @@ picks a history from them (a prefix of each till's events, interleaved in any or
 forged events among them) and a batch size; two copies of one back office accept it,
 then one is projected in batches of that size (``project.run_once``), the other one
 event per pass with the exact decoders only (``checks.exact_payload``,
-``effects.exact_cart_and_quote``, ``batch.exact_member_state``: the oracle, today's
-behaviour). Both must end with the same ledger rows (members, purchases, refunds, the
-re-score queue, flags), the same verdicts and the same feed record of every member.
+``effects.exact_cart_and_quote``, ``batch.exact_member_state``, and ``codec.dumps`` for
+``effects.canonical``: the oracle, today's behaviour). Both must end with the same ledger
+rows (members, purchases, refunds, the re-score queue, flags), the same verdicts and the
+same feed record of every member.
 """
 
 from __future__ import annotations
@@ -350,6 +351,7 @@ def _compare_batched_with_one_by_one(
                 m.setattr(project, "parse_payload", checks.exact_payload)
                 m.setattr(effects, "cart_and_quote", effects.exact_cart_and_quote)
                 m.setattr(batch, "member_state", batch.exact_member_state)
+                m.setattr(effects, "canonical", codec.dumps)
                 while project.run_once(ctx, 1):
                     pass
             else:
