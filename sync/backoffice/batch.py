@@ -468,7 +468,7 @@ class Batch:
             if mid != m.member_id or not m.dirty:
                 continue
             s = engine.member_summary(m.state, rules, self._now)
-            state_text = codec.dumps(m.state)
+            state_text = effects.canonical(m.state)
             expiring_on = s.expiring_on.isoformat() if s.expiring_on else None
             body = {
                 "member_id": m.member_id,
