@@ -1,0 +1,59 @@
+"""The members' pages bench (bench/member.py) at a tiny size, so its code path cannot rot:
+the console bench's base reused, member sessions opened, the card page and the token
+endpoint fetched with a member's cookie and whole sign-ups through the file SMS provider,
+on SQLite and PostgreSQL, ending in the §8 JSON line with the sign-up's steps counted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from benchlib import synclib  # noqa: F401  (puts _synclib in sys.modules first)
+
+MEMBERS, EVENTS = 200, 1_000
+
+
+def _load() -> Any:
+    if "bench_member" in sys.modules:
+        return sys.modules["bench_member"]
+    path = Path(__file__).resolve().parent.parent / "bench" / "member.py"
+    spec = importlib.util.spec_from_file_location("bench_member", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_member"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def kind(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    monkeypatch.setenv("KASSA_BENCH_CACHE", str(tmp_path / "cache"))
+    yield request.param
+    if request.param == "postgresql":
+        console = bench._console()
+        console.pg_exec(
+            f"DROP DATABASE IF EXISTS {console.cache_name(MEMBERS, EVENTS)} WITH (FORCE)"
+        )
+
+
+def test_tiny_run(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bench.main(["--members", str(MEMBERS), "--events", str(EVENTS), "--db", kind, "--samples", "4"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["bench"] == "member" and result["targets"]["passed"][f"{kind}_card"] in (
+        True,
+        False,
+    )
+    pages = result[kind]["pages"]
+    assert {p: pages[p]["n"] for p in pages} == {"card": 4, "tokens": 4, "signup": 4}
+    assert result["signup_steps"]["screens"] == 3 and result["signup_steps"]["sms"] == 1
+    assert result["signup_person_s_model"] == bench.person_seconds()
