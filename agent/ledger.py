@@ -228,10 +228,11 @@ def apply_purchase(
         birthday_year,
         tuple(sorted((k, v) for k, v in collections.items() if v)),
     )
+    collected = {p.mechanic_id for p in q.collections}  # hashed above (dict keys)
     mechanics = tuple(
         (m.id, m.collection, m.target, m.reward_points)
         for m in rules.collections
-        if any(p.mechanic_id == m.id for p in q.collections)
+        if m.id in collected
     )
     effects = PurchaseEffects(
         op_id=op_id,

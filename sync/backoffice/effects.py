@@ -256,7 +256,7 @@ def purchase(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
         batch.terminal.store_id,
         m.member_id,
         occurred.isoformat(),
-        engine.local_date(rules, occurred).isoformat(),
+        effects.spend_day,  # engine.local_date(rules, occurred), as apply_purchase took it
         opt(p, "cashier_id"),
         opt(p, "identified_by"),
         int(bool(p.get("offline"))),
