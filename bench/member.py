@@ -5,7 +5,8 @@ at 1,000,000 members; sign-up to card <= 30 s of a person's time).
 What is built (untimed, cached): the console bench's back office (``bench/console.py``:
 ``--members`` members and ``--events`` events bulk-loaded into the ledger's tables over 100
 stores, cached per size and schema in ``KASSA_BENCH_CACHE``, default
-``~/.cache/kassa-bench``), reused as it is; then ``--samples`` member sessions opened for
+``~/.cache/kassa-bench``), reused as it is, or a migrated copy of one made under older
+migrations (``prepare``); then ``--samples`` member sessions opened for
 random members of the base (``member_signup.open_session`` with each member's phone, as
 a confirmed SMS code opens one).
 
@@ -41,6 +42,7 @@ import json
 import os
 import random
 import re
+import sqlite3
 import sys
 import tempfile
 import time
@@ -198,7 +200,7 @@ def figures(ns: list[int]) -> dict[str, Any]:
 
 def measure(url: str, samples: int) -> dict[str, Any]:
     tokens = sessions(url, samples)
-    rng = random.Random(SEED + 1)
+    rng = random.Random(time.time_ns())  # new phones each run: the base keeps its sign-ups
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         sms_file = Path(tmp) / "sms.log"
@@ -231,8 +233,79 @@ def measure(url: str, samples: int) -> dict[str, Any]:
     return out
 
 
+def prepare(kind: str, members: int, events: int, rebuild: bool) -> tuple[str, dict[str, Any]]:
+    """The base's URL: the console bench's cache of this size under the current schema
+    when it is there; else a complete one made under older migrations, copied (SQLite: the
+    file; PostgreSQL: ``CREATE DATABASE ... TEMPLATE``) to a cache of this bench's own and
+    migrated (the pages read no roll-up: nothing to back-fill), so the console bench's
+    cache is left as it is; else the console bench builds it."""
+    import shutil
+
+    from sync.backoffice.db import Database
+    from sync.backoffice.schema import migrate
+
+    cb = _console()
+    name = cb.cache_name(members, events)
+    mine = name.replace("console_", "member_", 1)
+    if kind == "sqlite":
+        current, copy = cb.cache_dir() / f"{name}.db", cb.cache_dir() / f"{mine}.db"
+        if not rebuild and cb.is_built(str(current)):
+            return str(current), {"cache": name, "cached": True}
+        if not rebuild and cb.is_built(str(copy)):
+            return str(copy), {"cache": mine, "cached": True}
+        older = [
+            p
+            for p in sorted(cb.cache_dir().glob(f"console_{members}m_{events}e_*.db"))
+            if not p.name.endswith(".partial.db") and cb.is_built(str(p))
+        ]
+        if not rebuild and older:
+            t0 = time.perf_counter()
+            partial = copy.with_suffix(".partial.db")
+            for suffix in ("", "-wal"):  # with its write-ahead log: the copy is whole
+                if Path(f"{older[-1]}{suffix}").exists():
+                    shutil.copyfile(f"{older[-1]}{suffix}", f"{partial}{suffix}")
+            db = Database.open(str(partial))
+            try:
+                migrate(db)
+            finally:
+                db.close()
+            con = sqlite3.connect(partial)  # all in the file before it is renamed
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            con.close()
+            os.replace(partial, copy)
+            took = round(time.perf_counter() - t0, 1)
+            return str(copy), {"cache": mine, "copied_from": older[-1].name, "copy_s": took}
+    else:
+        url = cb.pg_url(mine)
+        if not rebuild and cb.is_built(cb.pg_url(name)):
+            return cb.pg_url(name), {"cache": name, "cached": True}
+        if not rebuild and cb.is_built(url):
+            return url, {"cache": mine, "cached": True}
+        older_pg = [
+            str(r[0])
+            for r in cb.pg_exec(
+                "SELECT datname FROM pg_database WHERE datname LIKE "
+                f"'console_{members}m_{events}e_%' ORDER BY datname"
+            )
+            if cb.is_built(cb.pg_url(str(r[0])))
+        ]
+        if not rebuild and older_pg:
+            t0 = time.perf_counter()
+            cb.pg_exec(f"DROP DATABASE IF EXISTS {mine} WITH (FORCE)")
+            cb.pg_exec(f"CREATE DATABASE {mine} TEMPLATE {older_pg[-1]}")
+            db = Database.open(url)
+            try:
+                migrate(db)
+            finally:
+                db.close()
+            took = round(time.perf_counter() - t0, 1)
+            return url, {"cache": mine, "copied_from": older_pg[-1], "copy_s": took}
+    url, data = cb.prepare(kind, members, events, rebuild)
+    return str(url), dict(data)
+
+
 def run(kind: str, members: int, events: int, samples: int, rebuild: bool) -> dict[str, Any]:
-    url, data = _console().prepare(kind, members, events, rebuild)
+    url, data = prepare(kind, members, events, rebuild)
     t0 = time.perf_counter()
     pages = measure(url, samples)
     return {"data": data, "pages": pages, "measure_s": round(time.perf_counter() - t0, 1)}

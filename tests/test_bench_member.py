@@ -16,6 +16,8 @@ import pytest
 from benchlib import synclib  # noqa: F401  (puts _synclib in sys.modules first)
 
 MEMBERS, EVENTS = 200, 1_000
+OLDER = f"console_{MEMBERS}m_{EVENTS}e_older"
+"""A console cache made under older migrations (its tag)."""
 
 
 def _load() -> Any:
@@ -40,10 +42,9 @@ def kind(
     monkeypatch.setenv("KASSA_BENCH_CACHE", str(tmp_path / "cache"))
     yield request.param
     if request.param == "postgresql":
-        console = bench._console()
-        console.pg_exec(
-            f"DROP DATABASE IF EXISTS {console.cache_name(MEMBERS, EVENTS)} WITH (FORCE)"
-        )
+        name = bench._console().cache_name(MEMBERS, EVENTS)
+        for db in (name, OLDER, name.replace("console_", "member_", 1)):
+            bench._console().pg_exec(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def test_tiny_run(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,3 +58,28 @@ def test_tiny_run(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert {p: pages[p]["n"] for p in pages} == {"card": 4, "tokens": 4, "signup": 4}
     assert result["signup_steps"]["screens"] == 3 and result["signup_steps"]["sms"] == 1
     assert result["signup_person_s_model"] == bench.person_seconds()
+
+
+def test_an_older_console_cache_is_copied_and_migrated(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The console bench's cache under older migrations is left as it is: a copy is."""
+    cb = bench._console()
+    url, _ = cb.prepare(kind, MEMBERS, EVENTS, False)
+    name = cb.cache_name(MEMBERS, EVENTS)
+    if kind == "sqlite":
+        Path(url).rename(cb.cache_dir() / f"{OLDER}.db")
+    else:
+        cb.pg_exec(f"ALTER DATABASE {name} RENAME TO {OLDER}")
+    args = ["--members", str(MEMBERS), "--events", str(EVENTS), "--db", kind, "--samples", "2"]
+    bench.main(args)
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[kind]
+    assert "data" in first, first
+    assert first["data"]["copied_from"].startswith(OLDER) and first["pages"]["card"]["n"] == 2
+    bench.main(args)
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[kind]
+    assert "data" in again, again
+    assert again["data"] == {"cache": name.replace("console_", "member_", 1), "cached": True}
+    assert cb.is_built(
+        str(cb.cache_dir() / f"{OLDER}.db") if kind == "sqlite" else cb.pg_url(OLDER)
+    )
