@@ -15,6 +15,7 @@ from sync.backoffice.console.texts import dashboard as dashboard_texts
 from sync.backoffice.console.texts import members as members_texts
 from sync.backoffice.console.texts import merge
 from sync.backoffice.console.texts import rules as rules_texts
+from sync.backoffice.console.texts import segments as segments_texts
 from sync.backoffice.console.texts import stores as stores_texts
 
 LANGS: Final = ("ru", "en")
@@ -124,6 +125,7 @@ TEXT: Final = merge(
     dashboard_texts.TEXT,
     coupons_texts.TEXT,
     rules_texts.TEXT,
+    segments_texts.TEXT,
 )
 """Every text: the shared ones above and each section's (``console/texts/<section>.py``)."""
 

@@ -12,7 +12,16 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from sync.backoffice.console import audit, coupons, dashboard, members, rules, stores, users
+from sync.backoffice.console import (
+    audit,
+    coupons,
+    dashboard,
+    members,
+    rules,
+    segments,
+    stores,
+    users,
+)
 from sync.backoffice.console.guard import (
     LANG_COOKIE,
     PRE_COOKIE,
@@ -29,7 +38,16 @@ from sync.backoffice.people.roles import allows, sections
 from sync.backoffice.people.users import LOCK_AFTER, SESSION_TTL
 from sync.backoffice.service import Backoffice
 
-SECTION_MODULES: tuple[ModuleType, ...] = (users, audit, stores, members, dashboard, coupons, rules)
+SECTION_MODULES: tuple[ModuleType, ...] = (
+    users,
+    audit,
+    stores,
+    members,
+    dashboard,
+    coupons,
+    rules,
+    segments,
+)
 """The modules with a section's pages: each has ``SECTION`` and ``routes(pages)``."""
 
 

@@ -2,8 +2,8 @@
 
 A role grants, per section of the console, ``read`` (open its pages) and possibly
 ``write`` (change something there). The programme owner reads and changes everything (the
-audit log is read-only to everyone); analysts read everything; marketing runs coupons and
-programme rules; support answers members; a store manager sees their own store only
+audit log is read-only to everyone); analysts read everything; marketing runs coupons,
+segments and programme rules; support answers members; a store manager sees their own store only
 (``User.store_id``; the pages filter by it). Managing people and the audit log are the
 owner's alone.
 """
@@ -14,17 +14,31 @@ from typing import Final, Literal
 
 Access = Literal["read", "write"]
 
-SECTIONS: Final = ("dashboard", "members", "coupons", "rules", "stores", "users", "audit")
+SECTIONS: Final = (
+    "dashboard",
+    "members",
+    "coupons",
+    "segments",
+    "rules",
+    "stores",
+    "users",
+    "audit",
+)
 """The console's sections, in the order the home page lists them."""
 
 _READ: Final = frozenset({"read"})
 _WRITE: Final = frozenset({"read", "write"})
 
 PERMISSIONS: Final[dict[str, dict[str, frozenset[str]]]] = {
-    "owner": {s: _WRITE for s in ("dashboard", "members", "coupons", "rules", "stores", "users")}
+    "owner": {
+        s: _WRITE
+        for s in ("dashboard", "members", "coupons", "segments", "rules", "stores", "users")
+    }
     | {"audit": _READ},
-    "analyst": {s: _READ for s in ("dashboard", "members", "coupons", "rules", "stores")},
-    "marketing": {"coupons": _WRITE, "rules": _WRITE},
+    "analyst": {
+        s: _READ for s in ("dashboard", "members", "coupons", "segments", "rules", "stores")
+    },
+    "marketing": {"coupons": _WRITE, "segments": _WRITE, "rules": _WRITE},
     "support": {"members": _WRITE},
     "store_manager": {"dashboard": _READ, "members": _READ, "stores": _READ},
 }
