@@ -128,3 +128,41 @@ def test_console_bench_builds_caches_and_measures(
     again = _last_json(capsys)
     assert again[kind]["data"]["cached"] is True
     assert "error" not in again[kind]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("kind", ["sqlite"])
+def test_console_bench_upgrades_a_cache_made_under_older_migrations(
+    kind: str, cache: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A complete cache whose schema lacks the latest roll-ups is migrated, back-filled
+    and renamed to the current schema's name, not rebuilt (a full-size build takes long)."""
+    argv = ["--members", str(MEMBERS), "--events", str(EVENTS), "--samples", "1", "--db", kind]
+    monkeypatch.setattr(bench, "schema_tag", lambda: "0123456789")  # "the older schema"
+    assert bench.main(argv) == 0
+    old = bench.cache_name(MEMBERS, EVENTS)
+    db = Database.open(str(cache / f"{old}.db"))
+    try:
+        with db.transaction() as tx:  # as the cache was before the cohort roll-ups
+            for table in (*bench.UPGRADED, "rollup_stores"):
+                tx.execute(f"DROP TABLE {table}")
+            tx.execute("DELETE FROM schema_migrations WHERE name = '0021_dashboard_cohorts'")
+            tx.execute("DELETE FROM settings WHERE key = ?", (rollups.HELD_KEY,))
+    finally:
+        db.close()
+    _last_json(capsys)
+    monkeypatch.undo()
+    monkeypatch.setenv("KASSA_BENCH_CACHE", str(cache))
+    assert bench.main(argv) == 0
+    data = _last_json(capsys)[kind]["data"]
+    assert data["cached"] is True and data["upgraded_from"] == old
+    new = cache / f"{bench.cache_name(MEMBERS, EVENTS)}.db"
+    assert new.exists() and not (cache / f"{old}.db").exists()
+    db = Database.open(str(new))
+    try:
+        with db.reading() as tx:
+            (joined,) = tx.one("SELECT sum(registered) FROM rollup_cohorts")
+            (members,) = tx.one("SELECT sum(members) FROM rollup_stores")
+    finally:
+        db.close()
+    assert joined == MEMBERS and members == MEMBERS

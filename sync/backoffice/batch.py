@@ -57,7 +57,7 @@ IN_CHUNK = 400  # ids per ``IN (...)`` list (SQLite allows 999 variables at the 
 
 MEMBER_COLS = (
     "member_id, state, code, phone_hash, phone_masked, first_name, consent_programme, "
-    "consent_marketing, merged_into"
+    "consent_marketing, merged_into, store_id"
 )
 
 _MEMBER_UPDATE = (  # what a batch changes in a member row (PostgreSQL types)
@@ -166,6 +166,9 @@ class Batch:
         self._ops: dict[str, list[tuple[Any, ...]]] = {}  # statement -> rows, first-use order
         self._receipts: set[tuple[str, str]] = set()  # (terminal, receipt) in the ledger
         self._purchases: dict[str, BatchPurchase | None] = {}
+        # member loaded from the ledger -> (its store, its state as loaded; None if merged
+        # away): what the points-held roll-ups subtract (``rollups.record``)
+        self._before: dict[str, tuple[str, MemberState | None]] = {}
         self._rules: Programme | None = None
         # this event's pending work, kept apart until it is applied
         self._ev_ops: list[tuple[str, tuple[Any, ...]]] = []
@@ -260,9 +263,14 @@ class Batch:
                 f"SELECT {MEMBER_COLS} FROM members WHERE {cond}", params
             ):
                 self._members[row[0]] = self._loaded(row)
+                self._keep_before(row)
                 if row[8] is not None and row[8] not in self._members:
                     merged.add(row[8])
             wanted = merged
+
+    def _keep_before(self, row: Any) -> None:
+        m = self._members[row[0]]
+        self._before[row[0]] = (row[9] or "", m.state if row[8] is None else None)
 
     @staticmethod
     def _loaded(row: Any) -> BatchMember:
@@ -340,7 +348,9 @@ class Batch:
     def finish(self) -> None:
         """After the batch's last event: its collected writes, its members and verdicts
         (``flush``), and its flags; the dashboard's roll-ups first (``rollups.record``)."""
-        rollups.record(self._tx, self._ops, self._verdicts, self._members, self._origin)
+        rollups.record(
+            self._tx, self._ops, self._verdicts, self._members, self._origin, self._before
+        )
         self.write_ops()
         self.flush()
         self._flags.extend(self._ev_flags)
@@ -432,6 +442,7 @@ class Batch:
                 if row is None:
                     raise Rejected("unknown_member", f"member {member_id} is not known")
                 m = self._members[member_id] = self._loaded(row)
+                self._keep_before(row)
             if m.merged_into is None:
                 return m
             member_id = m.merged_into

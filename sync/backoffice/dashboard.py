@@ -4,18 +4,21 @@ their days, points held now, conversions by registration cohort and the monthly 
 Figures (integer counts, kopecks and points; definitions are ``kpi``'s): the additive ones
 are sums over the days of ``rollup_days`` (``rollups``), so the KPI report and the
 dashboard give the same numbers for a period (a test compares them). Distinct-member
-counts do not add up over days and are read from ``purchases`` for the period itself:
-members with >= 1 / >= 2 of the period's cheques not returned in full by its end (a
-cheque returned in full is in ``rollup_returns`` with the day its return completed).
-Derived: purchase frequency (cheques per member with a purchase), revenue per member and
-average cheque (kopecks, rounded down), share of points spent (spent / issued). Points
-held now (expired, liability) are ``kpi.points_held`` over the members' lots; the
-liability's change over the period is points issued - spent - expired in the period.
+counts do not add up over days: members with >= 1 / >= 2 of the period's cheques not
+returned in full by its end (a cheque returned in full is in ``rollup_returns`` with the
+day its return completed), read for the chain's month from ``rollup_buyers`` (per month
+and member), for any other period from ``purchases``. Derived: purchase frequency
+(cheques per member with a purchase), revenue per member and average cheque (kopecks,
+rounded down), share of points spent (spent / issued). Points held now (expired,
+liability) are ``kpi.points_held``'s figures, summed from the points-held roll-ups
+(``rollups.held_now``: a few hundred rows, not every member's lots); the liability's
+change over the period is points issued - spent - expired in the period.
 
 Cohorts (JNBY's launch figure): members registered at the tills in a month, how many have
 made a first and a second purchase since (cheques not returned in full), and their
-shares. Plans: the owner's target per month and figure, for the chain (``store_id``
-``''``) or a store; the dashboard shows the plan, the month's actual and % done.
+shares, from ``rollup_cohorts``. Plans: the owner's target per month and figure, for the
+chain (``store_id`` ``''``) or a store; the dashboard shows the plan, the month's actual
+and % done.
 """
 
 from __future__ import annotations
@@ -200,7 +203,17 @@ def buyers(
     tx: Tx, d0: str, d1: str, store_id: str | None = None, cashier_id: str | None = None
 ) -> tuple[int, int]:
     """(members with a purchase, repeat buyers) over ``d0``..``d1``: distinct members with
-    >= 1 / >= 2 of the period's cheques not returned in full within the period."""
+    >= 1 / >= 2 of the period's cheques not returned in full within the period. The
+    chain's month (or month to date, when nothing is dated later in it) is read from
+    ``rollup_buyers``; any other period from its cheques."""
+    if store_id is None and cashier_id is None and _month_so_far(tx, d0, d1):
+        row = tx.one(
+            "SELECT COALESCE(sum(CASE WHEN cheques >= 1 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(sum(CASE WHEN cheques >= 2 THEN 1 ELSE 0 END), 0) FROM rollup_buyers "
+            "WHERE month = ?",
+            (d0[:7],),
+        )
+        return int(row[0]), int(row[1])
     cond, params = _where(store_id, cashier_id, "p.")
     row = tx.one(
         "SELECT count(*), COALESCE(sum(CASE WHEN n >= 2 THEN 1 ELSE 0 END), 0) FROM ("
@@ -212,6 +225,20 @@ def buyers(
         (d0, d1, d0, d1, *params),
     )
     return int(row[0]), int(row[1])
+
+
+def _month_so_far(tx: Tx, d0: str, d1: str) -> bool:
+    """Whether ``d0``..``d1`` is a month from its first day on with no cheque or
+    completed return dated after ``d1`` within it (so the month's buyers are the
+    period's)."""
+    if d0[8:] != "01" or d1[:7] != d0[:7]:
+        return False
+    later = tx.one(
+        "SELECT 1 FROM rollup_days WHERE day > ? AND day <= ? "
+        "AND (cheques + refunded_cheques > 0 OR refunded_cheques > 0) LIMIT 1",
+        (d1, f"{d0[:7]}-31"),
+    )
+    return later is None
 
 
 def _blank() -> dict[str, int]:
@@ -244,25 +271,17 @@ def figures(
 
 
 def cohorts(tx: Tx, before: date, store_id: str | None) -> list[Cohort]:
-    """The last ``COHORT_MONTHS`` months of registrations up to ``before``'s month."""
+    """The last ``COHORT_MONTHS`` months of registrations up to ``before``'s month, from
+    ``rollup_cohorts`` (kept per month and store by the projector)."""
     first = date(before.year, before.month, 1)
     for _ in range(COHORT_MONTHS - 1):
         first = (first - timedelta(days=1)).replace(day=1)
-    last = (before.replace(day=28) + timedelta(days=4)).replace(day=1)
-    cond, params = _where(store_id, None, "m.")
-    # per member registered in the window, at most two of their cheques are looked up
-    # (the purchases_member index), never the whole purchases table
+    cond, params = _where(store_id, None)
     rows = tx.all(
-        "SELECT month, count(*), COALESCE(sum(CASE WHEN n >= 1 THEN 1 ELSE 0 END), 0), "
-        "COALESCE(sum(CASE WHEN n >= 2 THEN 1 ELSE 0 END), 0) FROM ("
-        "SELECT substr(m.registered_at, 1, 7) AS month, (SELECT count(*) FROM ("
-        "SELECT 1 FROM purchases p WHERE p.member_id = m.member_id AND NOT EXISTS ("
-        "SELECT 1 FROM rollup_returns r WHERE r.purchase_event_id = p.event_id) LIMIT 2"
-        ") AS two) AS n FROM members m "
-        "WHERE m.merged_into IS NULL AND m.terminal_id IS NOT NULL "
-        f"AND m.registered_at >= ? AND m.registered_at < ?{cond}) AS x "
-        "GROUP BY month ORDER BY month",
-        (first.isoformat(), last.isoformat(), *params),
+        "SELECT month, sum(registered), sum(first), sum(second) FROM rollup_cohorts "
+        f"WHERE month >= ? AND month <= ?{cond} GROUP BY month HAVING sum(registered) <> 0 "
+        "ORDER BY month",
+        (first.isoformat()[:7], before.isoformat()[:7], *params),
     )
     return [Cohort(m, int(n), int(a), int(b)) for m, n, a, b in rows]
 
@@ -315,16 +334,13 @@ def build(ctx: Context, q: Query, now: datetime | None = None) -> Dashboard:
     with ctx.db.reading() as tx:
         total, days = figures(tx, d0, d1, q.store_id, q.cashier_id)
         cond, params = _where(q.store_id, None)
-        states = tx.all(f"SELECT state FROM members WHERE merged_into IS NULL{cond}", params)
-        held = kpi.points_held(states, now, d0, d1)
-        total["members_now"] = len(states)
-        total["points_expired"] = held.expired
-        total["liability_points"] = held.live
-        total["liability_kop"] = held.live * rules.point_value_kop
-        total["expired_in_period"] = held.expired_between
-        total["liability_change"] = (
-            total["points_issued"] - total["points_spent"] - held.expired_between
-        )
+        members, expired, live, between = rollups.held_now(tx, now, d0, d1, q.store_id)
+        total["members_now"] = members
+        total["points_expired"] = expired
+        total["liability_points"] = live
+        total["liability_kop"] = live * rules.point_value_kop
+        total["expired_in_period"] = between
+        total["liability_change"] = total["points_issued"] - total["points_spent"] - between
         found = cohorts(tx, q.end, q.store_id)
         planned = plans(tx, _months(q.start, q.end), q.store_id)
         stores = [

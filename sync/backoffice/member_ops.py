@@ -45,6 +45,7 @@ from agent import codec, engine
 from agent.errors import MemberCodeError
 from agent.identify import check_member_code
 from agent.model import MemberState, PointLot
+from sync.backoffice import rollups
 from sync.backoffice.batch import FLAG_INSERT, flag_row, member_state
 from sync.backoffice.context import Context
 from sync.backoffice.db import Tx, marks
@@ -164,6 +165,7 @@ def _write_state(tx: Tx, ctx: Context, member_id: str, state: MemberState, now: 
     rules = ctx.programmes.get(None, tx)
     assert rules is not None
     s = engine.member_summary(state, rules, now)
+    rollups.state_written(tx, member_id, state)  # the dashboard's points held
     tx.execute(
         "UPDATE members SET state = ?, balance = ?, available = ?, pending = ?, "
         "expiring_points = ?, expiring_on = ?, tier = ?, debt = ?, updated_at = ? "
@@ -364,6 +366,7 @@ def merge(
                 (d.member_id, s.member_id),
             )
         _write_state(tx, ctx, d.member_id, MemberState(d.member_id, birthday=None), now)
+        rollups.merged_away(tx, d.member_id)  # the dashboard's live members and cohorts
         tx.execute(
             "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?",
             (s.member_id, d.member_id),

@@ -30,13 +30,20 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from agent import codec
+from agent.model import MemberState
 from sync.backoffice.db import Database, Tx
 from sync.backoffice.effects import BatchMember
 
 NO_CASHIER = "-"
 BUILT_KEY = "rollups_built"
+HELD_KEY = "rollups_held_built"
+"""Set once the cohort, buyer and points-held roll-ups are built (``rebuild_more``)."""
 FIGURES = (
     "new_members",
     "welcome_points",
@@ -84,6 +91,211 @@ class _Tally:
         )
 
 
+def _month(registered_at: Any) -> str:
+    return str(registered_at or "")[:7]
+
+
+def _add_many(
+    tx: Tx,
+    table: str,
+    key: Sequence[tuple[str, str]],
+    values: Sequence[tuple[str, str]],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    replace: bool = False,
+) -> None:
+    """Upsert ``rows`` (the ``key`` columns, then the ``values``) into ``table``: each
+    value added to the stored one (``replace``: stored as given). Columns pair a name with
+    its PostgreSQL type. Keys are unique within ``rows``. SQLite: ``executemany``;
+    PostgreSQL: one statement over a JSON document (``json_to_recordset``), not a
+    pipelined statement per row (~0.1 ms each, a pass writes hundreds)."""
+    if not rows:
+        return
+    cols = [c for c, _ in (*key, *values)]
+    keys = ", ".join(c for c, _ in key)
+    sets = ", ".join(
+        f"{c} = excluded.{c}" if replace else f"{c} = {table}.{c} + excluded.{c}" for c, _ in values
+    )
+    if tx.dialect != "postgresql":
+        tx.executemany(
+            f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT({keys}) DO UPDATE SET {sets}",
+            rows,
+        )
+        return
+    doc = orjson.dumps([dict(zip(cols, row, strict=True)) for row in rows]).decode()
+    spec = ", ".join(f"{c} {t}" for c, t in (*key, *values))
+    tx.execute(
+        f"INSERT INTO {table}({', '.join(cols)}) SELECT {', '.join(cols)} "
+        f"FROM json_to_recordset(?::json) AS v({spec}) "
+        f"ON CONFLICT({keys}) DO UPDATE SET {sets}",
+        (doc,),
+    )
+
+
+class _Buyers:
+    """A pass's changes to the cohort and distinct-buyer roll-ups.
+
+    ``rollup_members``: per member its cheques not returned in full and the cohort it
+    counts in (``cohort`` 1: registered at a till and not merged away; ``month`` of
+    ``registered_at``, ``store_id`` where); ``rollup_cohorts``: per cohort month and store
+    the members registered, with >= 1 and >= 2 such cheques (moved when a member's count
+    crosses 1 or 2); ``rollup_buyers``: per purchase month and member the month's cheques
+    not returned in full within that month."""
+
+    def __init__(self) -> None:
+        self.cheques: defaultdict[str, int] = defaultdict(int)
+        self.months: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.new: dict[str, tuple[str, str]] = {}  # member -> (cohort month, store)
+
+    def bought(self, member: str, day: str) -> None:
+        self.cheques[member] += 1
+        self.months[day[:7], member] += 1
+
+    def returned(self, member: str, bought_on: str, day: str, before: str | None) -> None:
+        """The cheque ``member`` bought on ``bought_on`` is returned in full by a refund
+        of ``day`` (``before``: the day of the refund that completed it until now)."""
+        month = bought_on[:7]
+        if before is None:
+            self.cheques[member] -= 1
+        else:
+            self.months[month, member] += before[:7] == month
+        self.months[month, member] -= day[:7] == month
+
+    def joined(self, member: str, month: str, store: str) -> None:
+        self.new[member] = (month, store)
+
+    def write(self, tx: Tx) -> None:
+        touched = sorted(set(self.cheques) | set(self.new))
+        if touched:
+            cond, params = _any(tx, "member_id", touched)
+            stored = {
+                mid: (month, store, int(cohort), int(n))
+                for mid, month, store, cohort, n in tx.all(
+                    "SELECT member_id, month, store_id, cohort, cheques FROM rollup_members "
+                    f"WHERE {cond}",
+                    params,
+                )
+            }
+            rows = []
+            cohorts: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+            for mid in touched:
+                month, store, cohort, n = stored.get(mid, ("", "", 0, 0))
+                was = cohort
+                if mid in self.new:
+                    (month, store), cohort = self.new[mid], 1
+                after = n + self.cheques.get(mid, 0)
+                if was:
+                    row = cohorts[month, store]
+                    row[0] -= 1
+                    row[1] -= n >= 1
+                    row[2] -= n >= 2
+                if cohort:
+                    row = cohorts[month, store]
+                    row[0] += 1
+                    row[1] += after >= 1
+                    row[2] += after >= 2
+                rows.append((mid, month, store, cohort, after))
+            _add_many(tx, "rollup_members", _MEMBER_KEY, _MEMBER_VALUES, rows, replace=True)
+            _add_cohorts(tx, cohorts)
+        _add_many(
+            tx,
+            "rollup_buyers",
+            (("month", "text"), ("member_id", "text")),
+            (("cheques", "bigint"),),
+            [(m, mid, n) for (m, mid), n in sorted(self.months.items()) if n],
+        )
+
+
+_MEMBER_KEY = (("member_id", "text"),)
+_MEMBER_VALUES = (("month", "text"), ("store_id", "text"), ("cohort", "int"), ("cheques", "bigint"))
+
+
+def _add_cohorts(tx: Tx, cohorts: Mapping[tuple[str, str], Sequence[int]]) -> None:
+    _add_many(
+        tx,
+        "rollup_cohorts",
+        (("month", "text"), ("store_id", "text")),
+        (("registered", "bigint"), ("first", "bigint"), ("second", "bigint")),
+        [(m, s, *row) for (m, s), row in sorted(cohorts.items()) if any(row)],
+    )
+
+
+def member_state(text: str) -> MemberState:
+    """A stored member state, decoded by ``agent.codec`` (the exact path; the projector's
+    faster decoder is ``batch``'s, above this module)."""
+    return codec.loads(MemberState, text)
+
+
+_UTC_TEXT: dict[datetime, str] = {}
+
+
+def _utc(at: datetime) -> str:
+    """``at`` in UTC as ISO text (how ``kpi.points_held`` compares expiries), memoised:
+    a pass sees the same few expiry instants many times."""
+    text = _UTC_TEXT.get(at)
+    if text is None:
+        if len(_UTC_TEXT) > 100_000:
+            _UTC_TEXT.clear()
+        text = _UTC_TEXT[at] = at.astimezone(UTC).isoformat()
+    return text
+
+
+class Held:
+    """Changes to the points-held roll-ups (``kpi.points_held``'s figures without reading
+    every member's lots): ``rollup_expiry`` points in lots per exact expiry (UTC ISO
+    text) and store, ``rollup_held`` the same per UTC expiry day and store,
+    ``rollup_stores`` per store the members not merged away and their debt. A member
+    merged away counts nothing (its state is ``None`` here)."""
+
+    def __init__(self) -> None:
+        self.lots: defaultdict[tuple[str, str], int] = defaultdict(int)  # (at, store)
+        self.stores: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
+
+    def change(self, store: str, old: MemberState | None, new: MemberState | None) -> None:
+        """A member of ``store`` went from ``old`` to ``new`` (None: absent or merged)."""
+        kept = {id(lot) for lot in old.lots} if old is not None else set()
+        if old is not None and new is not None:
+            same = {id(lot) for lot in new.lots} & kept
+        else:
+            same = set()
+        for state, sign in ((old, -1), (new, 1)):
+            if state is None:
+                continue
+            for lot in state.lots:
+                if lot.points and id(lot) not in same:
+                    self.lots[_utc(lot.expires_at), store] += sign * lot.points
+            row = self.stores[store]
+            row[0] += sign
+            row[1] += sign * state.debt
+
+    def write(self, tx: Tx) -> None:
+        days: defaultdict[tuple[str, str], int] = defaultdict(int)
+        for (at, store), points in self.lots.items():
+            days[at[:10], store] += points
+        _add_many(
+            tx,
+            "rollup_expiry",
+            (("expires_at", "text"), ("store_id", "text")),
+            (("points", "bigint"),),
+            [(at, s, p) for (at, s), p in sorted(self.lots.items()) if p],
+        )
+        _add_many(
+            tx,
+            "rollup_held",
+            (("day", "text"), ("store_id", "text")),
+            (("points", "bigint"),),
+            [(d, s, p) for (d, s), p in sorted(days.items()) if p],
+        )
+        _add_many(
+            tx,
+            "rollup_stores",
+            (("store_id", "text"),),
+            (("members", "bigint"), ("debt", "bigint")),
+            [(s, *row) for s, row in sorted(self.stores.items()) if any(row)],
+        )
+
+
 def _any(tx: Tx, column: str, values: Iterable[str]) -> tuple[str, tuple[Any, ...]]:
     doc = json.dumps(sorted(set(values)))
     if tx.dialect == "postgresql":
@@ -125,6 +337,7 @@ def record(
     verdicts: Sequence[tuple[Any, ...]],
     members: Mapping[str, BatchMember],
     stores: Mapping[str, Any],
+    before: Mapping[str, tuple[str, MemberState | None]] | None = None,
 ) -> None:
     """Add one projector pass to the roll-ups, in its transaction, before its writes run.
 
@@ -132,11 +345,23 @@ def record(
     where each event's writes already ran, and then the pass's purchases and refunds are
     read back by their event ids); ``verdicts``: ``(status, code, message, member_id,
     event_id)`` per event; ``members``: the pass's members by id (those it registered are
-    ``new``); ``stores``: member registered here -> its terminal (``.store_id``)."""
+    ``new``); ``stores``: member registered here -> its terminal (``.store_id``);
+    ``before``: each member loaded from the ledger -> (its store, its state as loaded,
+    None if merged away), for the points held (``Held``)."""
     applied = [v[4] for v in verdicts if v[0] == "applied"]
     if not applied:
         return
     tally = _Tally()
+    buyers = _Buyers()
+    held = Held()
+    for mid, m in members.items():
+        if mid != m.member_id or not m.dirty:
+            continue
+        if m.new:
+            store, old = stores[mid].store_id, None
+        else:
+            store, old = (before or {}).get(mid, ("", None))
+        held.change(store or "", old, m.state if m.merged_into is None else None)
     if staged:
         bought = _rows_of(staged, "purchases")
         refunds = _rows_of(staged, "refunds")
@@ -146,6 +371,7 @@ def record(
         bought, refunds, in_db = _read_back(tx, applied), _read_back_refunds(tx, applied), True
         refunded_after = {}
     for p in bought:
+        buyers.bought(p["member_id"], p["day"])
         tally.add(
             (p["day"], p["store_id"], p["cashier_id"] or NO_CASHIER),
             cheques=1,
@@ -161,18 +387,26 @@ def record(
             points_spent=-int(r["returned"]),
         )
     if refunds:
-        _completions(tx, tally, refunds, bought, refunded_after, in_db)
+        _completions(tx, tally, buyers, refunds, bought, refunded_after, in_db)
     new = [
         m for mid, m in members.items() if m.new and mid == m.member_id and m.merged_into is None
     ]
     if new:
         _registrations(tx, tally, new, verdicts, stores)
+        for m in new:
+            buyers.joined(
+                m.member_id,
+                _month((m.extra or {}).get("registered_at")),
+                stores[m.member_id].store_id,
+            )
     tally.write(tx)
+    buyers.write(tx)
+    held.write(tx)
 
 
 def _read_back(tx: Tx, ids: list[str]) -> list[dict[str, Any]]:
     cond, params = _any(tx, "event_id", ids)
-    cols = (*_PURCHASE_COLS, "spent")
+    cols = (*_PURCHASE_COLS, "spent", "member_id")
     return [
         dict(zip(cols, row, strict=True))
         for row in tx.all(f"SELECT {', '.join(cols)} FROM purchases WHERE {cond}", params)
@@ -195,6 +429,7 @@ def _full(effects: str, refunded: str) -> bool:
 def _completions(
     tx: Tx,
     tally: _Tally,
+    buyers: _Buyers,
     refunds: list[dict[str, Any]],
     bought: list[dict[str, Any]],
     refunded_after: dict[str, str],
@@ -204,13 +439,15 @@ def _completions(
     when the pass completed its return or refunded it again later by date."""
     touched = {r["purchase_event_id"] for r in refunds}
     cond, params = _any(tx, "event_id", touched)
-    effects = {
-        pid: (eff, refunded)
-        for pid, eff, refunded in tx.all(
-            f"SELECT event_id, effects, refunded FROM purchases WHERE {cond}", params
-        )
-    }
+    effects: dict[str, tuple[str, str]] = {}
+    owner: dict[str, tuple[str, str]] = {}  # purchase -> (member, day)
+    for pid, eff, refunded, member, bought_on in tx.all(
+        f"SELECT event_id, effects, refunded, member_id, day FROM purchases WHERE {cond}", params
+    ):
+        effects[pid] = (eff, refunded)
+        owner[pid] = (member, bought_on)
     staged_effects = {p["event_id"]: p.get("effects") for p in bought}
+    owner.update((p["event_id"], (p["member_id"], p["day"])) for p in bought)
     cond, params = _any(tx, "r.purchase_event_id", touched)
     history: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for pid, rid, day, occurred, store, cashier, pos in tx.all(
@@ -253,6 +490,7 @@ def _completions(
             continue
         if old is not None:
             tally.add((old[1], old[2], old[3]), cheques=1, refunded_cheques=-1)
+        buyers.returned(*owner[pid], day, None if old is None else old[1])
         cashier = cashier or NO_CASHIER
         tally.add((day, store, cashier), cheques=-1, refunded_cheques=1)
         moved.append((pid, rid, day, store, cashier))
@@ -353,24 +591,176 @@ def rebuild(tx: Tx) -> None:
             welcome_points=_welcome_of(payload),
         )
     tally.write(tx)
+    _mark(tx, BUILT_KEY)
+    rebuild_more(tx)
+
+
+def rebuild_more(tx: Tx) -> None:
+    """Recompute the cohort, buyer and points-held roll-ups from the ledger: members,
+    their states, purchases and ``rollup_returns`` (``rebuild`` makes that first)."""
+    for table in (
+        "rollup_members",
+        "rollup_cohorts",
+        "rollup_buyers",
+        "rollup_held",
+        "rollup_expiry",
+        "rollup_stores",
+    ):
+        tx.execute(f"DELETE FROM {table}")
+    tx.execute(
+        "INSERT INTO rollup_members(member_id, month, store_id, cohort, cheques) "
+        "SELECT member_id, CASE WHEN cohort = 1 THEN month ELSE '' END, "
+        "CASE WHEN cohort = 1 THEN store_id ELSE '' END, cohort, n FROM ("
+        "SELECT m.member_id, substr(COALESCE(m.registered_at, ''), 1, 7) AS month, "
+        "COALESCE(m.store_id, '') AS store_id, CASE WHEN m.terminal_id IS NOT NULL AND "
+        "m.merged_into IS NULL THEN 1 ELSE 0 END AS cohort, COALESCE(k.n, 0) AS n "
+        "FROM members m LEFT JOIN (SELECT p.member_id, count(*) AS n FROM purchases p "
+        "LEFT JOIN rollup_returns r ON r.purchase_event_id = p.event_id "
+        "WHERE r.purchase_event_id IS NULL GROUP BY p.member_id) k "
+        "ON k.member_id = m.member_id) AS x WHERE cohort = 1 OR n > 0"
+    )
+    tx.execute(
+        "INSERT INTO rollup_cohorts(month, store_id, registered, first, second) "
+        "SELECT month, store_id, count(*), sum(CASE WHEN cheques >= 1 THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN cheques >= 2 THEN 1 ELSE 0 END) FROM rollup_members WHERE cohort = 1 "
+        "GROUP BY month, store_id"
+    )
+    tx.execute(
+        "INSERT INTO rollup_buyers(month, member_id, cheques) "
+        "SELECT substr(p.day, 1, 7), p.member_id, sum(CASE WHEN r.day IS NOT NULL AND "
+        "substr(r.day, 1, 7) = substr(p.day, 1, 7) THEN 0 ELSE 1 END) FROM purchases p "
+        "LEFT JOIN rollup_returns r ON r.purchase_event_id = p.event_id "
+        "GROUP BY substr(p.day, 1, 7), p.member_id"
+    )
+    held = Held()
+    for store, text in tx.all(
+        "SELECT COALESCE(store_id, ''), state FROM members WHERE merged_into IS NULL"
+    ):
+        held.change(store, None, member_state(text))
+    held.write(tx)
+    _mark(tx, HELD_KEY)
+
+
+def _mark(tx: Tx, key: str) -> None:
     tx.execute(
         "INSERT INTO settings(key, value) VALUES (?, '1') "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (BUILT_KEY,),
+        (key,),
+    )
+
+
+def state_written(tx: Tx, member_id: str, state: MemberState) -> None:
+    """The points held after a member's state is replaced outside the projector (the
+    console's adjustment or merge), in the writer's transaction, before it writes."""
+    _held_change(tx, member_id, state)
+
+
+def merged_away(tx: Tx, member_id: str) -> None:
+    """A member merged into another in the console (its state emptied by
+    ``state_written`` first): it leaves the live members and its cohort, in the merge's
+    transaction, before ``merged_into`` is set."""
+    if not _held_change(tx, member_id, None):
+        return
+    kept = tx.one(
+        "SELECT month, store_id, cheques FROM rollup_members WHERE member_id = ? AND cohort = 1",
+        (member_id,),
+    )
+    if kept is not None:
+        n = int(kept[2])
+        _add_cohorts(tx, {(kept[0], kept[1]): (-1, -(n >= 1), -(n >= 2))})
+        tx.execute(
+            "UPDATE rollup_members SET cohort = 0, month = '', store_id = '' WHERE member_id = ?",
+            (member_id,),
+        )
+
+
+def _held_change(tx: Tx, member_id: str, state: MemberState | None) -> bool:
+    """The member's stored state (unless merged away) replaced by ``state`` (None: no
+    longer counted) in the points held; whether it was counted."""
+    row = tx.one(
+        "SELECT COALESCE(store_id, ''), state, merged_into FROM members WHERE member_id = ?",
+        (member_id,),
+    )
+    if row is None or row[2] is not None:
+        return False
+    held = Held()
+    held.change(row[0], member_state(row[1]), state)
+    held.write(tx)
+    return True
+
+
+def loaded(tx: Tx, rows: Iterable[tuple[str | None, str]]) -> None:
+    """Members bulk-loaded into the base (``(store_id, state text)`` each, none merged):
+    their points held, in the load's transaction."""
+    held = Held()
+    for store, text in rows:
+        held.change(store or "", None, member_state(text))
+    held.write(tx)
+
+
+def held_now(tx: Tx, now: datetime, d0: str, d1: str, store_id: str | None = None) -> Any:
+    """``kpi.points_held``'s figures at ``now`` for the members (of ``store_id``) not
+    merged away, from the roll-ups: (members, expired, live, expired between ``d0`` and
+    ``d1``). Days before today's (UTC) are wholly expired, days after it wholly live; within
+    today the exact expiries split at ``now``."""
+    stamp = now.astimezone(UTC).isoformat()
+    today = stamp[:10]
+    cond, params = ("", ()) if store_id is None else (" AND store_id = ?", (store_id,))
+    past = future = whole = between = 0
+    for day, points in tx.all(
+        f"SELECT day, sum(points) FROM rollup_held WHERE points <> 0{cond} GROUP BY day",
+        params,
+    ):
+        if day < today:
+            past += int(points)
+            between += int(points) if d0 <= day <= d1 else 0
+        elif day > today:
+            future += int(points)
+        else:
+            whole = int(points)
+    (gone,) = tx.one(
+        "SELECT COALESCE(sum(points), 0) FROM rollup_expiry WHERE expires_at >= ? "
+        f"AND expires_at <= ?{cond}",
+        (today, stamp, *params),
+    )
+    members, debt = tx.one(
+        f"SELECT COALESCE(sum(members), 0), COALESCE(sum(debt), 0) FROM rollup_stores "
+        f"WHERE 1 = 1{cond}",
+        params,
+    )
+    gone = int(gone)
+    return (
+        int(members),
+        past + gone,
+        future + whole - gone - int(debt),
+        between + (gone if d0 <= today <= d1 else 0),
     )
 
 
 def ensure(db: Database) -> bool:
     """Back-fill the roll-ups of a ledger made before them (once; under the projector's
-    lock, so no pass runs meanwhile). Returns whether it rebuilt them."""
+    lock, so no pass runs meanwhile): all of them, or those ``rebuild_more`` makes for a
+    ledger whose daily roll-ups are there already. Returns whether it rebuilt any."""
     with db.reading() as tx:
-        if tx.one("SELECT 1 FROM settings WHERE key = ?", (BUILT_KEY,)) is not None:
+        if _built(tx) == 2:
             return False
     with db.transaction(feed=True) as tx:
-        if tx.one("SELECT 1 FROM settings WHERE key = ?", (BUILT_KEY,)) is not None:
+        built = _built(tx)
+        if built == 2:
             return False
-        rebuild(tx)
+        if built == 0:
+            rebuild(tx)
+        else:
+            rebuild_more(tx)
     return True
+
+
+def _built(tx: Tx) -> int:
+    """How many of ``BUILT_KEY`` / ``HELD_KEY`` are set (``HELD_KEY`` needs the first)."""
+    keys = {
+        k for (k,) in tx.all("SELECT key FROM settings WHERE key IN (?, ?)", (BUILT_KEY, HELD_KEY))
+    }
+    return 0 if BUILT_KEY not in keys else 1 + (HELD_KEY in keys)
 
 
 def registrations(tx: Tx, d0: str, d1: str) -> list[tuple[str, str, str, int, int]]:

@@ -384,6 +384,36 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             last_at TEXT, last_file TEXT, created_by TEXT NOT NULL);
         """,
     ),
+    (
+        # The dashboard's cohort, buyer and points-held roll-ups (sync.backoffice.rollups),
+        # kept by the projector in the ledger's transaction: per member the cheques not
+        # returned in full and the registration cohort it counts in; per cohort month and
+        # store the registered / first / second purchase counts; per month and member the
+        # month's cheques not returned in full within it (distinct buyers); points in lots
+        # by UTC expiry day and store, and by exact expiry (the split within today); per
+        # store the live members and their debt. Existing ledgers are back-filled at start
+        # (rollups.ensure).
+        "0021_dashboard_cohorts",
+        """
+        CREATE TABLE rollup_members (
+            member_id TEXT PRIMARY KEY, month TEXT NOT NULL, store_id TEXT NOT NULL,
+            cohort INTEGER NOT NULL, cheques BIGINT NOT NULL);
+        CREATE TABLE rollup_cohorts (
+            month TEXT NOT NULL, store_id TEXT NOT NULL, registered BIGINT NOT NULL,
+            first BIGINT NOT NULL, second BIGINT NOT NULL, PRIMARY KEY (month, store_id));
+        CREATE TABLE rollup_buyers (
+            month TEXT NOT NULL, member_id TEXT NOT NULL, cheques BIGINT NOT NULL,
+            PRIMARY KEY (month, member_id));
+        CREATE TABLE rollup_held (
+            day TEXT NOT NULL, store_id TEXT NOT NULL, points BIGINT NOT NULL,
+            PRIMARY KEY (day, store_id));
+        CREATE TABLE rollup_expiry (
+            expires_at TEXT NOT NULL, store_id TEXT NOT NULL, points BIGINT NOT NULL,
+            PRIMARY KEY (expires_at, store_id));
+        CREATE TABLE rollup_stores (
+            store_id TEXT PRIMARY KEY, members BIGINT NOT NULL, debt BIGINT NOT NULL);
+        """,
+    ),
 )
 
 

@@ -625,9 +625,11 @@ class Backoffice:
             for r in rows:
                 chunk.append((*r[:12], int(r[14]), int(r[15]), r[12], store_id, r[16]))
                 if len(chunk) >= 10_000:
+                    rollups.loaded(tx, [(store_id, c[5]) for c in chunk])  # points held
                     tx.executemany(sql, chunk)
                     count += len(chunk)
                     chunk.clear()
+            rollups.loaded(tx, [(store_id, c[5]) for c in chunk])
             tx.executemany(sql, chunk)
             count += len(chunk)
         return count
