@@ -149,6 +149,8 @@ def test_sign_up_from_a_poster(site: Site) -> None:
     # every till learns the card through the feed
     changes = site.cluster.ledger("SELECT kind FROM changes WHERE member_id = ?", (member_id,))
     assert changes == [("member",)]
+    events = site.cluster.ledger("SELECT type, data FROM outbox WHERE member_id = ?", (member_id,))
+    assert [e[0] for e in events] == ["member.registered"] and '"s1"' in events[0][1]
     row = site.cluster.ledger(
         "SELECT phone_sealed, phone_masked, store_id FROM members WHERE member_id = ?",
         (member_id,),
@@ -285,6 +287,8 @@ def test_marketing_withdrawn_and_erase_requested(site: Site) -> None:
         assert r.status_code == 303
         card = phone.get("/my/card")
         assert 'id="erase-requested"' in card.text
+    events = site.cluster.ledger("SELECT type FROM outbox WHERE member_id = ?", (member_id,))
+    assert [e[0] for e in events] == ["member.registered", "consent.changed"]
     newest = site.cluster.bo.member_consents(member_id)[0]
     assert (newest.kind, newest.granted) == ("marketing", False)
     assert newest.at == site.cluster.clock.now().isoformat()

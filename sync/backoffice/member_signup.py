@@ -9,7 +9,8 @@ session's own member's token when asked (``Backoffice.member_tokens``).
 
 Joining creates the member in the ledger as a till's registration would (the programme's
 welcome bonus as a lot, the member in the change feed so every till learns the card), with
-the store and poster as its source (``member_sources``) and each consent as a row of its
+the store and poster as its source (``member_sources``), its ``member.registered``
+event in the outbox, and each consent as a row of its
 own document (``member_consents``: kind, granted or withdrawn, the text's version, the
 time; 152-FZ). A phone that already has a card (also one a till registered offline and
 synced: the same phone hash) is signed in to that card, never given a second one; a till
@@ -35,6 +36,7 @@ from agent.ids import time_ordered_id
 from agent.ledger import registration_lots
 from agent.model import MemberState
 from agent.tokens import load_x25519_public_key, seal_for_backoffice
+from sync.backoffice import outbox
 from sync.backoffice.batch import FLAG_INSERT, flag_row
 from sync.backoffice.context import Context
 from sync.backoffice.db import Tx
@@ -255,7 +257,7 @@ def join(
             return existing
         rules = ctx.programmes.get(None, tx)
         assert rules is not None
-        member_id = time_ordered_id()
+        member_id, code = time_ordered_id(), _new_code(tx)
         state = MemberState(
             member_id, lots=registration_lots(rules, now, f"{member_id}:join"), birthday=born
         )
@@ -267,7 +269,7 @@ def join(
             "registered_at, store_id, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?)",
             (
                 member_id,
-                _new_code(tx),
+                code,
                 s[0],
                 s[1],
                 s[2],
@@ -298,6 +300,19 @@ def join(
             (member_id, _token_hash(token)),
         )
         _feed(tx, member_id, now)
+        outbox.emit(
+            tx,
+            member_id,
+            outbox.MEMBER_REGISTERED,
+            {
+                "code": code,
+                "store_id": s[3],
+                "terminal_id": None,
+                "consent_marketing": consent_marketing,
+            },
+            now,
+            now=now,
+        )
     return member_id
 
 
@@ -328,6 +343,9 @@ def withdraw_marketing(ctx: Context, member_id: str, now: datetime) -> bool:
         )
         _consent(tx, member_id, "marketing", False, MARKETING_TEXT_VERSION, now.isoformat())
         _feed(tx, member_id, now)
+        outbox.emit(
+            tx, member_id, outbox.CONSENT_CHANGED, {"consent_marketing": False}, now, now=now
+        )
     return True
 
 
