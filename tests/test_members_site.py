@@ -260,6 +260,17 @@ def test_csrf_and_signed_out_pages(site: Site) -> None:
         assert phone.get("/my/join/profile").headers["location"] == "/my/join"
 
 
+def test_cookies_are_secure_over_https(site: Site) -> None:
+    with httpx.Client(
+        transport=Addressed(site.transport, "10.0.0.9"), base_url="https://kassa.test"
+    ) as phone:
+        sent = ask_code(phone)
+        r = confirm(phone, sent, site.code())
+    cookie = r.headers["set-cookie"].split(", kassa_my_pre")[0]
+    assert cookie.startswith("kassa_my=") and "Secure" in cookie and "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie and "Path=/my" in cookie
+
+
 def test_english_and_the_consent_documents(site: Site) -> None:
     with site.phone() as phone:
         page = phone.get("/my/join")
