@@ -219,6 +219,31 @@ def test_a_member_registered_at_an_offline_till_is_signed_in(site: Site) -> None
     assert f'data-code="{reg.card.code}"' in card.text and "Борис" in card.text
 
 
+def test_a_till_registering_the_phone_offline_later_joins_the_web_card(site: Site) -> None:
+    """Registered at an offline till, then on the web before the till synced: the first
+    registration the ledger holds (the web's) wins, the till's is merged into it."""
+    till = site.cluster.till()
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("offline", request=request)
+
+    online = till.client.http
+    till.client.http = httpx.Client(transport=httpx.MockTransport(unreachable))
+    reg = till.agent.register(
+        phone=TYPED, first_name="Борис", consent_programme=True, consent_marketing=False
+    )
+    with site.phone() as phone:
+        sign_up(site, phone)
+    ((web_id, _),) = member_of(site)
+    till.client.http = online
+    till.client.drain()
+    assert [m for m, _ in member_of(site)] == [web_id]
+    merged = site.cluster.ledger(
+        "SELECT merged_into FROM members WHERE member_id = ?", (reg.card.member_id,)
+    )
+    assert merged == [(web_id,)]
+
+
 def test_the_answer_does_not_tell_a_member_from_a_stranger(site: Site) -> None:
     with site.phone() as phone:
         sign_up(site, phone)
