@@ -43,7 +43,7 @@ from agent.errors import AgentError
 from agent.ledger import PurchaseEffects
 from agent.model import MemberState
 from agent.rules import Programme
-from sync.backoffice import effects, rollups
+from sync.backoffice import effects, outbox, rollups
 from sync.backoffice.checks import Rejected, is_db_outage
 from sync.backoffice.db import Tx
 from sync.backoffice.effects import BatchMember, BatchPurchase
@@ -350,6 +350,16 @@ class Batch:
         (``flush``), and its flags; the dashboard's roll-ups first (``rollups.record``)."""
         rollups.record(
             self._tx, self._ops, self._verdicts, self._members, self._origin, self._before
+        )
+        outbox.record(
+            self._tx,
+            self._ops,
+            self._verdicts,
+            self._members,
+            self._origin,
+            self.rules,
+            self._now,
+            careful=self._careful,
         )
         self.write_ops()
         self.flush()

@@ -45,7 +45,8 @@ from agent import codec, engine
 from agent.errors import MemberCodeError
 from agent.identify import check_member_code
 from agent.model import MemberState, PointLot
-from sync.backoffice import rollups
+from agent.rules import Programme
+from sync.backoffice import outbox, rollups
 from sync.backoffice.batch import FLAG_INSERT, flag_row, member_state
 from sync.backoffice.context import Context
 from sync.backoffice.db import Tx, marks
@@ -160,8 +161,10 @@ def _member(tx: Tx, member_id: str, scope: str | None, *, live: bool = True) -> 
     return row
 
 
-def _write_state(tx: Tx, ctx: Context, member_id: str, state: MemberState, now: datetime) -> int:
-    """Store ``state`` with its summary columns; returns the balance (points)."""
+def _write_state(
+    tx: Tx, ctx: Context, member_id: str, state: MemberState, now: datetime
+) -> engine.MemberSummary:
+    """Store ``state`` with its summary columns; returns the summary (points)."""
     rules = ctx.programmes.get(None, tx)
     assert rules is not None
     s = engine.member_summary(state, rules, now)
@@ -183,7 +186,20 @@ def _write_state(tx: Tx, ctx: Context, member_id: str, state: MemberState, now: 
             member_id,
         ),
     )
-    return s.balance
+    return s
+
+
+def _balance_events(
+    member_id: str,
+    before: MemberState,
+    after: engine.MemberSummary,
+    rules: Programme,
+    now: datetime,
+) -> list[outbox.Pending]:
+    """``balance.changed`` of a console change, when the balance moved (against the
+    state before the change, summarised at ``now``)."""
+    was = engine.member_summary(before, rules, now).balance
+    return [] if was == after.balance else [outbox.balance_changed(member_id, after, was, now)]
 
 
 def _change(tx: Tx, kind: str, member_id: str, body: dict[str, Any], now: datetime) -> None:
@@ -244,11 +260,21 @@ def adjust(
                 replace(lot, points=lot.points - taken.get(lot.lot_id, 0)) for lot in state.lots
             ]
             state = replace(state, lots=tuple(lot for lot in lots if lot.points > 0))
-        balance = _write_state(tx, ctx, member_id, state, now)
+        after = _write_state(tx, ctx, member_id, state, now)
+        balance = after.balance
         row = tx.one(
             "INSERT INTO member_adjustments(member_id, points, reason, actor, at, lot_id, "
             "balance_after) VALUES (?,?,?,?,?,?,?) RETURNING id",
             (member_id, points, reason, actor, now.isoformat(), lot_id, balance),
+        )
+        adjusted = {"points": points, "cause": f"adjustment:{row[0]}"}
+        outbox.emit_many(
+            tx,
+            [
+                outbox.Pending(member_id, outbox.POINTS_ADJUSTED, adjusted, now),
+                *_balance_events(member_id, m.state, after, rules, now),
+            ],
+            now=now,
         )
         _member_change(tx, member_id, now)
         audit.record(
@@ -357,7 +383,10 @@ def merge(
                 field="code",
             )
         d = _member(tx, str(found[0]), None)
-        _write_state(tx, ctx, s.member_id, merged_state(s.state, d.state), now)
+        rules = ctx.programmes.get(None, tx)
+        assert rules is not None
+        joined = _write_state(tx, ctx, s.member_id, merged_state(s.state, d.state), now)
+        moved = _balance_events(s.member_id, s.state, joined, rules, now)
         if s.phone_hash is None and d.phone_hash is not None:
             tx.execute(
                 "UPDATE members SET (phone_hash, phone_masked, phone_sealed) = "
@@ -365,7 +394,9 @@ def merge(
                 "WHERE member_id = ?",
                 (d.member_id, s.member_id),
             )
-        _write_state(tx, ctx, d.member_id, MemberState(d.member_id, birthday=None), now)
+        emptied = _write_state(tx, ctx, d.member_id, MemberState(d.member_id, birthday=None), now)
+        moved += _balance_events(d.member_id, d.state, emptied, rules, now)
+        outbox.emit_many(tx, moved, now=now)
         rollups.merged_away(tx, d.member_id)  # the dashboard's live members and cohorts
         tx.execute(
             "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?",
@@ -436,6 +467,22 @@ def erase(
         m = _member(tx, member_id, store_scope)
         ids = [member_id, *merged_ids(tx, member_id)]
         where = f"member_id IN ({marks(len(ids))})"
+        consented = tx.all(
+            f"SELECT member_id FROM members WHERE {where} AND consent_marketing = 1", ids
+        )
+        outbox.emit_many(
+            tx,
+            [
+                *(
+                    outbox.Pending(
+                        str(mid), outbox.CONSENT_CHANGED, {"consent_marketing": False}, now
+                    )
+                    for (mid,) in consented
+                ),
+                *(outbox.Pending(mid, outbox.MEMBER_ERASED, {}, now) for mid in ids),
+            ],
+            now=now,
+        )
         info = tx.one(
             "SELECT registered_at, store_id FROM members WHERE member_id = ?", (member_id,)
         )

@@ -54,15 +54,19 @@ nothing to destroy here.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
 
+from agent import engine
+from agent.rules import Programme
 from sync.backoffice.context import moment_text
 from sync.backoffice.db import Database, Tx, marks
+from sync.backoffice.effects import BatchMember
 
 MEMBER_REGISTERED = "member.registered"
 MEMBER_ACTIVATED = "member.activated"
@@ -277,3 +281,255 @@ def row_of(r: Sequence[Any]) -> Row:
     """A ``Row`` from the columns ``id, member_id, member_seq, type, occurred_at, data,
     created_at`` of ``outbox``."""
     return Row(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), json.loads(r[5]), str(r[6]))
+
+
+# ---------------------------------------------------------------------- the projector's pass
+_STAGED = re.compile(r"\s*INSERT INTO (purchases|refunds)\(([^)]*)\)")
+_PURCHASE: tuple[str, ...] = (
+    "event_id",
+    "receipt_id",
+    "terminal_id",
+    "store_id",
+    "member_id",
+    "occurred_at",
+    "amount_kop",
+    "paid_kop",
+    "earned",
+    "bonus",
+    "spent",
+)
+_REFUND: tuple[str, ...] = (
+    "event_id",
+    "refund_id",
+    "purchase_event_id",
+    "store_id",
+    "member_id",
+    "occurred_at",
+    "amount_kop",
+    "earn_reversed",
+    "bonus_reversed",
+    "returned",
+)
+
+
+def _staged(staged: Mapping[str, Sequence[tuple[Any, ...]]]) -> dict[str, list[dict[str, Any]]]:
+    """The pass's staged purchases and refunds (table -> rows as dicts by column)."""
+    out: dict[str, list[dict[str, Any]]] = {"purchases": [], "refunds": []}
+    for sql, rows in staged.items():
+        m = _STAGED.match(sql)
+        if m is not None:
+            cols = [c.strip() for c in m[2].split(",")]
+            out[m[1]].extend(dict(zip(cols, row, strict=True)) for row in rows)
+    return out
+
+
+def _any_of(tx: Tx, column: str, values: Sequence[str]) -> tuple[str, tuple[str]]:
+    doc = json.dumps(sorted(set(values)))
+    if tx.dialect == "postgresql":
+        return f"{column} IN (SELECT json_array_elements_text(?::json))", (doc,)
+    return f"{column} IN (SELECT value FROM json_each(?))", (doc,)
+
+
+def _stored(tx: Tx, table: str, cols: Sequence[str], ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of ``table`` by event id (a careful pass has run its writes already)."""
+    cond, params = _any_of(tx, "event_id", ids)
+    sql = f"SELECT {', '.join(cols)} FROM {table} WHERE {cond}"
+    return [dict(zip(cols, r, strict=True)) for r in tx.all_by_index(sql, params)]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def record(
+    tx: Tx,
+    staged: Mapping[str, Sequence[tuple[Any, ...]]],
+    verdicts: Sequence[tuple[Any, ...]],
+    members: Mapping[str, BatchMember],
+    origin: Mapping[str, Any],
+    rules: Programme,
+    now: datetime,
+    *,
+    careful: bool,
+) -> None:
+    """Emit the member events of one projector pass, in its transaction, before its
+    writes run (the members' rows still hold their state before the pass).
+
+    ``staged``: the pass's collected writes (empty in careful mode, where each event's
+    writes ran already: its purchases and refunds are read back by event id);
+    ``verdicts``: ``(status, code, message, member_id, event_id)`` per event in ``pos``
+    order; ``members``: the pass's members by id (their state after it; those it
+    registered are ``new``); ``origin``: member registered here -> its terminal
+    (``.store_id``, ``.terminal_id``); ``rules``: the active programme; ``now``: the
+    pass's time.
+
+    Per event, in ``pos`` order: a registration gives ``member.registered`` (and
+    ``points.earned`` for a welcome bonus); a purchase ``member.activated`` or
+    ``member.second_purchase`` when it is the member's first or second, ``purchase``,
+    ``points.spent``, ``points.earned``; a refund ``refund`` and ``points.returned``.
+    Then per member changed by the pass, once: ``balance.changed`` (the balance after
+    the pass, and its difference from the balance stored before it) and ``tier.up`` /
+    ``tier.down``. A registration merged at once into an earlier one (a duplicate phone)
+    gives nothing of its own. Cost: a statement for the members' balances and tiers
+    before, one for their earlier purchases, one for the welcome bonuses (only with
+    registrations), then ``emit_many``."""
+    order = {v[4]: n for n, v in enumerate(verdicts) if v[0] == "applied"}
+    if not order:
+        return
+    if careful:
+        ids = list(order)
+        bought = _stored(tx, "purchases", _PURCHASE, ids)
+        refunds = _stored(tx, "refunds", _REFUND, ids)
+    else:
+        rows = _staged(staged)
+        bought, refunds = rows["purchases"], rows["refunds"]
+    pending: list[tuple[int, int, Pending]] = []  # (event order, within it, event)
+
+    def add(event_id: str, member_id: str, kind: str, data: dict[str, Any], at: str) -> None:
+        pending.append((order[event_id], len(pending), Pending(member_id, kind, data, _at(at))))
+
+    changed = [
+        m for mid, m in members.items() if mid == m.member_id and m.dirty and m.merged_into is None
+    ]
+    new = {m.member_id for m in changed if m.new}
+    _registrations(tx, verdicts, members, new, origin, add)
+    _purchases(tx, bought, careful, add)
+    for r in refunds:
+        add(r["event_id"], r["member_id"], REFUND, _refund_data(r), r["occurred_at"])
+        if int(r["returned"]):
+            cause = {"points": int(r["returned"]), "cause": r["event_id"]}
+            add(r["event_id"], r["member_id"], POINTS_RETURNED, cause, r["occurred_at"])
+    pending.sort(key=lambda x: (x[0], x[1]))
+    last = {p.member_id: (n, p.occurred_at) for n, _, p in pending}  # its last event
+    for p in _summaries(tx, changed, new, rules, now, last):
+        pending.append((last[p.member_id][0] if p.member_id in last else len(order), 1 << 30, p))
+    pending.sort(key=lambda x: (x[0], x[1]))
+    emit_many(tx, [p for _, _, p in pending], now=now)
+
+
+Add = Any  # (event_id, member_id, type, data, occurred_at text) -> None
+
+
+def _registrations(
+    tx: Tx,
+    verdicts: Sequence[tuple[Any, ...]],
+    members: Mapping[str, BatchMember],
+    new: set[str],
+    origin: Mapping[str, Any],
+    add: Add,
+) -> None:
+    """``member.registered`` (and the welcome bonus's ``points.earned``) of the members
+    the pass registered: each one's first applied event is its registration."""
+    if not new:
+        return
+    first: dict[str, str] = {}
+    for status, _, _, member_id, event_id in verdicts:
+        if status == "applied" and member_id in new:
+            first.setdefault(member_id, event_id)
+    cond, params = _any_of(tx, "event_id", list(first.values()))
+    welcome = {
+        event_id: json.loads(payload).get("welcome_points", 0)
+        for event_id, payload in tx.all(
+            f"SELECT event_id, payload FROM events WHERE {cond}", params
+        )
+    }
+    for mid, event_id in first.items():
+        m, till = members[mid], origin[mid]
+        at = str((m.extra or {}).get("registered_at"))
+        data = {
+            "code": m.code,
+            "store_id": till.store_id,
+            "terminal_id": till.terminal_id,
+            "consent_marketing": m.consent_marketing,
+        }
+        add(event_id, mid, MEMBER_REGISTERED, data, at)
+        points = welcome.get(event_id, 0)
+        if isinstance(points, int) and not isinstance(points, bool) and points > 0:
+            add(event_id, mid, POINTS_EARNED, {"points": points, "cause": event_id}, at)
+
+
+def _purchases(tx: Tx, bought: list[dict[str, Any]], careful: bool, add: Add) -> None:
+    """Per purchase: ``member.activated`` / ``member.second_purchase`` (the member's
+    first / second purchase in the ledger), ``purchase``, ``points.spent``,
+    ``points.earned`` (the accrual and bonuses, pending or not)."""
+    if not bought:
+        return
+    cond, params = _any_of(tx, "member_id", [p["member_id"] for p in bought])
+    before = {
+        str(mid): int(n)
+        for mid, n in tx.all_by_index(
+            f"SELECT member_id, count(*) FROM purchases WHERE {cond} GROUP BY member_id", params
+        )
+    }
+    if careful:  # this pass's purchases are in the table already
+        for p in bought:
+            before[p["member_id"]] -= 1
+    for p in bought:
+        mid, eid, at = p["member_id"], p["event_id"], p["occurred_at"]
+        nth = before[mid] = before.get(mid, 0) + 1
+        if nth <= 2:
+            kind = MEMBER_ACTIVATED if nth == 1 else MEMBER_SECOND_PURCHASE
+            add(eid, mid, kind, {"purchase_event_id": eid, "store_id": p["store_id"]}, at)
+        add(eid, mid, PURCHASE, {k: p[k] for k in _PURCHASE if k not in _ROW_KEYS}, at)
+        if int(p["spent"]):
+            add(eid, mid, POINTS_SPENT, {"points": int(p["spent"]), "cause": eid}, at)
+        earned = int(p["earned"]) + int(p["bonus"])
+        if earned:
+            add(eid, mid, POINTS_EARNED, {"points": earned, "cause": eid}, at)
+
+
+_ROW_KEYS = ("member_id", "occurred_at")  # the outbox row's own columns, not repeated in data
+
+
+def _refund_data(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: r[k] for k in _REFUND if k not in _ROW_KEYS}
+
+
+def balance_changed(
+    member_id: str, after: engine.MemberSummary, before: int, at: datetime
+) -> Pending:
+    """``balance.changed``: the member's balance, available and pending points after the
+    change, and ``delta``, the balance after minus ``before`` (points)."""
+    data = {
+        "balance": after.balance,
+        "available": after.available,
+        "pending": after.pending,
+        "delta": after.balance - before,
+    }
+    return Pending(member_id, BALANCE_CHANGED, data, at)
+
+
+def _summaries(
+    tx: Tx,
+    changed: list[BatchMember],
+    new: set[str],
+    rules: Programme,
+    now: datetime,
+    last: Mapping[str, tuple[int, datetime]],
+) -> list[Pending]:
+    """``balance.changed`` and ``tier.up`` / ``tier.down`` of each member the pass
+    changed, against its stored balance and tier (0 and the first tier when new)."""
+    if not changed:
+        return []
+    cond, params = _any_of(
+        tx, "member_id", [m.member_id for m in changed if m.member_id not in new]
+    )
+    stored = {
+        str(mid): (int(balance), str(tier))
+        for mid, balance, tier in tx.all_by_index(
+            f"SELECT member_id, balance, tier FROM members WHERE {cond}", params
+        )
+    }
+    codes = [t.code for t in rules.tiers]
+    out: list[Pending] = []
+    for m in changed:
+        balance, tier = stored.get(m.member_id, (0, codes[0]))
+        s = engine.member_summary(m.state, rules, now)
+        at = last[m.member_id][1] if m.member_id in last else now
+        if s.balance != balance:
+            out.append(balance_changed(m.member_id, s, balance, at))
+        if s.tier != tier:
+            up = codes.index(s.tier) > (codes.index(tier) if tier in codes else -1)
+            kind = TIER_UP if up else TIER_DOWN
+            out.append(Pending(m.member_id, kind, {"from": tier, "to": s.tier}, at))
+    return out
