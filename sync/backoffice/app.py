@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from agent.errors import AgentError
 from agent.version import version
-from sync.backoffice import kpi, project, verify
+from sync.backoffice import kpi, project, triggers, verify
 from sync.backoffice.console.web import console
 from sync.backoffice.lease import projector_lease, verifier_lease
 from sync.backoffice.members_site.web import members_site
@@ -300,6 +300,13 @@ def create_app(
         await terminal(request)
         return _answer(RulesDocument(**bo.active_rules()._asdict()))
 
+    async def member_events(request: Request) -> Response:
+        # The member events' pull feed (``event_feed``): marketing systems, admin token.
+        await admin(request)
+        q = request.query_params
+        page = functools.partial(bo.events_page, q.get("after"), q.get("limit"), q.get("types"))
+        return Response(orjson.dumps(await to_thread.run_sync(page)), media_type="application/json")
+
     async def kpis(request: Request) -> Response:
         await admin(request)
         q = read_query(request.query_params, KpiQuery)
@@ -339,6 +346,7 @@ def create_app(
         Route("/v1/enroll", guarded(enroll), methods=["POST"]),
         Route("/v1/enroll/confirm", guarded(enroll_confirm), methods=["POST"]),
         Route("/v1/events", guarded(events), methods=["POST"]),
+        Route("/v1/events", guarded(member_events), methods=["GET"]),
         Route("/v1/verdicts", guarded(verdicts), methods=["GET"]),
         Route("/v1/changes", guarded(changes), methods=["GET"]),
         Route("/v1/snapshot", guarded(snapshot), methods=["GET"]),
@@ -360,15 +368,17 @@ def create_app(
         # on several nodes over one PostgreSQL database, each lease's holder runs the rounds
         projector = project.Projector(ctx, projector_lease(ctx.db)) if verifier else None
         worker = verify.Verifier(ctx, verifier_lease(ctx.db)) if verifier else None
+        scheduled = triggers.Triggers(ctx) if verifier else None  # member events by date
         app.state.projector = projector
         app.state.verifier = worker
-        for w in (projector, worker):
+        app.state.triggers = scheduled
+        for w in (projector, worker, scheduled):
             if w is not None:
                 w.start()
         try:
             yield
         finally:
-            for w in (projector, worker):
+            for w in (projector, worker, scheduled):
                 if w is not None:
                     await to_thread.run_sync(w.stop)
 
@@ -391,6 +401,7 @@ def create_app(
     app.state.backoffice = bo
     app.state.projector = None
     app.state.verifier = None
+    app.state.triggers = None
     return app
 
 

@@ -232,10 +232,9 @@ def _data_text(data: dict[str, Any]) -> str:
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def once(tx: Tx, keys: Sequence[tuple[str, str, str]], now: datetime) -> set[tuple[str, str]]:
+def once(tx: Tx, keys: Sequence[tuple[str, str, str]], now: datetime) -> set[tuple[str, str, str]]:
     """Mark ``(member_id, kind, day)`` keys done in ``tx``, in one statement; returns the
-    ``(member_id, kind)`` pairs not marked before for that day (whose event is to be
-    emitted now; a re-run the same day gets none)."""
+    keys not marked before (whose event is to be emitted now: a re-run gets none)."""
     if not keys:
         return set()
     doc = json.dumps([[*k, moment_text(now)] for k in dict.fromkeys(keys)])
@@ -248,10 +247,10 @@ def once(tx: Tx, keys: Sequence[tuple[str, str, str]], now: datetime) -> set[tup
             "WHERE true"
         )
     return {
-        (str(m), str(k))
-        for m, k in tx.all(
+        (str(m), str(k), str(d))
+        for m, k, d in tx.all(
             f"INSERT INTO outbox_once(member_id, kind, day, created_at) {source} "
-            "ON CONFLICT DO NOTHING RETURNING member_id, kind",
+            "ON CONFLICT DO NOTHING RETURNING member_id, kind, day",
             (doc,),
         )
     }

@@ -40,6 +40,7 @@ from sync.backoffice import (
     couponsheet,
     dashboard,
     enrollment,
+    event_feed,
     feed,
     ingest,
     member_admin,
@@ -52,6 +53,7 @@ from sync.backoffice import (
     project,
     rollups,
     tills,
+    triggers,
     verify,
 )
 from sync.backoffice.context import Context
@@ -1056,6 +1058,19 @@ class Backoffice:
                 field="store",
             )
         return poster.pdf(poster.join_url(base_url, store_id, poster_id), store_id, poster_id)
+
+    # ------------------------------------------------------------------ member events
+    def events_page(
+        self, after: str | None, limit: str | None, types: str | None
+    ) -> dict[str, Any]:
+        """A page of the member events' pull feed (``event_feed.page``) from the request's
+        parameters as text (None: not given); ``FeedQueryError`` names a bad one."""
+        return event_feed.page(self.db, after, limit, types)
+
+    def run_triggers(self, settings: triggers.Settings | None = None) -> int:
+        """Today's scheduled member events, once (``triggers.run``: a re-run the same day
+        emits nothing); returns how many it emitted."""
+        return triggers.run(self.context, settings)
 
     def _token_signer(self) -> TokenSigner:
         return TokenSigner(1, load_ed25519_private_key(self.setting("token_private_key")))
