@@ -369,16 +369,19 @@ def create_app(
         projector = project.Projector(ctx, projector_lease(ctx.db)) if verifier else None
         worker = verify.Verifier(ctx, verifier_lease(ctx.db)) if verifier else None
         scheduled = triggers.Triggers(ctx) if verifier else None  # member events by date
+        # webhook delivery runs on every node: its claims split the work (webhooks)
+        deliverer = bo.webhook_deliverer() if verifier else None
         app.state.projector = projector
         app.state.verifier = worker
         app.state.triggers = scheduled
-        for w in (projector, worker, scheduled):
+        app.state.webhooks = deliverer
+        for w in (projector, worker, scheduled, deliverer):
             if w is not None:
                 w.start()
         try:
             yield
         finally:
-            for w in (projector, worker, scheduled):
+            for w in (projector, worker, scheduled, deliverer):
                 if w is not None:
                     await to_thread.run_sync(w.stop)
 
@@ -401,6 +404,7 @@ def create_app(
     app.state.backoffice = bo
     app.state.projector = None
     app.state.verifier = None
+    app.state.webhooks = None
     app.state.triggers = None
     return app
 

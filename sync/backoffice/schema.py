@@ -414,6 +414,36 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             store_id TEXT PRIMARY KEY, members BIGINT NOT NULL, debt BIGINT NOT NULL);
         """,
     ),
+    (
+        # Webhook delivery of the outbox (webhooks.py): the subscriptions (their secrets,
+        # the previous one during a rotation, the cursor ``taken_to`` over outbox ids), one
+        # delivery per subscription and event (``head``: the member's earliest pending, the
+        # only one of the member that may be sent), and the delivery log of every attempt.
+        "0019_webhooks",
+        """
+        CREATE TABLE webhook_subscriptions (
+            id {serial}, url TEXT NOT NULL, types TEXT NOT NULL, secret TEXT NOT NULL,
+            previous_secret TEXT, previous_until TEXT, state TEXT NOT NULL,
+            disabled_reason TEXT, created_at TEXT NOT NULL, taken_to BIGINT NOT NULL);
+        CREATE TABLE webhook_deliveries (
+            subscription_id BIGINT NOT NULL, outbox_id BIGINT NOT NULL,
+            member_id TEXT NOT NULL, state TEXT NOT NULL, head INTEGER NOT NULL,
+            next_at TEXT NOT NULL, attempts INTEGER NOT NULL, first_at TEXT, claim TEXT,
+            last_status INTEGER, last_error TEXT, created_at TEXT NOT NULL, done_at TEXT,
+            PRIMARY KEY (subscription_id, outbox_id));
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at)
+            WHERE state = 'pending' AND head = 1;
+        CREATE INDEX webhook_deliveries_member
+            ON webhook_deliveries(subscription_id, member_id, outbox_id) WHERE state = 'pending';
+        CREATE INDEX webhook_deliveries_done ON webhook_deliveries(done_at) WHERE state = 'done';
+        CREATE TABLE webhook_attempts (
+            id {serial}, subscription_id BIGINT NOT NULL, outbox_id BIGINT NOT NULL,
+            webhook_id TEXT NOT NULL, attempted_at TEXT NOT NULL, status INTEGER,
+            duration_ms INTEGER NOT NULL, error TEXT);
+        CREATE INDEX webhook_attempts_subscription ON webhook_attempts(subscription_id, id);
+        CREATE INDEX webhook_attempts_at ON webhook_attempts(attempted_at);
+        """,
+    ),
 )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -55,6 +55,7 @@ from sync.backoffice import (
     tills,
     triggers,
     verify,
+    webhooks,
 )
 from sync.backoffice.context import Context
 from sync.backoffice.db import Database, Tx
@@ -1077,3 +1078,88 @@ class Backoffice:
 
     def _phone_key(self) -> bytes:
         return bytes.fromhex(self.setting("phone_hash_key"))
+
+    # ------------------------------------------------------------------ console: webhooks
+    def webhook_deliverer(self, **kwargs: Any) -> webhooks.Deliverer:
+        """The delivery worker of this back office's subscriptions, its bodies CloudEvents
+        (``event_feed.cloud_event``); ``kwargs`` go to ``webhooks.Deliverer`` (clock,
+        transport, rng)."""
+        return webhooks.Deliverer(self.context, event_feed.cloud_event, **kwargs)
+
+    def webhook_subscriptions(self) -> list[webhooks.Subscription]:
+        return webhooks.subscriptions(self.db, self.clock.now())
+
+    def webhook_subscription(self, subscription_id: int) -> webhooks.Subscription:
+        """One subscription (``WebhookError`` ``unknown_subscription`` if there is none)."""
+        return webhooks.subscription(self.db, subscription_id, self.clock.now())
+
+    def webhook_add(self, url: str, types: str | Sequence[str], *, actor: str) -> webhooks.Created:
+        """A new subscription with its secret (shown once), audited."""
+        now = self.clock.now()
+        with self.db.transaction() as tx:
+            made = webhooks.add(tx, url, types, now)
+            self._webhook_audit(tx, now, actor, "webhook_added", made.subscription)
+        return made
+
+    def webhook_set_types(
+        self, subscription_id: int, types: str | Sequence[str], *, actor: str
+    ) -> webhooks.Subscription:
+        """The event types a subscription gets from now on (empty: all), audited."""
+        now = self.clock.now()
+        with self.db.transaction() as tx:
+            sub = webhooks.set_types(tx, subscription_id, types, now)
+            self._webhook_audit(tx, now, actor, "webhook_types_set", sub)
+        return sub
+
+    def webhook_rotate(self, subscription_id: int, *, actor: str) -> webhooks.Created:
+        """A new secret (shown once); the old one also signs for a day, audited."""
+        now = self.clock.now()
+        with self.db.transaction() as tx:
+            made = webhooks.rotate(tx, subscription_id, now)
+            self._webhook_audit(tx, now, actor, "webhook_secret_rotated", made.subscription)
+        return made
+
+    def webhook_set_active(
+        self, subscription_id: int, active: bool, *, actor: str
+    ) -> webhooks.Subscription:
+        """Enable or disable a subscription, audited."""
+        now = self.clock.now()
+        action = "webhook_enabled" if active else "webhook_disabled"
+        with self.db.transaction() as tx:
+            sub = webhooks.set_active(tx, subscription_id, active, now)
+            self._webhook_audit(tx, now, actor, action, sub)
+        return sub
+
+    def webhook_replay(
+        self, subscription_id: int, first: int | str, last: int | str | None = None, *, actor: str
+    ) -> int:
+        """Send again one event (outbox id ``first``) or the range ``first``..``last`` to
+        a subscription, audited; returns how many deliveries were made due."""
+        a = webhooks.whole("first", first)
+        b = None if last is None or last == "" else webhooks.whole("last", last)
+        now = self.clock.now()
+        with self.db.transaction() as tx:
+            n = webhooks.replay(tx, subscription_id, a, b, now)
+            sub = webhooks.subscription_in(tx, subscription_id, now)
+            self._webhook_audit(tx, now, actor, "webhook_replayed", sub, first=a, last=b, n=n)
+        return n
+
+    def webhook_log(
+        self, subscription_id: int | None = None, *, limit: int = 100, before: int | None = None
+    ) -> list[webhooks.Attempt]:
+        """The delivery log, newest first (``webhooks.attempts``)."""
+        return webhooks.attempts(self.db, subscription_id, limit=limit, before=before)
+
+    def webhook_dead(
+        self, subscription_id: int | None = None, limit: int = 100
+    ) -> list[webhooks.Delivery]:
+        """The dead letters (failing for 72 hours), oldest first, to replay."""
+        return webhooks.deliveries(self.db, subscription_id, "dead", limit)
+
+    @staticmethod
+    def _webhook_audit(
+        tx: Tx, now: datetime, actor: str, action: str, sub: webhooks.Subscription, **extra: Any
+    ) -> None:
+        """The audit row of a change to ``sub``: its URL, types and state, never its secret."""
+        detail = {"url": sub.url, "types": list(sub.types), "state": sub.state, **extra}
+        audit.record(tx, now, actor, action, str(sub.id), detail)
