@@ -297,9 +297,10 @@ class RefundRequest(Request, frozen=True, kw_only=True):
 
 
 class ErrorBody(msgspec.Struct):
-    """Every refusal of the POS API and the JSON CLI: a stable ``error`` code, a title,
-    the message in both languages and machine-readable ``details`` (the field, the
-    line, limits)."""
+    """Every refusal of the JSON CLI (``AgentError.to_dict``): a stable ``error`` code, a
+    title, the message in both languages and machine-readable ``details`` (the field, the
+    line, limits). The POS API's problem document (``agent.problem.Problem``) carries
+    these same fields beside RFC 9457's."""
 
     error: str
     message_ru: str

@@ -13,10 +13,12 @@ otherwise, compared in constant time); bodies over ``max_body_bytes`` get 413 be
 are read whole; more than ``rate_burst`` requests above ``rate_per_s`` get 429. A core
 call runs on the event loop when the store is free (no thread hand-off: see ``call`` in
 ``create_app``), else in a worker thread while the loop keeps answering; the store
-serialises them either way. Every failure a caller can cause is a 4xx ``{"error",
-"title", "message_ru", "message_en", "details"}`` and writes nothing (each core operation
-is one transaction); anything else is a 500 that names nothing internal and has rolled
-back.
+serialises them either way. Every failure a caller can cause is a 4xx problem document
+(``application/problem+json``, ``agent.problem``: RFC 9457's members plus ``error``,
+``title``, ``message_ru``, ``message_en`` and ``details`` as before) and writes nothing
+(each core operation is one transaction); anything else is a 500 that names nothing
+internal and has rolled back. A 401 carries ``WWW-Authenticate: Bearer realm="kassa-pos"``
+(with ``error="invalid_token"`` when a wrong token was sent).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ from starlette.routing import Route
 from agent.api_models import (
     Checkout,
     CommitRequest,
-    ErrorBody,
     HoldId,
     HoldRequest,
     IdentifyRequest,
@@ -60,6 +61,7 @@ from agent.errors import (
     StoreError,
 )
 from agent.model import Quote
+from agent.problem import Problem, bearer_challenge, problem
 from agent.requests import (
     NotJsonError,
     checkout_request,
@@ -85,13 +87,24 @@ from agent.results import (
 )
 from agent.service import Agent
 from agent.version import version
-from sync.httpserve import BodyFirst, FailureLimiter
+from sync.httpserve import (
+    BodyFirst,
+    FailureLimiter,
+    ProblemResponse,
+    problem_response,
+    router_problem,
+)
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 from sync.openapi import Operation, Param, document, query_params
+from sync.protocol import PLAIN_CHARS
 
 log = logging.getLogger("kassa.posapi")
 
 API_VERSION = 1
+
+
+REALM = "kassa-pos"
+"""The bearer realm a 401 names in ``WWW-Authenticate``."""
 
 
 class ApiError(Exception):
@@ -109,8 +122,23 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(en)
         self.status = status
+        self.code = code
+        self.en = en
+        self.ru = ru
         self.headers = headers
-        self.body = error_body(code, en, ru, **details)
+        self.details = details
+
+    def response(self, request: Request) -> Response:
+        """The problem answer of this refusal."""
+        return problem_response(
+            request,
+            self.status,
+            self.code,
+            self.en,
+            self.ru,
+            headers=self.headers,
+            details=self.details,
+        )
 
 
 STORE_RETRY_AFTER_S = 5
@@ -177,19 +205,8 @@ class RateLimiter:
             return max(1, math.ceil(missing / self.rate)) if self.rate > 0 else 60
 
 
-def error_body(code: str, en: str, ru: str, **details: Any) -> dict[str, Any]:
-    """The documented error document of the POS API."""
-    return {
-        "error": code,
-        "title": "Ошибка запроса",
-        "message_ru": ru,
-        "message_en": en,
-        "details": details,
-    }
-
-
 class ConcurrencyLimit:
-    """ASGI middleware: at most ``limit`` HTTP requests in progress; the rest get a JSON
+    """ASGI middleware: at most ``limit`` HTTP requests in progress; the rest get a problem
     503 ``overloaded`` with ``Retry-After`` at once (instead of uvicorn's plain-text
     ``limit_concurrency`` answer, which is not the documented error format)."""
 
@@ -204,12 +221,14 @@ class ConcurrencyLimit:
             await self.app(scope, receive, send)
             return
         if self.active >= self.limit:
-            response = JSONResponse(
-                error_body(
+            response = ProblemResponse(
+                problem(
+                    503,
                     "overloaded",
                     f"the agent is busy ({self.limit} requests in progress); retry shortly",
                     "агент перегружен запросами, повторите через секунду",
-                    limit=self.limit,
+                    instance=scope.get("path"),
+                    details={"limit": self.limit},
                 ),
                 status_code=503,
                 headers={"Retry-After": str(self.retry_after_s)},
@@ -285,11 +304,13 @@ def create_app(
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode("utf-8"), secret
         ):
+            sent = scheme.lower() == "bearer" and bool(given.strip())
             raise ApiError(
                 401,
                 "unauthenticated",
                 "a valid API token is required (Authorization: Bearer ...)",
                 "нужен действительный токен API",
+                headers={"WWW-Authenticate": bearer_challenge(REALM, invalid=sent)},
             )
 
     async def body_json(request: Request) -> Any:
@@ -367,33 +388,38 @@ def create_app(
                     return result
                 return JSONResponse(present(result))
             except ApiError as e:
-                return JSONResponse(e.body, status_code=e.status, headers=e.headers)
+                return e.response(request)
             except AgentError as e:
-                return JSONResponse(
-                    to_plain(e.to_dict()), status_code=status_for(e), headers=headers_for(e)
+                return problem_response(
+                    request,
+                    status_for(e),
+                    e.code,
+                    e.message_en,
+                    e.message_ru,
+                    title=e.title_ru,
+                    headers=headers_for(e),
+                    details=to_plain(e.details),
                 )
             except ClientDisconnect:
                 # The POS hung up before its request body arrived (its timeout, a killed
                 # process): nothing was read, so nothing was written, and no one is left
                 # to answer. Not our fault: one quiet line, no traceback.
                 log.info("client disconnected before sending its request: %s", request.url.path)
-                body = error_body(
+                return problem_response(
+                    request,
+                    400,
                     "client_disconnected",
                     "the client closed the connection before sending the whole request",
                     "POS закрыл соединение, не передав запрос целиком",
                 )
-                return JSONResponse(body, status_code=400)
             except Exception:
                 log.exception("unexpected error on %s", request.url.path)
-                return JSONResponse(
-                    {
-                        "error": "internal",
-                        "title": "Внутренняя ошибка",
-                        "message_ru": "внутренняя ошибка агента; ничего не записано",
-                        "message_en": "internal error; nothing was written",
-                        "details": {},
-                    },
-                    status_code=500,
+                return problem_response(
+                    request,
+                    500,
+                    "internal",
+                    "internal error; nothing was written",
+                    "внутренняя ошибка агента; ничего не записано",
                 )
 
         return run
@@ -523,29 +549,9 @@ def create_app(
     routes.append(Route("/openapi.json", guarded(spec, public=True), methods=["GET"]))
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        """Router answers (unknown path, wrong method) in the documented JSON format."""
+        """Router answers (unknown path, wrong method) as the documented problem."""
         assert isinstance(exc, HTTPException)
-        if exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
-            body = error_body(
-                "method_not_allowed",
-                f"method {request.method} is not allowed on {request.url.path} "
-                f"(allowed: {allowed})",
-                f"метод {request.method} не поддерживается для {request.url.path} "
-                f"(можно: {allowed})",
-                method=request.method,
-                allowed=[m.strip() for m in allowed.split(",") if m.strip()],
-            )
-        elif exc.status_code == 404:
-            body = error_body(
-                "not_found",
-                f"no such endpoint: {request.url.path[:128]}",
-                "такого адреса в API нет",
-                path=request.url.path[:128],
-            )
-        else:
-            body = error_body("http_error", str(exc.detail), str(exc.detail))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return router_problem(request, exc)
 
     if metrics:
         routes.append(Route("/metrics", guarded(metrics_text, public=True), methods=["GET"]))
@@ -558,7 +564,6 @@ def create_app(
             Middleware(
                 BodyFirst,
                 limit=max_body_bytes,
-                error_body=error_body,
                 idle_s=body_timeout_s,
                 total_s=body_timeout_s,
             ),
@@ -716,18 +721,64 @@ FISCAL_TOTALS = {
 quote's ``total_earned`` in points)."""
 
 
+PLAIN_STRINGS = (
+    "Every string of a request body, a value or a key, is plain text (each string schema's "
+    "pattern): no control character (U+0000-U+001F, U+007F-U+009F), line or paragraph "
+    "separator, text-direction control, zero-width character (a zero-width joiner inside "
+    "an emoji sequence excepted) or lone surrogate, else 400 bad_text naming the field."
+)
+"""What the document says beside the patterns ``plain_strings`` adds."""
+
+
+def plain_strings(doc: dict[str, Any]) -> set[str]:
+    """Give every string schema of the request bodies' types that has no pattern of its
+    own the plain-text pattern (``sync.protocol.PLAIN_CHARS``: what ``agent.requests``
+    lets through, for every string of a request), so the document refuses what the server
+    refuses. Returns the names of the component schemas walked (the request types and
+    the types inside them)."""
+    schemas = doc["components"]["schemas"]
+    walked: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in walked:
+                walked.add(name)
+                walk(schemas[name])
+        if node.get("type") == "string" and not {"pattern", "enum", "const"} & node.keys():
+            node["pattern"] = PLAIN_CHARS
+        for key, value in node.items():
+            if key != "pattern":
+                walk(value)
+
+    for path in doc["paths"].values():
+        for entry in path.values():
+            walk(entry.get("requestBody", {}).get("content", {}))
+    return walked
+
+
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document served at ``/openapi.json`` (the integrator's contract),
-    generated from ``OPERATIONS`` and the request and answer types."""
+    generated from ``OPERATIONS`` and the request and answer types; every string of a
+    request body patterned as plain text (``plain_strings``)."""
     doc = document(
         OPERATIONS.values(),
         title="Kassa local POS API",
         version=f"{API_VERSION}",
         description="Loyalty at the till: identify, quote, hold, commit, refund. Amounts in "
         "kopecks, points as integers. Loopback only by default.",
-        error=ErrorBody,
+        error=Problem,
         extra_types=[TillStatus],
     )
+    plain_strings(doc)
+    doc["info"]["description"] += " " + PLAIN_STRINGS
     schemas = doc["components"]["schemas"]
     for name, fields in FISCAL_TOTALS.items():
         schemas[name]["properties"].update({f: {"type": "integer"} for f in fields})

@@ -22,6 +22,7 @@ import msgspec
 from msgspec import Meta
 
 from agent.journal import MemberRecord as Member
+from agent.problem import Problem
 from sync.backoffice.project import VERDICTS_PAGE_MAX
 from sync.openapi import Operation, Param, document, query_params
 from sync.protocol import (
@@ -47,14 +48,14 @@ ENROLL_CODE = "^[ -~]*$"
 as an unknown one is)."""
 
 
-class Error(msgspec.Struct, omit_defaults=True):
-    """Every 4xx/5xx answer: a stable ``error`` code and an English ``message``; ``field``
-    and ``index`` name what was wrong (``index``: the event of a push), ``limit`` the
-    bound that was passed, ``supported`` the protocol versions, ``pruned_through`` the
-    last change a cursor can no longer reach."""
+class Error(Problem, kw_only=True, omit_defaults=True):
+    """Every 4xx/5xx answer: the problem document of both services (``agent.problem``:
+    a stable ``code``, also as ``error``, and the English ``message``), whose details the
+    back office also puts at the top level: ``field`` and ``index`` name what was wrong
+    (``index``: the event of a push), ``limit`` the bound that was passed, ``supported``
+    the protocol versions, ``pruned_through`` the last change a cursor can no longer
+    reach."""
 
-    error: str
-    message: str
     field: str | None = None
     index: int | None = None
     limit: int | None = None
@@ -401,7 +402,8 @@ def openapi() -> dict[str, Any]:
         Operation(
             "GET",
             "/v1/changes",
-            "a page of member, merge and rules changes after a cursor",
+            "a page of member, merge and rules changes after a cursor (a member of "
+            "another store than the till's without first_name and phone_masked)",
             response=ChangesPage,
             errors={400: "bad cursor or limit", **AUTH, 410: "cursor pruned: load /v1/snapshot"},
             params=query_params(ChangesQuery),
@@ -410,7 +412,8 @@ def openapi() -> dict[str, Any]:
         Operation(
             "GET",
             "/v1/snapshot",
-            "every member as NDJSON (first load of a big base)",
+            "every member as NDJSON (first load of a big base; members of other stores "
+            "than the till's without first_name and phone_masked)",
             response={"type": "string"},
             errors=AUTH,
             media_type="application/x-ndjson",

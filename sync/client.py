@@ -240,7 +240,7 @@ class SyncClient:
                 1,
                 len(data["gaps"]),
             )
-        error = _error_of(resp)
+        error = error_of(resp)
         if resp.status_code in (400, 413) and "index" in error and len(batch) > 1:
             # One unreadable event: send the events before it alone next time; it then
             # comes first and, alone, is quarantined below. The queue keeps moving.
@@ -292,7 +292,7 @@ class SyncClient:
         after = self.store.sync_value("verdict_cursor") or "0"
         resp = self._request("GET", "/v1/verdicts", params={"after": after, "limit": limit})
         if resp.status_code != 200:
-            e = _error_of(resp)
+            e = error_of(resp)
             raise PermanentError.answer(f"HTTP {resp.status_code}", e)
         data = resp.json()
         ids = [v["event_id"] for v in data["verdicts"]]
@@ -324,7 +324,7 @@ class SyncClient:
         if resp.status_code == 410:
             return self.bootstrap(), False
         if resp.status_code != 200:
-            e = _error_of(resp)
+            e = error_of(resp)
             raise PermanentError.answer(f"HTTP {resp.status_code}", e)
         data = resp.json()
         changes = [_change(c) for c in data["changes"]]
@@ -348,7 +348,7 @@ class SyncClient:
                     resp.read()
                     if resp.status_code >= 500:
                         raise TransientError(f"HTTP {resp.status_code}")
-                    e = _error_of(resp)
+                    e = error_of(resp)
                     raise PermanentError.answer(f"HTTP {resp.status_code}", e)
                 batches = _ndjson_batches(resp.iter_bytes())
                 first = next(batches, [])
@@ -435,7 +435,10 @@ def _checked(
         raise TransientError("snapshot stream ended early")
 
 
-def _error_of(resp: httpx.Response) -> dict[str, Any]:
+def error_of(resp: httpx.Response) -> dict[str, Any]:
+    """The JSON object of an error answer (the back office's problem document, served as
+    ``application/problem+json``; read whatever its media type says), or one naming the
+    status and the start of the text when the body is not a JSON object."""
     try:
         data = resp.json()
     except ValueError:

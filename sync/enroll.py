@@ -46,7 +46,7 @@ from agent.private import write_private
 from agent.service import Agent
 from agent.store import Store
 from agent.tokens import dump_key, load_x25519_private_key, open_sealed
-from sync.client import AGENT_USER_AGENT, PermanentError, SyncClient, TransientError
+from sync.client import AGENT_USER_AGENT, PermanentError, SyncClient, TransientError, error_of
 
 CONFIRMED_META = "enroll_confirmed"
 """Store meta: the back office confirmed this till's enrollment (its code is retired)."""
@@ -185,12 +185,7 @@ def _post(http: httpx.Client, url: str, body: dict[str, Any], token: str | None 
         # many requests): the code is still good, try again later.
         raise TransientError(f"HTTP {resp.status_code} from the back office; try again")
     if resp.status_code != 200:
-        data = (
-            resp.json()
-            if resp.headers.get("content-type", "").startswith("application/json")
-            else {}
-        )
-        raise PermanentError.answer(f"HTTP {resp.status_code}", data)
+        raise PermanentError.answer(f"HTTP {resp.status_code}", error_of(resp))
     return resp.json()
 
 

@@ -8,7 +8,7 @@ that sends a few bytes and then nothing holds neither a connection nor a request
   cancelled by every byte received, and a new connection has none).
 - Bodies: ``BodyFirst`` (ASGI middleware, outermost) reads a request's whole body before
   the app runs: at most ``limit`` + 1 bytes, with at most ``idle_s`` between two chunks and
-  ``total_s`` for all of them; a client that trickles or stalls gets a JSON 408 and the
+  ``total_s`` for all of them; a client that trickles or stalls gets a problem 408 and the
   connection is closed. The app then reads the body from memory, so a concurrency limit
   inside it counts only requests that are being worked on, never ones still arriving.
 - Guessing: ``FailureLimiter`` counts failed authentications and lookups per client and
@@ -24,12 +24,17 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import anyio
 import h11
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from agent.problem import PROBLEM_JSON, problem
 
 HEADER_TIMEOUT_S = 10.0
 """Seconds a client has to send a request's headers (a till on a slow link sends a few
@@ -134,8 +139,69 @@ HeaderDeadlineProtocol: type[asyncio.Protocol] = _httptools_protocol() or H11Hea
 (httptools when installed, else h11), with the header deadline."""
 
 
-ErrorBody = Callable[[str, str, str], dict[str, Any]]
-"""(code, English message, Russian message) -> the server's JSON error body."""
+class ProblemResponse(JSONResponse):
+    """An error answer of either server: ``agent.problem.problem``'s document as
+    ``application/problem+json``."""
+
+    media_type = PROBLEM_JSON
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    code: str,
+    message_en: str,
+    message_ru: str | None = None,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    details: dict[str, Any] | None = None,
+) -> ProblemResponse:
+    """The problem answer to ``request`` (its path is the problem's ``instance``)."""
+    body = problem(
+        status,
+        code,
+        message_en,
+        message_ru,
+        title=title,
+        instance=request.url.path,
+        details=details,
+    )
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def router_problem(request: Request, exc: HTTPException) -> ProblemResponse:
+    """The router's own refusals (no such path, a method the path does not take) as
+    problems: 404 ``not_found``, 405 ``method_not_allowed`` (its ``Allow`` header kept and
+    listed in ``details``), anything else ``http_error``."""
+    path = request.url.path[:128]
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return problem_response(
+            request,
+            405,
+            "method_not_allowed",
+            f"method {request.method} is not allowed on {path} (allowed: {allowed})",
+            f"метод {request.method} не поддерживается для {path} (можно: {allowed})",
+            headers=exc.headers,
+            details={
+                "method": request.method,
+                "allowed": [m.strip() for m in allowed.split(",") if m.strip()],
+            },
+        )
+    if exc.status_code == 404:
+        return problem_response(
+            request,
+            404,
+            "not_found",
+            f"no such endpoint: {path}",
+            "такого адреса в API нет",
+            headers=exc.headers,
+            details={"path": path},
+        )
+    return problem_response(
+        request, exc.status_code, "http_error", str(exc.detail), headers=exc.headers
+    )
 
 
 class BodyFirst:
@@ -147,13 +213,11 @@ class BodyFirst:
         app: ASGIApp,
         *,
         limit: int,
-        error_body: ErrorBody,
         idle_s: float = 10.0,
         total_s: float = 30.0,
     ) -> None:
         self.app = app
         self.limit = limit
-        self.error_body = error_body
         self.idle_s = idle_s
         self.total_s = total_s
 
@@ -201,12 +265,14 @@ class BodyFirst:
         path = scope.get("path", "")
         log.info("request body did not arrive in time: %s", path)
         payload = json.dumps(
-            self.error_body(
+            problem(
+                408,
                 "request_timeout",
                 f"the request body did not arrive within {self.total_s:g} s "
                 f"(or paused for over {self.idle_s:g} s)",
                 f"тело запроса не пришло за {self.total_s:g} с "
                 f"(или прервалось больше чем на {self.idle_s:g} с)",
+                instance=path,
             ),
             ensure_ascii=False,
         ).encode()
@@ -215,7 +281,7 @@ class BodyFirst:
                 "type": "http.response.start",
                 "status": 408,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", PROBLEM_JSON.encode()),
                     (b"content-length", str(len(payload)).encode()),
                     (b"connection", b"close"),
                 ],

@@ -22,10 +22,34 @@ from typing import Any
 
 import msgspec
 
+from agent.problem import PROBLEM_JSON
+
 REF_TEMPLATE = "#/components/schemas/{name}"
 """Where ``$ref`` points: the document's own ``components.schemas``."""
 
 JSON = "application/json"
+
+CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": 'the bearer challenge (RFC 6750): Bearer realm="..." with '
+        'error="invalid_token" when the token sent is not valid',
+        "schema": {"type": "string"},
+    }
+}
+"""The header every 401 answer carries."""
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before trying again",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+"""The header a 429 answer carries."""
+UTF8_BODY = (
+    "JSON text in UTF-8 (RFC 8259): a body that is not valid UTF-8, or starts with a byte "
+    "order mark, or holds a NUL byte (UTF-16 or UTF-32) is refused, 400 bad_json."
+)
+"""What every JSON request body's description says first (both servers refuse the rest
+before reading the JSON)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +128,11 @@ def document(
     extra_types: Iterable[Any] = (),
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``operations``. ``error``: the type of every error
-    answer's body (None: any JSON object); ``security``: the security scheme the
-    operations with ``auth`` need (default: HTTP bearer), named ``security_name``;
-    ``extra_types``: more types to list among the component schemas."""
+    answer's body (None: any JSON object), served as ``application/problem+json`` (a 401
+    with its ``WWW-Authenticate`` challenge, a 429 with ``Retry-After``); ``security``:
+    the security scheme the operations with ``auth`` need (default: HTTP bearer), named
+    ``security_name``; ``extra_types``: more types to list among the component schemas.
+    Every JSON request body's description begins with ``UTF8_BODY``."""
     ops = list(operations)
     types: list[Any] = []
 
@@ -139,10 +165,13 @@ def document(
             answer["content"] = {op.media_type: {"schema": body_schema(op.response)}}
         responses: dict[str, Any] = {str(op.status): answer}
         for status, what in sorted(op.errors.items()):
-            responses[str(status)] = {
+            refusal: dict[str, Any] = {
                 "description": what,
-                "content": {JSON: {"schema": error_schema}},
+                "content": {PROBLEM_JSON: {"schema": error_schema}},
             }
+            if status in (401, 429):
+                refusal["headers"] = CHALLENGE if status == 401 else RETRY_AFTER
+            responses[str(status)] = refusal
         entry: dict[str, Any] = {
             "summary": op.summary,
             "security": [{security_name: []}] if op.auth else [],
@@ -152,13 +181,11 @@ def document(
         if params:
             entry["parameters"] = params
         if op.request is not None:
-            body: dict[str, Any] = {
+            entry["requestBody"] = {
                 "required": True,
+                "description": " ".join(filter(None, (UTF8_BODY, op.request_description))),
                 "content": {JSON: {"schema": body_schema(op.request)}},
             }
-            if op.request_description:
-                body["description"] = op.request_description
-            entry["requestBody"] = body
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     info: dict[str, Any] = {"title": title, "version": version}
     if description:

@@ -105,10 +105,10 @@ _PG_POOL = PostgresPool()
 class TillNode:
     """An enrolled till: its own store, agent and sync client."""
 
-    def __init__(self, cluster: Cluster, path: Path, name: str) -> None:
+    def __init__(self, cluster: Cluster, path: Path, name: str, store_id: str = "s1") -> None:
         self.cluster = cluster
         self.path = path
-        code = cluster.bo.enroll_code("s1")
+        code = cluster.bo.enroll_code(store_id)
         enroll_till(path, cluster.http, code, name=name, terminal_id=name, clock=cluster.clock)
         self.open()
 
@@ -157,8 +157,9 @@ class Cluster:
         self.http = httpx.Client(transport=self.transport, base_url="http://backoffice")
         self.tills: list[TillNode] = []
 
-    def till(self, name: str = "till-1") -> TillNode:
-        node = TillNode(self, self.tmp / f"{name}.db", name)
+    def till(self, name: str = "till-1", store_id: str = "s1") -> TillNode:
+        """An enrolled till of store ``store_id`` (made by ``ensure_store`` first)."""
+        node = TillNode(self, self.tmp / f"{name}.db", name, store_id)
         self.tills.append(node)
         return node
 

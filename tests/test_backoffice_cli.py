@@ -96,7 +96,11 @@ def test_kpi_endpoint_still_answers_400_bad_period(
             headers={"authorization": f"Bearer {token}"},
         )
     assert r.status_code == 400
-    assert r.json() == {"error": "bad_period", "message": "to is before from"}
+    assert r.headers["content-type"] == "application/problem+json"
+    assert {k: r.json()[k] for k in ("error", "message")} == {
+        "error": "bad_period",
+        "message": "to is before from",
+    }
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,11 @@ import pytest
 from synchelp import SyncASGITransport, hang_up_mid_body, portal
 
 from agent.identify import make_member_code
+from agent.limits import MAX_LINES
 from agent.service import Agent
 from agent.store import Store
 from kassa.posapi import create_app, openapi
+from sync.protocol import PLAIN_CHARS
 from tests.conftest import Till, store_busy
 
 TOKEN = "test-token-0123456789abcdef"
@@ -315,7 +317,13 @@ def test_router_answers_are_json_wrong_method_405_bad_job_id_400(api):
     assert resp.status_code == 405 and resp.headers["allow"] == "POST"
     err = resp.json()
     assert err["error"] == "method_not_allowed" and err["details"]["allowed"] == ["POST"]
-    assert set(err) == {"error", "title", "message_ru", "message_en", "details"}
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert {"error", "title", "message_ru", "message_en", "details"} <= set(err)
+    assert (err["type"], err["status"], err["instance"]) == (
+        "tag:kassa,2026:problem:method_not_allowed",
+        405,
+        "/v1/commit",
+    )
     assert "GET" in err["message_en"] and "/v1/commit" in err["message_en"]
     resp = api.get("/v1/nothing-here")
     assert resp.status_code == 404 and resp.json()["error"] == "not_found"
@@ -479,6 +487,14 @@ def _validator(name: str):
         ("/v1/refund", "RefundRequest", {"note": "x"}, "note"),
         ("/v1/members", "RegisterRequest", {"email": "a@b"}, "email"),
         ("/v1/identify", "IdentifyRequest", {"input": RICH, "extra": 1}, "extra"),
+        # every string is plain text: the document's pattern says what bad_text refuses
+        ("/v1/quote", "Checkout", {"receipt_id": "S-\u0000"}, "receipt_id"),
+        ("/v1/commit", "CommitRequest", {"cashier_id": "c\u0007"}, "cashier_id"),
+        ("/v1/holds", "HoldRequest", {"lines": [{"sku": "DR-1001\u001b"}]}, "sku"),
+        ("/v1/members", "RegisterRequest", {"first_name": "Ия\u202e"}, "first_name"),
+        ("/v1/members", "RegisterRequest", {"first_name": "И\u200bя"}, "first_name"),
+        ("/v1/refund", "RefundRequest", {"refund_id": "SR\u2028"}, "refund_id"),
+        ("/v1/quote", "Checkout", {"lines": [{"sku": "DR-1001"}] * (MAX_LINES + 1)}, "lines"),
     ],
 )
 def test_what_the_server_refuses_the_schema_does_not_allow(api, till, path, schema, body, field):
@@ -527,7 +543,13 @@ def test_schema_valid_requests_are_accepted(api, till):
         (
             "/v1/members",
             "RegisterRequest",
-            {"phone": "+7 999 555-01-98", "first_name": "Ия", "consent_programme": True},
+            {"phone": "+7 999 555-01-98", "first_name": "Ия 🌸", "consent_programme": True},
+        ),
+        # as many lines as the engine takes, the schema's maxItems
+        (
+            "/v1/quote",
+            "Checkout",
+            {"identify": RICH, "receipt_id": "V-2", "lines": [{"sku": "BG-7001"}] * MAX_LINES},
         ),
     ]
     for path, schema, body in examples:
@@ -633,7 +655,8 @@ def test_consent_must_be_true_or_false(api, till):
 )
 def test_the_api_and_the_cli_refuse_a_request_in_the_same_words(api, till, path, body):
     """One parser for both front doors (agent.requests, which the JSON CLI calls too): the
-    POS API's refusal is the parser's error document, word for word."""
+    POS API's refusal carries the parser's error document, word for word (inside the
+    problem document: every field of the CLI's, the same)."""
     from agent import requests
     from agent.errors import AgentError
 
@@ -647,7 +670,9 @@ def test_the_api_and_the_cli_refuse_a_request_in_the_same_words(api, till, path,
     }[path]
     with pytest.raises(AgentError) as e:
         parse()
-    assert post(api, path, body, status=400) == e.value.to_dict()
+    shown, cli = post(api, path, body, status=400), e.value.to_dict()
+    assert {name: shown[name] for name in cli} == cli
+    assert (shown["code"], shown["detail"]) == (cli["error"], cli["message_en"])
 
 
 def test_the_document_says_what_the_server_takes_for_cashier_id(api, till):
@@ -664,7 +689,8 @@ def test_the_document_says_what_the_server_takes_for_cashier_id(api, till):
     schemas = openapi()["components"]["schemas"]
     for path, (name, body) in bodies.items():
         prop = schemas[name]["properties"]["cashier_id"]
-        assert {"type": "string", "maxLength": 64} in prop["anyOf"], (name, prop)
+        plain = {"type": "string", "maxLength": 64, "pattern": PLAIN_CHARS}
+        assert plain in prop["anyOf"], (name, prop)
         err = post(api, path, body | {"cashier_id": "c" * 65}, status=400)
         assert err["details"]["field"] == "cashier_id" and "64" in err["message_en"], err
         resp = api.post(path, json=body | {"cashier_id": "c" * 64})

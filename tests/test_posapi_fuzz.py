@@ -232,7 +232,7 @@ def test_served_document_is_the_generated_one(fuzz_api):
     spec = client.get("/openapi.json").json()
     assert spec == openapi() and spec["openapi"] == "3.1.0"
     schemas = spec["components"]["schemas"]
-    assert {"Checkout", "HoldRequest", "CommitRequest", "Quote", "ErrorBody"} <= set(schemas)
+    assert {"Checkout", "HoldRequest", "CommitRequest", "Quote", "Problem"} <= set(schemas)
     line = schemas["CheckoutLine"]
     assert line["additionalProperties"] is False and line["required"] == ["sku"]
     assert line["properties"]["qty"] == {

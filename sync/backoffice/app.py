@@ -1,8 +1,11 @@
 """The back office's HTTP face: a Starlette ASGI app (served by uvicorn).
 
 Database work runs in worker threads so the event loop keeps answering. Every failure a
-client can cause is a specific 4xx with ``{"error", "message"}``; an unexpected one is a
-500 that names nothing internal, and its transaction has rolled back (nothing half-done).
+client can cause is a specific 4xx problem document (``application/problem+json``,
+``agent.problem``: RFC 9457's members plus ``error``, ``message`` and the details at the
+top level as before); an unexpected one is a 500 that names nothing internal, and its
+transaction has rolled back (nothing half-done). A 401 carries ``WWW-Authenticate: Bearer
+realm="kassa-backoffice"`` (with ``error="invalid_token"`` when a token was sent).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import orjson
 import uvicorn
 from anyio import to_thread
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from agent.codec import to_plain
 from agent.errors import AgentError
+from agent.problem import bearer_challenge
 from agent.version import version
 from sync.backoffice import kpi, project, triggers, verify
 from sync.backoffice.console.web import console
@@ -49,7 +55,13 @@ from sync.backoffice_api import (
     parse_sent_at,
     read_query,
 )
-from sync.httpserve import BodyFirst, FailureLimiter, HeaderDeadlineProtocol
+from sync.httpserve import (
+    BodyFirst,
+    FailureLimiter,
+    HeaderDeadlineProtocol,
+    problem_response,
+    router_problem,
+)
 from sync.metrics import CONTENT_TYPE, Gauge, MetricsMiddleware, RequestMetrics, exposition
 from sync.protocol import MAX_BATCH_BYTES, QUEUE_HEADER, ProtocolError, parse_push, parse_queue
 
@@ -67,8 +79,34 @@ CREDENTIAL_FAILURES_MAX = 30
 is refused: a till token enumerating phones gets 30 misses a minute."""
 
 
-def _error(e: ProtocolError) -> JSONResponse:
-    return JSONResponse(e.to_dict(), status_code=e.status)
+REALM = "kassa-backoffice"
+"""The bearer realm a 401 names in ``WWW-Authenticate``."""
+
+API_PATHS = ("/v1/", "/openapi.json", "/metrics")
+"""Paths whose router refusals (404, 405) are answered as problems; the console's and the
+members' pages keep their own."""
+
+
+def _error(request: Request, e: ProtocolError) -> Response:
+    """A ``ProtocolError`` as its problem answer; a 401 with the bearer challenge."""
+    headers = None
+    if e.status == 401:
+        _, credential = Failures.keys(request)
+        headers = {"WWW-Authenticate": bearer_challenge(REALM, invalid=credential is not None)}
+    return problem_response(
+        request, e.status, e.code, e.message, headers=headers, details=e.details
+    )
+
+
+async def _router_refusal(request: Request, exc: Exception) -> Response:
+    """The router's 404 and 405 on the API's paths as problems; elsewhere (the console,
+    the members' pages) Starlette's own plain answer."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith(API_PATHS):
+        return router_problem(request, exc)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -120,7 +158,7 @@ class Failures:
             return address, None
         return address, hashlib.sha256(credential.encode()).hexdigest()[:32]
 
-    def refusal(self, keys: tuple[str, str | None]) -> Response | None:
+    def refusal(self, request: Request, keys: tuple[str, str | None]) -> Response | None:
         address, credential = keys
         waits = [self.by_address.retry_after(address)]
         if credential is not None:
@@ -128,12 +166,12 @@ class Failures:
         wait = max((w for w in waits if w is not None), default=None)
         if wait is None:
             return None
-        return JSONResponse(
-            {
-                "error": "too_many_failures",
-                "message": f"too many failed attempts; retry in {wait} s",
-            },
-            status_code=429,
+        return problem_response(
+            request,
+            429,
+            "too_many_failures",
+            f"too many failed attempts; retry in {wait} s",
+            f"слишком много неудачных попыток; повторите через {wait} с",
             headers={"Retry-After": str(wait)},
         )
 
@@ -189,7 +227,7 @@ def create_app(
     def guarded(fn: Handler) -> Handler:
         async def run(request: Request) -> Response:
             keys = failures.keys(request)
-            refused = failures.refusal(keys)
+            refused = failures.refusal(request, keys)
             if refused is not None:
                 return refused
             response = await attempt(request)
@@ -200,23 +238,37 @@ def create_app(
             try:
                 return await fn(request)
             except ProtocolError as e:
-                return _error(e)
+                return _error(request, e)
             except AgentError as e:
-                return JSONResponse({"error": e.code, "message": e.message_en}, status_code=400)
+                return problem_response(
+                    request,
+                    400,
+                    e.code,
+                    e.message_en,
+                    e.message_ru,
+                    title=e.title_ru,
+                    details=to_plain(e.details),
+                )
             except ClientDisconnect:
                 # The client hung up before its body arrived (a till whose network dropped,
                 # its timeout): nothing was read, so nothing was written, and no one is left
                 # to answer. Not our fault: one quiet line, no traceback.
                 log.info("client disconnected before sending its request: %s", request.url.path)
-                return JSONResponse(
-                    {"error": "client_disconnected", "message": "the request was not complete"},
-                    status_code=400,
+                return problem_response(
+                    request,
+                    400,
+                    "client_disconnected",
+                    "the request was not complete",
+                    "запрос пришёл не целиком",
                 )
             except Exception:
                 log.exception("unexpected error on %s", request.url.path)
-                return JSONResponse(
-                    {"error": "internal", "message": "internal error; nothing was applied"},
-                    status_code=500,
+                return problem_response(
+                    request,
+                    500,
+                    "internal",
+                    "internal error; nothing was applied",
+                    "внутренняя ошибка; ничего не применено",
                 )
 
         return run
@@ -257,9 +309,9 @@ def create_app(
         return Response(orjson.dumps(out), media_type="application/json")
 
     async def changes(request: Request) -> Response:
-        await terminal(request)
+        term = await terminal(request)
         q = read_query(request.query_params, ChangesQuery)
-        out = await to_thread.run_sync(bo.changes, q.cursor, q.limit)
+        out = await to_thread.run_sync(bo.changes, q.cursor, q.limit, term.store_id)
         return JSONResponse(out)
 
     async def verdicts(request: Request) -> Response:
@@ -269,8 +321,8 @@ def create_app(
         return JSONResponse(out)
 
     async def snapshot(request: Request) -> Response:
-        await terminal(request)
-        lines = bo.snapshot_lines()
+        term = await terminal(request)
+        lines = bo.snapshot_lines(store_id=term.store_id)
 
         async def stream() -> AsyncIterator[bytes]:
             while True:
@@ -388,13 +440,13 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        exception_handlers={HTTPException: _router_refusal},
         middleware=[
             # Outermost: a push trickled or stalled by a client is cut off (sync.httpserve);
             # 2 MB in 120 s is a till on a 17 KB/s link.
             Middleware(
                 BodyFirst,
                 limit=MAX_BATCH_BYTES,
-                error_body=lambda code, en, _ru: {"error": code, "message": en},
                 idle_s=15.0,
                 total_s=120.0,
             ),

@@ -9,6 +9,13 @@
   text, which halves the time a till waits for its first load. Pages are keyset pages on
   ``member_id``, so memory stays bounded whatever the size of the base.
 
+Scope: a till receives full records only of its own store's members (``members.store_id``,
+the store that registered the member); of the rest of the chain it gets the record a till
+needs to identify a member offline and let them spend (id, code, phone hash, state,
+points, tier), with ``first_name`` and ``phone_masked`` null (``PERSONAL``), so one stolen
+till token exports no names or masked phones of other stores (docs/threat-model.md,
+"Scopes"). ``store_id`` None (the back office's own callers) reads every record in full.
+
 Every member record a till receives outside the feed (``member_records``: push answers,
 verdicts; snapshot rows) carries ``feed_seq``, the feed's head read in the same statement
 as the row: the row reflects exactly the changes up to it (feed numbers commit in order,
@@ -47,18 +54,24 @@ _FIELDS = (
     "merged_into",
 )
 _BOOLS = ("consent_programme", "consent_marketing")
+PERSONAL = ("first_name", "phone_masked")
+"""The record's personal fields a till of another store than the member's gets as null."""
 
 
 HEAD_SQL = "(SELECT COALESCE(max(seq), 0) FROM changes)"
 """The feed's head, as a column of a statement that reads member rows (``feed_seq``)."""
 
 
-def _record_sql(dialect: str) -> str:
+def _record_sql(dialect: str, scoped: bool = False) -> str:
     """The SQL expression that renders one ``members`` row as its wire JSON text, with the
-    feed position it reflects (``feed_seq``)."""
+    feed position it reflects (``feed_seq``). ``scoped``: the ``PERSONAL`` fields are
+    null unless the row's ``store_id`` is the statement's first parameters (one per
+    field, in ``PERSONAL``'s order)."""
     parts = [f"'feed_seq', {HEAD_SQL}"]
     for name in _FIELDS:
-        if name in _BOOLS:
+        if scoped and name in PERSONAL:
+            value = f"CASE WHEN store_id = ? THEN {name} END"
+        elif name in _BOOLS:
             value = (
                 f"json(CASE WHEN {name} <> 0 THEN 'true' ELSE 'false' END)"
                 if dialect == "sqlite"
@@ -88,12 +101,15 @@ def snapshot_lines(
     page: int = SNAPSHOT_PAGE,
     revoked_coupons: list[str] | None = None,
     blocked_members: list[str] | None = None,
+    store_id: str | None = None,
 ) -> Iterator[bytes]:
     """NDJSON chunks (see module doc); the cursor is taken first, so changes made while
     the snapshot streams are pulled again afterwards (applying them twice is harmless).
     The header lists ``revoked_coupons`` (ids of revoked coupons still within their
     validity) and ``blocked_members`` (the members whose card is blocked): the feed's
-    older ``coupon_revoked`` and ``block`` changes are behind the cursor."""
+    older ``coupon_revoked`` and ``block`` changes are behind the cursor. ``store_id``:
+    the reading till's store (other stores' members without ``PERSONAL``; None: all in
+    full)."""
     head = feed_head(db)
     header: dict[str, Any] = {
         "kind": "snapshot",
@@ -105,15 +121,17 @@ def snapshot_lines(
     if blocked_members:
         header["blocked_members"] = blocked_members
     yield line(header)
+    scoped = store_id is not None
     sql = (
-        f"SELECT member_id, {_record_sql(db.dialect)} FROM members WHERE member_id > ? "
-        "ORDER BY member_id LIMIT ?"
+        f"SELECT member_id, {_record_sql(db.dialect, scoped)} FROM members "
+        "WHERE member_id > ? ORDER BY member_id LIMIT ?"
     )
+    scope = (store_id,) * len(PERSONAL) if scoped else ()
     last = ""
     count = 0
     while True:
         with db.reading() as tx:
-            rows = tx.all(sql, (last, page))
+            rows = tx.all(sql, (*scope, last, page))
         if not rows:
             break
         count += len(rows)
@@ -122,8 +140,12 @@ def snapshot_lines(
     yield line({"kind": "end", "members": count})
 
 
-def changes(db: Database, cursor: str | None, limit: int = 500) -> dict[str, Any]:
-    """A page of changes after ``cursor``; 410 ``cursor_expired`` when pruned past it."""
+def changes(
+    db: Database, cursor: str | None, limit: int = 500, store_id: str | None = None
+) -> dict[str, Any]:
+    """A page of changes after ``cursor``; 410 ``cursor_expired`` when pruned past it.
+    ``store_id``: the reading till's store (a ``member`` change of another store's member
+    carries its record without ``PERSONAL``; None: all in full)."""
     try:
         after = int(cursor or "0")
     except ValueError:
@@ -141,14 +163,19 @@ def changes(db: Database, cursor: str | None, limit: int = 500) -> dict[str, Any
                 pruned_through=int(oldest[0]),
             )
         rows = tx.all(
-            "SELECT seq, kind, member_id, body FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT c.seq, c.kind, c.member_id, c.body, m.store_id FROM changes c "
+            "LEFT JOIN members m ON m.member_id = c.member_id AND c.kind = 'member' "
+            "WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
             (after, limit + 1),
         )
     more = len(rows) > limit
     rows = rows[:limit]
-    out = [
-        {"seq": int(r[0]), "kind": r[1], "member_id": r[2], "body": json.loads(r[3])} for r in rows
-    ]
+    out = []
+    for r in rows:
+        body = json.loads(r[3])
+        if store_id is not None and r[1] == "member" and r[4] != store_id:
+            body.update(dict.fromkeys(PERSONAL))
+        out.append({"seq": int(r[0]), "kind": r[1], "member_id": r[2], "body": body})
     next_cursor = str(rows[-1][0]) if rows else str(after)
     return {"changes": out, "next_cursor": next_cursor, "more": more}
 

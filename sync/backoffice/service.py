@@ -563,11 +563,14 @@ class Backoffice:
         return project.verdicts(self.context, terminal.terminal_id, after, limit)
 
     # ------------------------------------------------------------------ feed (``feed``)
-    def changes(self, cursor: str | None, limit: int = 500) -> dict[str, Any]:
+    def changes(
+        self, cursor: str | None, limit: int = 500, store_id: str | None = None
+    ) -> dict[str, Any]:
         """A page of changes after ``cursor``; 410 ``cursor_expired`` when pruned past it.
-        A programme version whose effective time has come enters the feed first."""
+        A programme version whose effective time has come enters the feed first.
+        ``store_id``: the reading till's store (``feed``'s scope; None: all in full)."""
         programme.announce_due(self.context)
-        return feed.changes(self.db, cursor, limit)
+        return feed.changes(self.db, cursor, limit, store_id)
 
     def prune_changes(self, keep_after: int) -> int:
         """Drop changes up to ``keep_after``; cursors before it are then expired."""
@@ -576,14 +579,18 @@ class Backoffice:
     def feed_head(self) -> int:
         return feed.feed_head(self.db)
 
-    def snapshot_lines(self, page: int = feed.SNAPSHOT_PAGE) -> Iterator[bytes]:
-        """The member snapshot as NDJSON chunks (``feed.snapshot_lines``)."""
+    def snapshot_lines(
+        self, page: int = feed.SNAPSHOT_PAGE, store_id: str | None = None
+    ) -> Iterator[bytes]:
+        """The member snapshot as NDJSON chunks (``feed.snapshot_lines``); ``store_id``:
+        the reading till's store (``feed``'s scope; None: all in full)."""
         return feed.snapshot_lines(
             self.db,
             self.active_rules_version(),
             page,
             coupons.revoked_in_force(self.context),
             member_admin.blocked_ids(self.context),
+            store_id,
         )
 
     # ------------------------------------------------------------------ members
