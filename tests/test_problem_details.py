@@ -136,7 +136,7 @@ def test_backoffice_refusals_are_the_documented_problem(cluster: Cluster) -> Non
     _check(v, r, 401, "bad_token")
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
     _check(v, http.get("/v1/nowhere", headers=own), 404, "not_found")
-    _check(v, http.get("/v1/events", headers=own), 405, "method_not_allowed")
+    _check(v, http.get("/v1/enroll", headers=own), 405, "method_not_allowed")
     utf16 = '{"code": "x"}'.encode("utf-16")
     _check(v, http.post("/v1/enroll", content=utf16), 400, "bad_json")
     _check(v, http.get("/v1/changes", params={"cursor": "x"}, headers=own), 400, "bad_cursor")
