@@ -208,7 +208,8 @@ def create_app(
     ``sms``: the gateway of the members' pages' codes (``sms.from_env()`` when None).
     ``verifier``: while the app runs (its lifespan, as under uvicorn) background threads
     apply accepted events to the ledger (``project.Projector``, ``app.state.projector``)
-    and re-score applied purchases (``verify.Verifier``, ``app.state.verifier``). The
+    and re-score applied purchases (``verify.Verifier``, ``app.state.verifier``), and one
+    delivers the member events to webhook subscriptions (``app.state.webhooks``). The
     handlers call ``bo`` for its use cases and hand its ``Context`` to the projector, the
     verifier and the KPI report."""
     ctx = bo.context
