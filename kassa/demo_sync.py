@@ -25,6 +25,7 @@ from sync.backoffice import kpi
 from sync.backoffice.app import create_app
 from sync.backoffice.db import Database
 from sync.backoffice.service import Backoffice
+from sync.backoffice.sms import SmsGateway
 from sync.client import SyncClient, TransientError, backoffice_http
 from sync.enroll import enroll_till
 from sync.httpserve import HeaderDeadlineProtocol
@@ -39,10 +40,12 @@ def _free_port() -> int:
 class LoopbackServer:
     """uvicorn serving the back office on 127.0.0.1 in a thread (demo, tests, benches)."""
 
-    def __init__(self, bo: Backoffice, **app_kw: bool) -> None:
+    def __init__(
+        self, bo: Backoffice, *, verifier: bool = True, sms: SmsGateway | None = None
+    ) -> None:
         self.port = _free_port()
         config = uvicorn.Config(
-            create_app(bo, **app_kw),
+            create_app(bo, verifier=verifier, sms=sms),
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

@@ -68,7 +68,7 @@ def office(tmp_path: Path) -> Iterator[tuple[Cluster, FileGateway, str]]:
     with portal() as p:
         c = Cluster(tmp_path, str(tmp_path / "bo.db"), p, members=5)
         try:
-            with LoopbackServer(c.bo, verifier=False, sms=sms) as server:  # type: ignore[arg-type]
+            with LoopbackServer(c.bo, verifier=False, sms=sms) as server:
                 yield c, sms, server.url
         finally:
             c.close()
