@@ -11,10 +11,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +29,7 @@ from agent.service import Agent
 from agent.store import Store
 from sync.backoffice.db import Database
 from sync.backoffice.service import Backoffice
-from sync.client import SyncClient, SyncRunner, backoffice_http
+from sync.client import PushReport, SyncClient, SyncRunner, backoffice_http
 from sync.enroll import enroll_till
 from tests.conftest import make_cart
 
@@ -106,6 +108,22 @@ class Stretched(SyncRunner):
         return HOUR_S if self.unreachable else delay
 
 
+class Gated(SyncClient):
+    """The real client, whose pushes after the first wait for ``gate``: the back office
+    is stopped between two batches of a queue still waiting, however fast the machine."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.gate = threading.Event()
+        self.pushes = 0
+
+    def push_once(self) -> PushReport:
+        if self.pushes >= 1:
+            self.gate.wait()
+        self.pushes += 1
+        return super().push_once()
+
+
 def _backoffice(db: Path) -> str:
     bo = Backoffice(Database.open(str(db)))
     bo.initialise()
@@ -145,14 +163,16 @@ def test_back_office_down_and_up_exits_0_and_the_till_resyncs_without_its_backof
             cart = make_cart(f"K-{n}", ("BG-7001", 1))
             agent.commit(CheckoutRequest(card.member_id, cart, 0))
         http = backoffice_http(url)
-        runner = Stretched(SyncClient(agent, http, max_events=2), interval_s=5)
+        client = Gated(agent, http, max_events=2)
+        runner = Stretched(client, interval_s=5)
         runner.start()
         try:
-            # Down with batches still flowing: a clean exit 0, whatever was in flight.
+            # Down between batches of a queue still waiting: a clean exit 0.
             until(lambda: agent.sync_status().events_waiting < sales, what="the first push")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0, err.read_text()
             assert agent.sync_status().events_waiting > 0
+            client.gate.set()
             # A round that cannot connect: it waits an hour now, probing /v1/live each second.
             until(lambda: runner.unreachable, what="a round that cannot connect")
             proc = serve(db, port, err)
