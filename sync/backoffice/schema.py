@@ -444,6 +444,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX webhook_attempts_at ON webhook_attempts(attempted_at);
         """,
     ),
+    (
+        # The console's delivery log numbers each attempt of an event (webhooks.log): the
+        # attempts of one subscription and event read by index, not by a scan of its log.
+        "0022_webhook_attempts_event",
+        """
+        CREATE INDEX webhook_attempts_event
+            ON webhook_attempts(subscription_id, outbox_id, id);
+        """,
+    ),
 )
 
 
