@@ -453,6 +453,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             ON webhook_attempts(subscription_id, outbox_id, id);
         """,
     ),
+    (
+        # The dashboard's distinct buyers of any period (sync.backoffice.rollups, "reach"):
+        # per member its cheques (day, store, completing return's day); per scope (the
+        # chain '' or a store) and day the change, that day, in how many members' latest
+        # and second latest cheque alive (not yet returned in full) is dated ``since``;
+        # the cheques whose completing return is dated before them. Kept by the projector
+        # in the ledger's transaction; existing ledgers are back-filled at start.
+        "0023_dashboard_reach",
+        """
+        CREATE TABLE rollup_chain (member_id TEXT PRIMARY KEY, cheques TEXT NOT NULL);
+        CREATE TABLE rollup_reach (
+            store_id TEXT NOT NULL, day TEXT NOT NULL, since TEXT NOT NULL,
+            first BIGINT NOT NULL, second BIGINT NOT NULL, PRIMARY KEY (store_id, day, since));
+        CREATE TABLE rollup_early (
+            purchase_event_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, day TEXT NOT NULL,
+            store_id TEXT NOT NULL, return_day TEXT NOT NULL);
+        """,
+    ),
 )
 
 
