@@ -471,6 +471,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             store_id TEXT NOT NULL, return_day TEXT NOT NULL);
         """,
     ),
+    (
+        # The members' phone fingerprint v2 (agent.phonehash): the rows made before it keep
+        # their v1 fingerprint, marked ``phone_legacy`` (lookups by phone try v2 then v1),
+        # until the upgrade pass (Backoffice.upgrade_phone_fingerprints) turns it into v2
+        # without the phone; masks lose their shown digits at once (what tills receive).
+        "0024_phone_fingerprint_v2",
+        """
+        ALTER TABLE members ADD COLUMN phone_legacy INTEGER NOT NULL DEFAULT 0;
+        UPDATE members SET phone_legacy = 1 WHERE phone_hash IS NOT NULL;
+        UPDATE members SET phone_masked = substr(phone_masked, 1, length(phone_masked) - 5)
+            || '**-**' WHERE phone_masked LIKE '% %-__-__' AND phone_masked NOT LIKE '%**-**';
+        UPDATE members SET phone_masked = substr(phone_masked, 1, length(phone_masked) - 2)
+            || '**' WHERE phone_masked LIKE '% %-__' AND phone_masked NOT LIKE '%**';
+        CREATE INDEX members_phone_legacy ON members(member_id) WHERE phone_legacy = 1;
+        """,
+    ),
 )
 
 
