@@ -481,9 +481,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE members ADD COLUMN phone_legacy INTEGER NOT NULL DEFAULT 0;
         UPDATE members SET phone_legacy = 1 WHERE phone_hash IS NOT NULL;
         UPDATE members SET phone_masked = substr(phone_masked, 1, length(phone_masked) - 5)
-            || '**-**' WHERE phone_masked LIKE '% %-__-__' AND phone_masked NOT LIKE '%**-**';
+            || '**-**' WHERE substr(phone_masked, length(phone_masked) - 5, 1) = '-'
+            AND substr(phone_masked, length(phone_masked) - 2, 1) = '-'
+            AND substr(phone_masked, length(phone_masked) - 4, 5) <> '**-**';
         UPDATE members SET phone_masked = substr(phone_masked, 1, length(phone_masked) - 2)
-            || '**' WHERE phone_masked LIKE '% %-__' AND phone_masked NOT LIKE '%**';
+            || '**' WHERE substr(phone_masked, length(phone_masked) - 2, 1) = '-'
+            AND substr(phone_masked, length(phone_masked) - 5, 1) <> '-'
+            AND substr(phone_masked, length(phone_masked) - 1, 2) <> '**';
         CREATE INDEX members_phone_legacy ON members(member_id) WHERE phone_legacy = 1;
         """,
     ),
