@@ -196,7 +196,7 @@ def test_sheet_and_csv_carry_the_issued_tokens(cluster: Cluster) -> None:
     assert pdf is not None and pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
     assert b"/Count 2" in pdf  # 12 a page
     assert cluster.bo.coupon_sheet("nope", "pdf") is None
-    assert couponsheet.terms_text(found[0]) == "-10%"
+    assert couponsheet.terms_text(found[0]) == "−10 %"
 
 
 # ---------------------------------------------------------------------- rules

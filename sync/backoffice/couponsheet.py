@@ -3,8 +3,9 @@
 The PDF is written by hand (no image library: pillow is not a runtime dependency): A4
 pages of 3 x 4 cells, each a QR code drawn as vector squares (one filled rectangle per
 run of dark modules in a row, ``qrcode`` giving the matrix, error correction M) with the
-coupon's number, terms and validity under it in Helvetica (ASCII: the standard fonts
-carry no Cyrillic, so the cell's text is numbers and ISO dates). Page streams are
+coupon's number, kind and terms (value, minimum cheque), validity (the programme's local
+days, both included) and member under it, in Russian or English, set in the embedded
+Liberation Sans (``pdffont``: the standard PDF fonts carry no Cyrillic). Page streams are
 Flate-compressed (zlib). Units: PDF points (1/72 inch); a module is about 0.8 mm.
 
 The QR payload is the coupon's token text (``KC1:...``, base32: QR alphanumeric mode),
@@ -17,10 +18,11 @@ import csv
 import functools
 import importlib
 import io
-import zlib
 from collections.abc import Sequence
 
+from agent.money import format_points, format_rub
 from agent.tokens import COUPON_CODEC
+from sync.backoffice import pdffont
 from sync.backoffice.coupons import Batch, Issued
 
 PAGE_W, PAGE_H = 595, 842  # A4 in points
@@ -59,28 +61,77 @@ def qr_matrix(text: str) -> list[list[bool]]:
     return [[bool(m) for m in row] for row in qr.get_matrix()]
 
 
-def terms_text(b: Batch) -> str:
-    """The cell's terms line: ``-10%``, ``-500.00 RUB``, ``+300 pts``, and the minimum."""
-    t = b.terms
+TEXTS = {
+    "ru": {
+        "percent": "Скидка",
+        "fixed": "Скидка",
+        "points": "Бонусы",
+        "min_from": "от чека {sum}",
+        "number": "№ {n}",
+        "valid": "действует {first} — {last}",
+        "member": "участник {code}",
+        "revoked": "ОТОЗВАН",
+        "title": "Купоны Kassa {batch}",
+        "page": "лист {p} из {n}",
+        "rouble": "руб.",
+    },
+    "en": {
+        "percent": "Discount",
+        "fixed": "Discount",
+        "points": "Points",
+        "min_from": "on cheques from {sum}",
+        "number": "No. {n}",
+        "valid": "valid {first} — {last}",
+        "member": "member {code}",
+        "revoked": "REVOKED",
+        "title": "Kassa coupons {batch}",
+        "page": "sheet {p} of {n}",
+        "rouble": "RUB",
+    },
+}
+"""The sheet's words by language (``ru`` unless ``en``), the console's language."""
+TEXT_SIZE = 8.0  # points, a cell's lines
+LINE = 10.0  # points between a cell's baselines
+
+
+def _lang(lang: str) -> str:
+    return "en" if lang == "en" else "ru"
+
+
+def terms_text(b: Batch, lang: str = "ru", rouble: str = "₽") -> str:
+    """An issue's terms as the console and the sheet show them: ``−10 %``,
+    ``−500,00 ₽``, ``+300 бонусов`` (``lang`` ``en``: ``−10 %``, ``−500.00 ₽``,
+    ``+300 points``), with the minimum cheque (``, от чека 1 000,00 ₽``); ``rouble``
+    stands for the sign (the sheet's font has no ``₽``: it prints ``руб.``/``RUB``)."""
+    t, lang = b.terms, _lang(lang)
+
+    def rub(kop: int) -> str:
+        return format_rub(kop, lang=lang).replace("₽", rouble)
+
     if t.kind == "percent":
         whole, frac = divmod(t.value, 100)
-        out = f"-{whole}" + (f".{frac:02d}".rstrip("0") if frac else "") + "%"
+        sep = "," if lang == "ru" else "."
+        out = f"−{whole}" + (f"{sep}{frac:02d}".rstrip("0") if frac else "") + " %"
     elif t.kind == "fixed":
-        out = f"-{t.value // 100}.{t.value % 100:02d} RUB"
+        out = "−" + rub(t.value)
     else:
-        out = f"+{t.value} pts"
+        out = format_points(t.value, lang, sign=True)
     if t.min_cheque_kop:
-        out += f"  from {t.min_cheque_kop // 100}.{t.min_cheque_kop % 100:02d} RUB"
+        out += ", " + TEXTS[lang]["min_from"].format(sum=rub(t.min_cheque_kop))
     return out
 
 
-def _pdf_text(s: str) -> str:
-    """An ASCII PDF string literal's content (parentheses and backslashes escaped)."""
-    s = s.encode("ascii", "replace").decode("ascii")
-    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
-def _cell(ops: list[str], x0: float, y0: float, cell_w: float, coupon: Issued, b: Batch) -> None:
+def _cell(
+    ops: list[str],
+    face: pdffont.Face,
+    x0: float,
+    y0: float,
+    cell_w: float,
+    coupon: Issued,
+    b: Batch,
+    lang: str,
+) -> None:
+    words = TEXTS[lang]
     matrix = qr_matrix(coupon.token)
     size = len(matrix)
     m = QR_SIZE / size
@@ -99,84 +150,50 @@ def _cell(ops: list[str], x0: float, y0: float, cell_w: float, coupon: Issued, b
             y = top - (r + 1) * m
             ops.append(f"{x:.3f} {y:.3f} {(c - start) * m:.3f} {m:.3f} re")
     ops.append("f")
+    first, last = b.days()
     lines = [
-        f"No {coupon.n}  {coupon.coupon_id[:8]}",
-        terms_text(b),
-        f"{b.terms.valid_from.date().isoformat()} - {b.terms.valid_until.date().isoformat()}",
+        f"{words['number'].format(n=coupon.n)}  {coupon.coupon_id[:8]}",
+        f"{words[b.terms.kind]} {terms_text(b, lang, words['rouble'])}",
+        words["valid"].format(first=first.isoformat(), last=last.isoformat()),
     ]
     if coupon.member_code:
-        lines.append(f"member {coupon.member_code}")
+        lines.append(words["member"].format(code=coupon.member_code))
     if coupon.revoked_at is not None:
-        lines.append("REVOKED")
+        lines.append(words["revoked"])
+    width = cell_w - 8
     for i, line in enumerate(lines):
-        ops.append(
-            f"BT /F1 8 Tf {left:.3f} {top - QR_SIZE - 12 - i * 10:.3f} Td ({_pdf_text(line)}) Tj ET"
-        )
+        fitted = face.fitted(line, TEXT_SIZE, width)
+        ops.append(face.show(line, fitted, x0 + 4, top - QR_SIZE - 12 - i * LINE))
 
 
-def pdf(b: Batch, coupons: Sequence[Issued]) -> bytes:
-    """The batch's sheet: 12 coupons a page, in their order."""
+def pdf(b: Batch, coupons: Sequence[Issued], lang: str = "ru") -> bytes:
+    """The batch's sheet: 12 coupons a page, in their order, its words in ``lang``
+    (``ru`` unless ``en``)."""
+    lang = _lang(lang)
+    words = TEXTS[lang]
+    face = pdffont.Face.of("F1")
     per_page = COLS * ROWS
     cell_w = (PAGE_W - 2 * MARGIN) / COLS
     cell_h = (PAGE_H - 2 * MARGIN - 20) / ROWS
-    streams: list[bytes] = []
+    streams: list[str] = []
     pages = [coupons[i : i + per_page] for i in range(0, len(coupons), per_page)] or [[]]
     for p, chunk in enumerate(pages, 1):
-        ops = [
-            "0 g",
-            f"BT /F1 9 Tf {MARGIN} {PAGE_H - MARGIN + 6} Td "
-            f"({_pdf_text(f'Kassa coupons {b.batch_id}  {terms_text(b)}  page {p}/{len(pages)}')})"
-            " Tj ET",
-        ]
+        title = "   ".join(
+            (
+                words["title"].format(batch=b.batch_id),
+                terms_text(b, lang, words["rouble"]),
+                words["page"].format(p=p, n=len(pages)),
+            )
+        )
+        size = face.fitted(title, 9, PAGE_W - 2 * MARGIN)
+        ops = ["0 g", face.show(title, size, MARGIN, PAGE_H - MARGIN + 6)]
         for i, coupon in enumerate(chunk):
             col, row = i % COLS, i // COLS
             x0 = MARGIN + col * cell_w
             y0 = PAGE_H - MARGIN - 20 - row * cell_h
-            _cell(ops, x0, y0, cell_w, coupon, b)
-        streams.append(zlib.compress("\n".join(ops).encode("ascii"), 6))
-    return _assemble(streams)
-
-
-def _assemble(streams: list[bytes]) -> bytes:
-    """The PDF file: catalog, page tree, font, then a page and its content per stream."""
-    n_pages = len(streams)
-    page_ids = [4 + 2 * i for i in range(n_pages)]
-    objects: list[bytes] = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        (
-            "<< /Type /Pages /Kids ["
-            + " ".join(f"{i} 0 R" for i in page_ids)
-            + f"] /Count {n_pages} >>"
-        ).encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    for i, stream in enumerate(streams):
-        content_id = page_ids[i] + 1
-        objects.append(
-            (
-                f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {PAGE_W} {PAGE_H}] "
-                f"/Resources << /Font << /F1 3 0 R >> >> /Contents {content_id} 0 R >>"
-            ).encode()
-        )
-        objects.append(
-            f"<< /Length {len(stream)} /Filter /FlateDecode >>\nstream\n".encode()
-            + stream
-            + b"\nendstream"
-        )
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for n, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(f"{n} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for off in offsets:
-        out.write(f"{off:010d} 00000 n \n".encode())
-    out.write(
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return out.getvalue()
+            _cell(ops, face, x0, y0, cell_w, coupon, b, lang)
+        streams.append("\n".join(ops))
+    return pdffont.document(streams, [face], PAGE_W, PAGE_H)
 
 
 CSV_HEADER = (

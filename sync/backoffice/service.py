@@ -795,14 +795,15 @@ class Backoffice:
         """Revoke a coupon or a whole issue, to tills through the feed (``coupons.revoke``)."""
         return coupons.revoke(self.context, batch_id, coupon_id, reason, actor=actor)
 
-    def coupon_sheet(self, batch_id: str, fmt: str) -> bytes | None:
-        """An issue's printable PDF sheet (``fmt`` "pdf") or CSV (UTF-8); None if unknown."""
+    def coupon_sheet(self, batch_id: str, fmt: str, lang: str = "ru") -> bytes | None:
+        """An issue's printable PDF sheet (``fmt`` "pdf", its words in ``lang``) or CSV
+        (UTF-8); None if unknown."""
         found = coupons.batch(self.context, batch_id)
         if found is None:
             return None
         b, items, _ = found
         if fmt == "pdf":
-            return couponsheet.pdf(b, items)
+            return couponsheet.pdf(b, items, lang)
         return couponsheet.csv_text(b, items).encode("utf-8")
 
     # ------------------------------------------------------------------ console: rules
@@ -1047,9 +1048,12 @@ class Backoffice:
         assert rules is not None
         return rules.consent_text_version
 
-    def member_poster(self, store_id: str, poster_id: str, base_url: str) -> bytes:
-        """A store's sign-up poster (PDF, ``poster.pdf``) for ``poster_id``; an unknown
-        store or a poster id other than 1-40 letters, digits, ``-``, ``_`` is refused."""
+    def member_poster(
+        self, store_id: str, poster_id: str, base_url: str, lang: str = "ru"
+    ) -> bytes:
+        """A store's sign-up poster (PDF, ``poster.pdf``) for ``poster_id`` with the store's
+        name, its words in ``lang`` (``ru`` unless ``en``); an unknown store or a poster id
+        other than 1-40 letters, digits, ``-``, ``_`` is refused."""
         poster_id = poster_id.strip()
         if member_signup.source_id(poster_id) is None:
             raise member_signup.SignupError(
@@ -1058,14 +1062,15 @@ class Backoffice:
                 field="poster",
             )
         with self.db.reading() as tx:
-            known = tx.one("SELECT 1 FROM stores WHERE store_id = ?", (store_id,))
+            known = tx.one("SELECT name FROM stores WHERE store_id = ?", (store_id,))
         if known is None or member_signup.source_id(store_id) is None:
             raise member_signup.SignupError(
                 f"there is no store {store_id[:40]!r}",
                 f"магазина {store_id[:40]!r} нет",
                 field="store",
             )
-        return poster.pdf(poster.join_url(base_url, store_id, poster_id), store_id, poster_id)
+        url = poster.join_url(base_url, store_id, poster_id)
+        return poster.pdf(url, store_id, str(known[0]), poster_id, lang)
 
     # ------------------------------------------------------------------ member events
     def events_page(

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from agent.errors import AgentError
 from agent.money import format_rub
+from sync.backoffice import couponsheet
 from sync.backoffice.console.guard import HEADERS, PREFIX, Pages, Visit
 from sync.backoffice.coupons import Batch
 from sync.backoffice.people.roles import allows
@@ -31,20 +32,10 @@ FORM_FIELDS = (
 
 
 def terms_text(visit: Visit, b: Batch) -> str:
-    """An issue's terms as the page shows them: ``−10 %``, ``−500,00 ₽``, ``+300 points``,
-    with the minimum cheque."""
-    t = b.terms
-    if t.kind == "percent":
-        whole, frac = divmod(t.value, 100)
-        sep = "," if visit.lang == "ru" else "."
-        out = f"−{whole}" + (f"{sep}{frac:02d}".rstrip("0") if frac else "") + " %"
-    elif t.kind == "fixed":
-        out = "−" + format_rub(t.value, lang=visit.lang)
-    else:
-        out = visit.t("coupons_terms_points", n=t.value)
-    if t.min_cheque_kop:
-        out += ", " + visit.t("coupons_min_from", sum=format_rub(t.min_cheque_kop, lang=visit.lang))
-    return out
+    """An issue's terms as the page shows them, as the printed sheet does
+    (``couponsheet.terms_text``: ``−10 %``, ``−500,00 ₽``, ``+300 бонусов``, with the
+    minimum cheque)."""
+    return couponsheet.terms_text(b, visit.lang)
 
 
 def validity_text(b: Batch) -> str:
@@ -157,7 +148,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
     async def coupons_file(request: Request, visit: Visit) -> Response:
         batch_id = request.path_params["batch_id"]
         fmt = "pdf" if request.url.path.endswith(".pdf") else "csv"
-        body = await pages.call(bo.coupon_sheet, batch_id, fmt)
+        body = await pages.call(bo.coupon_sheet, batch_id, fmt, visit.lang)
         if body is None:
             return await list_view(visit, 404, error=visit.t("coupons_not_found"))
         kind = "application/pdf" if fmt == "pdf" else "text/csv; charset=utf-8"

@@ -135,7 +135,9 @@ def routes(pages: Pages) -> list[BaseRoute]:
             return pages.render(visit, "message.html", status=403, kind="refused")
         base = str(request.base_url)
         try:
-            body = await pages.call(bo.member_poster, store_id, q.get("poster", ""), base)
+            body = await pages.call(
+                bo.member_poster, store_id, q.get("poster", ""), base, visit.lang
+            )
         except AgentError as e:
             return await stores_view(request, visit, 400, error=e.message(visit.lang))
         name = f"poster-{store_id}-{q.get('poster', '').strip()}.pdf"

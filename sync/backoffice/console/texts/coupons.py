@@ -45,8 +45,6 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "coupons_batch_title": ("Выпуск купонов {id}", "Coupon issue {id}"),
     "coupons_sheet_pdf": ("Лист для печати (PDF)", "Printable sheet (PDF)"),
     "coupons_csv": ("Коды (CSV)", "Codes (CSV)"),
-    "coupons_min_from": ("от чека {sum}", "on cheques from {sum}"),
-    "coupons_terms_points": ("+{n} бонусов", "+{n} points"),
     "coupons_codes": ("Коды", "Codes"),
     "coupons_col_n": ("№", "#"),
     "coupons_col_id": ("Номер купона", "Coupon id"),
