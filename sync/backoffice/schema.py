@@ -491,6 +491,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX members_phone_legacy ON members(member_id) WHERE phone_legacy = 1;
         """,
     ),
+    (
+        # Members who joined on the members' pages are new members of the KPI report and
+        # the dashboard (``rollups.web_join``): each join's local day and welcome bonus, so
+        # a rebuild of the roll-ups counts it as the join did. Joins made before this are
+        # counted now on their UTC date, their welcome bonus unknown (0).
+        "0025_signup_rollups",
+        """
+        ALTER TABLE member_sources ADD COLUMN day TEXT NOT NULL DEFAULT '';
+        ALTER TABLE member_sources ADD COLUMN welcome_points BIGINT NOT NULL DEFAULT 0;
+        UPDATE member_sources SET day = substr(at, 1, 10);
+        INSERT INTO rollup_days(day, store_id, cashier_id, new_members)
+            SELECT s.day, COALESCE(s.store_id, ''), '-', count(*) FROM member_sources s
+            JOIN members m ON m.member_id = s.member_id WHERE true
+            GROUP BY s.day, COALESCE(s.store_id, '')
+            ON CONFLICT(day, store_id, cashier_id) DO UPDATE
+            SET new_members = rollup_days.new_members + excluded.new_members;
+        """,
+    ),
 )
 
 
