@@ -6,6 +6,7 @@ pass re-run after a crash emits once."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,17 +108,32 @@ def test_one_push_of_several_events_keeps_member_order(cluster: Cluster) -> None
     till.sale("P-3", new, ("SH-2001", 1))
     till.client.drain()  # one push, one projector pass
     rows = events(cluster, new)
-    assert kinds(rows) == [
+    assert kinds(rows) == [  # one balance.changed per change, right after its events
         "member.registered",
         "points.earned",
+        "balance.changed",
         "member.activated",
         "purchase",
         "points.earned",
+        "balance.changed",
         "member.second_purchase",
         "purchase",
         "points.earned",
-        "balance.changed",  # once per member and pass: the balance after the pass
+        "balance.changed",
     ]
+    moves = [r for r in rows if r.type == "balance.changed"]
+    assert [m.data["cause"] for m in moves] == [rows[1].data["cause"]] + [
+        r.data["event_id"] for r in rows if r.type == "purchase"
+    ]
+    assert moves[0].data["before"] == 0 and moves[0].data["delta"] == rows[1].data["points"]
+    for earlier, later in itertools.pairwise(moves):  # one pass: a chain
+        assert later.data["before"] == earlier.data["balance"]
+    for m, earned in zip(
+        moves[1:], [r for r in rows[4:] if r.type == "points.earned"], strict=True
+    ):
+        assert m.data["delta"] == earned.data["points"]
+        assert m.data["balance"] - m.data["before"] == m.data["delta"]
+    assert moves[-1].data["balance"] == cluster.server_balance(new)
     assert kinds(events(cluster, M1))[-1] == "balance.changed"
     assert_gap_free(events(cluster))
 
@@ -149,6 +165,8 @@ def test_console_adjustment_and_erasure_emit_in_their_transaction(cluster: Clust
     assert kinds(rows) == ["points.adjusted", "balance.changed"]
     assert rows[0].data == {"points": 150, "cause": f"adjustment:{done.adjustment_id}"}
     assert rows[1].data["delta"] == 150 and rows[1].data["balance"] == done.balance_after
+    assert rows[1].data["before"] == done.balance_after - 150
+    assert rows[1].data["cause"] == rows[0].data["cause"]
     bo.adjust_points(M1, "-50", "ошибка", actor="sup")
     assert kinds(events(cluster, M1))[2:] == ["points.adjusted", "balance.changed"]
     consented = bool(
@@ -204,6 +222,7 @@ def test_a_pass_rerun_after_a_crash_emits_once(
     assert kinds([r for r in rows if r.member_id == new]) == [
         "member.registered",
         "points.earned",
+        "balance.changed",
         "member.activated",
         "purchase",
         "points.earned",

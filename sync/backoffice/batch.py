@@ -175,6 +175,12 @@ class Batch:
         self._ev_flags: list[tuple[Any, ...]] = []
         self._ev_undo: list[Callable[[], None]] = []
         self._ev_done: list[Callable[[], None]] = []
+        # each applied event's changed members, in order, with their states before and
+        # after it (None before: registered by it): the member events' per-event balance
+        # and collection progress (``outbox.record``)
+        self.steps: list[outbox.Step] = []
+        self._ev_id = ""
+        self._ev_before: dict[str, tuple[BatchMember, MemberState | None]] = {}
 
     @property
     def terminal(self) -> Terminal:
@@ -292,6 +298,7 @@ class Batch:
         """Apply one accepted event of ``terminal`` (or refuse it, leaving no trace) and
         record its verdict."""
         self._terminal = terminal
+        self._ev_id = ev.event_id
         member_id: str | None = None
         status, code, message = "applied", None, None
         if self._careful:
@@ -331,12 +338,18 @@ class Batch:
         self._flags.extend(self._ev_flags)
         for done in self._ev_done:
             done()
+        self.steps.extend(
+            outbox.Step(self._ev_id, m.member_id, before, m.state)
+            for m, before in self._ev_before.values()
+        )
         self._ev_ops, self._ev_flags, self._ev_undo, self._ev_done = [], [], [], []
+        self._ev_before = {}
 
     def _undo_event(self) -> None:
         for undo in reversed(self._ev_undo):
             undo()
         self._ev_ops, self._ev_flags, self._ev_undo, self._ev_done = [], [], [], []
+        self._ev_before = {}
 
     def write_ops(self) -> None:
         """Run the collected writes: one ``executemany`` per statement, updates last (an
@@ -360,6 +373,7 @@ class Batch:
             self.rules,
             self._now,
             careful=self._careful,
+            steps=self.steps,
         )
         self.write_ops()
         self.flush()
@@ -375,6 +389,7 @@ class Batch:
             m.state, m.dirty, m.text, m.merged_into, m.phone_hash = old
 
         self._ev_undo.append(undo)
+        self._ev_before.setdefault(m.member_id, (m, m.state))
         m.state, m.dirty, m.text = state, True, None
 
     def add_member(self, m: BatchMember) -> None:
@@ -382,6 +397,7 @@ class Batch:
         self._members[m.member_id] = m
         self._registered[m.code] = m
         self._origin[m.member_id] = self.terminal
+        self._ev_before[m.member_id] = (m, None)
 
         def forget() -> None:
             self._members.pop(m.member_id, None)

@@ -195,11 +195,15 @@ def _balance_events(
     after: engine.MemberSummary,
     rules: Programme,
     now: datetime,
+    cause: str,
 ) -> list[outbox.Pending]:
-    """``balance.changed`` of a console change, when the balance moved (against the
-    state before the change, summarised at ``now``)."""
+    """``balance.changed`` of a console change (``cause``: ``adjustment:<n>`` or
+    ``merge:<member_id>``), when the balance moved (against the state before the change,
+    summarised at ``now``)."""
     was = engine.member_summary(before, rules, now).balance
-    return [] if was == after.balance else [outbox.balance_changed(member_id, after, was, now)]
+    if was == after.balance:
+        return []
+    return [outbox.balance_changed(member_id, after, was, now, cause)]
 
 
 def _change(tx: Tx, kind: str, member_id: str, body: dict[str, Any], now: datetime) -> None:
@@ -272,7 +276,7 @@ def adjust(
             tx,
             [
                 outbox.Pending(member_id, outbox.POINTS_ADJUSTED, adjusted, now),
-                *_balance_events(member_id, m.state, after, rules, now),
+                *_balance_events(member_id, m.state, after, rules, now, f"adjustment:{row[0]}"),
             ],
             now=now,
         )
@@ -386,16 +390,17 @@ def merge(
         rules = ctx.programmes.get(None, tx)
         assert rules is not None
         joined = _write_state(tx, ctx, s.member_id, merged_state(s.state, d.state), now)
-        moved = _balance_events(s.member_id, s.state, joined, rules, now)
+        moved = _balance_events(s.member_id, s.state, joined, rules, now, f"merge:{d.member_id}")
         if s.phone_hash is None and d.phone_hash is not None:
             tx.execute(
-                "UPDATE members SET (phone_hash, phone_masked, phone_sealed) = "
-                "(SELECT phone_hash, phone_masked, phone_sealed FROM members WHERE member_id = ?) "
+                "UPDATE members SET (phone_hash, phone_masked, phone_sealed, phone_legacy) = "
+                "(SELECT phone_hash, phone_masked, phone_sealed, phone_legacy FROM members "
+                "WHERE member_id = ?) "
                 "WHERE member_id = ?",
                 (d.member_id, s.member_id),
             )
         emptied = _write_state(tx, ctx, d.member_id, MemberState(d.member_id, birthday=None), now)
-        moved += _balance_events(d.member_id, d.state, emptied, rules, now)
+        moved += _balance_events(d.member_id, d.state, emptied, rules, now, f"merge:{s.member_id}")
         outbox.emit_many(tx, moved, now=now)
         rollups.merged_away(tx, d.member_id)  # the dashboard's live members and cohorts
         tx.execute(

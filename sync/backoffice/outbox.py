@@ -39,11 +39,30 @@ The events and their ``data`` (``member_id`` is the row's, not repeated in ``dat
 - ``points.earned`` / ``points.spent`` / ``points.returned`` (points given back by a
   refund) / ``points.adjusted`` (a console adjustment, signed) / ``points.expired``:
   ``{"points", "cause"}`` where ``cause`` is the event id, ``adjustment:<n>`` or
-  ``expiry``; ``balance.changed``: ``{"balance", "available", "pending", "delta"}`` (points);
-- ``tier.up`` / ``tier.down``: ``{"from", "to"}`` (tier names);
+  ``expiry``;
+- ``balance.changed``: ``{"balance", "available", "pending", "before", "delta", "cause"}``
+  (points): one per ledger change that moves the balance (a purchase, a refund, a
+  registration's welcome bonus, a console adjustment or merge), right after that change's
+  own events. ``balance``, ``available`` and ``pending`` are the member's after the
+  change, ``before`` the balance just before it and ``delta`` = ``balance - before``, both
+  at the moment the change is recorded, so ``delta`` is that change's effect alone. Lots
+  that burn by time between two changes are reported as ``points.expired`` (``triggers``),
+  not here, so a ``before`` can be below the previous event's ``balance``. ``cause``: the
+  till event's id, ``adjustment:<n>`` or ``merge:<member_id>`` (the member merged in or
+  the one merged into);
+- ``tier.up`` / ``tier.down``: ``{"from", "to"}`` (tier names), once per projector pass
+  and member (a tier is the member's rolling spend at the pass's time);
 - ``points.expiring``: ``{"points", "expires_on", "days"}``; ``birthday.soon``:
   ``{"days"}``; ``member.lapsed``: ``{"last_purchase_at", "days"}``;
-- ``collection.progress`` / ``collection.completed``: ``{"mechanic", "units", "target"}``;
+- ``collection.progress``: ``{"mechanic", "units", "target", "cause"}``, ``units`` of
+  ``target`` now counted toward the mechanic's next reward ("you collected 4 of 5"), when a
+  purchase adds units of its collection, or a refund takes units back (``units`` lower,
+  or, when the refund takes a reward back, the units counted before that reward);
+  ``collection.completed``: ``{"mechanic", "units", "target", "rewards", "points",
+  "cause"}`` when a purchase completes it (``units`` = ``target``; ``rewards``: times
+  completed by this purchase, ``points``: the reward points granted), followed by a
+  ``collection.progress`` of the units left over when there are any. ``mechanic`` is the
+  programme's collection mechanic id, ``cause`` the till event's id;
 - ``consent.changed``: ``{"consent_marketing"}``; ``member.erased``: ``{}``;
 - ``segment.entered`` / ``segment.left``: ``{"segment_id", ...}`` (audiences).
 
@@ -62,7 +81,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from agent import engine
+from agent import codec, engine
+from agent.ledger import PurchaseEffects
+from agent.model import MemberState
 from agent.rules import Programme
 from sync.backoffice.context import moment_text
 from sync.backoffice.db import Database, Tx, marks
@@ -133,6 +154,16 @@ class Pending(NamedTuple):
     type: str
     data: dict[str, Any]
     occurred_at: datetime
+
+
+class Step(NamedTuple):
+    """One applied till event's change of one member in a projector pass: the event,
+    the member, its state before (None: the event registered it) and after."""
+
+    event_id: str
+    member_id: str
+    before: MemberState | None
+    after: MemberState
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +381,7 @@ def record(
     now: datetime,
     *,
     careful: bool,
+    steps: Sequence[Step] = (),
 ) -> None:
     """Emit the member events of one projector pass, in its transaction, before its
     writes run (the members' rows still hold their state before the pass).
@@ -360,31 +392,37 @@ def record(
     order; ``members``: the pass's members by id (their state after it; those it
     registered are ``new``); ``origin``: member registered here -> its terminal
     (``.store_id``, ``.terminal_id``); ``rules``: the active programme; ``now``: the
-    pass's time.
+    pass's time; ``steps``: each applied event's changed members with their states
+    before and after it, in ``pos`` order (``Batch.steps``).
 
     Per event, in ``pos`` order: a registration gives ``member.registered`` (and
     ``points.earned`` for a welcome bonus); a purchase ``member.activated`` or
     ``member.second_purchase`` when it is the member's first or second, ``purchase``,
-    ``points.spent``, ``points.earned``; a refund ``refund`` and ``points.returned``.
-    Then per member changed by the pass, once: ``balance.changed`` (the balance after
-    the pass, and its difference from the balance stored before it) and ``tier.up`` /
+    ``points.spent``, ``points.earned``, then ``collection.completed`` /
+    ``collection.progress`` for each collection it adds units to; a refund ``refund``,
+    ``points.returned`` and ``collection.progress`` where it takes units back; each of
+    them then ``balance.changed`` when it moved the balance (its states before and after,
+    summarised at ``now``). Then per member changed by the pass, once: ``tier.up`` /
     ``tier.down``. A registration merged at once into an earlier one (a duplicate phone)
-    gives nothing of its own. Cost: a statement for the members' balances and tiers
-    before, one for their earlier purchases, one for the welcome bonuses (only with
-    registrations), then ``emit_many``."""
+    gives nothing of its own. Cost: a statement for the members' tiers before, one for
+    their earlier purchases, one for the welcome bonuses (only with registrations), a
+    summary per step, the purchases' effects decoded only when they advanced a
+    collection, then ``emit_many``."""
     order = {v[4]: n for n, v in enumerate(verdicts) if v[0] == "applied"}
     if not order:
         return
     if careful:
         ids = list(order)
-        bought = _stored(tx, "purchases", _PURCHASE, ids)
+        bought = _stored(tx, "purchases", (*_PURCHASE, "effects"), ids)
         refunds = _stored(tx, "refunds", _REFUND, ids)
     else:
         rows = _staged(staged)
         bought, refunds = rows["purchases"], rows["refunds"]
     pending: list[tuple[int, int, Pending]] = []  # (event order, within it, event)
+    when: dict[str, str] = {}  # event id -> its occurred_at text
 
     def add(event_id: str, member_id: str, kind: str, data: dict[str, Any], at: str) -> None:
+        when.setdefault(event_id, at)
         pending.append((order[event_id], len(pending), Pending(member_id, kind, data, _at(at))))
 
     changed = [
@@ -398,6 +436,9 @@ def record(
         if int(r["returned"]):
             cause = {"points": int(r["returned"]), "cause": r["event_id"]}
             add(r["event_id"], r["member_id"], POINTS_RETURNED, cause, r["occurred_at"])
+    live = {m.member_id for m in changed}
+    fx = {p["event_id"]: p["effects"] for p in bought}
+    _steps([s for s in steps if s.member_id in live], fx, rules, now, when, add)
     pending.sort(key=lambda x: (x[0], x[1]))
     last = {p.member_id: (n, p.occurred_at) for n, _, p in pending}  # its last event
     for p in _summaries(tx, changed, new, rules, now, last):
@@ -485,17 +526,98 @@ def _refund_data(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def balance_changed(
-    member_id: str, after: engine.MemberSummary, before: int, at: datetime
+    member_id: str, after: engine.MemberSummary, before: int, at: datetime, cause: str
 ) -> Pending:
     """``balance.changed``: the member's balance, available and pending points after the
-    change, and ``delta``, the balance after minus ``before`` (points)."""
+    change, ``before`` (the balance just before it), ``delta`` = balance after minus
+    ``before`` (points), and ``cause``, what changed it (see the module docstring)."""
     data = {
         "balance": after.balance,
         "available": after.available,
         "pending": after.pending,
+        "before": before,
         "delta": after.balance - before,
+        "cause": cause,
     }
     return Pending(member_id, BALANCE_CHANGED, data, at)
+
+
+_NO_COLLECTION = '"collection_mechanics":[]'  # in a purchase's effects text (canonical)
+
+
+def _steps(
+    steps: Sequence[Step],
+    effects: Mapping[str, str],
+    rules: Programme,
+    now: datetime,
+    when: Mapping[str, str],
+    add: Add,
+) -> None:
+    """Per step (an applied event's change of a live member), after the event's own
+    events: its collection events, then ``balance.changed`` when the balance moved.
+    ``effects``: the pass's purchases' effects text by event id; ``when``: each event's
+    ``occurred_at`` text (``now`` for an event that gave nothing else)."""
+    targets = {m.id: m.target for m in rules.collections}
+    summary: dict[int, engine.MemberSummary] = {}  # id(state) -> its summary at now
+
+    def summarise(state: MemberState) -> engine.MemberSummary:
+        got = summary.get(id(state))
+        if got is None:
+            got = summary[id(state)] = engine.member_summary(state, rules, now)
+        return got
+
+    for st in steps:
+        at = when.get(st.event_id) or now.isoformat()
+        text = effects.get(st.event_id)
+        after = dict(st.after.collections)
+        if text is not None and _NO_COLLECTION not in text:
+            for kind, data in _collected(codec.loads(PurchaseEffects, text), after):
+                add(st.event_id, st.member_id, kind, {**data, "cause": st.event_id}, at)
+        elif text is None and (targets or st.after.collections):
+            before = dict(st.before.collections) if st.before is not None else {}
+            for mech in sorted(before.keys() | after.keys()):
+                units = after.get(mech, 0)
+                if units != before.get(mech, 0) and mech in targets:
+                    data = {"mechanic": mech, "units": units, "target": targets[mech]}
+                    add(
+                        st.event_id,
+                        st.member_id,
+                        COLLECTION_PROGRESS,
+                        {**data, "cause": st.event_id},
+                        at,
+                    )
+        was = 0 if st.before is None else summarise(st.before).balance
+        s = summarise(st.after)
+        if s.balance != was:
+            p = balance_changed(st.member_id, s, was, _at(at), st.event_id)
+            add(st.event_id, st.member_id, p.type, p.data, at)
+
+
+def _collected(fx: PurchaseEffects, after: Mapping[str, int]) -> list[tuple[str, dict[str, Any]]]:
+    """The collection events of one purchase: per mechanic it adds units to, a
+    ``collection.completed`` when it granted the reward (its grant's points; times
+    completed = points over the reward, or the units' arithmetic for a reward of 0),
+    and a ``collection.progress`` of the units now counted (left over) unless none are."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    before = dict(fx.collections_before)
+    for mech, collection, target, reward in fx.collection_mechanics:
+        units = sum(rl.collection_units for rl in fx.lines if rl.collection == collection)
+        if not units:
+            continue
+        now_counted = after.get(mech, 0)
+        grant = next((g for g in fx.grants if g.kind == "collection" and g.ref == mech), None)
+        points = grant.granted if grant is not None else 0
+        if reward > 0:
+            rewards = points // reward
+        else:
+            rewards = max(0, (before.get(mech, 0) + units - now_counted) // target)
+        if rewards:
+            data = {"mechanic": mech, "units": target, "target": target}
+            out.append((COLLECTION_COMPLETED, {**data, "rewards": rewards, "points": points}))
+        if now_counted or not rewards:
+            data = {"mechanic": mech, "units": now_counted, "target": target}
+            out.append((COLLECTION_PROGRESS, data))
+    return out
 
 
 def _summaries(
@@ -506,27 +628,25 @@ def _summaries(
     now: datetime,
     last: Mapping[str, tuple[int, datetime]],
 ) -> list[Pending]:
-    """``balance.changed`` and ``tier.up`` / ``tier.down`` of each member the pass
-    changed, against its stored balance and tier (0 and the first tier when new)."""
+    """``tier.up`` / ``tier.down`` of each member the pass changed, against its stored
+    tier (the first tier when new)."""
     if not changed:
         return []
     cond, params = _any_of(
         tx, "member_id", [m.member_id for m in changed if m.member_id not in new]
     )
     stored = {
-        str(mid): (int(balance), str(tier))
-        for mid, balance, tier in tx.all_by_index(
-            f"SELECT member_id, balance, tier FROM members WHERE {cond}", params
+        str(mid): str(tier)
+        for mid, tier in tx.all_by_index(
+            f"SELECT member_id, tier FROM members WHERE {cond}", params
         )
     }
     codes = [t.code for t in rules.tiers]
     out: list[Pending] = []
     for m in changed:
-        balance, tier = stored.get(m.member_id, (0, codes[0]))
+        tier = stored.get(m.member_id, codes[0])
         s = engine.member_summary(m.state, rules, now)
         at = last[m.member_id][1] if m.member_id in last else now
-        if s.balance != balance:
-            out.append(balance_changed(m.member_id, s, balance, at))
         if s.tier != tier:
             up = codes.index(s.tier) > (codes.index(tier) if tier in codes else -1)
             kind = TIER_UP if up else TIER_DOWN
