@@ -116,7 +116,7 @@ def test_report_command_on_the_same_ledger(
     assert main(["backoffice", "report", "--db", db]) == 0
     text = capsys.readouterr().out
     assert f"12{NBSP}998,00{NBSP}₽" in text  # revenue, grouped, in roubles
-    assert "Участников в базе сейчас" in text and "зарегистрированы на кассах" in text
+    assert "Участников в базе сейчас" in text and "Новые участники (на кассах и на сайте)" in text
     liability = f"{t['liability_points']:,}".replace(",", NBSP)
     assert f"{liability}{NBSP}бонус" in text  # grouped (was 19565185)
     header = next(line for line in text.splitlines() if line.strip().startswith("кассир"))

@@ -14,10 +14,12 @@ stores):
   full (counted on the day of the refund that completed the return, so a day with only
   refunds can be negative); ``refunded_cheques`` counts those returns, so the cheques
   rung in the period are ``cheques + refunded_cheques``. A partly refunded cheque counts;
-- new members: registrations at the tills in the period (members loaded into the base,
-  as by ``seed``, are not new; a duplicate phone merged at once is not new), on the date
-  of their ``registered_at``, with the welcome bonus each registration granted in points
-  issued (``rollups``: the projector keeps both per day, store and cashier);
+- new members: registrations at the tills and joins on the members' pages in the period
+  (members loaded into the base, as by ``seed``, are not new; a duplicate phone merged at
+  once is not new), a till's on the date of its ``registered_at`` by its cashier, a web
+  join on its local day at its poster's store with no cashier (``'-'``), with the welcome
+  bonus each granted in points issued (``rollups``: the projector and the join keep both
+  per day, store and cashier);
   ``members_now``: members in the base now (merged ones counted once), whatever the
   period;
 - members with a purchase / repeat buyers: distinct members with >= 1 / >= 2 of the
@@ -366,7 +368,7 @@ def table(data: dict[str, Any]) -> str:
     t = data["totals"]
     lines = [
         ("Участников в базе сейчас", str(t["members_now"])),
-        ("Новые участники (зарегистрированы на кассах)", str(t["new_members"])),
+        ("Новые участники (на кассах и на сайте)", str(t["new_members"])),
         ("Участники с покупкой", str(t["members_with_purchase"])),
         ("Повторные покупатели", str(t["repeat_buyers"])),
         ("Чеков (без возвращённых)", str(t["cheques"])),

@@ -9,8 +9,9 @@ session's own member's token when asked (``Backoffice.member_tokens``).
 
 Joining creates the member in the ledger as a till's registration would (the programme's
 welcome bonus as a lot, the member in the change feed so every till learns the card), with
-the store and poster as its source (``member_sources``), its ``member.registered``
-event in the outbox, and each consent as a row of its
+the store and poster as its source (``member_sources``, with the join's local day and
+welcome bonus: a new member of the KPI report and the dashboard, ``rollups.web_join``),
+its ``member.registered`` event in the outbox, and each consent as a row of its
 own document (``member_consents``: kind, granted or withdrawn, the text's version, the
 time; 152-FZ). A phone that already has a card (also one a till registered offline and
 synced: the same phone hash) is signed in to that card, never given a second one; a till
@@ -41,6 +42,7 @@ from sync.backoffice.batch import FLAG_INSERT, flag_row
 from sync.backoffice.context import Context
 from sync.backoffice.db import Tx
 from sync.backoffice.feed import member_records
+from sync.backoffice.rollups import web_join
 
 SESSION_TTL = timedelta(days=180)
 """How long a phone stays signed in to its card (the cookie's lifetime too)."""
@@ -289,10 +291,14 @@ def join(
                 at,
             ),
         )
+        day = engine.local_date(rules, now).isoformat()
+        welcome = sum(lot.points for lot in state.lots)
         tx.execute(
-            "INSERT INTO member_sources(member_id, store_id, poster_id, at) VALUES (?,?,?,?)",
-            (member_id, s[3], s[4], at),
+            "INSERT INTO member_sources(member_id, store_id, poster_id, at, day, "
+            "welcome_points) VALUES (?,?,?,?,?,?)",
+            (member_id, s[3], s[4], at, day, welcome),
         )
+        web_join(tx, day, s[3], welcome, state)
         _consent(tx, member_id, "programme", True, rules.consent_text_version, at)
         _consent(tx, member_id, "marketing", consent_marketing, MARKETING_TEXT_VERSION, at)
         tx.execute(

@@ -14,7 +14,9 @@ cheque. Columns (integer counts, kopecks, points):
 - ``new_members`` / ``welcome_points``: a registration at a till (not merged away at once
   as a duplicate phone) on ``registered_at``'s date, at the store and by the cashier that
   registered it, with the welcome bonus the registration granted (the event's
-  ``welcome_points``; points issued = ``points_issued + welcome_points``).
+  ``welcome_points``; points issued = ``points_issued + welcome_points``); and a join on
+  the members' pages (``web_join``) on its local day, at its poster's store (``''``
+  without one), with no cashier (``'-'``) and the welcome bonus it granted.
 
 Kept by the projector in the ledger's transaction: ``record`` is called once per pass
 (``batch.Batch.finish``) with what the pass staged, and writes one upsert per changed key
@@ -590,6 +592,11 @@ def rebuild(tx: Tx) -> None:
             new_members=1,
             welcome_points=_welcome_of(payload),
         )
+    for day, store, welcome in tx.all(
+        "SELECT s.day, COALESCE(s.store_id, ''), s.welcome_points FROM member_sources s "
+        "JOIN members m ON m.member_id = s.member_id"
+    ):
+        tally.add((day, store, NO_CASHIER), new_members=1, welcome_points=int(welcome))
     tally.write(tx)
     _mark(tx, BUILT_KEY)
     rebuild_more(tx)
@@ -761,6 +768,23 @@ def _built(tx: Tx) -> int:
         k for (k,) in tx.all("SELECT key FROM settings WHERE key IN (?, ?)", (BUILT_KEY, HELD_KEY))
     }
     return 0 if BUILT_KEY not in keys else 1 + (HELD_KEY in keys)
+
+
+def web_join(
+    tx: Tx, day: str, store_id: str | None, welcome_points: int, state: MemberState
+) -> None:
+    """Count a member who joined on the members' pages (``member_signup.join``) as a new
+    member of ``day`` (the programme's local date, ISO) at ``store_id`` (``''`` without
+    one), with no cashier, and the welcome bonus the join granted (points): what the KPI
+    report and the dashboard read, as for a till's registration (``rebuild`` counts the
+    join again from ``member_sources``); and its ``state`` in the points held and the live
+    members, in the join's transaction."""
+    tally = _Tally()
+    tally.add((day, store_id or "", NO_CASHIER), new_members=1, welcome_points=welcome_points)
+    tally.write(tx)
+    held = Held()
+    held.change(store_id or "", None, state)
+    held.write(tx)
 
 
 def registrations(tx: Tx, d0: str, d1: str) -> list[tuple[str, str, str, int, int]]:
