@@ -285,3 +285,49 @@ def test_bad_subscriptions_are_refused_with_nothing_written(bo: Backoffice) -> N
     assert made.subscription.url == "https://crm.example/hook"
     assert made.subscription.types == ("purchase", "tier.up")
     assert bo.webhook_set_types(made.subscription.id, "", actor="owner").types == ()
+
+
+def test_a_members_due_events_go_in_one_round_in_order_and_a_failure_stops_the_run(
+    bo: Backoffice, receiver: Receiver, deliverer: webhooks.Deliverer, clock: FakeClock
+) -> None:
+    sid = bo.webhook_add(receiver.url, "", actor="owner").subscription.id
+    receiver.failing_subjects = {"m2"}
+    emit(bo, "m1", 5)
+    emit(bo, "m2", 2)
+    assert deliverer.round() == 6  # m1's five one after another, m2's first refused
+    assert seqs(receiver, "m1") == [1, 2, 3, 4, 5] and seqs(receiver, "m2", every=True) == [1]
+    assert states(bo) == {"done": 5, "pending": 2}
+    receiver.failing_subjects = set()
+    clock.advance(minutes=1)
+    assert deliverer.round() == 2 and seqs(receiver, "m2") == [1, 2]
+    receiver.script = [(204, {}), (503, {})]  # m3's second fails: its third waits
+    emit(bo, "m3", 3)
+    assert deliverer.round() == 2
+    with bo.db.reading() as tx:
+        rows = tx.all(
+            "SELECT outbox_id, state, head, attempts, claim FROM webhook_deliveries "
+            "WHERE member_id = 'm3' ORDER BY outbox_id"
+        )
+    assert [tuple(r[1:]) for r in rows] == [
+        ("done", 0, 1, None),
+        ("pending", 1, 1, None),  # the member's head now, due after its backoff
+        ("pending", 0, 0, None),  # claimed behind it, never sent, let go
+    ]
+    assert deliverer.round() == 0  # not before the backoff
+    clock.advance(minutes=1)
+    assert deliverer.round() == 2
+    assert seqs(receiver, "m3", every=True) == [1, 2, 2, 3] and seqs(receiver, "m3") == [1, 2, 3]
+    emit(bo, "m4", webhooks.RUN_MAX + 4)
+    assert deliverer.round() == webhooks.RUN_MAX  # a run is bounded
+    assert deliverer.round() == 4
+    assert seqs(receiver, "m4") == list(range(1, webhooks.RUN_MAX + 5))
+    assert sorted(receiver.ids()) == sorted(
+        webhooks.webhook_id(sid, i) for i in range(1, 11 + webhooks.RUN_MAX + 4)
+    )
+
+
+def seqs(receiver: Receiver, member: str, *, every: bool = False) -> list[int]:
+    """The ``member_seq`` of a member's requests in arrival order (only those answered
+    2xx unless ``every``)."""
+    got = receiver.got if every else receiver.accepted()
+    return [r.event()["data"]["member_seq"] for r in got if r.event()["subject"] == member]

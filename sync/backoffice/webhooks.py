@@ -30,8 +30,13 @@ One round of the ``Deliverer`` (a ``worker.RoundWorker`` thread of every serving
    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so the nodes share the work; SQLite has one
    node and one writer). A node that dies mid-send leaves its claims to expire, and the
    event is sent again with the same ``webhook-id``: at least once, the receiver
-   deduplicates by that id.
-3. *Send*: up to ``PARALLEL`` requests at once (``httpx``, ``CONNECT_TIMEOUT_S`` and
+   deduplicates by that id. With each head its member's next due pending deliveries (up
+   to ``RUN_MAX`` in all, ``followers``) are claimed too: a projector pass writes several
+   events of a member at once (purchase, points, balance), and sending them one round
+   each would cost a round trip of the database per event.
+3. *Send*: a member's run in order, each after the previous one's 2xx (the run stops at
+   the first failure: the later ones wait, as the head rule says), up to ``PARALLEL``
+   members' runs at once (``httpx``, ``CONNECT_TIMEOUT_S`` and
    ``READ_TIMEOUT_S``), the body the CloudEvents 1.0 JSON of the event (the encoder is
    given: ``event_feed.cloud_event``), the headers ``webhook-id`` (``msg_<subscription>_<outbox
    id>``: the same on every retry), ``webhook-timestamp`` (unix seconds of this attempt)
@@ -59,6 +64,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import random
@@ -100,6 +106,7 @@ RETRY_FOR = timedelta(hours=72)
 MAX_RETRY_AFTER_S = 24 * 3600  # a 429's Retry-After is honoured up to a day
 TAKE_CHUNK = 1000  # outbox ids a subscription's cursor advances per round
 SEND_CHUNK = 64  # deliveries claimed per round
+RUN_MAX = 16  # a member's due deliveries sent one after another under one claim
 PARALLEL = 8  # requests in flight at once
 KEEP = timedelta(days=35)  # the delivery log and done deliveries are kept this long
 PRUNE_EVERY = timedelta(hours=1)
@@ -302,7 +309,9 @@ def retry_after_s(value: str | None, now: datetime) -> float | None:
 
 # ---------------------------------------------------------------------- subscriptions
 def check_url(url: str) -> str:
-    """The receiver's URL, stripped: ``http(s)://host[:port]/...``, at most ``URL_MAX``."""
+    """The receiver's URL, stripped: ``https://host[:port]/...`` (``http://`` only to a
+    loopback host: the members' data and the signatures cross no network in clear), at
+    most ``URL_MAX``."""
     url = url.strip()
     parts = urlsplit(url)
     if len(url) > URL_MAX or parts.scheme not in ("http", "https") or not parts.hostname:
@@ -312,8 +321,27 @@ def check_url(url: str) -> str:
             f"адрес получателя должен начинаться с http:// или https:// и содержать хост, "
             f"не длиннее {URL_MAX} знаков: {url[:80]!r}",
             code="bad_url",
+            field="url",
+        )
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise WebhookError(
+            f"the receiver's URL must be https:// (http:// only to 127.0.0.1, ::1 or "
+            f"localhost): {url[:80]!r}",
+            f"адрес получателя должен начинаться с https:// (http:// только для 127.0.0.1, "
+            f"::1 или localhost): {url[:80]!r}",
+            code="bad_url",
+            field="url",
         )
     return url
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_types(types: str | Sequence[str]) -> tuple[str, ...]:
@@ -327,6 +355,7 @@ def check_types(types: str | Sequence[str]) -> tuple[str, ...]:
             f"unknown event type {unknown[0]!r}; the types are: {', '.join(outbox.TYPES)}",
             f"неизвестный тип события {unknown[0]!r}; типы: {', '.join(outbox.TYPES)}",
             code="bad_types",
+            field="types",
         )
     return tuple(t for t in outbox.TYPES if t in wanted)
 
@@ -450,6 +479,7 @@ def whole(name: str, value: int | str) -> int:
             f"{name}: a whole number from 1, not {text[:40]!r}",
             f"{name}: целое число от 1, а не «{text[:40]}»",
             code="bad_number",
+            field=name,
         )
     return int(text)
 
@@ -534,6 +564,7 @@ def replay(tx: Tx, subscription_id: int, first_id: int, last_id: int | None, now
             f"повтор берёт номера событий от 1, первый не больше последнего, не больше "
             f"{REPLAY_MAX}: {first_id}..{last}",
             code="bad_replay",
+            field="last",
         )
     last = min(last, sub.cursor)
     sql = "SELECT id, member_id FROM outbox WHERE id >= ? AND id <= ?" + (
@@ -576,6 +607,156 @@ def _rehead(tx: Tx, subscription_id: int, members: Sequence[str] | None) -> None
     for i in range(0, len(members), 500):
         part = members[i : i + 500]
         tx.execute(f"{base} AND member_id IN ({marks(len(part))})", (subscription_id, *part))
+
+
+# ---------------------------------------------------------------------- the console's views
+@dataclass(frozen=True, slots=True)
+class Health:
+    """How a subscription's deliveries go: the last attempt (time ISO UTC, status code or
+    None for no answer, error) and its pending deliveries that have failed at least once
+    (``failing``: being retried)."""
+
+    last_at: str | None
+    last_status: int | None
+    last_error: str | None
+    failing: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """A row of the console's delivery log: the attempt, its event (outbox id, type,
+    member), its number among the attempts of that event, and, on the event's latest
+    attempt while it is still pending, when the next one is due (ISO UTC)."""
+
+    id: int
+    outbox_id: int
+    webhook_id: str
+    type: str | None
+    member_id: str | None
+    number: int
+    attempted_at: str
+    status: int | None
+    duration_ms: int
+    error: str | None
+    state: str | None
+    next_at: str | None
+
+
+def health(db: Database, subscription_ids: Sequence[int]) -> dict[int, Health]:
+    """``Health`` of each of ``subscription_ids`` (one indexed read of its log each)."""
+    out: dict[int, Health] = {}
+    with db.reading() as tx:
+        for sid in subscription_ids:
+            last = tx.one(
+                "SELECT attempted_at, status, error FROM webhook_attempts "
+                "WHERE subscription_id = ? ORDER BY id DESC LIMIT 1",
+                (sid,),
+            )
+            failing = tx.one(
+                "SELECT count(*) FROM webhook_deliveries WHERE subscription_id = ? "
+                "AND state = 'pending' AND attempts > 0",
+                (sid,),
+            )[0]
+            out[sid] = Health(
+                None if last is None else str(last[0]),
+                None if last is None else _int(last[1]),
+                None if last is None else last[2],
+                int(failing),
+            )
+    return out
+
+
+def delivery_log(
+    db: Database, subscription_id: int, *, limit: int = 50, before: int | None = None
+) -> list[LogRow]:
+    """The subscription's delivery log, newest first (ids below ``before`` for the next
+    page), each attempt with its event and its number (the index of migration
+    ``0022_webhook_attempts_event`` counts them)."""
+    with db.reading() as tx:
+        rows = tx.all(
+            "SELECT a.id, a.outbox_id, a.webhook_id, o.type, o.member_id, "
+            "(SELECT count(*) FROM webhook_attempts p WHERE p.subscription_id = "
+            "a.subscription_id AND p.outbox_id = a.outbox_id AND p.id <= a.id), "
+            "a.attempted_at, a.status, a.duration_ms, a.error, d.state, "
+            "CASE WHEN d.state = 'pending' AND a.id = (SELECT max(q.id) FROM "
+            "webhook_attempts q WHERE q.subscription_id = a.subscription_id AND "
+            "q.outbox_id = a.outbox_id) THEN d.next_at END "
+            "FROM webhook_attempts a LEFT JOIN outbox o ON o.id = a.outbox_id "
+            "LEFT JOIN webhook_deliveries d ON d.subscription_id = a.subscription_id "
+            "AND d.outbox_id = a.outbox_id "
+            "WHERE a.subscription_id = ? AND a.id < ? ORDER BY a.id DESC LIMIT ?",
+            (subscription_id, before if before is not None else 2**62, limit),
+        )
+    return [
+        LogRow(
+            int(r[0]),
+            int(r[1]),
+            str(r[2]),
+            r[3],
+            r[4],
+            int(r[5]),
+            str(r[6]),
+            _int(r[7]),
+            int(r[8]),
+            r[9],
+            r[10],
+            r[11],
+        )
+        for r in rows
+    ]
+
+
+def delete(tx: Tx, subscription_id: int, now: datetime) -> Subscription:
+    """Drop a subscription with its queue, dead letters and log; returns it as it was."""
+    sub = _one(tx, subscription_id, now)
+    for table in ("webhook_attempts", "webhook_deliveries"):
+        tx.execute(f"DELETE FROM {table} WHERE subscription_id = ?", (subscription_id,))
+    tx.execute("DELETE FROM webhook_subscriptions WHERE id = ?", (subscription_id,))
+    return sub
+
+
+def moment(name: str, value: str | datetime) -> datetime:
+    """A time typed in a form (ISO 8601, ``2026-06-15T09:00`` or with a zone; without
+    one it is UTC, as the console shows times)."""
+    if isinstance(value, datetime):
+        at = value
+    else:
+        try:
+            at = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise WebhookError(
+                f"{name}: a date and time like 2026-06-15T09:00 (UTC), not {value[:40]!r}",
+                f"{name}: дата и время вида 2026-06-15T09:00 (UTC), а не «{value[:40]}»",
+                code="bad_time",
+                field=name,
+            ) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def span(tx: Tx, since: datetime, until: datetime) -> tuple[int, int] | None:
+    """The outbox ids of the events written in ``[since, until)`` (first, last), or None.
+    The ids commit in the order of their ``created_at`` (the emitters hold the feed lock),
+    so two binary searches over the primary key find the ends without a scan."""
+    low, high = moment_text(since), moment_text(until)
+    top = int(tx.one("SELECT COALESCE(max(id), 0) FROM outbox")[0])
+
+    def first_at_or_after(stamp: str) -> int:
+        """The least id whose event was written at ``stamp`` or later (top + 1: none)."""
+        lo, hi = 1, top + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = tx.one(
+                "SELECT id, created_at FROM outbox WHERE id >= ? ORDER BY id LIMIT 1", (mid,)
+            )
+            if row is None or str(row[1]) >= stamp:
+                hi = mid
+            else:
+                lo = int(row[0]) + 1
+        return lo
+
+    first, end = first_at_or_after(low), first_at_or_after(high)
+    last = tx.one("SELECT max(id) FROM outbox WHERE id >= ? AND id < ?", (first, end))[0]
+    return None if last is None else (first, int(last))
 
 
 # ---------------------------------------------------------------------- the rounds
@@ -641,6 +822,7 @@ class _Job:
     url: str
     secrets: tuple[str, ...]
     body: bytes
+    follower: bool = False  # claimed behind its member's head (``followers``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,6 +856,35 @@ def claim(tx: Tx, now: datetime, token: str, limit: int = SEND_CHUNK) -> list[tu
             ],
         )
     return [tuple(r) for r in rows]
+
+
+def followers(
+    tx: Tx, heads: Sequence[tuple[Any, ...]], now: datetime, token: str, run: int = RUN_MAX
+) -> list[tuple[Any, ...]]:
+    """Claim with ``token``, behind each claimed head of ``heads`` (``claim``'s rows), its
+    member's next pending deliveries that are due, in order, up to ``run`` with the head
+    (stopping at the first not due); returns their rows as ``claim`` does. Their
+    ``attempts`` and ``first_at`` change only if they are sent (``Deliverer._record``);
+    nobody else claims them meanwhile: only heads are claimed, and only the claim's
+    holder makes a member's next delivery the head."""
+    out: list[tuple[Any, ...]] = []
+    for sid, oid, member, _tries, _first in heads:
+        rows = tx.all(
+            "SELECT subscription_id, outbox_id, member_id, attempts, first_at, next_at "
+            "FROM webhook_deliveries WHERE subscription_id = ? AND member_id = ? "
+            "AND state = 'pending' AND outbox_id > ? ORDER BY outbox_id LIMIT ?",
+            (sid, member, oid, run - 1),
+        )
+        for r in rows:
+            if str(r[5]) > moment_text(now):
+                break
+            out.append(tuple(r[:5]))
+    if out:
+        tx.executemany(
+            "UPDATE webhook_deliveries SET claim = ? WHERE subscription_id = ? AND outbox_id = ?",
+            [(token, r[0], r[1]) for r in out],
+        )
+    return out
 
 
 def prune(tx: Tx, now: datetime) -> int:
@@ -744,11 +955,18 @@ class Deliverer(RoundWorker):
         token = secrets.token_hex(8)
         with db.transaction() as tx:
             rows = claim(tx, now, token)
-            jobs = self._jobs(tx, rows, now)
+            queued = followers(tx, rows, now, token)
+            jobs = self._jobs(tx, rows, now) + self._jobs(tx, queued, now, follower=True)
         if not jobs:
             return 0
-        outcomes = list(self.pool.map(self._send, jobs))
-        self._record(outcomes, token)
+        runs: dict[tuple[int, str], list[_Job]] = {}
+        for job in sorted(jobs, key=lambda j: j.outbox_id):
+            runs.setdefault((job.subscription_id, job.member_id), []).append(job)
+        outcomes = [o for sent in self.pool.map(self._send_run, runs.values()) for o in sent]
+        tried = {(o.job.subscription_id, o.job.outbox_id) for o in outcomes}
+        self._record(
+            outcomes, token, [j for j in jobs if (j.subscription_id, j.outbox_id) not in tried]
+        )
         return len(outcomes)
 
     def busy_pause(self, elapsed: float) -> float:
@@ -760,7 +978,9 @@ class Deliverer(RoundWorker):
         with contextlib.suppress(Exception):
             self.http.close()
 
-    def _jobs(self, tx: Tx, rows: list[tuple[Any, ...]], now: datetime) -> list[_Job]:
+    def _jobs(
+        self, tx: Tx, rows: list[tuple[Any, ...]], now: datetime, *, follower: bool = False
+    ) -> list[_Job]:
         if not rows:
             return []
         subs: dict[int, tuple[str, tuple[str, ...]]] = {}
@@ -792,9 +1012,19 @@ class Deliverer(RoundWorker):
                 str(first or moment_text(now)),
                 *subs[int(sid)],
                 encode_body(self.encode(events[int(oid)])),
+                follower,
             )
             for sid, oid, member, tries, first in rows
         ]
+
+    def _send_run(self, jobs: list[_Job]) -> list[_Outcome]:
+        """A member's run in order, each after the previous one's 2xx (module doc)."""
+        out: list[_Outcome] = []
+        for job in jobs:
+            out.append(o := self._send(job))
+            if o.status is None or not 200 <= o.status < 300:
+                break
+        return out
 
     def _send(self, job: _Job) -> _Outcome:
         at = self.clock.now()
@@ -816,7 +1046,9 @@ class Deliverer(RoundWorker):
         ms = int((time.monotonic() - began) * 1000)
         return _Outcome(job, at, status, retry, ms, error)
 
-    def _record(self, outcomes: list[_Outcome], token: str) -> None:
+    def _record(self, outcomes: list[_Outcome], token: str, unsent: Sequence[_Job] = ()) -> None:
+        """Write the outcomes (module doc, step 4) where this round's claim still holds;
+        ``unsent``: followers behind a failure, whose claim is let go untouched."""
         now = self.clock.now()
         gone: set[int] = set()
         released: dict[int, set[str]] = {}
@@ -844,7 +1076,8 @@ class Deliverer(RoundWorker):
                 cur = tx.execute(
                     "UPDATE webhook_deliveries SET state = ?, next_at = ?, "
                     "head = CASE WHEN ? = 'pending' THEN head ELSE 0 END, "
-                    "claim = NULL, last_status = ?, last_error = ?, done_at = ? "
+                    "claim = NULL, last_status = ?, last_error = ?, done_at = ?, "
+                    "attempts = attempts + ?, first_at = COALESCE(first_at, ?) "
                     "WHERE subscription_id = ? AND outbox_id = ? AND claim = ? "
                     "AND state = 'pending'",
                     (
@@ -854,13 +1087,23 @@ class Deliverer(RoundWorker):
                         o.status,
                         o.error,
                         moment_text(now) if state == "done" else None,
+                        1 if o.job.follower else 0,  # a head's attempt was counted at its claim
+                        moment_text(o.at),
                         o.job.subscription_id,
                         o.job.outbox_id,
                         token,
                     ),
                 )
-                if cur.rowcount and state != "pending":
+                if cur.rowcount and (state != "pending" or o.job.follower):
+                    # done or dead: the member's next becomes its head; a follower that
+                    # failed is its member's earliest pending now, so the head too
                     released.setdefault(o.job.subscription_id, set()).add(o.job.member_id)
+            if unsent:
+                tx.executemany(
+                    "UPDATE webhook_deliveries SET claim = NULL WHERE subscription_id = ? "
+                    "AND outbox_id = ? AND claim = ?",
+                    [(j.subscription_id, j.outbox_id, token) for j in unsent],
+                )
             for sid, members in released.items():
                 _rehead(tx, sid, sorted(members))
             for sid in gone:
