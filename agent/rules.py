@@ -87,6 +87,15 @@ class OfflinePolicy:
     online_grace_seconds: int
 
 
+EVENT_EXPIRING_DAYS = 14
+"""``[events] expiring_days``'s default: ``points.expiring`` looks this many days ahead."""
+EVENT_BIRTHDAY_DAYS = 7
+"""``[events] birthday_days``'s default: ``birthday.soon`` this many days before."""
+EVENT_LAPSED_DAYS = 90
+"""``[events] lapsed_days``'s default: ``member.lapsed`` after this many days without a
+purchase."""
+
+
 @dataclass(frozen=True, slots=True)
 class Programme:
     """One version of a loyalty programme."""
@@ -121,6 +130,16 @@ class Programme:
     collections: tuple[CollectionMechanic, ...]
     offline: OfflinePolicy
     consent_text_version: str
+    events_expiring_days: int = EVENT_EXPIRING_DAYS
+    """``[events] expiring_days``: the back office's ``points.expiring`` event names the
+    points that burn within this many local days (the till slip's horizon is
+    ``expiry_warning_days``, a separate setting)."""
+    events_birthday_days: int = EVENT_BIRTHDAY_DAYS
+    """``[events] birthday_days``: ``birthday.soon`` when the birthday falls within this
+    many days, today included (the bonus's window is ``[birthday] days_before``)."""
+    events_lapsed_days: int = EVENT_LAPSED_DAYS
+    """``[events] lapsed_days``: ``member.lapsed`` once this many days have passed since
+    the member's last purchase."""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -325,6 +344,7 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         raise r.fail("tiers", "tier codes must be unique")
     welcome = r.table("welcome", {})
     birthday = r.table("birthday", {})
+    events = r.table("events", {})
     categories = r.strs("categories")
     excluded = r.strs("excluded_categories")
     campaigns = tuple(_campaign(c) for c in r.tables("campaigns"))
@@ -366,11 +386,15 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         collections=collections,
         offline=_offline(r.table("offline", {})),
         consent_text_version=r.text("consent_text_version", "2026-01", max_len=64),
+        events_expiring_days=events.integer("expiring_days", 1, 365, EVENT_EXPIRING_DAYS),
+        events_birthday_days=events.integer("birthday_days", 0, 60, EVENT_BIRTHDAY_DAYS),
+        events_lapsed_days=events.integer("lapsed_days", 1, 3650, EVENT_LAPSED_DAYS),
     )
     if programme.welcome_spend_before_sync and programme.welcome_points == 0:
         raise welcome.fail("spend_before_sync", "needs a welcome bonus (welcome.points > 0)")
     welcome.done()
     birthday.done()
+    events.done()
     r.done()
     return programme
 
@@ -475,4 +499,21 @@ def programme_to_dict(p: Programme) -> dict[str, Any]:
             "online_grace_seconds": p.offline.online_grace_seconds,
         },
         "consent_text_version": p.consent_text_version,
+        **_events_dict(p),
+    }
+
+
+def _events_dict(p: Programme) -> dict[str, Any]:
+    """The ``[events]`` table, only when it is not the defaults (a document written
+    before the table existed reads back the same, and a till of an earlier version, which
+    refuses unknown keys, still reads such a programme)."""
+    days = (p.events_expiring_days, p.events_birthday_days, p.events_lapsed_days)
+    if days == (EVENT_EXPIRING_DAYS, EVENT_BIRTHDAY_DAYS, EVENT_LAPSED_DAYS):
+        return {}
+    return {
+        "events": {
+            "expiring_days": p.events_expiring_days,
+            "birthday_days": p.events_birthday_days,
+            "lapsed_days": p.events_lapsed_days,
+        }
     }

@@ -22,10 +22,11 @@ day, the birthday, the last purchase's day), written with it; a re-run the same 
 second node running at the same time or a missed day caught up later emits nothing twice.
 No lease is needed for that: the keys and the feed lock decide.
 
-The days: the programme has no settings for these (its ``expiry_warning_days`` is the
-till slip's horizon, its ``birthday.days_before`` the bonus's window), so they are
-``Settings``' defaults: expiring 14 days, birthday 7, lapsed 90, which a caller may
-override (``Backoffice.run_triggers``).
+The days are the active programme's ``[events]`` table (``expiring_days``,
+``birthday_days``, ``lapsed_days``; 14, 7 and 90 when it has none: ``agent.rules``), read
+on every pass, so a new version's days apply from the next day's pass. They are not the
+till slip's ``expiry_warning_days`` nor the bonus's ``[birthday] days_before``. A caller
+may pass other ``Settings`` (``Backoffice.run_triggers``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from agent import engine
-from agent.rules import Programme
+from agent.rules import (
+    EVENT_BIRTHDAY_DAYS,
+    EVENT_EXPIRING_DAYS,
+    EVENT_LAPSED_DAYS,
+    Programme,
+)
 from sync.backoffice import outbox
 from sync.backoffice.batch import member_state
 from sync.backoffice.context import Context
@@ -54,9 +60,14 @@ _TICK = timedelta(microseconds=1)
 class Settings:
     """How many days ahead (expiring, birthday) or behind (lapsed) the events look."""
 
-    expiring_days: int = 14
-    birthday_days: int = 7
-    lapsed_days: int = 90
+    expiring_days: int = EVENT_EXPIRING_DAYS
+    birthday_days: int = EVENT_BIRTHDAY_DAYS
+    lapsed_days: int = EVENT_LAPSED_DAYS
+
+    @classmethod
+    def of(cls, rules: Programme) -> Settings:
+        """The days the programme ``rules`` sets (its ``[events]`` table)."""
+        return cls(rules.events_expiring_days, rules.events_birthday_days, rules.events_lapsed_days)
 
 
 def _birthday_on(born: date, year: int) -> date:
@@ -156,11 +167,12 @@ def due(
 
 def run(ctx: Context, settings: Settings | None = None) -> int:
     """One day's pass over every live member (see the module docstring); returns how many
-    events it emitted (0 on a re-run the same day)."""
-    settings = settings or Settings()
+    events it emitted (0 on a re-run the same day). ``settings``: the days, the active
+    programme's when None."""
     rules = ctx.programmes.get(None)
     if rules is None:
         return 0
+    settings = settings or Settings.of(rules)
     now = ctx.clock.now()
     emitted = 0
     for chunk in _chunks(ctx):
@@ -182,14 +194,15 @@ def run(ctx: Context, settings: Settings | None = None) -> int:
 class Triggers(RoundWorker):
     """``run`` once per local day while the back office serves (started beside the
     projector); a round on a day already done does nothing. A failed pass is retried
-    after ``idle_s`` (the keys keep what it emitted from being emitted again)."""
+    after ``idle_s`` (the keys keep what it emitted from being emitted again).
+    ``settings``: the days, the active programme's on each pass when None."""
 
     name = "kassa-triggers"
     idle_s = 60.0
 
     def __init__(self, ctx: Context, settings: Settings | None = None) -> None:
         super().__init__(ctx)
-        self.settings = settings or Settings()
+        self.settings = settings
         self.last_day: date | None = None
 
     def round(self, busy: bool) -> int:
