@@ -58,13 +58,19 @@ bench: $(STAMP)
 # tests/faults.py at full size (make test runs a small one, tests/test_faults.py): two POS
 # lanes against kassa agent serve, FAULT_KILLS SIGKILLs at aimed moments, an outage of
 # FAULT_OUTAGE_S seconds; prints kills, acknowledged operations, lost, doubled, phantom,
-# balance mismatches, chain breaks and flags as JSON, and fails unless all are clean; then
+# balance mismatches, chain breaks and flags as JSON, and fails unless all are clean (the
+# back office on SQLite, then on a fresh PostgreSQL database FAULT_PG); then
 # tests/test_sync_kill.py with SYNC_KILLS SIGKILLs of a selling and syncing till (30 in make test).
 FAULT_KILLS ?= 200
 FAULT_OUTAGE_S ?= 140
 SYNC_KILLS ?= 300
+FAULT_PG ?= postgresql://postgres@127.0.0.1:5432/kassa_faults
 faults: $(STAMP)
 	$(BIN)/python tests/faults.py --kills $(FAULT_KILLS) --outage-s $(FAULT_OUTAGE_S) --outage-kills 3
+	psql "$(dir $(FAULT_PG))postgres" -q -c 'DROP DATABASE IF EXISTS $(notdir $(FAULT_PG))' \
+		-c 'CREATE DATABASE $(notdir $(FAULT_PG))'
+	$(BIN)/python tests/faults.py --kills $(FAULT_KILLS) --outage-s $(FAULT_OUTAGE_S) --outage-kills 3 \
+		--database $(FAULT_PG)
 	KASSA_SYNC_KILLS=$(SYNC_KILLS) $(BIN)/python -m pytest -q tests/test_sync_kill.py
 
 clean:

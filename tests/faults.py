@@ -1,6 +1,6 @@
 """The fault run (issue 22): ``kassa agent serve`` as a real process with two POS lanes
 over loopback, syncing through a TCP proxy this module controls to a real back office
-(uvicorn over embedded SQLite, in this process), SIGKILLed at aimed moments:
+(uvicorn over embedded SQLite or PostgreSQL, in this process), SIGKILLed at aimed moments:
 
 - ``random``: a moment while both lanes sell (mid-commit, mid-sync, wherever it falls);
 - ``mid_push``: the proxy has forwarded a push (``POST /v1/events``) and holds its answer;
@@ -386,11 +386,12 @@ class Lane(threading.Thread):
                 raise AssertionError(f"register: {joined.status_code} {joined.text}")
 
 
-def _backoffice(root: Path, grace_s: int) -> Backoffice:
-    """A back office over embedded SQLite with the demo members and the demo programme,
-    whose till counts as offline ``grace_s`` seconds after its last contact (so an outage
-    of the run sends it offline: it sells under the offline limits)."""
-    bo = Backoffice(Database.open(str(root / "bo.db")))
+def _backoffice(root: Path, grace_s: int, database: str | None = None) -> Backoffice:
+    """A back office over ``database`` (a PostgreSQL URL; embedded SQLite in ``root`` when
+    None) with the demo members and the demo programme, whose till counts as offline
+    ``grace_s`` seconds after its last contact (so an outage of the run sends it offline:
+    it sells under the offline limits)."""
+    bo = Backoffice(Database.open(database or str(root / "bo.db")))
     bo.initialise()
     demo = demo_programme()
     bo.publish_rules(
@@ -414,13 +415,15 @@ def run(
     outage_kills: int = 2,
     seed: int = 22,
     grace_s: int = 3,
+    database: str | None = None,
     say: Callable[[str], None] | None = None,
 ) -> Counts:
-    """One fault run in the empty directory ``root`` (see the module doc)."""
+    """One fault run in the empty directory ``root`` (see the module doc); the back office
+    on ``database`` (an empty PostgreSQL database's URL) or on SQLite in ``root``."""
     started = time.monotonic()
     rng = random.Random(seed)
     counts = Counts()
-    bo = _backoffice(root, grace_s)
+    bo = _backoffice(root, grace_s, database)
     store_path = root / "till.db"
     with LoopbackServer(bo) as server:
         with httpx.Client(base_url=server.url, timeout=10) as http:
@@ -603,6 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outage-kills", type=int, default=3)
     ap.add_argument("--seed", type=int, default=22)
     ap.add_argument("--dir", help="keep the run's files here (default: a temporary one)")
+    ap.add_argument(
+        "--database", help="the back office on this empty PostgreSQL database (default: SQLite)"
+    )
     args = ap.parse_args(argv)
     import tempfile
 
@@ -617,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             outage_s=args.outage_s,
             outage_kills=args.outage_kills,
             seed=args.seed,
+            database=args.database,
             say=lambda s: print(s, file=sys.stderr, flush=True),
         )
     print(json.dumps(asdict(counts), ensure_ascii=False, indent=1))
