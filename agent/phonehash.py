@@ -9,10 +9,16 @@ compute too, so the defence is arithmetic: (candidates consistent with what the 
 reveals) x (CPU cost of one fingerprint) >= 10^6 CPU-seconds, while one fingerprint at the
 till stays well under the 100 ms a phone lookup may take.
 
-- :func:`hard_phone_hash`: scrypt (memory-hard: 8 MiB per guess at :data:`TILL_COST`, so a
-  GPU or ASIC gains little over a CPU core) with the programme key as the salt, 16 bytes
-  as 32 hex digits: the same shape as today's ``phone_hash`` column, so the columns, the
-  sync payload check (32 hex digits) and the indexes stay as they are.
+- :func:`hard_phone_hash` (fingerprint v2, the one every side computes): scrypt
+  (memory-hard: 8 MiB per guess at :data:`TILL_COST`, so a GPU or ASIC gains little over a
+  CPU core) of the v1 fingerprint (:func:`agent.identify.phone_hash`, the keyed HMAC) with
+  the programme key as the salt, 16 bytes as 32 hex digits: the same shape as the v1
+  ``phone_hash`` column, so the columns, the sync payload check (32 hex digits) and the
+  indexes stay as they are. Layered over v1 so that a stored v1 fingerprint is upgraded
+  without the phone (:func:`upgrade_fingerprint`): the back office upgrades its members
+  and an older till's registrations that way.
+- :func:`lookup_fingerprints`: what a lookup by phone matches, v2 then v1, while rows made
+  before the switch (v1) remain.
 - :func:`store_mask`: what a store keeps to show a member found by card or QR: the
   country code only, no digit of the number. Each digit shown divides the candidates by
   ten; with 2 digits shown the bound fails by a factor of 20 (see :func:`attack_bound`).
@@ -26,11 +32,16 @@ No I/O, no clock reads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
+
+from agent.identify import phone_hash
 
 __all__ = [
     "ATTACK_GOAL_CPU_S",
@@ -40,8 +51,14 @@ __all__ = [
     "ScryptCost",
     "attack_bound",
     "candidates",
+    "cost_from_dict",
+    "cost_to_dict",
     "hard_phone_hash",
+    "lookup_fingerprints",
     "store_mask",
+    "strip_mask",
+    "upgrade_fingerprint",
+    "upgrader",
 ]
 
 ATTACK_GOAL_CPU_S = 10**6
@@ -99,18 +116,36 @@ _DOMAIN = b"kassa phone v2\x00"
 
 
 def hard_phone_hash(e164: str, key: bytes, cost: ScryptCost = TILL_COST) -> str:
-    """Memory-hard keyed fingerprint of an E.164 phone: 32 hex digits (128 bits).
+    """Memory-hard keyed fingerprint (v2) of an E.164 phone: 32 hex digits (128 bits).
 
-    ``key`` is the programme's phone hash key (>= 16 bytes), used as scrypt's salt behind
-    a domain prefix, so a fingerprint says nothing without it and differs from the HMAC
-    of :func:`agent.identify.phone_hash` for the same key. Raises ``ValueError`` for a
-    short key or a non-E.164 ``e164`` (a programming error: callers normalise first).
+    ``key`` is the programme's phone hash key (>= 16 bytes), used as the v1 HMAC's key and
+    as scrypt's salt behind a domain prefix, so a fingerprint says nothing without it and
+    differs from the v1 fingerprint for the same key. ``cost``: the programme's
+    (``Programme.phone_hash``; :data:`TILL_COST` unless a demo programme says less).
+    Raises ``ValueError`` for a short key or a non-E.164 ``e164`` (a programming error:
+    callers normalise first).
     """
+    _parse(e164)
+    return upgrade_fingerprint(phone_hash(e164, key), key, cost)
+
+
+def upgrade_fingerprint(v1: str, key: bytes, cost: ScryptCost = TILL_COST) -> str:
+    """The v2 fingerprint of the phone whose v1 fingerprint (HMAC, 32 hex digits) is
+    ``v1``: what :func:`hard_phone_hash` of that phone gives, computed without the phone.
+    Raises ``ValueError`` for a short key or a ``v1`` that is not 32 hex digits."""
+    if len(v1) != 32 or any(c not in "0123456789abcdef" for c in v1):
+        raise ValueError("a v1 phone fingerprint is 32 lowercase hex digits")
+    return upgrader(key, cost)(bytes.fromhex(v1))
+
+
+def upgrader(key: bytes, cost: ScryptCost = TILL_COST) -> Callable[[bytes], str]:
+    """The v1 -> v2 step for one key and cost, taking the v1 fingerprint's 16 raw bytes:
+    the definition :func:`upgrade_fingerprint` uses, bound once for a bulk load
+    (``agent.seed``) that makes a row in a few microseconds at a demo cost."""
     if len(key) < 16:
         raise ValueError("phone hash key must be at least 16 bytes")
-    _parse(e164)
-    digest = hashlib.scrypt(
-        e164.encode("ascii"),
+    scrypt = functools.partial(
+        hashlib.scrypt,
         salt=_DOMAIN + key,
         n=cost.n,
         r=cost.r,
@@ -118,7 +153,49 @@ def hard_phone_hash(e164: str, key: bytes, cost: ScryptCost = TILL_COST) -> str:
         maxmem=2 * cost.memory_bytes * cost.p + (1 << 20),
         dklen=16,
     )
-    return digest.hex()
+
+    def step(v1: bytes) -> str:
+        return scrypt(v1).hex()
+
+    return step
+
+
+def lookup_fingerprints(e164: str, key: bytes, cost: ScryptCost = TILL_COST) -> tuple[str, str]:
+    """``(v2, v1)``: the fingerprints a lookup by phone matches, in that order. A row made
+    before the switch holds v1 until it is upgraded (the back office's upgrade pass, a
+    till's next snapshot or feed record of the member); v1 costs ~2 us beside v2's scrypt."""
+    v1 = phone_hash(e164, key)
+    return upgrade_fingerprint(v1, key, cost), v1
+
+
+def strip_mask(mask: str | None) -> str | None:
+    """A stored mask with its shown digits hidden: ``"+7 *** ***-45-67"`` ->
+    ``"+7 *** ***-**-**"`` (the country code kept): what :func:`store_mask` gives for the
+    same phone when the mask came from :func:`agent.identify.mask_phone`, computed without
+    the phone, to re-mask rows made before the switch. None stays None."""
+    if mask is None or " " not in mask:
+        return mask
+    cc, rest = mask.split(" ", 1)
+    return f"{cc} " + "".join("*" if ch.isdigit() else ch for ch in rest)
+
+
+def cost_to_dict(cost: ScryptCost) -> dict[str, int]:
+    """The programme document's ``[phone_hash]`` table (``agent.rules``)."""
+    return {"n": cost.n, "r": cost.r, "p": cost.p}
+
+
+def cost_from_dict(data: Any) -> ScryptCost:
+    """The inverse of :func:`cost_to_dict`; ``ValueError`` names what is wrong (the
+    programme parser turns it into its ``RulesError``)."""
+    if not isinstance(data, dict) or set(data) != {"n", "r", "p"}:
+        raise ValueError("phone_hash must be a table of exactly n, r and p")
+    values = [data[k] for k in ("n", "r", "p")]
+    if any(type(v) is not int for v in values):
+        raise ValueError("phone_hash n, r and p must be integers")
+    n, r, p = values
+    if not (2 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16):
+        raise ValueError("phone_hash: n 2..2^20 (a power of 2), r 1..32, p 1..16")
+    return ScryptCost(n=n, r=r, p=p)
 
 
 def store_mask(e164: str) -> str:

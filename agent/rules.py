@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import RulesError
 from agent.money import Kopecks, Points
+from agent.phonehash import TILL_COST, ScryptCost, cost_from_dict, cost_to_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,12 @@ class Programme:
     collections: tuple[CollectionMechanic, ...]
     offline: OfflinePolicy
     consent_text_version: str
+    phone_hash: ScryptCost = TILL_COST
+    """``[phone_hash] n, r, p``: the scrypt cost of the members' phone fingerprint
+    (``agent.phonehash.hard_phone_hash``), the same on every till and the back office. The
+    default is the strong production cost; only a demo or test programme says less (the
+    demo loads thousands of members at ~20 ms a hash otherwise). The back office refuses a
+    new version that changes it: every stored fingerprint would stop matching."""
     events_expiring_days: int = EVENT_EXPIRING_DAYS
     """``[events] expiring_days``: the back office's ``points.expiring`` event names the
     points that burn within this many local days (the till slip's horizon is
@@ -386,6 +393,7 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         collections=collections,
         offline=_offline(r.table("offline", {})),
         consent_text_version=r.text("consent_text_version", "2026-01", max_len=64),
+        phone_hash=_phone_cost(r),
         events_expiring_days=events.integer("expiring_days", 1, 365, EVENT_EXPIRING_DAYS),
         events_birthday_days=events.integer("birthday_days", 0, 60, EVENT_BIRTHDAY_DAYS),
         events_lapsed_days=events.integer("lapsed_days", 1, 3650, EVENT_LAPSED_DAYS),
@@ -499,6 +507,7 @@ def programme_to_dict(p: Programme) -> dict[str, Any]:
             "online_grace_seconds": p.offline.online_grace_seconds,
         },
         "consent_text_version": p.consent_text_version,
+        **_phone_cost_dict(p),
         **_events_dict(p),
     }
 
@@ -517,3 +526,20 @@ def _events_dict(p: Programme) -> dict[str, Any]:
             "lapsed_days": p.events_lapsed_days,
         }
     }
+
+
+def _phone_cost(r: _Reader) -> ScryptCost:
+    value = r.raw("phone_hash", None)
+    if value is None:
+        return TILL_COST
+    try:
+        return cost_from_dict(dict(value) if isinstance(value, Mapping) else value)
+    except ValueError as e:
+        raise r.fail("phone_hash", str(e)) from None
+
+
+def _phone_cost_dict(p: Programme) -> dict[str, Any]:
+    """The ``[phone_hash]`` table, only when it is not the production default (a document
+    written before the table existed reads back the same, and a till of the previous
+    version, which refuses unknown keys, still reads a production programme)."""
+    return {} if p.phone_hash == TILL_COST else {"phone_hash": cost_to_dict(p.phone_hash)}

@@ -22,6 +22,7 @@ from typing import Any
 from agent import codec, engine
 from agent.identify import MEMBER_CODE_LENGTH, damm_check_digit, make_member_code
 from agent.model import Cart, CartLine, MemberState, PointLot
+from agent.phonehash import ScryptCost, upgrader
 from agent.private import prepare_sqlite_file
 from agent.rules import Programme, load_programme_text
 from agent.store import MEMBER_LOAD_COLUMNS, Store
@@ -175,6 +176,7 @@ class _Plan:
     """Everything a row depends on besides its number."""
 
     hash_key: bytes
+    phone_cost: ScryptCost  # the programme's ``phone_hash``: v2 fingerprints
     halves: tuple[tuple[str, str], ...]  # state template around the member id
     summaries: tuple[tuple[Any, ...], ...]  # balance, available, pending, expiry, tier
     synced: str
@@ -202,19 +204,23 @@ def _plan(rules: Programme, hash_key: bytes, now: datetime, seed: int) -> _Plan:
     for text in templates:
         head, tail = text.split("__MID__", 1)
         halves.append((head, tail))
-    return _Plan(hash_key, tuple(halves), tuple(summaries), now.isoformat())
+    return _Plan(hash_key, rules.phone_hash, tuple(halves), tuple(summaries), now.isoformat())
 
 
 def _rows(plan: _Plan, start: int, stop: int) -> Iterator[tuple[Any, ...]]:
     """Rows ``start`` to ``stop - 1`` of the demo base.
 
     Per row this loop is the build's Python cost: the member code's Damm digit is carried
-    over the shared leading digits of each block of 1,000 numbers, and the phone's HMAC is
-    computed from SHA-256 states keyed once (``_hmac_pads``: per row two state copies, a
+    over the shared leading digits of each block of 1,000 numbers, and the phone's v1 HMAC
+    is computed from SHA-256 states keyed once (``_hmac_pads``: per row two state copies, a
     third less than copying an ``hmac`` object, which the one-shot ``hmac.digest`` is
-    slower still than), the phone itself made inline (``demo_phone``).
+    slower still than), then taken to v2 by the programme's scrypt
+    (``agent.phonehash.upgrader``: ~10 us at the demo programme's cost; a programme at the
+    production cost makes ~20-50 ms rows, so only demo programmes seed big bases), the
+    phone itself made inline (``demo_phone``).
     """
     inner, outer = _hmac_pads(plan.hash_key)
+    to_v2 = upgrader(plan.hash_key, plan.phone_cost)
     halves = plan.halves
     summaries = plan.summaries
     synced = plan.synced
@@ -247,8 +253,8 @@ def _rows(plan: _Plan, start: int, stop: int) -> Iterator[tuple[Any, ...]]:
         yield (
             member_id,
             block_prefix + block_tails[number % 1000],  # == make_member_code(number)
-            o.hexdigest()[:32],  # == phone_hash(phone, hash_key): HMAC-SHA256 (RFC 2104)
-            f"+7 *** ***-{phone[-4:-2]}-{phone[-2:]}",  # == mask_phone(), 50x faster
+            to_v2(o.digest()[:16]),  # == hard_phone_hash(phone, hash_key, rules.phone_hash)
+            "+7 *** ***-**-**",  # == store_mask(phone): every demo phone is +7 and 10 digits
             names[i % n_names],
             head + member_id + tail,
             bal,

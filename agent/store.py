@@ -253,6 +253,21 @@ def _coupons_revoked(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migration("0008_phone_masks_hidden")
+def _phone_masks_hidden(db: sqlite_utils.Database) -> None:
+    """Cached members' masked phones lose their last digits (``agent.phonehash``): each
+    shown digit divides a thief's work tenfold. Their v1 fingerprints stay until the back
+    office's record of the member (snapshot, feed, push answer) brings v2; a lookup by
+    phone tries both meanwhile (``agent.service.members.identify``)."""
+    from agent.phonehash import strip_mask  # noqa: PLC0415 - only when migrating
+
+    db.conn.create_function("kassa_strip_mask", 1, strip_mask, deterministic=True)
+    db.execute(
+        "UPDATE members SET phone_masked = kassa_strip_mask(phone_masked) "
+        "WHERE phone_masked GLOB '*[0-9]'"
+    )
+
+
 def _member_indexes(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_code ON members(code)")
     conn.execute("CREATE INDEX IF NOT EXISTS members_phone ON members(phone_hash)")

@@ -2,10 +2,11 @@
 
 What is measured (DESIGN.md §8; all figures from this run, on this machine):
 
-- ``lookup_*``: one lookup by phone as the till does it: ``parse_identifier`` of a typed
-  number, :func:`agent.phonehash.hard_phone_hash` at ``TILL_COST`` with the store's key,
-  and the indexed ``SELECT`` of the member on a real till store (``agent.store.Store``)
-  holding ``members`` rows. p50/p99 wall time and p99 of this thread's CPU time.
+- ``lookup_*``: one lookup by phone as the till does it: ``Agent.identify`` of a typed
+  number on a real till store (``agent.store.Store``) holding ``members`` rows, under a
+  production programme (``phone_hash`` = ``TILL_COST``): parse, the v2 fingerprint
+  (:func:`agent.phonehash.lookup_fingerprints`), the indexed ``SELECT``, the member's card.
+  p50/p99 wall time and p99 of this thread's CPU time.
 - ``hmac_lookup_p99_ms``: the same lookup with today's HMAC (``agent.identify.phone_hash``;
   an index miss, as the rows hold hard hashes), the floor of everything but the hash.
 - ``attack_*``: the attacker's bound for one member of such a store, from the parameters
@@ -18,6 +19,7 @@ Target: ``lookup_p99_ms`` <= 100 and the expected attack cost >= 10^6 CPU-second
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import secrets
@@ -30,7 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent import codec
 from agent.identify import parse_identifier, phone_hash
+from agent.model import MemberState
 from agent.phonehash import (
     ATTACK_GOAL_CPU_S,
     TILL_COST,
@@ -38,6 +42,8 @@ from agent.phonehash import (
     hard_phone_hash,
     store_mask,
 )
+from agent.seed import demo_programme
+from agent.service import Agent
 from agent.service.context import initialise
 from agent.store import MEMBER_LOAD_COLUMNS, Store
 
@@ -65,7 +71,7 @@ def _load(store: Store, key: bytes, n: int, real: int) -> None:
             phone_hash=fp,
             phone_masked=store_mask(_phone(i)),
             first_name="Анна",
-            state="{}",
+            state=codec.dumps(MemberState(f"m{i}")),
             balance=0,
             available=0,
             pending=0,
@@ -84,15 +90,19 @@ def _load(store: Store, key: bytes, n: int, real: int) -> None:
         )
 
 
-def _lookup(store: Store, key: bytes, typed: str, hard: bool) -> str | None:
-    """One lookup; the HMAC one (the floor) finds nobody: the rows hold hard hashes."""
+def _hmac_lookup(store: Store, key: bytes, typed: str) -> None:
+    """The same lookup with the v1 HMAC (the floor of everything but the hash); it finds
+    nobody: the rows hold v2 fingerprints."""
     ident = parse_identifier(typed, None, now=_NOW)
     assert ident.phone_e164 is not None
-    fp = hard_phone_hash(ident.phone_e164, key) if hard else phone_hash(ident.phone_e164, key)
-    row = store.one("SELECT member_id FROM members WHERE phone_hash = ?", (fp,))
-    if row is None and hard:
-        raise RuntimeError(f"member {typed} not found")
-    return str(row[0]) if row else None
+    store.one(
+        "SELECT member_id FROM members WHERE phone_hash = ?", (phone_hash(ident.phone_e164, key),)
+    )
+
+
+class _Clock:
+    def now(self) -> datetime:
+        return _NOW
 
 
 def _p(values: list[float], q: float) -> float:
@@ -111,6 +121,8 @@ def main() -> None:
         store = Store(Path(tmp) / "till.db")
         try:
             initialise(store, terminal_id="bench", phone_hash_key=key)
+            agent = Agent(store, _Clock())
+            agent.install_rules(dataclasses.replace(demo_programme(), phone_hash=TILL_COST))
             _load(store, key, members, real)
             walls: list[float] = []
             cpus: list[float] = []
@@ -119,11 +131,12 @@ def main() -> None:
                 digits = f"{k % real:07d}"
                 typed = f"8 (916) {digits[:3]}-{digits[3:5]}-{digits[5:]}"
                 w, c = time.perf_counter(), time.thread_time()
-                _lookup(store, key, typed, hard=True)
+                found = agent.identify(typed)
                 walls.append((time.perf_counter() - w) * 1e3)
                 cpus.append((time.thread_time() - c) * 1e3)
+                assert found.member_id == f"m{k % real}"
                 w = time.perf_counter()
-                _lookup(store, key, typed, hard=False)
+                _hmac_lookup(store, key, typed)
                 hmac_walls.append((time.perf_counter() - w) * 1e3)
         finally:
             store.close()

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from agent import codec
-from agent.identify import make_member_code, mask_phone, phone_hash
+from agent.identify import make_member_code
 from agent.model import MemberState
+from agent.phonehash import hard_phone_hash, store_mask
 from agent.seed import demo_phone, demo_programme, member_rows
 from agent.store import MEMBER_LOAD_COLUMNS, Store
 
@@ -20,15 +21,16 @@ NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 def test_demo_rows_match_the_public_functions_across_code_blocks():
     """The generator carries the Damm digit over blocks of 1,000 numbers: check every row
     of several blocks (and their edges) against ``make_member_code`` and friends."""
-    rows = list(member_rows(2_600, demo_programme(), KEY, NOW))
+    rules = demo_programme()
+    rows = list(member_rows(2_600, rules, KEY, NOW))
     assert len(rows) == 2_600
     col = {name: i for i, name in enumerate(MEMBER_LOAD_COLUMNS)}
     for i, row in enumerate(rows):
         assert len(row) == len(MEMBER_LOAD_COLUMNS)
         assert row[col["member_id"]] == f"m{i:08d}"
         assert row[col["code"]] == make_member_code(100_000_000 + i)
-        assert row[col["phone_hash"]] == phone_hash(demo_phone(i), KEY)
-        assert row[col["phone_masked"]] == mask_phone(demo_phone(i))
+        assert row[col["phone_hash"]] == hard_phone_hash(demo_phone(i), KEY, rules.phone_hash)
+        assert row[col["phone_masked"]] == store_mask(demo_phone(i))
         state = codec.loads(MemberState, row[col["state"]])
         assert state.member_id == f"m{i:08d}"
     assert len({r[col["code"]] for r in rows}) == len(rows)

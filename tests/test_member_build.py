@@ -1,5 +1,6 @@
-"""Building the members cache fast: the demo rows' phone hashes (HMAC computed from
-pre-keyed SHA-256 states) equal ``identify.phone_hash`` for any key length, and a load
+"""Building the members cache fast: the demo rows' phone fingerprints (the v1 HMAC computed
+from pre-keyed SHA-256 states, then scrypt at the programme's cost) equal
+``phonehash.hard_phone_hash`` for any key length, and a load
 of several batches, the last one partial, loads every row once."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.identify import phone_hash
+from agent.phonehash import hard_phone_hash
 from agent.seed import demo_phone, demo_programme, member_rows
 from agent.store import MEMBER_LOAD_COLUMNS, Store
 
@@ -19,8 +20,10 @@ HASH = MEMBER_LOAD_COLUMNS.index("phone_hash")
 @pytest.mark.parametrize("key_len", [16, 32, 63, 64, 65, 100])
 def test_demo_phone_hashes_for_any_key_length(key_len):
     key = bytes(range(7, 7 + key_len))
-    rows = list(member_rows(300, demo_programme(), key, NOW))
-    assert [r[HASH] for r in rows] == [phone_hash(demo_phone(i), key) for i in range(300)]
+    rules = demo_programme()
+    rows = list(member_rows(300, rules, key, NOW))
+    want = [hard_phone_hash(demo_phone(i), key, rules.phone_hash) for i in range(300)]
+    assert [r[HASH] for r in rows] == want
 
 
 def test_a_load_in_batches_loads_every_row_once(tmp_path):

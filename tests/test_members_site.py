@@ -111,13 +111,15 @@ def sign_up(site: Site, phone: httpx.Client, marketing: bool = True) -> httpx.Re
 
 def member_of(site: Site, phone: str = PHONE) -> list[tuple[str, str]]:
     key = bytes.fromhex(site.cluster.bo.setting("phone_hash_key"))
-    from agent.identify import phone_hash
+    from agent.phonehash import hard_phone_hash
 
+    rules = site.cluster.bo.rules()
+    assert rules is not None
     return [
         (r[0], r[1])
         for r in site.cluster.ledger(
             "SELECT member_id, code FROM members WHERE phone_hash = ? AND merged_into IS NULL",
-            (phone_hash(phone, key),),
+            (hard_phone_hash(phone, key, rules.phone_hash),),
         )
     ]
 

@@ -1,21 +1,28 @@
-"""A stolen till store attacked as the fuzzer did (issue 21 item 4).
+"""A stolen till store attacked as the fuzzer did.
 
 The attacker copies the till's SQLite file, reads ``phone_hash_key`` and a member's
 fingerprint and masked phone, enumerates the numbers consistent with the mask and hashes
-each with the store's key. With today's HMAC and 4-digit mask the phone falls out in well
-under a second (asserted by doing it); with :mod:`agent.phonehash` the real hash is timed
-on a few guesses, the cost is extrapolated, and the goal (>= 10^6 CPU-seconds per member)
-is asserted from the parameters, not from the timing.
+each with the store's key. With the v1 HMAC and 4-digit mask (the scheme before the
+switch) the phone falls out in well under a second (asserted by doing it). The store the
+till writes now (a member registered through the real agent under a production
+programme) holds the v2 fingerprint (:mod:`agent.phonehash`) and a mask with no digit:
+the real hash is run on a few guesses (the true phone among them is found), the cost is
+extrapolated, and the goal (>= 10^6 CPU-seconds per member) is asserted from the
+parameters the thief reads from the store, not from the timing.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.identify import mask_phone, normalize_phone, phone_hash
 from agent.phonehash import (
@@ -27,8 +34,12 @@ from agent.phonehash import (
     hard_phone_hash,
     store_mask,
 )
+from agent.rules import parse_programme
+from agent.seed import demo_programme
+from agent.service import Agent
 from agent.service.context import initialise
 from agent.store import MEMBER_LOAD_COLUMNS, Store
+from agent.tokens import dump_key
 
 PHONE = "+79161234567"
 
@@ -101,23 +112,71 @@ def test_the_old_scheme_gives_the_phone_back_in_seconds(tmp_path: Path) -> None:
     assert spent < ATTACK_GOAL_CPU_S
 
 
+class _Clock:
+    def now(self) -> datetime:
+        return datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
+
+
+def _registered_at_a_till(path: Path) -> str:
+    """A real till store as the agent writes it: enrolled keys, a production programme
+    (no ``[phone_hash]`` table: the strong default), one member registered at the till
+    by the typed phone. Returns the member id."""
+    store = Store(path)
+    try:
+        Agent.initialise(
+            store,
+            terminal_id="till-1",
+            store_name="Тест",
+            phone_hash_key=secrets.token_bytes(32),
+            seal_public_key=dump_key(X25519PrivateKey.generate().public_key()),
+        )
+        agent = Agent(store, _Clock())
+        production = replace(demo_programme(), phone_hash=TILL_COST)
+        agent.install_rules(production)
+        reg = agent.register(
+            phone="8 (916) 123-45-67",
+            first_name="Анна",
+            consent_programme=True,
+            consent_marketing=False,
+        )
+        return reg.card.member_id
+    finally:
+        store.close()
+
+
 def test_a_stolen_store_costs_at_least_the_goal_per_member(tmp_path: Path) -> None:
-    key = secrets.token_bytes(32)
     path = tmp_path / "till.db"
-    _till_store(path, hard_phone_hash(PHONE, key), store_mask(PHONE), key)
-    key2, fp, masked = _steal(path)
+    member_id = _registered_at_a_till(path)
+    key, fp, masked = _steal(path)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        doc = conn.execute("SELECT document FROM rules ORDER BY version DESC").fetchone()[0]
+        journal = [
+            json.loads(p)
+            for (p,) in conn.execute("SELECT payload FROM outbox WHERE member_id = ?", (member_id,))
+        ]
+    finally:
+        conn.close()
+    cost = parse_programme(json.loads(doc)).phone_hash  # what the thief's tool reads
+    assert cost == TILL_COST
     assert masked == "+7 *** ***-**-**"
     assert not any(ch.isdigit() for ch in masked[3:]), "the store shows no digit"
+    registered = [p for p in journal if "phone_hash" in p]
+    assert [(p["phone_hash"], p["phone_masked"]) for p in registered] == [(fp, masked)]
+    # Nowhere in the file (pages, journal, WAL) is the number or its last digits.
+    raw = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith("till.db"))
+    for needle in (PHONE[1:], PHONE[-7:], b"45-67", "45-67".encode("utf-16-le")):
+        assert (needle.encode() if isinstance(needle, str) else needle) not in raw
 
     # The attack runs with the real hash: a few guesses timed, the true phone among them
     # (so the thief's method works; only its size protects the member).
     guesses = [*_guesses(masked, 3), PHONE]
     started = time.process_time()
-    hits = [g for g in guesses if hard_phone_hash(g, key2) == fp]
+    hits = [g for g in guesses if hard_phone_hash(g, key, cost) == fp]
     per_guess = (time.process_time() - started) / len(guesses)
     assert hits == [PHONE]
 
-    bound = attack_bound(masked)
+    bound = attack_bound(masked, cost)
     extrapolated = bound.candidates * per_guess
     print(
         f"candidates={bound.candidates} per_guess={per_guess * 1e3:.1f}ms "

@@ -17,7 +17,8 @@ from cluster import Cluster
 from agent import journal
 from agent.codec import digest
 from agent.errors import StoreWriteError
-from agent.identify import make_member_code, phone_hash
+from agent.identify import make_member_code
+from agent.phonehash import hard_phone_hash
 from agent.seed import demo_phone
 from agent.tokens import TokenVerifier, load_ed25519_public_key, verify_member_token
 from sync.client import SyncClient, SyncRunner, TransientError, backoff_delay
@@ -434,7 +435,8 @@ def test_member_lookup_and_app_token_verify_at_till(cluster: Cluster) -> None:
     code = till.agent.card(M1).code
     r = cluster.http.get("/v1/members/lookup", params={"code": code}, headers=headers)
     assert r.status_code == 200 and r.json()["member_id"] == M1
-    h = phone_hash("+7" + demo_phone(1)[-10:], bytes.fromhex(cluster.bo.setting("phone_hash_key")))
+    key = bytes.fromhex(cluster.bo.setting("phone_hash_key"))
+    h = hard_phone_hash(demo_phone(1), key, till.agent.programme().phone_hash)
     r = cluster.http.get("/v1/members/lookup", params={"phone_hash": h}, headers=headers)
     assert r.status_code == 200 and r.json()["member_id"] == M1
     assert (

@@ -92,7 +92,8 @@ def test_register_with_consents_shows_bonus_and_a_qr_that_decodes(tmp_path: Path
                 assert len(done) == 1, h.of(CoreFailed)
                 reg = done[0].registration
                 assert counts(h) == (before[0] + 1, before[1] + 1)
-                # The store: hashed phone and mask only; consents recorded.
+                # The store: the phone's fingerprint and a mask without digits only (the
+                # screen showed the typed number's last digits); consents recorded.
                 assert h.services is not None
                 row = h.services.store.one(
                     "SELECT first_name, phone_masked, phone_hash, consent_programme, "
@@ -100,7 +101,8 @@ def test_register_with_consents_shows_bonus_and_a_qr_that_decodes(tmp_path: Path
                     (reg.card.code,),
                 )
                 assert row is not None
-                assert row[0] == "Вера" and row[1].endswith("01-23") and "555" not in row[1]
+                assert row[0] == "Вера" and row[1] == "+7 *** ***-**-**"
+                assert reg.card.phone_masked.endswith("01-23")
                 assert "9995550123" not in row[2] and row[3:5] == (1, 1)
                 payload = json.loads(
                     h.services.store.one(

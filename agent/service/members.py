@@ -22,11 +22,11 @@ from agent.identify import (
     mask_phone,
     normalize_phone,
     parse_identifier,
-    phone_hash,
 )
 from agent.ids import time_ordered_id
 from agent.ledger import registration_lots
 from agent.model import CollectionProgress, MemberState
+from agent.phonehash import lookup_fingerprints, store_mask
 from agent.results import (
     ChequeSearch,
     HistoryEntry,
@@ -47,7 +47,15 @@ def identify(ctx: Context, text: str) -> MemberCard:
     ident = parse_identifier(text, ctx.token_verifier(), now)
     if ident.kind == "phone":
         assert ident.phone_e164 is not None
-        row = ctx.member_row("phone_hash = ?", phone_hash(ident.phone_e164, ctx.hash_key()))
+        row = None
+        # v2 first; v1 for a row cached before the switch and not yet refreshed by the
+        # snapshot or feed (agent.phonehash.lookup_fingerprints).
+        for hashed in lookup_fingerprints(
+            ident.phone_e164, ctx.hash_key(), ctx.programme().phone_hash
+        ):
+            row = ctx.member_row("phone_hash = ?", hashed)
+            if row is not None:
+                break
         how = "phone"
     else:
         row = ctx.member_row("code = ?", ident.member_code)
@@ -65,7 +73,12 @@ def identify(ctx: Context, text: str) -> MemberCard:
             )
         raise NotFoundError(en, ru, kind=ident.kind)
     refuse_blocked(ctx.store, row.member_id)
-    return replace(card_of(ctx, row, now), identified_by=how)
+    found = replace(card_of(ctx, row, now), identified_by=how)
+    if ident.phone_e164 is not None:
+        # The store keeps no digit of the phone (agent.phonehash.store_mask); the cashier
+        # confirms the member by the last digits of the number just typed.
+        found = replace(found, phone_masked=mask_phone(ident.phone_e164))
+    return found
 
 
 def card(ctx: Context, member_id: str) -> MemberCard:
@@ -159,7 +172,8 @@ def register(
             "касса не подключена к программе: нет ключа шифрования",
         )
     sealed = seal_for_backoffice(e164.encode(), load_x25519_public_key(seal_key))
-    hashed = phone_hash(e164, ctx.hash_key())
+    hashed, legacy = lookup_fingerprints(e164, ctx.hash_key(), rules.phone_hash)
+    masked = store_mask(e164)
     version = consent_text_version or rules.consent_text_version
     with ctx.store.write() as conn:
         # The business time under the write lock, as the journal's seq (``sales.commit``).
@@ -170,7 +184,9 @@ def register(
         state = MemberState(
             member_id, lots=registration_lots(rules, now, event_id), birthday=birthday
         )
-        dup = conn.execute("SELECT code FROM members WHERE phone_hash = ?", (hashed,)).fetchone()
+        dup = conn.execute(
+            "SELECT code FROM members WHERE phone_hash IN (?, ?)", (hashed, legacy)
+        ).fetchone()
         if dup is not None:
             raise ConflictError(
                 "a member with this phone already exists",
@@ -186,7 +202,7 @@ def register(
                 member_id,
                 code,
                 hashed,
-                mask_phone(e164),
+                masked,
                 name,
                 codec.dumps(state),
                 state.balance(now),
@@ -200,7 +216,8 @@ def register(
             "member_id": member_id,
             "member_code": code,
             "phone_hash": hashed,
-            "phone_masked": mask_phone(e164),
+            "fingerprint_v": 2,  # a till before the switch sends v1 without this
+            "phone_masked": masked,
             "phone_sealed": sealed,
             "first_name": name,
             "birthday": birthday,
@@ -213,7 +230,8 @@ def register(
             "occurred_at": now_iso,
         }
         ctx.append_event(conn, event_id, "member_registered", payload, now_iso)
-    return Registration(card(ctx, member_id), event_id, rules.welcome_points, code)
+    shown = replace(card(ctx, member_id), phone_masked=mask_phone(e164))  # as identify
+    return Registration(shown, event_id, rules.welcome_points, code)
 
 
 def new_member_code(conn: sqlite3.Connection, seed: str) -> str:

@@ -33,7 +33,7 @@ from agent.codec import to_plain
 from agent.errors import AgentError
 from agent.problem import bearer_challenge
 from agent.version import version
-from sync.backoffice import kpi, project, triggers, verify
+from sync.backoffice import kpi, phones, project, triggers, verify
 from sync.backoffice.console.web import console
 from sync.backoffice.lease import projector_lease, verifier_lease
 from sync.backoffice.members_site.web import members_site
@@ -424,17 +424,19 @@ def create_app(
         scheduled = triggers.Triggers(ctx) if verifier else None  # member events by date
         # webhook delivery runs on every node: its claims split the work (webhooks)
         deliverer = bo.webhook_deliverer() if verifier else None
+        # v1 phone fingerprints of members stored before v2, upgraded in chunks (phones)
+        upgrader = phones.PhoneUpgrade(ctx) if verifier else None
         app.state.projector = projector
         app.state.verifier = worker
         app.state.triggers = scheduled
         app.state.webhooks = deliverer
-        for w in (projector, worker, scheduled, deliverer):
+        for w in (projector, worker, scheduled, deliverer, upgrader):
             if w is not None:
                 w.start()
         try:
             yield
         finally:
-            for w in (projector, worker, scheduled, deliverer):
+            for w in (projector, worker, scheduled, deliverer, upgrader):
                 if w is not None:
                     await to_thread.run_sync(w.stop)
 

@@ -38,12 +38,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import orjson
 
-from agent import codec, engine
+from agent import codec, engine, tokens
 from agent.errors import AgentError
+from agent.identify import phone_hash
 from agent.ledger import PurchaseEffects
 from agent.model import MemberState
 from agent.rules import Programme
-from sync.backoffice import effects, outbox, rollups
+from sync.backoffice import effects, outbox, phones, rollups
 from sync.backoffice.checks import Rejected, is_db_outage
 from sync.backoffice.db import Tx
 from sync.backoffice.effects import BatchMember, BatchPurchase
@@ -442,6 +443,25 @@ class Batch:
                 "SELECT 1 FROM members WHERE member_id = ? OR code = ?", (member_id, code)
             )
         )
+
+    def phone_key(self) -> bytes:
+        """The programme's phone hash key (``settings``): an older till's v1 fingerprint
+        is upgraded with it (``effects.registration``)."""
+        return phones.key(self._tx)
+
+    def legacy_fingerprint(self, sealed: str | None) -> str | None:
+        """The v1 fingerprint of the phone a till sealed to the back office, to find a
+        member whose row is not yet upgraded to v2 (None: no sealed phone, or one that
+        does not open with this back office's key)."""
+        if not sealed:
+            return None
+        row = self._tx.one("SELECT value FROM settings WHERE key = 'seal_private_key'")
+        try:
+            key = tokens.load_x25519_private_key(str(row[0]))
+            e164 = tokens.open_sealed(sealed, key).decode("ascii")
+            return phone_hash(e164, self.phone_key())
+        except (AgentError, ValueError):
+            return None
 
     def phone_owner(self, phone_hash: str) -> str | None:
         """The member first registered with ``phone_hash`` (in this batch or before it) and

@@ -27,6 +27,7 @@ from agent.errors import AgentError
 from agent.identify import check_member_code
 from agent.ledger import PurchaseEffects, apply_purchase, apply_refund
 from agent.model import Cart, MemberState, PointLot, Quote
+from agent.phonehash import strip_mask, upgrade_fingerprint
 from agent.rules import Programme
 from sync.backoffice.checks import Rejected, moment, nonneg, opt, text
 from sync.backoffice.terminal import Terminal
@@ -87,6 +88,14 @@ class Run(Protocol):
 
     def member_exists(self, member_id: str, code: str) -> bool: ...
     def phone_owner(self, phone_hash: str) -> str | None: ...
+    def phone_key(self) -> bytes:
+        """The programme's phone hash key."""
+        ...
+
+    def legacy_fingerprint(self, sealed: str | None) -> str | None:
+        """The v1 fingerprint of a sealed phone (None if it does not open)."""
+        ...
+
     def has_receipt(self, receipt_id: str) -> bool: ...
     def purchase(self, event_id: str) -> BatchPurchase | None: ...
     def set_state(self, m: BatchMember, state: MemberState) -> None: ...
@@ -372,6 +381,17 @@ def registration(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     phone = text(p, "phone_hash")
     if len(phone) != 32 or any(c not in "0123456789abcdef" for c in phone):
         raise Rejected("bad_payload", "payload.phone_hash must be 32 hex digits")
+    masked = opt(p, "phone_masked")
+    if p.get("fingerprint_v") == 2:
+        # A member not yet upgraded holds the v1 fingerprint: found by the sealed phone's.
+        legacy = batch.legacy_fingerprint(opt(p, "phone_sealed", 2000))
+    else:
+        # A till of the version before the switch: a v1 fingerprint and a mask with
+        # digits, accepted and stored as v2 (agent.phonehash.upgrade_fingerprint); the
+        # till's cache gets the v2 record back in the push answer and the feed.
+        legacy = phone
+        phone = upgrade_fingerprint(phone, batch.phone_key(), batch.rules.phone_hash)
+        masked = strip_mask(masked)
     occurred = moment(p.get("occurred_at"), "payload.occurred_at", bounded=True)
     if p.get("consent_programme") is not True:
         raise Rejected("no_consent", "a member must consent to the programme rules")
@@ -409,13 +429,13 @@ def registration(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
         )
     state = MemberState(member_id, lots=lots, birthday=born)
     # The first registration of a phone wins, in this batch or before it.
-    first = batch.phone_owner(phone)
+    first = batch.phone_owner(phone) or (batch.phone_owner(legacy) if legacy else None)
     m = BatchMember(
         member_id,
         state,
         code,
         phone,
-        opt(p, "phone_masked"),
+        masked,
         opt(p, "first_name"),
         True,
         bool(p.get("consent_marketing")),

@@ -2,10 +2,11 @@
 
 Search (``search``): one box takes a phone, a card code or a name.
 
-- A phone is normalised and hashed exactly as the tills do (``agent.identify``:
-  ``normalize_phone`` to E.164, then ``phone_hash`` with the programme's
-  ``phone_hash_key``), so the back office looks it up by ``members.phone_hash`` like
-  ``Backoffice.lookup`` does; the phone itself is never stored.
+- A phone is normalised and fingerprinted exactly as the tills do (``normalize_phone``
+  to E.164, then ``agent.phonehash.lookup_fingerprints`` with the programme's
+  ``phone_hash_key`` and cost: v2, then v1 for a member not yet upgraded), so the back
+  office looks it up by ``members.phone_hash`` like ``Backoffice.lookup`` does; the phone
+  itself is never stored.
 - A card code is checked (``check_member_code``: 13 digits, Damm check digit) and looked
   up by ``members.code``.
 - Letters are a first-name prefix, case-insensitive, read from an index and cut at
@@ -39,9 +40,11 @@ from typing import Any
 
 from agent import engine
 from agent.errors import AgentError, MemberCodeError, PhoneError
-from agent.identify import check_member_code, normalize_phone, phone_hash
+from agent.identify import check_member_code, normalize_phone
 from agent.model import MemberState
+from agent.phonehash import lookup_fingerprints
 from agent.rules import Programme
+from sync.backoffice import phones
 from sync.backoffice.batch import member_state
 from sync.backoffice.checks import Rejected
 from sync.backoffice.context import Context
@@ -150,8 +153,10 @@ def search(
         e164 = normalize_phone(text)
     except PhoneError as e:
         raise MemberAdminError(e.message_en, e.message_ru, code="bad_phone") from None
-    key = _setting(ctx, "phone_hash_key")
-    return _one(ctx, "phone", "phone_hash = ?", phone_hash(e164, bytes.fromhex(key)), store_scope)
+    key = bytes.fromhex(_setting(ctx, "phone_hash_key"))
+    v2, v1 = lookup_fingerprints(e164, key, phones.cost(ctx))
+    found = _one(ctx, "phone", "phone_hash = ?", v2, store_scope)
+    return found if found.hits else _one(ctx, "phone", "phone_hash = ?", v1, store_scope)
 
 
 def _setting(ctx: Context, key: str) -> str:

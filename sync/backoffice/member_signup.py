@@ -32,12 +32,13 @@ from typing import Any
 
 from agent import codec, engine
 from agent.errors import AgentError
-from agent.identify import make_member_code, mask_phone, normalize_phone, phone_hash
+from agent.identify import make_member_code, mask_phone, normalize_phone
 from agent.ids import time_ordered_id
 from agent.ledger import registration_lots
 from agent.model import MemberState
+from agent.phonehash import lookup_fingerprints, strip_mask
 from agent.tokens import load_x25519_public_key, seal_for_backoffice
-from sync.backoffice import outbox
+from sync.backoffice import outbox, phones
 from sync.backoffice.batch import FLAG_INSERT, flag_row
 from sync.backoffice.context import Context
 from sync.backoffice.db import Tx
@@ -113,20 +114,33 @@ def open_session(
     """A new session for the phone (its code already checked): the random token for the
     cookie. Signed in to the phone's card when it has one."""
     e164 = normalize_phone(phone_text)
-    hashed = phone_hash(e164, key)
+    hashed, legacy = lookup_fingerprints(e164, key, phones.cost(ctx))
     token = secrets.token_urlsafe(32)
-    with ctx.db.transaction() as tx:
+    with ctx.db.transaction(feed=True) as tx:
         seal_key = tx.one("SELECT value FROM settings WHERE key = 'seal_public_key'")
         sealed = seal_for_backoffice(e164.encode(), load_x25519_public_key(seal_key[0]))
+        member_id = _live_member(tx, hashed)
+        old = _live_member(tx, legacy) if member_id is None else None
+        if old is not None:
+            # A card made before the switch (v1 fingerprint): its phone is confirmed here,
+            # so its row takes v2 now, and the tills get it in the feed.
+            row = tx.one("SELECT phone_masked FROM members WHERE member_id = ?", (old,))
+            tx.execute(
+                "UPDATE members SET phone_hash = ?, phone_masked = ?, phone_legacy = 0 "
+                "WHERE member_id = ?",
+                (hashed, strip_mask(row[0]), old),
+            )
+            _feed(tx, old, now)
+            member_id = old
         tx.execute(
             "INSERT INTO member_sessions(token_hash, phone_hash, phone_masked, phone_sealed, "
             "member_id, store_id, poster_id, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 _token_hash(token),
                 hashed,
-                mask_phone(e164),
+                mask_phone(e164),  # the member's own pages show the last digits
                 sealed,
-                _live_member(tx, hashed),
+                member_id,
                 source_id(store_id),
                 source_id(poster_id),
                 now.isoformat(),
@@ -273,7 +287,7 @@ def join(
                 member_id,
                 code,
                 s[0],
-                s[1],
+                strip_mask(s[1]),  # what tills receive: no digit (agent.phonehash)
                 s[2],
                 name,
                 born.isoformat() if born else None,

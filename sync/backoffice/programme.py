@@ -291,6 +291,16 @@ def publish(
     at = max(at, now)
     doc = codec.dumps(programme_to_dict(programme))
     with ctx.db.transaction(feed=True) as tx:
+        current = ctx.programmes.get(None, tx)
+        if current is not None and current.phone_hash != programme.phone_hash:
+            # Every fingerprint on the tills and here was made at the active cost.
+            raise ProgrammeError(
+                "[phone_hash] must stay as the active programme has it: a new cost would "
+                "make every stored phone fingerprint miss",
+                "[phone_hash] нельзя менять: отпечатки телефонов всех участников перестанут "
+                "совпадать",
+                field="phone_hash",
+            )
         row = tx.one("SELECT document FROM rules WHERE version = ?", (programme.version,))
         if row is not None and row[0] != doc:
             raise ProtocolError(

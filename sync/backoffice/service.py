@@ -15,6 +15,7 @@ ledger honours. How a batch is applied is in ``ingest``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +49,7 @@ from sync.backoffice import (
     member_otp,
     member_signup,
     member_web,
+    phones,
     poster,
     programme,
     project,
@@ -275,11 +277,19 @@ class Backoffice:
         if before or not members:
             return DemoSeed(before, 0)
         key = bytes.fromhex(self.setting("phone_hash_key"))
-        rows = member_rows(members, demo_programme(), key, self.clock.now())
+        # fingerprints at the active programme's cost: the one lookups use
+        scored = dataclasses.replace(demo_programme(), phone_hash=phones.cost(self.context))
+        rows = member_rows(members, scored, key, self.clock.now())
         loaded = self.load_members(
             progress(rows) if progress else rows, store_id=next(iter(stores))
         )
         return DemoSeed(before, loaded)
+
+    def upgrade_phone_fingerprints(self, limit: int = phones.CHUNK) -> int:
+        """Members' v1 phone fingerprints upgraded to v2, up to ``limit``
+        (``phones.upgrade_more``, which the app also runs in the background): how many
+        rows it settled, 0 when none is left."""
+        return phones.upgrade_more(self.context, limit)
 
     def member_count(self) -> int:
         """How many members the back office has (all stores)."""
