@@ -36,7 +36,7 @@ def clock(bo: Backoffice) -> FakeClock:
 def test_permission_table():
     assert roles.sections("owner") == list(roles.SECTIONS)
     assert "audit" not in roles.sections("analyst")
-    assert roles.sections("marketing") == ["coupons", "segments", "rules"]
+    assert roles.sections("marketing") == ["coupons", "segments", "rules", "webhooks"]
     assert roles.allows("marketing", "coupons", "write")
     assert not roles.allows("analyst", "coupons", "write")
     assert roles.sections("support") == ["members"]

@@ -1178,6 +1178,68 @@ class Backoffice:
         """The dead letters (failing for 72 hours), oldest first, to replay."""
         return webhooks.deliveries(self.db, subscription_id, "dead", limit)
 
+    def webhook_replay_between(
+        self,
+        subscription_id: int,
+        since: str | datetime,
+        until: str | datetime,
+        *,
+        actor: str,
+    ) -> int:
+        """Send again a subscription's events written from ``since`` up to ``until``
+        (typed times are UTC), audited; returns how many deliveries were made due."""
+        a, b = webhooks.moment("since", since), webhooks.moment("until", until)
+        if b <= a:
+            raise webhooks.WebhookError(
+                "until: a time after since",
+                "until: время позже since",
+                code="bad_replay",
+                field="until",
+            )
+        now = self.clock.now()
+        with self.db.transaction() as tx:
+            ids = webhooks.span(tx, a, b)
+            if ids is None:
+                raise webhooks.WebhookError(
+                    "no event was written in that time",
+                    "за это время событий не было",
+                    code="nothing_to_replay",
+                    field="since",
+                )
+            n = webhooks.replay(tx, subscription_id, ids[0], ids[1], now)
+            sub = webhooks.subscription_in(tx, subscription_id, now)
+            self._webhook_audit(
+                tx,
+                now,
+                actor,
+                "webhook_replayed",
+                sub,
+                first=ids[0],
+                last=ids[1],
+                since=a.isoformat(),
+                until=b.isoformat(),
+                n=n,
+            )
+        return n
+
+    def webhook_delete(self, subscription_id: int, *, actor: str) -> webhooks.Subscription:
+        """Drop a subscription with its queue and log, audited; returns it as it was."""
+        now = self.clock.now()
+        with self.db.transaction() as tx:
+            sub = webhooks.delete(tx, subscription_id, now)
+            self._webhook_audit(tx, now, actor, "webhook_deleted", sub)
+        return sub
+
+    def webhook_health(self, subscription_ids: Sequence[int]) -> dict[int, webhooks.Health]:
+        """Each subscription's last attempt and its deliveries being retried."""
+        return webhooks.health(self.db, subscription_ids)
+
+    def webhook_delivery_log(
+        self, subscription_id: int, *, limit: int = 50, before: int | None = None
+    ) -> list[webhooks.LogRow]:
+        """A subscription's delivery log with each attempt's event, newest first."""
+        return webhooks.delivery_log(self.db, subscription_id, limit=limit, before=before)
+
     @staticmethod
     def _webhook_audit(
         tx: Tx, now: datetime, actor: str, action: str, sub: webhooks.Subscription, **extra: Any

@@ -64,6 +64,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import random
@@ -308,7 +309,9 @@ def retry_after_s(value: str | None, now: datetime) -> float | None:
 
 # ---------------------------------------------------------------------- subscriptions
 def check_url(url: str) -> str:
-    """The receiver's URL, stripped: ``http(s)://host[:port]/...``, at most ``URL_MAX``."""
+    """The receiver's URL, stripped: ``https://host[:port]/...`` (``http://`` only to a
+    loopback host: the members' data and the signatures cross no network in clear), at
+    most ``URL_MAX``."""
     url = url.strip()
     parts = urlsplit(url)
     if len(url) > URL_MAX or parts.scheme not in ("http", "https") or not parts.hostname:
@@ -318,8 +321,27 @@ def check_url(url: str) -> str:
             f"адрес получателя должен начинаться с http:// или https:// и содержать хост, "
             f"не длиннее {URL_MAX} знаков: {url[:80]!r}",
             code="bad_url",
+            field="url",
+        )
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise WebhookError(
+            f"the receiver's URL must be https:// (http:// only to 127.0.0.1, ::1 or "
+            f"localhost): {url[:80]!r}",
+            f"адрес получателя должен начинаться с https:// (http:// только для 127.0.0.1, "
+            f"::1 или localhost): {url[:80]!r}",
+            code="bad_url",
+            field="url",
         )
     return url
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_types(types: str | Sequence[str]) -> tuple[str, ...]:
@@ -333,6 +355,7 @@ def check_types(types: str | Sequence[str]) -> tuple[str, ...]:
             f"unknown event type {unknown[0]!r}; the types are: {', '.join(outbox.TYPES)}",
             f"неизвестный тип события {unknown[0]!r}; типы: {', '.join(outbox.TYPES)}",
             code="bad_types",
+            field="types",
         )
     return tuple(t for t in outbox.TYPES if t in wanted)
 
@@ -456,6 +479,7 @@ def whole(name: str, value: int | str) -> int:
             f"{name}: a whole number from 1, not {text[:40]!r}",
             f"{name}: целое число от 1, а не «{text[:40]}»",
             code="bad_number",
+            field=name,
         )
     return int(text)
 
@@ -540,6 +564,7 @@ def replay(tx: Tx, subscription_id: int, first_id: int, last_id: int | None, now
             f"повтор берёт номера событий от 1, первый не больше последнего, не больше "
             f"{REPLAY_MAX}: {first_id}..{last}",
             code="bad_replay",
+            field="last",
         )
     last = min(last, sub.cursor)
     sql = "SELECT id, member_id FROM outbox WHERE id >= ? AND id <= ?" + (
@@ -582,6 +607,156 @@ def _rehead(tx: Tx, subscription_id: int, members: Sequence[str] | None) -> None
     for i in range(0, len(members), 500):
         part = members[i : i + 500]
         tx.execute(f"{base} AND member_id IN ({marks(len(part))})", (subscription_id, *part))
+
+
+# ---------------------------------------------------------------------- the console's views
+@dataclass(frozen=True, slots=True)
+class Health:
+    """How a subscription's deliveries go: the last attempt (time ISO UTC, status code or
+    None for no answer, error) and its pending deliveries that have failed at least once
+    (``failing``: being retried)."""
+
+    last_at: str | None
+    last_status: int | None
+    last_error: str | None
+    failing: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """A row of the console's delivery log: the attempt, its event (outbox id, type,
+    member), its number among the attempts of that event, and, on the event's latest
+    attempt while it is still pending, when the next one is due (ISO UTC)."""
+
+    id: int
+    outbox_id: int
+    webhook_id: str
+    type: str | None
+    member_id: str | None
+    number: int
+    attempted_at: str
+    status: int | None
+    duration_ms: int
+    error: str | None
+    state: str | None
+    next_at: str | None
+
+
+def health(db: Database, subscription_ids: Sequence[int]) -> dict[int, Health]:
+    """``Health`` of each of ``subscription_ids`` (one indexed read of its log each)."""
+    out: dict[int, Health] = {}
+    with db.reading() as tx:
+        for sid in subscription_ids:
+            last = tx.one(
+                "SELECT attempted_at, status, error FROM webhook_attempts "
+                "WHERE subscription_id = ? ORDER BY id DESC LIMIT 1",
+                (sid,),
+            )
+            failing = tx.one(
+                "SELECT count(*) FROM webhook_deliveries WHERE subscription_id = ? "
+                "AND state = 'pending' AND attempts > 0",
+                (sid,),
+            )[0]
+            out[sid] = Health(
+                None if last is None else str(last[0]),
+                None if last is None else _int(last[1]),
+                None if last is None else last[2],
+                int(failing),
+            )
+    return out
+
+
+def delivery_log(
+    db: Database, subscription_id: int, *, limit: int = 50, before: int | None = None
+) -> list[LogRow]:
+    """The subscription's delivery log, newest first (ids below ``before`` for the next
+    page), each attempt with its event and its number (the index of migration
+    ``0022_webhook_attempts_event`` counts them)."""
+    with db.reading() as tx:
+        rows = tx.all(
+            "SELECT a.id, a.outbox_id, a.webhook_id, o.type, o.member_id, "
+            "(SELECT count(*) FROM webhook_attempts p WHERE p.subscription_id = "
+            "a.subscription_id AND p.outbox_id = a.outbox_id AND p.id <= a.id), "
+            "a.attempted_at, a.status, a.duration_ms, a.error, d.state, "
+            "CASE WHEN d.state = 'pending' AND a.id = (SELECT max(q.id) FROM "
+            "webhook_attempts q WHERE q.subscription_id = a.subscription_id AND "
+            "q.outbox_id = a.outbox_id) THEN d.next_at END "
+            "FROM webhook_attempts a LEFT JOIN outbox o ON o.id = a.outbox_id "
+            "LEFT JOIN webhook_deliveries d ON d.subscription_id = a.subscription_id "
+            "AND d.outbox_id = a.outbox_id "
+            "WHERE a.subscription_id = ? AND a.id < ? ORDER BY a.id DESC LIMIT ?",
+            (subscription_id, before if before is not None else 2**62, limit),
+        )
+    return [
+        LogRow(
+            int(r[0]),
+            int(r[1]),
+            str(r[2]),
+            r[3],
+            r[4],
+            int(r[5]),
+            str(r[6]),
+            _int(r[7]),
+            int(r[8]),
+            r[9],
+            r[10],
+            r[11],
+        )
+        for r in rows
+    ]
+
+
+def delete(tx: Tx, subscription_id: int, now: datetime) -> Subscription:
+    """Drop a subscription with its queue, dead letters and log; returns it as it was."""
+    sub = _one(tx, subscription_id, now)
+    for table in ("webhook_attempts", "webhook_deliveries"):
+        tx.execute(f"DELETE FROM {table} WHERE subscription_id = ?", (subscription_id,))
+    tx.execute("DELETE FROM webhook_subscriptions WHERE id = ?", (subscription_id,))
+    return sub
+
+
+def moment(name: str, value: str | datetime) -> datetime:
+    """A time typed in a form (ISO 8601, ``2026-06-15T09:00`` or with a zone; without
+    one it is UTC, as the console shows times)."""
+    if isinstance(value, datetime):
+        at = value
+    else:
+        try:
+            at = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise WebhookError(
+                f"{name}: a date and time like 2026-06-15T09:00 (UTC), not {value[:40]!r}",
+                f"{name}: дата и время вида 2026-06-15T09:00 (UTC), а не «{value[:40]}»",
+                code="bad_time",
+                field=name,
+            ) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def span(tx: Tx, since: datetime, until: datetime) -> tuple[int, int] | None:
+    """The outbox ids of the events written in ``[since, until)`` (first, last), or None.
+    The ids commit in the order of their ``created_at`` (the emitters hold the feed lock),
+    so two binary searches over the primary key find the ends without a scan."""
+    low, high = moment_text(since), moment_text(until)
+    top = int(tx.one("SELECT COALESCE(max(id), 0) FROM outbox")[0])
+
+    def first_at_or_after(stamp: str) -> int:
+        """The least id whose event was written at ``stamp`` or later (top + 1: none)."""
+        lo, hi = 1, top + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = tx.one(
+                "SELECT id, created_at FROM outbox WHERE id >= ? ORDER BY id LIMIT 1", (mid,)
+            )
+            if row is None or str(row[1]) >= stamp:
+                hi = mid
+            else:
+                lo = int(row[0]) + 1
+        return lo
+
+    first, end = first_at_or_after(low), first_at_or_after(high)
+    last = tx.one("SELECT max(id) FROM outbox WHERE id >= ? AND id < ?", (first, end))[0]
+    return None if last is None else (first, int(last))
 
 
 # ---------------------------------------------------------------------- the rounds

@@ -17,6 +17,7 @@ from sync.backoffice.console.texts import merge
 from sync.backoffice.console.texts import rules as rules_texts
 from sync.backoffice.console.texts import segments as segments_texts
 from sync.backoffice.console.texts import stores as stores_texts
+from sync.backoffice.console.texts import webhooks as webhooks_texts
 
 LANGS: Final = ("ru", "en")
 
@@ -126,6 +127,7 @@ TEXT: Final = merge(
     coupons_texts.TEXT,
     rules_texts.TEXT,
     segments_texts.TEXT,
+    webhooks_texts.TEXT,
 )
 """Every text: the shared ones above and each section's (``console/texts/<section>.py``)."""
 

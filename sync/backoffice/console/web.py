@@ -21,6 +21,7 @@ from sync.backoffice.console import (
     segments,
     stores,
     users,
+    webhooks,
 )
 from sync.backoffice.console.guard import (
     LANG_COOKIE,
@@ -47,6 +48,7 @@ SECTION_MODULES: tuple[ModuleType, ...] = (
     coupons,
     rules,
     segments,
+    webhooks,
 )
 """The modules with a section's pages: each has ``SECTION`` and ``routes(pages)``."""
 

@@ -3,9 +3,9 @@
 A role grants, per section of the console, ``read`` (open its pages) and possibly
 ``write`` (change something there). The programme owner reads and changes everything (the
 audit log is read-only to everyone); analysts read everything; marketing runs coupons,
-segments and programme rules; support answers members; a store manager sees their own store only
-(``User.store_id``; the pages filter by it). Managing people and the audit log are the
-owner's alone.
+segments, programme rules and the webhook subscriptions; support answers members; a store
+manager sees their own store only (``User.store_id``; the pages filter by it). Managing
+people and the audit log are the owner's alone.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ SECTIONS: Final = (
     "segments",
     "rules",
     "stores",
+    "webhooks",
     "users",
     "audit",
 )
@@ -30,15 +31,9 @@ _READ: Final = frozenset({"read"})
 _WRITE: Final = frozenset({"read", "write"})
 
 PERMISSIONS: Final[dict[str, dict[str, frozenset[str]]]] = {
-    "owner": {
-        s: _WRITE
-        for s in ("dashboard", "members", "coupons", "segments", "rules", "stores", "users")
-    }
-    | {"audit": _READ},
-    "analyst": {
-        s: _READ for s in ("dashboard", "members", "coupons", "segments", "rules", "stores")
-    },
-    "marketing": {"coupons": _WRITE, "segments": _WRITE, "rules": _WRITE},
+    "owner": {s: _WRITE for s in SECTIONS if s != "audit"} | {"audit": _READ},
+    "analyst": {s: _READ for s in SECTIONS if s not in ("users", "audit")},
+    "marketing": {"coupons": _WRITE, "segments": _WRITE, "rules": _WRITE, "webhooks": _WRITE},
     "support": {"members": _WRITE},
     "store_manager": {"dashboard": _READ, "members": _READ, "stores": _READ},
 }
