@@ -16,13 +16,14 @@ import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
 
 from agent.journal import MemberRecord as Member
 from agent.problem import Problem
+from sync.backoffice import event_feed
 from sync.backoffice.project import VERDICTS_PAGE_MAX
 from sync.openapi import Operation, Param, document, query_params
 from sync.protocol import (
@@ -174,6 +175,33 @@ class Health(msgspec.Struct):
 
 class Live(msgspec.Struct):
     ok: bool
+
+
+class CloudEvent(msgspec.Struct):
+    """One member event as CloudEvents 1.0 in structured JSON (``event_feed``): ``id``
+    ``<member_id>:<member_seq>``, the same on every re-read and webhook retry (deduplicate
+    on ``source`` + ``id``); ``type`` ``ru.kassa.<event type>``; ``time`` when it happened
+    (RFC 3339, UTC); ``subject`` the member id; ``data`` the event's object (kopecks and
+    points as integers, no personal data) with the member's ``member_seq``, which numbers a
+    member's events 1, 2, 3... without gaps."""
+
+    specversion: Literal["1.0"]
+    id: Annotated[str, Meta(pattern=r"^.+:[1-9][0-9]*$")]
+    source: str
+    type: Annotated[str, Meta(pattern=event_feed.TYPE_PATTERN)]
+    time: str
+    subject: str
+    datacontenttype: Literal["application/json"]
+    data: dict[str, Any]
+
+
+class EventsPage(msgspec.Struct):
+    """A page of the member events in global order; ``next``: the ``after`` of the next
+    page (the last event's feed position, or the ``after`` given when there is nothing
+    new: ask again with the same)."""
+
+    events: list[CloudEvent]
+    next: Annotated[int, Meta(ge=0, le=event_feed.MAX_CURSOR)]
 
 
 Position = Annotated[int, Meta(ge=0, le=MAX_ENVELOPE_INT)]
@@ -338,6 +366,36 @@ AUTH = {
 """Every authenticated operation's refusals (``app.Failures`` answers 429 before anything
 is looked at once a key failed too often)."""
 TIMEOUT = {408: "request_timeout: the body was trickled or stalled (sync.httpserve)"}
+EVENTS_QUERY = [
+    Param(
+        "after",
+        "query",
+        {"type": "integer", "minimum": 0, "maximum": event_feed.MAX_CURSOR, "default": 0},
+        required=False,
+        description="the feed position to read after: the previous page's next (0: from the start)",
+    ),
+    Param(
+        "limit",
+        "query",
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": event_feed.MAX_LIMIT,
+            "default": event_feed.DEFAULT_LIMIT,
+        },
+        required=False,
+        description="at most this many events",
+    ),
+    Param(
+        "types",
+        "query",
+        {"type": "string", "pattern": event_feed.TYPES_PATTERN},
+        required=False,
+        description="only these event types, comma-separated, as member.registered or "
+        "ru.kassa.member.registered (default: every type)",
+    ),
+]
+"""The pull feed's parameters (``event_feed.page`` reads them as text)."""
 
 
 @functools.cache
@@ -389,6 +447,19 @@ def openapi() -> dict[str, Any]:
             },
             params=[SENT_AT, QUEUE],
             description="per-event results",
+        ),
+        Operation(
+            "GET",
+            "/v1/events",
+            "the member events after a feed position, as CloudEvents (admin token)",
+            response=EventsPage,
+            errors={
+                400: "bad_feed_query: after, limit or types not as declared (details.field "
+                "names it)",
+                **AUTH,
+            },
+            params=EVENTS_QUERY,
+            description="page",
         ),
         Operation(
             "GET",
@@ -461,6 +532,7 @@ def openapi() -> dict[str, Any]:
         ops,
         title="Kassa back office",
         version=f"{PROTOCOL_VERSION}",
-        description="Exactly-once event ingest from tills, member changes, KPIs.",
+        description="Exactly-once event ingest from tills, member changes, KPIs, the "
+        "member events' pull feed.",
         error=Error,
     )

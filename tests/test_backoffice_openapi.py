@@ -1,7 +1,8 @@
 """The back office's generated OpenAPI document against the real app: schemathesis draws
 requests from the document it serves (valid ones, and invalid ones for the bodies and
 parameters), sends them in-process over ASGI with a till's token (the admin token for
-``/v1/kpi`` and the member-token endpoint), and checks every answer against the document:
+``/v1/kpi``, the member-token endpoint and the member events' pull feed ``GET
+/v1/events``, which has events to page through), and checks every answer against the document:
 no 5xx, a documented status, the documented content type and a body of the documented
 schema; a request the document calls invalid must be refused (4xx)."""
 
@@ -43,11 +44,21 @@ def served(tmp_path: Path) -> Iterator[tuple[schemathesis.BaseSchema, dict[str, 
     )
     till = bo.enroll(bo.enroll_code("s1"), "Касса 1", TILL)["token"]
     admin = bo.new_admin_token()
+    for member in ("m00000001", "m00000002"):  # member events for the pull feed's pages
+        bo.adjust_points(member, "+10", "подарок", actor="sup")
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(bo, verifier=False))
     # the test sends the bearer token itself (a till's, or the admin's for the KPIs)
     schema.config.generation.update(with_security_parameters=False)
     try:
-        yield schema, {"/v1/kpi": admin, "/v1/members/{code}/token": admin, "*": till}
+        yield (
+            schema,
+            {
+                "GET /v1/kpi": admin,
+                "POST /v1/members/{code}/token": admin,
+                "GET /v1/events": admin,
+                "*": till,
+            },
+        )
     finally:
         db.close()
 
@@ -77,7 +88,7 @@ def _fuzz(op: Any, mode: GenerationMode, token: str, statuses: Counter[tuple[str
     """Draw ``EXAMPLES[mode]`` requests of ``op`` and check each answer, counting the
     statuses per operation."""
     cases = op.as_strategy(generation_mode=mode)
-    if op.path == "/v1/events" and mode is not GenerationMode.NEGATIVE:
+    if op.label == "POST /v1/events" and mode is not GenerationMode.NEGATIVE:
         cases = cases.map(_own_events)
 
     def respond(case: Any, checks: Sequence[Any]) -> None:
@@ -98,7 +109,14 @@ def test_no_drift_between_the_document_and_the_app(
     statuses: Counter[tuple[str, int]] = Counter()
     for op in operations:
         for mode in EXAMPLES:
-            _fuzz(op, mode, tokens.get(op.path, tokens["*"]), statuses)
+            _fuzz(op, mode, tokens.get(op.label, tokens["*"]), statuses)
     # the answers checked include the push's and the pages' bodies, not only refusals
-    for label in ("POST /v1/events", "GET /v1/verdicts", "GET /v1/changes", "GET /v1/kpi"):
+    for label in (
+        "POST /v1/events",
+        "GET /v1/events",
+        "GET /v1/verdicts",
+        "GET /v1/changes",
+        "GET /v1/kpi",
+    ):
         assert statuses[label, 200], (label, statuses)
+    assert statuses["GET /v1/events", 400], statuses  # bad_feed_query, as declared

@@ -27,6 +27,7 @@ when there is nothing new, so a poller asks again with the same one).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agent.errors import InputError
@@ -39,6 +40,11 @@ TYPE_PREFIX = "ru.kassa."
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_CURSOR = 2**63 - 1
+_ONE_TYPE = rf"({re.escape(TYPE_PREFIX)})?({'|'.join(re.escape(t) for t in outbox.TYPES)})"
+TYPES_PATTERN = rf"^{_ONE_TYPE}(,{_ONE_TYPE})*$"
+"""The ``types`` parameters ``types_of`` accepts, as a regular expression."""
+TYPE_PATTERN = rf"^{re.escape(TYPE_PREFIX)}({'|'.join(re.escape(t) for t in outbox.TYPES)})$"
+"""A CloudEvents ``type`` the feed gives, as a regular expression."""
 
 
 class FeedQueryError(InputError):
@@ -79,19 +85,20 @@ def _whole(name: str, text: str | None, default: int, low: int, high: int) -> in
 
 
 def types_of(text: str | None) -> tuple[str, ...] | None:
-    """The ``types`` parameter: comma-separated event types, each as the outbox names it
-    (``member.registered``) or as CloudEvents ``type`` does (``ru.kassa.member.registered``);
-    None when not given. An unknown or empty one raises ``FeedQueryError``."""
+    """The ``types`` parameter: comma-separated event types (no spaces), each as the
+    outbox names it (``member.registered``) or as CloudEvents ``type`` does
+    (``ru.kassa.member.registered``); None when not given. An unknown or empty one raises
+    ``FeedQueryError`` (exactly what ``TYPES_PATTERN``, the OpenAPI document's pattern,
+    refuses)."""
     if text is None:
         return None
     out: list[str] = []
     for part in text.split(","):
-        name = part.strip().removeprefix(TYPE_PREFIX)
+        name = part.removeprefix(TYPE_PREFIX)
         if name not in outbox.TYPES:
             raise FeedQueryError(
-                f"types: unknown event type {part.strip()!r} (known: {', '.join(outbox.TYPES)})",
-                f"types: неизвестный тип события «{part.strip()}» "
-                f"(известные: {', '.join(outbox.TYPES)})",
+                f"types: unknown event type {part!r} (known: {', '.join(outbox.TYPES)})",
+                f"types: неизвестный тип события «{part}» (известные: {', '.join(outbox.TYPES)})",
                 field="types",
             )
         if name not in out:
