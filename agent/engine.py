@@ -363,6 +363,7 @@ def quote(
     redeem_points: Points | Literal["max"] = 0,
     coupon: Coupon | None = None,
     redeem_limit: tuple[str, Points] | None = None,
+    balance_bound: bool = True,
 ) -> Quote:
     """Score a cheque for a member. Raises ``CartError``/``CatalogError`` for a bad cart,
     ``CouponError`` for a coupon that does not apply, ``RedemptionError`` when asked to
@@ -370,6 +371,9 @@ def quote(
 
     ``redeem_points="max"`` spends the most allowed. ``redeem_limit`` is an outside bound
     on spending with its reason key (the till's offline policy), e.g. ("offline_per_member", 0).
+    ``balance_bound=False`` is the back office's re-score of a cheque a till committed:
+    the member's balance does not bound the spend (what it cannot pay becomes debt, see
+    ``ledger.apply_purchase``), only the cheque's own limits do.
     """
     validate_cart(cart, rules)
     if redeem_points != "max" and redeem_points < 0:
@@ -396,6 +400,8 @@ def quote(
     limits = {"balance": spendable, "cap": cap_pts, "min_payable": sum(room_pts)}
     if redeem_limit is not None:
         limits[redeem_limit[0]] = max(0, redeem_limit[1])
+    if not balance_bound:
+        del limits["balance"]
     max_redeem = min(limits.values())
     limited_by = min(limits, key=lambda k: limits[k])  # first of equals: balance, cap, lines
     if redeem_points == "max":
@@ -488,7 +494,8 @@ def quote(
     spend_after = spend_before + spend_added
     tier_after = rules.tier_for_spend(spend_after)
     next_tier = rules.next_tier(tier_after)
-    remaining_lots = _lots_after_spending(member, redeem_points, now)
+    paid_by_lots = redeem_points if balance_bound else min(redeem_points, spendable)
+    remaining_lots = _lots_after_spending(member, paid_by_lots, now)
     expiring_points, expiring_on = expiring_soon(remaining_lots, rules, now)
     return Quote(
         receipt_id=cart.receipt_id,

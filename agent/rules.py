@@ -97,6 +97,10 @@ EVENT_LAPSED_DAYS = 90
 purchase."""
 
 
+_RESCORE_POINTS: Points = 100  # the defaults of ``[rescore]``
+_RESCORE_BP = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Programme:
     """One version of a loyalty programme."""
@@ -147,6 +151,25 @@ class Programme:
     events_lapsed_days: int = EVENT_LAPSED_DAYS
     """``[events] lapsed_days``: ``member.lapsed`` once this many days have passed since
     the member's last purchase."""
+    rescore_tolerance_points: Points = _RESCORE_POINTS
+    """``[rescore] tolerance_points``: how many points a till's cheque may claim beyond the
+    back office's re-score of it (earned plus bonuses, or spent beyond the cheque's cap)
+    and still be applied as printed. An offline till scores with the member as it last
+    heard of them (a tier or a birthday bonus another store already changed), so honest
+    cheques can differ a little; a claim beyond the tolerance is held for review, not
+    applied."""
+    rescore_tolerance_bp: int = _RESCORE_BP
+    """``[rescore] tolerance_bp``: more tolerance in proportion to the cheque, basis points
+    of its amount to pay in points (100 bp = 1 %: with 1 point = 1 rouble, a cheque of
+    5 000 roubles to pay tolerates 50 points more), added to ``rescore_tolerance_points``
+    (a stale tier differs by its rate times the cheque)."""
+
+    def rescore_tolerance(self, paid_kop: Kopecks) -> Points:
+        """The points a cheque paying ``paid_kop`` may claim beyond the re-score."""
+        return (
+            self.rescore_tolerance_points
+            + paid_kop * self.rescore_tolerance_bp // 10_000 // self.point_value_kop
+        )
 
     @property
     def tz(self) -> ZoneInfo:
@@ -351,6 +374,7 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         raise r.fail("tiers", "tier codes must be unique")
     welcome = r.table("welcome", {})
     birthday = r.table("birthday", {})
+    rescore = r.table("rescore", {})
     events = r.table("events", {})
     categories = r.strs("categories")
     excluded = r.strs("excluded_categories")
@@ -397,12 +421,17 @@ def parse_programme(data: Any, source: str = "<data>") -> Programme:
         events_expiring_days=events.integer("expiring_days", 1, 365, EVENT_EXPIRING_DAYS),
         events_birthday_days=events.integer("birthday_days", 0, 60, EVENT_BIRTHDAY_DAYS),
         events_lapsed_days=events.integer("lapsed_days", 1, 3650, EVENT_LAPSED_DAYS),
+        rescore_tolerance_points=rescore.integer(
+            "tolerance_points", 0, _MAX_POINTS, _RESCORE_POINTS
+        ),
+        rescore_tolerance_bp=rescore.integer("tolerance_bp", 0, 10_000, _RESCORE_BP),
     )
     if programme.welcome_spend_before_sync and programme.welcome_points == 0:
         raise welcome.fail("spend_before_sync", "needs a welcome bonus (welcome.points > 0)")
     welcome.done()
     birthday.done()
     events.done()
+    rescore.done()
     r.done()
     return programme
 
@@ -509,6 +538,19 @@ def programme_to_dict(p: Programme) -> dict[str, Any]:
         "consent_text_version": p.consent_text_version,
         **_phone_cost_dict(p),
         **_events_dict(p),
+    } | _rescore_dict(p)
+
+
+def _rescore_dict(p: Programme) -> dict[str, Any]:
+    """The ``[rescore]`` table, only when it is not the defaults (a document written
+    before the table existed reads back the same, byte for byte)."""
+    if (p.rescore_tolerance_points, p.rescore_tolerance_bp) == (_RESCORE_POINTS, _RESCORE_BP):
+        return {}
+    return {
+        "rescore": {
+            "tolerance_points": p.rescore_tolerance_points,
+            "tolerance_bp": p.rescore_tolerance_bp,
+        }
     }
 
 

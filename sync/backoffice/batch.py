@@ -44,6 +44,7 @@ from agent.identify import phone_hash
 from agent.ledger import PurchaseEffects
 from agent.model import MemberState
 from agent.rules import Programme
+from agent.tokens import Coupon, TokenVerifier, load_ed25519_public_key, verify_coupon
 from sync.backoffice import effects, outbox, phones, rollups
 from sync.backoffice.checks import Rejected, is_db_outage
 from sync.backoffice.db import Tx
@@ -152,8 +153,17 @@ class Batch:
     interface): reads through the batch's caches, changes with undo, writes staged until
     the event is applied. ``terminal`` is the terminal of the event being applied."""
 
-    def __init__(self, programmes: Programmes, now: datetime, tx: Tx, careful: bool) -> None:
+    def __init__(
+        self,
+        programmes: Programmes,
+        now: datetime,
+        tx: Tx,
+        careful: bool,
+        released: frozenset[str] = frozenset(),
+    ) -> None:
         self._programmes = programmes
+        self.released = released  # events a person released after review (``review``)
+        self._coupons: TokenVerifier | None = None
         self._terminal: Terminal | None = None
         self._now = now
         self.now_iso = now.isoformat()
@@ -317,6 +327,7 @@ class Batch:
             member_id = None
             if isinstance(e, Rejected):
                 status, code, message = "rejected", e.code, e.message
+                member_id = e.member_id
             elif isinstance(e, AgentError):
                 status, code, message = "rejected", e.code, e.message_en
             elif not is_db_outage(e):
@@ -513,6 +524,35 @@ class Batch:
             self.now_iso,
         )
         (self._ev_flags if ev is not None else self._flags).append(row)
+
+    def hold(self, ev: WireEvent, member_id: str, detail: dict[str, Any]) -> None:
+        """A ``held_for_review`` flag of ``ev`` with the claim and the server's figures:
+        kept when the event is refused (it is why), read by the console's review."""
+        self._flags.append(
+            flag_row(
+                "held_for_review",
+                ev.event_id,
+                member_id,
+                self.terminal.terminal_id,
+                detail,
+                self.now_iso,
+            )
+        )
+
+    def coupon(self, token: Any, at: datetime) -> Coupon | None:
+        """The coupon ``token`` names if the back office signed it and it is valid ``at``
+        (the key read once per pass), else None."""
+        if not isinstance(token, str) or not token:
+            return None
+        if self._coupons is None:
+            row = self._tx.one("SELECT value FROM settings WHERE key = 'token_public_key'")
+            if row is None:
+                return None
+            self._coupons = TokenVerifier({1: load_ed25519_public_key(str(row[0]))})
+        try:
+            return verify_coupon(self._coupons, token.strip(), at)
+        except AgentError:  # forged, expired, not yet valid
+            return None
 
     # -- write back
     def flush(self) -> None:

@@ -29,12 +29,17 @@ MIN_YEAR, MAX_YEAR = 2000, 2199
 
 
 class Rejected(Exception):
-    """An event that cannot enter the ledger: answered ``rejected`` with ``code``."""
+    """An event that cannot enter the ledger: answered ``rejected`` with ``code``.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``member_id``: the member the verdict names, so the till gets the member's record
+    with it (a purchase held for review: the till had applied its own claim to its cache,
+    and learns the balance the back office holds)."""
+
+    def __init__(self, code: str, message: str, member_id: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.member_id = member_id
 
 
 class _FloatInPayload(ValueError):

@@ -23,12 +23,13 @@ import msgspec
 import orjson
 
 from agent import codec, engine
-from agent.errors import AgentError
+from agent.errors import AgentError, CouponError, RedemptionError
 from agent.identify import check_member_code
 from agent.ledger import PurchaseEffects, apply_purchase, apply_refund
 from agent.model import Cart, MemberState, PointLot, Quote
 from agent.phonehash import strip_mask, upgrade_fingerprint
 from agent.rules import Programme
+from agent.tokens import Coupon
 from sync.backoffice.checks import Rejected, moment, nonneg, opt, text
 from sync.backoffice.terminal import Terminal
 from sync.protocol import WireEvent
@@ -106,6 +107,18 @@ class Run(Protocol):
     def flag(
         self, kind: str, ev: WireEvent | None, member_id: str | None, detail: dict[str, Any]
     ) -> None: ...
+    def hold(self, ev: WireEvent, member_id: str, detail: dict[str, Any]) -> None:
+        """Record why ``ev`` is held for review (kept though the event is refused)."""
+        ...
+
+    @property
+    def released(self) -> frozenset[str]:
+        """Events a person released after review: applied as claimed, not re-scored."""
+        ...
+
+    def coupon(self, token: Any, at: datetime) -> Coupon | None:
+        """The coupon ``token`` if the back office signed it and it is valid ``at``."""
+        ...
 
 
 # ---------------------------------------------------------------------- stored texts
@@ -241,6 +254,8 @@ def purchase(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     state = m.state
     if state.member_id != m.member_id:
         state = replace(state, member_id=m.member_id)
+    if ev.event_id not in batch.released:
+        rescore(batch, ev, p, cart, q, state, rules, occurred)
     new_state, effects = apply_purchase(
         state, cart, q, rules, occurred, ev.event_id, allow_overdraft=True
     )
@@ -305,6 +320,91 @@ def purchase(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
         )
     batch.record_purchase(ev.event_id, receipt_id, BatchPurchase(m.member_id, effects, {}, True))
     return m.member_id
+
+
+def rescore(
+    batch: Run,
+    ev: WireEvent,
+    p: dict[str, Any],
+    cart: Cart,
+    q: Quote,
+    state: MemberState,
+    rules: Programme,
+    occurred: datetime,
+) -> None:
+    """Score the cheque again before it is applied; ``Rejected("held_for_review")`` when
+    the till claims more than the programme gives beyond its tolerance
+    (``Programme.rescore_tolerance``).
+
+    The back office owns the money: a till token could otherwise mint points with a
+    forged earn or bonus, or spend a member into debt beyond what a cheque allows. The
+    re-score is the shared engine's, with the rules version the till named, the member's
+    state just before this cheque (in this batch's order, as the till would have had it
+    online) and the coupon the cheque names if the back office signed it. Points earned
+    and bonuses are compared as one total (the till's minus the server's); spending is
+    compared with the cheque's own limit (the cap and each line's minimum; the member's
+    balance does not bound it: a spend the balance cannot cover is an overdraft, honoured
+    as debt). Within the tolerance the cheque is applied as printed (the verifier flags a
+    difference afterwards); beyond it nothing is applied, the till quarantines the
+    verdict, and the claim and the server's figures wait in the console's review
+    (``batch.hold``). One engine call per cheque (two when the coupon does not apply or
+    the spend is over the cheque's limit)."""
+    coupon = batch.coupon(p.get("coupon"), occurred) if q.coupon_id else None
+    if coupon is not None and coupon.coupon_id != q.coupon_id:
+        coupon = None
+    try:
+        mine = engine.quote(
+            cart,
+            state,
+            rules,
+            occurred,
+            redeem_points=q.redeem_points,
+            coupon=coupon,
+            balance_bound=False,
+        )
+        limit = mine.max_redeem_points
+    except CouponError:  # not this member's, below its minimum: scored without it
+        coupon = None
+        mine = engine.quote(cart, state, rules, occurred, balance_bound=False)
+        limit = mine.max_redeem_points
+        if q.redeem_points <= limit:
+            mine = engine.quote(
+                cart, state, rules, occurred, redeem_points=q.redeem_points, balance_bound=False
+            )
+    except RedemptionError as e:  # spends more than the cheque allows
+        limit = int(e.details.get("max_redeem_points", 0))
+        mine = engine.quote(
+            cart, state, rules, occurred, redeem_points=limit, coupon=coupon, balance_bound=False
+        )
+    claimed_bonus = sum(b.points for b in q.bonuses)
+    server_bonus = sum(b.points for b in mine.bonuses)
+    over_earn = q.earn_points + claimed_bonus - mine.earn_points - server_bonus
+    over_spend = q.redeem_points - limit
+    tolerance = rules.rescore_tolerance(sum(ql.payable_kop for ql in mine.lines))
+    if over_earn <= tolerance and over_spend <= tolerance:
+        return
+    batch.hold(
+        ev,
+        state.member_id,
+        {
+            "claim": {"earned": q.earn_points, "bonus": claimed_bonus, "spent": q.redeem_points},
+            "server": {"earned": mine.earn_points, "bonus": server_bonus, "spend_limit": limit},
+            "tolerance": tolerance,
+            "rules_version": rules.version,
+        },
+    )
+    if over_earn > tolerance:
+        raise Rejected(
+            "held_for_review",
+            f"claims {q.earn_points + claimed_bonus} points earned, the programme gives "
+            f"{mine.earn_points + server_bonus} (tolerance {tolerance})",
+            state.member_id,
+        )
+    raise Rejected(
+        "held_for_review",
+        f"spends {q.redeem_points} points, the cheque allows {limit} (tolerance {tolerance})",
+        state.member_id,
+    )
 
 
 def refund(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:

@@ -53,6 +53,7 @@ from sync.backoffice import (
     poster,
     programme,
     project,
+    review,
     rollups,
     tills,
     triggers,
@@ -739,6 +740,22 @@ class Backoffice:
     def erasure_act(self, member_id: str, store_scope: str | None = None) -> Act:
         """A member's destruction act (``member_ops.erasure_act``)."""
         return member_ops.erasure_act(self.context, member_id, store_scope=store_scope)
+
+    def held_purchases(self, store_scope: str | None = None) -> list[review.Held]:
+        """Purchases held for review, with claim and re-score (``review.held``)."""
+        return review.held(self.context, store_scope=store_scope)
+
+    def release_purchase(
+        self, event_id: str, reason: str, *, actor: str, store_scope: str | None = None
+    ) -> str:
+        """Apply a held purchase as claimed, audited (``review.release``)."""
+        return review.release(self.context, event_id, reason, actor=actor, store_scope=store_scope)
+
+    def refuse_purchase(
+        self, event_id: str, reason: str, *, actor: str, store_scope: str | None = None
+    ) -> None:
+        """Keep a held purchase refused, audited (``review.refuse``)."""
+        review.refuse(self.context, event_id, reason, actor=actor, store_scope=store_scope)
 
     # ------------------------------------------------------------------ console: dashboard
     def dashboard_view(
