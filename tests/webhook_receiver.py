@@ -1,5 +1,6 @@
 """A real webhook receiver for the tests: an HTTP server thread on 127.0.0.1 that the test
-starts, stops (the port then refuses connections: an outage) and restarts on the same port.
+starts, stops (the port then refuses connections and the open keep-alive connections are
+cut: an outage) and restarts on the same port.
 
 Every request is kept (``Received``: webhook-id, headers, body, the status answered). The
 answers are scripted: ``answer`` (a status, optionally with headers) for every request,
@@ -9,6 +10,7 @@ Standard Webhooks ``verify`` of the back office (a bad one is answered 401 and c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -43,6 +45,7 @@ class Receiver:
     bad_signatures: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _open: set[socket.socket] = field(default_factory=set)  # connections being served
 
     @property
     def url(self) -> str:
@@ -53,6 +56,18 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver._lock:
+                    receiver._open.add(self.connection)
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    with receiver._lock:
+                        receiver._open.discard(self.connection)
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
@@ -81,6 +96,11 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            cut, self._open = list(self._open), set()
+        for conn in cut:  # a client's keep-alive connection must not outlive the outage
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def _answer(self, got: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
         with self._lock:
