@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import zxingcpp
+from pypdf import PdfReader
 from synchelp import SyncASGITransport, portal
 
 from agent.rules import programme_to_dict
@@ -160,6 +161,12 @@ def test_personal_coupons_and_english_messages(http: httpx.Client, bo: Backoffic
     bad = http.post(f"{PREFIX}/coupons", data=form)
     assert bad.status_code == 400 and "is not a member code" in bad.text
     assert bo.coupon_batches() == []
+    # the printed sheet follows the console's language
+    made = http.post(f"{PREFIX}/coupons", data=FORM | {"csrf": token})
+    batch_id = made.headers["location"].split("/coupons/")[1].split("?")[0]
+    sheet = http.get(f"{PREFIX}/coupons/{batch_id}/sheet.pdf").content
+    text = PdfReader(io.BytesIO(sheet)).pages[0].extract_text()
+    assert f"Kassa coupons {batch_id}" in text and "Discount" in text and "Купоны" not in text
 
 
 def test_roles_on_coupons_and_rules(http: httpx.Client) -> None:

@@ -9,6 +9,7 @@ in any page; the console's poster and sign-up counts."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cluster import Cluster
+from pypdf import PdfReader
 from synchelp import SyncASGITransport, portal
 
 from agent.errors import AgentError
@@ -382,6 +384,8 @@ def test_console_poster_and_sign_ups(site: Site) -> None:
         assert 'data-signups="s1/door"><td>s1</td><td>door</td><td>1<' in stores.text
         pdf = console.get("/console/stores/poster.pdf", params={"store": "s1", "poster": "door"})
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+        text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+        assert "Станьте участником программы" in text and "Тверская" in text
         bad = console.get("/console/stores/poster.pdf", params={"store": "s1", "poster": "a b"})
         assert bad.status_code == 400 and "плакат" in bad.text
         unknown = console.get("/console/stores/poster.pdf", params={"store": "zz", "poster": "x"})
