@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from benchlib import synclib  # noqa: F401  (puts _synclib in sys.modules first)
+from test_dashboard_rollups import MORE
 
 from sync.backoffice import rollups
 from sync.backoffice.db import Database
@@ -85,6 +86,26 @@ def _rebuilt_matches(url: str) -> tuple[list[Any], list[Any]]:
         db.close()
 
 
+def _more_matches(url: str) -> tuple[list[Any], list[Any]]:
+    """(the cohort, points-held and distinct-buyer roll-ups, ``rollups.rebuild_more``'s
+    over the same rows, rolled back)."""
+    db = Database.open(url)
+    try:
+        with db.reading() as tx:
+            kept = [[tuple(r) for r in tx.all(sql)] for sql in MORE]
+        again: list[Any] = []
+        try:
+            with db.transaction() as tx:
+                rollups.rebuild_more(tx)
+                again = [[tuple(r) for r in tx.all(sql)] for sql in MORE]
+                raise _Undo
+        except _Undo:
+            pass
+        return kept, again
+    finally:
+        db.close()
+
+
 # _synclib.ServerProcess leaves its child's stdout pipe to the collector (not this test's)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -107,9 +128,12 @@ def test_console_bench_builds_caches_and_measures(
         "dashboard_month",
         "dashboard_90d",
         "dashboard_store",
+        "dashboard_store_90d",
+        "dashboard_cashier_90d",
         "search",
         "profile",
     }
+    assert first["period_90d"] == {kind: pages["dashboard_90d"]["p95_ms"]}
     assert all(p["n"] == 3 and p["p95_ms"] >= p["p50_ms"] > 0 for p in pages.values())
     assert pages["search"]["found_share"] > 0
     assert set(first["targets"]["passed"]) == {f"{kind}_{p}" for p in pages}
@@ -122,6 +146,9 @@ def test_console_bench_builds_caches_and_measures(
     )
     built, rebuilt = _rebuilt_matches(url)
     assert built and built == rebuilt
+    # and the roll-ups the app's start back-filled are those of the rows loaded
+    kept, again = _more_matches(url)
+    assert kept == again and all(kept[:8])  # none empty but the early returns
 
     # a second run finds the database complete and only measures
     assert bench.main(argv) == 0
@@ -146,8 +173,13 @@ def test_console_bench_upgrades_a_cache_made_under_older_migrations(
         with db.transaction() as tx:  # as the cache was before the cohort roll-ups
             for table in (*bench.UPGRADED, "rollup_stores"):
                 tx.execute(f"DROP TABLE {table}")
-            tx.execute("DELETE FROM schema_migrations WHERE name = '0021_dashboard_cohorts'")
-            tx.execute("DELETE FROM settings WHERE key = ?", (rollups.HELD_KEY,))
+            tx.execute(
+                "DELETE FROM schema_migrations WHERE name IN "
+                "('0021_dashboard_cohorts', '0023_dashboard_reach')"
+            )
+            tx.execute(
+                "DELETE FROM settings WHERE key IN (?, ?)", (rollups.HELD_KEY, rollups.REACH_KEY)
+            )
     finally:
         db.close()
     _last_json(capsys)
@@ -163,6 +195,8 @@ def test_console_bench_upgrades_a_cache_made_under_older_migrations(
         with db.reading() as tx:
             (joined,) = tx.one("SELECT sum(registered) FROM rollup_cohorts")
             (members,) = tx.one("SELECT sum(members) FROM rollup_stores")
+            (chains,) = tx.one("SELECT count(*) FROM rollup_chain")
+            (buyers,) = tx.one("SELECT count(DISTINCT member_id) FROM purchases")
     finally:
         db.close()
-    assert joined == MEMBERS and members == MEMBERS
+    assert joined == MEMBERS and members == MEMBERS and chains == buyers > 0

@@ -7,8 +7,9 @@ sizes (some in careful mode), console adjustments and merges. After each: the ro
 the projector and the console kept equal ``rollups.rebuild_more`` from the ledger; the
 points held read from them (``rollups.held_now``) equal ``kpi.points_held`` over every
 member's state at several moments and for several periods and stores; the dashboard's
-cohorts equal a count over members and purchases; a month's buyers equal the KPI
-report's."""
+cohorts equal a count over members and purchases; a month's buyers, and the buyers of
+chosen periods on and around the days of the history's cheques and returns for the chain
+and each of its two stores, equal the KPI report's."""
 
 from __future__ import annotations
 
@@ -31,7 +32,11 @@ OPS = st.lists(
     st.one_of(
         st.tuples(st.just("register"), st.integers(0, 10**7)),
         st.tuples(
-            st.just("sale"), st.integers(0, 10**6), st.integers(1, 2), st.sampled_from([0, 0, 200])
+            st.just("sale"),
+            st.integers(0, 10**6),
+            st.integers(1, 2),
+            st.sampled_from([0, 0, 200]),
+            st.integers(0, 1),
         ),
         st.tuples(st.just("refund"), st.integers(0, 10**6), st.integers(1, 2)),
         st.tuples(st.just("advance"), st.sampled_from([3, 20, 24 * 40, 24 * 200])),
@@ -50,8 +55,18 @@ class History:
     def __init__(self, cluster: Cluster) -> None:
         self.c = cluster
         self.till: TillNode = cluster.till()
+        cluster.bo.ensure_store("s2", "Арбат")
+        self.tills = [self.till, cluster.till("till-2", "s2")]  # a member buys in both
         self.members = [f"m{n:08d}" for n in range(1, 16)]
-        self.sold: list[tuple[str, int]] = []
+        self.sold: list[tuple[TillNode, str, int]] = []
+        reg = self.till.agent.register(  # a cohort, whatever the examples do
+            phone="+7 916 555-00-00",
+            first_name="Ира",
+            consent_programme=True,
+            consent_marketing=False,
+            cashier_id="anna",
+        )
+        self.members.append(reg.card.member_id)
         self.steps = 0
 
     def run(self, ops: list[tuple[Any, ...]]) -> None:
@@ -73,15 +88,17 @@ class History:
                     receipt = f"R{step}"
                     member = self.members[op[1] % len(self.members)]
                     lines = ITEMS[: op[2]]
-                    till.sale(receipt, member, *((s, 1) for s in lines), redeem=op[3])
-                    self.sold.append((receipt, len(lines)))
+                    at = self.tills[op[4]]
+                    at.sale(receipt, member, *((s, 1) for s in lines), redeem=op[3])
+                    self.sold.append((at, receipt, len(lines)))
                 elif op[0] == "refund" and self.sold:
-                    receipt, n = self.sold[op[1] % len(self.sold)]
-                    till.agent.refund(f"F{step}", receipt, {min(op[2], n): 1}, cashier_id="anna")
+                    at, receipt, n = self.sold[op[1] % len(self.sold)]
+                    at.agent.refund(f"F{step}", receipt, {min(op[2], n): 1}, cashier_id="anna")
                 elif op[0] == "advance":
                     c.clock.advance(hours=op[1])
                 elif op[0] == "pass":
-                    till.client.drain()
+                    for t in self.tills:
+                        t.client.drain()
                     project._pass(c.bo.context, op[1], careful=op[2])
                 elif op[0] == "adjust":
                     member = self.members[op[1] % len(self.members)]
@@ -91,7 +108,8 @@ class History:
                     b = self.members[op[2] % len(self.members)]
                     for (code,) in c.ledger("SELECT code FROM members WHERE member_id = ?", (b,)):
                         c.bo.merge_members(a, code, "дубль", actor="owner")
-        till.client.drain()
+        for t in self.tills:
+            t.client.drain()
         while project._pass(c.bo.context, 50, careful=False):
             pass
 
@@ -125,7 +143,39 @@ class History:
             rep["members_with_purchase"],
             rep["repeat_buyers"],
         )
+        self.check_periods()
         self.check_cohorts()
+
+    def check_periods(self) -> None:
+        """Chosen periods (from, to) on and around the days of the cheques and returns:
+        the distinct buyers the dashboard reads from the roll-ups equal the KPI
+        report's, for the chain and each store."""
+        c = self.c
+        days = sorted(
+            {r[0] for r in c.ledger("SELECT day FROM purchases")}
+            | {r[0] for r in c.ledger("SELECT day FROM refunds")}
+        )
+        if not days:
+            return
+        marks = [date.fromisoformat(d) for d in days]
+        edges = sorted(
+            {marks[0] - timedelta(days=1), marks[-1] + timedelta(days=1)}
+            | {m for m in marks}
+            | {m + timedelta(days=1) for m in marks}
+        )
+        picked = edges if len(edges) <= 5 else [edges[i * (len(edges) - 1) // 4] for i in range(5)]
+        for i, d0 in enumerate(picked):
+            for d1 in picked[i:]:
+                rep = kpi.report(c.bo.context, kpi.Period(d0, d1))
+                want = {None: rep["totals"], **{s["store_id"]: s for s in rep["by_store"]}}
+                with c.db.reading() as tx:
+                    for store, row in want.items():
+                        got = dashboard.buyers(tx, d0.isoformat(), d1.isoformat(), store)
+                        assert got == (row["members_with_purchase"], row["repeat_buyers"]), (
+                            d0,
+                            d1,
+                            store,
+                        )
 
     def check_cohorts(self) -> None:
         c = self.c

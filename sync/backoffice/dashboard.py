@@ -6,13 +6,13 @@ are sums over the days of ``rollup_days`` (``rollups``), so the KPI report and t
 dashboard give the same numbers for a period (a test compares them). Distinct-member
 counts do not add up over days: members with >= 1 / >= 2 of the period's cheques not
 returned in full by its end (a cheque returned in full is in ``rollup_returns`` with the
-day its return completed), read for the chain's month from ``rollup_buyers`` (per month
-and member), for any other period from ``purchases``. Derived: purchase frequency
-(cheques per member with a purchase), revenue per member and average cheque (kopecks,
-rounded down), share of points spent (spent / issued). Points held now (expired,
-liability) are ``kpi.points_held``'s figures, summed from the points-held roll-ups
-(``rollups.held_now``: a few hundred rows, not every member's lots); the liability's
-change over the period is points issued - spent - expired in the period.
+day its return completed), read for the chain or a store and any period from the
+distinct-buyer roll-ups (``rollups.reach``), for a cashier from ``purchases``. Derived:
+purchase frequency (cheques per member with a purchase), revenue per member and average
+cheque (kopecks, rounded down), share of points spent (spent / issued). Points held now
+(expired, liability) are ``kpi.points_held``'s figures, summed from the points-held
+roll-ups (``rollups.held_now``: a few hundred rows, not every member's lots); the
+liability's change over the period is points issued - spent - expired in the period.
 
 Cohorts (JNBY's launch figure): members registered at the tills in a month, how many have
 made a first and a second purchase since (cheques not returned in full), and their
@@ -203,17 +203,11 @@ def buyers(
     tx: Tx, d0: str, d1: str, store_id: str | None = None, cashier_id: str | None = None
 ) -> tuple[int, int]:
     """(members with a purchase, repeat buyers) over ``d0``..``d1``: distinct members with
-    >= 1 / >= 2 of the period's cheques not returned in full within the period. The
-    chain's month (or month to date, when nothing is dated later in it) is read from
-    ``rollup_buyers``; any other period from its cheques."""
-    if store_id is None and cashier_id is None and _month_so_far(tx, d0, d1):
-        row = tx.one(
-            "SELECT COALESCE(sum(CASE WHEN cheques >= 1 THEN 1 ELSE 0 END), 0), "
-            "COALESCE(sum(CASE WHEN cheques >= 2 THEN 1 ELSE 0 END), 0) FROM rollup_buyers "
-            "WHERE month = ?",
-            (d0[:7],),
-        )
-        return int(row[0]), int(row[1])
+    >= 1 / >= 2 of the period's cheques not returned in full within the period. For the
+    chain or a store, any period, from the distinct-buyer roll-ups (``rollups.reach``: a
+    few rows per day); for a cashier from the period's cheques."""
+    if cashier_id is None:
+        return rollups.reach(tx, d0, d1, store_id)
     cond, params = _where(store_id, cashier_id, "p.")
     row = tx.one(
         "SELECT count(*), COALESCE(sum(CASE WHEN n >= 2 THEN 1 ELSE 0 END), 0) FROM ("
@@ -225,20 +219,6 @@ def buyers(
         (d0, d1, d0, d1, *params),
     )
     return int(row[0]), int(row[1])
-
-
-def _month_so_far(tx: Tx, d0: str, d1: str) -> bool:
-    """Whether ``d0``..``d1`` is a month from its first day on with no cheque or
-    completed return dated after ``d1`` within it (so the month's buyers are the
-    period's)."""
-    if d0[8:] != "01" or d1[:7] != d0[:7]:
-        return False
-    later = tx.one(
-        "SELECT 1 FROM rollup_days WHERE day > ? AND day <= ? "
-        "AND (cheques + refunded_cheques > 0 OR refunded_cheques > 0) LIMIT 1",
-        (d1, f"{d0[:7]}-31"),
-    )
-    return later is None
 
 
 def _blank() -> dict[str, int]:

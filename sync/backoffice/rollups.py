@@ -22,12 +22,17 @@ Kept by the projector in the ledger's transaction: ``record`` is called once per
 (``batch.Batch.finish``) with what the pass staged, and writes one upsert per changed key
 (one ``executemany``), plus one upsert per cheque whose completing refund changed.
 ``rebuild`` recomputes everything from the ledger (the back-fill of an existing database,
-run once at start by ``ensure``). Distinct-member counts are not additive and are not
-kept here (``dashboard`` reads them from ``purchases`` joined to ``rollup_returns``).
+run once at start by ``ensure``). Distinct-member counts are not additive: the cohort
+and month buyer roll-ups (``_Buyers``) and, for any period of the chain or a store, the
+distinct-buyer steps (``Reach``, read by ``reach``): a member with >= 1 cheque of
+d0..d1 not returned in full within it is one whose latest cheque still not returned by
+d1's end is dated d0 or later (>= 2: the second latest), so per scope and day only the
+changes of those two days are kept, summed over the days up to d1 with ``since`` >= d0.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections import defaultdict
@@ -46,6 +51,8 @@ NO_CASHIER = "-"
 BUILT_KEY = "rollups_built"
 HELD_KEY = "rollups_held_built"
 """Set once the cohort, buyer and points-held roll-ups are built (``rebuild_more``)."""
+REACH_KEY = "rollups_reach_built"
+"""Set once the distinct buyer roll-ups of any period are built (``rebuild_reach``)."""
 FIGURES = (
     "new_members",
     "welcome_points",
@@ -356,6 +363,7 @@ def record(
     tally = _Tally()
     buyers = _Buyers()
     held = Held()
+    chains = Reach()
     for mid, m in members.items():
         if mid != m.member_id or not m.dirty:
             continue
@@ -374,6 +382,7 @@ def record(
         refunded_after = {}
     for p in bought:
         buyers.bought(p["member_id"], p["day"])
+        chains.buy(p["member_id"], p["day"], p["store_id"])
         tally.add(
             (p["day"], p["store_id"], p["cashier_id"] or NO_CASHIER),
             cheques=1,
@@ -389,7 +398,7 @@ def record(
             points_spent=-int(r["returned"]),
         )
     if refunds:
-        _completions(tx, tally, buyers, refunds, bought, refunded_after, in_db)
+        _completions(tx, tally, buyers, chains, refunds, bought, refunded_after, in_db)
     new = [
         m for mid, m in members.items() if m.new and mid == m.member_id and m.merged_into is None
     ]
@@ -403,6 +412,7 @@ def record(
             )
     tally.write(tx)
     buyers.write(tx)
+    chains.write(tx)
     held.write(tx)
 
 
@@ -432,6 +442,7 @@ def _completions(
     tx: Tx,
     tally: _Tally,
     buyers: _Buyers,
+    chains: Reach,
     refunds: list[dict[str, Any]],
     bought: list[dict[str, Any]],
     refunded_after: dict[str, str],
@@ -442,14 +453,15 @@ def _completions(
     touched = {r["purchase_event_id"] for r in refunds}
     cond, params = _any(tx, "event_id", touched)
     effects: dict[str, tuple[str, str]] = {}
-    owner: dict[str, tuple[str, str]] = {}  # purchase -> (member, day)
-    for pid, eff, refunded, member, bought_on in tx.all(
-        f"SELECT event_id, effects, refunded, member_id, day FROM purchases WHERE {cond}", params
+    owner: dict[str, tuple[str, str, str]] = {}  # purchase -> (member, day, store)
+    for pid, eff, refunded, member, bought_on, at in tx.all(
+        f"SELECT event_id, effects, refunded, member_id, day, store_id FROM purchases WHERE {cond}",
+        params,
     ):
         effects[pid] = (eff, refunded)
-        owner[pid] = (member, bought_on)
+        owner[pid] = (member, bought_on, at)
     staged_effects = {p["event_id"]: p.get("effects") for p in bought}
-    owner.update((p["event_id"], (p["member_id"], p["day"])) for p in bought)
+    owner.update((p["event_id"], (p["member_id"], p["day"], p["store_id"])) for p in bought)
     cond, params = _any(tx, "r.purchase_event_id", touched)
     history: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for pid, rid, day, occurred, store, cashier, pos in tx.all(
@@ -492,7 +504,9 @@ def _completions(
             continue
         if old is not None:
             tally.add((old[1], old[2], old[3]), cheques=1, refunded_cheques=-1)
-        buyers.returned(*owner[pid], day, None if old is None else old[1])
+        member, bought_on, at = owner[pid]
+        buyers.returned(member, bought_on, day, None if old is None else old[1])
+        chains.returned(pid, member, bought_on, at, None if old is None else old[1], day)
         cashier = cashier or NO_CASHIER
         tally.add((day, store, cashier), cheques=-1, refunded_cheques=1)
         moved.append((pid, rid, day, store, cashier))
@@ -603,8 +617,9 @@ def rebuild(tx: Tx) -> None:
 
 
 def rebuild_more(tx: Tx) -> None:
-    """Recompute the cohort, buyer and points-held roll-ups from the ledger: members,
-    their states, purchases and ``rollup_returns`` (``rebuild`` makes that first)."""
+    """Recompute the cohort, buyer, points-held and distinct-buyer roll-ups from the
+    ledger: members, their states, purchases and ``rollup_returns`` (``rebuild`` makes
+    that first)."""
     for table in (
         "rollup_members",
         "rollup_cohorts",
@@ -646,6 +661,7 @@ def rebuild_more(tx: Tx) -> None:
         held.change(store, None, member_state(text))
     held.write(tx)
     _mark(tx, HELD_KEY)
+    rebuild_reach(tx)
 
 
 def _mark(tx: Tx, key: str) -> None:
@@ -746,28 +762,233 @@ def held_now(tx: Tx, now: datetime, d0: str, d1: str, store_id: str | None = Non
 
 def ensure(db: Database) -> bool:
     """Back-fill the roll-ups of a ledger made before them (once; under the projector's
-    lock, so no pass runs meanwhile): all of them, or those ``rebuild_more`` makes for a
-    ledger whose daily roll-ups are there already. Returns whether it rebuilt any."""
+    lock, so no pass runs meanwhile): all of them, those ``rebuild_more`` makes for a
+    ledger whose daily roll-ups are there already, or the distinct buyers' alone
+    (``rebuild_reach``). Returns whether it rebuilt any."""
+    everything = {BUILT_KEY, HELD_KEY, REACH_KEY}
     with db.reading() as tx:
-        if _built(tx) == 2:
+        if _built(tx) == everything:
             return False
     with db.transaction(feed=True) as tx:
         built = _built(tx)
-        if built == 2:
+        if built == everything:
             return False
-        if built == 0:
+        if BUILT_KEY not in built:
             rebuild(tx)
-        else:
+        elif HELD_KEY not in built:
             rebuild_more(tx)
+        else:
+            rebuild_reach(tx)
     return True
 
 
-def _built(tx: Tx) -> int:
-    """How many of ``BUILT_KEY`` / ``HELD_KEY`` are set (``HELD_KEY`` needs the first)."""
-    keys = {
-        k for (k,) in tx.all("SELECT key FROM settings WHERE key IN (?, ?)", (BUILT_KEY, HELD_KEY))
-    }
-    return 0 if BUILT_KEY not in keys else 1 + (HELD_KEY in keys)
+def _built(tx: Tx) -> set[str]:
+    """Which of ``BUILT_KEY`` / ``HELD_KEY`` / ``REACH_KEY`` are set (each later one is
+    built after the earlier)."""
+    keys = (BUILT_KEY, HELD_KEY, REACH_KEY)
+    return {str(k) for (k,) in tx.all("SELECT key FROM settings WHERE key IN (?, ?, ?)", keys)}
+
+
+# ------------------------------------------------------------------ distinct buyers
+Cheque = tuple[str, str, str]  # (day, store_id, day of the completing return or "")
+_CHAIN_KEY = (("member_id", "text"),)
+_CHAIN_VALUES = (("cheques", "text"),)
+_STEP_KEY = (("store_id", "text"), ("day", "text"), ("since", "text"))
+_STEP_VALUES = (("first", "bigint"), ("second", "bigint"))
+
+
+def _alive_steps(cheques: Iterable[Cheque], out: defaultdict[Any, list[int]], scope: str) -> None:
+    """Add to ``out`` one member's steps in ``scope``: a cheque is alive from its day
+    until the day of the return that completed it (a return dated before the cheque: for
+    ever, ``rollup_early`` corrects it); on each day the latest / second latest alive
+    cheque's day changes, -1 at (scope, day, old) and +1 at (scope, day, new) in column 0
+    / 1. Summed over members and days <= d1, the rows with ``since`` >= d0 count the
+    members with >= 1 / >= 2 alive cheques dated d0 or later at d1's end."""
+    moves: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
+    for day, _, back in cheques:
+        moves[day].append((1, day))
+        if back and back >= day:
+            moves[back].append((-1, day))
+    alive: list[str] = []  # days of the alive cheques, sorted
+    top: list[str | None] = [None, None]
+    for day in sorted(moves):
+        for sign, bought in moves[day]:
+            if sign > 0:
+                bisect.insort(alive, bought)
+            else:
+                alive.pop(bisect.bisect_left(alive, bought))
+        now = [alive[-1] if alive else None, alive[-2] if len(alive) > 1 else None]
+        for col in (0, 1):
+            if now[col] != top[col]:
+                if top[col] is not None:
+                    out[scope, day, top[col]][col] -= 1
+                if now[col] is not None:
+                    out[scope, day, now[col]][col] += 1
+        top = now
+
+
+def reach_steps(cheques: Sequence[Cheque]) -> defaultdict[Any, list[int]]:
+    """A member's steps (``_alive_steps``) for the chain ('') and each of its stores."""
+    out: defaultdict[Any, list[int]] = defaultdict(lambda: [0, 0])
+    _alive_steps(cheques, out, "")
+    for store in sorted({c[1] for c in cheques}):
+        _alive_steps([c for c in cheques if c[1] == store], out, store)
+    return out
+
+
+def _decode_chain(text: str) -> list[Cheque]:
+    return [(str(d), str(s), str(b)) for d, s, b in orjson.loads(text)]
+
+
+class Reach:
+    """A pass's changes to the members' cheques (``rollup_chain``) and so to the distinct
+    buyer steps (``rollup_reach``) and the cheques returned before their date
+    (``rollup_early``): cheques bought, and cheques whose completing return moved."""
+
+    def __init__(self) -> None:
+        self.bought: defaultdict[str, list[Cheque]] = defaultdict(list)
+        self.moved: defaultdict[str, list[tuple[Cheque, str]]] = defaultdict(list)
+        self.early: dict[str, tuple[str, str, str, str] | None] = {}
+
+    def buy(self, member: str, day: str, store: str) -> None:
+        self.bought[member].append((day, store, ""))
+
+    def returned(
+        self, pid: str, member: str, day: str, store: str, before: str | None, back: str
+    ) -> None:
+        """Cheque ``pid`` (of ``member``, bought on ``day`` at ``store``) is now returned in
+        full by a return of ``back`` (``before``: the completing return's day until now)."""
+        self.moved[member].append(((day, store, before or ""), back))
+        self.early[pid] = (member, day, store, back) if back < day else None
+
+    def write(self, tx: Tx) -> None:
+        touched = sorted(set(self.bought) | set(self.moved))
+        if not touched:
+            return
+        cond, params = _any(tx, "member_id", touched)
+        stored = {
+            mid: _decode_chain(text)
+            for mid, text in tx.all(
+                f"SELECT member_id, cheques FROM rollup_chain WHERE {cond}", params
+            )
+        }
+        delta: defaultdict[Any, list[int]] = defaultdict(lambda: [0, 0])
+        rows = []
+        for mid in touched:
+            old = stored.get(mid, [])
+            new = [*old, *self.bought.get(mid, ())]
+            for was, back in self.moved.get(mid, ()):
+                at = new.index(was)  # any of equal cheques: they count alike
+                new[at] = (was[0], was[1], back)
+            new.sort()
+            for key, (a, b) in reach_steps(old).items():
+                delta[key][0] -= a
+                delta[key][1] -= b
+            for key, (a, b) in reach_steps(new).items():
+                delta[key][0] += a
+                delta[key][1] += b
+            rows.append((mid, orjson.dumps(new).decode()))
+        _add_many(tx, "rollup_chain", _CHAIN_KEY, _CHAIN_VALUES, rows, replace=True)
+        _add_many(
+            tx,
+            "rollup_reach",
+            _STEP_KEY,
+            _STEP_VALUES,
+            [(*key, *row) for key, row in sorted(delta.items()) if any(row)],
+        )
+        for pid, early in sorted(self.early.items()):
+            tx.execute("DELETE FROM rollup_early WHERE purchase_event_id = ?", (pid,))
+            if early is not None:
+                tx.execute(
+                    "INSERT INTO rollup_early(purchase_event_id, member_id, day, store_id, "
+                    "return_day) VALUES (?,?,?,?,?)",
+                    (pid, *early),
+                )
+
+
+def rebuild_reach(tx: Tx) -> None:
+    """Recompute the distinct buyer roll-ups from ``purchases`` and ``rollup_returns``,
+    a member at a time in member order."""
+    for table in ("rollup_chain", "rollup_reach", "rollup_early"):
+        tx.execute(f"DELETE FROM {table}")
+    back = dict(tx.all("SELECT purchase_event_id, day FROM rollup_returns"))
+    total: defaultdict[Any, list[int]] = defaultdict(lambda: [0, 0])
+    chains: list[tuple[str, str]] = []
+    early: list[tuple[str, str, str, str, str]] = []
+
+    def flush(mid: str | None, cheques: list[Cheque]) -> None:
+        if mid is None:
+            return
+        cheques.sort()
+        for key, (a, b) in reach_steps(cheques).items():
+            row = total[key]
+            row[0] += a
+            row[1] += b
+        chains.append((mid, orjson.dumps(cheques).decode()))
+        if len(chains) >= 20_000:
+            _add_many(tx, "rollup_chain", _CHAIN_KEY, _CHAIN_VALUES, chains, replace=True)
+            chains.clear()
+
+    member: str | None = None
+    cheques: list[Cheque] = []
+    for pid, mid, day, store in tx.all(
+        "SELECT event_id, member_id, day, store_id FROM purchases ORDER BY member_id"
+    ):
+        if mid != member:
+            flush(member, cheques)
+            member, cheques = mid, []
+        returned = back.get(pid, "")
+        cheques.append((day, store, returned))
+        if returned and returned < day:
+            early.append((pid, mid, day, store, returned))
+    flush(member, cheques)
+    _add_many(tx, "rollup_chain", _CHAIN_KEY, _CHAIN_VALUES, chains, replace=True)
+    rows = [(*key, *row) for key, row in sorted(total.items()) if any(row)]
+    for at in range(0, len(rows), 50_000):
+        _add_many(tx, "rollup_reach", _STEP_KEY, _STEP_VALUES, rows[at : at + 50_000])
+    tx.executemany(
+        "INSERT INTO rollup_early(purchase_event_id, member_id, day, store_id, return_day) "
+        "VALUES (?,?,?,?,?)",
+        early,
+    )
+    _mark(tx, REACH_KEY)
+
+
+def reach(tx: Tx, d0: str, d1: str, store_id: str | None = None) -> tuple[int, int]:
+    """(members with >= 1, >= 2 of the cheques of ``d0``..``d1`` (ISO dates, both
+    included; of ``store_id``) not returned in full within the period), from the steps:
+    a few rows per day and store instead of every cheque. A cheque whose completing
+    return is dated before it counts in the steps whenever its day is in the period, but
+    for the KPI report only when its return is dated before ``d0``: the members with
+    such a cheque in the period are counted again from their cheques."""
+    scope = store_id or ""
+    row = tx.one(
+        "SELECT COALESCE(sum(first), 0), COALESCE(sum(second), 0) FROM rollup_reach "
+        "WHERE store_id = ? AND day >= ? AND day <= ? AND since >= ?",
+        (scope, d0, d1, d0),
+    )
+    one, two = int(row[0]), int(row[1])
+    cond, params = ("", ()) if store_id is None else (" AND store_id = ?", (store_id,))
+    early = [
+        mid
+        for (mid,) in tx.all(
+            "SELECT DISTINCT member_id FROM rollup_early WHERE day >= ? AND day <= ? "
+            f"AND return_day >= ?{cond} ORDER BY member_id",
+            (d0, d1, d0, *params),
+        )
+    ]
+    if early:
+        where, ids = _any(tx, "member_id", early)
+        for (text,) in tx.all(f"SELECT cheques FROM rollup_chain WHERE {where}", ids):
+            counted = kept = 0
+            for day, store, back in _decode_chain(text):
+                if not d0 <= day <= d1 or (store_id is not None and store != store_id):
+                    continue
+                counted += not back or back < day or back > d1
+                kept += not back or not d0 <= back <= d1
+            one += (kept >= 1) - (counted >= 1)
+            two += (kept >= 2) - (counted >= 2)
+    return one, two
 
 
 def web_join(
