@@ -185,8 +185,7 @@ def test_a_stolen_store_costs_at_least_the_goal_per_member(tmp_path: Path) -> No
     # The goal from the parameters: every candidate costs at least the scrypt floor.
     assert bound.candidates >= 10**9
     assert bound.expected_cpu_s >= ATTACK_GOAL_CPU_S
-    # The floor is a floor: this machine is slower than it, never faster.
-    assert per_guess >= TILL_COST.floor_s
+    # (That this machine is slower than the floor is a measurement: bench/phonehash.py.)
 
 
 def test_masks_that_show_digits_miss_the_goal() -> None:
