@@ -6,12 +6,13 @@ refunds moving the progress back (and taking a reward back)."""
 
 from __future__ import annotations
 
+import pytest
 from cluster import Cluster
 from test_outbox import cluster, events, register
 
 from agent import codec
 from agent.model import MemberState
-from sync.backoffice import outbox
+from sync.backoffice import outbox, project
 
 MECH = "north-5"
 __all__ = ["cluster"]  # the fixture, shared with test_outbox
@@ -126,13 +127,20 @@ def test_progress_completion_and_refunds_one_pass_each(cluster: Cluster) -> None
     assert_balance_chain(cluster, rows, anna)
 
 
-def test_several_purchases_in_one_pass_each_with_its_events(cluster: Cluster) -> None:
+@pytest.mark.parametrize("careful", [False, True])
+def test_several_purchases_in_one_pass_each_with_its_events(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, careful: bool
+) -> None:
+    """One projector pass, in both modes (careful: each event's writes run at once, the
+    purchases' effects read back)."""
+    monkeypatch.setattr(project, "backlog_over", lambda *a: True)  # no inline projection
     till = cluster.till()
     anna = register(cluster, till)
     till.sale("N-1", anna, ("OW-4002", 4))
     till.sale("N-2", anna, ("AC-6001", 1), ("OW-4002", 1))  # 6: completed, 1 left
     till.sale("N-3", anna, ("AC-6001", 4))  # 5: completed again, exactly, none left
-    till.client.drain()  # one push, one projector pass
+    till.client.drain()  # one push
+    assert project._pass(cluster.bo.context, 100, careful=careful) == 4  # one pass
     rows = events(cluster, anna)
     kinds = [r.type for r in rows]
     assert kinds == [

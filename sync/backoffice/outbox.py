@@ -415,6 +415,8 @@ def record(
         ids = list(order)
         bought = _stored(tx, "purchases", (*_PURCHASE, "effects"), ids)
         refunds = _stored(tx, "refunds", _REFUND, ids)
+        for read in (bought, refunds):  # read back in no order: the nth purchase counts
+            read.sort(key=lambda r: order[r["event_id"]])
     else:
         rows = _staged(staged)
         bought, refunds = rows["purchases"], rows["refunds"]
