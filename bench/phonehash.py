@@ -7,8 +7,8 @@ What is measured (DESIGN.md §8; all figures from this run, on this machine):
   production programme (``phone_hash`` = ``TILL_COST``): parse, the v2 fingerprint
   (:func:`agent.phonehash.lookup_fingerprints`), the indexed ``SELECT``, the member's card.
   p50/p99 wall time and p99 of this thread's CPU time.
-- ``hmac_lookup_p99_ms``: the same lookup with today's HMAC (``agent.identify.phone_hash``;
-  an index miss, as the rows hold hard hashes), the floor of everything but the hash.
+- ``hmac_lookup_p99_ms``: parse and SELECT with the v1 HMAC (``agent.identify.phone_hash``;
+  an index miss, as the rows hold v2 fingerprints), the floor of everything but the hash.
 - ``attack_*``: the attacker's bound for one member of such a store, from the parameters
   (:func:`agent.phonehash.attack_bound` of the stored mask) and, for scale, extrapolated
   from this run's CPU time per hash.
