@@ -5,12 +5,15 @@ defaults (14, 7, 90), on SQLite and PostgreSQL with a fake clock."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster import Cluster
+from test_cli import run_cli
 from test_outbox import cluster
 
 from agent.errors import RulesError
@@ -64,6 +67,18 @@ def test_the_days_are_read_round_tripped_and_refused_naming_the_key() -> None:
     with pytest.raises(RulesError) as e:
         parse_programme({**document(), "events": 30}, "test.json")
     assert e.value.details["key"] == "events"
+
+
+def test_kassa_rules_check_reads_the_days(tmp_path: Path) -> None:
+    good = tmp_path / "rules.json"
+    good.write_text(json.dumps(document(lapsed_days=60)), "utf-8")
+    proc = run_cli(["rules", "check", str(good)])
+    assert proc.returncode == 0, proc.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document(lapsed_days=0)), "utf-8")
+    proc = run_cli(["rules", "check", str(bad)])
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 2 and out["details"]["key"] == "events.lapsed_days"
 
 
 def test_triggers_use_the_programmes_days(cluster: Cluster) -> None:
