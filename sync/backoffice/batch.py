@@ -24,8 +24,10 @@ store that the checks did not foresee), the projector rolls the pass back and ru
 again with each event's writes run at its end under a savepoint, so only that event is
 rejected.
 
-Re-scoring: each applied purchase is queued (``verify_queue``, with the member's state
-before it) for the background verifier (``verify``).
+Re-scoring: each purchase is re-scored before it is applied (``effects.rescore``; beyond
+the programme's tolerance it is refused ``held_for_review`` and ``hold`` keeps why), and
+each applied one is queued (``verify_queue``, with the member's state before it) for the
+background verifier (``verify``).
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ is a ``conflict`` and changes nothing. The server never rejects a spend after th
 (the goods have left the store): a spend the member's server balance cannot cover
 becomes debt, flagged as an ``overdraft`` and repaid from later accruals.
 
-Every purchase is re-scored with the same rules engine the till ran (``agent.engine``) by
-the background verifier (``verify``); a difference from what the till printed is flagged
-(``rescore_mismatch``), never silently "corrected": the slip the customer holds is what the
-ledger honours. How a batch is applied is in ``ingest``.
+Every purchase is re-scored with the same rules engine the till ran (``agent.engine``)
+before it is applied (``effects.rescore``): a claim beyond the programme's tolerance is held
+for review in the console (``review``), not applied; within it the slip the customer holds
+is what the ledger honours, and the background verifier (``verify``) flags a difference
+(``rescore_mismatch``), never silently "corrected". How a batch is applied is in ``ingest``.
 """
 
 from __future__ import annotations

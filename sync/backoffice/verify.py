@@ -1,8 +1,9 @@
 """The background verifier: re-scores applied purchases and flags what the till got wrong.
 
-Why in the background: the ledger honours what the till printed (the customer holds that
-slip) whatever the re-score says, so scoring again is an audit, not part of applying the
-event; doing it inside the push cost about a fifth of the push's CPU. ``ingest`` queues
+Why in the background: a purchase the projector applied was already re-scored there
+(``effects.rescore``) and is within the programme's tolerance, so the ledger honours what
+the till printed (the customer holds that slip); scoring again here is the audit that
+flags any difference, kept out of the push. ``ingest`` queues
 each applied purchase in ``verify_queue`` together with the member's state just before
 it, in the push's own transaction; the verifier scores the cheque again with the same
 ``agent.engine``, the same rules version and that same state, so its verdict is the one

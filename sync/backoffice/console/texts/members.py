@@ -208,4 +208,40 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "action_member_unblocked": ("участник разблокирован", "member unblocked"),
     "action_member_merged": ("участники объединены", "members merged"),
     "action_member_erased": ("персональные данные уничтожены", "personal data erased"),
+    "members_review_link": ("Чеки на проверке", "Cheques held for review"),
+    "review_title": ("Чеки на проверке", "Cheques held for review"),
+    "review_intro": (
+        "Бэк-офис пересчитал эти чеки по правилам программы: касса заявила больше бонусов, "
+        "чем положено, сверх допуска программы. Они не проведены. Проведите чек как "
+        "напечатан или отклоните его; причина сохраняется в журнале.",
+        "The back office scored these cheques again by the programme's rules: the till "
+        "claimed more points than they give, beyond the programme's tolerance. They are "
+        "not applied. Release a cheque as printed or refuse it; the reason is kept in the "
+        "audit log.",
+    ),
+    "review_none": ("Чеков на проверке нет.", "No cheque is waiting for review."),
+    "review_done_released": (
+        "Чек проведён: баланс участника обновлён, кассы узнают его при синхронизации.",
+        "The cheque is applied: the member's balance is updated, the tills learn it when "
+        "they sync.",
+    ),
+    "review_done_refused": ("Чек отклонён.", "The cheque is refused."),
+    "review_col_when": ("Когда", "When"),
+    "review_col_till": ("Магазин · касса", "Store · till"),
+    "review_col_receipt": ("Чек", "Cheque"),
+    "review_col_member": ("Участник", "Member"),
+    "review_col_what": ("Бонусы", "Points"),
+    "review_col_claim": ("Касса", "Till"),
+    "review_col_server": ("Пересчёт", "Re-score"),
+    "review_col_tolerance": ("Допуск", "Tolerance"),
+    "review_col_decide": ("Решение", "Decision"),
+    "review_earned": ("начислено", "earned"),
+    "review_bonus": ("бонусы к чеку", "bonuses"),
+    "review_spent": ("списано", "spent"),
+    "review_spend_limit": ("не больше {n}", "at most {n}"),
+    "review_reason": ("Причина", "Reason"),
+    "review_release": ("Провести", "Release"),
+    "review_refuse": ("Отклонить", "Refuse"),
+    "action_purchase_released": ("чек с проверки проведён", "held cheque released"),
+    "action_purchase_refused": ("чек с проверки отклонён", "held cheque refused"),
 }
