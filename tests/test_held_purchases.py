@@ -13,15 +13,19 @@ PostgreSQL), and real tills.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from cluster import Cluster
-from test_sync_fuzz import M1, M2, Rig, rig  # noqa: F401  (the fixture)
+from conftest import make_cart
+from test_sync_fuzz import M1, M2, Rig, canon, envelope, rig, sha  # noqa: F401  (the fixture)
 
+from agent import journal
 from agent.errors import AgentError
 from agent.model import Quote
+from agent.results import CheckoutRequest
 from agent.service import sales
 from sync.backoffice import project, review
 from sync.backoffice.member_admin import MemberAdminError
@@ -179,3 +183,38 @@ def test_a_refused_mint_stays_refused(cluster: Cluster, monkeypatch: pytest.Monk
     till.client.pull_all()
     other.client.pull_all()
     assert till.balance(M1) == other.balance(M1) == before
+
+
+# ---------------------------------------------------------------------- coupons
+def test_a_signed_points_coupon_applies_and_a_forged_one_is_held(cluster: Cluster) -> None:
+    issued = cluster.bo.coupon_issue(
+        "batch", "points", "5000", "2026-06-15", "2026-06-30", "", actor="olga", count="2"
+    )
+    found = cluster.bo.coupon_batch(issued.batch_id)
+    assert found is not None
+    tokens = [c.token for c in found[1]]
+    cluster.clock.advance(hours=1)
+    till = cluster.till()
+    before = cluster.server_balance(M1)
+    sold = till.agent.commit(
+        CheckoutRequest(M1, make_cart("RC1", ("DR-1001", 1)), 0, coupon=tokens[0], cashier_id="c1")
+    )
+    assert [(b.kind, b.points) for b in sold.quote.bonuses] == [("coupon", 5000)]
+    (honest,) = [e.wire() for e in journal.next_batch(till.store, max_events=10, max_bytes=10**7)]
+    # the same cheque under another receipt, its coupon token replaced by an unsigned one
+    forged = dict(honest, event_id=uuid.uuid4().hex, seq=honest["seq"] + 1)
+    p = json.loads(honest["payload"])
+    p["receipt_id"] = p["cart"]["receipt_id"] = p["quote"]["receipt_id"] = "RC2"
+    p["coupon"] = tokens[1][:-8] + "AAAAAAAA"
+    forged["payload"] = canon(p)
+    forged["payload_hash"] = sha(forged["payload"])
+    assert till.client.drain().quarantined == 0
+    assert cluster.server_balance(M1) == before + sold.quote.total_earned  # signed: applied
+    resp = cluster.http.post(
+        "/v1/events",
+        content=envelope(till.agent.terminal_id, [forged]),
+        headers={"authorization": f"Bearer {till.client.token}"},
+    )
+    (result,) = resp.json()["results"]
+    assert (result["status"], result["code"]) == ("rejected", "held_for_review"), result
+    assert cluster.server_balance(M1) == before + sold.quote.total_earned
