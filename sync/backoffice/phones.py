@@ -28,9 +28,10 @@ from sync.backoffice.db import Tx
 from sync.backoffice.feed import member_records
 from sync.backoffice.worker import RoundWorker
 
-CHUNK = 100
-"""Members upgraded per transaction: ~2-5 s of scrypt at the production cost, computed
-before the transaction opens (the write lock is held for the updates only)."""
+CHUNK = 20
+"""Members upgraded per round and transaction: ~0.5-1 s of scrypt at the production cost,
+computed before the transaction opens (the write lock is held for the updates only), so a
+stopping back office waits at most that for the round in progress."""
 
 
 def cost(ctx: Context, tx: Tx | None = None) -> ScryptCost:
