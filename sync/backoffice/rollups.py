@@ -33,6 +33,7 @@ changes of those two days are kept, summed over the days up to d1 with ``since``
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import re
 from collections import defaultdict
@@ -827,12 +828,38 @@ def _alive_steps(cheques: Iterable[Cheque], out: defaultdict[Any, list[int]], sc
         top = now
 
 
+def _kept_steps(days: Iterable[str], out: defaultdict[Any, list[int]], scope: str) -> None:
+    """``_alive_steps`` of cheques none of which is returned (``days`` sorted), in one
+    walk: a cheque of day p after cheques of q (the one before) and q2 moves the latest
+    from q to p and the second latest from q2 to q (same-day cheques cancel out)."""
+    q: str | None = None
+    q2: str | None = None
+    for p in days:
+        out[scope, p, p][0] += 1
+        if q is not None:
+            row = out[scope, p, q]
+            row[0] -= 1
+            row[1] += 1
+            if q2 is not None:
+                out[scope, p, q2][1] -= 1
+        q2, q = q, p
+
+
+def _steps(cheques: Sequence[Cheque], out: defaultdict[Any, list[int]]) -> None:
+    """Add a member's steps for the chain ('') and each of its stores to ``out``
+    (``cheques`` sorted)."""
+    for scope in ("", *sorted({c[1] for c in cheques})):
+        mine = cheques if scope == "" else [c for c in cheques if c[1] == scope]
+        if any(back and back >= day for day, _, back in mine):
+            _alive_steps(mine, out, scope)
+        else:
+            _kept_steps((c[0] for c in mine), out, scope)
+
+
 def reach_steps(cheques: Sequence[Cheque]) -> defaultdict[Any, list[int]]:
     """A member's steps (``_alive_steps``) for the chain ('') and each of its stores."""
     out: defaultdict[Any, list[int]] = defaultdict(lambda: [0, 0])
-    _alive_steps(cheques, out, "")
-    for store in sorted({c[1] for c in cheques}):
-        _alive_steps([c for c in cheques if c[1] == store], out, store)
+    _steps(sorted(cheques), out)
     return out
 
 
@@ -920,29 +947,34 @@ def rebuild_reach(tx: Tx) -> None:
         if mid is None:
             return
         cheques.sort()
-        for key, (a, b) in reach_steps(cheques).items():
-            row = total[key]
-            row[0] += a
-            row[1] += b
+        _steps(cheques, total)
         chains.append((mid, orjson.dumps(cheques).decode()))
-        if len(chains) >= 20_000:
-            _add_many(tx, "rollup_chain", _CHAIN_KEY, _CHAIN_VALUES, chains, replace=True)
-            chains.clear()
 
-    member: str | None = None
-    cheques: list[Cheque] = []
-    for pid, mid, day, store in tx.all(
-        "SELECT event_id, member_id, day, store_id FROM purchases ORDER BY member_id"
-    ):
-        if mid != member:
-            flush(member, cheques)
-            member, cheques = mid, []
-        returned = back.get(pid, "")
-        cheques.append((day, store, returned))
-        if returned and returned < day:
-            early.append((pid, mid, day, store, returned))
-    flush(member, cheques)
-    _add_many(tx, "rollup_chain", _CHAIN_KEY, _CHAIN_VALUES, chains, replace=True)
+    # members in ranges of ~20,000 (a range's cheques read by ``purchases_member``), not
+    # every cheque of the ledger in one result
+    ids = [str(m) for (m,) in tx.all("SELECT member_id FROM members ORDER BY member_id")]
+    bounds: list[str | None] = [None, *ids[20_000::20_000], None]
+    for lo, hi in itertools.pairwise(bounds):
+        cond = " AND ".join(
+            c for c, v in (("member_id >= ?", lo), ("member_id < ?", hi)) if v is not None
+        )
+        member: str | None = None
+        cheques: list[Cheque] = []
+        for pid, mid, day, store in tx.all(
+            "SELECT event_id, member_id, day, store_id FROM purchases "
+            f"WHERE {cond or '1 = 1'} ORDER BY member_id",
+            [v for v in (lo, hi) if v is not None],
+        ):
+            if mid != member:
+                flush(member, cheques)
+                member, cheques = mid, []
+            returned = back.get(pid, "")
+            cheques.append((day, store, returned))
+            if returned and returned < day:
+                early.append((pid, mid, day, store, returned))
+        flush(member, cheques)
+        _add_many(tx, "rollup_chain", _CHAIN_KEY, _CHAIN_VALUES, chains, replace=True)
+        chains.clear()
     rows = [(*key, *row) for key, row in sorted(total.items()) if any(row)]
     for at in range(0, len(rows), 50_000):
         _add_many(tx, "rollup_reach", _STEP_KEY, _STEP_VALUES, rows[at : at + 50_000])
