@@ -574,16 +574,22 @@ class MemberSummary:
     tier: str
 
 
-def member_summary(state: MemberState, rules: Programme, now: datetime) -> MemberSummary:
-    exp_points, exp_on = expiring_soon(state.lots, rules, now)
-    # One pass over the lots (``balance`` = available + pending - debt; a lot is never
-    # both available and pending), where the MemberState methods take four.
+def held_points(state: MemberState, now: datetime) -> tuple[Points, Points]:
+    """(available, pending) points of ``state`` at ``now`` in one pass over the lots (a
+    lot is never both), where the MemberState methods take two; ``balance`` is their sum
+    minus the debt."""
     available = pending = 0
     for lot in state.lots:
         if lot.is_available(now):
             available += lot.points
         elif lot.is_pending(now):
             pending += lot.points
+    return available, pending
+
+
+def member_summary(state: MemberState, rules: Programme, now: datetime) -> MemberSummary:
+    exp_points, exp_on = expiring_soon(state.lots, rules, now)
+    available, pending = held_points(state, now)
     return MemberSummary(
         balance=available + pending - state.debt,
         available=available,
