@@ -868,17 +868,33 @@ def followers(
     nobody else claims them meanwhile: only heads are claimed, and only the claim's
     holder makes a member's next delivery the head."""
     out: list[tuple[Any, ...]] = []
-    for sid, oid, member, _tries, _first in heads:
-        rows = tx.all(
-            "SELECT subscription_id, outbox_id, member_id, attempts, first_at, next_at "
-            "FROM webhook_deliveries WHERE subscription_id = ? AND member_id = ? "
-            "AND state = 'pending' AND outbox_id > ? ORDER BY outbox_id LIMIT ?",
-            (sid, member, oid, run - 1),
-        )
-        for r in rows:
-            if str(r[5]) > moment_text(now):
-                break
-            out.append(tuple(r[:5]))
+    head_of: dict[tuple[int, str], int] = {(int(h[0]), str(h[2])): int(h[1]) for h in heads}
+    by_sub: dict[int, list[str]] = {}
+    for sid, member in sorted(head_of):
+        by_sub.setdefault(sid, []).append(member)
+    at = moment_text(now)
+    for sid, members in by_sub.items():
+        for i in range(0, len(members), 500):
+            part = members[i : i + 500]
+            # each member's pending deliveries numbered in order: the head is the first
+            rows = tx.all(
+                "SELECT subscription_id, outbox_id, member_id, attempts, first_at, next_at "
+                "FROM (SELECT subscription_id, outbox_id, member_id, attempts, first_at, "
+                "next_at, row_number() OVER (PARTITION BY member_id ORDER BY outbox_id) AS n "
+                "FROM webhook_deliveries WHERE subscription_id = ? AND state = 'pending' "
+                f"AND member_id IN ({marks(len(part))})) AS q WHERE n <= ? "
+                "ORDER BY member_id, outbox_id",
+                (sid, *part, run),
+            )
+            stopped: set[str] = set()
+            for r in rows:
+                member = str(r[2])
+                if int(r[1]) <= head_of[(sid, member)] or member in stopped:
+                    continue
+                if str(r[5]) > at:
+                    stopped.add(member)  # not due: it and the member's later ones wait
+                    continue
+                out.append(tuple(r[:5]))
     if out:
         tx.executemany(
             "UPDATE webhook_deliveries SET claim = ? WHERE subscription_id = ? AND outbox_id = ?",
@@ -1069,17 +1085,12 @@ class Deliverer(RoundWorker):
                     for o in outcomes
                 ],
             )
+            updates = []
             for o in outcomes:
                 state, next_at = self._verdict(o, now)
                 if o.status == 410:
                     gone.add(o.job.subscription_id)
-                cur = tx.execute(
-                    "UPDATE webhook_deliveries SET state = ?, next_at = ?, "
-                    "head = CASE WHEN ? = 'pending' THEN head ELSE 0 END, "
-                    "claim = NULL, last_status = ?, last_error = ?, done_at = ?, "
-                    "attempts = attempts + ?, first_at = COALESCE(first_at, ?) "
-                    "WHERE subscription_id = ? AND outbox_id = ? AND claim = ? "
-                    "AND state = 'pending'",
+                updates.append(
                     (
                         state,
                         moment_text(next_at),
@@ -1092,12 +1103,24 @@ class Deliverer(RoundWorker):
                         o.job.subscription_id,
                         o.job.outbox_id,
                         token,
-                    ),
+                    )
                 )
-                if cur.rowcount and (state != "pending" or o.job.follower):
+                if state != "pending" or o.job.follower:
                     # done or dead: the member's next becomes its head; a follower that
-                    # failed is its member's earliest pending now, so the head too
+                    # failed is its member's earliest pending now, so the head too. (An
+                    # update a lost claim skips makes this rehead needless, not wrong:
+                    # the head is always recomputed as the earliest pending.)
                     released.setdefault(o.job.subscription_id, set()).add(o.job.member_id)
+            # one statement for the round (a pipeline on PostgreSQL), not one per outcome
+            tx.executemany(
+                "UPDATE webhook_deliveries SET state = ?, next_at = ?, "
+                "head = CASE WHEN ? = 'pending' THEN head ELSE 0 END, "
+                "claim = NULL, last_status = ?, last_error = ?, done_at = ?, "
+                "attempts = attempts + ?, first_at = COALESCE(first_at, ?) "
+                "WHERE subscription_id = ? AND outbox_id = ? AND claim = ? "
+                "AND state = 'pending'",
+                updates,
+            )
             if unsent:
                 tx.executemany(
                     "UPDATE webhook_deliveries SET claim = NULL WHERE subscription_id = ? "
