@@ -245,7 +245,9 @@ def purchase(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     if sum(ql.redeemed_points for ql in q.lines) != q.redeem_points:
         raise Rejected("bad_payload", "line redemptions do not add up to redeem_points")
     rules = batch.rules_for(q.rules_version, ev)
-    engine.validate_cart(cart, rules)
+    released = ev.event_id in batch.released
+    if released:  # else the re-score's engine.quote validates the cart (once)
+        engine.validate_cart(cart, rules)
     if batch.has_receipt(receipt_id):
         raise Rejected("duplicate_receipt", f"receipt {receipt_id} already in the ledger")
     before = m.text if m.text is not None else canonical(m.state)
@@ -254,7 +256,7 @@ def purchase(batch: Run, ev: WireEvent, p: dict[str, Any]) -> str:
     state = m.state
     if state.member_id != m.member_id:
         state = replace(state, member_id=m.member_id)
-    if ev.event_id not in batch.released:
+    if not released:
         rescore(batch, ev, p, cart, q, state, rules, occurred)
     new_state, effects = apply_purchase(
         state, cart, q, rules, occurred, ev.event_id, allow_overdraft=True
@@ -348,7 +350,7 @@ def rescore(
     difference afterwards); beyond it nothing is applied, the till quarantines the
     verdict, and the claim and the server's figures wait in the console's review
     (``batch.hold``). One engine call per cheque (two when the coupon does not apply or
-    the spend is over the cheque's limit)."""
+    the spend is over the cheque's limit); it validates the cart, the caller does not."""
     coupon = batch.coupon(p.get("coupon"), occurred) if q.coupon_id else None
     if coupon is not None and coupon.coupon_id != q.coupon_id:
         coupon = None
