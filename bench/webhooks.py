@@ -42,7 +42,9 @@ same member). Phases, per database, each on a fresh database:
   behind: the outage began an hour ago, so every retry is due now; ``queue_s``), then the
   back office is served as in production and its own ``Deliverer`` drains them to the
   recovered receiver. ``drain_s``: from starting the server to the last backlog event
-  accepted; ``events_per_s``, ``full_size_s`` (the same rate over 1,000,000 events).
+  accepted; ``events_per_s``, ``full_size_s`` (the same rate over 1,000,000 events);
+  ``delivered_per_s``: every event first delivered in that time (the backlog and the
+  member events of the till pushing meanwhile) per second.
   Acceptance while it drains: a till (``bench/ingest.py``'s till process) pushes
   ``--till-events`` real purchases before the outage (server idle), during the drain and
   after it; ``accept_slowdown`` = 1 - during / max(before, after) (the faster run
@@ -733,6 +735,10 @@ def run_backlog(
         out["drain_s"] = round(drain_s, 2)
         out["drain_from_first_s"] = round(ended - min(ends), 2) if ends else None
         out["events_per_s"] = round(backlog / drain_s, 1) if drain_s > 0 else None
+        # the tills' own member events interleave with the backlog: all first deliveries
+        window = [t for t in got.values() if began <= t <= ended]
+        out["delivered_in_drain"] = len(window)
+        out["delivered_per_s"] = round(len(window) / drain_s, 1) if drain_s > 0 else None
         out["full_size_s"] = round(drain_s * FULL_BACKLOG / backlog, 1)
         out["drain_vs_floor"] = (
             round(out["events_per_s"] / out["floor_per_s"], 3) if out["events_per_s"] else None
