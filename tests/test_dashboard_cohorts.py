@@ -168,6 +168,7 @@ class History:
             for d1 in picked[i:]:
                 rep = kpi.report(c.bo.context, kpi.Period(d0, d1))
                 want = {None: rep["totals"], **{s["store_id"]: s for s in rep["by_store"]}}
+                cashier = {s: self.cashier_buyers(d0, d1, s, "c1") for s in (None, "s1", "s2")}
                 with c.db.reading() as tx:
                     for store, row in want.items():
                         got = dashboard.buyers(tx, d0.isoformat(), d1.isoformat(), store)
@@ -176,6 +177,26 @@ class History:
                             d1,
                             store,
                         )
+                    for store, counted in cashier.items():  # a cashier's, counted here
+                        got = dashboard.buyers(tx, d0.isoformat(), d1.isoformat(), store, "c1")
+                        assert got == counted, (d0, d1, store)
+
+    def cashier_buyers(
+        self, d0: date, d1: date, store: str | None, cashier: str
+    ) -> tuple[int, int]:
+        """Members with >= 1 / >= 2 of the cashier's cheques of the period (at ``store``)
+        not returned in full within it, from the ledger's rows."""
+        a, b = d0.isoformat(), d1.isoformat()
+        returned = dict(self.c.ledger("SELECT purchase_event_id, day FROM rollup_returns"))
+        n: dict[str, int] = {}
+        for pid, member, day, at, who in self.c.ledger(
+            "SELECT event_id, member_id, day, store_id, cashier_id FROM purchases"
+        ):
+            back = returned.get(pid)
+            kept = back is None or not a <= back <= b
+            if a <= day <= b and who == cashier and store in (None, at) and kept:
+                n[member] = n.get(member, 0) + 1
+        return len(n), sum(1 for k in n.values() if k >= 2)
 
     def check_cohorts(self) -> None:
         c = self.c

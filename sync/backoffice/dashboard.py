@@ -205,10 +205,25 @@ def buyers(
     """(members with a purchase, repeat buyers) over ``d0``..``d1``: distinct members with
     >= 1 / >= 2 of the period's cheques not returned in full within the period. For the
     chain or a store, any period, from the distinct-buyer roll-ups (``rollups.reach``: a
-    few rows per day); for a cashier from the period's cheques."""
+    few rows per day); for a cashier from the period's cheques at the stores where
+    ``rollup_days`` counts cheques they rang (``cheques + refunded_cheques``: a return
+    moves a cheque between the two), read by store and day."""
     if cashier_id is None:
         return rollups.reach(tx, d0, d1, store_id)
     cond, params = _where(store_id, cashier_id, "p.")
+    if store_id is None:  # the stores the cashier rang cheques at, so by (store, day)
+        stores = [
+            s
+            for (s,) in tx.all(
+                "SELECT store_id FROM rollup_days WHERE cashier_id = ? AND day >= ? "
+                "AND day <= ? GROUP BY store_id HAVING sum(cheques + refunded_cheques) > 0",
+                (cashier_id, d0, d1),
+            )
+        ]
+        if not stores:
+            return 0, 0
+        cond += f" AND p.store_id IN ({','.join('?' * len(stores))})"
+        params += stores
     row = tx.one(
         "SELECT count(*), COALESCE(sum(CASE WHEN n >= 2 THEN 1 ELSE 0 END), 0) FROM ("
         "SELECT p.member_id, count(*) AS n FROM purchases p "
