@@ -436,6 +436,8 @@ class CheckoutScreen(KassaScreen):
             if self.card is not None and self.card.member_id == message.card.member_id:
                 how = self.card.identified_by
                 card = message.card if not how else replace(message.card, identified_by=how)
+                # the typed phone's mask stays: the store's has no digit (agent.phonehash)
+                card = replace(card, phone_masked=self.card.phone_masked)
                 changed = card != self.card
                 self.card = card
                 if changed and self.stage != "done":
