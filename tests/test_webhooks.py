@@ -331,3 +331,65 @@ def seqs(receiver: Receiver, member: str, *, every: bool = False) -> list[int]:
     2xx unless ``every``)."""
     got = receiver.got if every else receiver.accepted()
     return [r.event()["data"]["member_seq"] for r in got if r.event()["subject"] == member]
+
+
+def test_members_runs_go_concurrently_each_in_order_and_bounded(
+    bo: Backoffice, receiver: Receiver, clock: FakeClock
+) -> None:
+    """A receiver holding each answer 200 ms: eight members' runs of three go out in one
+    round at once (the receiver serves several requests together), each member's events in
+    order, a failing member's run stopping at its failure while the others are done."""
+    sid = bo.webhook_add(receiver.url, "", actor="owner").subscription.id
+    receiver.delay_s = 0.2
+    receiver.failing_subjects = {"m3"}
+    members = [f"m{i}" for i in range(8)]
+    for m in members:
+        emit(bo, m, 3)
+    d = bo.webhook_deliverer(rng=random.Random(19))
+    try:
+        assert d.concurrency == webhooks.PARALLEL
+        assert d.round() == 7 * 3 + 1  # m3's first refused, its two later ones let go
+    finally:
+        d.stop()
+    assert 1 < receiver.most_in_flight <= webhooks.PARALLEL
+    for m in members:
+        assert seqs(receiver, m, every=True) == ([1] if m == "m3" else [1, 2, 3])
+    assert states(bo) == {"done": 21, "pending": 3}
+    assert len(receiver.ids()) == len(set(receiver.ids())) == 21
+    with bo.db.reading() as tx:
+        head, attempts = tx.one(
+            "SELECT head, attempts FROM webhook_deliveries WHERE subscription_id = ? "
+            "AND member_id = 'm3' ORDER BY outbox_id LIMIT 1",
+            (sid,),
+        )
+    assert (head, attempts) == (1, 1)
+
+
+def test_concurrency_bounds_the_requests_in_flight(
+    bo: Backoffice, receiver: Receiver, clock: FakeClock
+) -> None:
+    bo.webhook_add(receiver.url, "", actor="owner")
+    receiver.delay_s = 0.1
+    for i in range(6):
+        emit(bo, f"m{i}", 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        bo.webhook_deliverer(concurrency=0)
+    one = bo.webhook_deliverer(rng=random.Random(19), concurrency=1)
+    try:
+        assert one.round() == 12
+    finally:
+        one.stop()
+    assert receiver.most_in_flight == 1  # one sender thread: one request at a time
+    for i in range(6):
+        assert seqs(receiver, f"m{i}") == [1, 2]
+    receiver.most_in_flight = 0
+    for i in range(6):
+        emit(bo, f"m{i}", 2)
+    two = bo.webhook_deliverer(rng=random.Random(19), concurrency=2)
+    try:
+        assert two.round() == 12
+    finally:
+        two.stop()
+    assert receiver.most_in_flight == 2
+    for i in range(6):
+        assert seqs(receiver, f"m{i}") == [1, 2, 3, 4]

@@ -6,7 +6,9 @@ Every request is kept (``Received``: webhook-id, headers, body, the status answe
 answers are scripted: ``answer`` (a status, optionally with headers) for every request,
 or ``script`` for the next ones in turn, 503 for the events of ``failing_subjects``
 (members); ``verify_with`` checks each signature with the
-Standard Webhooks ``verify`` of the back office (a bad one is answered 401 and counted)."""
+Standard Webhooks ``verify`` of the back office (a bad one is answered 401 and counted).
+``delay_s`` holds each answer that long (a slow receiver, seconds); ``most_in_flight`` is
+the most requests it was serving at once."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +46,9 @@ class Receiver:
     failing_subjects: set[str] = field(default_factory=set)
     got: list[Received] = field(default_factory=list)
     bad_signatures: int = 0
+    delay_s: float = 0.0
+    in_flight: int = 0
+    most_in_flight: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _open: set[socket.socket] = field(default_factory=set)  # connections being served
@@ -72,7 +78,16 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 got = {k.lower(): v for k, v in self.headers.items()}
-                status, extra = receiver._answer(got, body)
+                with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
+                try:
+                    if receiver.delay_s:
+                        time.sleep(receiver.delay_s)  # outside the lock: others go on
+                    status, extra = receiver._answer(got, body)
+                finally:
+                    with receiver._lock:
+                        receiver.in_flight -= 1
                 self.send_response(status)
                 for k, v in extra.items():
                     self.send_header(k, v)

@@ -36,9 +36,13 @@ One round of the ``Deliverer`` (a ``worker.RoundWorker`` thread of every serving
    each would cost a round trip of the database per event.
 3. *Send*: a member's run in order, each after the previous one's 2xx (the run stops at
    the first failure: the later ones wait, as the head rule says), up to ``PARALLEL``
-   members' runs at once (``httpx``, ``CONNECT_TIMEOUT_S`` and
-   ``READ_TIMEOUT_S``), the body the CloudEvents 1.0 JSON of the event (the encoder is
-   given: ``event_feed.cloud_event``), the headers ``webhook-id`` (``msg_<subscription>_<outbox
+   members' runs at once (the Deliverer's ``concurrency``: that many sender threads
+   sharing one ``httpx`` client with as many pooled connections, ``CONNECT_TIMEOUT_S`` and
+   ``READ_TIMEOUT_S``; the threads only send, every database read and write stays on the
+   Deliverer's own thread and connection; the longest runs start first, so the round,
+   which ends with its slowest run, is not left waiting on a long run begun last), the
+   body the CloudEvents 1.0 JSON of the event (the encoder is given:
+   ``event_feed.cloud_event``), the headers ``webhook-id`` (``msg_<subscription>_<outbox
    id>``: the same on every retry), ``webhook-timestamp`` (unix seconds of this attempt)
    and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``, one per
    valid secret, space-separated).
@@ -107,7 +111,7 @@ MAX_RETRY_AFTER_S = 24 * 3600  # a 429's Retry-After is honoured up to a day
 TAKE_CHUNK = 1000  # outbox ids a subscription's cursor advances per round
 SEND_CHUNK = 64  # deliveries claimed per round
 RUN_MAX = 16  # a member's due deliveries sent one after another under one claim
-PARALLEL = 8  # requests in flight at once
+PARALLEL = 8  # members' runs (requests) in flight at once, the Deliverer's default
 KEEP = timedelta(days=35)  # the delivery log and done deliveries are kept this long
 PRUNE_EVERY = timedelta(hours=1)
 URL_MAX = 2000
@@ -918,7 +922,9 @@ class Deliverer(RoundWorker):
     also runs on its own (tests, the bench). ``encode`` turns an outbox row into the
     CloudEvents object; ``clock`` (the context's unless given) times the attempts and the
     retries; ``transport`` is httpx's (a real network unless given); ``rng`` draws the
-    jitter."""
+    jitter; ``concurrency``: members' runs sent at once (sender threads and pooled
+    connections, ``PARALLEL`` unless given), a receiver answering in 200 ms then taking
+    about ``concurrency`` x 5 requests a second instead of 5."""
 
     name = "kassa-webhooks"
     idle_s = IDLE_S
@@ -932,7 +938,10 @@ class Deliverer(RoundWorker):
         transport: httpx.BaseTransport | None = None,
         rng: random.Random | None = None,
         lease: Lease | None = None,
+        concurrency: int = PARALLEL,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         super().__init__(ctx, lease)
         self.encode = encode
         self.clock: Clock = clock or ctx.clock
@@ -941,8 +950,11 @@ class Deliverer(RoundWorker):
             transport=transport,
             timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
             follow_redirects=False,
+            # httpx.Client is thread-safe: the sender threads share its connections
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
-        self.pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="kassa-webhook-send")
+        self.concurrency = concurrency
+        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="kassa-webhook-send")
         self._pruned: datetime | None = None
 
     def round(self, busy: bool = False) -> int:
@@ -978,7 +990,9 @@ class Deliverer(RoundWorker):
         runs: dict[tuple[int, str], list[_Job]] = {}
         for job in sorted(jobs, key=lambda j: j.outbox_id):
             runs.setdefault((job.subscription_id, job.member_id), []).append(job)
-        outcomes = [o for sent in self.pool.map(self._send_run, runs.values()) for o in sent]
+        # the longest runs first (the round waits for its slowest); each run in one thread
+        longest = sorted(runs.values(), key=len, reverse=True)
+        outcomes = [o for sent in self.pool.map(self._send_run, longest) for o in sent]
         tried = {(o.job.subscription_id, o.job.outbox_id) for o in outcomes}
         self._record(
             outcomes, token, [j for j in jobs if (j.subscription_id, j.outbox_id) not in tried]
