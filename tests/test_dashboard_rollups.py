@@ -178,8 +178,9 @@ def _compare(c: Cluster, d0: date, d1: date) -> None:
 
 
 def cohorts_from_ledger(c: Cluster) -> dict[str, list[int]]:
-    """Registered -> first -> second purchase by registration month, counted here from
-    the ledger (a cheque returned in full, by its lines, does not count)."""
+    """Registered (at a till or on the members' pages) -> first -> second purchase by
+    registration month, counted here from the ledger (a cheque returned in full, by its
+    lines, does not count)."""
     kept: dict[str, int] = {}
     for member, eff, refunded in c.ledger("SELECT member_id, effects, refunded FROM purchases"):
         back = json.loads(refunded)
@@ -188,8 +189,9 @@ def cohorts_from_ledger(c: Cluster) -> dict[str, list[int]]:
             kept[member] = kept.get(member, 0) + 1
     want: dict[str, list[int]] = {}
     for member, month in c.ledger(
-        "SELECT member_id, substr(registered_at, 1, 7) FROM members "
-        "WHERE merged_into IS NULL AND terminal_id IS NOT NULL"
+        "SELECT member_id, substr(registered_at, 1, 7) FROM members m "
+        "WHERE merged_into IS NULL AND (terminal_id IS NOT NULL OR EXISTS ("
+        "SELECT 1 FROM member_sources s WHERE s.member_id = m.member_id))"
     ):
         row = want.setdefault(month, [0, 0, 0])
         n = kept.get(member, 0)

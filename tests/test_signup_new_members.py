@@ -71,3 +71,26 @@ def test_a_web_join_is_one_new_member_of_both(cluster: Cluster) -> None:
         rollups.rebuild(tx)
     assert (_snapshot(cluster), snapshot_more(cluster)) == kept
     _compare(cluster, day, day)
+
+
+def _cohort(c: Cluster, month: str) -> list[int]:
+    ctx = c.bo.context
+    board = dashboard.build(ctx, dashboard.query(ctx, "today"))
+    return next(([k.registered, k.first, k.second] for k in board.cohorts if k.month == month), [])
+
+
+def test_a_web_join_is_in_its_months_registration_cohort(cluster: Cluster) -> None:
+    month = cluster.clock.now().isoformat()[:7]
+    before = _cohort(cluster, month) or [0, 0, 0]
+    member_id = _join(cluster)
+    assert _cohort(cluster, month) == [before[0] + 1, before[1], before[2]]
+    till = cluster.till()
+    till.client.pull_all()  # the till learns the web card from the change feed
+    till.sale("W-1", member_id, ("DR-1001", 1), cashier="anna")
+    till.sale("W-2", member_id, ("DR-1001", 1), cashier="anna")
+    till.client.drain()
+    assert _cohort(cluster, month) == [before[0] + 1, before[1] + 1, before[2] + 1]
+    kept = _snapshot(cluster), snapshot_more(cluster)
+    with cluster.db.transaction(feed=True) as tx:
+        rollups.rebuild(tx)
+    assert (_snapshot(cluster), snapshot_more(cluster)) == kept

@@ -14,9 +14,9 @@ cheque (kopecks, rounded down), share of points spent (spent / issued). Points h
 roll-ups (``rollups.held_now``: a few hundred rows, not every member's lots); the
 liability's change over the period is points issued - spent - expired in the period.
 
-Cohorts (JNBY's launch figure): members registered at the tills in a month, how many have
-made a first and a second purchase since (cheques not returned in full), and their
-shares, from ``rollup_cohorts``. Plans: the owner's target per month and figure, for the
+Cohorts (JNBY's launch figure): members registered at the tills or on the members'
+pages in a month, how many have made a first and a second purchase since (cheques not
+returned in full), and their shares, from ``rollup_cohorts``. Plans: the owner's target per month and figure, for the
 chain (``store_id`` ``''``) or a store; the dashboard shows the plan, the month's actual
 and % done.
 """

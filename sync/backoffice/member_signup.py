@@ -312,7 +312,7 @@ def join(
             "welcome_points) VALUES (?,?,?,?,?,?)",
             (member_id, s[3], s[4], at, day, welcome),
         )
-        web_join(tx, day, s[3], welcome, state)
+        web_join(tx, day, s[3], welcome, state, at)
         _consent(tx, member_id, "programme", True, rules.consent_text_version, at)
         _consent(tx, member_id, "marketing", consent_marketing, MARKETING_TEXT_VERSION, at)
         tx.execute(

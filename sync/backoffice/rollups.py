@@ -147,7 +147,8 @@ class _Buyers:
     """A pass's changes to the cohort and distinct-buyer roll-ups.
 
     ``rollup_members``: per member its cheques not returned in full and the cohort it
-    counts in (``cohort`` 1: registered at a till and not merged away; ``month`` of
+    counts in (``cohort`` 1: registered at a till or on the members' pages and not merged
+    away; ``month`` of
     ``registered_at``, ``store_id`` where); ``rollup_cohorts``: per cohort month and store
     the members registered, with >= 1 and >= 2 such cheques (moved when a member's count
     crosses 1 or 2); ``rollup_buyers``: per purchase month and member the month's cheques
@@ -635,7 +636,8 @@ def rebuild_more(tx: Tx) -> None:
         "SELECT member_id, CASE WHEN cohort = 1 THEN month ELSE '' END, "
         "CASE WHEN cohort = 1 THEN store_id ELSE '' END, cohort, n FROM ("
         "SELECT m.member_id, substr(COALESCE(m.registered_at, ''), 1, 7) AS month, "
-        "COALESCE(m.store_id, '') AS store_id, CASE WHEN m.terminal_id IS NOT NULL AND "
+        "COALESCE(m.store_id, '') AS store_id, CASE WHEN (m.terminal_id IS NOT NULL OR "
+        "EXISTS (SELECT 1 FROM member_sources s WHERE s.member_id = m.member_id)) AND "
         "m.merged_into IS NULL THEN 1 ELSE 0 END AS cohort, COALESCE(k.n, 0) AS n "
         "FROM members m LEFT JOIN (SELECT p.member_id, count(*) AS n FROM purchases p "
         "LEFT JOIN rollup_returns r ON r.purchase_event_id = p.event_id "
@@ -1024,17 +1026,26 @@ def reach(tx: Tx, d0: str, d1: str, store_id: str | None = None) -> tuple[int, i
 
 
 def web_join(
-    tx: Tx, day: str, store_id: str | None, welcome_points: int, state: MemberState
+    tx: Tx,
+    day: str,
+    store_id: str | None,
+    welcome_points: int,
+    state: MemberState,
+    registered_at: str,
 ) -> None:
     """Count a member who joined on the members' pages (``member_signup.join``) as a new
     member of ``day`` (the programme's local date, ISO) at ``store_id`` (``''`` without
     one), with no cashier, and the welcome bonus the join granted (points): what the KPI
     report and the dashboard read, as for a till's registration (``rebuild`` counts the
-    join again from ``member_sources``); and its ``state`` in the points held and the live
-    members, in the join's transaction."""
+    join again from ``member_sources``); in the registration cohort of the month of
+    ``registered_at`` (UTC ISO text, as a till's registration's); and its ``state`` in the
+    points held and the live members, in the join's transaction."""
     tally = _Tally()
     tally.add((day, store_id or "", NO_CASHIER), new_members=1, welcome_points=welcome_points)
     tally.write(tx)
+    buyers = _Buyers()
+    buyers.joined(state.member_id, registered_at[:7], store_id or "")
+    buyers.write(tx)
     held = Held()
     held.change(store_id or "", None, state)
     held.write(tx)
