@@ -16,9 +16,9 @@ liability's change over the period is points issued - spent - expired in the per
 
 Cohorts (JNBY's launch figure): members registered at the tills or on the members'
 pages in a month, how many have made a first and a second purchase since (cheques not
-returned in full), and their shares, from ``rollup_cohorts``. Plans: the owner's target per month and figure, for the
-chain (``store_id`` ``''``) or a store; the dashboard shows the plan, the month's actual
-and % done.
+returned in full), and their shares, from ``rollup_cohorts``. Plans: the owner's target
+per month and figure, for the chain (``store_id`` ``''``) or a store; the dashboard shows
+the plan, the month's actual and % done.
 """
 
 from __future__ import annotations
