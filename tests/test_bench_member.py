@@ -40,11 +40,26 @@ def kind(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     monkeypatch.setenv("KASSA_BENCH_CACHE", str(tmp_path / "cache"))
+    if request.param == "postgresql":
+        _drop_caches()  # an earlier run's, left in this namespace (the server is shared)
     yield request.param
     if request.param == "postgresql":
-        name = bench._console().cache_name(MEMBERS, EVENTS)
-        for db in (name, OLDER, name.replace("console_", "member_", 1)):
-            bench._console().pg_exec(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        _drop_caches()
+
+
+def _drop_caches() -> None:
+    """Drop the PostgreSQL caches of this size in this test's namespace (console and
+    member caches of any schema tag) and the renamed older one."""
+    cb = bench._console()
+    prefix = cb.cache_prefix(MEMBERS, EVENTS)
+    like = (prefix, prefix.replace("console_", "member_", 1))
+    names = [
+        str(r[0])
+        for r in cb.pg_exec("SELECT datname FROM pg_database")
+        if str(r[0]).startswith(like) or r[0] == OLDER
+    ]
+    for db in names:
+        cb.pg_exec(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def test_tiny_run(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
