@@ -7,7 +7,6 @@ with nothing changed."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,8 +21,8 @@ from agent.model import Quote
 from agent.service import sales
 from sync.backoffice.console.guard import PREFIX
 from sync.backoffice.people import users
+from tests.test_console_members import PASSWORD, client_for, csrf
 
-PASSWORD = "correct horse 1"
 M1 = "m00000001"
 MINT = 10**9
 
@@ -41,20 +40,6 @@ def cluster(tmp_path: Path, db_url: str) -> Iterator[Cluster]:
             users.add_user(c.bo.context, login, PASSWORD, role, name=login, store_id=store)
         yield c
         c.close()
-
-
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html
-    return found[1]
-
-
-def client_for(cluster: Cluster, login: str) -> httpx.Client:
-    c = httpx.Client(transport=cluster.transport, base_url="http://backoffice")
-    token = csrf(c.get(f"{PREFIX}/signin").text)
-    r = c.post(f"{PREFIX}/signin", data={"csrf": token, "login": login, "password": PASSWORD})
-    assert r.status_code in (200, 303), r.text
-    return c
 
 
 def held_sales(cluster: Cluster, monkeypatch: pytest.MonkeyPatch, *receipts: str) -> Any:
