@@ -255,7 +255,7 @@ def prepare(kind: str, members: int, events: int, rebuild: bool) -> tuple[str, d
             return str(copy), {"cache": mine, "cached": True}
         older = [
             p
-            for p in sorted(cb.cache_dir().glob(f"console_{members}m_{events}e_*.db"))
+            for p in sorted(cb.cache_dir().glob(f"{cb.cache_prefix(members, events)}*.db"))
             if not p.name.endswith(".partial.db") and cb.is_built(str(p))
         ]
         if not rebuild and older:
@@ -285,7 +285,7 @@ def prepare(kind: str, members: int, events: int, rebuild: bool) -> tuple[str, d
             str(r[0])
             for r in cb.pg_exec(
                 "SELECT datname FROM pg_database WHERE datname LIKE "
-                f"'console_{members}m_{events}e_%' ORDER BY datname"
+                f"'{cb.cache_prefix(members, events)}%' ORDER BY datname"
             )
             if cb.is_built(cb.pg_url(str(r[0])))
         ]

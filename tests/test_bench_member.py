@@ -16,8 +16,8 @@ import pytest
 from benchlib import synclib  # noqa: F401  (puts _synclib in sys.modules first)
 
 MEMBERS, EVENTS = 200, 1_000
-OLDER = f"console_{MEMBERS}m_{EVENTS}e_older"
-"""A console cache made under older migrations (its tag)."""
+OLDER_TAG = "older"
+"""The tag of a console cache made under older migrations (in the test's namespace)."""
 
 
 def _load() -> Any:
@@ -56,7 +56,7 @@ def _drop_caches() -> None:
     names = [
         str(r[0])
         for r in cb.pg_exec("SELECT datname FROM pg_database")
-        if str(r[0]).startswith(like) or r[0] == OLDER
+        if str(r[0]).startswith(like)
     ]
     for db in names:
         cb.pg_exec(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -82,19 +82,20 @@ def test_an_older_console_cache_is_copied_and_migrated(
     cb = bench._console()
     url, _ = cb.prepare(kind, MEMBERS, EVENTS, False)
     name = cb.cache_name(MEMBERS, EVENTS)
+    older = cb.cache_prefix(MEMBERS, EVENTS) + OLDER_TAG
     if kind == "sqlite":
-        Path(url).rename(cb.cache_dir() / f"{OLDER}.db")
+        Path(url).rename(cb.cache_dir() / f"{older}.db")
     else:
-        cb.pg_exec(f"ALTER DATABASE {name} RENAME TO {OLDER}")
+        cb.pg_exec(f"ALTER DATABASE {name} RENAME TO {older}")
     args = ["--members", str(MEMBERS), "--events", str(EVENTS), "--db", kind, "--samples", "2"]
     bench.main(args)
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[kind]
     assert "data" in first, first
-    assert first["data"]["copied_from"].startswith(OLDER) and first["pages"]["card"]["n"] == 2
+    assert first["data"]["copied_from"].startswith(older) and first["pages"]["card"]["n"] == 2
     bench.main(args)
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[kind]
     assert "data" in again, again
     assert again["data"] == {"cache": name.replace("console_", "member_", 1), "cached": True}
     assert cb.is_built(
-        str(cb.cache_dir() / f"{OLDER}.db") if kind == "sqlite" else cb.pg_url(OLDER)
+        str(cb.cache_dir() / f"{older}.db") if kind == "sqlite" else cb.pg_url(older)
     )
