@@ -4,12 +4,13 @@
 #   make smoke  - the wheel as a store installs it: clean venv, no extras, app and demo run
 #   make frozen - the PyInstaller one-file binary, built and run (slow, not in make test)
 #   make faults - the long fault run (SIGKILLs of a serving till, outages; prints its counts)
+#   make fuzz   - the fuzz, conformance and attack tests at FUZZ_SCALE times make test's size
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck contracts pytest chromium smoke frozen bench faults clean
+.PHONY: demo test check lint typecheck contracts pytest chromium smoke frozen bench faults fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -72,6 +73,15 @@ faults: $(STAMP)
 	$(BIN)/python tests/faults.py --kills $(FAULT_KILLS) --outage-s $(FAULT_OUTAGE_S) --outage-kills 3 \
 		--database $(FAULT_PG)
 	KASSA_SYNC_KILLS=$(SYNC_KILLS) $(BIN)/python -m pytest -q tests/test_sync_kill.py
+
+# Both APIs' fuzz and conformance tests (schemathesis over the served documents, hostile
+# pushes, the cheque flow) with KASSA_FUZZ_SCALE times their make-test example counts, and
+# the attack tests (phone numbers from a stolen till, guessing limits).
+FUZZ_SCALE ?= 10
+fuzz: $(STAMP)
+	KASSA_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q -n 4 --dist loadgroup \
+		tests/test_posapi_fuzz.py tests/test_sync_fuzz.py tests/test_backoffice_openapi.py \
+		tests/test_phone_attack.py tests/test_auth_failures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,6 +10,7 @@ client, or schemathesis's own ASGI call) is the caller's ``respond``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,16 @@ Respond = Callable[[schemathesis.Case, Sequence[Any]], object]
 def checks_for(mode: GenerationMode) -> list[Any]:
     """The checks of an answer to a request drawn in ``mode``."""
     return [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
+
+
+FUZZ_SCALE = int(os.environ.get("KASSA_FUZZ_SCALE", "1"))
+"""How many times the fuzz and conformance tests' example counts: 1 in ``make test``,
+more in ``make fuzz`` (the long run)."""
+
+
+def scaled(count: int) -> int:
+    """``count`` examples times ``FUZZ_SCALE``."""
+    return count * FUZZ_SCALE
 
 
 def conform(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conformance import conform
+from conformance import conform, scaled
 from conftest import NOW, FakeClock
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
@@ -26,7 +26,7 @@ from sync.backoffice.db import Database
 from sync.backoffice.service import Backoffice
 from sync.backoffice_api import openapi
 
-EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
+EXAMPLES = {GenerationMode.POSITIVE: scaled(12), GenerationMode.NEGATIVE: scaled(8)}
 TILL = "till-1"
 
 

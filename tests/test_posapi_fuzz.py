@@ -25,7 +25,7 @@ from synchelp import SyncASGITransport, portal
 
 from agent.identify import make_member_code
 from kassa.posapi import OPERATIONS, create_app, openapi
-from tests.conformance import CHECKS, conform
+from tests.conformance import CHECKS, conform, scaled
 from tests.conftest import Till
 
 TOKEN = "fuzz-token-0123456789abcdef"
@@ -114,7 +114,7 @@ def _cases(mode: GenerationMode) -> st.SearchStrategy[schemathesis.Case]:
 
 
 SETTINGS = settings(
-    max_examples=250,
+    max_examples=scaled(250),
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,
@@ -190,7 +190,7 @@ def test_cheque_flow_fuzz_keeps_the_store_whole(fuzz_api, clock):
     seen_holds: list[str] = []
 
     @settings(
-        max_examples=200,
+        max_examples=scaled(200),
         deadline=None,
         suppress_health_check=list(HealthCheck),
         database=None,
@@ -223,7 +223,7 @@ def test_cheque_flow_fuzz_keeps_the_store_whole(fuzz_api, clock):
     assert till.count("purchases") > 0 and till.count("refunds") > 0 and seen_holds
 
 
-CONFORMANCE_EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 5}
+CONFORMANCE_EXAMPLES = {GenerationMode.POSITIVE: scaled(8), GenerationMode.NEGATIVE: scaled(5)}
 
 
 def test_served_document_is_the_generated_one(fuzz_api):

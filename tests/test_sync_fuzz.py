@@ -37,6 +37,7 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
 from cluster import Cluster, TillNode
+from conformance import scaled
 from conftest import NOW, FakeClock
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
@@ -1206,7 +1207,7 @@ WIRE_FIELDS = (
 
 
 @settings(
-    max_examples=150,
+    max_examples=scaled(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -1270,7 +1271,7 @@ limits = st.one_of(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cursor=cursors, limit=limits)
 def test_changes_cursor_fuzz(base: Base, cursor: str, limit: str | None) -> None:
     params = {"cursor": cursor} if limit is None else {"cursor": cursor, "limit": limit}
@@ -1300,7 +1301,7 @@ lookup_values = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_member_lookup_fuzz(base: Base, data: st.DataObject) -> None:
     real = {"code": st.sampled_from(base.codes), "phone_hash": st.sampled_from(base.phones)}
@@ -1350,7 +1351,7 @@ enroll_bodies = either(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=enroll_bodies)
 def test_enroll_body_fuzz(base: Base, body: bytes) -> None:
     bo = base.shared.bo
