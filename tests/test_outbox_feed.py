@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster import Cluster
+from cluster import Cluster, TillNode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from synchelp import portal
@@ -82,10 +82,10 @@ def test_pull_feed_pages_with_a_cursor_and_refuses_bad_parameters(cluster: Clust
     assert get(cluster, "not-the-admin-token").status_code == 401
 
 
-def test_triggers_emit_once_a_day_with_a_fake_clock(cluster: Cluster) -> None:
-    bo, clock = cluster.bo, cluster.clock
-    till = cluster.till()
-    soon = (clock.now() + timedelta(days=5)).date()
+def buyer_with_birthday_in(till: TillNode, cluster: Cluster, *, days: int) -> str:
+    """Anna, registered at ``till`` with her birthday ``days`` from the cluster's clock and
+    one purchase, synced; her member id."""
+    soon = (cluster.clock.now() + timedelta(days=days)).date()
     reg = till.agent.register(
         phone="+7 916 555-12-34",
         first_name="Анна",
@@ -93,9 +93,15 @@ def test_triggers_emit_once_a_day_with_a_fake_clock(cluster: Cluster) -> None:
         consent_marketing=True,
         birthday=date(1990, soon.month, soon.day),
     )
-    anna = reg.card.member_id
-    till.sale("P-1", anna, ("SH-2001", 1))
+    till.sale("P-1", reg.card.member_id, ("SH-2001", 1))
     till.client.drain()
+    return reg.card.member_id
+
+
+def test_triggers_emit_once_a_day_with_a_fake_clock(cluster: Cluster) -> None:
+    bo, clock = cluster.bo, cluster.clock
+    till = cluster.till()
+    anna = buyer_with_birthday_in(till, cluster, days=5)
 
     def scheduled(member: str) -> list[outbox.Row]:
         kinds = {

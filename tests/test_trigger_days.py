@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from cluster import Cluster
 from test_cli import run_cli
 from test_outbox import cluster
+from test_outbox_feed import buyer_with_birthday_in
 
 from agent.errors import RulesError
 from agent.rules import parse_programme, programme_to_dict
@@ -95,17 +95,7 @@ def test_triggers_use_the_programmes_days(cluster: Cluster) -> None:
     )
     assert bo.context.programmes.get(None).events_lapsed_days == 30  # read back stored
     till = cluster.till()
-    soon = (clock.now() + timedelta(days=4)).date()
-    reg = till.agent.register(
-        phone="+7 916 555-12-34",
-        first_name="Анна",
-        consent_programme=True,
-        consent_marketing=True,
-        birthday=date(1990, soon.month, soon.day),
-    )
-    anna = reg.card.member_id
-    till.sale("P-1", anna, ("SH-2001", 1))
-    till.client.drain()
+    anna = buyer_with_birthday_in(till, cluster, days=4)
 
     def scheduled() -> list[outbox.Row]:
         rows = outbox.read_after(cluster.db, 0, 10_000)
